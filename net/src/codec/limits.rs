@@ -1,0 +1,64 @@
+//! Every limit the codec enforces, named once. Decoders check these before allocating.
+
+/// Largest frame accepted, counting the 4-byte length word (Java `NettyDecoder` default,
+/// `com.rocketmq.remoting.frameMaxLength`). A larger frame closes the connection.
+pub const FRAME_SIZE_MAX_DEFAULT: usize = 16 * 1024 * 1024;
+
+/// Largest header accepted. The length field has 24 bits; real headers are a few hundred
+/// bytes, the biggest legitimate ones (send with long properties) stay far below 64 KiB.
+pub const HEADER_SIZE_MAX_DEFAULT: usize = 512 * 1024;
+
+/// Most extFields entries in one header. Real requests carry fewer than 20.
+pub const EXT_FIELDS_COUNT_MAX: usize = 256;
+
+/// Longest remark we decode (bytes). Java remarks are one-line error texts.
+pub const REMARK_SIZE_MAX: usize = 64 * 1024;
+
+/// Longest message body the broker stores by default (`maxMessageSize`, 4 MiB as in Java).
+pub const MESSAGE_BODY_SIZE_MAX_DEFAULT: usize = 4 * 1024 * 1024;
+
+/// Longest properties string in a stored record: its length is an i16.
+pub const PROPERTIES_SIZE_MAX: usize = i16::MAX as usize;
+
+/// Longest topic name for ordinary topics; `%RETRY%`/`%DLQ%` topics may reach
+/// [`TOPIC_NAME_RETRY_SIZE_MAX`].
+pub const TOPIC_NAME_SIZE_MAX: usize = 127;
+
+/// Longest `%RETRY%`/`%DLQ%` topic name.
+pub const TOPIC_NAME_RETRY_SIZE_MAX: usize = 255;
+
+/// Longest consumer/producer group name.
+pub const GROUP_NAME_SIZE_MAX: usize = 120;
+
+/// Most messages in one batch send body.
+pub const BATCH_MESSAGES_MAX: usize = 64 * 1024;
+
+/// Limits a frame decoder applies; configurable per listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameLimits {
+    /// Largest whole frame, length word included.
+    pub frame_size_max: usize,
+    /// Largest header.
+    pub header_size_max: usize,
+}
+
+impl Default for FrameLimits {
+    fn default() -> Self {
+        Self {
+            frame_size_max: FRAME_SIZE_MAX_DEFAULT,
+            header_size_max: HEADER_SIZE_MAX_DEFAULT,
+        }
+    }
+}
+
+const _: () = assert!(HEADER_SIZE_MAX_DEFAULT < FRAME_SIZE_MAX_DEFAULT);
+const _: () = assert!(
+    HEADER_SIZE_MAX_DEFAULT <= 0x00FF_FFFF,
+    "header length is a u24"
+);
+const _: () = assert!(MESSAGE_BODY_SIZE_MAX_DEFAULT < FRAME_SIZE_MAX_DEFAULT);
+const _: () = assert!(TOPIC_NAME_SIZE_MAX < TOPIC_NAME_RETRY_SIZE_MAX);
+const _: () = assert!(
+    TOPIC_NAME_RETRY_SIZE_MAX <= u8::MAX as usize,
+    "v1 record topic length is a u8"
+);

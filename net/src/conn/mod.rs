@@ -1,0 +1,1 @@
+//! Connection layer on compio (in progress).

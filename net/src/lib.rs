@@ -1,0 +1,21 @@
+//! `rmq-net`: the RocketMQ remoting protocol.
+//!
+//! Owns every byte a RocketMQ client sees. Two halves:
+//! - [`codec`]: sans-io. Turns bytes into values and values into bytes: frames, both header
+//!   encodings (JSON and ROCKETMQ binary), request/response codes, typed custom headers,
+//!   JSON bodies and the message formats (properties, stored-message records, batch bodies,
+//!   offset msgIds). It never reads a socket, sleeps, logs or spawns, and builds with
+//!   `--no-default-features`, so proptest and cargo-fuzz can drive it directly.
+//! - `conn` (feature `runtime`): framed connections and the `RemotingClient` on compio.
+//!   It must never interpret a request: it moves `RemotingCommand`s.
+//!
+//! Must never: panic on input bytes, allocate beyond the limits in [`codec::limits`], or depend
+//! on the broker or the storage crate.
+
+pub mod codec;
+
+#[cfg(feature = "runtime")]
+pub mod conn;
+
+pub use codec::command::{ExtFields, RemotingCommand};
+pub use codec::error::CodecError;
