@@ -1,1 +1,24 @@
-//! Placeholder
+//! `rmq-storage`: everything the broker keeps on disk, for one shard.
+//!
+//! A [`store::Store`] is owned by exactly one shard (one compio runtime thread) and is never
+//! touched from another core. It holds that shard's CommitLog (O_DIRECT writes through
+//! io_uring, group commit, sync/async flush), the ConsumeQueues of the (topic, queueId) pairs
+//! the shard owns, the key index, checkpoints and recovery.
+//!
+//! Must never: open a socket, know the remoting protocol (payloads are opaque bytes), use the
+//! page cache for CommitLog data, or block the shard's thread on a syscall outside io_uring.
+//!
+//! Map: [`file`] (positioned aligned I/O + fault injection), [`align`] (aligned buffers),
+//! [`commitlog`] (records, segments, append, flush, tail cache, recovery scan),
+//! [`checkpoint`] (atomic small files), [`consume_queue`], [`index`], [`store`] (the facade:
+//! append -> commitlog -> reput into consume queues and index), [`limits`], [`error`].
+
+pub mod align;
+pub mod checkpoint;
+pub mod commitlog;
+pub mod consume_queue;
+pub mod error;
+pub mod file;
+pub mod index;
+pub mod limits;
+pub mod store;

@@ -144,9 +144,14 @@ pub fn encode(command: &RemotingCommand, out: &mut BytesMut) -> Result<(), Codec
     out.put_u32(0); // total length, patched below
     out.put_u32(0); // header length word, patched below
     let header_start = out.len();
-    match command.serialize_type {
-        SerializeType::Json => header_json::encode(command, out)?,
-        SerializeType::RocketMq => header_binary::encode(command, out)?,
+    let header_result = match command.serialize_type {
+        SerializeType::Json => header_json::encode(command, out),
+        SerializeType::RocketMq => header_binary::encode(command, out),
+    };
+    if let Err(err) = header_result {
+        // Leave `out` as it was: no half-written frame may reach the socket.
+        out.truncate(start);
+        return Err(err);
     }
     let header_len = out.len() - header_start;
     if header_len > 0x00FF_FFFF {

@@ -1,1 +1,26 @@
-//! Connection layer on compio (in progress).
+//! Connection layer on compio (feature `runtime`): moves `RemotingCommand`s over TCP, one
+//! connection per task on the core that accepted or opened it.
+//!
+//! Map: [`connection`] (framed read loop + coalescing writer, [`Handler`]), [`handle`]
+//! ([`ConnHandle`]: send, server-initiated requests, close; [`ConnContext`]), [`client`]
+//! ([`RemotingClient`]), [`listener`] ([`serve`]: accept loop with a connection cap),
+//! [`config`] (every limit, named once), [`error`], and `local` (single-thread oneshot
+//! and bounded queue).
+//!
+//! Must never interpret a request (that is the dispatcher's job), answer a oneway request,
+//! move a connection to another core, or let any queue or map grow past its named limit.
+
+pub mod client;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod handle;
+pub mod listener;
+mod local;
+
+pub use client::{RemotingClient, RequestCallback};
+pub use config::{ClientConfig, ConnConfig, ServeConfig};
+pub use connection::{serve_connection, Connection, Handler};
+pub use error::{ClientError, ConnError};
+pub use handle::{ConnContext, ConnHandle, ConnStats};
+pub use listener::serve;

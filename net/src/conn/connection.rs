@@ -1,0 +1,394 @@
+//! One framed connection over a compio `TcpStream`, used by servers and by the client alike.
+//! Owns the read buffer and the write buffer (mini-redis `connection.rs`): the read loop runs
+//! `frame::check` before decoding, hands requests to a [`Handler`] concurrently (a held
+//! long-poll never blocks later requests), routes responses to the requests this side sent,
+//! and tells a clean EOF from an EOF mid-frame. The writer drains every queued command into
+//! one buffer per write syscall. Runs as one task on the core that owns the socket.
+//! Must never interpret a request, answer a oneway request, read past the in-flight cap, or
+//! keep a connection whose stream position can no longer be trusted.
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use compio::buf::BufResult;
+use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::net::TcpStream;
+use futures_util::future::{select, Either, Fuse, FusedFuture, FutureExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+
+use crate::codec::codes::SerializeType;
+use crate::codec::command::{RemotingCommand, FLAG_ONEWAY, FLAG_RESPONSE};
+use crate::codec::frame::{self, FRAME_SIZE_MIN, LENGTH_FIELD_SIZE};
+use crate::codec::limits::FrameLimits;
+
+use super::config::{ConnConfig, READ_BUFFER_SIZE, WRITE_BATCH_BYTES_MAX, WRITE_BUFFER_RETAIN_MAX};
+use super::error::{ClientError, ConnError};
+use super::handle::{ConnContext, ConnHandle, ConnShared, RequestEncoding};
+
+/// Serves the requests arriving on one connection. Runs on the connection's thread, so it
+/// may hold `Rc`s and be `!Send`.
+pub trait Handler {
+    /// Handles one request and returns its response, or `None` for a oneway request or when
+    /// the response will be sent later through `ctx.handle()`. The connection fixes the
+    /// response's opaque, flag and serialize type to match the request, and drops any
+    /// response to a oneway request.
+    fn handle(
+        &self,
+        ctx: &ConnContext,
+        request: RemotingCommand,
+    ) -> impl Future<Output = Option<RemotingCommand>>;
+
+    /// Called once when the connection has ended (after its pending requests failed), so the
+    /// owner can drop state keyed by it (registered brokers, client channels). Default: nothing.
+    fn on_close(&self, handle: &ConnHandle) {
+        let _ = handle;
+    }
+}
+
+/// An accepted or connected socket, ready to run. Split from [`Self::run`] so the owner can
+/// keep the [`ConnHandle`] (to register or close the connection) before serving it.
+pub struct Connection {
+    stream: TcpStream,
+    handle: ConnHandle,
+    config: ConnConfig,
+}
+
+impl Connection {
+    /// Wraps a server-side socket. Requests this side sends follow the encoding the peer
+    /// last used (PROTOCOL.md §1.7).
+    ///
+    /// # Errors
+    /// [`ConnError::Setup`] if the peer address or `TCP_NODELAY` cannot be read or set.
+    ///
+    /// # Panics
+    /// If `config` has a zero limit ([`ConnConfig::assert_valid`]).
+    pub fn accept(stream: TcpStream, config: ConnConfig) -> Result<Self, ConnError> {
+        Self::new(stream, config, RequestEncoding::FollowPeer)
+    }
+
+    /// Wraps a client-side socket whose requests always use `serialize_type`.
+    pub(crate) fn connect(
+        stream: TcpStream,
+        config: ConnConfig,
+        serialize_type: SerializeType,
+    ) -> Result<Self, ConnError> {
+        Self::new(stream, config, RequestEncoding::Fixed(serialize_type))
+    }
+
+    fn new(
+        stream: TcpStream,
+        config: ConnConfig,
+        encoding: RequestEncoding,
+    ) -> Result<Self, ConnError> {
+        let peer_addr = stream.peer_addr().map_err(ConnError::Setup)?;
+        // Requests and responses are small and latency-bound; the writer coalesces already.
+        stream.set_nodelay(true).map_err(ConnError::Setup)?;
+        let shared = ConnShared::new(peer_addr, &config, encoding);
+        Ok(Self {
+            stream,
+            handle: ConnHandle {
+                shared: Rc::new(shared),
+            },
+            config,
+        })
+    }
+
+    /// The connection's handle.
+    #[must_use]
+    pub fn handle(&self) -> &ConnHandle {
+        &self.handle
+    }
+
+    /// Serves the connection until the peer closes it, it fails, it idles out or someone
+    /// calls [`ConnHandle::close`]. On return every pending request has failed and queued
+    /// commands are dropped; dropping the future does the same.
+    ///
+    /// # Errors
+    /// Why the connection ended, unless it ended cleanly (EOF between frames, local close).
+    pub async fn run<H: Handler>(self, handler: &H) -> Result<(), ConnError> {
+        let Self {
+            stream,
+            handle,
+            config,
+        } = self;
+        let shared = handle.shared.clone();
+        let _close_on_drop = CloseOnDrop(&shared);
+        let ctx = ConnContext::new(handle);
+        let result = {
+            let reader = pin!(read_loop(&stream, handler, &ctx, &config));
+            let writer = pin!(write_loop(&stream, &shared));
+            match select(reader, writer).await {
+                Either::Left((result, _)) | Either::Right((result, _)) => result,
+            }
+        };
+        log_end(&shared, &result);
+        let reason = match &result {
+            Ok(()) => "connection closed".to_owned(),
+            Err(error) => error.to_string(),
+        };
+        shared.close(&reason);
+        handler.on_close(ctx.handle());
+        result
+    }
+}
+
+/// Serves one accepted connection with `handler`; see [`Connection::run`].
+///
+/// # Errors
+/// As [`Connection::accept`] and [`Connection::run`].
+pub async fn serve_connection<H: Handler>(
+    stream: TcpStream,
+    handler: Rc<H>,
+    config: ConnConfig,
+) -> Result<(), ConnError> {
+    Connection::accept(stream, config)?.run(&*handler).await
+}
+
+/// Closes the shared state if the connection future is dropped before it finished.
+struct CloseOnDrop<'a>(&'a ConnShared);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close("connection task dropped");
+    }
+}
+
+fn log_end(shared: &ConnShared, result: &Result<(), ConnError>) {
+    let peer = shared.peer_addr();
+    match result {
+        Ok(()) => tracing::debug!(%peer, "connection closed"),
+        Err(error @ (ConnError::Malformed { .. } | ConnError::EofMidFrame { .. })) => {
+            tracing::warn!(%peer, %error, "closing connection");
+        }
+        Err(error) => tracing::debug!(%peer, %error, "connection ended"),
+    }
+}
+
+/// What woke the read loop.
+enum ReadEvent {
+    Read(BufResult<usize, BytesMut>),
+    Served,
+    IdleCheck,
+    Closed,
+}
+
+/// Reads frames, dispatches them, and watches the idle timeout and local close. Returns
+/// `Ok(())` on a clean end.
+async fn read_loop<H: Handler>(
+    stream: &TcpStream,
+    handler: &H,
+    ctx: &ConnContext,
+    config: &ConnConfig,
+) -> Result<(), ConnError> {
+    let shared = &*ctx.handle().shared;
+    let peer = shared.peer_addr();
+    let inflight_max = config.inflight_requests_per_connection_max;
+    let mut inflight = FuturesUnordered::new();
+    let mut buffer = Some(BytesMut::with_capacity(READ_BUFFER_SIZE));
+    let mut read = pin!(Fuse::terminated());
+    let mut idle = pin!(Fuse::terminated());
+    if let Some(timeout) = config.idle_timeout {
+        idle.set(compio::time::sleep_until(shared.last_activity() + timeout).fuse());
+    }
+    loop {
+        // The buffer is ours (no read in flight): dispatch what it holds, then read more
+        // unless the in-flight cap says to leave the rest in the socket.
+        if let Some(buf) = buffer.as_mut() {
+            while inflight.len() < inflight_max {
+                let Some(request) = next_request(buf, shared, &config.frame_limits)? else {
+                    break;
+                };
+                inflight.push(serve_request(handler, ctx, request));
+            }
+            assert!(inflight.len() <= inflight_max);
+            if inflight.len() < inflight_max {
+                let mut buf = buffer.take().expect("buffer checked present above");
+                reserve_for_next_frame(&mut buf, &config.frame_limits);
+                read.set(read_more(stream, buf).fuse());
+            }
+        }
+        let event = poll_fn(|cx| {
+            if shared.poll_closed(cx).is_ready() {
+                return Poll::Ready(ReadEvent::Closed);
+            }
+            if !read.is_terminated() {
+                if let Poll::Ready(result) = read.as_mut().poll(cx) {
+                    return Poll::Ready(ReadEvent::Read(result));
+                }
+            }
+            if !inflight.is_empty() {
+                if let Poll::Ready(Some(())) = inflight.poll_next_unpin(cx) {
+                    return Poll::Ready(ReadEvent::Served);
+                }
+            }
+            if !idle.is_terminated() && idle.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(ReadEvent::IdleCheck);
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            ReadEvent::Read(BufResult(Ok(0), buf)) if buf.is_empty() => return Ok(()),
+            ReadEvent::Read(BufResult(Ok(0), buf)) => {
+                return Err(ConnError::EofMidFrame {
+                    peer,
+                    buffered: buf.len(),
+                });
+            }
+            ReadEvent::Read(BufResult(Ok(bytes), buf)) => {
+                shared.record_read(bytes);
+                buffer = Some(buf);
+            }
+            ReadEvent::Read(BufResult(Err(source), _)) => {
+                return Err(ConnError::Read { peer, source });
+            }
+            ReadEvent::Served => {}
+            ReadEvent::IdleCheck => {
+                let timeout = config
+                    .idle_timeout
+                    .expect("idle timer armed only with a timeout");
+                let deadline = shared.last_activity() + timeout;
+                if Instant::now() >= deadline {
+                    return Err(ConnError::Idle {
+                        peer,
+                        idle: timeout,
+                    });
+                }
+                idle.set(compio::time::sleep_until(deadline).fuse());
+            }
+            ReadEvent::Closed => return Ok(()),
+        }
+    }
+}
+
+/// Decodes buffered frames until a request turns up, handing responses to their waiters on
+/// the way. `Ok(None)` when no whole frame is buffered.
+fn next_request(
+    buf: &mut BytesMut,
+    shared: &ConnShared,
+    limits: &FrameLimits,
+) -> Result<Option<RemotingCommand>, ConnError> {
+    loop {
+        let command = frame::decode_from(buf, limits).map_err(|source| ConnError::Malformed {
+            peer: shared.peer_addr(),
+            source,
+        })?;
+        let Some(command) = command else {
+            return Ok(None);
+        };
+        shared.record_frame_read();
+        if !command.is_response() {
+            shared.note_request(&command);
+            return Ok(Some(command));
+        }
+        shared.complete_pending(command);
+    }
+}
+
+/// Appends whatever the socket has to `buf`.
+async fn read_more(stream: &TcpStream, buf: BytesMut) -> BufResult<usize, BytesMut> {
+    let mut reader = stream;
+    reader.append(buf).await
+}
+
+/// Makes room for the rest of the frame at the front of `buf`, and at least a read buffer.
+/// `frame::check` has validated the length word once 8 bytes are present, so the frame size
+/// read here is within the limits.
+fn reserve_for_next_frame(buf: &mut BytesMut, limits: &FrameLimits) {
+    let mut want = READ_BUFFER_SIZE;
+    if buf.len() >= FRAME_SIZE_MIN {
+        let total = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        let frame_size = total + LENGTH_FIELD_SIZE;
+        assert!(
+            frame_size <= limits.frame_size_max,
+            "length word not checked"
+        );
+        want = want.max(frame_size.saturating_sub(buf.len()));
+    }
+    buf.reserve(want);
+}
+
+/// Runs the handler for one request and queues its response.
+async fn serve_request<H: Handler>(handler: &H, ctx: &ConnContext, request: RemotingCommand) {
+    let opaque = request.opaque;
+    let code = request.code;
+    let oneway = request.is_oneway();
+    let serialize_type = request.serialize_type;
+    let Some(mut response) = handler.handle(ctx, request).await else {
+        return;
+    };
+    if oneway {
+        let peer = ctx.peer_addr();
+        tracing::debug!(%peer, code, opaque, "response to a oneway request dropped");
+        return;
+    }
+    response.opaque = opaque;
+    response.flag = (response.flag | FLAG_RESPONSE) & !FLAG_ONEWAY;
+    response.serialize_type = serialize_type;
+    if ctx.handle().shared.outbound.push(response).await.is_err() {
+        let peer = ctx.peer_addr();
+        tracing::debug!(%peer, code, opaque, "connection closed before the response was sent");
+    }
+}
+
+/// Drains the write queue into one buffer per syscall until the queue closes.
+async fn write_loop(stream: &TcpStream, shared: &ConnShared) -> Result<(), ConnError> {
+    let mut writer = stream;
+    let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX);
+    loop {
+        let open = poll_fn(|cx| shared.outbound.poll_ready(cx)).await;
+        if !open {
+            return Ok(());
+        }
+        let frames = fill_batch(shared, &mut buf);
+        if buf.is_empty() {
+            continue;
+        }
+        let BufResult(result, returned) = writer.write_all(buf).await;
+        buf = returned;
+        result.map_err(|source| ConnError::Write {
+            peer: shared.peer_addr(),
+            source,
+        })?;
+        shared.record_write(frames, buf.len());
+        buf.clear();
+        if buf.capacity() > WRITE_BUFFER_RETAIN_MAX {
+            buf = BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX);
+        }
+    }
+}
+
+/// Encodes queued commands into `buf` until it holds [`WRITE_BATCH_BYTES_MAX`] bytes or the
+/// queue is empty; returns how many frames it encoded. A command that cannot be encoded is
+/// dropped (its request, if any, fails).
+fn fill_batch(shared: &ConnShared, buf: &mut BytesMut) -> u64 {
+    let mut frames = 0;
+    while buf.len() < WRITE_BATCH_BYTES_MAX {
+        let Some(command) = shared.outbound.pop() else {
+            break;
+        };
+        let start = buf.len();
+        match frame::encode(&command, buf) {
+            Ok(()) => frames += 1,
+            Err(error) => {
+                buf.truncate(start);
+                tracing::warn!(
+                    peer = %shared.peer_addr(),
+                    code = command.code,
+                    opaque = command.opaque,
+                    %error,
+                    "cannot encode command, dropped"
+                );
+                if !command.is_response() && !command.is_oneway() {
+                    shared.fail_pending(command.opaque, ClientError::Encode(error));
+                }
+            }
+        }
+    }
+    shared.outbound.notify_space();
+    frames
+}

@@ -1,0 +1,555 @@
+//! Broker and NameServer configuration: RocketMQ's `broker.conf` properties keys, read as they
+//! are, parsed once at start into typed structs and validated. Unknown keys are reported (the
+//! caller warns), bad values are an error naming the key. No global state: the parsed config is
+//! passed to whoever needs it.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// A configuration problem, naming the key and the offending value.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A value does not parse as its type or is out of range.
+    #[error("config key `{key}`: invalid value `{value}` ({reason})")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    /// A line of the properties file is malformed.
+    #[error("config line {line}: {reason}")]
+    Syntax { line: usize, reason: String },
+}
+
+/// Parses Java `.properties` text (the `broker.conf` format): `key=value` or `key: value` or
+/// `key value`, `#`/`!` comments, backslash line continuations and `\t \n \r \\ \uXXXX`
+/// escapes. Later keys override earlier ones.
+///
+/// # Errors
+/// [`ConfigError::Syntax`] for a bad `\u` escape.
+pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    let mut logical = String::new();
+    let mut start_line = 0;
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if logical.is_empty() {
+            start_line = index + 1;
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+        }
+        let trailing_backslashes = line.chars().rev().take_while(|c| *c == '\\').count();
+        if trailing_backslashes % 2 == 1 {
+            logical.push_str(&line[..line.len() - 1]);
+            continue;
+        }
+        logical.push_str(line);
+        let (key, value) = split_key_value(&logical);
+        let key = unescape(key, start_line)?;
+        let value = unescape(value, start_line)?;
+        if !key.is_empty() {
+            out.insert(key, value);
+        }
+        logical.clear();
+    }
+    if !logical.is_empty() {
+        let (key, value) = split_key_value(&logical);
+        out.insert(unescape(key, start_line)?, unescape(value, start_line)?);
+    }
+    Ok(out)
+}
+
+fn split_key_value(line: &str) -> (&str, &str) {
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '=' | ':' | ' ' | '\t' => {
+                let key = &line[..i];
+                let mut rest = line[i..].trim_start_matches([' ', '\t']);
+                if c == ' ' || c == '\t' {
+                    if let Some(r) = rest.strip_prefix(['=', ':']) {
+                        rest = r;
+                    }
+                } else {
+                    rest = &rest[1..];
+                }
+                return (key, rest.trim_start_matches([' ', '\t']).trim_end());
+            }
+            _ => {}
+        }
+    }
+    (line.trim_end(), "")
+}
+
+fn unescape(text: &str, line: usize) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('f') => out.push('\u{c}'),
+            Some('u') => {
+                let hex: String = chars.by_ref().take(4).collect();
+                let code = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32);
+                let Some(ch) = code.filter(|_| hex.len() == 4) else {
+                    return Err(ConfigError::Syntax {
+                        line,
+                        reason: format!("bad \\u escape `{hex}`"),
+                    });
+                };
+                out.push(ch);
+            }
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// When a send is acknowledged relative to the disk (`flushDiskType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushDiskType {
+    /// Acknowledge once appended in memory; flushed in the background.
+    AsyncFlush,
+    /// Acknowledge only after the fdatasync that covers the message.
+    SyncFlush,
+}
+
+/// Replication role (`brokerRole`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerRole {
+    /// Master, replies without waiting for a slave.
+    AsyncMaster,
+    /// Master, replies after a slave acknowledged.
+    SyncMaster,
+    /// Slave.
+    Slave,
+}
+
+/// Typed broker configuration with RocketMQ's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerConfig {
+    /// `brokerClusterName`.
+    pub broker_cluster_name: String,
+    /// `brokerName`.
+    pub broker_name: String,
+    /// `brokerId` (0 = master).
+    pub broker_id: i64,
+    /// `namesrvAddr`, `;`-separated in the file.
+    pub namesrv_addrs: Vec<String>,
+    /// `listenPort`.
+    pub listen_port: u16,
+    /// `brokerIP1`: the address put in routes and msgIds.
+    pub broker_ip1: Ipv4Addr,
+    /// `brokerIP2`: the HA address.
+    pub broker_ip2: Ipv4Addr,
+    /// `haListenPort` (default listenPort + 1).
+    pub ha_listen_port: u16,
+    /// `storePathRootDir`.
+    pub store_path_root_dir: PathBuf,
+    /// `storePathCommitLog` (default `<root>/commitlog`).
+    pub store_path_commit_log: PathBuf,
+    /// `mappedFileSizeCommitLog`: CommitLog segment size in bytes.
+    pub mapped_file_size_commit_log: u64,
+    /// `flushDiskType`.
+    pub flush_disk_type: FlushDiskType,
+    /// `syncFlushTimeout`.
+    pub sync_flush_timeout: Duration,
+    /// `flushIntervalCommitLog`.
+    pub flush_interval_commit_log: Duration,
+    /// `brokerRole`.
+    pub broker_role: BrokerRole,
+    /// `autoCreateTopicEnable`.
+    pub auto_create_topic_enable: bool,
+    /// `autoCreateSubscriptionGroup`.
+    pub auto_create_subscription_group: bool,
+    /// `defaultTopicQueueNums`.
+    pub default_topic_queue_nums: i32,
+    /// `fileReservedTime` in hours.
+    pub file_reserved_time_hours: u32,
+    /// `deleteWhen`: hours of day (`04` or `04;05`).
+    pub delete_when: Vec<u8>,
+    /// `diskMaxUsedSpaceRatio` in percent.
+    pub disk_max_used_space_ratio: u8,
+    /// `maxMessageSize` in bytes.
+    pub max_message_size: usize,
+    /// `brokerPermission`.
+    pub broker_permission: i32,
+    /// `registerNameServerPeriod`, clamped to 10..=60 s as Java does.
+    pub register_name_server_period: Duration,
+    /// `longPollingEnable`.
+    pub long_polling_enable: bool,
+    /// `shortPollingTimeMills`.
+    pub short_polling_time: Duration,
+    /// `slaveReadEnable`.
+    pub slave_read_enable: bool,
+    /// `haMasterAddress` (slaves).
+    pub ha_master_address: Option<String>,
+    /// `haSendHeartbeatInterval`.
+    pub ha_send_heartbeat_interval: Duration,
+    /// `haMaxGapNotInSync`: a slave further behind than this many bytes is not in sync
+    /// (SYNC_MASTER then answers SLAVE_NOT_AVAILABLE).
+    pub ha_max_gap_not_in_sync: u64,
+    /// `shards` (ours): shard count; default = number of cores.
+    pub shards: Option<usize>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let root = home_store_dir();
+        Self {
+            broker_cluster_name: "DefaultCluster".into(),
+            broker_name: default_broker_name(),
+            broker_id: 0,
+            namesrv_addrs: Vec::new(),
+            listen_port: 10911,
+            broker_ip1: Ipv4Addr::LOCALHOST,
+            broker_ip2: Ipv4Addr::LOCALHOST,
+            ha_listen_port: 10912,
+            store_path_commit_log: root.join("commitlog"),
+            store_path_root_dir: root,
+            mapped_file_size_commit_log: 1 << 30,
+            flush_disk_type: FlushDiskType::AsyncFlush,
+            sync_flush_timeout: Duration::from_millis(5000),
+            flush_interval_commit_log: Duration::from_millis(500),
+            broker_role: BrokerRole::AsyncMaster,
+            auto_create_topic_enable: true,
+            auto_create_subscription_group: true,
+            default_topic_queue_nums: 8,
+            file_reserved_time_hours: 72,
+            delete_when: vec![4],
+            disk_max_used_space_ratio: 75,
+            max_message_size: 4 * 1024 * 1024,
+            broker_permission: 6,
+            register_name_server_period: Duration::from_secs(30),
+            long_polling_enable: true,
+            short_polling_time: Duration::from_millis(1000),
+            slave_read_enable: false,
+            ha_master_address: None,
+            ha_send_heartbeat_interval: Duration::from_secs(5),
+            ha_max_gap_not_in_sync: 256 * 1024 * 1024,
+            shards: None,
+        }
+    }
+}
+
+fn home_store_dir() -> PathBuf {
+    std::env::var_os("HOME").map_or_else(
+        || PathBuf::from("./store"),
+        |h| PathBuf::from(h).join("store"),
+    )
+}
+
+fn default_broker_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "broker-a".into())
+}
+
+/// Java broker keys we accept without acting on them (JVM memory knobs and the like), so an
+/// existing `broker.conf` does not produce noise.
+const IGNORED_KEYS: &[&str] = &[
+    "transientStorePoolEnable",
+    "transientStorePoolSize",
+    "warmMapedFileEnable",
+    "useReentrantLockWhenPutMessage",
+    "sendMessageThreadPoolNums",
+    "pullMessageThreadPoolNums",
+    "processReplyMessageThreadPoolNums",
+    "queryMessageThreadPoolNums",
+    "adminBrokerThreadPoolNums",
+    "clientManageThreadPoolNums",
+    "consumerManageThreadPoolNums",
+    "sendThreadPoolQueueCapacity",
+    "pullThreadPoolQueueCapacity",
+    "osPageCacheBusyTimeOutMills",
+    "waitTimeMillsInSendQueue",
+    "flushCommitLogLeastPages",
+    "flushConsumeQueueLeastPages",
+    "flushIntervalConsumeQueue",
+    "mappedFileSizeConsumeQueue",
+    "storePathConsumeQueue",
+    "storePathIndex",
+    "storeCheckpoint",
+    "abortFile",
+    "maxIndexNum",
+    "maxHashSlotNum",
+    "enablePropertyFilter",
+    "traceTopicEnable",
+    "msgTraceTopicName",
+    "aclEnable",
+    "enableDLegerCommitLog",
+    "fetchNamesrvAddrByAddressServer",
+    "rocketmqHome",
+    "messageDelayLevel",
+    "maxTransferCountOnMessageInMemory",
+    "maxTransferBytesOnMessageInMemory",
+    "accessMessageInMemoryMaxRatio",
+    "messageIndexEnable",
+    "duplicationEnable",
+    "haTransferBatchSize",
+    "haHousekeepingInterval",
+    "slaveTimeout",
+    "enableControllerMode",
+    "cleanFileForciblyEnable",
+    "checkCRCOnRecover",
+];
+
+/// Outcome of applying a properties map: the config plus the keys we did not recognise.
+#[derive(Debug)]
+pub struct Loaded<T> {
+    /// The typed config.
+    pub config: T,
+    /// Keys we do not know; the caller warns about each.
+    pub unknown_keys: Vec<String>,
+}
+
+impl BrokerConfig {
+    /// Builds a config from `broker.conf` properties over the defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad key.
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Result<Loaded<Self>, ConfigError> {
+        let mut c = Self::default();
+        let mut unknown_keys = Vec::new();
+        let mut commit_log_set = false;
+        let mut ha_port_set = false;
+        for (key, value) in props {
+            let v = value.trim();
+            match key.as_str() {
+                "brokerClusterName" => c.broker_cluster_name = non_empty(key, v)?,
+                "brokerName" => c.broker_name = non_empty(key, v)?,
+                "brokerId" => c.broker_id = parse_range(key, v, 0, i64::from(u16::MAX))?,
+                "namesrvAddr" => {
+                    c.namesrv_addrs = v
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(String::from)
+                        .collect();
+                }
+                "listenPort" => c.listen_port = parse_range(key, v, 3, u16::MAX - 1)?,
+                "brokerIP1" => c.broker_ip1 = parse(key, v)?,
+                "brokerIP2" => c.broker_ip2 = parse(key, v)?,
+                "haListenPort" => {
+                    c.ha_listen_port = parse_range(key, v, 1, u16::MAX)?;
+                    ha_port_set = true;
+                }
+                "storePathRootDir" => c.store_path_root_dir = PathBuf::from(non_empty(key, v)?),
+                "storePathCommitLog" => {
+                    c.store_path_commit_log = PathBuf::from(non_empty(key, v)?);
+                    commit_log_set = true;
+                }
+                "mappedFileSizeCommitLog" => {
+                    c.mapped_file_size_commit_log = parse_range(key, v, 1 << 20, 1 << 40)?;
+                }
+                "flushDiskType" => {
+                    c.flush_disk_type = match v {
+                        "ASYNC_FLUSH" => FlushDiskType::AsyncFlush,
+                        "SYNC_FLUSH" => FlushDiskType::SyncFlush,
+                        _ => return Err(invalid(key, v, "expected ASYNC_FLUSH or SYNC_FLUSH")),
+                    };
+                }
+                "syncFlushTimeout" => c.sync_flush_timeout = millis(key, v)?,
+                "flushIntervalCommitLog" => c.flush_interval_commit_log = millis(key, v)?,
+                "brokerRole" => {
+                    c.broker_role = match v {
+                        "ASYNC_MASTER" => BrokerRole::AsyncMaster,
+                        "SYNC_MASTER" => BrokerRole::SyncMaster,
+                        "SLAVE" => BrokerRole::Slave,
+                        _ => {
+                            return Err(invalid(
+                                key,
+                                v,
+                                "expected ASYNC_MASTER, SYNC_MASTER or SLAVE",
+                            ))
+                        }
+                    };
+                }
+                "autoCreateTopicEnable" => c.auto_create_topic_enable = boolean(key, v)?,
+                "autoCreateSubscriptionGroup" => {
+                    c.auto_create_subscription_group = boolean(key, v)?
+                }
+                "defaultTopicQueueNums" => {
+                    c.default_topic_queue_nums = parse_range(key, v, 1, 1024)?
+                }
+                "fileReservedTime" => {
+                    c.file_reserved_time_hours = parse_range(key, v, 0, 24 * 3650)?
+                }
+                "deleteWhen" => {
+                    c.delete_when = v
+                        .split(';')
+                        .map(|h| parse_range::<u8>(key, h.trim(), 0, 23))
+                        .collect::<Result<_, _>>()?;
+                }
+                "diskMaxUsedSpaceRatio" => {
+                    c.disk_max_used_space_ratio = parse_range(key, v, 10, 95)?
+                }
+                "maxMessageSize" => {
+                    c.max_message_size = parse_range(key, v, 1, 16 * 1024 * 1024 - 4096)?
+                }
+                "brokerPermission" => c.broker_permission = parse_range(key, v, 0, 7)?,
+                "registerNameServerPeriod" => {
+                    let ms: u64 = parse(key, v)?;
+                    c.register_name_server_period = Duration::from_millis(ms.clamp(10_000, 60_000));
+                }
+                "longPollingEnable" => c.long_polling_enable = boolean(key, v)?,
+                "shortPollingTimeMills" => c.short_polling_time = millis(key, v)?,
+                "slaveReadEnable" => c.slave_read_enable = boolean(key, v)?,
+                "haMasterAddress" => c.ha_master_address = Some(non_empty(key, v)?),
+                "haSendHeartbeatInterval" => c.ha_send_heartbeat_interval = millis(key, v)?,
+                "haMaxGapNotInSync" => c.ha_max_gap_not_in_sync = parse(key, v)?,
+                "shards" | "shardCount" => c.shards = Some(parse_range(key, v, 1, 256)?),
+                k if IGNORED_KEYS.contains(&k) => {}
+                _ => unknown_keys.push(key.clone()),
+            }
+        }
+        if !commit_log_set {
+            c.store_path_commit_log = c.store_path_root_dir.join("commitlog");
+        }
+        if !ha_port_set {
+            c.ha_listen_port = c.listen_port.saturating_add(1);
+        }
+        Ok(Loaded {
+            config: c,
+            unknown_keys,
+        })
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+fn non_empty(key: &str, v: &str) -> Result<String, ConfigError> {
+    if v.is_empty() {
+        return Err(invalid(key, v, "must not be empty"));
+    }
+    Ok(v.to_owned())
+}
+
+fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse()
+        .map_err(|e: T::Err| invalid(key, v, &e.to_string()))
+}
+
+fn parse_range<T>(key: &str, v: &str, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    T::Err: std::fmt::Display,
+{
+    let n: T = parse(key, v)?;
+    if n < min || n > max {
+        return Err(invalid(key, v, &format!("must be within {min}..={max}")));
+    }
+    Ok(n)
+}
+
+fn boolean(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, v, "expected true or false")),
+    }
+}
+
+fn millis(key: &str, v: &str) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_millis(parse_range(key, v, 1, 3_600_000)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+# a stock broker.conf
+brokerClusterName = DefaultCluster
+brokerName = broker-a
+brokerId = 0
+deleteWhen = 04
+fileReservedTime = 48
+brokerRole = ASYNC_MASTER
+flushDiskType = SYNC_FLUSH
+namesrvAddr=10.0.0.1:9876;10.0.0.2:9876
+storePathRootDir=/data/rocketmq/store
+! another comment
+listenPort: 10921
+brokerIP1 127.0.0.2
+weirdKey = 1
+transientStorePoolEnable=false
+long\\
+Key = continued\\u0041
+";
+
+    #[test]
+    fn parses_a_stock_broker_conf() {
+        let props = parse_properties(SAMPLE).expect("parses");
+        assert_eq!(props.get("longKey").map(String::as_str), Some("continuedA"));
+        let loaded = BrokerConfig::from_properties(&props).expect("valid");
+        let c = loaded.config;
+        assert_eq!(c.broker_name, "broker-a");
+        assert_eq!(c.flush_disk_type, FlushDiskType::SyncFlush);
+        assert_eq!(c.namesrv_addrs, vec!["10.0.0.1:9876", "10.0.0.2:9876"]);
+        assert_eq!(c.listen_port, 10921);
+        assert_eq!(c.ha_listen_port, 10922);
+        assert_eq!(c.broker_ip1, Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(
+            c.store_path_commit_log,
+            PathBuf::from("/data/rocketmq/store/commitlog")
+        );
+        assert_eq!(c.file_reserved_time_hours, 48);
+        assert_eq!(c.delete_when, vec![4]);
+        assert_eq!(
+            loaded.unknown_keys,
+            vec!["longKey".to_owned(), "weirdKey".to_owned()]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let mut props = BTreeMap::new();
+        props.insert("flushDiskType".to_owned(), "SOMETIMES".to_owned());
+        let err = BrokerConfig::from_properties(&props).expect_err("invalid");
+        assert!(err.to_string().contains("flushDiskType"), "{err}");
+        let mut props = BTreeMap::new();
+        props.insert("listenPort".to_owned(), "99999".to_owned());
+        let err = BrokerConfig::from_properties(&props).expect_err("invalid");
+        assert!(matches!(err, ConfigError::Invalid { ref key, .. } if key == "listenPort"));
+        let mut props = BTreeMap::new();
+        props.insert("diskMaxUsedSpaceRatio".to_owned(), "abc".to_owned());
+        assert!(BrokerConfig::from_properties(&props).is_err());
+    }
+
+    #[test]
+    fn register_period_is_clamped_like_java() {
+        let mut props = BTreeMap::new();
+        props.insert("registerNameServerPeriod".to_owned(), "1000".to_owned());
+        let c = BrokerConfig::from_properties(&props).expect("valid").config;
+        assert_eq!(c.register_name_server_period, Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,70 @@
+//! Shard runtime: one OS thread per shard, pinned to a core with `core_affinity`, each running
+//! its own compio runtime (io_uring). This is the only module that creates executors.
+//!
+//! Owns: thread start-up, pinning, the per-shard listener sockets (SO_REUSEPORT) and shutdown.
+//! Must never: share data-plane state between shards (that crosses only as [`mesh::ShardMsg`] over the bounded mesh).
+
+pub mod listener;
+pub mod mesh;
+pub mod placement;
+
+use std::future::Future;
+use std::io;
+use std::thread::JoinHandle;
+
+/// Identifies one shard (0-based, < shard count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardId(pub usize);
+
+/// Most shards one process runs. The physical offset carries the shard in its top 8 bits.
+pub const SHARDS_MAX: usize = 256;
+
+/// Default shard count: one per available core.
+#[must_use]
+pub fn default_shard_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(SHARDS_MAX)
+}
+
+/// Starts `count` shard threads. Each is pinned to core `index % cores`, builds its own
+/// compio runtime and runs `main(shard)` to completion.
+///
+/// # Errors
+/// When a thread cannot be spawned.
+///
+/// # Panics
+/// If `count` is 0 or above [`SHARDS_MAX`].
+pub fn spawn_shards<F, Fut>(name: &str, count: usize, main: F) -> io::Result<Vec<JoinHandle<()>>>
+where
+    F: Fn(ShardId) -> Fut + Send + Clone + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    assert!(count > 0, "at least one shard");
+    assert!(count <= SHARDS_MAX, "shard count above SHARDS_MAX");
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let mut handles = Vec::with_capacity(count);
+    for index in 0..count {
+        let main = main.clone();
+        let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
+        let handle = std::thread::Builder::new()
+            .name(format!("{name}-{index}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    if !core_affinity::set_for_current(core) {
+                        tracing::warn!(shard = index, "could not pin shard thread to a core");
+                    }
+                }
+                let runtime = match compio::runtime::Runtime::new() {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        tracing::error!(shard = index, %err, "cannot start the io_uring runtime");
+                        std::process::exit(70);
+                    }
+                };
+                runtime.block_on(main(ShardId(index)));
+            })?;
+        handles.push(handle);
+    }
+    Ok(handles)
+}

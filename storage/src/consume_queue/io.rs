@@ -1,0 +1,117 @@
+//! Block I/O for consume-queue files: one 4 KiB O_DIRECT read or write at a time, each opening
+//! the file through [`Disk`] and closing it again (no file handle is kept per queue, so the
+//! number of open fds never grows with the number of queues).
+//!
+//! Must never: write anything but whole blocks at block-aligned positions, or treat a missing
+//! file as empty data (the caller decides what a missing file means).
+
+use std::io;
+use std::path::Path;
+use std::rc::Rc;
+
+use crate::align::AlignedBuf;
+use crate::error::{Result, StorageError};
+use crate::file::{Disk, OpenMode};
+
+use super::entry::BLOCK_SIZE;
+
+/// True if `error` is an I/O error saying the file does not exist.
+#[must_use]
+pub fn is_not_found(error: &StorageError) -> bool {
+    matches!(error, StorageError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+}
+
+/// Writes one whole block at `position` of `path`, creating the file (and its directory) if
+/// missing. Returns true if the file was created (its directory then needs an fsync).
+///
+/// # Errors
+/// [`StorageError::Io`] / [`StorageError::DiskFull`].
+///
+/// # Panics
+/// If `bytes` is not one block, or `position` is not block aligned.
+pub async fn write_block(disk: &Disk, path: &Path, position: u64, bytes: &[u8]) -> Result<bool> {
+    assert_eq!(
+        bytes.len(),
+        BLOCK_SIZE,
+        "consume-queue writes are whole blocks"
+    );
+    assert_eq!(
+        position % BLOCK_SIZE as u64,
+        0,
+        "consume-queue writes are block aligned"
+    );
+    let (file, created) = match disk.open(path, OpenMode::Existing, BLOCK_SIZE).await {
+        Ok(file) => (file, false),
+        Err(error) if is_not_found(&error) => {
+            if let Some(dir) = path.parent() {
+                disk.create_dir_all(dir).await?;
+            }
+            (
+                disk.open(path, OpenMode::CreateOrOpen, BLOCK_SIZE).await?,
+                true,
+            )
+        }
+        Err(error) => return Err(error),
+    };
+    let mut buffer = AlignedBuf::new_zeroed(BLOCK_SIZE, BLOCK_SIZE);
+    buffer.as_full_mut_slice().copy_from_slice(bytes);
+    buffer.set_len_initialised(BLOCK_SIZE);
+    let (result, _) = file.write_all_at(buffer, position).await;
+    result?;
+    Ok(created)
+}
+
+/// Reads the block at `position` of `path`. `Ok(None)` if the file does not exist; bytes past
+/// the end of the file read as zeros.
+///
+/// # Errors
+/// [`StorageError::Io`].
+///
+/// # Panics
+/// If `position` is not block aligned.
+pub async fn read_block(disk: &Disk, path: &Path, position: u64) -> Result<Option<Rc<[u8]>>> {
+    assert_eq!(
+        position % BLOCK_SIZE as u64,
+        0,
+        "consume-queue reads are block aligned"
+    );
+    let file = match disk.open(path, OpenMode::ReadOnly, BLOCK_SIZE).await {
+        Ok(file) => file,
+        Err(error) if is_not_found(&error) => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let buffer = AlignedBuf::new_zeroed(BLOCK_SIZE, BLOCK_SIZE);
+    let (result, mut buffer) = file.read_exact_at(buffer, position, BLOCK_SIZE).await;
+    result?;
+    // A short read (end of file) leaves zeros: unwritten entries, which never validate.
+    buffer.set_len_initialised(BLOCK_SIZE);
+    Ok(Some(Rc::from(buffer.as_slice())))
+}
+
+/// fdatasyncs `path` (opening it for the purpose). A missing file is not an error (it was
+/// deleted by retention or a topic delete after being written).
+///
+/// # Errors
+/// [`StorageError::Io`].
+pub async fn sync_file(disk: &Disk, path: &Path) -> Result<()> {
+    match disk.open(path, OpenMode::Existing, BLOCK_SIZE).await {
+        Ok(file) => file.sync_data().await,
+        Err(error) if is_not_found(&error) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Truncates `path` to `len` bytes (missing file: nothing to do).
+///
+/// # Errors
+/// [`StorageError::Io`].
+pub async fn truncate_file(disk: &Disk, path: &Path, len: u64) -> Result<()> {
+    match disk.open(path, OpenMode::Existing, BLOCK_SIZE).await {
+        Ok(file) => {
+            file.set_len(len).await?;
+            file.sync_data().await
+        }
+        Err(error) if is_not_found(&error) => Ok(()),
+        Err(error) => Err(error),
+    }
+}

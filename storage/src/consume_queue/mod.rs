@@ -1,0 +1,489 @@
+//! ConsumeQueues of the (topic, queue_id) pairs this shard owns: fixed 32-byte entries
+//! (CommitLog offset, size, tag hash, store timestamp) per queue offset, built by the store's
+//! reput/dispatch step from committed CommitLog records and rebuilt from the CommitLog on
+//! recovery past their checkpoint.
+//!
+//! Layout: `<root>/<topic>/<queue_id>/<20-digit first queue offset>`, `entries_per_file` entries
+//! per file (a multiple of 128, one 4 KiB block = 128 entries), see [`entry`] and [`queue`].
+//! Writes are whole 4 KiB O_DIRECT blocks ([`io`]): a block is written once it is full; the
+//! partly filled tail block is written (again) by [`ops::flush`], and files are fdatasynced
+//! only then, never per append (the store's checkpoint names what is durable, and recovery
+//! replays the CommitLog past it). Reads: the tail block and full-but-unwritten blocks are in
+//! memory; older blocks come from disk through a bounded LRU [`block_cache`].
+//!
+//! Memory is bounded independently of backlog: per queue one 4 KiB tail block plus a few dozen
+//! bytes; store-wide the pending-block budget and the block cache. Owned by one shard; `!Send`.
+//! Must never: keep per-message state in memory, block on fsync in the append path, or hand out
+//! an entry at or past a queue's max offset.
+
+pub mod block_cache;
+pub mod entry;
+pub mod io;
+pub mod ops;
+pub mod queue;
+pub mod recovery;
+pub mod search;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::error::{Result, StorageError};
+
+use self::block_cache::BlockCache;
+use self::entry::{CqEntry, ENTRIES_PER_BLOCK};
+use self::queue::{BlockWrite, QueueState};
+
+/// Default entries per consume-queue file: 2^18 entries = 8 MiB files (Java: 300,000 x 20 B).
+pub const CQ_ENTRIES_PER_FILE_DEFAULT: u64 = 1 << 18;
+
+/// Most queues one store (shard) may own. Each costs one 4 KiB tail block plus its map entry,
+/// so this bounds the queues' fixed memory at about 36 MiB; a new queue past it is refused.
+pub const CQ_QUEUES_MAX: usize = 8192;
+
+/// Full blocks (all queues together) allowed to wait for their write before dispatch stops and
+/// writes them: 1024 x 4 KiB = 4 MiB.
+pub const CQ_PENDING_BLOCKS_MAX: usize = 1024;
+
+/// Default block cache: 4096 x 4 KiB = 16 MiB of recently read or written entry blocks
+/// (512 Ki entries), enough for every consumer of a few thousand queues lagging a little.
+pub const CQ_BLOCK_CACHE_BLOCKS_DEFAULT: usize = 4096;
+
+const _: () = {
+    assert!(
+        CQ_ENTRIES_PER_FILE_DEFAULT % ENTRIES_PER_BLOCK == 0,
+        "files hold whole blocks"
+    );
+    assert!(
+        CQ_PENDING_BLOCKS_MAX >= 1,
+        "dispatch needs room for at least one full block"
+    );
+    assert!(
+        CQ_QUEUES_MAX * entry::BLOCK_SIZE <= 64 * 1024 * 1024,
+        "tail blocks of all queues stay within 64 MiB"
+    );
+};
+
+/// Configuration of the consume queues of one store.
+#[derive(Debug, Clone)]
+pub struct ConsumeQueueConfig {
+    /// Directory holding `<topic>/<queue_id>/` subdirectories.
+    pub root: PathBuf,
+    /// Entries per file; a multiple of 128.
+    pub entries_per_file: u64,
+    /// Blocks the read cache may hold.
+    pub block_cache_blocks: usize,
+    /// Most queues.
+    pub queues_max: usize,
+}
+
+impl ConsumeQueueConfig {
+    /// Defaults under `root`.
+    #[must_use]
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            entries_per_file: CQ_ENTRIES_PER_FILE_DEFAULT,
+            block_cache_blocks: CQ_BLOCK_CACHE_BLOCKS_DEFAULT,
+            queues_max: CQ_QUEUES_MAX,
+        }
+    }
+
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidConfig`] when a value is out of range.
+    pub fn validate(&self) -> Result<()> {
+        if self.entries_per_file == 0 || self.entries_per_file % ENTRIES_PER_BLOCK != 0 {
+            return Err(StorageError::InvalidConfig(format!(
+                "consume queue entries_per_file {} must be a positive multiple of {}",
+                self.entries_per_file, ENTRIES_PER_BLOCK
+            )));
+        }
+        if self.queues_max == 0 || self.queues_max > CQ_QUEUES_MAX {
+            return Err(StorageError::InvalidConfig(format!(
+                "consume queue queues_max {} must be in 1..={CQ_QUEUES_MAX}",
+                self.queues_max
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A queue's identity.
+pub type QueueKey = (Rc<str>, i32);
+
+/// Offsets of one queue, as saved in the store checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSnapshot {
+    /// Topic.
+    pub topic: String,
+    /// Queue id.
+    pub queue_id: i32,
+    /// First retained queue offset.
+    pub min_offset: u64,
+    /// Next queue offset.
+    pub max_offset: u64,
+}
+
+/// What [`ConsumeQueues::dispatch`] did with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatched {
+    /// The entry was appended.
+    Appended,
+    /// The queue already holds this record (recovery replay over a covered range).
+    AlreadyPresent,
+    /// The queue was empty and restarted at the record's queue offset.
+    Restarted,
+}
+
+/// All consume queues of a store.
+#[derive(Debug)]
+pub struct ConsumeQueues {
+    config: ConsumeQueueConfig,
+    topics: HashMap<Rc<str>, BTreeMap<i32, QueueState>>,
+    queue_count: usize,
+    pending: BTreeSet<QueueKey>,
+    pending_blocks: usize,
+    cache: BlockCache,
+    next_uid: u64,
+    /// Directories whose entries (new files, new subdirectories) need an fsync.
+    dirs_to_sync: BTreeSet<PathBuf>,
+}
+
+impl ConsumeQueues {
+    /// An empty set.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidConfig`] on a bad config.
+    pub fn new(config: ConsumeQueueConfig) -> Result<Self> {
+        config.validate()?;
+        let cache = BlockCache::new(config.block_cache_blocks);
+        Ok(Self {
+            config,
+            topics: HashMap::new(),
+            queue_count: 0,
+            pending: BTreeSet::new(),
+            pending_blocks: 0,
+            cache,
+            next_uid: 1,
+            dirs_to_sync: BTreeSet::new(),
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &ConsumeQueueConfig {
+        &self.config
+    }
+
+    /// Directory of a queue.
+    #[must_use]
+    pub fn queue_dir(&self, topic: &str, queue_id: i32) -> PathBuf {
+        self.config.root.join(topic).join(queue_id.to_string())
+    }
+
+    /// The queue, if it exists.
+    #[must_use]
+    pub fn queue(&self, topic: &str, queue_id: i32) -> Option<&QueueState> {
+        self.topics.get(topic)?.get(&queue_id)
+    }
+
+    fn queue_mut(&mut self, topic: &str, queue_id: i32) -> Option<&mut QueueState> {
+        self.topics.get_mut(topic)?.get_mut(&queue_id)
+    }
+
+    /// (min offset, max offset) of a queue, `None` if unknown.
+    #[must_use]
+    pub fn offsets(&self, topic: &str, queue_id: i32) -> Option<(u64, u64)> {
+        self.queue(topic, queue_id)
+            .map(|queue| (queue.min_offset(), queue.max_offset()))
+    }
+
+    /// Number of queues.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.queue_count
+    }
+
+    /// True when there is no queue.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.queue_count == 0
+    }
+
+    /// Every queue key, sorted.
+    #[must_use]
+    pub fn keys(&self) -> Vec<QueueKey> {
+        let mut keys: Vec<QueueKey> = self
+            .topics
+            .iter()
+            .flat_map(|(topic, queues)| queues.keys().map(|&id| (Rc::clone(topic), id)))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Queue ids of `topic`.
+    #[must_use]
+    pub fn queue_ids(&self, topic: &str) -> Vec<i32> {
+        self.topics
+            .get(topic)
+            .map(|queues| queues.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// A fresh owner id for a queue instance or file (block-cache key).
+    pub fn new_uid(&mut self) -> u64 {
+        let uid = self.next_uid;
+        self.next_uid += 1;
+        uid
+    }
+
+    /// Adds a queue loaded by recovery.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidConfig`] past `queues_max`.
+    ///
+    /// # Panics
+    /// If the queue already exists.
+    pub fn insert_loaded(&mut self, topic: &str, queue_id: i32, state: QueueState) -> Result<()> {
+        assert!(self.queue(topic, queue_id).is_none(), "queue loaded twice");
+        self.check_room(topic, queue_id)?;
+        let topic: Rc<str> = self.topic_key(topic);
+        self.topics
+            .entry(topic)
+            .or_default()
+            .insert(queue_id, state);
+        self.queue_count += 1;
+        Ok(())
+    }
+
+    fn topic_key(&self, topic: &str) -> Rc<str> {
+        self.topics
+            .get_key_value(topic)
+            .map_or_else(|| Rc::from(topic), |(key, _)| Rc::clone(key))
+    }
+
+    fn check_room(&self, topic: &str, queue_id: i32) -> Result<()> {
+        if self.queue_count >= self.config.queues_max {
+            return Err(StorageError::InvalidRecord {
+                field: "queue_id",
+                reason: format!(
+                    "queue {topic}/{queue_id} would exceed the {} queues of this store",
+                    self.config.queues_max
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates an empty queue starting at offset 0 if it does not exist yet (no I/O: its
+    /// directory and files are created by the first block write).
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidRecord`] when the store already owns `queues_max` queues.
+    pub fn ensure_queue(&mut self, topic: &str, queue_id: i32) -> Result<()> {
+        if self.queue(topic, queue_id).is_some() {
+            return Ok(());
+        }
+        self.check_room(topic, queue_id)?;
+        let uid = self.new_uid();
+        let dir = self.queue_dir(topic, queue_id);
+        let state = QueueState::new(uid, dir, self.config.entries_per_file, (0, 0), None, None);
+        let topic_key = self.topic_key(topic);
+        self.topics
+            .entry(topic_key)
+            .or_default()
+            .insert(queue_id, state);
+        self.queue_count += 1;
+        Ok(())
+    }
+
+    /// Adds the entry for one CommitLog record, creating the queue if needed.
+    ///
+    /// Rules, in order: a record before the queue's last entry's end is already present; the
+    /// record at `max_offset` is appended; an empty queue restarts at a later offset (rebuilt
+    /// from a CommitLog whose older records are gone) and ignores an earlier one; anything else
+    /// means the queue lost entries that were never rebuilt.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] on a gap or a rewind in a non-empty queue;
+    /// [`StorageError::InvalidRecord`] past `queues_max`.
+    pub fn dispatch(
+        &mut self,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: u64,
+        cq_entry: &CqEntry,
+    ) -> Result<Dispatched> {
+        self.ensure_queue(topic, queue_id)?;
+        let queue = self.queue_mut(topic, queue_id).expect("ensured above");
+        if let Some(last) = queue.last_entry() {
+            if cq_entry.phys_offset < last.phys_end() {
+                return Ok(Dispatched::AlreadyPresent);
+            }
+        }
+        let empty = queue.min_offset() == queue.max_offset();
+        let outcome = if queue_offset == queue.max_offset() {
+            Dispatched::Appended
+        } else if empty && queue_offset > queue.max_offset() {
+            queue.restart_at(queue_offset);
+            Dispatched::Restarted
+        } else if empty {
+            return Ok(Dispatched::AlreadyPresent);
+        } else {
+            return Err(StorageError::Corrupt {
+                path: queue.dir().to_path_buf(),
+                offset: cq_entry.phys_offset,
+                reason: format!(
+                    "record for queue offset {queue_offset} but the queue's next offset is {}",
+                    queue.max_offset()
+                ),
+            });
+        };
+        if queue.push(queue_offset, cq_entry) {
+            self.pending_blocks += 1;
+            self.pending.insert((self.topic_key(topic), queue_id));
+        }
+        Ok(outcome)
+    }
+
+    /// Full blocks waiting to be written, all queues together.
+    #[must_use]
+    pub fn pending_blocks(&self) -> usize {
+        self.pending_blocks
+    }
+
+    /// True when dispatch must wait for block writes ([`CQ_PENDING_BLOCKS_MAX`]).
+    #[must_use]
+    pub fn pending_over_budget(&self) -> bool {
+        self.pending_blocks >= CQ_PENDING_BLOCKS_MAX
+    }
+
+    /// The next full block to write, with its queue.
+    #[must_use]
+    pub fn next_pending_write(&self) -> Option<(QueueKey, BlockWrite)> {
+        let key = self.pending.first()?;
+        let write = self
+            .queue(&key.0, key.1)
+            .and_then(QueueState::next_pending_write);
+        Some((
+            key.clone(),
+            write.expect("a queue in the pending set has a pending block"),
+        ))
+    }
+
+    /// The tail blocks changed since they were last written.
+    #[must_use]
+    pub fn tail_writes(&self) -> Vec<(QueueKey, BlockWrite)> {
+        self.keys()
+            .into_iter()
+            .filter_map(|key| {
+                let write = self.queue(&key.0, key.1)?.tail_write()?;
+                Some((key, write))
+            })
+            .collect()
+    }
+
+    /// Records a completed block write (`created`: the write created the file).
+    pub fn complete_write(&mut self, key: &QueueKey, write: &BlockWrite, created: bool) {
+        if created {
+            self.note_created(&write.path);
+        }
+        let Some(queue) = self.queue_mut(&key.0, key.1) else {
+            return; // deleted meanwhile; its directory is being removed
+        };
+        if queue.uid() != write.uid {
+            return; // the queue was deleted and re-created meanwhile
+        }
+        let uid = queue.uid();
+        let completed = queue.complete_write(write);
+        let still_pending = queue.pending_blocks() > 0;
+        if let Some(bytes) = completed {
+            self.pending_blocks -= 1;
+            self.cache.insert((uid, write.block_first), bytes);
+        }
+        if !still_pending {
+            self.pending.remove(key);
+        }
+    }
+
+    fn note_created(&mut self, file: &Path) {
+        // The new file's directory, and (in case they were created too) the topic directory
+        // and the root.
+        let mut dir = file.parent();
+        while let Some(path) = dir {
+            self.dirs_to_sync.insert(path.to_path_buf());
+            if path == self.config.root {
+                break;
+            }
+            dir = path.parent();
+        }
+    }
+
+    /// Files written since their last fdatasync and directories needing an fsync; clears both.
+    pub fn take_unsynced(&mut self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let mut files = Vec::new();
+        for queues in self.topics.values_mut() {
+            for queue in queues.values_mut() {
+                files.extend(queue.take_unsynced_files());
+            }
+        }
+        let dirs = std::mem::take(&mut self.dirs_to_sync).into_iter().collect();
+        (files, dirs)
+    }
+
+    /// Cached block of a queue instance.
+    pub fn cached_block(&mut self, uid: u64, block_first: u64) -> Option<Rc<[u8]>> {
+        self.cache.get((uid, block_first))
+    }
+
+    /// Caches an immutable block read from disk.
+    pub fn cache_block(&mut self, uid: u64, block_first: u64, bytes: Rc<[u8]>) {
+        self.cache.insert((uid, block_first), bytes);
+    }
+
+    /// Raises a queue's min offset (retention).
+    pub fn advance_min(&mut self, topic: &str, queue_id: i32, offset: u64) {
+        if let Some(queue) = self.queue_mut(topic, queue_id) {
+            queue.advance_min(offset.min(queue.max_offset()));
+        }
+    }
+
+    /// Removes every queue of `topic` from memory; returns the topic directory to delete.
+    pub fn remove_topic(&mut self, topic: &str) -> Option<PathBuf> {
+        let queues = self.topics.remove(topic)?;
+        for (queue_id, queue) in &queues {
+            self.cache.remove_owner(queue.uid());
+            self.pending_blocks -= queue.pending_blocks();
+            self.pending
+                .retain(|(key_topic, key_id)| &**key_topic != topic || key_id != queue_id);
+            self.queue_count -= 1;
+        }
+        Some(self.config.root.join(topic))
+    }
+
+    /// Offsets of every queue, for the store checkpoint.
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<QueueSnapshot> {
+        self.keys()
+            .into_iter()
+            .map(|(topic, queue_id)| {
+                let queue = self.queue(&topic, queue_id).expect("key listed");
+                QueueSnapshot {
+                    topic: topic.to_string(),
+                    queue_id,
+                    min_offset: queue.min_offset(),
+                    max_offset: queue.max_offset(),
+                }
+            })
+            .collect()
+    }
+
+    /// Block-cache (hits, misses).
+    #[must_use]
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
+    }
+}

@@ -1,0 +1,373 @@
+//! [`CqStore`]: the consume queues plus the I/O that serves them — entry reads through the
+//! block cache, block writes, flush (tail blocks + fdatasync), search by timestamp, topic
+//! deletion and retention. Single-threaded: the state sits in a `RefCell` that is never
+//! borrowed across an `.await`; block writes are serialised by one async lock so two writes of
+//! the same block can never reorder.
+//!
+//! Must never: hold the `RefCell` borrow across I/O, write a block outside the write lock, or
+//! report a flush as complete when a write or fdatasync failed.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use futures_util::lock::Mutex;
+
+use crate::error::{Result, StorageError};
+use crate::file::Disk;
+
+use super::entry::{self, CqEntry, ENTRY_SIZE};
+use super::io;
+use super::queue::{BlockWrite, Located};
+use super::search::{Boundary, TimeSearch};
+use super::{ConsumeQueueConfig, ConsumeQueues, QueueKey};
+
+/// How often a search by timestamp restarts when the queue changes under it.
+const SEARCH_ATTEMPTS_MAX: usize = 3;
+
+/// Result of reading one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryRead {
+    /// The entry.
+    Found(CqEntry),
+    /// The offset is outside `[min, max)` of the queue (or the queue is gone).
+    OutOfRange,
+    /// The file holding the entry is missing (deleted under us): the next file starts at
+    /// `next_file_first`.
+    FileMissing {
+        /// First queue offset of the following file.
+        next_file_first: u64,
+    },
+}
+
+/// Consume queues of one store with their I/O.
+#[derive(Debug)]
+pub struct CqStore {
+    disk: Disk,
+    queues: RefCell<ConsumeQueues>,
+    write_lock: Mutex<()>,
+}
+
+impl CqStore {
+    /// An empty set of queues.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidConfig`] on a bad config.
+    pub fn new(disk: Disk, config: ConsumeQueueConfig) -> Result<Self> {
+        Ok(Self {
+            disk,
+            queues: RefCell::new(ConsumeQueues::new(config)?),
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// The disk handle.
+    #[must_use]
+    pub fn disk(&self) -> &Disk {
+        &self.disk
+    }
+
+    /// Runs `f` on the in-memory state (never across an await).
+    pub fn with<R>(&self, f: impl FnOnce(&mut ConsumeQueues) -> R) -> R {
+        f(&mut self.queues.borrow_mut())
+    }
+
+    /// Reads the entry at `offset` of a queue.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] on a failed read; [`StorageError::Corrupt`] when the entry on disk
+    /// fails its CRC although it lies inside `[min, max)`.
+    pub async fn read_entry(&self, topic: &str, queue_id: i32, offset: u64) -> Result<EntryRead> {
+        let (path, position, uid, block_first, file_first, entries_per_file) = {
+            let mut queues = self.queues.borrow_mut();
+            let Some(queue) = queues.queue(topic, queue_id) else {
+                return Ok(EntryRead::OutOfRange);
+            };
+            if offset < queue.min_offset() || offset >= queue.max_offset() {
+                return Ok(EntryRead::OutOfRange);
+            }
+            let (file_first, block_first) = match queue.locate(offset) {
+                Located::Memory(found) => return Ok(EntryRead::Found(found)),
+                Located::Disk {
+                    file_first,
+                    block_first,
+                } => (file_first, block_first),
+            };
+            let uid = queue.uid();
+            let path = queue.file_path(file_first);
+            let position = queue.block_position(block_first);
+            let entries_per_file = queue.entries_per_file();
+            if let Some(block) = queues.cached_block(uid, block_first) {
+                return decode_entry(&block, block_first, offset, &path, position)
+                    .map(EntryRead::Found);
+            }
+            (
+                path,
+                position,
+                uid,
+                block_first,
+                file_first,
+                entries_per_file,
+            )
+        };
+        let Some(block) = io::read_block(&self.disk, &path, position).await? else {
+            tracing::warn!(path = %path.display(), offset, "consume queue file missing");
+            return Ok(EntryRead::FileMissing {
+                next_file_first: file_first + entries_per_file,
+            });
+        };
+        let found = decode_entry(&block, block_first, offset, &path, position)?;
+        self.queues
+            .borrow_mut()
+            .cache_block(uid, block_first, block);
+        Ok(EntryRead::Found(found))
+    }
+
+    /// Writes full blocks waiting in memory. Returns at once if another task is writing (it
+    /// will write ours too) unless the pending budget is exhausted, in which case it waits.
+    ///
+    /// # Errors
+    /// The first failed write; its block stays pending and is retried by the next call.
+    pub async fn write_pending(&self) -> Result<()> {
+        let (pending, over_budget) =
+            self.with(|queues| (queues.pending_blocks(), queues.pending_over_budget()));
+        if pending == 0 {
+            return Ok(());
+        }
+        let _guard = match self.write_lock.try_lock() {
+            Some(guard) => guard,
+            None if over_budget => self.write_lock.lock().await,
+            None => return Ok(()),
+        };
+        self.drain_locked().await
+    }
+
+    /// Drains every pending block; the caller holds the write lock.
+    async fn drain_locked(&self) -> Result<()> {
+        loop {
+            let Some((key, write)) = self.with(|queues| queues.next_pending_write()) else {
+                return Ok(());
+            };
+            self.write_locked(&key, &write).await?;
+        }
+    }
+
+    async fn write_locked(&self, key: &QueueKey, write: &BlockWrite) -> Result<()> {
+        let created =
+            io::write_block(&self.disk, &write.path, write.position, &write.bytes).await?;
+        self.with(|queues| queues.complete_write(key, write, created));
+        Ok(())
+    }
+
+    /// Writes every pending block and every changed tail block, then fdatasyncs the files and
+    /// fsyncs the directories written since the last flush. When it returns `Ok`, every entry
+    /// dispatched before the call is durable.
+    ///
+    /// # Errors
+    /// The first failed write, fdatasync or directory fsync.
+    pub async fn flush(&self) -> Result<()> {
+        {
+            let _guard = self.write_lock.lock().await;
+            self.drain_locked().await?;
+            for (key, write) in self.with(|queues| queues.tail_writes()) {
+                self.write_locked(&key, &write).await?;
+            }
+        }
+        let (files, dirs) = self.with(ConsumeQueues::take_unsynced);
+        for file in &files {
+            io::sync_file(&self.disk, file).await?;
+        }
+        for dir in dirs.iter().rev() {
+            if self.disk.exists(dir).await {
+                self.disk.sync_dir(dir).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Queue offset by store timestamp (PROTOCOL.md §4.5); `None` for an unknown queue.
+    ///
+    /// # Errors
+    /// As [`Self::read_entry`].
+    pub async fn search_by_timestamp(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        timestamp: i64,
+        boundary: Boundary,
+    ) -> Result<Option<u64>> {
+        // A search restarts (a bounded number of times) if retention or a topic deletion changes
+        // the queue under it.
+        for _attempt in 0..SEARCH_ATTEMPTS_MAX {
+            let Some((min_offset, max_offset)) =
+                self.with(|queues| queues.offsets(topic, queue_id))
+            else {
+                return Ok(None);
+            };
+            let mut search = TimeSearch::new(min_offset, max_offset, timestamp, boundary);
+            let mut changed = false;
+            while let Some(probe) = search.next_probe() {
+                match self.read_entry(topic, queue_id, probe).await? {
+                    EntryRead::Found(found) => search.feed(probe, found.store_timestamp),
+                    EntryRead::OutOfRange | EntryRead::FileMissing { .. } => {
+                        changed = true;
+                        break;
+                    }
+                }
+            }
+            if !changed {
+                return Ok(Some(search.result()));
+            }
+        }
+        Err(StorageError::Corrupt {
+            path: self.with(|queues| queues.queue_dir(topic, queue_id)),
+            offset: timestamp.unsigned_abs(),
+            reason: "queue entries inside [min, max) unreadable during search by timestamp".into(),
+        })
+    }
+
+    /// Store timestamp of the queue's first retained entry; `None` if empty or unknown.
+    ///
+    /// # Errors
+    /// As [`Self::read_entry`].
+    pub async fn earliest_store_time(&self, topic: &str, queue_id: i32) -> Result<Option<i64>> {
+        let Some((min_offset, _)) = self.with(|queues| queues.offsets(topic, queue_id)) else {
+            return Ok(None);
+        };
+        match self.read_entry(topic, queue_id, min_offset).await? {
+            EntryRead::Found(found) => Ok(Some(found.store_timestamp)),
+            EntryRead::OutOfRange | EntryRead::FileMissing { .. } => Ok(None),
+        }
+    }
+
+    /// Drops every queue of `topic` and deletes its directory.
+    ///
+    /// # Errors
+    /// [`StorageError::Io`] when the directory cannot be removed.
+    pub async fn delete_topic(&self, topic: &str) -> Result<bool> {
+        let _guard = self.write_lock.lock().await;
+        let Some(dir) = self.with(|queues| queues.remove_topic(topic)) else {
+            return Ok(false);
+        };
+        remove_dir_all(&dir).await?;
+        let root = self.with(|queues| queues.config().root.clone());
+        self.disk.sync_dir(&root).await?;
+        Ok(true)
+    }
+
+    /// Retention: raises every queue's min offset past entries whose record lies before
+    /// `commitlog_min` (the CommitLog deleted it) and deletes files holding only such entries.
+    ///
+    /// # Errors
+    /// As [`Self::read_entry`], or a failed file removal.
+    pub async fn apply_commitlog_min(&self, commitlog_min: u64) -> Result<()> {
+        for (topic, queue_id) in self.with(|queues| queues.keys()) {
+            self.queue_retention(&topic, queue_id, commitlog_min)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn queue_retention(&self, topic: &str, queue_id: i32, commitlog_min: u64) -> Result<()> {
+        let Some((min_offset, max_offset)) = self.with(|queues| queues.offsets(topic, queue_id))
+        else {
+            return Ok(());
+        };
+        match self.read_entry(topic, queue_id, min_offset).await? {
+            EntryRead::Found(first) if first.phys_offset >= commitlog_min => return Ok(()),
+            EntryRead::OutOfRange => return Ok(()),
+            EntryRead::Found(_) | EntryRead::FileMissing { .. } => {}
+        }
+        // Partition point: first offset whose record is still in the CommitLog.
+        let (mut low, mut high) = (min_offset, max_offset);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.read_entry(topic, queue_id, mid).await? {
+                EntryRead::Found(found) if found.phys_offset >= commitlog_min => high = mid,
+                EntryRead::Found(_) | EntryRead::FileMissing { .. } => low = mid + 1,
+                EntryRead::OutOfRange => return Ok(()),
+            }
+        }
+        if low == min_offset {
+            return Ok(());
+        }
+        // Deletions run under the write lock so no block write can re-create a deleted file.
+        let _guard = self.write_lock.lock().await;
+        self.drain_locked().await?;
+        let doomed = self.with(|queues| {
+            queues.advance_min(topic, queue_id, low);
+            let queue = queues.queue(topic, queue_id).expect("offsets read above");
+            let first_kept = queue.file_first(queue.min_offset().min(queue.max_offset()));
+            let tail_file = queue.file_first(queue.max_offset());
+            let epf = queue.entries_per_file();
+            let first_file = queue.file_first(min_offset);
+            (first_file..first_kept.min(tail_file))
+                .step_by(usize::try_from(epf).expect("entries per file fits usize"))
+                .map(|file_first| queue.file_path(file_first))
+                .collect::<Vec<PathBuf>>()
+        });
+        for path in doomed {
+            self.disk.remove_file(&path).await?;
+        }
+        Ok(())
+    }
+}
+
+fn decode_entry(
+    block: &[u8],
+    block_first: u64,
+    offset: u64,
+    path: &Path,
+    position: u64,
+) -> Result<CqEntry> {
+    entry::decode(offset, entry::slot(block, block_first, offset)).ok_or_else(|| {
+        StorageError::Corrupt {
+            path: path.to_path_buf(),
+            offset: position + (offset - block_first) * ENTRY_SIZE as u64,
+            reason: format!("consume queue entry for offset {offset} failed its check"),
+        }
+    })
+}
+
+/// Removes a directory tree (no io_uring op exists for it: runs on the blocking pool).
+///
+/// # Errors
+/// [`StorageError::Io`].
+pub async fn remove_dir_all(dir: &Path) -> Result<()> {
+    let owned = dir.to_path_buf();
+    let result = compio::runtime::spawn_blocking(move || match std::fs::remove_dir_all(&owned) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    })
+    .await
+    .map_err(|_| StorageError::Closed)?;
+    result.map_err(|error| StorageError::io("remove_dir_all", dir, 0, error))
+}
+
+/// Lists the subdirectory names of `dir` (empty if it does not exist); blocking pool.
+///
+/// # Errors
+/// [`StorageError::Io`].
+pub async fn list_subdirs(dir: &Path) -> Result<Vec<String>> {
+    let owned = dir.to_path_buf();
+    let result = compio::runtime::spawn_blocking(move || -> std::io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        let entries = match std::fs::read_dir(&owned) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+            Err(error) => return Err(error),
+        };
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                if let Ok(name) = entry.file_name().into_string() {
+                    names.push(name);
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    })
+    .await
+    .map_err(|_| StorageError::Closed)?;
+    result.map_err(|error| StorageError::io("readdir", dir, 0, error))
+}

@@ -1,0 +1,475 @@
+//! In-memory state of one ConsumeQueue (topic, queue_id): offsets, the tail block being
+//! filled, full blocks waiting to be written, and where every other entry lives on disk.
+//! Pure; the I/O that moves blocks to and from disk is in [`super::io`].
+//!
+//! Geometry: entry `k` lives in file `k / entries_per_file` (named by its first queue offset,
+//! 20 digits), at byte `(k % entries_per_file) * 32`, inside the 4 KiB block that starts at
+//! `k - k % 128`. Lookup by queue offset is arithmetic, O(1).
+//!
+//! Memory per queue is one tail block (4 KiB) plus the full blocks not yet written, whose number
+//! the owner bounds (`CQ_PENDING_BLOCKS_MAX`). Must never: accept an entry out of queue-offset
+//! order, or let an entry's CommitLog offset go backwards.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::entry::{self, CqEntry, BLOCK_SIZE, ENTRIES_PER_BLOCK};
+
+/// Where the entry for a queue offset can be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// Held in memory (tail block or a block waiting to be written).
+    Memory(CqEntry),
+    /// On disk, in the block starting at queue offset `block_first` of the file starting at
+    /// queue offset `file_first`.
+    Disk {
+        /// First queue offset of the file.
+        file_first: u64,
+        /// First queue offset of the block.
+        block_first: u64,
+    },
+}
+
+/// A block to write: bytes for `[block_first, block_first + 128)` at `position` in `path`.
+#[derive(Debug, Clone)]
+pub struct BlockWrite {
+    /// Id of the queue instance the block belongs to.
+    pub uid: u64,
+    /// File to write (created if missing).
+    pub path: PathBuf,
+    /// First queue offset of the file.
+    pub file_first: u64,
+    /// First queue offset of the block.
+    pub block_first: u64,
+    /// Byte position of the block in the file.
+    pub position: u64,
+    /// Block bytes (4 KiB).
+    pub bytes: Rc<[u8]>,
+    /// Tail version the bytes were taken at (partial tail writes only).
+    pub tail_version: Option<u64>,
+}
+
+/// File name of the consume-queue file starting at queue offset `file_first`.
+#[must_use]
+pub fn file_name(file_first: u64) -> String {
+    format!("{file_first:020}")
+}
+
+/// State of one queue.
+#[derive(Debug)]
+pub struct QueueState {
+    uid: u64,
+    dir: PathBuf,
+    entries_per_file: u64,
+    min_offset: u64,
+    max_offset: u64,
+    tail_first: u64,
+    tail: Box<[u8]>,
+    tail_version: u64,
+    tail_written_version: u64,
+    pending: VecDeque<(u64, Rc<[u8]>)>,
+    last_entry: Option<CqEntry>,
+    unsynced_files: BTreeSet<u64>,
+}
+
+fn block_floor(offset: u64) -> u64 {
+    offset - offset % ENTRIES_PER_BLOCK
+}
+
+impl QueueState {
+    /// A queue holding entries `[min_offset, max_offset)`, whose tail block (the block holding
+    /// `max_offset`) currently contains `tail_bytes` (zeros past `max_offset`), and whose last
+    /// entry is `last_entry`.
+    ///
+    /// # Panics
+    /// On inconsistent arguments: bad geometry, `min > max`, a tail block of the wrong size, or
+    /// a missing last entry for a non-empty queue.
+    #[must_use]
+    pub fn new(
+        uid: u64,
+        dir: PathBuf,
+        entries_per_file: u64,
+        range: (u64, u64),
+        tail_bytes: Option<Box<[u8]>>,
+        last_entry: Option<CqEntry>,
+    ) -> Self {
+        let (min_offset, max_offset) = range;
+        assert!(entries_per_file > 0, "a file holds entries");
+        assert!(
+            entries_per_file % ENTRIES_PER_BLOCK == 0,
+            "files hold whole blocks"
+        );
+        assert!(min_offset <= max_offset, "queue range inverted");
+        assert_eq!(
+            last_entry.is_some(),
+            max_offset > min_offset,
+            "last entry iff non-empty"
+        );
+        let tail = tail_bytes.unwrap_or_else(|| vec![0u8; BLOCK_SIZE].into_boxed_slice());
+        assert_eq!(tail.len(), BLOCK_SIZE, "tail is one block");
+        Self {
+            uid,
+            dir,
+            entries_per_file,
+            min_offset,
+            max_offset,
+            tail_first: block_floor(max_offset),
+            tail,
+            tail_version: 0,
+            tail_written_version: 0,
+            pending: VecDeque::new(),
+            last_entry,
+            unsynced_files: BTreeSet::new(),
+        }
+    }
+
+    /// Unique id of this queue instance (block-cache owner id).
+    #[must_use]
+    pub fn uid(&self) -> u64 {
+        self.uid
+    }
+
+    /// Directory holding the queue's files.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Entries per file.
+    #[must_use]
+    pub fn entries_per_file(&self) -> u64 {
+        self.entries_per_file
+    }
+
+    /// First retained queue offset.
+    #[must_use]
+    pub fn min_offset(&self) -> u64 {
+        self.min_offset
+    }
+
+    /// Next queue offset to be written.
+    #[must_use]
+    pub fn max_offset(&self) -> u64 {
+        self.max_offset
+    }
+
+    /// The newest entry, `None` when empty.
+    #[must_use]
+    pub fn last_entry(&self) -> Option<CqEntry> {
+        self.last_entry
+    }
+
+    /// First queue offset of the file holding `offset`.
+    #[must_use]
+    pub fn file_first(&self, offset: u64) -> u64 {
+        offset - offset % self.entries_per_file
+    }
+
+    /// Path of the file starting at `file_first`.
+    #[must_use]
+    pub fn file_path(&self, file_first: u64) -> PathBuf {
+        self.dir.join(file_name(file_first))
+    }
+
+    /// Byte position inside its file of the block starting at `block_first`.
+    #[must_use]
+    pub fn block_position(&self, block_first: u64) -> u64 {
+        assert_eq!(
+            block_first % ENTRIES_PER_BLOCK,
+            0,
+            "block start must be block aligned"
+        );
+        (block_first % self.entries_per_file) * entry::ENTRY_SIZE as u64
+    }
+
+    /// Full blocks waiting to be written.
+    #[must_use]
+    pub fn pending_blocks(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Appends the entry for `queue_offset`, which must be `max_offset`. Returns true when this
+    /// completed a block (now waiting in the pending list).
+    ///
+    /// # Panics
+    /// If `queue_offset != max_offset` or the CommitLog offset goes backwards.
+    pub fn push(&mut self, queue_offset: u64, cq_entry: &CqEntry) -> bool {
+        assert_eq!(
+            queue_offset, self.max_offset,
+            "consume queue entries arrive in order"
+        );
+        if let Some(last) = self.last_entry {
+            assert!(
+                cq_entry.phys_offset >= last.phys_end(),
+                "CommitLog offsets must increase"
+            );
+        }
+        assert!(
+            queue_offset - self.tail_first < ENTRIES_PER_BLOCK,
+            "tail holds max_offset"
+        );
+        entry::encode(
+            queue_offset,
+            cq_entry,
+            entry::slot_mut(&mut self.tail, self.tail_first, queue_offset),
+        );
+        self.max_offset += 1;
+        self.last_entry = Some(*cq_entry);
+        self.tail_version += 1;
+        if self.max_offset - self.tail_first < ENTRIES_PER_BLOCK {
+            return false;
+        }
+        let full = std::mem::replace(&mut self.tail, vec![0u8; BLOCK_SIZE].into_boxed_slice());
+        self.pending.push_back((self.tail_first, Rc::from(full)));
+        self.tail_first = self.max_offset;
+        // The new tail block is all zeros and nothing of it is on disk yet.
+        self.tail_written_version = self.tail_version;
+        true
+    }
+
+    /// Restarts an empty queue at `offset` (a queue rebuilt from a CommitLog whose older
+    /// records are gone). Blocks still waiting to be written keep their (older) positions.
+    ///
+    /// # Panics
+    /// If the queue is not empty, or `offset` is below `max_offset`.
+    pub fn restart_at(&mut self, offset: u64) {
+        assert_eq!(
+            self.min_offset, self.max_offset,
+            "only an empty queue can restart"
+        );
+        assert!(
+            offset >= self.max_offset,
+            "a queue never restarts below its max offset"
+        );
+        self.min_offset = offset;
+        self.max_offset = offset;
+        self.tail_first = block_floor(offset);
+        self.tail.fill(0);
+        self.tail_version += 1;
+        self.last_entry = None;
+    }
+
+    /// Raises the min offset (retention). Entries below it are never served again.
+    ///
+    /// # Panics
+    /// If `offset` lies outside `[min_offset, max_offset]`.
+    pub fn advance_min(&mut self, offset: u64) {
+        assert!(offset >= self.min_offset, "min offset never moves back");
+        assert!(
+            offset <= self.max_offset,
+            "min offset never passes max offset"
+        );
+        self.min_offset = offset;
+    }
+
+    /// Where to read the entry for `offset`.
+    ///
+    /// # Panics
+    /// If `offset` is outside `[min_offset, max_offset)`, or an in-memory entry fails its CRC
+    /// (memory corruption).
+    #[must_use]
+    pub fn locate(&self, offset: u64) -> Located {
+        assert!(offset >= self.min_offset, "locate below min offset");
+        assert!(offset < self.max_offset, "locate at or past max offset");
+        let block_first = block_floor(offset);
+        let in_memory = if block_first == self.tail_first {
+            Some(&self.tail[..])
+        } else {
+            self.pending
+                .iter()
+                .find(|(first, _)| *first == block_first)
+                .map(|(_, bytes)| &bytes[..])
+        };
+        match in_memory {
+            Some(bytes) => {
+                let slot = entry::slot(bytes, block_first, offset);
+                Located::Memory(entry::decode(offset, slot).expect("in-memory entry is valid"))
+            }
+            None => Located::Disk {
+                file_first: self.file_first(offset),
+                block_first,
+            },
+        }
+    }
+
+    /// The oldest full block waiting to be written.
+    #[must_use]
+    pub fn next_pending_write(&self) -> Option<BlockWrite> {
+        let (block_first, bytes) = self.pending.front()?;
+        let file_first = self.file_first(*block_first);
+        Some(BlockWrite {
+            uid: self.uid,
+            path: self.file_path(file_first),
+            file_first,
+            block_first: *block_first,
+            position: self.block_position(*block_first),
+            bytes: Rc::clone(bytes),
+            tail_version: None,
+        })
+    }
+
+    /// The partly filled tail block, if it changed since it was last written.
+    #[must_use]
+    pub fn tail_write(&self) -> Option<BlockWrite> {
+        if self.tail_version == self.tail_written_version || self.max_offset == self.tail_first {
+            return None;
+        }
+        let file_first = self.file_first(self.tail_first);
+        Some(BlockWrite {
+            uid: self.uid,
+            path: self.file_path(file_first),
+            file_first,
+            block_first: self.tail_first,
+            position: self.block_position(self.tail_first),
+            bytes: Rc::from(self.tail.clone()),
+            tail_version: Some(self.tail_version),
+        })
+    }
+
+    /// Records that `write` reached the file. Returns the block bytes when the block is full
+    /// (immutable from now on, so the caller may cache them).
+    ///
+    /// # Panics
+    /// If `write` is not the oldest pending block nor a tail write of this queue.
+    pub fn complete_write(&mut self, write: &BlockWrite) -> Option<Rc<[u8]>> {
+        assert_eq!(
+            write.uid, self.uid,
+            "a block write completes on its own queue"
+        );
+        self.unsynced_files.insert(write.file_first);
+        if let Some(version) = write.tail_version {
+            if write.block_first == self.tail_first {
+                self.tail_written_version = self.tail_written_version.max(version);
+            }
+            return None;
+        }
+        let (block_first, bytes) = self
+            .pending
+            .pop_front()
+            .expect("a pending block was written");
+        assert_eq!(
+            block_first, write.block_first,
+            "pending blocks are written in order"
+        );
+        Some(bytes)
+    }
+
+    /// Files written since the last sync; clears the set.
+    pub fn take_unsynced_files(&mut self) -> Vec<PathBuf> {
+        let files = std::mem::take(&mut self.unsynced_files);
+        files
+            .into_iter()
+            .map(|file_first| self.file_path(file_first))
+            .collect()
+    }
+
+    /// Has anything not reached the disk (pending blocks, a changed tail, unsynced files)?
+    #[must_use]
+    pub fn is_dirty(&self) -> bool {
+        !self.pending.is_empty() || self.tail_write().is_some() || !self.unsynced_files.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cq_entry(index: u64) -> CqEntry {
+        CqEntry {
+            phys_offset: index * 100,
+            size: 100,
+            tags_code: i64::try_from(index).expect("small"),
+            store_timestamp: 1000 + i64::try_from(index).expect("small"),
+        }
+    }
+
+    fn queue(range: (u64, u64)) -> QueueState {
+        let last = (range.1 > range.0).then(|| cq_entry(range.1 - 1));
+        QueueState::new(1, PathBuf::from("/q"), 256, range, None, last)
+    }
+
+    #[test]
+    fn geometry_is_arithmetic() {
+        let queue = queue((0, 0));
+        assert_eq!(queue.file_first(0), 0);
+        assert_eq!(queue.file_first(255), 0);
+        assert_eq!(queue.file_first(256), 256);
+        assert_eq!(queue.block_position(128), 4096);
+        assert_eq!(queue.block_position(256), 0);
+        assert_eq!(
+            queue.file_path(256),
+            PathBuf::from("/q/00000000000000000256")
+        );
+    }
+
+    #[test]
+    fn push_fills_tail_then_pending_in_order() {
+        let mut queue = queue((0, 0));
+        for offset in 0..300 {
+            let completed = queue.push(offset, &cq_entry(offset));
+            assert_eq!(completed, (offset + 1) % 128 == 0);
+        }
+        assert_eq!(queue.max_offset(), 300);
+        assert_eq!(queue.pending_blocks(), 2);
+        for offset in 0..300 {
+            assert_eq!(queue.locate(offset), Located::Memory(cq_entry(offset)));
+        }
+        let first = queue.next_pending_write().expect("pending");
+        assert_eq!(
+            (first.block_first, first.position, first.file_first),
+            (0, 0, 0)
+        );
+        let cached = queue.complete_write(&first).expect("full block");
+        assert_eq!(cached.len(), BLOCK_SIZE);
+        assert_eq!(
+            queue.locate(5),
+            Located::Disk {
+                file_first: 0,
+                block_first: 0
+            }
+        );
+        let second = queue.next_pending_write().expect("pending");
+        assert_eq!((second.block_first, second.position), (128, 4096));
+        queue.complete_write(&second);
+        assert!(queue.next_pending_write().is_none());
+        let tail = queue.tail_write().expect("tail changed");
+        assert_eq!(
+            (tail.block_first, tail.file_first, tail.position),
+            (256, 256, 0)
+        );
+        queue.complete_write(&tail);
+        assert!(queue.tail_write().is_none(), "tail written and unchanged");
+        assert_eq!(queue.take_unsynced_files().len(), 2);
+        assert!(!queue.is_dirty());
+        queue.push(300, &cq_entry(300));
+        assert!(queue.tail_write().is_some());
+    }
+
+    #[test]
+    fn restart_and_min_advance() {
+        let mut queue = queue((0, 0));
+        queue.restart_at(1000);
+        assert_eq!((queue.min_offset(), queue.max_offset()), (1000, 1000));
+        queue.push(1000, &cq_entry(1000));
+        assert_eq!(queue.locate(1000), Located::Memory(cq_entry(1000)));
+        queue.push(1001, &cq_entry(1001));
+        queue.advance_min(1001);
+        assert_eq!(queue.min_offset(), 1001);
+    }
+
+    #[test]
+    #[should_panic(expected = "arrive in order")]
+    fn out_of_order_push_panics() {
+        let mut queue = queue((0, 0));
+        queue.push(1, &cq_entry(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "must increase")]
+    fn backwards_phys_offset_panics() {
+        let mut queue = queue((0, 0));
+        queue.push(0, &cq_entry(5));
+        queue.push(1, &cq_entry(4));
+    }
+}

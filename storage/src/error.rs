@@ -1,0 +1,164 @@
+//! The storage crate's error type.
+//!
+//! Owns [`StorageError`], the one error enum every public storage API returns. Variants carry what
+//! is needed to debug (operation, path, offset, expected / actual). The type is `Send + Sync +
+//! Clone` so a poisoned CommitLog can hand the same failure to every waiter, and so the broker can
+//! move it across cores or wrap it in `anyhow` at the binary edge.
+//!
+//! Must never: depend on protocol or network types, or hide an `io::Error` kind that a caller
+//! needs (disk full is its own variant).
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Every failure a storage API can return.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    /// An I/O call failed. `offset` is the file offset of the call (0 when not positional).
+    #[error("{op} failed on {path} at offset {offset}: {source}")]
+    Io {
+        /// Which call: "write", "read", "fdatasync", "open", "rename", ...
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// File offset of a positional call, else 0.
+        offset: u64,
+        /// The OS error (shared so the error can be cloned to several waiters).
+        #[source]
+        source: Arc<io::Error>,
+    },
+
+    /// The disk has no room for a new segment (or other file). Nothing already appended is
+    /// touched; appends work again once space is freed (retention, operator action).
+    #[error("disk full: cannot allocate {needed_bytes} bytes for {path}")]
+    DiskFull {
+        /// The file that could not be created or extended.
+        path: PathBuf,
+        /// How many bytes were asked for.
+        needed_bytes: u64,
+    },
+
+    /// An earlier write or fdatasync failed; the log accepts no more appends until it is
+    /// reopened (and recovery trusts only CRC-valid records). See "fsyncgate".
+    #[error("commit log poisoned by an earlier failure: {cause}")]
+    Poisoned {
+        /// Rendering of the first failure.
+        cause: Arc<str>,
+    },
+
+    /// A record is larger than the configured maximum.
+    #[error("record of {size_bytes} bytes exceeds the maximum of {size_max_bytes} bytes")]
+    RecordTooLarge {
+        /// Encoded size of the record.
+        size_bytes: u64,
+        /// The configured limit.
+        size_max_bytes: u64,
+    },
+
+    /// A field of a record to append is out of its limits (topic too long, ...).
+    #[error("invalid record field {field}: {reason}")]
+    InvalidRecord {
+        /// The field name.
+        field: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// A read asked for an offset outside the log.
+    #[error("offset {offset} outside the log [{min_offset}, {max_offset})")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        offset: u64,
+        /// The first offset still stored.
+        min_offset: u64,
+        /// One past the last appended byte.
+        max_offset: u64,
+    },
+
+    /// A read asked for an offset where no valid record starts (not a record boundary, an
+    /// end-of-segment filler, or damaged bytes).
+    #[error("no valid record at offset {offset}: {reason}")]
+    NotARecord {
+        /// The offset asked for.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// Bytes on disk (or in a read) failed validation: bad length, CRC, magic or position.
+    #[error("corrupt data in {path} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The file involved.
+        path: PathBuf,
+        /// Log or file offset of the bad bytes.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// A configuration value is out of range or inconsistent with another.
+    #[error("invalid storage config: {0}")]
+    InvalidConfig(String),
+
+    /// The log was closed (or abandoned) and accepts no more calls.
+    #[error("commit log is closed")]
+    Closed,
+}
+
+impl StorageError {
+    /// Builds [`StorageError::Io`], or [`StorageError::DiskFull`] when the OS said ENOSPC /
+    /// EDQUOT (so callers can match on it without inspecting errno).
+    #[must_use]
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, offset: u64, source: io::Error) -> Self {
+        let path = path.into();
+        if is_disk_full(&source) {
+            return StorageError::DiskFull {
+                path,
+                needed_bytes: 0,
+            };
+        }
+        StorageError::Io {
+            op,
+            path,
+            offset,
+            source: Arc::new(source),
+        }
+    }
+
+    /// `true` for [`StorageError::DiskFull`].
+    #[must_use]
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StorageError::DiskFull { .. })
+    }
+}
+
+/// `true` if the OS error means "no space" (ENOSPC) or "quota exceeded" (EDQUOT).
+#[must_use]
+pub fn is_disk_full(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || error.kind() == io::ErrorKind::StorageFull
+}
+
+/// Result alias for storage calls.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enospc_becomes_disk_full() {
+        let error = StorageError::io("write", "/x", 0, io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(error.is_disk_full());
+        let error = StorageError::io("write", "/x", 7, io::Error::from_raw_os_error(libc::EIO));
+        assert!(!error.is_disk_full());
+        assert!(error.to_string().contains("write failed on /x at offset 7"));
+    }
+
+    #[test]
+    fn error_is_send_sync_clone() {
+        fn check<T: Send + Sync + Clone + 'static>() {}
+        check::<StorageError>();
+    }
+}

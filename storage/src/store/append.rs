@@ -1,0 +1,402 @@
+//! The write path of the store: queue-offset assignment, CommitLog placement, reput (read the
+//! records back in log order and dispatch them into consume queues, index and long-poll
+//! waiters), and the durability wait.
+//!
+//! Must never: await between assigning a queue offset and placing its record (queue offsets
+//! must follow CommitLog order), dispatch out of log order, or let a record's read-back differ
+//! from what was appended (pair assertion).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::commitlog::{AppendRecord, Appended, FlushPolicy, StoredRecord};
+use crate::consume_queue::entry::CqEntry;
+use crate::consume_queue::ops::EntryRead;
+use crate::consume_queue::Dispatched;
+use crate::error::{Result, StorageError};
+use crate::index::key::split_keys;
+
+use super::{
+    now_ms, validate_queue_id, validate_topic, AppendMessage, AppendOutcome, BatchMessage,
+    BatchOutcome, Durability, Store, REPUT_BATCH_BYTES,
+};
+
+/// Which structures a dispatched record goes to (recovery replays may skip one of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Targets {
+    pub(super) consume_queue: bool,
+    pub(super) index: bool,
+}
+
+const ALL: Targets = Targets {
+    consume_queue: true,
+    index: true,
+};
+
+/// Next queue offset of queues whose placed records are not all dispatched yet. Bounded by the
+/// number of queues; entries go away as reput catches up.
+#[derive(Debug, Default)]
+pub(super) struct Inflight {
+    topics: HashMap<Rc<str>, HashMap<i32, u64>>,
+}
+
+impl Inflight {
+    fn placed(&mut self, topic: &str, queue_id: i32, queue_offset: u64) {
+        if let Some(queues) = self.topics.get_mut(topic) {
+            queues.insert(queue_id, queue_offset + 1);
+        } else {
+            self.topics.insert(
+                Rc::from(topic),
+                HashMap::from([(queue_id, queue_offset + 1)]),
+            );
+        }
+    }
+
+    fn next(&self, topic: &str, queue_id: i32) -> Option<u64> {
+        self.topics.get(topic)?.get(&queue_id).copied()
+    }
+
+    fn dispatched(&mut self, topic: &str, queue_id: i32, queue_offset: u64) {
+        let Some(queues) = self.topics.get_mut(topic) else {
+            return;
+        };
+        if queues
+            .get(&queue_id)
+            .is_some_and(|&next| next <= queue_offset + 1)
+        {
+            queues.remove(&queue_id);
+            if queues.is_empty() {
+                self.topics.remove(topic);
+            }
+        }
+    }
+
+    pub(super) fn remove_topic(&mut self, topic: &str) {
+        self.topics.remove(topic);
+    }
+}
+
+impl Store {
+    /// Appends one message: assigns its queue offset, places it in the CommitLog, dispatches it
+    /// (so it is pullable when this returns) and, under SYNC_FLUSH, waits for durability.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidRecord`] (bad topic or queue id, too many queues),
+    /// [`StorageError::RecordTooLarge`], [`StorageError::DiskFull`], [`StorageError::Poisoned`],
+    /// [`StorageError::Closed`], or consume-queue write errors that exhausted the pending budget
+    /// (nothing is appended then).
+    pub async fn append(&self, message: &AppendMessage<'_>) -> Result<AppendOutcome> {
+        validate_topic(message.topic)?;
+        validate_queue_id(message.queue_id)?;
+        self.ensure_dispatch_room().await?;
+        let store_timestamp_ms = message.store_timestamp_ms.unwrap_or_else(now_ms);
+        let (appended, queue_offset) = {
+            let _guard = self.append_lock.lock().await;
+            let batch = BatchMessage {
+                tags_code: message.tags_code,
+                keys: message.keys,
+                sys_flag: message.sys_flag,
+                payload: message.payload,
+            };
+            self.place(message.topic, message.queue_id, &batch, store_timestamp_ms)
+                .await?
+        };
+        self.reput_to(appended.end_offset).await?;
+        self.check_dispatched(message.topic, message.queue_id, queue_offset, &appended)
+            .await?;
+        let durability = self.durability(appended.end_offset).await?;
+        Ok(AppendOutcome {
+            phys_offset: appended.phys_offset,
+            queue_offset,
+            size: appended.size,
+            store_timestamp_ms,
+            durability,
+        })
+    }
+
+    /// Appends messages to one queue with consecutive queue offsets (no other append to the
+    /// store is placed between them). On an error part-way, the messages placed before it stay
+    /// stored (as they would after a crash).
+    ///
+    /// # Errors
+    /// As [`Store::append`]; an empty batch is [`StorageError::InvalidRecord`].
+    pub async fn append_batch(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        messages: &[BatchMessage<'_>],
+        store_timestamp_ms: Option<i64>,
+    ) -> Result<BatchOutcome> {
+        validate_topic(topic)?;
+        validate_queue_id(queue_id)?;
+        if messages.is_empty() {
+            return Err(StorageError::InvalidRecord {
+                field: "batch",
+                reason: "empty".into(),
+            });
+        }
+        self.ensure_dispatch_room().await?;
+        let store_timestamp_ms = store_timestamp_ms.unwrap_or_else(now_ms);
+        let mut placed = Vec::with_capacity(messages.len());
+        {
+            let _guard = self.append_lock.lock().await;
+            for message in messages {
+                placed.push(
+                    self.place(topic, queue_id, message, store_timestamp_ms)
+                        .await?,
+                );
+            }
+        }
+        let first_queue_offset = placed[0].1;
+        for (index, (_, queue_offset)) in placed.iter().enumerate() {
+            assert_eq!(
+                *queue_offset,
+                first_queue_offset + index as u64,
+                "batch offsets consecutive"
+            );
+        }
+        let end = placed.last().expect("non-empty batch").0.end_offset;
+        self.reput_to(end).await?;
+        for (appended, queue_offset) in &placed {
+            self.check_dispatched(topic, queue_id, *queue_offset, appended)
+                .await?;
+        }
+        let durability = self.durability(end).await?;
+        Ok(BatchOutcome {
+            first_queue_offset,
+            records: placed
+                .iter()
+                .map(|(appended, _)| (appended.phys_offset, appended.size))
+                .collect(),
+            store_timestamp_ms,
+            durability,
+        })
+    }
+
+    /// Refuses new appends while consume-queue blocks cannot be written (memory bound).
+    async fn ensure_dispatch_room(&self) -> Result<()> {
+        if self.cqs.with(|queues| queues.pending_over_budget()) {
+            self.cqs.write_pending().await?;
+        }
+        Ok(())
+    }
+
+    /// Assigns the queue offset and places the record, waiting for CommitLog room if needed.
+    /// The caller holds the append lock.
+    async fn place(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        message: &BatchMessage<'_>,
+        store_timestamp_ms: i64,
+    ) -> Result<(Appended, u64)> {
+        let mut record = AppendRecord {
+            topic: topic.as_bytes(),
+            queue_id,
+            queue_offset: 0,
+            tags_code: message.tags_code,
+            keys: message.keys.as_bytes(),
+            store_timestamp_ms,
+            sys_flag: message.sys_flag,
+            payload: message.payload,
+        };
+        // A record the CommitLog would refuse must not create its queue.
+        record.validate(self.log.config().record_size_max_bytes)?;
+        self.cqs
+            .with(|queues| queues.ensure_queue(topic, queue_id))?;
+        loop {
+            let queue_offset = self.next_queue_offset(topic, queue_id);
+            record.queue_offset =
+                i64::try_from(queue_offset).expect("queue offsets stay below 2^63");
+            // No await between next_queue_offset and try_append: offsets follow log order.
+            if let Some(appended) = self.log.try_append(&record)? {
+                self.inflight
+                    .borrow_mut()
+                    .placed(topic, queue_id, queue_offset);
+                return Ok((appended, queue_offset));
+            }
+            self.log.ready(record.encoded_size()).await?;
+            // A topic delete may have removed the queue while we waited.
+            self.cqs
+                .with(|queues| queues.ensure_queue(topic, queue_id))?;
+        }
+    }
+
+    fn next_queue_offset(&self, topic: &str, queue_id: i32) -> u64 {
+        let (_, max) = self.offsets(topic, queue_id).expect("queue ensured");
+        let pending = self.inflight.borrow().next(topic, queue_id);
+        pending.unwrap_or(0).max(max)
+    }
+
+    /// Pair assertion: the consume-queue entry built from the read-back record is the record
+    /// this call appended.
+    async fn check_dispatched(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: u64,
+        appended: &Appended,
+    ) -> Result<()> {
+        match self.cqs.read_entry(topic, queue_id, queue_offset).await? {
+            EntryRead::Found(found) => {
+                assert_eq!(
+                    found.phys_offset, appended.phys_offset,
+                    "dispatched entry is the appended record"
+                );
+                assert_eq!(
+                    found.size, appended.size,
+                    "dispatched entry has the appended size"
+                );
+            }
+            // Retention or a topic delete may have raced the append; nothing to compare.
+            EntryRead::OutOfRange | EntryRead::FileMissing { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn durability(&self, end_offset: u64) -> Result<Durability> {
+        let config = self.log.config();
+        if config.flush_policy == FlushPolicy::Async {
+            return Ok(Durability::Appended);
+        }
+        let timeout = config.sync_flush_timeout();
+        match self.log.wait_durable_timeout(end_offset, timeout).await? {
+            crate::commitlog::FlushOutcome::Durable => Ok(Durability::Durable),
+            crate::commitlog::FlushOutcome::Timeout => Ok(Durability::FlushTimeout),
+        }
+    }
+
+    /// Dispatches every record before `target` (reput). Records are read back from the
+    /// CommitLog in log order; one task dispatches at a time.
+    pub(super) async fn reput_to(&self, target: u64) -> Result<()> {
+        if self.reput_phys.get() >= target {
+            return Ok(());
+        }
+        let _guard = self.reput_lock.lock().await;
+        while self.reput_phys.get() < target {
+            let from = self.reput_phys.get();
+            let batch = self.log.read_batch(from, REPUT_BATCH_BYTES).await?;
+            assert!(
+                batch.next_offset > from,
+                "reput must make progress below the append mark"
+            );
+            let mut expected = from;
+            for record in &batch.records {
+                assert!(
+                    record.phys_offset >= expected,
+                    "records come back in log order"
+                );
+                expected = record.end_offset();
+                self.dispatch_record(record, ALL).await?;
+            }
+            assert!(
+                batch.next_offset >= expected,
+                "batch end covers its records"
+            );
+            self.reput_phys.set(batch.next_offset);
+            // The records are stored whatever happens to their consume-queue blocks: a failed
+            // block write stays pending (retried), and once the pending budget is exhausted new
+            // appends are refused up front (`ensure_dispatch_room`) instead.
+            if let Err(error) = self.cqs.write_pending().await {
+                tracing::warn!(%error, "consume queue block write failed; will retry");
+            }
+        }
+        Ok(())
+    }
+
+    /// Dispatches one record into the consume queue and/or the index.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] for a record whose fields cannot belong to a queue, or a
+    /// consume queue that lost entries.
+    pub(super) async fn dispatch_record(
+        &self,
+        record: &StoredRecord,
+        targets: Targets,
+    ) -> Result<()> {
+        let corrupt = |reason: &str| StorageError::Corrupt {
+            path: self.log_dir(),
+            offset: record.phys_offset,
+            reason: reason.to_string(),
+        };
+        let topic =
+            std::str::from_utf8(&record.topic).map_err(|_| corrupt("topic is not UTF-8"))?;
+        let queue_offset =
+            u64::try_from(record.queue_offset).map_err(|_| corrupt("negative queue offset"))?;
+        if record.queue_id < 0 || validate_topic(topic).is_err() {
+            return Err(corrupt("record topic or queue id invalid"));
+        }
+        if targets.consume_queue {
+            self.dispatch_consume_queue(topic, queue_offset, record)?;
+        }
+        if targets.index {
+            self.dispatch_index(topic, record).await;
+        }
+        self.last_dispatch
+            .set((record.store_timestamp_ms, record.phys_offset));
+        Ok(())
+    }
+
+    fn dispatch_consume_queue(
+        &self,
+        topic: &str,
+        queue_offset: u64,
+        record: &StoredRecord,
+    ) -> Result<()> {
+        let entry = CqEntry {
+            phys_offset: record.phys_offset,
+            size: record.size,
+            tags_code: record.tags_code,
+            store_timestamp: record.store_timestamp_ms,
+        };
+        let queue_id = record.queue_id;
+        let outcome = self
+            .cqs
+            .with(|queues| queues.dispatch(topic, queue_id, queue_offset, &entry))?;
+        if outcome != Dispatched::AlreadyPresent {
+            self.notifier.wake(topic, queue_id);
+        }
+        self.inflight
+            .borrow_mut()
+            .dispatched(topic, queue_id, queue_offset);
+        Ok(())
+    }
+
+    async fn dispatch_index(&self, topic: &str, record: &StoredRecord) {
+        let Ok(keys) = std::str::from_utf8(&record.keys) else {
+            tracing::warn!(
+                phys_offset = record.phys_offset,
+                "record keys are not UTF-8; not indexed"
+            );
+            self.index.advance(record.end_offset());
+            return;
+        };
+        let keys: Vec<&str> = split_keys(keys).collect();
+        if keys.is_empty() {
+            self.index.advance(record.end_offset());
+            return;
+        }
+        if self.index.needs_seal(keys.len()) {
+            if let Err(error) = self.index.seal().await {
+                tracing::error!(%error, "sealing the index failed; new keys are not indexed");
+            }
+        }
+        let indexed = self.index.dispatch(
+            topic,
+            &keys,
+            record.phys_offset,
+            record.end_offset(),
+            record.store_timestamp_ms,
+        );
+        if !indexed {
+            tracing::error!(
+                phys_offset = record.phys_offset,
+                "index full after a failed seal; record not indexed"
+            );
+        }
+    }
+
+    fn log_dir(&self) -> std::path::PathBuf {
+        self.root.join(super::COMMITLOG_DIR)
+    }
+}

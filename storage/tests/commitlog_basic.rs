@@ -1,0 +1,371 @@
+//! CommitLog basics on a real disk: append / read (tail ring and O_DIRECT), segment rolling,
+//! reopen, O_DIRECT on every segment fd, group commit, async flush marks, back-pressure, the
+//! sync-flush timeout, and input errors.
+
+mod commitlog_common;
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use commitlog_common::{assert_same, run, scratch, small_config, TestRecord};
+use rmq_storage::commitlog::record::{encode_to_vec, parse_entry, Entry};
+use rmq_storage::commitlog::{CommitLog, FlushOutcome, FlushPolicy};
+use rmq_storage::error::StorageError;
+use rmq_storage::file::{fd_has_o_direct, Disk, FaultInjector};
+
+#[test]
+fn append_read_roll_reopen_byte_for_byte() {
+    let dir = scratch("cl-roundtrip");
+    let records: Vec<TestRecord> = (0..400)
+        .map(|seq| TestRecord::new(seq, (seq as usize * 37) % 3000))
+        .collect();
+    let mut placed = Vec::new();
+    run(async {
+        let (log, report) = CommitLog::open(&dir, small_config(FlushPolicy::Async), Disk::real())
+            .await
+            .expect("open");
+        assert!(report.clean_shutdown);
+        assert_eq!(report.recovered_end, 0);
+        for record in &records {
+            let appended = log.append(&record.as_append()).await.expect("append");
+            assert_eq!(u64::from(appended.size), record.size());
+            // Readable at once, from the tail ring.
+            let stored = log
+                .read(appended.phys_offset, None)
+                .await
+                .expect("read from ring");
+            assert_same(&stored, record);
+            placed.push(appended);
+        }
+        assert!(
+            log.segment_starts().len() > 3,
+            "records rolled over several segments"
+        );
+        for window in placed.windows(2) {
+            assert!(
+                window[1].phys_offset >= window[0].end_offset,
+                "offsets increase"
+            );
+        }
+        log.close().await.expect("close");
+    });
+    run(async {
+        let (log, report) = CommitLog::open(&dir, small_config(FlushPolicy::Async), Disk::real())
+            .await
+            .expect("reopen");
+        assert!(report.clean_shutdown, "closed cleanly");
+        assert_eq!(
+            report.recovered_end,
+            placed.last().expect("records").end_offset
+        );
+        assert_eq!(
+            report.scan_start, report.recovered_end,
+            "clean close checkpointed the end"
+        );
+        // Everything now comes from disk (the ring starts empty at the recovered end).
+        for (record, appended) in records.iter().zip(&placed) {
+            let stored = log
+                .read(appended.phys_offset, Some(appended.size))
+                .await
+                .expect("read from disk");
+            assert_same(&stored, record);
+            let expected =
+                encode_to_vec(&record.as_append(), appended.phys_offset, stored.generation);
+            assert_eq!(
+                stored.raw.as_ref(),
+                &expected[..],
+                "raw bytes of seq {}",
+                record.seq
+            );
+            // Without a size hint the read starts with one block and fetches the rest.
+            let unhinted = log
+                .read(appended.phys_offset, None)
+                .await
+                .expect("read unhinted");
+            assert_eq!(unhinted, stored);
+        }
+        // read_batch walks every record in order across segment fillers.
+        let mut from = log.min_offset();
+        let mut seen = Vec::new();
+        while from < log.appended_offset() {
+            let batch = log.read_batch(from, 10_000).await.expect("batch");
+            assert!(batch.next_offset > from, "a batch always makes progress");
+            seen.extend(batch.records);
+            from = batch.next_offset;
+        }
+        assert_eq!(seen.len(), records.len());
+        for (stored, record) in seen.iter().zip(&records) {
+            assert_same(stored, record);
+        }
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn every_segment_fd_has_o_direct() {
+    let dir = scratch("cl-odirect");
+    run(async {
+        let (log, _) = CommitLog::open(&dir, small_config(FlushPolicy::Async), Disk::real())
+            .await
+            .expect("open");
+        for seq in 0..200 {
+            log.append(&TestRecord::new(seq, 2000).as_append())
+                .await
+                .expect("append");
+        }
+        let fds = log.segment_fds();
+        assert!(fds.len() >= 2);
+        for fd in fds {
+            assert!(
+                fd_has_o_direct(fd).expect("fdinfo"),
+                "segment fd {fd} lacks O_DIRECT"
+            );
+        }
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn sync_flush_group_commit_serves_many_waiters_with_few_fdatasyncs() {
+    let dir = scratch("cl-group-commit");
+    let faults = FaultInjector::new();
+    run(async {
+        let disk = Disk::with_faults(Rc::clone(&faults));
+        let (log, _) = CommitLog::open(&dir, small_config(FlushPolicy::Sync), disk)
+            .await
+            .expect("open");
+        let log = Rc::new(log);
+        let syncs_before = faults.syncs();
+        let mut tasks = Vec::new();
+        for task in 0..32u64 {
+            let log = Rc::clone(&log);
+            tasks.push(compio::runtime::spawn(async move {
+                for round in 0..10u64 {
+                    let record = TestRecord::new(task * 1000 + round, 300);
+                    let appended = log.append(&record.as_append()).await.expect("append");
+                    log.wait_durable(appended.end_offset)
+                        .await
+                        .expect("durable");
+                    assert!(log.durable_offset() >= appended.end_offset);
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let syncs = faults.syncs() - syncs_before;
+        assert!(
+            syncs < 320,
+            "group commit: {syncs} fdatasyncs for 320 appends"
+        );
+        assert_eq!(log.durable_offset(), log.appended_offset());
+        Rc::try_unwrap(log)
+            .expect("sole owner")
+            .close()
+            .await
+            .expect("close");
+    });
+}
+
+#[test]
+fn async_flush_keeps_appended_and_durable_apart_until_the_interval() {
+    let dir = scratch("cl-async-marks");
+    run(async {
+        let mut config = small_config(FlushPolicy::Async);
+        config.flush_interval_ms = 100;
+        let (log, _) = CommitLog::open(&dir, config, Disk::real())
+            .await
+            .expect("open");
+        let start = log.durable_offset();
+        let mut end = 0;
+        for seq in 0..4 {
+            end = log
+                .append(&TestRecord::new(seq, 1000).as_append())
+                .await
+                .expect("append")
+                .end_offset;
+        }
+        assert_eq!(log.appended_offset(), end);
+        assert_eq!(
+            log.durable_offset(),
+            start,
+            "async: appended is not yet durable"
+        );
+        // Below flush_least_bytes the interval flush waits for the thorough interval; an explicit
+        // wait makes it flush now.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for seq in 4..20 {
+            log.append(&TestRecord::new(seq, 1000).as_append())
+                .await
+                .expect("append");
+        }
+        while log.durable_offset() < log.appended_offset() {
+            assert!(
+                Instant::now() < deadline,
+                "the interval flush never happened"
+            );
+            compio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(log.written_offset(), log.appended_offset());
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn pending_bytes_are_bounded_and_ready_waits_for_room() {
+    let dir = scratch("cl-backpressure");
+    run(async {
+        let mut config = small_config(FlushPolicy::Async);
+        config.flush_interval_ms = 3_600_000;
+        let pending_max = config.flush_pending_bytes_max as u64;
+        let (log, _) = CommitLog::open(&dir, config, Disk::real())
+            .await
+            .expect("open");
+        let record = TestRecord::new(1, 1500);
+        let mut accepted = 0;
+        // No await in this loop: the flusher cannot run, so the bound must stop us.
+        while log
+            .try_append(&record.as_append())
+            .expect("no error")
+            .is_some()
+        {
+            accepted += 1;
+            assert!(accepted < 1000, "back-pressure never kicked in");
+        }
+        assert!(log.appended_offset() - log.written_offset() <= pending_max);
+        assert!(log.appended_offset() - log.written_offset() + record.size() > pending_max - 4096);
+        log.ready(record.size())
+            .await
+            .expect("room appears once the flusher writes");
+        assert!(log
+            .try_append(&record.as_append())
+            .expect("append")
+            .is_some());
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn sync_flush_timeout_is_reported_and_the_record_still_becomes_durable() {
+    let dir = scratch("cl-flush-timeout");
+    let faults = FaultInjector::new();
+    run(async {
+        let disk = Disk::with_faults(Rc::clone(&faults));
+        let (log, _) = CommitLog::open(&dir, small_config(FlushPolicy::Sync), disk)
+            .await
+            .expect("open");
+        faults.set_sync_delay(Some(Duration::from_millis(300)));
+        let appended = log
+            .append(&TestRecord::new(7, 100).as_append())
+            .await
+            .expect("append");
+        let outcome = log
+            .wait_durable_timeout(appended.end_offset, Duration::from_millis(20))
+            .await
+            .expect("wait");
+        assert_eq!(outcome, FlushOutcome::Timeout);
+        let outcome = log
+            .wait_durable_timeout(appended.end_offset, Duration::from_secs(5))
+            .await
+            .expect("wait");
+        assert_eq!(outcome, FlushOutcome::Durable);
+        faults.set_sync_delay(None);
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn bad_input_is_rejected_without_side_effects() {
+    let dir = scratch("cl-bad-input");
+    run(async {
+        let config = small_config(FlushPolicy::Async);
+        let record_max = config.record_size_max_bytes as usize;
+        let (log, _) = CommitLog::open(&dir, config, Disk::real())
+            .await
+            .expect("open");
+        let first = log
+            .append(&TestRecord::new(1, 500).as_append())
+            .await
+            .expect("append");
+        let too_big = TestRecord::new(2, record_max);
+        let error = log
+            .append(&too_big.as_append())
+            .await
+            .expect_err("too large");
+        assert!(
+            matches!(error, StorageError::RecordTooLarge { .. }),
+            "{error}"
+        );
+        let mut no_topic = TestRecord::new(3, 10);
+        no_topic.topic.clear();
+        let error = log
+            .append(&no_topic.as_append())
+            .await
+            .expect_err("empty topic");
+        assert!(
+            matches!(error, StorageError::InvalidRecord { .. }),
+            "{error}"
+        );
+        assert_eq!(log.appended_offset(), first.end_offset, "nothing placed");
+        let error = log
+            .read(first.end_offset, None)
+            .await
+            .expect_err("past the end");
+        assert!(
+            matches!(error, StorageError::OffsetOutOfRange { .. }),
+            "{error}"
+        );
+        let error = log
+            .read(first.phys_offset + 16, None)
+            .await
+            .expect_err("mid-record");
+        assert!(matches!(error, StorageError::NotARecord { .. }), "{error}");
+        log.flush().await.expect("flush");
+        log.close().await.expect("close");
+        // From disk too.
+        let (log, _) = CommitLog::open(&dir, small_config(FlushPolicy::Async), Disk::real())
+            .await
+            .expect("reopen");
+        let error = log
+            .read(first.phys_offset + 16, None)
+            .await
+            .expect_err("mid-record on disk");
+        assert!(matches!(error, StorageError::NotARecord { .. }), "{error}");
+        let stored = log.read(first.phys_offset, None).await.expect("read");
+        assert!(matches!(
+            parse_entry(&stored.raw, first.phys_offset, 1 << 20),
+            Ok(Entry::Record(_))
+        ));
+        log.close().await.expect("close");
+    });
+}
+
+#[test]
+fn closed_log_refuses_appends_and_reports_unclean_shutdown_after_abandon() {
+    let dir = scratch("cl-lifecycle");
+    run(async {
+        let (log, _) = CommitLog::open(&dir, small_config(FlushPolicy::Sync), Disk::real())
+            .await
+            .expect("open");
+        let appended = log
+            .append(&TestRecord::new(1, 10).as_append())
+            .await
+            .expect("append");
+        log.wait_durable(appended.end_offset)
+            .await
+            .expect("durable");
+        log.abandon().await;
+        let (log, report) = CommitLog::open(&dir, small_config(FlushPolicy::Sync), Disk::real())
+            .await
+            .expect("open");
+        assert!(!report.clean_shutdown, "abandon leaves the abort marker");
+        assert_eq!(report.recovered_end, appended.end_offset);
+        assert!(report.generation >= 2);
+        log.close().await.expect("close");
+        let (log, report) = CommitLog::open(&dir, small_config(FlushPolicy::Sync), Disk::real())
+            .await
+            .expect("open");
+        assert!(report.clean_shutdown);
+        drop(log); // dropping without close must not hang or panic
+    });
+}
