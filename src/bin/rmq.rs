@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use rmq::config::{parse_properties, BrokerConfig};
 use rmq::namesrv::kv::KvConfig;
 use rmq::namesrv::processor::{NameServer, NamesrvOptions};
 use rmq_net::conn::ServeConfig;
@@ -27,6 +28,15 @@ struct Cli {
 enum Command {
     /// Run a NameServer.
     Namesrv(NamesrvArgs),
+    /// Run a broker (`-c broker.conf`, RocketMQ's keys).
+    Broker(BrokerArgs),
+    /// Run a NameServer and a broker in one process, with an embedded default config.
+    Standalone(StandaloneArgs),
+    /// Administration (topics, routes, clusters).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Host tuning tools.
     Tuning {
         #[command(subcommand)]
@@ -48,6 +58,106 @@ struct NamesrvArgs {
     /// Put `orderTopicConf` from the KV config into routes (`orderMessageEnable`).
     #[arg(long)]
     order_message_enable: bool,
+}
+
+#[derive(Args)]
+struct BrokerArgs {
+    /// broker.conf (Java properties, RocketMQ's keys).
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// NameServer addresses, `;`-separated (overrides `namesrvAddr`).
+    #[arg(short = 'n', long = "namesrv")]
+    namesrv: Option<String>,
+    /// Shards (default: `shards` in the config, else one per core).
+    #[arg(long)]
+    shards: Option<usize>,
+}
+
+#[derive(Args)]
+struct StandaloneArgs {
+    /// NameServer port (0 = any free port).
+    #[arg(long, default_value_t = 9876)]
+    namesrv_port: u16,
+    /// Broker port (0 = any free port).
+    #[arg(long, default_value_t = 10911)]
+    broker_port: u16,
+    /// Store directory (`storePathRootDir`).
+    #[arg(long, default_value = "./data")]
+    store_dir: PathBuf,
+    /// broker.conf to apply over the embedded defaults.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Shards (default: one per core).
+    #[arg(long)]
+    shards: Option<usize>,
+}
+
+/// CommitLog segment size of the embedded standalone config (Java's 1 GiB default applies
+/// when a broker.conf is given): smaller segments keep a first start light.
+const STANDALONE_SEGMENT_SIZE_BYTES: u64 = 256 * 1024 * 1024;
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create or update a topic on every master of a cluster, or on one broker.
+    UpdateTopic {
+        /// NameServer address.
+        #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
+        namesrv: String,
+        /// Topic.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Cluster (default: every cluster).
+        #[arg(short = 'c', long)]
+        cluster: Option<String>,
+        /// One broker address instead of a cluster.
+        #[arg(short = 'b', long)]
+        broker: Option<String>,
+        /// Read queues.
+        #[arg(short = 'r', long, default_value_t = 8)]
+        read_queues: i32,
+        /// Write queues.
+        #[arg(short = 'w', long, default_value_t = 8)]
+        write_queues: i32,
+        /// Permission (6 = read+write, 4 = read, 2 = write).
+        #[arg(short = 'p', long, default_value_t = 6)]
+        perm: i32,
+        /// Order topic.
+        #[arg(short = 'o', long)]
+        order: bool,
+    },
+    /// Delete a topic from every master and from the NameServer.
+    DeleteTopic {
+        /// NameServer address.
+        #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
+        namesrv: String,
+        /// Topic.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Cluster (default: every cluster).
+        #[arg(short = 'c', long)]
+        cluster: Option<String>,
+    },
+    /// List topics known to the NameServer.
+    TopicList {
+        /// NameServer address.
+        #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
+        namesrv: String,
+    },
+    /// Show a topic's route.
+    TopicRoute {
+        /// NameServer address.
+        #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
+        namesrv: String,
+        /// Topic.
+        #[arg(short = 't', long)]
+        topic: String,
+    },
+    /// Show clusters and brokers.
+    ClusterList {
+        /// NameServer address.
+        #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
+        namesrv: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -84,9 +194,28 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
         Command::Namesrv(args) => run_namesrv(&args),
+        Command::Broker(args) => {
+            let mut config = load_broker_config(args.config.as_deref())?;
+            if let Some(namesrv) = args.namesrv {
+                config.namesrv_addrs = namesrv
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(String::from)
+                    .collect();
+            }
+            let shards = args
+                .shards
+                .or(config.shards)
+                .unwrap_or_else(rmq::runtime::default_shard_count);
+            run_broker(config, shards)
+        }
+        Command::Standalone(args) => run_standalone(&args),
+        Command::Admin { command } => run_admin(command),
         Command::Tuning {
             command: TuningCommand::Check(args),
         } => {
@@ -111,7 +240,152 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+fn load_broker_config(path: Option<&std::path::Path>) -> anyhow::Result<BrokerConfig> {
+    let Some(path) = path else {
+        return Ok(BrokerConfig::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let props = parse_properties(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let loaded =
+        BrokerConfig::from_properties(&props).with_context(|| format!("in {}", path.display()))?;
+    for key in &loaded.unknown_keys {
+        tracing::warn!(key, file = %path.display(), "unknown config key ignored");
+    }
+    Ok(loaded.config)
+}
+
+fn run_broker(config: BrokerConfig, shards: usize) -> anyhow::Result<()> {
+    let started =
+        rmq::server::start::start_broker(config, shards).context("starting the broker")?;
+    tracing::info!(addr = %started.addr, shards, "broker serving");
+    println!("READY broker {}", started.addr);
+    for thread in started.threads {
+        let _ = thread.join();
+    }
+    Ok(())
+}
+
+fn run_standalone(args: &StandaloneArgs) -> anyhow::Result<()> {
+    let mut config = BrokerConfig {
+        mapped_file_size_commit_log: STANDALONE_SEGMENT_SIZE_BYTES,
+        broker_name: "broker-a".into(),
+        ..BrokerConfig::default()
+    };
+    if let Some(path) = &args.config {
+        config = load_broker_config(Some(path))?;
+    }
+    config.listen_port = args.broker_port;
+    config.store_path_root_dir.clone_from(&args.store_dir);
+    config.store_path_commit_log = args.store_dir.join("commitlog");
+    let namesrv_args = NamesrvArgs {
+        port: args.namesrv_port,
+        bind: Ipv4Addr::UNSPECIFIED,
+        kv_config: args.store_dir.join("namesrv").join("kvConfig.json"),
+        order_message_enable: false,
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("rmq-namesrv".into())
+        .spawn(move || {
+            if let Err(err) = serve_namesrv(&namesrv_args, Some(tx)) {
+                tracing::error!(%err, "NameServer stopped");
+                std::process::exit(1);
+            }
+        })
+        .context("spawning the NameServer thread")?;
+    let namesrv_addr = rx.recv().context("NameServer failed to start")?;
+    config.namesrv_addrs = vec![format!("127.0.0.1:{}", namesrv_addr.port())];
+    let shards = args
+        .shards
+        .or(config.shards)
+        .unwrap_or_else(rmq::runtime::default_shard_count);
+    run_broker(config, shards)
+}
+
+fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
+    use rmq::admin;
+    let runtime = compio::runtime::Runtime::new().context("io_uring runtime")?;
+    runtime.block_on(async move {
+        match command {
+            AdminCommand::UpdateTopic {
+                namesrv,
+                topic,
+                cluster,
+                broker,
+                read_queues,
+                write_queues,
+                perm,
+                order,
+            } => {
+                let brokers = match broker {
+                    Some(broker) => vec![broker],
+                    None => admin::master_addrs(&namesrv, cluster.as_deref()).await?,
+                };
+                let spec = admin::TopicSpec {
+                    topic: topic.clone(),
+                    read_queue_nums: read_queues,
+                    write_queue_nums: write_queues,
+                    perm,
+                    order,
+                };
+                admin::update_topic(&brokers, &spec).await?;
+                println!(
+                    "create topic {topic} on {} broker(s) success: {}",
+                    brokers.len(),
+                    brokers.join(", ")
+                );
+            }
+            AdminCommand::DeleteTopic {
+                namesrv,
+                topic,
+                cluster,
+            } => {
+                let brokers = admin::master_addrs(&namesrv, cluster.as_deref()).await?;
+                admin::delete_topic(&namesrv, &brokers, &topic).await?;
+                println!("delete topic {topic} success");
+            }
+            AdminCommand::TopicList { namesrv } => {
+                for topic in admin::topic_list(&namesrv).await?.topic_list {
+                    println!("{topic}");
+                }
+            }
+            AdminCommand::TopicRoute { namesrv, topic } => {
+                let route = admin::topic_route(&namesrv, &topic).await?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&route).context("route JSON")?
+                );
+            }
+            AdminCommand::ClusterList { namesrv } => {
+                let info = admin::cluster_info(&namesrv).await?;
+                println!(
+                    "{:<20} {:<20} {:<4} {:<24}",
+                    "#Cluster", "#Broker", "#BID", "#Addr"
+                );
+                for (cluster, brokers) in &info.cluster_addr_table {
+                    for name in brokers {
+                        if let Some(broker) = info.broker_addr_table.get(name) {
+                            for (id, addr) in &broker.broker_addrs {
+                                println!("{cluster:<20} {name:<20} {id:<4} {addr:<24}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
 fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
+    serve_namesrv(args, None)
+}
+
+fn serve_namesrv(
+    args: &NamesrvArgs,
+    ready: Option<std::sync::mpsc::Sender<SocketAddr>>,
+) -> anyhow::Result<()> {
     let kv = KvConfig::open(Some(&args.kv_config))
         .with_context(|| format!("kv config {}", args.kv_config.display()))?;
     let options = NamesrvOptions {
@@ -124,7 +398,14 @@ fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
         let local = listener.local_addr().context("local address")?;
         tracing::info!(%local, "NameServer listening");
         // One machine-readable line, so scripts and tests can use `--port 0`.
-        println!("READY namesrv {local}");
+        let mut announced = local;
+        if announced.ip().is_unspecified() {
+            announced.set_ip(Ipv4Addr::LOCALHOST.into());
+        }
+        println!("READY namesrv {announced}");
+        if let Some(ready) = ready {
+            let _ = ready.send(announced);
+        }
         let server = Rc::new(NameServer::new(kv, options));
         rmq::namesrv::server::run(listener, server, ServeConfig::default()).await;
         Ok(())

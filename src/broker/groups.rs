@@ -69,7 +69,9 @@ pub enum GroupError {
     #[error("subscription group `{0}` does not exist")]
     NotExist(String),
     /// The table already holds [`GROUPS_MAX`] groups.
-    #[error("cannot create subscription group `{group}`: the broker already holds {GROUPS_MAX} groups")]
+    #[error(
+        "cannot create subscription group `{group}`: the broker already holds {GROUPS_MAX} groups"
+    )]
     Limit {
         /// The group that did not fit.
         group: String,
@@ -418,7 +420,11 @@ impl SubscriptionGroupTable {
     ///
     /// # Errors
     /// [`GroupError::Limit`] when a group would be created in a full table.
-    pub fn find_or_auto_create(&mut self, group: &str, now_ms: i64) -> Result<GroupLookup, GroupError> {
+    pub fn find_or_auto_create(
+        &mut self,
+        group: &str,
+        now_ms: i64,
+    ) -> Result<GroupLookup, GroupError> {
         if let Some(config) = self.groups.get(group) {
             return Ok(GroupLookup::Found(config.clone()));
         }
@@ -436,7 +442,11 @@ impl SubscriptionGroupTable {
     ///
     /// # Errors
     /// [`GroupError::InvalidName`]; [`GroupError::Limit`] for a new group in a full table.
-    pub fn update(&mut self, config: SubscriptionGroupConfig, now_ms: i64) -> Result<bool, GroupError> {
+    pub fn update(
+        &mut self,
+        config: SubscriptionGroupConfig,
+        now_ms: i64,
+    ) -> Result<bool, GroupError> {
         validate_group_name(&config.group_name)?;
         if self.groups.get(&config.group_name) == Some(&config) {
             return Ok(false);
@@ -472,7 +482,11 @@ impl SubscriptionGroupTable {
         }))
     }
 
-    fn insert_counted(&mut self, config: SubscriptionGroupConfig, now_ms: i64) -> Result<(), GroupError> {
+    fn insert_counted(
+        &mut self,
+        config: SubscriptionGroupConfig,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
         if !self.groups.contains_key(&config.group_name) && self.groups.len() >= GROUPS_MAX {
             return Err(GroupError::Limit {
                 group: config.group_name,
@@ -510,7 +524,12 @@ mod tests {
         assert!(config.notify_consumer_ids_changed_enable);
         assert_eq!(config.group_sys_flag, 0);
         assert_eq!(config.consume_timeout_minute, 15);
-        assert_eq!(config.client_policy(), GroupPolicy { notify_consumer_ids_changed: true });
+        assert_eq!(
+            config.client_policy(),
+            GroupPolicy {
+                notify_consumer_ids_changed: true
+            }
+        );
     }
 
     #[test]
@@ -519,36 +538,69 @@ mod tests {
         assert_eq!(
             json,
             concat!(
-                r#"{"attributes":{},"brokerId":0,"consumeBroadcastEnable":true,"consumeEnable":true,"#,
-                r#""consumeFromMinEnable":true,"consumeMessageOrderly":false,"consumeTimeoutMinute":15,"#,
+                r#"{"attributes":{},"brokerId":0,"consumeBroadcastEnable":true,"#,
+                r#""consumeEnable":true,"consumeFromMinEnable":true,"#,
+                r#""consumeMessageOrderly":false,"consumeTimeoutMinute":15,"#,
                 r#""groupName":"G","groupRetryPolicy":{"type":"CUSTOMIZED"},"groupSysFlag":0,"#,
                 r#""notifyConsumerIdsChangedEnable":true,"retryMaxTimes":16,"retryQueueNums":1,"#,
                 r#""whichBrokerWhenConsumeSlowly":1}"#
             )
         );
         let sparse = SubscriptionGroupConfig::from_json(
-            br#"{"groupName":"H","retryMaxTimes":"3","consumeEnable":false,"unknown":1,"subscriptionDataSet":null}"#,
+            concat!(
+                r#"{"groupName":"H","retryMaxTimes":"3","consumeEnable":false,"#,
+                r#""unknown":1,"subscriptionDataSet":null}"#
+            )
+            .as_bytes(),
         )
         .expect("lenient");
         assert_eq!(sparse.group_name, "H");
         assert_eq!(sparse.retry_max_times, 3);
         assert!(!sparse.consume_enable);
-        assert_eq!(sparse.retry_queue_nums, 1, "absent fields keep Java defaults");
+        assert_eq!(
+            sparse.retry_queue_nums, 1,
+            "absent fields keep Java defaults"
+        );
         assert_eq!(sparse.subscription_data_set, None);
         let with_set = SubscriptionGroupConfig::from_json(
-            br#"{"groupName":"S","subscriptionDataSet":[{"topic":"T","expressionType":"TAG","expression":"*"}]}"#,
+            concat!(
+                r#"{"groupName":"S","subscriptionDataSet":"#,
+                r#"[{"topic":"T","expressionType":"TAG","expression":"*"}]}"#
+            )
+            .as_bytes(),
         )
         .expect("valid");
-        assert_eq!(SubscriptionGroupConfig::from_json(&with_set.to_json()).expect("round trip"), with_set);
+        assert_eq!(
+            SubscriptionGroupConfig::from_json(&with_set.to_json()).expect("round trip"),
+            with_set
+        );
     }
 
     #[test]
     fn group_name_validation() {
-        for ok in ["G", "CID_RMQ_SYS_X", "a-b_c%|1", &"g".repeat(GROUP_NAME_LENGTH_MAX)] {
+        for ok in [
+            "G",
+            "CID_RMQ_SYS_X",
+            "a-b_c%|1",
+            &"g".repeat(GROUP_NAME_LENGTH_MAX),
+        ] {
             assert!(validate_group_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", " ", "a.b", "a@b", "组", &"g".repeat(GROUP_NAME_LENGTH_MAX + 1)] {
-            assert!(matches!(validate_group_name(bad), Err(GroupError::InvalidName { .. })), "{bad}");
+        for bad in [
+            "",
+            " ",
+            "a.b",
+            "a@b",
+            "组",
+            &"g".repeat(GROUP_NAME_LENGTH_MAX + 1),
+        ] {
+            assert!(
+                matches!(
+                    validate_group_name(bad),
+                    Err(GroupError::InvalidName { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 
@@ -559,7 +611,14 @@ mod tests {
             assert_eq!(table.get(name).map(|c| c.group_name.as_str()), Some(*name));
         }
         assert_eq!(table.len(), SYSTEM_GROUPS.len());
-        assert_eq!(table.version(), DataVersion { counter: 0, state_version: 0, timestamp: 10 });
+        assert_eq!(
+            table.version(),
+            DataVersion {
+                counter: 0,
+                state_version: 0,
+                timestamp: 10
+            }
+        );
     }
 
     #[test]
@@ -572,26 +631,48 @@ mod tests {
         assert!(matches!(found, GroupLookup::Found(_)));
         assert_eq!(found.config().map(|c| c.retry_queue_nums), Some(1));
         assert_eq!(auto.version().counter, 1, "finding does not bump");
-        assert_eq!(auto.find_or_auto_create("a.b", 7).expect("ok"), GroupLookup::NotFound);
+        assert_eq!(
+            auto.find_or_auto_create("a.b", 7).expect("ok"),
+            GroupLookup::NotFound
+        );
         assert_eq!(GroupLookup::NotFound.config(), None);
 
         let mut manual = SubscriptionGroupTable::new(false, 0);
-        assert_eq!(manual.find_or_auto_create("G", 5).expect("ok"), GroupLookup::NotFound);
+        assert_eq!(
+            manual.find_or_auto_create("G", 5).expect("ok"),
+            GroupLookup::NotFound
+        );
         assert!(!manual.contains("G"));
         let system = manual.find_or_auto_create("CID_RMQ_SYS_X", 5).expect("ok");
-        assert!(matches!(system, GroupLookup::Created(_)), "system groups are always created");
+        assert!(
+            matches!(system, GroupLookup::Created(_)),
+            "system groups are always created"
+        );
     }
 
     #[test]
     fn update_and_delete_move_the_version_only_on_change() {
         let mut table = SubscriptionGroupTable::new(true, 0);
-        let config = SubscriptionGroupConfig { retry_max_times: 3, ..SubscriptionGroupConfig::new("G") };
+        let config = SubscriptionGroupConfig {
+            retry_max_times: 3,
+            ..SubscriptionGroupConfig::new("G")
+        };
         assert!(table.update(config.clone(), 1).expect("create"));
         assert!(!table.update(config.clone(), 2).expect("same"));
         assert_eq!(table.version().counter, 1);
-        let orderly = SubscriptionGroupConfig { consume_message_orderly: true, ..config };
+        let orderly = SubscriptionGroupConfig {
+            consume_message_orderly: true,
+            ..config
+        };
         assert!(table.update(orderly, 3).expect("update"));
-        assert_eq!(table.version(), DataVersion { counter: 2, state_version: 0, timestamp: 3 });
+        assert_eq!(
+            table.version(),
+            DataVersion {
+                counter: 2,
+                state_version: 0,
+                timestamp: 3
+            }
+        );
         assert!(matches!(
             table.update(SubscriptionGroupConfig::new("bad name"), 4),
             Err(GroupError::InvalidName { .. })
@@ -623,7 +704,10 @@ mod tests {
         let dir = test_dir("groups-round-trip");
         let path = dir.join("subscriptionGroup.json");
         let mut table = SubscriptionGroupTable::new(true, 0);
-        let config = SubscriptionGroupConfig { retry_queue_nums: 2, ..SubscriptionGroupConfig::new("G") };
+        let config = SubscriptionGroupConfig {
+            retry_queue_nums: 2,
+            ..SubscriptionGroupConfig::new("G")
+        };
         table.update(config.clone(), 42).expect("create");
         table.save(&path).expect("save");
         let loaded = SubscriptionGroupTable::load(true, &path, 0).expect("load");
@@ -635,7 +719,10 @@ mod tests {
         let parsed = SubscriptionGroupWrapper::from_json(&body).expect("201 body parses");
         assert_eq!(parsed.subscription_group_table["G"].retry_queue_nums, 2);
         let text = String::from_utf8(body).expect("utf-8");
-        assert!(text.starts_with(r#"{"dataVersion":{"counter":1,"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"dataVersion":{"counter":1,"#),
+            "{text}"
+        );
 
         let java = r#"{"dataVersion":{"counter":9,"timestamp":1},"forbiddenTable":{},
             "subscriptionGroupTable":{"J":{"groupName":"J","retryMaxTimes":5}}}"#;
@@ -644,7 +731,10 @@ mod tests {
         assert_eq!(from_java.get("J").map(|c| c.retry_max_times), Some(5));
         assert_eq!(from_java.version().counter, 9);
         std::fs::write(&path, "{").expect("corrupt");
-        assert!(matches!(SubscriptionGroupTable::load(true, &path, 0), Err(GroupError::Persist(_))));
+        assert!(matches!(
+            SubscriptionGroupTable::load(true, &path, 0),
+            Err(GroupError::Persist(_))
+        ));
     }
 
     #[test]
@@ -652,12 +742,23 @@ mod tests {
         let mut table = SubscriptionGroupTable::new(true, 0);
         let mut index = 0;
         while table.len() < GROUPS_MAX {
-            table.update(SubscriptionGroupConfig::new(format!("g{index}")), 1).expect("below limit");
+            table
+                .update(SubscriptionGroupConfig::new(format!("g{index}")), 1)
+                .expect("below limit");
             index += 1;
         }
-        assert!(matches!(table.find_or_auto_create("more", 2), Err(GroupError::Limit { .. })));
-        assert!(matches!(table.update(SubscriptionGroupConfig::new("more"), 2), Err(GroupError::Limit { .. })));
-        let update = SubscriptionGroupConfig { retry_max_times: 1, ..SubscriptionGroupConfig::new("g0") };
+        assert!(matches!(
+            table.find_or_auto_create("more", 2),
+            Err(GroupError::Limit { .. })
+        ));
+        assert!(matches!(
+            table.update(SubscriptionGroupConfig::new("more"), 2),
+            Err(GroupError::Limit { .. })
+        ));
+        let update = SubscriptionGroupConfig {
+            retry_max_times: 1,
+            ..SubscriptionGroupConfig::new("g0")
+        };
         assert!(table.update(update, 3).expect("update at limit"));
     }
 }

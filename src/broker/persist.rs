@@ -63,7 +63,7 @@ pub enum PersistError {
     },
 }
 
-fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PersistError + '_ {
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PersistError + 'a {
     move |source| PersistError::Io {
         op,
         path: path.to_path_buf(),
@@ -108,7 +108,10 @@ fn sync_dir(dir: &Path) -> Result<(), PersistError> {
 /// # Errors
 /// [`PersistError::Serialize`] if `value` cannot be encoded; [`PersistError::Io`] for any
 /// failed file-system call (then `path` still holds the previous version).
-pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), PersistError> {
+pub fn write_json_atomic<T: Serialize + ?Sized>(
+    path: &Path,
+    value: &T,
+) -> Result<(), PersistError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| PersistError::Serialize {
         path: path.to_path_buf(),
         detail: e.to_string(),
@@ -124,21 +127,32 @@ pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> Resul
     sync_dir(dir)
 }
 
-/// Copies the current `path` (if any) to `<path>.bak` through its own temp file, so the
-/// backup is never torn either.
+/// Makes `<path>.bak` the current version of `path` (if any) before it is replaced: a hard
+/// link (no copy; the later rename leaves the link on the old inode), or, where the file
+/// system refuses links, a copy through its own temp file. Either way the backup is whole.
 fn keep_backup(path: &Path) -> Result<(), PersistError> {
+    let backup = backup_path(path);
+    match fs::remove_file(&backup) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error("remove", &backup)(e)),
+    }
+    match fs::hard_link(path, &backup) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(_) => copy_backup(path, &backup),
+    }
+}
+
+fn copy_backup(path: &Path, backup: &Path) -> Result<(), PersistError> {
     let current = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io_error("read", path)(e)),
     };
-    if current.is_empty() {
-        return Ok(());
-    }
-    let backup = backup_path(path);
-    let backup_temp = with_suffix(&backup, ".tmp");
+    let backup_temp = with_suffix(backup, ".tmp");
     write_synced(&backup_temp, &current)?;
-    fs::rename(&backup_temp, &backup).map_err(io_error("rename", &backup))
+    fs::rename(&backup_temp, backup).map_err(io_error("rename", backup))
 }
 
 /// Reads a file's bytes; `None` when it does not exist.
@@ -240,14 +254,36 @@ mod tests {
         let dir = test_dir("persist-round-trip");
         let path = dir.join("nested").join("file.json");
         write_json_atomic(&path, &sample("first")).expect("write 1");
-        assert!(!backup_path(&path).exists(), "no backup before a second write");
+        assert!(
+            !backup_path(&path).exists(),
+            "no backup before a second write"
+        );
         write_json_atomic(&path, &sample("second")).expect("write 2");
 
         let read: Sample = read_json(&path).expect("read").expect("present");
         assert_eq!(read, sample("second"));
-        let backup: Sample = read_json(&backup_path(&path)).expect("read").expect("present");
+        let backup: Sample = read_json(&backup_path(&path))
+            .expect("read")
+            .expect("present");
         assert_eq!(backup, sample("first"));
-        assert!(!with_suffix(&path, ".tmp").exists(), "temp file renamed away");
+        assert!(
+            !with_suffix(&path, ".tmp").exists(),
+            "temp file renamed away"
+        );
+    }
+
+    #[test]
+    fn copy_fallback_writes_a_whole_backup() {
+        let dir = test_dir("persist-copy-backup");
+        let path = dir.join("file.json");
+        write_json_atomic(&path, &sample("kept")).expect("write");
+        copy_backup(&path, &backup_path(&path)).expect("copy");
+        let backup: Sample = read_json(&backup_path(&path))
+            .expect("read")
+            .expect("present");
+        assert_eq!(backup, sample("kept"));
+        copy_backup(&dir.join("absent.json"), &dir.join("absent.json.bak")).expect("no source");
+        assert!(!dir.join("absent.json.bak").exists());
     }
 
     #[test]
@@ -293,8 +329,12 @@ mod tests {
         let dir = test_dir("persist-too-large");
         let path = dir.join("file.json");
         let file = File::create(&path).expect("create");
-        file.set_len(METADATA_FILE_SIZE_MAX + 1).expect("sparse extend");
+        file.set_len(METADATA_FILE_SIZE_MAX + 1)
+            .expect("sparse extend");
         let result: Result<Option<Sample>, _> = read_json(&path);
-        assert!(matches!(result, Err(PersistError::TooLarge { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(PersistError::TooLarge { .. })),
+            "{result:?}"
+        );
     }
 }

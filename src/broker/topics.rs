@@ -7,8 +7,9 @@
 //! [`TopicSnapshot`] to the other shards (they read only snapshots). Pure and synchronous:
 //! time comes in as `now_ms`; mutations never persist by themselves, the caller saves with
 //! [`TopicTable::save`] (off the data path) and broadcasts. Must never: hold more than
-//! [`TOPICS_MAX`] topics, hand out a topic whose name failed validation (system topics named
-//! after the cluster or broker excepted, as in Java), or let two shards mutate one table.
+//! [`TOPICS_MAX`] topics, create a topic whose name fails validation (the system topics and
+//! a loaded `topics.json` are taken as they are, as in Java), or let two shards mutate one
+//! table.
 //!
 //! Errors map to response codes in the processor: [`TopicError::InvalidName`] and
 //! [`TopicError::InvalidConfig`] -> INVALID_PARAMETER; [`TopicError::SystemTopic`] ->
@@ -157,25 +158,60 @@ const RWI: i32 = perm::READ_WRITE | perm::INHERIT;
 /// topics carry INHERIT|READ|WRITE (`clusterTopicEnable`/`brokerTopicEnable` default true);
 /// the cluster topic keeps TopicConfig's default 16 queues.
 const SYSTEM_TOPICS: &[SystemTopicSpec] = &[
-    spec(SpecName::Fixed(SELF_TEST_TOPIC), SpecQueues::Fixed(1), RW, SpecWhen::Always),
+    spec(
+        SpecName::Fixed(SELF_TEST_TOPIC),
+        SpecQueues::Fixed(1),
+        RW,
+        SpecWhen::Always,
+    ),
     spec(
         SpecName::Fixed(AUTO_CREATE_TOPIC_KEY_TOPIC),
         SpecQueues::DefaultTopicQueueNums,
         RWI,
         SpecWhen::AutoCreateTopicEnabled,
     ),
-    spec(SpecName::Fixed(BENCHMARK_TOPIC), SpecQueues::Fixed(1024), RW, SpecWhen::Always),
-    spec(SpecName::Cluster, SpecQueues::Fixed(16), RWI, SpecWhen::Always),
-    spec(SpecName::Broker, SpecQueues::Fixed(1), RWI, SpecWhen::Always),
-    spec(SpecName::Fixed(OFFSET_MOVED_EVENT_TOPIC), SpecQueues::Fixed(1), RW, SpecWhen::Always),
+    spec(
+        SpecName::Fixed(BENCHMARK_TOPIC),
+        SpecQueues::Fixed(1024),
+        RW,
+        SpecWhen::Always,
+    ),
+    spec(
+        SpecName::Cluster,
+        SpecQueues::Fixed(16),
+        RWI,
+        SpecWhen::Always,
+    ),
+    spec(
+        SpecName::Broker,
+        SpecQueues::Fixed(1),
+        RWI,
+        SpecWhen::Always,
+    ),
+    spec(
+        SpecName::Fixed(OFFSET_MOVED_EVENT_TOPIC),
+        SpecQueues::Fixed(1),
+        RW,
+        SpecWhen::Always,
+    ),
     spec(
         SpecName::Fixed(SCHEDULE_TOPIC),
         SpecQueues::Fixed(SCHEDULE_TOPIC_QUEUE_NUMS),
         RW,
         SpecWhen::Always,
     ),
-    spec(SpecName::Fixed(TRACE_TOPIC), SpecQueues::Fixed(1), RW, SpecWhen::TraceTopicEnabled),
-    spec(SpecName::ClusterThen("_REPLY_TOPIC"), SpecQueues::Fixed(1), RW, SpecWhen::Always),
+    spec(
+        SpecName::Fixed(TRACE_TOPIC),
+        SpecQueues::Fixed(1),
+        RW,
+        SpecWhen::TraceTopicEnabled,
+    ),
+    spec(
+        SpecName::ClusterThen("_REPLY_TOPIC"),
+        SpecQueues::Fixed(1),
+        RW,
+        SpecWhen::Always,
+    ),
     spec(
         SpecName::ThenCluster("rmq_sys_REVIVE_LOG_"),
         SpecQueues::Fixed(REVIVE_QUEUE_NUMS),
@@ -188,8 +224,18 @@ const SYSTEM_TOPICS: &[SystemTopicSpec] = &[
         perm::INHERIT,
         SpecWhen::Always,
     ),
-    spec(SpecName::Fixed(TRANS_HALF_TOPIC), SpecQueues::Fixed(1), RW, SpecWhen::Always),
-    spec(SpecName::Fixed(TRANS_OP_HALF_TOPIC), SpecQueues::Fixed(1), RW, SpecWhen::Always),
+    spec(
+        SpecName::Fixed(TRANS_HALF_TOPIC),
+        SpecQueues::Fixed(1),
+        RW,
+        SpecWhen::Always,
+    ),
+    spec(
+        SpecName::Fixed(TRANS_OP_HALF_TOPIC),
+        SpecQueues::Fixed(1),
+        RW,
+        SpecWhen::Always,
+    ),
 ];
 
 const _: () = assert!(
@@ -227,7 +273,9 @@ pub enum TopicError {
         template: String,
     },
     /// The template lacks PERM_INHERIT (or is TBW102 while auto-create is disabled).
-    #[error("cannot auto-create topic `{topic}`: default topic `{template}` has no INHERIT permission")]
+    #[error(
+        "cannot auto-create topic `{topic}`: default topic `{template}` has no INHERIT permission"
+    )]
     NoInheritTemplate {
         /// The topic to create.
         topic: String,
@@ -604,7 +652,11 @@ impl TopicTable {
     /// [`TopicError::InvalidName`]; [`TopicError::InvalidConfig`] for queue counts outside
     /// `1..=QUEUE_NUMS_MAX` or an invalid perm; [`TopicError::Limit`] for a new topic when
     /// the table is full.
-    pub fn create_or_update(&mut self, config: TopicConfig, now_ms: i64) -> Result<bool, TopicError> {
+    pub fn create_or_update(
+        &mut self,
+        config: TopicConfig,
+        now_ms: i64,
+    ) -> Result<bool, TopicError> {
         validate_topic_name(&config.topic_name)?;
         validate_queues_and_perm(&config)?;
         if self.topics.get(&config.topic_name) == Some(&config) {
@@ -643,12 +695,15 @@ impl TopicTable {
             return Ok(existing_topic(existing));
         }
         validate_topic_name(topic)?;
-        let template = self.topics.get(template_name).ok_or_else(|| TopicError::TemplateNotExist {
-            topic: topic.to_owned(),
-            template: template_name.to_owned(),
-        })?;
-        let template_disabled = template_name == AUTO_CREATE_TOPIC_KEY_TOPIC
-            && !self.options.auto_create_topic_enable;
+        let template =
+            self.topics
+                .get(template_name)
+                .ok_or_else(|| TopicError::TemplateNotExist {
+                    topic: topic.to_owned(),
+                    template: template_name.to_owned(),
+                })?;
+        let template_disabled =
+            template_name == AUTO_CREATE_TOPIC_KEY_TOPIC && !self.options.auto_create_topic_enable;
         if template_disabled || !perm::is_inherited(template.perm) {
             return Err(TopicError::NoInheritTemplate {
                 topic: topic.to_owned(),
@@ -665,7 +720,11 @@ impl TopicTable {
             topic_filter_type: template.topic_filter_type,
             ..TopicConfig::new(topic)
         };
-        assert!(!perm::is_inherited(config.perm), "auto-created topics never inherit");
+        assert!(
+            !perm::is_inherited(config.perm),
+            "auto-created topics never inherit"
+        );
+        validate_queues_and_perm(&config)?;
         self.create_absent(config, now_ms)
     }
 
@@ -731,7 +790,10 @@ impl TopicTable {
     /// An incremental REGISTER_BROKER body: only the named topics (unknown names are skipped),
     /// with the current version.
     #[must_use]
-    pub fn to_register_wrapper_for(&self, topics: &[&str]) -> TopicConfigAndMappingSerializeWrapper {
+    pub fn to_register_wrapper_for(
+        &self,
+        topics: &[&str],
+    ) -> TopicConfigAndMappingSerializeWrapper {
         self.wrapper_of(topics.iter().filter_map(|name| self.topics.get(*name)))
     }
 
@@ -850,7 +912,8 @@ mod tests {
 
     #[test]
     fn topic_name_validation_table() {
-        let long = |prefix: &str, total: usize| format!("{prefix}{}", "a".repeat(total - prefix.len()));
+        let long =
+            |prefix: &str, total: usize| format!("{prefix}{}", "a".repeat(total - prefix.len()));
         let cases: Vec<(String, bool)> = vec![
             ("T".into(), true),
             ("A-b_c%|09".into(), true),
@@ -880,28 +943,71 @@ mod tests {
     }
 
     #[test]
+    fn options_from_broker_config() {
+        let config = BrokerConfig {
+            broker_cluster_name: "C".into(),
+            broker_name: "b".into(),
+            auto_create_topic_enable: false,
+            default_topic_queue_nums: 4,
+            broker_permission: perm::READ,
+            ..BrokerConfig::default()
+        };
+        let options = TopicTableOptions::from_config(&config);
+        assert_eq!(
+            options,
+            TopicTableOptions {
+                cluster_name: "C".into(),
+                broker_name: "b".into(),
+                auto_create_topic_enable: false,
+                default_topic_queue_nums: 4,
+                broker_permission: perm::READ,
+                trace_topic_enable: false,
+            }
+        );
+    }
+
+    #[test]
     fn send_forbidden_and_system_topics() {
         let table = table();
-        for forbidden in [SCHEDULE_TOPIC, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC, SELF_TEST_TOPIC] {
+        for forbidden in [
+            SCHEDULE_TOPIC,
+            TRANS_HALF_TOPIC,
+            TRANS_OP_HALF_TOPIC,
+            SELF_TEST_TOPIC,
+        ] {
             assert!(is_send_forbidden_system_topic(forbidden), "{forbidden}");
             assert!(table.is_system_topic(forbidden));
         }
         for allowed in [AUTO_CREATE_TOPIC_KEY_TOPIC, TRACE_TOPIC, "T", "%RETRY%G"] {
             assert!(!is_send_forbidden_system_topic(allowed), "{allowed}");
         }
-        for system in ["DefaultCluster", "broker-a", "DefaultCluster_REPLY_TOPIC", "rmq_sys_x", "TBW102"] {
+        for system in [
+            "DefaultCluster",
+            "broker-a",
+            "DefaultCluster_REPLY_TOPIC",
+            "rmq_sys_x",
+            "TBW102",
+        ] {
             assert!(table.is_system_topic(system), "{system}");
-            assert!(matches!(table.check_admin_topic(system), Err(TopicError::SystemTopic(_))));
+            assert!(matches!(
+                table.check_admin_topic(system),
+                Err(TopicError::SystemTopic(_))
+            ));
         }
         assert!(!table.is_system_topic("T"));
         assert!(table.check_admin_topic("T").is_ok());
-        assert!(matches!(table.check_admin_topic("a.b"), Err(TopicError::InvalidName { .. })));
+        assert!(matches!(
+            table.check_admin_topic("a.b"),
+            Err(TopicError::InvalidName { .. })
+        ));
     }
 
     #[test]
     fn system_topics_as_java_registers_them() {
         let table = table();
-        let tbw = table.get(AUTO_CREATE_TOPIC_KEY_TOPIC).expect("TBW102 with auto-create");
+        let tbw = table
+            .get(AUTO_CREATE_TOPIC_KEY_TOPIC)
+            .expect("TBW102 with auto-create");
         assert_eq!(tbw.perm, 7);
         assert_eq!((tbw.read_queue_nums, tbw.write_queue_nums), (8, 8));
         let schedule = table.get(SCHEDULE_TOPIC).expect("schedule topic");
@@ -911,18 +1017,47 @@ mod tests {
         assert_eq!((cluster.perm, cluster.write_queue_nums), (7, 16));
         let broker = table.get("broker-a").expect("broker topic");
         assert_eq!((broker.perm, broker.write_queue_nums), (7, 1));
-        let sync = table.get("rmq_sys_SYNC_BROKER_MEMBER_broker-a").expect("sync topic");
+        let sync = table
+            .get("rmq_sys_SYNC_BROKER_MEMBER_broker-a")
+            .expect("sync topic");
         assert_eq!(sync.perm, perm::INHERIT);
-        for one_queue in [SELF_TEST_TOPIC, OFFSET_MOVED_EVENT_TOPIC, TRANS_HALF_TOPIC, TRANS_OP_HALF_TOPIC, "DefaultCluster_REPLY_TOPIC"] {
-            assert_eq!(table.get(one_queue).map(|c| c.write_queue_nums), Some(1), "{one_queue}");
+        for one_queue in [
+            SELF_TEST_TOPIC,
+            OFFSET_MOVED_EVENT_TOPIC,
+            TRANS_HALF_TOPIC,
+            TRANS_OP_HALF_TOPIC,
+            "DefaultCluster_REPLY_TOPIC",
+        ] {
+            assert_eq!(
+                table.get(one_queue).map(|c| c.write_queue_nums),
+                Some(1),
+                "{one_queue}"
+            );
         }
-        assert_eq!(table.get("rmq_sys_REVIVE_LOG_DefaultCluster").map(|c| c.write_queue_nums), Some(8));
-        assert_eq!(table.get(BENCHMARK_TOPIC).map(|c| c.write_queue_nums), Some(1024));
-        assert!(table.get(TRACE_TOPIC).is_none(), "trace topic off by default");
+        assert_eq!(
+            table
+                .get("rmq_sys_REVIVE_LOG_DefaultCluster")
+                .map(|c| c.write_queue_nums),
+            Some(8)
+        );
+        assert_eq!(
+            table.get(BENCHMARK_TOPIC).map(|c| c.write_queue_nums),
+            Some(1024)
+        );
+        assert!(
+            table.get(TRACE_TOPIC).is_none(),
+            "trace topic off by default"
+        );
         assert_eq!(table.version().counter, 0);
         assert_eq!(table.version().timestamp, 1_000);
 
-        let traced = TopicTable::new(TopicTableOptions { trace_topic_enable: true, ..options(true) }, 0);
+        let traced = TopicTable::new(
+            TopicTableOptions {
+                trace_topic_enable: true,
+                ..options(true)
+            },
+            0,
+        );
         assert!(traced.contains(TRACE_TOPIC));
         assert_eq!(traced.len(), table.len() + 1);
 
@@ -939,7 +1074,13 @@ mod tests {
             .auto_create_from_template("T", AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 2_000)
             .expect("created");
         assert!(created.created);
-        assert_eq!((created.config.read_queue_nums, created.config.write_queue_nums), (4, 4));
+        assert_eq!(
+            (
+                created.config.read_queue_nums,
+                created.config.write_queue_nums
+            ),
+            (4, 4)
+        );
         assert_eq!(created.config.perm, 6);
         assert_eq!(table.get("T"), Some(&created.config));
         assert_eq!(table.version().counter, 1);
@@ -969,7 +1110,9 @@ mod tests {
             ..TopicConfig::new("Template")
         };
         table.create_or_update(template, 5).expect("template");
-        let created = table.auto_create_from_template("X", "Template", 4, 6).expect("created");
+        let created = table
+            .auto_create_from_template("X", "Template", 4, 6)
+            .expect("created");
         assert_eq!(created.config.topic_filter_type, TopicFilterType::MultiTag);
         assert_eq!(created.config.write_queue_nums, 2);
         assert_eq!(created.config.perm, 6);
@@ -979,44 +1122,90 @@ mod tests {
     fn auto_create_refusals() {
         let mut table = table();
         let missing = table.auto_create_from_template("T", "NoSuch", 4, 1);
-        assert!(matches!(missing, Err(TopicError::TemplateNotExist { .. })), "{missing:?}");
-        table.create_or_update(TopicConfig::new("Plain"), 1).expect("plain");
+        assert!(
+            matches!(missing, Err(TopicError::TemplateNotExist { .. })),
+            "{missing:?}"
+        );
+        table
+            .create_or_update(TopicConfig::new("Plain"), 1)
+            .expect("plain");
         let plain = table.auto_create_from_template("T", "Plain", 4, 1);
-        assert!(matches!(plain, Err(TopicError::NoInheritTemplate { .. })), "{plain:?}");
+        assert!(
+            matches!(plain, Err(TopicError::NoInheritTemplate { .. })),
+            "{plain:?}"
+        );
         let bad_name = table.auto_create_from_template("a.b", AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 1);
         assert!(matches!(bad_name, Err(TopicError::InvalidName { .. })));
         let zero = table.auto_create_from_template("Z", AUTO_CREATE_TOPIC_KEY_TOPIC, 0, 1);
-        assert!(matches!(zero, Err(TopicError::InvalidConfig { .. })), "{zero:?}");
+        assert!(
+            matches!(zero, Err(TopicError::InvalidConfig { .. })),
+            "{zero:?}"
+        );
         assert!(!table.contains("T") && !table.contains("Z"));
 
         // A TBW102 loaded from an older run does not inherit while auto-create is off.
         let mut no_auto = TopicTable::new(options(false), 0);
-        let tbw = TopicConfig { perm: 7, ..TopicConfig::new(AUTO_CREATE_TOPIC_KEY_TOPIC) };
+        let tbw = TopicConfig {
+            perm: 7,
+            ..TopicConfig::new(AUTO_CREATE_TOPIC_KEY_TOPIC)
+        };
         no_auto.create_or_update(tbw, 1).expect("persisted TBW102");
         let refused = no_auto.auto_create_from_template("T", AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 2);
-        assert!(matches!(refused, Err(TopicError::NoInheritTemplate { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(TopicError::NoInheritTemplate { .. })),
+            "{refused:?}"
+        );
     }
 
     #[test]
     fn create_or_update_versions_and_validation() {
         let mut table = table();
-        let config = TopicConfig { read_queue_nums: 4, write_queue_nums: 4, ..TopicConfig::new("T") };
+        let config = TopicConfig {
+            read_queue_nums: 4,
+            write_queue_nums: 4,
+            ..TopicConfig::new("T")
+        };
         assert!(table.create_or_update(config.clone(), 10).expect("create"));
         assert_eq!(table.version().counter, 1);
         assert!(!table.create_or_update(config.clone(), 11).expect("same"));
         assert_eq!(table.version().counter, 1, "identical config: no bump");
-        let wider = TopicConfig { write_queue_nums: 8, ..config };
+        let wider = TopicConfig {
+            write_queue_nums: 8,
+            ..config
+        };
         assert!(table.create_or_update(wider, 12).expect("update"));
-        assert_eq!(table.version(), DataVersion { counter: 2, state_version: 0, timestamp: 12 });
+        assert_eq!(
+            table.version(),
+            DataVersion {
+                counter: 2,
+                state_version: 0,
+                timestamp: 12
+            }
+        );
 
         for bad in [
-            TopicConfig { read_queue_nums: 0, ..TopicConfig::new("B") },
-            TopicConfig { write_queue_nums: QUEUE_NUMS_MAX + 1, ..TopicConfig::new("B") },
-            TopicConfig { perm: 8, ..TopicConfig::new("B") },
-            TopicConfig { perm: -1, ..TopicConfig::new("B") },
+            TopicConfig {
+                read_queue_nums: 0,
+                ..TopicConfig::new("B")
+            },
+            TopicConfig {
+                write_queue_nums: QUEUE_NUMS_MAX + 1,
+                ..TopicConfig::new("B")
+            },
+            TopicConfig {
+                perm: 8,
+                ..TopicConfig::new("B")
+            },
+            TopicConfig {
+                perm: -1,
+                ..TopicConfig::new("B")
+            },
         ] {
             let result = table.create_or_update(bad, 13);
-            assert!(matches!(result, Err(TopicError::InvalidConfig { .. })), "{result:?}");
+            assert!(
+                matches!(result, Err(TopicError::InvalidConfig { .. })),
+                "{result:?}"
+            );
         }
         let unnamed = table.create_or_update(TopicConfig::default(), 13);
         assert!(matches!(unnamed, Err(TopicError::InvalidName { .. })));
@@ -1026,8 +1215,13 @@ mod tests {
     #[test]
     fn delete_bumps_only_when_present() {
         let mut table = table();
-        table.create_or_update(TopicConfig::new("T"), 1).expect("create");
-        assert_eq!(table.delete("T", 2).map(|c| c.topic_name), Some("T".to_owned()));
+        table
+            .create_or_update(TopicConfig::new("T"), 1)
+            .expect("create");
+        assert_eq!(
+            table.delete("T", 2).map(|c| c.topic_name),
+            Some("T".to_owned())
+        );
         assert_eq!(table.version().counter, 2);
         assert_eq!(table.delete("T", 3), None);
         assert_eq!(table.version().counter, 2);
@@ -1044,20 +1238,33 @@ mod tests {
         assert!(!table.create_retry_topic("G", 3, 6).expect("exists").created);
         let dlq = table.create_dlq_topic("G", 7).expect("dlq");
         assert_eq!(dlq.config.topic_name, "%DLQ%G");
-        assert_eq!((dlq.config.perm, dlq.config.read_queue_nums), (6, DLQ_QUEUE_NUMS));
+        assert_eq!(
+            (dlq.config.perm, dlq.config.read_queue_nums),
+            (6, DLQ_QUEUE_NUMS)
+        );
         assert_eq!(table.version().counter, 2);
         assert!(is_retry_topic("%RETRY%G") && is_dlq_topic("%DLQ%G"));
         assert!(!is_retry_topic("G") && !is_dlq_topic("%RETRY%G"));
 
         let too_long = "g".repeat(RETRY_OR_DLQ_TOPIC_NAME_LENGTH_MAX);
-        assert!(matches!(table.create_retry_topic(&too_long, 1, 8), Err(TopicError::InvalidName { .. })));
-        assert!(matches!(table.create_retry_topic("H", 0, 8), Err(TopicError::InvalidConfig { .. })));
+        assert!(matches!(
+            table.create_retry_topic(&too_long, 1, 8),
+            Err(TopicError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            table.create_retry_topic("H", 0, 8),
+            Err(TopicError::InvalidConfig { .. })
+        ));
     }
 
     #[test]
     fn queue_id_checks() {
         let mut table = table();
-        let config = TopicConfig { read_queue_nums: 8, write_queue_nums: 4, ..TopicConfig::new("T") };
+        let config = TopicConfig {
+            read_queue_nums: 8,
+            write_queue_nums: 4,
+            ..TopicConfig::new("T")
+        };
         table.create_or_update(config, 1).expect("create");
         assert!(table.is_valid_queue_id("T", 0));
         assert!(table.is_valid_queue_id("T", 7), "below max(read, write)");
@@ -1069,13 +1276,21 @@ mod tests {
     #[test]
     fn register_wrapper_masks_perm_for_a_read_only_broker() {
         let mut table = table();
-        table.create_or_update(TopicConfig::new("T"), 3).expect("create");
+        table
+            .create_or_update(TopicConfig::new("T"), 3)
+            .expect("create");
         let wrapper = table.to_register_wrapper();
         assert_eq!(wrapper.data_version, table.version());
         assert_eq!(wrapper.topic_config_table.len(), table.len());
         assert_eq!(wrapper.topic_config_table["TBW102"].perm, 7);
 
-        let read_only = TopicTable::new(TopicTableOptions { broker_permission: perm::READ, ..options(true) }, 0);
+        let read_only = TopicTable::new(
+            TopicTableOptions {
+                broker_permission: perm::READ,
+                ..options(true)
+            },
+            0,
+        );
         let masked = read_only.to_register_wrapper();
         assert_eq!(masked.topic_config_table["TBW102"].perm, perm::READ);
         assert_eq!(masked.topic_config_table[SCHEDULE_TOPIC].perm, perm::READ);
@@ -1091,7 +1306,9 @@ mod tests {
         let first = table.snapshot();
         assert!(Arc::ptr_eq(&first, &table.snapshot()));
         assert_eq!(first.len(), table.len());
-        table.create_or_update(TopicConfig::new("T"), 9).expect("create");
+        table
+            .create_or_update(TopicConfig::new("T"), 9)
+            .expect("create");
         let second = table.snapshot();
         assert!(!Arc::ptr_eq(&first, &second));
         assert!(second.supersedes(&first));
@@ -1121,14 +1338,18 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("read");
         let json: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert_eq!(json["dataVersion"]["counter"], 1);
-        assert_eq!(json["topicConfigTable"]["T"]["topicFilterType"], "MULTI_TAG");
+        assert_eq!(
+            json["topicConfigTable"]["T"]["topicFilterType"],
+            "MULTI_TAG"
+        );
 
         let loaded = TopicTable::load(options(true), &path, 99).expect("load");
         assert_eq!(loaded.get("T"), Some(&config));
         assert_eq!(loaded.version(), table.version());
         assert_eq!(loaded.len(), table.len());
 
-        let fresh = TopicTable::load(options(true), &dir.join("absent.json"), 5).expect("first start");
+        let fresh =
+            TopicTable::load(options(true), &dir.join("absent.json"), 5).expect("first start");
         assert_eq!(fresh.len(), table.len() - 1);
         assert_eq!(fresh.version().counter, 0);
     }
@@ -1138,14 +1359,17 @@ mod tests {
         let dir = test_dir("topics-java");
         let path = dir.join("topics.json");
         let java = r#"{"dataVersion":{"counter":41,"stateVersion":0,"timestamp":1700000000000},
-            "topicConfigTable":{"J":{"order":false,"perm":6,"readQueueNums":4,"topicFilterType":"SINGLE_TAG",
-            "topicName":"J","topicSysFlag":0,"writeQueueNums":4}}}"#;
+            "topicConfigTable":{"J":{"order":false,"perm":6,"readQueueNums":4,
+            "topicFilterType":"SINGLE_TAG","topicName":"J","topicSysFlag":0,"writeQueueNums":4}}}"#;
         std::fs::write(&path, java).expect("write");
         let loaded = TopicTable::load(options(true), &path, 0).expect("load");
         assert_eq!(loaded.version().counter, 41);
         assert_eq!(loaded.get("J").map(|c| c.write_queue_nums), Some(4));
         std::fs::write(&path, "{\"topicConfigTable\":").expect("corrupt");
-        assert!(matches!(TopicTable::load(options(true), &path, 0), Err(TopicError::Persist(_))));
+        assert!(matches!(
+            TopicTable::load(options(true), &path, 0),
+            Err(TopicError::Persist(_))
+        ));
     }
 
     #[test]
@@ -1153,16 +1377,27 @@ mod tests {
         let mut table = table();
         let mut index = 0;
         while table.len() < TOPICS_MAX {
-            table.create_or_update(TopicConfig::new(format!("t{index}")), 1).expect("below limit");
+            table
+                .create_or_update(TopicConfig::new(format!("t{index}")), 1)
+                .expect("below limit");
             index += 1;
         }
         let refused = table.create_or_update(TopicConfig::new("one-more"), 2);
-        assert!(matches!(refused, Err(TopicError::Limit { .. })), "{refused:?}");
+        assert!(
+            matches!(refused, Err(TopicError::Limit { .. })),
+            "{refused:?}"
+        );
         let auto = table.auto_create_from_template("auto", AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 2);
         assert!(matches!(auto, Err(TopicError::Limit { .. })));
-        assert!(matches!(table.create_retry_topic("G", 1, 2), Err(TopicError::Limit { .. })));
+        assert!(matches!(
+            table.create_retry_topic("G", 1, 2),
+            Err(TopicError::Limit { .. })
+        ));
         // Updating an existing topic still works at the limit.
-        let update = TopicConfig { perm: 4, ..TopicConfig::new("t0") };
+        let update = TopicConfig {
+            perm: 4,
+            ..TopicConfig::new("t0")
+        };
         assert!(table.create_or_update(update, 3).expect("update at limit"));
         assert_eq!(table.len(), TOPICS_MAX);
     }

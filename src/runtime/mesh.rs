@@ -7,7 +7,6 @@
 //! the caller. Must never: use an unbounded channel, or deliver a message to the wrong shard.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rmq_net::codec::codes::{LanguageCode, SerializeType};
@@ -52,9 +51,13 @@ pub struct ClientMeta {
 /// Reply slot for a forwarded request (a one-shot over a bounded(1) channel).
 pub type ReplySender = flume::Sender<Option<RemotingCommand>>;
 
-/// Everything that crosses cores.
-#[derive(Debug)]
-pub enum ShardMsg<B> {
+/// Work run on the target shard with its context (Redpanda's `invoke_on`): control-plane
+/// changes, broadcasts, notifications to connections the target owns. The closure must be
+/// `Send`, so it can only capture owned, thread-safe data; it runs on the target's thread.
+pub type Invoke<S> = Box<dyn FnOnce(&std::rc::Rc<S>) + Send>;
+
+/// Everything that crosses cores. `S` is the shard context type the target runs with.
+pub enum ShardMsg<S> {
     /// A client request for state the receiving shard owns (a queue, or control-plane state on
     /// the control shard). The receiver processes it and answers on `reply`.
     Request {
@@ -65,26 +68,32 @@ pub enum ShardMsg<B> {
         /// Where the response goes (`None` for oneway or no reply).
         reply: ReplySender,
     },
-    /// Send a command to a client connection owned by the receiving shard (server-initiated
-    /// requests such as NOTIFY_CONSUMER_IDS_CHANGED).
-    ToConnection {
-        /// Connection id on the receiving shard.
-        conn: u64,
-        /// The command (sent oneway).
-        command: RemotingCommand,
-    },
-    /// A connection closed on another shard (to the control shard, which owns client state).
-    ConnectionClosed(ConnKey),
-    /// A control-plane broadcast (topic table, subscription groups), versioned by the sender.
-    Broadcast(Arc<B>),
+    /// Run a closure on the receiving shard.
+    Invoke(Invoke<S>),
 }
 
-/// Senders into every shard's channel, cloned into each shard. `B` is the broadcast payload.
-pub struct Mesh<B> {
-    senders: Vec<flume::Sender<ShardMsg<B>>>,
+impl<S> std::fmt::Debug for ShardMsg<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Request {
+                request, client, ..
+            } => f
+                .debug_struct("Request")
+                .field("code", &request.code)
+                .field("opaque", &request.opaque)
+                .field("client", &client.key)
+                .finish(),
+            Self::Invoke(_) => f.write_str("Invoke"),
+        }
+    }
 }
 
-impl<B> Clone for Mesh<B> {
+/// Senders into every shard's channel, cloned into each shard.
+pub struct Mesh<S> {
+    senders: Vec<flume::Sender<ShardMsg<S>>>,
+}
+
+impl<S> Clone for Mesh<S> {
     fn clone(&self) -> Self {
         Self {
             senders: self.senders.clone(),
@@ -103,13 +112,13 @@ pub enum MeshError {
     Stopped(ShardId),
 }
 
-impl<B> Mesh<B> {
+impl<S> Mesh<S> {
     /// A mesh of `shards` channels; returns the senders and each shard's receiver.
     ///
     /// # Panics
     /// If `shards` is 0.
     #[must_use]
-    pub fn new(shards: usize) -> (Self, Vec<flume::Receiver<ShardMsg<B>>>) {
+    pub fn new(shards: usize) -> (Self, Vec<flume::Receiver<ShardMsg<S>>>) {
         assert!(shards > 0, "at least one shard");
         let (senders, receivers) = (0..shards)
             .map(|_| flume::bounded(MESH_CHANNEL_CAPACITY))
@@ -130,7 +139,7 @@ impl<B> Mesh<B> {
     ///
     /// # Panics
     /// If `target` is not a shard of this mesh (a caller bug).
-    pub async fn send(&self, target: ShardId, msg: ShardMsg<B>) -> Result<(), MeshError> {
+    pub async fn send(&self, target: ShardId, msg: ShardMsg<S>) -> Result<(), MeshError> {
         let sender = &self.senders[target.0];
         let msg = match sender.try_send(msg) {
             Ok(()) => return Ok(()),
@@ -166,6 +175,27 @@ impl<B> Mesh<B> {
         )
         .await?;
         response
+            .recv_async()
+            .await
+            .map_err(|_| MeshError::Stopped(target))
+    }
+
+    /// Runs `work` on `target` and waits for the value it sends back.
+    ///
+    /// # Errors
+    /// As [`Self::send`]; [`MeshError::Stopped`] if the target dropped the work unanswered.
+    pub async fn call<T, F>(&self, target: ShardId, work: F) -> Result<T, MeshError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&std::rc::Rc<S>, flume::Sender<T>) + Send + 'static,
+    {
+        let (reply, result) = flume::bounded(1);
+        self.send(
+            target,
+            ShardMsg::Invoke(Box::new(move |shard| work(shard, reply))),
+        )
+        .await?;
+        result
             .recv_async()
             .await
             .map_err(|_| MeshError::Stopped(target))
@@ -218,13 +248,13 @@ mod tests {
         let runtime = compio::runtime::Runtime::new().expect("runtime");
         for _ in 0..MESH_CHANNEL_CAPACITY {
             runtime
-                .block_on(mesh.send(ShardId(0), ShardMsg::ConnectionClosed(meta().key)))
+                .block_on(mesh.send(ShardId(0), ShardMsg::Invoke(Box::new(|_| {}))))
                 .expect("room");
         }
-        let full = runtime.block_on(mesh.send(ShardId(0), ShardMsg::ConnectionClosed(meta().key)));
+        let full = runtime.block_on(mesh.send(ShardId(0), ShardMsg::Invoke(Box::new(|_| {}))));
         assert_eq!(full, Err(MeshError::Busy(ShardId(0))));
         drop(receivers);
-        let gone = runtime.block_on(mesh.send(ShardId(0), ShardMsg::ConnectionClosed(meta().key)));
+        let gone = runtime.block_on(mesh.send(ShardId(0), ShardMsg::Invoke(Box::new(|_| {}))));
         assert_eq!(gone, Err(MeshError::Stopped(ShardId(0))));
     }
 }

@@ -319,6 +319,7 @@ fn list_dir_blocking(dir: &Path) -> io::Result<Vec<DirEntryInfo>> {
     Ok(entries)
 }
 
+#[allow(clippy::unnecessary_cast)] // statvfs field types differ between libc targets
 fn statvfs_usage(dir: &Path) -> io::Result<DiskUsage> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(dir.as_os_str().as_bytes())

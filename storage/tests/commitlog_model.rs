@@ -324,7 +324,7 @@ fn aligned_op_strategy() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn commitlog_matches_model_with_block_sized_records(ops in proptest::collection::vec(aligned_op_strategy(), 1..80)) {
@@ -361,6 +361,7 @@ fn regression_torn_crash_after_roll() {
     ops.extend((0..20).map(|_| Op::Append { payload_len: 5000 }));
     ops.push(Op::Crash {
         torn_seed: Some(42),
+        mid_flush_us: Some(0),
     });
     ops.push(Op::Append { payload_len: 100 });
     ops.push(Op::Crash {
@@ -368,4 +369,28 @@ fn regression_torn_crash_after_roll() {
         mid_flush_us: None,
     });
     run_ops("model-reg-roll", &ops);
+}
+
+/// Shrunk by proptest from the block-sized model when the recovery scan ignored generations: a
+/// torn crash leaves a valid record of the old run right where the new run's durable data ends.
+#[test]
+fn regression_stale_record_after_torn_crash() {
+    let ops = [
+        Op::AppendSized { size: 2048 },
+        Op::AppendSized { size: 2048 },
+        Op::AppendSized { size: 1024 },
+        Op::Crash {
+            torn_seed: Some(5_392_987_837_648_044_818),
+            mid_flush_us: Some(2),
+        },
+        Op::AppendSized { size: 4096 },
+        Op::Flush,
+        Op::Crash {
+            torn_seed: None,
+            mid_flush_us: None,
+        },
+    ];
+    for round in 0..20 {
+        run_ops(&format!("model-reg-stale-{round}"), &ops);
+    }
 }

@@ -28,6 +28,9 @@ fuzz_target!(|data: &[u8]| {
         let (again, used) =
             MessageRecord::decode(&out, CrcCheck::Verify).expect("a re-encoded record decodes");
         assert_eq!(used, out.len(), "re-encoded record fully consumed");
-        assert_eq!(again, record, "decode(encode(decode(bytes))) == decode(bytes)");
+        assert_eq!(
+            again, record,
+            "decode(encode(decode(bytes))) == decode(bytes)"
+        );
     }
 });

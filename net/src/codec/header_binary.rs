@@ -10,7 +10,7 @@
 //! remain (checked arithmetic, negative lengths rejected), or exceed the limits in
 //! [`limits`](super::limits). All error offsets are relative to the start of the header.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use super::codes::{LanguageCode, SerializeType};
 use super::command::{ExtFields, RemotingCommand};
@@ -103,50 +103,49 @@ fn decode_ext_fields(section: &[u8], section_offset: usize) -> Result<ExtFields,
 /// its length field (key over [`EXT_KEY_SIZE_MAX`] bytes, others over `i32::MAX`).
 ///
 /// # Panics
-/// Only if the header written is shorter than its fixed part, which would be a bug here.
+/// Only if the bytes written differ from [`encoded_size`], which would be a bug here.
 pub fn encode(command: &RemotingCommand, out: &mut BytesMut) -> Result<(), CodecError> {
-    let start = out.len();
-    let result = encode_into(command, out);
-    if result.is_err() {
-        out.truncate(start);
-    }
-    result
-}
-
-/// [`encode`] without the rollback: may leave a partial header in `out` on error.
-fn encode_into(command: &RemotingCommand, out: &mut BytesMut) -> Result<(), CodecError> {
-    out.reserve(encoded_size(command));
-    let start = out.len();
-    // Java writes `(short) code`: the low 16 bits, so 5.x POP codes are garbled (§1.5).
-    out.put_u16(low_16_bits(command.code));
-    out.put_u8(command.language.code());
-    out.put_u16(low_16_bits(command.version));
-    out.put_i32(command.opaque);
-    out.put_i32(command.flag);
-    match command.remark.as_deref() {
-        Some(remark) if !remark.is_empty() => {
-            out.put_i32(length_i32("remark", remark.len())?);
-            out.put_slice(remark.as_bytes());
-        }
-        _ => out.put_i32(0),
-    }
-    let ext_len_at = out.len();
-    out.put_i32(0); // patched below
+    // Every length is checked before a byte is written, so a failure leaves `out` untouched.
+    let remark = command.remark.as_deref().unwrap_or("");
+    let remark_len = length_i32("remark", remark.len())?;
     for (key, value) in &command.ext_fields {
-        let key_len = i16::try_from(key.len()).map_err(|_| CodecError::Encode {
-            what: "extFields key",
-            detail: format!("{} bytes, max {EXT_KEY_SIZE_MAX}", key.len()),
-        })?;
-        out.put_i16(key_len);
-        out.put_slice(key.as_bytes());
-        out.put_i32(length_i32("extFields value", value.len())?);
-        out.put_slice(value.as_bytes());
+        if key.len() > EXT_KEY_SIZE_MAX {
+            return Err(CodecError::Encode {
+                what: "extFields key",
+                detail: format!("{} bytes, max {EXT_KEY_SIZE_MAX}", key.len()),
+            });
+        }
+        length_i32("extFields value", value.len())?;
     }
-    let ext_len = length_i32("extFields", out.len() - ext_len_at - 4)?;
-    out[ext_len_at..ext_len_at + 4].copy_from_slice(&ext_len.to_be_bytes());
-    assert!(
-        out.len() - start >= HEADER_SIZE_MIN,
-        "binary header below its fixed size"
+    let size = encoded_size(command);
+    let ext_len = length_i32("extFields", size - HEADER_SIZE_MIN - remark.len())?;
+    let start = out.len();
+    out.resize(start + size, 0);
+    let mut writer = SliceWriter {
+        buf: &mut out[start..],
+        position: 0,
+    };
+    // Java writes `(short) code`: the low 16 bits, so 5.x POP codes are garbled (§1.5).
+    writer.put(&low_16_bits(command.code).to_be_bytes());
+    writer.put(&[command.language.code()]);
+    writer.put(&low_16_bits(command.version).to_be_bytes());
+    writer.put(&command.opaque.to_be_bytes());
+    writer.put(&command.flag.to_be_bytes());
+    writer.put(&remark_len.to_be_bytes());
+    writer.put(remark.as_bytes());
+    writer.put(&ext_len.to_be_bytes());
+    for (key, value) in &command.ext_fields {
+        // Both lengths were checked above.
+        let key_len = i16::try_from(key.len()).expect("key length checked");
+        let value_len = i32::try_from(value.len()).expect("value length checked");
+        writer.put(&key_len.to_be_bytes());
+        writer.put(key.as_bytes());
+        writer.put(&value_len.to_be_bytes());
+        writer.put(value.as_bytes());
+    }
+    assert_eq!(
+        writer.position, size,
+        "binary header size computed != written"
     );
     Ok(())
 }
@@ -161,6 +160,20 @@ pub fn encoded_size(command: &RemotingCommand) -> usize {
         .map(|(key, value)| 2 + key.len() + 4 + value.len())
         .sum();
     HEADER_SIZE_MIN + remark + ext
+}
+
+/// Writes into a slice sized in advance; indexing panics (a bug) rather than overruns.
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    position: usize,
+}
+
+impl SliceWriter<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.position + bytes.len();
+        self.buf[self.position..end].copy_from_slice(bytes);
+        self.position = end;
+    }
 }
 
 /// The low 16 bits of `value`, as Java's `(short)` cast keeps them.

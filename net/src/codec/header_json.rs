@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::codes::{LanguageCode, SerializeType};
+use super::codes::LanguageCode;
 use super::command::{ExtFields, RemotingCommand};
 use super::error::CodecError;
 use super::limits::{EXT_FIELDS_COUNT_MAX, REMARK_SIZE_MAX};
@@ -61,82 +61,130 @@ fn with_offset(error: CodecError, position: usize) -> CodecError {
 /// them (code, extFields, flag, language, opaque, remark, serializeTypeCurrentRPC, version),
 /// `extFields` left out when empty and `remark` when `None`.
 ///
+/// The exact size is computed first, so `out` grows once and the text is written into a plain
+/// slice (cheaper than one `BufMut` call per piece).
+///
 /// # Errors
 /// Never: every `RemotingCommand` has a JSON form. The `Result` matches
 /// [`header_binary::encode`](super::header_binary::encode).
 ///
 /// # Panics
-/// Only if nothing was written, which would be a bug here.
+/// Only if the bytes written differ from the size computed, which would be a bug here.
 pub fn encode(command: &RemotingCommand, out: &mut BytesMut) -> Result<(), CodecError> {
-    out.reserve(encoded_size_estimate(command));
+    let code = Decimal::new(command.code);
+    let flag = Decimal::new(command.flag);
+    let opaque = Decimal::new(command.opaque);
+    let version = Decimal::new(command.version);
+    let language = command.language.name().as_bytes();
+    let size = encoded_size(command, [&code, &flag, &opaque, &version], language);
     let start = out.len();
-    out.put_slice(b"{\"code\":");
-    put_i32_decimal(out, command.code);
+    out.resize(start + size, 0);
+    let mut writer = SliceWriter {
+        buf: &mut out[start..],
+        position: 0,
+    };
+    writer.put(KEY_CODE);
+    writer.put(code.as_bytes());
     if !command.ext_fields.is_empty() {
-        out.put_slice(b",\"extFields\":{");
+        writer.put(KEY_EXT_FIELDS);
         for (index, (key, value)) in command.ext_fields.iter().enumerate() {
             if index > 0 {
-                out.put_u8(b',');
+                writer.put(b",");
             }
-            put_json_string(out, key);
-            out.put_u8(b':');
-            put_json_string(out, value);
+            writer.put_json_string(key);
+            writer.put(b":");
+            writer.put_json_string(value);
         }
-        out.put_u8(b'}');
+        writer.put(b"}");
     }
-    out.put_slice(b",\"flag\":");
-    put_i32_decimal(out, command.flag);
-    out.put_slice(b",\"language\":\"");
+    writer.put(KEY_FLAG);
+    writer.put(flag.as_bytes());
+    writer.put(KEY_LANGUAGE);
     // Language names are plain ASCII capitals and underscores: nothing to escape.
-    out.put_slice(command.language.name().as_bytes());
-    out.put_slice(b"\",\"opaque\":");
-    put_i32_decimal(out, command.opaque);
+    writer.put(language);
+    writer.put(KEY_OPAQUE);
+    writer.put(opaque.as_bytes());
     if let Some(remark) = &command.remark {
-        out.put_slice(b",\"remark\":");
-        put_json_string(out, remark);
+        writer.put(KEY_REMARK);
+        writer.put_json_string(remark);
     }
-    out.put_slice(b",\"serializeTypeCurrentRPC\":\"");
-    out.put_slice(SerializeType::Json.name().as_bytes());
-    out.put_slice(b"\",\"version\":");
-    put_i32_decimal(out, command.version);
-    out.put_u8(b'}');
-    assert!(out.len() > start, "a JSON header is never empty");
+    writer.put(KEY_SERIALIZE_TYPE_VERSION);
+    writer.put(version.as_bytes());
+    writer.put(b"}");
+    assert_eq!(
+        writer.position, size,
+        "JSON header size computed != written"
+    );
     Ok(())
 }
 
-/// Upper bound of the fixed part (all keys, punctuation, longest language name, four i32s).
-const FIXED_SIZE_MAX: usize = 160;
+/// The fixed text between values, in output order. `SerializeType::Json.name()` is `JSON`.
+const KEY_CODE: &[u8] = b"{\"code\":";
+const KEY_EXT_FIELDS: &[u8] = b",\"extFields\":{";
+const KEY_FLAG: &[u8] = b",\"flag\":";
+const KEY_LANGUAGE: &[u8] = b",\"language\":\"";
+const KEY_OPAQUE: &[u8] = b"\",\"opaque\":";
+const KEY_REMARK: &[u8] = b",\"remark\":";
+const KEY_SERIALIZE_TYPE_VERSION: &[u8] = b",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":";
 
-/// Capacity to reserve before encoding: exact for plain ASCII text, low when text must be
-/// escaped (the buffer then grows once more).
-fn encoded_size_estimate(command: &RemotingCommand) -> usize {
-    let ext: usize = command
-        .ext_fields
-        .iter()
-        .map(|(key, value)| key.len() + value.len() + 6)
-        .sum();
-    let remark = command.remark.as_ref().map_or(0, |r| r.len() + 12);
-    FIXED_SIZE_MAX + ext + remark
+/// Exact number of bytes [`encode`] writes for `command`.
+fn encoded_size(command: &RemotingCommand, numbers: [&Decimal; 4], language: &[u8]) -> usize {
+    let fixed = KEY_CODE.len()
+        + KEY_FLAG.len()
+        + KEY_LANGUAGE.len()
+        + language.len()
+        + KEY_OPAQUE.len()
+        + KEY_SERIALIZE_TYPE_VERSION.len()
+        + 1; // closing brace
+    let numbers: usize = numbers.iter().map(|number| number.as_bytes().len()).sum();
+    let ext = if command.ext_fields.is_empty() {
+        0
+    } else {
+        let entries: usize = command
+            .ext_fields
+            .iter()
+            .map(|(key, value)| json_string_size(key) + 1 + json_string_size(value))
+            .sum();
+        // Key, entries, commas between them, closing brace.
+        KEY_EXT_FIELDS.len() + entries + (command.ext_fields.len() - 1) + 1
+    };
+    let remark = command
+        .remark
+        .as_ref()
+        .map_or(0, |remark| KEY_REMARK.len() + json_string_size(remark));
+    fixed + numbers + ext + remark
 }
 
-/// Appends the decimal text of `value`.
-fn put_i32_decimal(out: &mut BytesMut, value: i32) {
-    let mut digits = [0_u8; 10];
-    let mut magnitude = value.unsigned_abs();
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        // `magnitude % 10` is below 10, so the cast cannot truncate.
-        digits[start] = b'0' + (magnitude % 10) as u8;
-        magnitude /= 10;
-        if magnitude == 0 {
-            break;
+/// The decimal text of an `i32`, formatted once on the stack.
+struct Decimal {
+    digits: [u8; 11],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(value: i32) -> Self {
+        let mut digits = [0_u8; 11];
+        let mut magnitude = value.unsigned_abs();
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            // `magnitude % 10` is below 10, so the cast cannot truncate.
+            digits[start] = b'0' + (magnitude % 10) as u8;
+            magnitude /= 10;
+            if magnitude == 0 {
+                break;
+            }
         }
+        if value < 0 {
+            start -= 1;
+            digits[start] = b'-';
+        }
+        Self { digits, start }
     }
-    if value < 0 {
-        out.put_u8(b'-');
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
     }
-    out.put_slice(&digits[start..]);
 }
 
 /// What to write for each byte: 0 = itself, `u` = `\u00XX`, anything else = backslash + it.
@@ -158,30 +206,81 @@ const ESCAPES: [u8; 256] = {
     table
 };
 
-/// Appends `text` as a quoted JSON string. Copies unescaped runs in one slice each.
-fn put_json_string(out: &mut BytesMut, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let bytes = text.as_bytes();
-    out.put_u8(b'"');
-    let mut run_start = 0;
-    for (index, &byte) in bytes.iter().enumerate() {
-        let escape = ESCAPES[usize::from(byte)];
-        if escape == 0 {
-            continue;
-        }
-        out.put_slice(&bytes[run_start..index]);
-        if escape == b'u' {
-            out.put_slice(b"\\u00");
-            out.put_u8(HEX[usize::from(byte >> 4)]);
-            out.put_u8(HEX[usize::from(byte & 0x0F)]);
-        } else {
-            out.put_u8(b'\\');
-            out.put_u8(escape);
-        }
-        run_start = index + 1;
+/// Bytes `byte` takes once escaped.
+fn escaped_size(byte: u8) -> usize {
+    match ESCAPES[usize::from(byte)] {
+        0 => 1,
+        b'u' => 6,
+        _ => 2,
     }
-    out.put_slice(&bytes[run_start..]);
-    out.put_u8(b'"');
+}
+
+/// Bytes of `text` as a quoted JSON string.
+fn json_string_size(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let body = if is_plain(bytes) {
+        bytes.len()
+    } else {
+        bytes.iter().map(|&byte| escaped_size(byte)).sum()
+    };
+    body + 2
+}
+
+/// Whether no byte of `bytes` needs escaping: a simple comparison loop the compiler can
+/// vectorise, so the common case skips the per-byte table walk.
+fn is_plain(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+}
+
+/// Writes into a slice sized in advance; indexing panics (a bug) rather than overruns.
+struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    position: usize,
+}
+
+impl SliceWriter<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.position + bytes.len();
+        self.buf[self.position..end].copy_from_slice(bytes);
+        self.position = end;
+    }
+
+    /// Writes `text` as a quoted JSON string, copying unescaped runs in one slice each.
+    fn put_json_string(&mut self, text: &str) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bytes = text.as_bytes();
+        self.put(b"\"");
+        if is_plain(bytes) {
+            self.put(bytes);
+            self.put(b"\"");
+            return;
+        }
+        let mut run_start = 0;
+        for (index, &byte) in bytes.iter().enumerate() {
+            let escape = ESCAPES[usize::from(byte)];
+            if escape == 0 {
+                continue;
+            }
+            self.put(&bytes[run_start..index]);
+            if escape == b'u' {
+                self.put(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 0x0F)],
+                ]);
+            } else {
+                self.put(&[b'\\', escape]);
+            }
+            run_start = index + 1;
+        }
+        self.put(&bytes[run_start..]);
+        self.put(b"\"");
+    }
 }
 
 /// The top-level keys we read; everything else is skipped.
@@ -468,6 +567,7 @@ impl Visitor<'_> for ExtValueVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::codes::SerializeType;
 
     fn encode_to_string(command: &RemotingCommand) -> String {
         let mut out = BytesMut::new();
@@ -617,19 +717,29 @@ mod tests {
     fn escaping_matches_serde_json_for_every_ascii_byte_and_some_unicode() {
         let mut text: String = (0_u8..0x80).map(char::from).collect();
         text.push_str("é中🎉\u{7f}\u{2028}");
-        let mut out = BytesMut::new();
-        put_json_string(&mut out, &text);
         let reference = serde_json::to_string(&text).expect("serde_json encodes strings");
-        assert_eq!(&out[..], reference.as_bytes());
+        let mut buf = vec![0_u8; json_string_size(&text)];
+        let mut writer = SliceWriter {
+            buf: &mut buf,
+            position: 0,
+        };
+        writer.put_json_string(&text);
+        assert_eq!(writer.position, reference.len());
+        assert_eq!(buf, reference.as_bytes());
+        assert_eq!(json_string_size("plain"), 7);
     }
 
     #[test]
     fn integers_are_written_like_display() {
         for value in [0, 1, -1, 9, 10, -10, 479, i32::MAX, i32::MIN, 1_000_000_000] {
-            let mut out = BytesMut::new();
-            put_i32_decimal(&mut out, value);
-            assert_eq!(&out[..], value.to_string().as_bytes());
+            assert_eq!(Decimal::new(value).as_bytes(), value.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn serialize_type_literal_matches_the_enum() {
+        let literal = std::str::from_utf8(KEY_SERIALIZE_TYPE_VERSION).expect("ASCII");
+        assert!(literal.contains(&format!("\"{}\"", SerializeType::Json.name())));
     }
 
     #[test]

@@ -96,22 +96,35 @@ impl TestRecord {
     }
 }
 
-/// Asserts that a stored record carries exactly `expected`'s fields.
+/// Asserts that a stored record carries exactly `expected`'s fields (compact message: no byte
+/// dumps of large payloads).
 pub fn assert_same(stored: &rmq_storage::commitlog::StoredRecord, expected: &TestRecord) {
+    let seq = expected.seq;
+    if stored.payload.as_ref() != &expected.payload[..] {
+        let first_diff = stored
+            .payload
+            .iter()
+            .zip(&expected.payload)
+            .position(|(a, b)| a != b);
+        panic!(
+            "payload of seq {seq} differs: stored {} bytes, expected {}, first difference at {first_diff:?}",
+            stored.payload.len(),
+            expected.payload.len()
+        );
+    }
     assert_eq!(
-        stored.payload.as_ref(),
-        &expected.payload[..],
-        "payload of seq {}",
-        expected.seq
+        stored.topic.as_ref(),
+        &expected.topic[..],
+        "topic of seq {seq}"
     );
-    assert_eq!(stored.topic.as_ref(), &expected.topic[..]);
-    assert_eq!(stored.keys.as_ref(), &expected.keys[..]);
-    assert_eq!(stored.queue_offset, expected.seq as i64);
-    assert_eq!(stored.queue_id, (expected.seq % 4) as i32);
-    assert_eq!(stored.tags_code, expected.seq as i64 * 31);
     assert_eq!(
-        stored.store_timestamp_ms,
-        1_700_000_000_000 + expected.seq as i64
+        stored.keys.as_ref(),
+        &expected.keys[..],
+        "keys of seq {seq}"
     );
+    assert_eq!(stored.queue_offset, seq as i64);
+    assert_eq!(stored.queue_id, (seq % 4) as i32);
+    assert_eq!(stored.tags_code, seq as i64 * 31);
+    assert_eq!(stored.store_timestamp_ms, 1_700_000_000_000 + seq as i64);
     assert_eq!(u64::from(stored.size), expected.size());
 }

@@ -1,0 +1,180 @@
+'use strict';
+// Process harness for the ali-ons interop tests: starts the built `rmq` binary (path in
+// RMQ_BIN) as `standalone` or `namesrv` on ephemeral ports with a fresh directory under
+// interop/ali-ons/target/, parses its `READY <role> <host:port>` lines, waits until the
+// NameServer serves the TBW102 route (the broker's registration), and SIGKILLs it on stop or
+// when this process exits. Owns no client logic. Never waits without a bound.
+
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const readline = require('node:readline');
+
+/** Longest wait for the READY lines. */
+const READY_TIMEOUT_MS = 30000;
+/** Longest wait for a topic route to appear on the NameServer. */
+const ROUTE_TIMEOUT_MS = 15000;
+/** Largest response frame the route probe accepts. */
+const PROBE_FRAME_MAX = 16 * 1024 * 1024;
+/** Request code GET_ROUTEINFO_BY_TOPIC. */
+const GET_ROUTEINFO_BY_TOPIC = 105;
+/** Response code TOPIC_NOT_EXIST. */
+const TOPIC_NOT_EXIST = 17;
+
+const children = new Set();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+/** The rmq binary from RMQ_BIN; throws a clear error when unset or missing. */
+function rmqBin() {
+  const bin = process.env.RMQ_BIN;
+  if (!bin) {
+    throw new Error('RMQ_BIN is not set: point it at the built rmq binary, e.g. ' +
+      'RMQ_BIN=$PWD/target/debug/rmq (scripts/interop.sh does this)');
+  }
+  if (!fs.existsSync(bin) || !fs.statSync(bin).isFile()) {
+    throw new Error(`RMQ_BIN=${bin} is not a file: build it first (cargo build -p rmq)`);
+  }
+  return bin;
+}
+
+let dirCounter = 0;
+/** A fresh empty directory target/<name>-<pid>-<n>-<ms> under interop/ali-ons. */
+function freshDir(name) {
+  const dir = path.join(__dirname, '..', 'target', `${name}-${process.pid}-${dirCounter++}-${Date.now()}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** A token unique to this process run, for topic and group names. */
+function runToken() {
+  return `${process.pid}_${Date.now() % 100000}`;
+}
+
+/**
+ * Starts rmq. mode: { standalone: { storeDir, config? } } or { namesrv: { dir } }.
+ * Resolves to { addrs: { namesrv, broker? }, namesrv, log, stop() }.
+ */
+async function startRmq(mode) {
+  let args;
+  let dir;
+  let roles;
+  if (mode.standalone) {
+    dir = mode.standalone.storeDir;
+    args = [ 'standalone', '--namesrv-port', '0', '--broker-port', '0', '--store-dir', dir ];
+    if (mode.standalone.config) args.push('-c', mode.standalone.config);
+    roles = [ 'namesrv', 'broker' ];
+  } else {
+    dir = mode.namesrv.dir;
+    args = [ 'namesrv', '--port', '0', '--bind', '127.0.0.1', '--kv-config', path.join(dir, 'kv.json') ];
+    roles = [ 'namesrv' ];
+  }
+  const log = `${dir}.log`;
+  fs.appendFileSync(log, `=== rmq ${args.join(' ')}\n`);
+  const logFd = fs.openSync(log, 'a');
+  const child = spawn(rmqBin(), args, { stdio: [ 'ignore', 'pipe', logFd ] });
+  fs.closeSync(logFd);
+  children.add(child);
+  const addrs = {};
+  const stop = () => {
+    if (children.delete(child)) child.kill('SIGKILL');
+    return new Promise(resolve => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve)));
+  };
+  const tail = () => fs.readFileSync(log, 'utf8').split('\n').slice(-40).join('\n');
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no READY lines for ${roles} within ${READY_TIMEOUT_MS} ms (got ${JSON.stringify(addrs)})`)), READY_TIMEOUT_MS);
+      child.once('error', err => { clearTimeout(timer); reject(err); });
+      child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`rmq exited early (code ${code}, signal ${signal})`)); });
+      readline.createInterface({ input: child.stdout }).on('line', line => {
+        fs.appendFileSync(log, `${line}\n`);
+        const m = /^READY (\S+) (\S+)/.exec(line);
+        if (!m) return;
+        addrs[m[1]] = m[2];
+        if (roles.every(r => addrs[r])) { clearTimeout(timer); resolve(); }
+      });
+    });
+    if (mode.standalone) await waitRoute(addrs.namesrv, 'TBW102', ROUTE_TIMEOUT_MS);
+  } catch (err) {
+    await stop();
+    err.message = `rmq ${args.join(' ')}: ${err.message}\n--- tail of ${log} ---\n${tail()}`;
+    throw err;
+  }
+  return { addrs, namesrv: addrs.namesrv, log, stop };
+}
+
+/** One GET_ROUTEINFO_BY_TOPIC round trip with a JSON header; resolves to the response code. */
+function routeCode(namesrv, topic) {
+  const [ host, port ] = [ namesrv.slice(0, namesrv.lastIndexOf(':')), Number(namesrv.slice(namesrv.lastIndexOf(':') + 1)) ];
+  const header = Buffer.from(JSON.stringify({
+    code: GET_ROUTEINFO_BY_TOPIC, language: 'JAVA', version: 401, opaque: 1, flag: 0, extFields: { topic },
+  }));
+  const frame = Buffer.alloc(8);
+  frame.writeUInt32BE(4 + header.length, 0);
+  frame.writeUInt32BE(header.length, 4); // serialize type JSON (0) in the top byte
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    let buf = Buffer.alloc(0);
+    socket.setTimeout(3000, () => socket.destroy(new Error('route probe timed out')));
+    socket.on('error', reject);
+    socket.on('connect', () => socket.write(Buffer.concat([ frame, header ])));
+    socket.on('data', chunk => {
+      buf = Buffer.concat([ buf, chunk ]);
+      if (buf.length < 4) return;
+      const total = buf.readUInt32BE(0);
+      if (total < 4 || total > PROBE_FRAME_MAX) { socket.destroy(); reject(new Error('bad frame length')); return; }
+      if (buf.length < 4 + total) return;
+      socket.end();
+      const mark = buf.readUInt32BE(4);
+      if (mark >>> 24 !== 0) { reject(new Error('response header is not JSON')); return; }
+      try {
+        const code = JSON.parse(buf.subarray(8, 8 + (mark & 0xffffff)).toString()).code;
+        if (typeof code !== 'number') throw new Error('no numeric code');
+        resolve(code);
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
+}
+
+/** Polls routeCode until SUCCESS (0) or timeoutMs; rejects with the last answer. */
+async function waitRoute(namesrv, topic, timeoutMs = ROUTE_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let last;
+    try {
+      const code = await routeCode(namesrv, topic);
+      if (code === 0) return;
+      last = `response code ${code}`;
+    } catch (err) {
+      last = `probe error: ${err.message}`;
+    }
+    if (Date.now() >= deadline) throw new Error(`NameServer ${namesrv} never served the route of ${topic}: ${last}`);
+    await new Promise(r => setTimeout(r, 100));
+  }
+}
+
+/** Polls cond() every 100 ms until true or timeoutMs; resolves to whether it held. */
+async function waitUntil(timeoutMs, cond) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (cond()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise(r => setTimeout(r, 100));
+  }
+}
+
+/** Decodes an IPv4 offset message id (ip 4, port 4, commit-log offset 8 bytes; 32 hex). */
+function decodeOffsetMsgId(id) {
+  if (typeof id !== 'string' || !/^[0-9A-Fa-f]{32}$/.test(id)) return null;
+  const b = Buffer.from(id, 'hex');
+  return { host: `${b[0]}.${b[1]}.${b[2]}.${b[3]}:${b.readUInt32BE(4)}`, offset: b.readBigUInt64BE(8) };
+}
+
+module.exports = {
+  TOPIC_NOT_EXIST, rmqBin, freshDir, runToken, startRmq, routeCode, waitRoute, waitUntil, decodeOffsetMsgId,
+};

@@ -1,0 +1,377 @@
+//! Process harness for the black-box interop tests: starts the built `rmq` binary (path in
+//! `RMQ_BIN`) as `standalone` or `namesrv` on ephemeral ports with a store directory under
+//! this crate's `target/`, parses its `READY <role> <addr>` lines, waits until the NameServer
+//! serves the route of the auto-create key topic `TBW102`, and SIGKILLs the process on drop.
+//!
+//! It owns nothing of the client under test: no rocketmq-client-rust types appear here, so the
+//! harness builds in seconds and its probe talks to the NameServer with a hand-framed
+//! GET_ROUTEINFO_BY_TOPIC request (JSON header, PROTOCOL.md §2). Must never: leave a child
+//! process running after its [`Rmq`] is dropped, reuse a store directory it did not create
+//! (except on an explicit restart), or wait without a bound.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Longest wait for all READY lines after spawning `rmq`.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait, after READY, for the NameServer to serve the `TBW102` route (the broker's
+/// first registration). A real broker registers right after start-up.
+pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Topic whose route a producer uses to auto-create new topics (`autoCreateTopicEnable`).
+pub const AUTO_CREATE_KEY_TOPIC: &str = "TBW102";
+/// Largest response frame the probe accepts (the NameServer's route answers are small).
+const PROBE_FRAME_MAX: usize = 16 * 1024 * 1024;
+/// Request code GET_ROUTEINFO_BY_TOPIC.
+const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
+/// Response code SUCCESS.
+const SUCCESS: i64 = 0;
+/// Lines of the server log quoted in a start-up failure message.
+const LOG_TAIL_LINES: usize = 40;
+
+/// The `rmq` binary under test, from `RMQ_BIN`.
+///
+/// # Panics
+/// If `RMQ_BIN` is unset or does not name a file: the tests cannot run without it.
+pub fn rmq_bin() -> PathBuf {
+    let Some(value) = std::env::var_os("RMQ_BIN") else {
+        panic!(
+            "RMQ_BIN is not set: point it at the built rmq binary, e.g. \
+             RMQ_BIN=$PWD/target/debug/rmq (scripts/interop.sh does this)"
+        );
+    };
+    let path = PathBuf::from(value);
+    assert!(
+        path.is_file(),
+        "RMQ_BIN={} is not a file: build it first (cargo build -p rmq)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh, empty directory `target/interop/<name>-<pid>-<n>` under this crate, unique per
+/// call within the process and across runs.
+pub fn fresh_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("interop")
+        .join(format!("{name}-{}-{n}-{nanos}", std::process::id()));
+    if dir.exists() {
+        fs::remove_dir_all(&dir).expect("remove stale interop dir");
+    }
+    fs::create_dir_all(&dir).expect("create interop dir");
+    dir
+}
+
+/// A short token unique to this test process run, for topic and group names that must not
+/// collide with client-side state left by earlier runs (local offset files).
+pub fn run_token() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{}_{}", std::process::id(), secs % 100_000)
+}
+
+/// FNV-1a, the stable hash the orderly scenario uses to pick `queue = hash(key) % n`.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// How to start `rmq`.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// `rmq standalone --namesrv-port 0 --broker-port 0 --store-dir DIR [-c CONF]`.
+    Standalone {
+        /// Broker store directory (kept across restarts by the caller).
+        store_dir: PathBuf,
+        /// Optional `broker.conf`.
+        config: Option<PathBuf>,
+    },
+    /// `rmq namesrv --port 0 --bind 127.0.0.1 --kv-config DIR/kv.json`.
+    NameServer {
+        /// Directory for the KV config file.
+        dir: PathBuf,
+    },
+}
+
+/// A running `rmq` child; SIGKILLed and reaped when dropped.
+pub struct Rmq {
+    child: Child,
+    log: PathBuf,
+    addrs: HashMap<String, SocketAddr>,
+}
+
+impl Rmq {
+    /// Starts `rmq` in `mode`, waits for its READY lines (one per role) and, for a standalone
+    /// process, for the NameServer to serve the `TBW102` route. Server stdout/stderr go to
+    /// `<dir>.log` beside the store directory.
+    ///
+    /// # Panics
+    /// If the process does not start, exits, or is not ready within the timeouts; the message
+    /// quotes the tail of its log.
+    pub fn start(mode: &Mode) -> Self {
+        let (args, dir, roles): (Vec<String>, &Path, &[&str]) = match mode {
+            Mode::Standalone { store_dir, config } => {
+                let mut args: Vec<String> = [
+                    "standalone",
+                    "--namesrv-port",
+                    "0",
+                    "--broker-port",
+                    "0",
+                    "--store-dir",
+                ]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+                args.push(store_dir.display().to_string());
+                if let Some(config) = config {
+                    args.push("-c".into());
+                    args.push(config.display().to_string());
+                }
+                (args, store_dir.as_path(), &["namesrv", "broker"])
+            }
+            Mode::NameServer { dir } => {
+                let kv = dir.join("kv.json").display().to_string();
+                let args = ["namesrv", "--port", "0", "--bind", "127.0.0.1", "--kv-config"]
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .chain([kv])
+                    .collect();
+                (args, dir.as_path(), &["namesrv"])
+            }
+        };
+        let log = dir.with_extension("log");
+        let mut log_file = File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open server log");
+        writeln!(log_file, "=== rmq {}", args.join(" ")).expect("write server log");
+        let stderr = log_file.try_clone().expect("clone server log handle");
+        let mut child = Command::new(rmq_bin())
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {} {args:?}: {e}", rmq_bin().display()));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        // Drains stdout for the life of the process (so it never blocks on a full pipe),
+        // copying every line to the log and forwarding READY lines.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = writeln!(log_file, "{line}");
+                if let Some(entry) = parse_ready(&line) {
+                    let _ = tx.send(entry);
+                }
+            }
+        });
+        let mut this = Self {
+            child,
+            log,
+            addrs: HashMap::new(),
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while roles.iter().any(|r| !this.addrs.contains_key(*r)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((role, addr)) => {
+                    this.addrs.insert(role, addr);
+                }
+                Err(_) => this.fail(&format!(
+                    "did not print READY lines for {roles:?} within {READY_TIMEOUT:?} \
+                     (got {:?}; exit status {:?})",
+                    this.addrs,
+                    this.child.try_wait().ok().flatten()
+                )),
+            }
+        }
+        if matches!(mode, Mode::Standalone { .. }) {
+            let namesrv = this.addr("namesrv");
+            if let Err(e) = wait_route(namesrv, AUTO_CREATE_KEY_TOPIC, ROUTE_TIMEOUT) {
+                this.fail(&format!(
+                    "NameServer {namesrv} never served the {AUTO_CREATE_KEY_TOPIC} route \
+                     (the broker's registration): {e}"
+                ));
+            }
+        }
+        this
+    }
+
+    /// The address announced for `role` (`namesrv`, `broker`).
+    ///
+    /// # Panics
+    /// If the role was not announced.
+    pub fn addr(&self, role: &str) -> SocketAddr {
+        *self
+            .addrs
+            .get(role)
+            .unwrap_or_else(|| panic!("rmq did not announce a {role} address"))
+    }
+
+    /// The NameServer address as clients take it (`host:port`).
+    pub fn namesrv(&self) -> String {
+        self.addr("namesrv").to_string()
+    }
+
+    /// Path of the server's log file.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last lines of the server log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(LOG_TAIL_LINES);
+        lines[from..].join("\n")
+    }
+
+    /// SIGKILLs the process (no shutdown hooks run) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn fail(&mut self, what: &str) -> ! {
+        self.kill();
+        panic!(
+            "rmq {what}\n--- tail of {} ---\n{}",
+            self.log.display(),
+            self.log_tail()
+        );
+    }
+}
+
+impl Drop for Rmq {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Parses `READY <role> <ip:port>`.
+fn parse_ready(line: &str) -> Option<(String, SocketAddr)> {
+    let mut parts = line.strip_prefix("READY ")?.split_whitespace();
+    let role = parts.next()?.to_owned();
+    let addr = parts.next()?.parse().ok()?;
+    Some((role, addr))
+}
+
+/// Polls the NameServer until it answers GET_ROUTEINFO_BY_TOPIC for `topic` with SUCCESS.
+///
+/// # Errors
+/// The last response code or I/O error when `timeout` passes first.
+pub fn wait_route(namesrv: SocketAddr, topic: &str, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match route_code(namesrv, topic) {
+            Ok(SUCCESS) => return Ok(()),
+            Ok(code) => format!("response code {code}"),
+            Err(e) => format!("probe error: {e}"),
+        };
+        if Instant::now() >= deadline {
+            return Err(last);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One GET_ROUTEINFO_BY_TOPIC round trip; returns the response `code`.
+///
+/// # Errors
+/// I/O errors, an oversized frame, or a header without a numeric `code`.
+pub fn route_code(namesrv: SocketAddr, topic: &str) -> std::io::Result<i64> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let mut stream = TcpStream::connect_timeout(&namesrv, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let header = serde_json::json!({
+        "code": GET_ROUTEINFO_BY_TOPIC,
+        "language": "JAVA",
+        "version": 401,
+        "opaque": 1,
+        "flag": 0,
+        "extFields": { "topic": topic },
+    })
+    .to_string();
+    let header_len = u32::try_from(header.len()).map_err(|_| bad("header too long"))?;
+    assert!(header_len < 1 << 24, "header length fits the 24-bit field");
+    let mut frame = Vec::with_capacity(8 + header.len());
+    frame.extend_from_slice(&(4 + header_len).to_be_bytes());
+    // Serialize type JSON (0) in the top byte, header length below it.
+    frame.extend_from_slice(&header_len.to_be_bytes());
+    frame.extend_from_slice(header.as_bytes());
+    stream.write_all(&frame)?;
+    let mut word = [0u8; 4];
+    stream.read_exact(&mut word)?;
+    let total = u32::from_be_bytes(word) as usize;
+    if !(4..=PROBE_FRAME_MAX).contains(&total) {
+        return Err(bad("response frame length out of range"));
+    }
+    let mut rest = vec![0u8; total];
+    stream.read_exact(&mut rest)?;
+    let mark = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+    if mark >> 24 != 0 {
+        return Err(bad("response header is not JSON"));
+    }
+    let len = (mark & 0x00ff_ffff) as usize;
+    let header = rest.get(4..4 + len).ok_or_else(|| bad("header overruns frame"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(header).map_err(|_| bad("response header is not JSON"))?;
+    value
+        .get("code")
+        .and_then(serde_json::Value::as_i64)
+        .ok_or_else(|| bad("response header has no numeric code"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_lines_parse_and_others_do_not() {
+        assert_eq!(
+            parse_ready("READY broker 127.0.0.1:10911"),
+            Some(("broker".into(), "127.0.0.1:10911".parse().expect("addr")))
+        );
+        assert_eq!(parse_ready("READY namesrv"), None);
+        assert_eq!(parse_ready("INFO starting"), None);
+        assert_eq!(parse_ready("READY broker not-an-addr"), None);
+    }
+
+    #[test]
+    fn fnv1a_matches_reference_vectors() {
+        // Published FNV-1a 64-bit test vectors.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn fresh_dirs_are_distinct_and_empty() {
+        let a = fresh_dir("harness-selftest");
+        let b = fresh_dir("harness-selftest");
+        assert_ne!(a, b);
+        assert_eq!(fs::read_dir(&a).expect("read dir").count(), 0);
+        fs::remove_dir_all(a).expect("cleanup");
+        fs::remove_dir_all(b).expect("cleanup");
+    }
+}

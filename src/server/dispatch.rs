@@ -1,0 +1,239 @@
+//! Request dispatch: every request arrives on the shard that accepted its connection; this
+//! module decides which shard owns the state it touches and either runs the processor locally
+//! or forwards the request over the mesh (one explicit [`ShardMsg::Request`]) and relays the
+//! reply. Unknown codes get REQUEST_CODE_NOT_SUPPORTED; a full mesh gets SYSTEM_BUSY.
+//! Must never: process a queue's request on a shard that does not own the queue.
+
+use std::rc::Rc;
+
+use rmq_net::codec::codes::{RequestCode, ResponseCode};
+use rmq_net::codec::header::send::SendMessageRequestHeader;
+use rmq_net::conn::{ConnContext, ConnHandle, Handler};
+use rmq_net::RemotingCommand;
+
+use crate::runtime::mesh::{ClientMeta, ConnKey, ShardMsg};
+use crate::runtime::placement::{shard_for, split_offset};
+use crate::runtime::ShardId;
+
+use super::shard::{Shard, CONTROL_SHARD};
+use super::{control, error_response, offset, pull, send, Failure, Outcome};
+
+/// Where a request is processed.
+enum Route {
+    /// On this shard.
+    Local,
+    /// On another shard.
+    Forward(ShardId),
+}
+
+/// The connection handler of one shard.
+pub struct BrokerHandler {
+    /// This shard.
+    pub shard: Rc<Shard>,
+}
+
+impl Handler for BrokerHandler {
+    async fn handle(
+        &self,
+        ctx: &ConnContext,
+        mut request: RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        let shard = &self.shard;
+        shard
+            .conns
+            .borrow_mut()
+            .entry(ctx.handle().id())
+            .or_insert_with(|| ctx.handle().clone());
+        let client = ClientMeta {
+            key: ConnKey {
+                shard: shard.id,
+                conn: ctx.handle().id(),
+            },
+            peer_addr: ctx.peer_addr(),
+            language: ctx.language().unwrap_or_default(),
+            version: ctx.version().unwrap_or(request.version),
+            serialize_type: ctx.last_serialize_type(),
+        };
+        let response = match route(shard, &mut request).await {
+            Ok(Route::Local) => Some(process_local(shard, &request, &client).await),
+            Ok(Route::Forward(target)) => {
+                match shard.mesh.request(target, request.clone(), client).await {
+                    Ok(response) => response,
+                    Err(err) => Some(error_response(
+                        &request,
+                        ResponseCode::SystemBusy,
+                        &format!("[REJECTREQUEST]system busy, {err}"),
+                    )),
+                }
+            }
+            Err(Failure::Code(code, remark)) => Some(error_response(&request, code, &remark)),
+        };
+        if request.is_oneway() {
+            return None;
+        }
+        response
+    }
+
+    fn on_close(&self, handle: &ConnHandle) {
+        self.shard.conns.borrow_mut().remove(&handle.id());
+        control::connection_closed(
+            &self.shard,
+            ConnKey {
+                shard: self.shard.id,
+                conn: handle.id(),
+            },
+        );
+    }
+}
+
+/// Decides where `request` runs. Sends to unknown topics are auto-created first (through the
+/// control shard), so the owner's processor finds the topic.
+async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route, Failure> {
+    let shards = shard.shard_count();
+    let target = match request.request_code() {
+        RequestCode::SendMessage | RequestCode::SendMessageV2 | RequestCode::SendBatchMessage => {
+            let mut header = send::routing_facts(request)?;
+            send::check_topic(shard, &header)?;
+            let config = ensure_send_topic(shard, &header).await?;
+            let requested = header.queue_id;
+            header.queue_id = send::resolve_queue(&config, requested)?;
+            if header.queue_id != requested {
+                // The owner must store into the queue chosen here.
+                let key = if request.request_code() == RequestCode::SendMessage {
+                    "queueId"
+                } else {
+                    "e"
+                };
+                request
+                    .ext_fields
+                    .insert(key.to_owned(), header.queue_id.to_string());
+            }
+            shard_for(&header.topic, header.queue_id, shards)
+        }
+        RequestCode::PullMessage
+        | RequestCode::LitePullMessage
+        | RequestCode::QueryConsumerOffset
+        | RequestCode::UpdateConsumerOffset
+        | RequestCode::GetMaxOffset
+        | RequestCode::GetMinOffset
+        | RequestCode::SearchOffsetByTimestamp
+        | RequestCode::GetEarliestMsgStoretime => {
+            let topic = request.ext("topic").unwrap_or_default();
+            let queue_id = request
+                .ext("queueId")
+                .and_then(|q| q.trim().parse::<i32>().ok())
+                .unwrap_or(0);
+            shard_for(topic, queue_id, shards)
+        }
+        RequestCode::ViewMessageById => {
+            let offset = request
+                .ext("offset")
+                .and_then(|o| o.trim().parse::<i64>().ok())
+                .unwrap_or(-1);
+            match split_offset(offset) {
+                Some((owner, _)) if owner.0 < shards => owner,
+                _ => {
+                    return Err(Failure::Code(
+                        ResponseCode::SystemError,
+                        format!("can not find message by the offset, {offset}"),
+                    ))
+                }
+            }
+        }
+        RequestCode::HeartBeat
+        | RequestCode::UnregisterClient
+        | RequestCode::GetConsumerListByGroup
+        | RequestCode::LockBatchMq
+        | RequestCode::UnlockBatchMq
+        | RequestCode::GetConsumerConnectionList
+        | RequestCode::UpdateAndCreateTopic
+        | RequestCode::DeleteTopicInBroker
+        | RequestCode::GetAllTopicConfig => CONTROL_SHARD,
+        _ => shard.id,
+    };
+    Ok(if target == shard.id {
+        Route::Local
+    } else {
+        Route::Forward(target)
+    })
+}
+
+async fn ensure_send_topic(
+    shard: &Rc<Shard>,
+    header: &SendMessageRequestHeader,
+) -> Result<rmq_net::codec::body::topic::TopicConfig, Failure> {
+    if let Some(config) = shard.topics.borrow().get(&header.topic) {
+        return Ok(config.clone());
+    }
+    let (template, queues) = if crate::broker::topics::is_retry_topic(&header.topic) {
+        (header.default_topic.as_str(), 1)
+    } else {
+        (
+            header.default_topic.as_str(),
+            header.default_topic_queue_nums,
+        )
+    };
+    control::ensure_topic(shard, &header.topic, template, queues).await
+}
+
+/// Runs a request's processor on this shard (it owns the request's state).
+pub async fn process_local(
+    shard: &Rc<Shard>,
+    request: &RemotingCommand,
+    client: &ClientMeta,
+) -> RemotingCommand {
+    let outcome: Outcome = match request.request_code() {
+        RequestCode::SendMessage | RequestCode::SendMessageV2 | RequestCode::SendBatchMessage => {
+            send::process(shard, request, client.peer_addr).await
+        }
+        RequestCode::PullMessage | RequestCode::LitePullMessage => {
+            pull::process(shard, request).await
+        }
+        RequestCode::QueryConsumerOffset
+        | RequestCode::UpdateConsumerOffset
+        | RequestCode::GetMaxOffset
+        | RequestCode::GetMinOffset
+        | RequestCode::SearchOffsetByTimestamp
+        | RequestCode::GetEarliestMsgStoretime
+        | RequestCode::ViewMessageById => offset::process(shard, request).await,
+        RequestCode::HeartBeat
+        | RequestCode::UnregisterClient
+        | RequestCode::GetConsumerListByGroup
+        | RequestCode::LockBatchMq
+        | RequestCode::UnlockBatchMq
+        | RequestCode::GetConsumerConnectionList
+        | RequestCode::UpdateAndCreateTopic
+        | RequestCode::DeleteTopicInBroker
+        | RequestCode::GetAllTopicConfig => control::process(shard, request, client).await,
+        RequestCode::GetAllTopicListFromNameserver => Ok(super::success(request).with_body(
+            rmq_net::codec::body::JsonBody::to_json(&control::topic_list(shard)),
+        )),
+        code => Err(Failure::Code(
+            ResponseCode::RequestCodeNotSupported,
+            format!(" request type {} not supported", code.value()),
+        )),
+    };
+    outcome.unwrap_or_else(|Failure::Code(code, remark)| error_response(request, code, &remark))
+}
+
+/// Serves this shard's mesh inbox forever: forwarded requests run as their own tasks (a held
+/// pull must not block the inbox), invocations run inline.
+pub async fn run_inbox(shard: Rc<Shard>, inbox: flume::Receiver<ShardMsg<Shard>>) {
+    while let Ok(msg) = inbox.recv_async().await {
+        match msg {
+            ShardMsg::Request {
+                request,
+                client,
+                reply,
+            } => {
+                let shard = Rc::clone(&shard);
+                compio::runtime::spawn(async move {
+                    let response = process_local(&shard, &request, &client).await;
+                    let _ = reply.send((!request.is_oneway()).then_some(response));
+                })
+                .detach();
+            }
+            ShardMsg::Invoke(work) => work(&shard),
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310) and SEND_BATCH_MESSAGE (320) on the shard that owns
+//! the target queue (PROTOCOL.md §4.1): validate, ensure UNIQ_KEY and CLUSTER, encode the
+//! §6.6 record, append to the shard's store, reply with the offset msgId.
+//!
+//! Must never: acknowledge a SYNC_FLUSH message before the store says it is durable (the store
+//! decides; a timeout becomes FLUSH_DISK_TIMEOUT with the message stored), or store a message
+//! for a queue this shard does not own (asserted).
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use rmq_net::codec::body::topic::{perm, TopicConfig};
+use rmq_net::codec::codes::ResponseCode;
+use rmq_net::codec::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
+use rmq_net::codec::header::CommandHeader;
+use rmq_net::codec::limits::PROPERTIES_SIZE_MAX;
+use rmq_net::codec::message::{self, decode_batch, keys, msg_id, BatchLimits, Properties};
+use rmq_net::RemotingCommand;
+use rmq_storage::store::{AppendMessage, BatchMessage, Durability};
+
+use crate::broker::topics::{is_retry_topic, queue_id_in_range, validate_topic_name};
+use crate::runtime::placement::{global_offset, shard_for};
+
+use super::message::{encode_payload, index_keys, Inbound};
+use super::shard::Shard;
+use super::{storage_failure, success, Failure, Outcome};
+
+/// `MSG_REGION` value in send replies.
+pub const DEFAULT_REGION: &str = "DefaultRegion";
+
+/// Checks every send requirement that does not depend on the queue (runs on the accepting
+/// shard before routing, and again on the owner).
+///
+/// # Errors
+/// The response Java gives.
+pub fn check_topic(shard: &Shard, header: &SendMessageRequestHeader) -> Result<(), Failure> {
+    validate_topic_name(&header.topic)
+        .map_err(|e| Failure::Code(ResponseCode::InvalidParameter, e.to_string()))?;
+    if crate::broker::topics::is_send_forbidden_system_topic(&header.topic) {
+        return Err(Failure::Code(
+            ResponseCode::NoPermission,
+            format!("Sending message to topic[{}] is forbidden.", header.topic),
+        ));
+    }
+    if !perm::is_writeable(shard.config.broker_permission) {
+        return Err(Failure::Code(
+            ResponseCode::NoPermission,
+            format!(
+                "the broker[{}] sending message is forbidden",
+                shard.config.broker_name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Picks the queue for a send whose `queueId` is negative (random below writeQueueNums), and
+/// checks the range (`queueId >= max(read, write)` is INVALID_PARAMETER).
+///
+/// # Errors
+/// INVALID_PARAMETER.
+pub fn resolve_queue(config: &TopicConfig, queue_id: i32) -> Result<i32, Failure> {
+    if queue_id < 0 {
+        let writable = config.write_queue_nums.max(1);
+        return Ok(rand::random::<u32>().rem_euclid(writable.unsigned_abs()) as i32);
+    }
+    if !queue_id_in_range(config, queue_id) {
+        return Err(Failure::Code(
+            ResponseCode::InvalidParameter,
+            format!(
+                "request queueId[{queue_id}] is illegal, topic:{} topicConfig.writeQueueNums:{} readQueueNums:{}",
+                config.topic_name, config.write_queue_nums, config.read_queue_nums
+            ),
+        ));
+    }
+    Ok(queue_id)
+}
+
+/// Stores one send on its owner shard and builds the reply.
+pub async fn process(
+    shard: &Rc<Shard>,
+    request: &RemotingCommand,
+    born_host: SocketAddr,
+) -> Outcome {
+    let header =
+        SendMessageRequestHeader::decode_for_code(request.request_code(), &request.ext_fields)?;
+    check_topic(shard, &header)?;
+    let config = shard
+        .topics
+        .borrow()
+        .get(&header.topic)
+        .cloned()
+        .ok_or_else(|| {
+            Failure::Code(
+                ResponseCode::TopicNotExist,
+                format!("topic[{}] not exist", header.topic),
+            )
+        })?;
+    if !perm::is_writeable(config.perm) {
+        return Err(Failure::Code(
+            ResponseCode::NoPermission,
+            format!("the topic[{}] sending message is forbidden", header.topic),
+        ));
+    }
+    let queue_id = resolve_queue(&config, header.queue_id)?;
+    assert_eq!(
+        shard_for(&header.topic, queue_id, shard.shard_count()),
+        shard.id,
+        "send routed to a shard that does not own the queue"
+    );
+    let text = header.properties.as_deref().unwrap_or("");
+    if text.len() > PROPERTIES_SIZE_MAX {
+        return Err(Failure::Code(
+            ResponseCode::MessageIllegal,
+            format!("the message properties length {} too long", text.len()),
+        ));
+    }
+    let mut properties = Properties::decode(text);
+    if properties
+        .get(keys::TRAN_MSG)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    {
+        return Err(Failure::Code(
+            ResponseCode::NoPermission,
+            "transaction messages are not supported by this broker yet".into(),
+        ));
+    }
+    if header.is_batch() {
+        if is_retry_topic(&header.topic) {
+            return Err(Failure::Code(
+                ResponseCode::MessageIllegal,
+                "batch message to a retry topic is not allowed".into(),
+            ));
+        }
+        return send_batch(shard, request, &header, queue_id, &properties, born_host).await;
+    }
+    if request.body.len() > shard.config.max_message_size {
+        return Err(Failure::Code(
+            ResponseCode::MessageIllegal,
+            format!(
+                "the message body size over max value, MAX: {}",
+                shard.config.max_message_size
+            ),
+        ));
+    }
+    let uniq = ensure_uniq_key(shard, &mut properties)?;
+    properties
+        .insert(keys::CLUSTER, &shard.config.broker_cluster_name)
+        .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
+    let tags_code = message::tags_code_of(&properties);
+    let index = index_keys(&properties);
+    let now = Shard::now_ms();
+    let inbound = Inbound {
+        topic: &header.topic,
+        queue_id,
+        flag: header.flag,
+        sys_flag: header.sys_flag,
+        born_timestamp: header.born_timestamp,
+        born_host,
+        reconsume_times: header.reconsume_times_or_zero(),
+        properties,
+        body: request.body.clone(),
+    };
+    let sys_flag = header.sys_flag;
+    let payload = encode_payload(inbound, shard.store_host, now)
+        .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
+    let outcome = shard
+        .store
+        .append(&AppendMessage {
+            topic: &header.topic,
+            queue_id,
+            tags_code,
+            keys: &index,
+            store_timestamp_ms: Some(now),
+            sys_flag,
+            payload: &payload,
+        })
+        .await
+        .map_err(|e| storage_failure(&e))?;
+    let phys = global_offset(
+        shard.id,
+        i64::try_from(outcome.phys_offset).unwrap_or(i64::MAX),
+    );
+    let reply = SendMessageResponseHeader {
+        msg_id: msg_id::encode(shard.store_host, phys),
+        queue_id,
+        queue_offset: i64::try_from(outcome.queue_offset).unwrap_or(i64::MAX),
+        transaction_id: Some(uniq),
+        batch_uniq_id: None,
+        recall_handle: None,
+        msg_region: DEFAULT_REGION.into(),
+        trace_on: true,
+    };
+    Ok(with_durability(success(request), outcome.durability).with_ext_fields(reply.to_ext()))
+}
+
+fn with_durability(mut response: RemotingCommand, durability: Durability) -> RemotingCommand {
+    if durability == Durability::FlushTimeout {
+        response.code = ResponseCode::FlushDiskTimeout.value();
+        response.remark = Some("flush disk timeout".into());
+    }
+    response
+}
+
+fn ensure_uniq_key(shard: &Shard, properties: &mut Properties) -> Result<String, Failure> {
+    if let Some(uniq) = properties.uniq_key().filter(|u| !u.is_empty()) {
+        return Ok(uniq.to_owned());
+    }
+    let key = shard.uniq_keys.borrow_mut().next_key(Shard::now_ms());
+    properties
+        .insert(keys::UNIQ_KEY, &key)
+        .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
+    Ok(key)
+}
+
+async fn send_batch(
+    shard: &Rc<Shard>,
+    request: &RemotingCommand,
+    header: &SendMessageRequestHeader,
+    queue_id: i32,
+    batch_properties: &Properties,
+    born_host: SocketAddr,
+) -> Outcome {
+    let limits = BatchLimits {
+        body_size_max: shard.config.max_message_size,
+        ..BatchLimits::default()
+    };
+    let entries = decode_batch(&request.body, &limits)
+        .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
+    if entries.is_empty() {
+        return Err(Failure::Code(
+            ResponseCode::MessageIllegal,
+            "empty batch".into(),
+        ));
+    }
+    let now = Shard::now_ms();
+    let mut payloads = Vec::with_capacity(entries.len());
+    let mut uniq_keys = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let mut properties = entry.properties;
+        // Java 5.x appends the batch-level properties to each entry's own.
+        for (name, value) in batch_properties.iter() {
+            if !properties.contains(name) {
+                properties
+                    .insert(name, value)
+                    .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
+            }
+        }
+        let uniq = ensure_uniq_key(shard, &mut properties)?;
+        properties
+            .insert(keys::CLUSTER, &shard.config.broker_cluster_name)
+            .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
+        let tags_code = message::tags_code_of(&properties);
+        let index = index_keys(&properties);
+        let inbound = Inbound {
+            topic: &header.topic,
+            queue_id,
+            flag: entry.flag,
+            sys_flag: header.sys_flag,
+            born_timestamp: header.born_timestamp,
+            born_host,
+            reconsume_times: 0,
+            properties,
+            body: entry.body,
+        };
+        let payload = encode_payload(inbound, shard.store_host, now)
+            .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
+        payloads.push((tags_code, index, payload));
+        uniq_keys.push(uniq);
+    }
+    let messages: Vec<BatchMessage<'_>> = payloads
+        .iter()
+        .map(|(tags_code, index, payload)| BatchMessage {
+            tags_code: *tags_code,
+            keys: index,
+            sys_flag: header.sys_flag,
+            payload,
+        })
+        .collect();
+    let outcome = shard
+        .store
+        .append_batch(&header.topic, queue_id, &messages, Some(now))
+        .await
+        .map_err(|e| storage_failure(&e))?;
+    let mut ids = String::new();
+    for (index, (phys, _)) in outcome.records.iter().enumerate() {
+        if index > 0 {
+            ids.push(',');
+        }
+        let phys = global_offset(shard.id, i64::try_from(*phys).unwrap_or(i64::MAX));
+        msg_id::encode_into(shard.store_host, phys, &mut ids);
+    }
+    let reply = SendMessageResponseHeader {
+        msg_id: ids,
+        queue_id,
+        queue_offset: i64::try_from(outcome.first_queue_offset).unwrap_or(i64::MAX),
+        transaction_id: Some(uniq_keys.join(",")),
+        batch_uniq_id: None,
+        recall_handle: None,
+        msg_region: DEFAULT_REGION.into(),
+        trace_on: true,
+    };
+    Ok(with_durability(success(request), outcome.durability).with_ext_fields(reply.to_ext()))
+}
+
+/// The topic, queue and default-topic facts of a send request, read on the accepting shard
+/// for routing.
+///
+/// # Errors
+/// SYSTEM_ERROR for an undecodable header.
+pub fn routing_facts(request: &RemotingCommand) -> Result<SendMessageRequestHeader, Failure> {
+    Ok(SendMessageRequestHeader::decode_for_code(
+        request.request_code(),
+        &request.ext_fields,
+    )?)
+}

@@ -1,0 +1,129 @@
+//! `Shard`: the root of one core's broker state. Created on the shard's own thread and never
+//! shared across cores (it is `Rc`, deliberately `!Send`); other shards reach it only through
+//! [`crate::runtime::mesh::ShardMsg`].
+//!
+//! Data plane (owned here): the shard's [`Store`] (CommitLog, consume queues, index), consumer
+//! offsets of the queues it owns, parked long polls (inside the store's notifier), the
+//! connections it accepted. Control plane (replicated): snapshots of topics, subscription
+//! groups and subscriptions, replaced by versioned broadcasts from the control shard. The
+//! control shard (shard 0) additionally holds [`Control`]: the authoritative tables.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rmq_net::codec::message::UniqKeyGenerator;
+use rmq_net::conn::{ConnHandle, RemotingClient};
+use rmq_storage::store::Store;
+
+use crate::broker::clients::{ClientRegistry, SubscriptionSnapshot};
+use crate::broker::groups::{GroupSnapshot, SubscriptionGroupTable};
+use crate::broker::locks::RebalanceLocks;
+use crate::broker::offsets::ConsumerOffsetTable;
+use crate::broker::topics::{TopicSnapshot, TopicTable};
+use crate::config::BrokerConfig;
+use crate::runtime::mesh::Mesh;
+use crate::runtime::ShardId;
+
+/// The shard that owns control-plane state.
+pub const CONTROL_SHARD: ShardId = ShardId(0);
+
+/// Most client connections one shard tracks (beyond it, accepts are refused by the listener).
+pub const CONNECTIONS_PER_SHARD_MAX: usize = 16_384;
+
+/// One shard's broker state.
+pub struct Shard {
+    /// This shard.
+    pub id: ShardId,
+    /// The broker configuration.
+    pub config: Arc<BrokerConfig>,
+    /// `brokerIP1:listenPort`: the store host in records and msgIds.
+    pub store_host: SocketAddr,
+    /// The shard's store.
+    pub store: Store,
+    /// Channels to every shard.
+    pub mesh: Mesh<Shard>,
+    /// Topic configs (replica).
+    pub topics: RefCell<Arc<TopicSnapshot>>,
+    /// Subscription group configs (replica).
+    pub groups: RefCell<Arc<GroupSnapshot>>,
+    /// Heartbeat-registered subscriptions (replica).
+    pub subscriptions: RefCell<Arc<SubscriptionSnapshot>>,
+    /// Consumer offsets of the queues this shard owns.
+    pub offsets: RefCell<ConsumerOffsetTable>,
+    /// Where `offsets` is persisted.
+    pub offsets_path: PathBuf,
+    /// Connections accepted by this shard, by id.
+    pub conns: RefCell<HashMap<u64, ConnHandle>>,
+    /// UNIQ_KEY generator for messages that arrive without one.
+    pub uniq_keys: RefCell<UniqKeyGenerator>,
+    /// Authoritative control-plane state (control shard only).
+    pub control: Option<Control>,
+}
+
+/// Control-plane state, on the control shard only.
+pub struct Control {
+    /// Topic table (persisted in `config/topics.json`).
+    pub topics: RefCell<TopicTable>,
+    /// Subscription groups (persisted in `config/subscriptionGroup.json`).
+    pub groups: RefCell<SubscriptionGroupTable>,
+    /// Producer and consumer clients.
+    pub clients: RefCell<ClientRegistry>,
+    /// Orderly-consumption locks.
+    pub locks: RefCell<RebalanceLocks>,
+    /// One client per NameServer, for registration.
+    pub namesrv: Vec<RemotingClient>,
+    /// `config/` directory.
+    pub config_dir: PathBuf,
+}
+
+impl Shard {
+    /// The number of shards.
+    #[must_use]
+    pub fn shard_count(&self) -> usize {
+        self.mesh.shards()
+    }
+
+    /// Control-plane state.
+    ///
+    /// # Panics
+    /// When called on a shard other than the control shard (a routing bug).
+    #[must_use]
+    pub fn control(&self) -> &Control {
+        self.control
+            .as_ref()
+            .expect("control-plane request routed to a non-control shard")
+    }
+
+    /// Installs a topic snapshot if it is newer than ours.
+    pub fn install_topics(&self, snapshot: Arc<TopicSnapshot>) {
+        let mut current = self.topics.borrow_mut();
+        if snapshot.supersedes(&current) {
+            *current = snapshot;
+        }
+    }
+
+    /// Installs a subscription-group snapshot if it is newer than ours.
+    pub fn install_groups(&self, snapshot: Arc<GroupSnapshot>) {
+        let mut current = self.groups.borrow_mut();
+        if snapshot.supersedes(&current) {
+            *current = snapshot;
+        }
+    }
+
+    /// Installs a subscription snapshot if it is newer than ours.
+    pub fn install_subscriptions(&self, snapshot: Arc<SubscriptionSnapshot>) {
+        let mut current = self.subscriptions.borrow_mut();
+        if snapshot.supersedes(&current) {
+            *current = snapshot;
+        }
+    }
+
+    /// Wall-clock milliseconds.
+    #[must_use]
+    pub fn now_ms() -> i64 {
+        crate::namesrv::server::now_ms()
+    }
+}

@@ -1,0 +1,318 @@
+//! Broker start-up: loads the control-plane files, binds the listener (SO_REUSEPORT, one
+//! socket per shard on the same port), builds the mesh and starts one pinned compio runtime
+//! per shard, each opening its own store under `<storePathRootDir>/shard-<n>`.
+//!
+//! Must never: let a shard serve before its store has recovered (the READY report is sent
+//! only after every shard opened its store and bound its socket).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rmq_net::codec::message::UniqKeyGenerator;
+use rmq_net::conn::{serve, ClientConfig, RemotingClient, ServeConfig};
+use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy};
+use rmq_storage::file::Disk;
+use rmq_storage::store::{Store, StoreConfig};
+
+use crate::broker::clients::ClientRegistry;
+use crate::broker::groups::SubscriptionGroupTable;
+use crate::broker::locks::RebalanceLocks;
+use crate::broker::offsets::ConsumerOffsetTable;
+use crate::broker::topics::{TopicTable, TopicTableOptions};
+use crate::config::{BrokerConfig, FlushDiskType};
+use crate::runtime::listener::bind_reuseport;
+use crate::runtime::mesh::Mesh;
+use crate::runtime::{spawn_shards, ShardId};
+
+use super::dispatch::{run_inbox, BrokerHandler};
+use super::shard::{Control, Shard, CONTROL_SHARD};
+
+/// How often each shard persists dirty consumer offsets (Java `flushConsumerOffsetInterval`).
+pub const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
+/// How often each shard writes its store checkpoint (bounds replay work after a crash).
+pub const STORE_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What a started broker reports.
+#[derive(Debug)]
+pub struct Started {
+    /// The address clients connect to (`brokerIP1:port`).
+    pub addr: SocketAddr,
+    /// Shard threads.
+    pub threads: Vec<JoinHandle<()>>,
+}
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Binding or thread creation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was attempted.
+        what: String,
+        /// Cause.
+        source: io::Error,
+    },
+    /// A control-plane file could not be loaded.
+    #[error("loading {path}: {reason}")]
+    Load {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A shard failed to open its store.
+    #[error("shard {shard}: {reason}")]
+    Shard {
+        /// Which shard.
+        shard: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn commitlog_config(config: &BrokerConfig) -> CommitLogConfig {
+    CommitLogConfig {
+        segment_size_bytes: config.mapped_file_size_commit_log,
+        flush_policy: match config.flush_disk_type {
+            FlushDiskType::SyncFlush => FlushPolicy::Sync,
+            FlushDiskType::AsyncFlush => FlushPolicy::Async,
+        },
+        flush_interval_ms: u64::try_from(config.flush_interval_commit_log.as_millis())
+            .unwrap_or(500),
+        sync_flush_timeout_ms: u64::try_from(config.sync_flush_timeout.as_millis()).unwrap_or(5000),
+        ..CommitLogConfig::default()
+    }
+}
+
+/// Starts the broker's shards and waits until every shard serves.
+///
+/// # Errors
+/// [`StartError`] naming what failed.
+pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, StartError> {
+    let config = Arc::new(config);
+    let now = crate::namesrv::server::now_ms();
+    let config_dir = config.store_path_root_dir.join("config");
+    std::fs::create_dir_all(&config_dir).map_err(|source| StartError::Io {
+        what: format!("create {}", config_dir.display()),
+        source,
+    })?;
+    let topics_path = config_dir.join("topics.json");
+    let topics = TopicTable::load(TopicTableOptions::from_config(&config), &topics_path, now)
+        .map_err(|e| StartError::Load {
+            path: topics_path.clone(),
+            reason: e.to_string(),
+        })?;
+    let groups_path = config_dir.join("subscriptionGroup.json");
+    let groups =
+        SubscriptionGroupTable::load(config.auto_create_subscription_group, &groups_path, now)
+            .map_err(|e| StartError::Load {
+                path: groups_path.clone(),
+                reason: e.to_string(),
+            })?;
+    // Save once so the files exist and hold the system topics.
+    topics.save(&topics_path).map_err(|e| StartError::Load {
+        path: topics_path,
+        reason: e.to_string(),
+    })?;
+    let topic_snapshot = topics.snapshot();
+    let group_snapshot = groups.snapshot();
+    let subscriptions = ClientRegistry::new().subscriptions_snapshot();
+
+    let bind_addr = SocketAddr::V4(SocketAddrV4::new(
+        std::net::Ipv4Addr::UNSPECIFIED,
+        config.listen_port,
+    ));
+    let first = bind_reuseport(bind_addr).map_err(|source| StartError::Io {
+        what: format!("bind {bind_addr}"),
+        source,
+    })?;
+    let port = first
+        .local_addr()
+        .map_err(|source| StartError::Io {
+            what: "local address".into(),
+            source,
+        })?
+        .port();
+    let listen_addr = SocketAddr::V4(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, port));
+    let store_host = SocketAddr::V4(SocketAddrV4::new(config.broker_ip1, port));
+
+    let (mesh, inboxes) = Mesh::<Shard>::new(shards);
+    let inboxes = Arc::new(std::sync::Mutex::new(
+        inboxes.into_iter().map(Some).collect::<Vec<_>>(),
+    ));
+    let control_parts = Arc::new(std::sync::Mutex::new(Some((
+        topics,
+        groups,
+        config_dir.clone(),
+    ))));
+    let first = Arc::new(std::sync::Mutex::new(Some(first)));
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, StartError>>();
+
+    let threads = spawn_shards("rmq-shard", shards, move |id: ShardId| {
+        let config = Arc::clone(&config);
+        let mesh = mesh.clone();
+        let inbox = inboxes
+            .lock()
+            .expect("inbox lock")
+            .get_mut(id.0)
+            .and_then(Option::take);
+        let control_parts = if id == CONTROL_SHARD {
+            control_parts.lock().expect("control lock").take()
+        } else {
+            None
+        };
+        let first = if id == CONTROL_SHARD {
+            first.lock().expect("listener lock").take()
+        } else {
+            None
+        };
+        let ready_tx = ready_tx.clone();
+        let (topic_snapshot, group_snapshot, subscriptions) = (
+            Arc::clone(&topic_snapshot),
+            Arc::clone(&group_snapshot),
+            Arc::clone(&subscriptions),
+        );
+        let config_dir = config_dir.clone();
+        async move {
+            let Some(inbox) = inbox else {
+                return;
+            };
+            let listener = match first
+                .map_or_else(|| bind_reuseport(listen_addr), Ok)
+                .and_then(compio::net::TcpListener::from_std)
+            {
+                Ok(listener) => listener,
+                Err(source) => {
+                    let _ = ready_tx.send(Err(StartError::Io {
+                        what: format!("shard {} bind {listen_addr}", id.0),
+                        source,
+                    }));
+                    return;
+                }
+            };
+            let store_root = config.store_path_root_dir.join(format!("shard-{}", id.0));
+            let mut store_config = StoreConfig::new(&store_root);
+            store_config.commitlog = commitlog_config(&config);
+            let store = match Store::open(store_config, Disk::real()).await {
+                Ok((store, recovery)) => {
+                    tracing::info!(
+                        shard = id.0,
+                        replayed = recovery.records_replayed,
+                        "store opened"
+                    );
+                    store
+                }
+                Err(err) => {
+                    let _ = ready_tx.send(Err(StartError::Shard {
+                        shard: id.0,
+                        reason: err.to_string(),
+                    }));
+                    return;
+                }
+            };
+            let offsets_path = config_dir.join(format!("consumerOffset-{}.json", id.0));
+            let offsets = match ConsumerOffsetTable::load(&offsets_path) {
+                Ok(offsets) => offsets,
+                Err(err) => {
+                    let _ = ready_tx.send(Err(StartError::Load {
+                        path: offsets_path,
+                        reason: err.to_string(),
+                    }));
+                    return;
+                }
+            };
+            let control = control_parts.map(|(topics, groups, config_dir)| Control {
+                topics: RefCell::new(topics),
+                groups: RefCell::new(groups),
+                clients: RefCell::new(ClientRegistry::new()),
+                locks: RefCell::new(RebalanceLocks::new()),
+                namesrv: config
+                    .namesrv_addrs
+                    .iter()
+                    .map(|a| RemotingClient::new(a.clone(), ClientConfig::default()))
+                    .collect(),
+                config_dir,
+            });
+            let uniq = UniqKeyGenerator::new(
+                IpAddr::V4(config.broker_ip1),
+                std::process::id(),
+                rand::random::<i32>(),
+                crate::namesrv::server::now_ms(),
+            );
+            let shard = Rc::new(Shard {
+                id,
+                config: Arc::clone(&config),
+                store_host,
+                store,
+                mesh,
+                topics: RefCell::new(topic_snapshot),
+                groups: RefCell::new(group_snapshot),
+                subscriptions: RefCell::new(subscriptions),
+                offsets: RefCell::new(offsets),
+                offsets_path,
+                conns: RefCell::new(HashMap::new()),
+                uniq_keys: RefCell::new(uniq),
+                control,
+            });
+            compio::runtime::spawn(run_inbox(Rc::clone(&shard), inbox)).detach();
+            compio::runtime::spawn(maintenance(Rc::clone(&shard))).detach();
+            if id == CONTROL_SHARD {
+                compio::runtime::spawn(super::control::run_background(Rc::clone(&shard))).detach();
+            }
+            let _ = ready_tx.send(Ok(id.0));
+            let handler = Rc::new(BrokerHandler { shard });
+            serve(&listener, handler, ServeConfig::default()).await;
+        }
+    })
+    .map_err(|source| StartError::Io {
+        what: "spawn shard threads".into(),
+        source,
+    })?;
+    for _ in 0..shards {
+        match ready_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => return Err(err),
+            Err(_) => {
+                return Err(StartError::Shard {
+                    shard: 0,
+                    reason: "a shard thread exited during start-up".into(),
+                })
+            }
+        }
+    }
+    Ok(Started {
+        addr: store_host,
+        threads,
+    })
+}
+
+/// Per-shard housekeeping: persist dirty consumer offsets, write store checkpoints.
+async fn maintenance(shard: Rc<Shard>) {
+    let mut last_offsets = std::time::Instant::now();
+    loop {
+        compio::time::sleep(STORE_CHECKPOINT_INTERVAL).await;
+        if let Err(err) = shard.store.checkpoint().await {
+            tracing::warn!(shard = shard.id.0, %err, "store checkpoint failed");
+        }
+        if last_offsets.elapsed() >= OFFSET_PERSIST_INTERVAL {
+            last_offsets = std::time::Instant::now();
+            persist_offsets(&shard, &shard.offsets_path);
+        }
+    }
+}
+
+fn persist_offsets(shard: &Shard, path: &Path) {
+    let mut offsets = shard.offsets.borrow_mut();
+    if offsets.is_dirty() {
+        if let Err(err) = offsets.save(path) {
+            tracing::warn!(shard = shard.id.0, %err, "persisting consumer offsets failed");
+        }
+    }
+}
