@@ -49,7 +49,11 @@ impl Sample {
         let start = index as f64;
         let duration = (end.as_secs_f64() - start).clamp(1e-3, 1.0);
         let per_second = |value: u64| value as f64 / duration;
-        let send_bytes = if acked_counts { stats.acked.bytes } else { stats.sent.bytes };
+        let send_bytes = if acked_counts {
+            stats.acked.bytes
+        } else {
+            stats.sent.bytes
+        };
         Self {
             t_s: start + duration,
             duration_s: duration,
@@ -107,9 +111,18 @@ impl Aggregator {
     /// # Panics
     /// If the thread reports an interval older than one it already reported, or after it
     /// finished (a bug in the worker).
-    pub fn add(&mut self, thread: usize, index: u64, end: Duration, stats: &IntervalStats) -> Vec<Sample> {
+    pub fn add(
+        &mut self,
+        thread: usize,
+        index: u64,
+        end: Duration,
+        stats: &IntervalStats,
+    ) -> Vec<Sample> {
         assert!(!self.finished[thread], "interval after finish");
-        assert!(index + 1 >= self.reported_up_to[thread], "intervals go forward");
+        assert!(
+            index + 1 >= self.reported_up_to[thread],
+            "intervals go forward"
+        );
         self.overall.merge(stats);
         let pending = self.pending.entry(index).or_insert_with(|| PendingSecond {
             stats: IntervalStats::new(),
@@ -181,14 +194,18 @@ mod tests {
     #[test]
     fn a_second_completes_when_every_thread_reported_it() {
         let mut aggregator = Aggregator::new(2, true);
-        assert!(aggregator.add(0, 0, Duration::from_secs(1), &interval(10)).is_empty());
+        assert!(aggregator
+            .add(0, 0, Duration::from_secs(1), &interval(10))
+            .is_empty());
         let done = aggregator.add(1, 0, Duration::from_secs(1), &interval(30));
         assert_eq!(done.len(), 1);
         assert!((done[0].acked_msgs_per_s - 40.0).abs() < 1e-9);
         assert!((done[0].send_mb_per_s - 4000.0 / BYTES_PER_MB).abs() < 1e-12);
         assert!((done[0].send_p99_us.expect("latency") - 50.0).abs() < 0.1);
         // Thread 0 finishes early with a partial second 1; thread 1 goes on.
-        assert!(aggregator.add(0, 1, Duration::from_millis(1500), &interval(5)).is_empty());
+        assert!(aggregator
+            .add(0, 1, Duration::from_millis(1500), &interval(5))
+            .is_empty());
         assert!(aggregator.finish(0).is_empty());
         let done = aggregator.add(1, 1, Duration::from_secs(2), &interval(5));
         assert_eq!(done.len(), 1);

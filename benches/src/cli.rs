@@ -288,7 +288,9 @@ impl BenchArgs {
             if connections == 0 || connections > self.producers {
                 return fail("--connections must be 1..=--producers".into());
             }
-            if self.send_mode == SendMode::Async && (self.inflight == 0 || self.inflight > INFLIGHT_MAX) {
+            if self.send_mode == SendMode::Async
+                && (self.inflight == 0 || self.inflight > INFLIGHT_MAX)
+            {
                 return fail(format!("--inflight must be 1..={INFLIGHT_MAX}"));
             }
         }
@@ -326,7 +328,9 @@ impl BenchArgs {
         if self.count == Some(0) {
             return fail("--count must be positive".into());
         }
-        if self.mode == Mode::Backlog && (self.count.is_none() || self.send_mode == SendMode::Oneway) {
+        if self.mode == Mode::Backlog
+            && (self.count.is_none() || self.send_mode == SendMode::Oneway)
+        {
             return fail("backlog mode needs --count and a sync or async --send-mode".into());
         }
         if !(self.drain_timeout.is_finite() && self.drain_timeout >= 0.0) {
@@ -369,7 +373,14 @@ mod tests {
 
     #[test]
     fn count_alone_has_no_duration() {
-        let args = parse(&["--count", "1000000000", "--mode", "backlog", "--send-mode", "async"]);
+        let args = parse(&[
+            "--count",
+            "1000000000",
+            "--mode",
+            "backlog",
+            "--send-mode",
+            "async",
+        ]);
         assert_eq!(args.validate(), Ok(()));
         assert_eq!(args.stop_rule().duration, None);
         assert_eq!(args.stop_rule().count, Some(1_000_000_000));

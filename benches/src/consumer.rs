@@ -131,7 +131,12 @@ impl QueueConsumer {
         }
     }
 
-    fn code_error(&self, what: &'static str, topic: &str, response: RemotingCommand) -> ConsumerError {
+    fn code_error(
+        &self,
+        what: &'static str,
+        topic: &str,
+        response: RemotingCommand,
+    ) -> ConsumerError {
         ConsumerError::Code {
             what,
             group: self.group.clone(),
@@ -186,13 +191,22 @@ impl QueueConsumer {
         max_offset(&self.client, &spec.topic, self.queue.queue_id, spec.timeout)
             .await
             .map_err(|error| match error {
-                OffsetError::Client(source) => self.client_error("GET_MAX_OFFSET", &spec.topic, source),
-                OffsetError::Code(response) => self.code_error("GET_MAX_OFFSET", &spec.topic, response),
+                OffsetError::Client(source) => {
+                    self.client_error("GET_MAX_OFFSET", &spec.topic, source)
+                }
+                OffsetError::Code(response) => {
+                    self.code_error("GET_MAX_OFFSET", &spec.topic, response)
+                }
             })
     }
 
     /// Pulls until `stop` is set, then commits the offset reached.
-    pub async fn run(mut self, spec: Rc<ConsumerSpec>, stats: Rc<RefCell<IntervalStats>>, stop: Event) {
+    pub async fn run(
+        mut self,
+        spec: Rc<ConsumerSpec>,
+        stats: Rc<RefCell<IntervalStats>>,
+        stop: Event,
+    ) {
         let pull_timeout = Duration::from_millis(spec.long_poll_ms) + PULL_TIMEOUT_MARGIN;
         while !stop.is_set() {
             let request = self.pull_request(&spec);
@@ -328,7 +342,10 @@ fn count_records(body: bytes::Bytes, stats: &mut IntervalStats) {
                 stats.consumed.bytes += record.body.len() as u64;
                 let born_us = record.born_timestamp.saturating_mul(1_000);
                 let latency_us = u64::try_from(now_us.saturating_sub(born_us)).unwrap_or(0);
-                record_latency(&mut stats.end_to_end_latency, latency_us.saturating_mul(1_000));
+                record_latency(
+                    &mut stats.end_to_end_latency,
+                    latency_us.saturating_mul(1_000),
+                );
             }
             Err(_) => stats.errors.add("pull:decode", 1),
         }
@@ -361,7 +378,10 @@ pub async fn max_offset(
         committed: true,
     };
     let request = RemotingCommand::request(RequestCode::GetMaxOffset, header.to_ext());
-    let response = client.invoke(request, timeout).await.map_err(OffsetError::Client)?;
+    let response = client
+        .invoke(request, timeout)
+        .await
+        .map_err(OffsetError::Client)?;
     if response.response_code() != ResponseCode::Success {
         return Err(OffsetError::Code(response));
     }

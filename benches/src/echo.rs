@@ -20,7 +20,9 @@ use rmq_net::codec::body::topic::perm;
 use rmq_net::codec::body::JsonBody;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::command::RemotingCommand;
-use rmq_net::codec::header::offset::{GetMaxOffsetResponseHeader, QueryConsumerOffsetRequestHeader};
+use rmq_net::codec::header::offset::{
+    GetMaxOffsetResponseHeader, QueryConsumerOffsetRequestHeader,
+};
 use rmq_net::codec::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader};
 use rmq_net::codec::header::send::SendMessageResponseHeader;
 use rmq_net::codec::header::CommandHeader;
@@ -173,13 +175,14 @@ async fn serve_until(
     shutdown: flume::Receiver<()>,
 ) {
     let bound = TcpListener::bind("127.0.0.1:0").await;
-    let listener = match bound.and_then(|listener| listener.local_addr().map(|addr| (listener, addr))) {
-        Ok(pair) => pair,
-        Err(error) => {
-            let _ = ready.send(Err(error));
-            return;
-        }
-    };
+    let listener =
+        match bound.and_then(|listener| listener.local_addr().map(|addr| (listener, addr))) {
+            Ok(pair) => pair,
+            Err(error) => {
+                let _ = ready.send(Err(error));
+                return;
+            }
+        };
     let (listener, addr) = listener;
     let handler = Rc::new(EchoHandler::new(&config, addr, counters));
     let _ = ready.send(Ok(addr));
@@ -244,29 +247,34 @@ impl EchoHandler {
             1
         };
         self.counters.send_requests.fetch_add(1, Ordering::Relaxed);
-        self.counters.send_messages.fetch_add(messages, Ordering::Relaxed);
+        self.counters
+            .send_messages
+            .fetch_add(messages, Ordering::Relaxed);
         let queue_id = request
             .ext("e")
             .or_else(|| request.ext("queueId"))
             .and_then(|text| text.parse().ok())
             .unwrap_or(0);
         let queue_offset = self.next_queue_offset.get();
-        self.next_queue_offset.set(queue_offset + i64::try_from(messages).unwrap_or(1));
+        self.next_queue_offset
+            .set(queue_offset + i64::try_from(messages).unwrap_or(1));
         let header = SendMessageResponseHeader {
             msg_id: self.msg_id.clone(),
             queue_id,
             queue_offset,
             ..SendMessageResponseHeader::default()
         };
-        RemotingCommand::response_to(request, ResponseCode::Success).with_ext_fields(header.to_ext())
+        RemotingCommand::response_to(request, ResponseCode::Success)
+            .with_ext_fields(header.to_ext())
     }
 
     fn route(&self, request: &RemotingCommand) -> RemotingCommand {
         let topic = request.ext("topic").unwrap_or_default();
         let is_default = topic == DEFAULT_TOPIC;
         if !is_default && self.routes == EchoRoutes::DefaultTopicOnly {
-            return RemotingCommand::response_to(request, ResponseCode::TopicNotExist)
-                .with_remark(format!("No topic route info in name server for the topic: {topic}"));
+            return RemotingCommand::response_to(request, ResponseCode::TopicNotExist).with_remark(
+                format!("No topic route info in name server for the topic: {topic}"),
+            );
         }
         let route = TopicRouteData {
             broker_datas: vec![BrokerData {
@@ -277,7 +285,11 @@ impl EchoHandler {
             }],
             queue_datas: vec![QueueData {
                 broker_name: ECHO_BROKER_NAME.into(),
-                perm: if is_default { perm::READ_WRITE | perm::INHERIT } else { perm::READ_WRITE },
+                perm: if is_default {
+                    perm::READ_WRITE | perm::INHERIT
+                } else {
+                    perm::READ_WRITE
+                },
                 read_queue_nums: self.queues,
                 write_queue_nums: self.queues,
                 topic_sys_flag: 0,
@@ -291,7 +303,9 @@ impl EchoHandler {
         let Ok(header) = PullMessageRequestHeader::decode_command(request) else {
             return RemotingCommand::response_to(request, ResponseCode::RequestCodeNotSupported);
         };
-        let count = usize::try_from(header.max_msg_nums).unwrap_or(0).clamp(1, ECHO_PULL_RECORDS_MAX);
+        let count = usize::try_from(header.max_msg_nums)
+            .unwrap_or(0)
+            .clamp(1, ECHO_PULL_RECORDS_MAX);
         let now_ms = wall_clock_ms();
         let mut body = BytesMut::with_capacity(self.record.len() * count);
         for index in 0..count {
@@ -300,10 +314,13 @@ impl EchoHandler {
             let record = &mut body[start..];
             let offset = header.queue_offset + index as i64;
             patch_offsets(record, offset, offset).expect("the template is a valid record");
-            record[BORN_TIMESTAMP_OFFSET..BORN_TIMESTAMP_OFFSET + 8].copy_from_slice(&now_ms.to_be_bytes());
+            record[BORN_TIMESTAMP_OFFSET..BORN_TIMESTAMP_OFFSET + 8]
+                .copy_from_slice(&now_ms.to_be_bytes());
         }
         self.counters.pull_requests.fetch_add(1, Ordering::Relaxed);
-        self.counters.pulled_messages.fetch_add(count as u64, Ordering::Relaxed);
+        self.counters
+            .pulled_messages
+            .fetch_add(count as u64, Ordering::Relaxed);
         let next = header.queue_offset + count as i64;
         let response_header = PullMessageResponseHeader {
             suggest_which_broker_id: 0,
@@ -319,19 +336,23 @@ impl EchoHandler {
 
     fn answer(&self, request: &RemotingCommand) -> RemotingCommand {
         match request.request_code() {
-            RequestCode::SendMessage | RequestCode::SendMessageV2 | RequestCode::SendBatchMessage => {
-                self.send(request)
-            }
+            RequestCode::SendMessage
+            | RequestCode::SendMessageV2
+            | RequestCode::SendBatchMessage => self.send(request),
             RequestCode::PullMessage => self.pull(request),
             RequestCode::GetRouteinfoByTopic => self.route(request),
             RequestCode::HeartBeat | RequestCode::UpdateConsumerOffset => {
                 RemotingCommand::response_to(request, ResponseCode::Success)
             }
-            RequestCode::QueryConsumerOffset if QueryConsumerOffsetRequestHeader::decode_command(request).is_ok() => {
+            RequestCode::QueryConsumerOffset
+                if QueryConsumerOffsetRequestHeader::decode_command(request).is_ok() =>
+            {
                 RemotingCommand::response_to(request, ResponseCode::QueryNotFound)
             }
-            RequestCode::GetMaxOffset => RemotingCommand::response_to(request, ResponseCode::Success)
-                .with_ext_fields(GetMaxOffsetResponseHeader { offset: 0 }.to_ext()),
+            RequestCode::GetMaxOffset => {
+                RemotingCommand::response_to(request, ResponseCode::Success)
+                    .with_ext_fields(GetMaxOffsetResponseHeader { offset: 0 }.to_ext())
+            }
             _ => RemotingCommand::response_to(request, ResponseCode::RequestCodeNotSupported)
                 .with_remark(format!(" request type {} not supported", request.code)),
         }

@@ -83,10 +83,7 @@ impl MessageFactory {
             seed,
             now_ms,
         );
-        let templates = queues
-            .iter()
-            .map(|queue| template(&spec, queue))
-            .collect();
+        let templates = queues.iter().map(|queue| template(&spec, queue)).collect();
         Ok(Self {
             spec,
             body,
@@ -118,7 +115,10 @@ impl MessageFactory {
         now_ms: i64,
     ) -> Result<RemotingCommand, CodecError> {
         assert!(messages > 0, "a request carries at least one message");
-        assert!(messages <= self.spec.batch, "more messages than the batch size");
+        assert!(
+            messages <= self.spec.batch,
+            "more messages than the batch size"
+        );
         let mut ext = self.templates[queue_index].clone();
         ext.insert(BORN_TIMESTAMP_KEY.to_owned(), now_ms.to_string());
         if self.spec.batch == 1 {
@@ -196,7 +196,9 @@ fn push_property(out: &mut String, name: &str, value: &str) {
 #[must_use]
 pub fn payload(size: usize) -> Vec<u8> {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    (0..size).map(|index| ALPHABET[(index * 7 + index / 61) % ALPHABET.len()]).collect()
+    (0..size)
+        .map(|index| ALPHABET[(index * 7 + index / 61) % ALPHABET.len()])
+        .collect()
 }
 
 #[cfg(test)]
@@ -229,12 +231,16 @@ mod tests {
 
     #[test]
     fn single_send_is_a_java_shaped_v2_request() {
-        let mut factory = MessageFactory::new(spec(1), &queues(), 0, 1_700_000_000_000).expect("ok");
+        let mut factory =
+            MessageFactory::new(spec(1), &queues(), 0, 1_700_000_000_000).expect("ok");
         let request = factory.request(1, 1, 1_700_000_000_123).expect("request");
         assert_eq!(request.code, 310);
         assert_eq!(request.body.len(), 100);
-        let header = SendMessageRequestHeader::decode_for_code(RequestCode::SendMessageV2, &request.ext_fields)
-            .expect("decodes");
+        let header = SendMessageRequestHeader::decode_for_code(
+            RequestCode::SendMessageV2,
+            &request.ext_fields,
+        )
+        .expect("decodes");
         assert_eq!(header.topic, "T");
         assert_eq!(header.queue_id, 1);
         assert_eq!(header.default_topic, "TBW102");
@@ -255,16 +261,26 @@ mod tests {
 
     #[test]
     fn batch_send_carries_entries_with_their_own_keys() {
-        let mut factory = MessageFactory::new(spec(8), &queues(), 3, 1_700_000_000_000).expect("ok");
+        let mut factory =
+            MessageFactory::new(spec(8), &queues(), 3, 1_700_000_000_000).expect("ok");
         let request = factory.request(0, 5, 1_700_000_000_000).expect("request");
         assert_eq!(request.code, 320);
         assert_eq!(request.ext("m"), Some("true"));
         let entries = decode_batch(&request.body, &BatchLimits::default()).expect("batch");
         assert_eq!(entries.len(), 5);
         assert!(entries.iter().all(|entry| entry.body.len() == 100));
-        let keys: Vec<_> = entries.iter().map(|e| e.properties.get(keys::KEYS)).collect();
-        assert_eq!(keys, [Some("k0"), Some("k1"), Some("k2"), Some("k0"), Some("k1")]);
-        let mut uniq: Vec<_> = entries.iter().filter_map(|e| e.properties.uniq_key()).collect();
+        let keys: Vec<_> = entries
+            .iter()
+            .map(|e| e.properties.get(keys::KEYS))
+            .collect();
+        assert_eq!(
+            keys,
+            [Some("k0"), Some("k1"), Some("k2"), Some("k0"), Some("k1")]
+        );
+        let mut uniq: Vec<_> = entries
+            .iter()
+            .filter_map(|e| e.properties.uniq_key())
+            .collect();
         uniq.dedup();
         assert_eq!(uniq.len(), 5);
     }

@@ -101,7 +101,9 @@ mod tests {
         }
         let wait = bucket.try_take(1, start).expect_err("bucket is empty");
         assert_eq!(wait, Duration::from_millis(1));
-        assert!(bucket.try_take(1, start + Duration::from_micros(999)).is_err());
+        assert!(bucket
+            .try_take(1, start + Duration::from_micros(999))
+            .is_err());
         assert_eq!(bucket.try_take(1, start + Duration::from_millis(1)), Ok(()));
     }
 

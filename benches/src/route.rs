@@ -135,12 +135,14 @@ pub async fn fetch_route(
             source,
         })?;
     match response.response_code() {
-        ResponseCode::Success => TopicRouteData::from_json(&response.body)
-            .map(Some)
-            .map_err(|source| RouteError::Body {
-                topic: topic.to_owned(),
-                source,
-            }),
+        ResponseCode::Success => {
+            TopicRouteData::from_json(&response.body)
+                .map(Some)
+                .map_err(|source| RouteError::Body {
+                    topic: topic.to_owned(),
+                    source,
+                })
+        }
         ResponseCode::TopicNotExist => Ok(None),
         _ => Err(RouteError::Code {
             topic: topic.to_owned(),
@@ -170,7 +172,10 @@ pub async fn resolve(
                     topic: topic.to_owned(),
                     what: "writable",
                 })?;
-            (RouteSource::DefaultTopic, cut_default_route(template, default_queue_nums))
+            (
+                RouteSource::DefaultTopic,
+                cut_default_route(template, default_queue_nums),
+            )
         }
     };
     let resolved = ResolvedRoute {
@@ -178,7 +183,10 @@ pub async fn resolve(
         write_queues: publish_queues(&route),
         read_queues: subscribe_queues(&route),
     };
-    for (list, what) in [(&resolved.write_queues, "writable"), (&resolved.read_queues, "readable")] {
+    for (list, what) in [
+        (&resolved.write_queues, "writable"),
+        (&resolved.read_queues, "readable"),
+    ] {
         if list.is_empty() {
             return Err(RouteError::NoQueues {
                 topic: topic.to_owned(),
@@ -206,7 +214,10 @@ fn master_addr(broker: &BrokerData) -> Option<&String> {
 }
 
 fn broker_named<'a>(route: &'a TopicRouteData, name: &str) -> Option<&'a BrokerData> {
-    route.broker_datas.iter().find(|broker| broker.broker_name == name)
+    route
+        .broker_datas
+        .iter()
+        .find(|broker| broker.broker_name == name)
 }
 
 fn queues_of(broker_name: &str, addr: &str, count: i32) -> impl Iterator<Item = QueueTarget> {
@@ -225,12 +236,17 @@ fn queues_of(broker_name: &str, addr: &str, count: i32) -> impl Iterator<Item = 
 #[must_use]
 pub fn publish_queues(route: &TopicRouteData) -> Vec<QueueTarget> {
     let mut queues = Vec::new();
-    if let Some(conf) = route.order_topic_conf.as_deref().filter(|conf| !conf.is_empty()) {
+    if let Some(conf) = route
+        .order_topic_conf
+        .as_deref()
+        .filter(|conf| !conf.is_empty())
+    {
         for item in conf.split(';') {
             let Some((name, count)) = item.split_once(':') else {
                 continue;
             };
-            let (Ok(count), Some(broker)) = (count.trim().parse::<i32>(), broker_named(route, name))
+            let (Ok(count), Some(broker)) =
+                (count.trim().parse::<i32>(), broker_named(route, name))
             else {
                 continue;
             };
@@ -248,7 +264,11 @@ pub fn publish_queues(route: &TopicRouteData) -> Vec<QueueTarget> {
         }
         let addr = broker_named(route, &queue_data.broker_name).and_then(master_addr);
         if let Some(addr) = addr {
-            queues.extend(queues_of(&queue_data.broker_name, addr, queue_data.write_queue_nums));
+            queues.extend(queues_of(
+                &queue_data.broker_name,
+                addr,
+                queue_data.write_queue_nums,
+            ));
         }
     }
     queues
@@ -268,7 +288,11 @@ pub fn subscribe_queues(route: &TopicRouteData) -> Vec<QueueTarget> {
         let addr = broker_named(route, &queue_data.broker_name)
             .and_then(|broker| broker.broker_addrs.values().next());
         if let Some(addr) = addr {
-            queues.extend(queues_of(&queue_data.broker_name, addr, queue_data.read_queue_nums));
+            queues.extend(queues_of(
+                &queue_data.broker_name,
+                addr,
+                queue_data.read_queue_nums,
+            ));
         }
     }
     queues
@@ -284,7 +308,10 @@ mod tests {
 
     fn broker(name: &str, addrs: &[(i64, &str)]) -> BrokerData {
         BrokerData {
-            broker_addrs: addrs.iter().map(|(id, addr)| (*id, (*addr).to_owned())).collect(),
+            broker_addrs: addrs
+                .iter()
+                .map(|(id, addr)| (*id, (*addr).to_owned()))
+                .collect(),
             broker_name: name.to_owned(),
             cluster: "DefaultCluster".to_owned(),
             ..BrokerData::default()
@@ -328,7 +355,13 @@ mod tests {
             .collect();
         assert_eq!(
             ids,
-            [("broker-a", 0), ("broker-a", 1), ("broker-a", 2), ("broker-b", 0), ("broker-b", 1)]
+            [
+                ("broker-a", 0),
+                ("broker-a", 1),
+                ("broker-a", 2),
+                ("broker-b", 0),
+                ("broker-b", 1)
+            ]
         );
         assert_eq!(queues[3].broker_addr, "10.0.0.2:10911");
     }
@@ -337,7 +370,10 @@ mod tests {
     fn subscribe_queues_use_read_counts_and_fall_back_to_a_replica() {
         let queues = subscribe_queues(&route());
         assert_eq!(queues.len(), 8 + 2 + 1);
-        let replica = queues.iter().find(|queue| queue.broker_name == "broker-c").expect("c");
+        let replica = queues
+            .iter()
+            .find(|queue| queue.broker_name == "broker-c")
+            .expect("c");
         assert_eq!(replica.broker_addr, "10.0.0.5:10911");
     }
 
@@ -345,7 +381,9 @@ mod tests {
     fn read_only_and_order_conf_are_honoured() {
         let mut read_only = route();
         read_only.queue_datas[1].perm = perm::READ;
-        assert!(publish_queues(&read_only).iter().all(|q| q.broker_name != "broker-a"));
+        assert!(publish_queues(&read_only)
+            .iter()
+            .all(|q| q.broker_name != "broker-a"));
         let mut ordered = route();
         ordered.order_topic_conf = Some("broker-b:4;broker-x:2;bad".to_owned());
         let queues = publish_queues(&ordered);
@@ -356,9 +394,17 @@ mod tests {
     #[test]
     fn default_route_is_cut_to_the_wanted_queue_count() {
         let cut = cut_default_route(route(), 4);
-        let a = cut.queue_datas.iter().find(|q| q.broker_name == "broker-a").expect("a");
+        let a = cut
+            .queue_datas
+            .iter()
+            .find(|q| q.broker_name == "broker-a")
+            .expect("a");
         assert_eq!((a.read_queue_nums, a.write_queue_nums), (4, 4));
-        let b = cut.queue_datas.iter().find(|q| q.broker_name == "broker-b").expect("b");
+        let b = cut
+            .queue_datas
+            .iter()
+            .find(|q| q.broker_name == "broker-b")
+            .expect("b");
         assert_eq!((b.read_queue_nums, b.write_queue_nums), (2, 2));
     }
 }

@@ -113,7 +113,9 @@ impl Tally {
 
     /// Every (kind, count), sorted by kind.
     pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
-        self.counts.iter().map(|(kind, count)| (kind.as_str(), *count))
+        self.counts
+            .iter()
+            .map(|(kind, count)| (kind.as_str(), *count))
     }
 }
 
@@ -325,7 +327,14 @@ mod tests {
         record_latency(&mut right.end_to_end_latency, 1_000_000);
         right.errors.add("send:timeout", 2);
         left.merge(&right);
-        assert_eq!(left.sent, Counters { messages: 15, bytes: 150, requests: 2 });
+        assert_eq!(
+            left.sent,
+            Counters {
+                messages: 15,
+                bytes: 150,
+                requests: 2
+            }
+        );
         assert_eq!(left.consumed.messages, 3);
         assert_eq!(left.send_latency.len(), 2);
         assert_eq!(left.end_to_end_latency.len(), 1);

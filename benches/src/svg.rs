@@ -156,7 +156,7 @@ fn axis_range(axis: &Axis, values: &[f64]) -> Range {
             high = high.ceil();
         }
     }
-    if high - low < f64::EPSILON {
+    if (high - low).abs() < f64::EPSILON {
         high = low + 1.0;
     }
     Range { low, high }
@@ -242,8 +242,16 @@ fn ticks(axis: &Axis, range: Range) -> Vec<(f64, String)> {
 /// Renders `chart` as a standalone SVG document.
 #[must_use]
 pub fn render(chart: &Chart) -> String {
-    let xs: Vec<f64> = chart.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
-    let ys: Vec<f64> = chart.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).collect();
+    let xs: Vec<f64> = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
+    let ys: Vec<f64> = chart
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .collect();
     let x_range = axis_range(&chart.x, &xs);
     let y_range = axis_range(&chart.y, &ys);
     let plot_width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT;
@@ -342,7 +350,10 @@ fn write_series(out: &mut String, chart: &Chart, to_px: &dyn Fn(f64, f64) -> (f6
             points.trim_end()
         );
         if let [(x, y)] = pixels.as_slice() {
-            let _ = writeln!(out, r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{colour}"/>"#);
+            let _ = writeln!(
+                out,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{colour}"/>"#
+            );
         }
         let legend_y = MARGIN_TOP + 14.0 + 16.0 * index as f64;
         let legend_x = WIDTH - MARGIN_RIGHT - 170.0;
@@ -384,7 +395,10 @@ pub(crate) mod tests {
             let self_closing = tag.ends_with('/');
             let tag = tag.trim_end_matches('/');
             let name = tag.split_whitespace().next().expect("tag name");
-            assert!(name.chars().all(|c| c.is_ascii_alphanumeric()), "name {name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric()),
+                "name {name}"
+            );
             check_attributes(&tag[name.len()..]);
             if stack.is_empty() {
                 roots += 1;
@@ -420,7 +434,8 @@ pub(crate) mod tests {
             let equals = attributes.find('=').expect("attribute has a value");
             let name = &attributes[..equals];
             assert!(
-                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':'),
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ':'),
                 "attribute name {name:?}"
             );
             let value = attributes[equals + 1..]
@@ -441,7 +456,9 @@ pub(crate) mod tests {
             series: vec![
                 Series {
                     name: "send \"acked\"".into(),
-                    points: (0..20).map(|i| (f64::from(i), 1000.0 + f64::from(i * 37))).collect(),
+                    points: (0..20)
+                        .map(|i| (f64::from(i), 1000.0 + f64::from(i * 37)))
+                        .collect(),
                 },
                 Series {
                     name: "single".into(),

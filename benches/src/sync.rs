@@ -68,7 +68,11 @@ impl Window {
                 state.available -= 1;
                 return Poll::Ready(());
             }
-            if !state.waiters.iter().any(|waker| waker.will_wake(cx.waker())) {
+            if !state
+                .waiters
+                .iter()
+                .any(|waker| waker.will_wake(cx.waker()))
+            {
                 state.waiters.push(cx.waker().clone());
             }
             Poll::Pending
@@ -86,7 +90,11 @@ impl Window {
             if state.available == state.capacity {
                 return Poll::Ready(());
             }
-            if !state.waiters.iter().any(|waker| waker.will_wake(cx.waker())) {
+            if !state
+                .waiters
+                .iter()
+                .any(|waker| waker.will_wake(cx.waker()))
+            {
                 state.waiters.push(cx.waker().clone());
             }
             Poll::Pending
@@ -161,7 +169,11 @@ impl Event {
             if state.set {
                 return Poll::Ready(());
             }
-            if !state.waiters.iter().any(|waker| waker.will_wake(cx.waker())) {
+            if !state
+                .waiters
+                .iter()
+                .any(|waker| waker.will_wake(cx.waker()))
+            {
                 state.waiters.push(cx.waker().clone());
             }
             Poll::Pending

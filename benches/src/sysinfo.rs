@@ -173,7 +173,10 @@ mod tests {
         assert_eq!(spaced.source, "/dev/nvme0n1");
         assert_eq!(spaced.options, "rw,noatime");
         // "/tmpfoo" is not under "/tmp".
-        assert_eq!(mount_of(MOUNTINFO, "/tmpfoo").expect("root").fs_type, "ext4");
+        assert_eq!(
+            mount_of(MOUNTINFO, "/tmpfoo").expect("root").fs_type,
+            "ext4"
+        );
         assert_eq!(mount_of(MOUNTINFO, "/data").expect("data").fs_type, "tmpfs");
     }
 
@@ -188,7 +191,10 @@ mod tests {
     fn collects_this_machine() {
         let info = MachineInfo::collect();
         assert!(info.cpus >= 1);
-        assert!(info.kernel.is_some(), "Linux exposes /proc/sys/kernel/osrelease");
+        assert!(
+            info.kernel.is_some(),
+            "Linux exposes /proc/sys/kernel/osrelease"
+        );
         let fs = filesystem_of(Path::new(".")).expect("the current directory is mounted");
         assert!(!fs.fs_type.is_empty());
     }

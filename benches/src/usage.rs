@@ -61,6 +61,9 @@ mod tests {
         }
         std::hint::black_box(spin);
         let after = ThreadUsage::of_current_thread().expect("getrusage");
-        assert!(after.since(before).cpu_ns >= 10_000_000, "{before:?} -> {after:?}");
+        assert!(
+            after.since(before).cpu_ns >= 10_000_000,
+            "{before:?} -> {after:?}"
+        );
     }
 }

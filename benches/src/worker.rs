@@ -97,7 +97,10 @@ impl ThreadPlan {
     /// Pull loops on this thread.
     #[must_use]
     pub fn queue_loop_count(&self) -> usize {
-        self.consumer_connections.iter().map(|c| c.queues.len()).sum()
+        self.consumer_connections
+            .iter()
+            .map(|c| c.queues.len())
+            .sum()
     }
 }
 
@@ -121,13 +124,15 @@ pub fn plan_threads(args: &BenchArgs, read_queues: &[QueueTarget]) -> Vec<Thread
         let mut per_connection: Vec<Vec<ProducerPlan>> = vec![Vec::new(); connections];
         let producers = args.producers as u64;
         for index in 0..args.producers {
-            let quota = args.count.map(|count| {
-                count / producers + u64::from((index as u64) < count % producers)
-            });
+            let quota = args
+                .count
+                .map(|count| count / producers + u64::from((index as u64) < count % producers));
             per_connection[index % connections].push(ProducerPlan { index, quota });
         }
         for (connection, producers) in per_connection.into_iter().enumerate() {
-            plans[connection % threads].producer_connections.push(producers);
+            plans[connection % threads]
+                .producer_connections
+                .push(producers);
         }
         if args.rate > 0 {
             for plan in &mut plans {
@@ -162,7 +167,11 @@ pub fn plan_threads(args: &BenchArgs, read_queues: &[QueueTarget]) -> Vec<Thread
     }
     assert_eq!(
         plans.iter().map(ThreadPlan::producer_count).sum::<usize>(),
-        if args.has_producers() { args.producers } else { 0 }
+        if args.has_producers() {
+            args.producers
+        } else {
+            0
+        }
     );
     plans
 }
@@ -211,6 +220,10 @@ pub enum WorkerEvent {
     ProducersDone {
         /// Thread index.
         thread: usize,
+        /// Messages the thread's producers sent, in total.
+        sent: u64,
+        /// Messages acknowledged, in total.
+        acked: u64,
     },
     /// The thread has finished; its last interval was sent before this.
     Finished {
@@ -258,7 +271,10 @@ struct Setup {
     heartbeats: Vec<(RemotingClient, rmq_net::codec::command::RemotingCommand)>,
 }
 
-fn clients_for(addrs: impl Iterator<Item = String>, config: &ClientConfig) -> BTreeMap<String, RemotingClient> {
+fn clients_for(
+    addrs: impl Iterator<Item = String>,
+    config: &ClientConfig,
+) -> BTreeMap<String, RemotingClient> {
     addrs
         .map(|addr| {
             let client = RemotingClient::new(addr.clone(), config.clone());
@@ -278,8 +294,9 @@ async fn set_up(plan: &ThreadPlan, shared: &RunShared) -> Result<Setup, String> 
             window: (shared.send_mode == SendMode::Async).then(|| Window::new(shared.inflight)),
         };
         for producer_plan in producer_plans {
-            let factory = MessageFactory::new(shared.message.clone(), &queues, producer_plan.index, now_ms)
-                .map_err(|error| format!("bad message parameters: {error}"))?;
+            let factory =
+                MessageFactory::new(shared.message.clone(), &queues, producer_plan.index, now_ms)
+                    .map_err(|error| format!("bad message parameters: {error}"))?;
             let producer = Producer {
                 factory,
                 queues: queues.clone(),
@@ -293,11 +310,21 @@ async fn set_up(plan: &ThreadPlan, shared: &RunShared) -> Result<Setup, String> 
     let mut consumers = Vec::new();
     let mut heartbeats = Vec::new();
     for (index, connection) in plan.consumer_connections.iter().enumerate() {
-        let addrs = connection.queues.iter().map(|queue| queue.broker_addr.clone());
+        let addrs = connection
+            .queues
+            .iter()
+            .map(|queue| queue.broker_addr.clone());
         let clients = clients_for(addrs, &shared.client_config);
-        let client_id = format!("127.0.0.1@rmq-bench-{}-{}-{index}", std::process::id(), plan.index);
+        let client_id = format!(
+            "127.0.0.1@rmq-bench-{}-{}-{index}",
+            std::process::id(),
+            plan.index
+        );
         for client in clients.values() {
-            heartbeats.push((client.clone(), heartbeat_request(&client_id, &connection.group, &shared.consumer)));
+            heartbeats.push((
+                client.clone(),
+                heartbeat_request(&client_id, &connection.group, &shared.consumer),
+            ));
         }
         for queue in &connection.queues {
             let mut consumer = QueueConsumer {
@@ -345,13 +372,31 @@ async fn run_worker(
     let stats = Rc::new(RefCell::new(IntervalStats::new()));
     let producers_stop = Event::new();
     let consumers_stop = Event::new();
-    let control_task = compio::runtime::spawn(listen(control, producers_stop.clone(), consumers_stop.clone()));
+    let control_task = compio::runtime::spawn(listen(
+        control,
+        producers_stop.clone(),
+        consumers_stop.clone(),
+    ));
     let interval_index = Rc::new(Cell::new(0_u64));
-    let ticker = compio::runtime::spawn(tick(thread, start, stats.clone(), interval_index.clone(), events.clone()));
+    let shipped = Rc::new(Cell::new(ShippedTotals::default()));
+    let ticker = compio::runtime::spawn(tick(
+        TickerState {
+            thread,
+            start,
+            index: interval_index.clone(),
+            shipped: shipped.clone(),
+        },
+        stats.clone(),
+        events.clone(),
+    ));
 
-    let bucket = plan
-        .rate_per_second
-        .map(|rate| Rc::new(RefCell::new(TokenBucket::new(rate, shared.message.batch, Instant::now()))));
+    let bucket = plan.rate_per_second.map(|rate| {
+        Rc::new(RefCell::new(TokenBucket::new(
+            rate,
+            shared.message.batch,
+            Instant::now(),
+        )))
+    });
     let context = ProducerContext {
         stats: stats.clone(),
         stop: producers_stop.clone(),
@@ -362,20 +407,34 @@ async fn run_worker(
     let producer_tasks: Vec<_> = setup
         .producers
         .into_iter()
-        .map(|(producer, connection)| compio::runtime::spawn(producer.run(connection, context.clone())))
+        .map(|(producer, connection)| {
+            compio::runtime::spawn(producer.run(connection, context.clone()))
+        })
         .collect();
     let consumer_spec = Rc::new(shared.consumer.clone());
     let heartbeat_tasks: Vec<_> = setup
         .heartbeats
         .into_iter()
         .map(|(client, request)| {
-            compio::runtime::spawn(heartbeat_loop(client, request, shared.consumer.timeout, stats.clone(), consumers_stop.clone()))
+            compio::runtime::spawn(heartbeat_loop(
+                client,
+                request,
+                shared.consumer.timeout,
+                stats.clone(),
+                consumers_stop.clone(),
+            ))
         })
         .collect();
     let consumer_tasks: Vec<_> = setup
         .consumers
         .into_iter()
-        .map(|consumer| compio::runtime::spawn(consumer.run(consumer_spec.clone(), stats.clone(), consumers_stop.clone())))
+        .map(|consumer| {
+            compio::runtime::spawn(consumer.run(
+                consumer_spec.clone(),
+                stats.clone(),
+                consumers_stop.clone(),
+            ))
+        })
         .collect();
 
     for task in producer_tasks {
@@ -383,7 +442,19 @@ async fn run_worker(
         // JoinError is the panic, which the test harness reports.
         let _ = task.await;
     }
-    let _ = events.send(WorkerEvent::ProducersDone { thread });
+    let (sent, acked) = {
+        let current = stats.borrow();
+        let shipped = shipped.get();
+        (
+            shipped.sent + current.sent.messages,
+            shipped.acked + current.acked.messages,
+        )
+    };
+    let _ = events.send(WorkerEvent::ProducersDone {
+        thread,
+        sent,
+        acked,
+    });
     for task in consumer_tasks.into_iter().chain(heartbeat_tasks) {
         let _ = task.await;
     }
@@ -396,7 +467,9 @@ async fn run_worker(
         end: start.elapsed(),
         stats: Box::new(last),
     });
-    let usage = ThreadUsage::of_current_thread().unwrap_or_default().since(usage_start);
+    let usage = ThreadUsage::of_current_thread()
+        .unwrap_or_default()
+        .since(usage_start);
     let _ = events.send(WorkerEvent::Finished { thread, usage });
 }
 
@@ -414,29 +487,46 @@ async fn listen(control: flume::Receiver<Control>, producers_stop: Event, consum
     consumers_stop.set();
 }
 
-/// Ships the thread's stats at every whole second after `start`.
-async fn tick(
+/// Producer totals of the intervals shipped so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct ShippedTotals {
+    sent: u64,
+    acked: u64,
+}
+
+/// What the ticker needs besides the stats and the channel.
+struct TickerState {
     thread: usize,
     start: Instant,
-    stats: Rc<RefCell<IntervalStats>>,
+    /// Index of the interval being filled.
     index: Rc<Cell<u64>>,
+    shipped: Rc<Cell<ShippedTotals>>,
+}
+
+/// Ships the thread's stats at every whole second after the start.
+async fn tick(
+    state: TickerState,
+    stats: Rc<RefCell<IntervalStats>>,
     events: mpsc::Sender<WorkerEvent>,
 ) {
     loop {
-        let current = index.get();
+        let current = state.index.get();
         let end = INTERVAL * u32::try_from(current + 1).unwrap_or(u32::MAX);
-        compio::time::sleep_until(start + end).await;
+        compio::time::sleep_until(state.start + end).await;
         let snapshot = std::mem::take(&mut *stats.borrow_mut());
-        index.set(current + 1);
-        if events
-            .send(WorkerEvent::Interval {
-                thread,
-                index: current,
-                end,
-                stats: Box::new(snapshot),
-            })
-            .is_err()
-        {
+        state.index.set(current + 1);
+        let totals = state.shipped.get();
+        state.shipped.set(ShippedTotals {
+            sent: totals.sent + snapshot.sent.messages,
+            acked: totals.acked + snapshot.acked.messages,
+        });
+        let event = WorkerEvent::Interval {
+            thread: state.thread,
+            index: current,
+            end,
+            stats: Box::new(snapshot),
+        };
+        if events.send(event).is_err() {
             return;
         }
     }
@@ -465,7 +555,16 @@ mod tests {
     #[test]
     fn producers_quotas_and_rate_are_split() {
         let args = args(&[
-            "--producers", "5", "--connections", "3", "--threads", "2", "--count", "11", "--rate", "1000",
+            "--producers",
+            "5",
+            "--connections",
+            "3",
+            "--threads",
+            "2",
+            "--count",
+            "11",
+            "--rate",
+            "1000",
         ]);
         let plans = plan_threads(&args, &queues(4));
         assert_eq!(plans.len(), 2);
@@ -485,9 +584,21 @@ mod tests {
 
     #[test]
     fn every_group_gets_every_queue() {
-        let args = args(&["--mode", "consume", "--consumers", "3", "--groups", "2", "--threads", "2"]);
+        let args = args(&[
+            "--mode",
+            "consume",
+            "--consumers",
+            "3",
+            "--groups",
+            "2",
+            "--threads",
+            "2",
+        ]);
         let plans = plan_threads(&args, &queues(8));
-        assert_eq!(plans.iter().map(ThreadPlan::producer_count).sum::<usize>(), 0);
+        assert_eq!(
+            plans.iter().map(ThreadPlan::producer_count).sum::<usize>(),
+            0
+        );
         for group in ["rmq-bench-group-0", "rmq-bench-group-1"] {
             let mut ids: Vec<i32> = plans
                 .iter()
@@ -498,6 +609,12 @@ mod tests {
             ids.sort_unstable();
             assert_eq!(ids, (0..8).collect::<Vec<_>>());
         }
-        assert_eq!(plans.iter().map(ThreadPlan::queue_loop_count).sum::<usize>(), 16);
+        assert_eq!(
+            plans
+                .iter()
+                .map(ThreadPlan::queue_loop_count)
+                .sum::<usize>(),
+            16
+        );
     }
 }

@@ -255,15 +255,21 @@ fn load_broker_config(path: Option<&std::path::Path>) -> anyhow::Result<BrokerCo
     Ok(loaded.config)
 }
 
+/// How long a clean shutdown waits for each shard to flush.
+const SHUTDOWN_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn run_broker(config: BrokerConfig, shards: usize) -> anyhow::Result<()> {
+    rmq::runtime::signal::block_shutdown_signals().context("blocking shutdown signals")?;
     let started =
         rmq::server::start::start_broker(config, shards).context("starting the broker")?;
     tracing::info!(addr = %started.addr, shards, "broker serving");
     println!("READY broker {}", started.addr);
-    for thread in started.threads {
-        let _ = thread.join();
-    }
-    Ok(())
+    let signal =
+        rmq::runtime::signal::wait_for_shutdown_signal().context("waiting for a signal")?;
+    tracing::info!(signal, "shutting down: flushing every shard");
+    rmq::server::start::shutdown(&started.mesh, SHUTDOWN_FLUSH_TIMEOUT);
+    tracing::info!("broker stopped");
+    std::process::exit(0);
 }
 
 fn run_standalone(args: &StandaloneArgs) -> anyhow::Result<()> {
@@ -284,6 +290,7 @@ fn run_standalone(args: &StandaloneArgs) -> anyhow::Result<()> {
         kv_config: args.store_dir.join("namesrv").join("kvConfig.json"),
         order_message_enable: false,
     };
+    rmq::runtime::signal::block_shutdown_signals().context("blocking shutdown signals")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("rmq-namesrv".into())

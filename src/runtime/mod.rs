@@ -7,6 +7,7 @@
 pub mod listener;
 pub mod mesh;
 pub mod placement;
+pub mod signal;
 
 use std::future::Future;
 use std::io;

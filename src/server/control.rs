@@ -465,6 +465,24 @@ pub async fn register_all(shard: &Rc<Shard>) {
     }
 }
 
+/// Unregisters this broker from every NameServer (clean shutdown).
+pub async fn unregister_all(shard: &Rc<Shard>) {
+    assert_control(shard);
+    let config = &shard.config;
+    let header = rmq_net::codec::header::namesrv::UnregisterBrokerRequestHeader {
+        broker_name: config.broker_name.clone(),
+        broker_addr: shard.store_host.to_string(),
+        cluster_name: config.broker_cluster_name.clone(),
+        broker_id: config.broker_id,
+    };
+    let request = RemotingCommand::request(RequestCode::UnregisterBroker, header.to_ext());
+    for client in &shard.control().namesrv {
+        if let Err(err) = client.invoke(request.clone(), REGISTER_TIMEOUT).await {
+            tracing::warn!(namesrv = client.addr(), %err, "unregister failed");
+        }
+    }
+}
+
 /// Background control tasks: periodic registration and client expiry. Runs forever.
 pub async fn run_background(shard: Rc<Shard>) {
     assert_control(&shard);

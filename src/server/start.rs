@@ -40,12 +40,13 @@ pub const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
 pub const STORE_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What a started broker reports.
-#[derive(Debug)]
 pub struct Started {
     /// The address clients connect to (`brokerIP1:port`).
     pub addr: SocketAddr,
     /// Shard threads.
     pub threads: Vec<JoinHandle<()>>,
+    /// Channels into the shards (for shutdown).
+    pub mesh: Mesh<Shard>,
 }
 
 /// Start-up failures.
@@ -155,6 +156,7 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
     let first = Arc::new(std::sync::Mutex::new(Some(first)));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, StartError>>();
 
+    let mesh_handle = mesh.clone();
     let threads = spawn_shards("rmq-shard", shards, move |id: ShardId| {
         let config = Arc::clone(&config);
         let mesh = mesh.clone();
@@ -290,7 +292,47 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
     Ok(Started {
         addr: store_host,
         threads,
+        mesh: mesh_handle,
     })
+}
+
+/// Stops the broker cleanly: every shard flushes its CommitLog, writes its store checkpoint and
+/// persists consumer offsets; the control shard unregisters from the NameServers. Returns when
+/// all shards answered (or after `timeout`).
+pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
+    let runtime = match compio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(%err, "cannot start a runtime for shutdown");
+            return;
+        }
+    };
+    runtime.block_on(async {
+        for target in 0..mesh.shards() {
+            let target = ShardId(target);
+            let done = mesh.call(target, |shard: &Rc<Shard>, reply| {
+                let shard = Rc::clone(shard);
+                compio::runtime::spawn(async move {
+                    if shard.id == CONTROL_SHARD {
+                        super::control::unregister_all(&shard).await;
+                    }
+                    if let Err(err) = shard.store.checkpoint().await {
+                        tracing::error!(shard = shard.id.0, %err, "final checkpoint failed");
+                    }
+                    persist_offsets(&shard, &shard.offsets_path);
+                    let _ = reply.send(());
+                })
+                .detach();
+            });
+            match compio::time::timeout(timeout, done).await {
+                Ok(Ok(())) => tracing::info!(shard = target.0, "shard flushed"),
+                Ok(Err(err)) => {
+                    tracing::warn!(shard = target.0, %err, "shard did not answer shutdown")
+                }
+                Err(_) => tracing::warn!(shard = target.0, "shard shutdown timed out"),
+            }
+        }
+    });
 }
 
 /// Per-shard housekeeping: persist dirty consumer offsets, write store checkpoints.

@@ -19,8 +19,12 @@ const ROUTE_TIMEOUT_MS = 15000;
 const PROBE_FRAME_MAX = 16 * 1024 * 1024;
 /** Request code GET_ROUTEINFO_BY_TOPIC. */
 const GET_ROUTEINFO_BY_TOPIC = 105;
+/** Request code UPDATE_AND_CREATE_TOPIC (admin). */
+const UPDATE_AND_CREATE_TOPIC = 17;
 /** Response code TOPIC_NOT_EXIST. */
 const TOPIC_NOT_EXIST = 17;
+/** Topic permission PERM_READ (4) | PERM_WRITE (2). */
+const PERM_READ_WRITE = 6;
 
 const children = new Set();
 process.on('exit', () => {
@@ -106,19 +110,21 @@ async function startRmq(mode) {
   return { addrs, namesrv: addrs.namesrv, log, stop };
 }
 
-/** One GET_ROUTEINFO_BY_TOPIC round trip with a JSON header; resolves to the response code. */
-function routeCode(namesrv, topic) {
-  const [ host, port ] = [ namesrv.slice(0, namesrv.lastIndexOf(':')), Number(namesrv.slice(namesrv.lastIndexOf(':') + 1)) ];
-  const header = Buffer.from(JSON.stringify({
-    code: GET_ROUTEINFO_BY_TOPIC, language: 'JAVA', version: 401, opaque: 1, flag: 0, extFields: { topic },
-  }));
+/**
+ * One request/response round trip with a JSON header (PROTOCOL.md §2) to host:port; resolves
+ * to the response header ({ code, remark, extFields, ... }).
+ */
+function remotingRequest(addr, code, extFields) {
+  const host = addr.slice(0, addr.lastIndexOf(':'));
+  const port = Number(addr.slice(addr.lastIndexOf(':') + 1));
+  const header = Buffer.from(JSON.stringify({ code, language: 'JAVA', version: 401, opaque: 1, flag: 0, extFields }));
   const frame = Buffer.alloc(8);
   frame.writeUInt32BE(4 + header.length, 0);
   frame.writeUInt32BE(header.length, 4); // serialize type JSON (0) in the top byte
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port });
     let buf = Buffer.alloc(0);
-    socket.setTimeout(3000, () => socket.destroy(new Error('route probe timed out')));
+    socket.setTimeout(3000, () => socket.destroy(new Error(`request ${code} to ${addr} timed out`)));
     socket.on('error', reject);
     socket.on('connect', () => socket.write(Buffer.concat([ frame, header ])));
     socket.on('data', chunk => {
@@ -131,14 +137,42 @@ function routeCode(namesrv, topic) {
       const mark = buf.readUInt32BE(4);
       if (mark >>> 24 !== 0) { reject(new Error('response header is not JSON')); return; }
       try {
-        const code = JSON.parse(buf.subarray(8, 8 + (mark & 0xffffff)).toString()).code;
-        if (typeof code !== 'number') throw new Error('no numeric code');
-        resolve(code);
+        const response = JSON.parse(buf.subarray(8, 8 + (mark & 0xffffff)).toString());
+        if (typeof response.code !== 'number') throw new Error('no numeric code');
+        resolve(response);
       } catch (err) {
         reject(err);
       }
     });
   });
+}
+
+/** GET_ROUTEINFO_BY_TOPIC for topic; resolves to the response code. */
+async function routeCode(namesrv, topic) {
+  return (await remotingRequest(namesrv, GET_ROUTEINFO_BY_TOPIC, { topic })).code;
+}
+
+/**
+ * Creates topic on the broker as `mqadmin updateTopic` does (UPDATE_AND_CREATE_TOPIC, perm
+ * read|write, SINGLE_TAG), then waits until the NameServer serves its route. ali-ons cannot
+ * auto-create topics: on TOPIC_NOT_EXIST from the NameServer it throws instead of falling back
+ * to the TBW102 route as the Java client does, so its topics must exist first.
+ */
+async function createTopic(broker, namesrv, topic, queueNums = 4) {
+  const response = await remotingRequest(broker, UPDATE_AND_CREATE_TOPIC, {
+    topic,
+    defaultTopic: 'TBW102',
+    readQueueNums: String(queueNums),
+    writeQueueNums: String(queueNums),
+    perm: String(PERM_READ_WRITE),
+    topicFilterType: 'SINGLE_TAG',
+    topicSysFlag: '0',
+    order: 'false',
+  });
+  if (response.code !== 0) {
+    throw new Error(`UPDATE_AND_CREATE_TOPIC ${topic}: code ${response.code} ${response.remark || ''}`);
+  }
+  await waitRoute(namesrv, topic);
 }
 
 /** Polls routeCode until SUCCESS (0) or timeoutMs; rejects with the last answer. */
@@ -176,5 +210,5 @@ function decodeOffsetMsgId(id) {
 }
 
 module.exports = {
-  TOPIC_NOT_EXIST, rmqBin, freshDir, runToken, startRmq, routeCode, waitRoute, waitUntil, decodeOffsetMsgId,
+  TOPIC_NOT_EXIST, rmqBin, freshDir, runToken, startRmq, routeCode, createTopic, waitRoute, waitUntil, decodeOffsetMsgId,
 };

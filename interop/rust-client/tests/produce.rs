@@ -113,10 +113,15 @@ fn sync_send_results_are_ok_with_ids_and_increasing_offsets() {
     assert_offsets_contiguous_per_queue(&sent);
     let offset_ids: Vec<&str> = sent.iter().map(|s| s.offset_msg_id.as_str()).collect();
     let physical = assert_offset_ids_of(&server, &offset_ids);
-    assert!(
-        physical.windows(2).all(|w| w[0] < w[1]),
-        "sequential sends must get increasing commit-log offsets: {physical:?}"
-    );
+    // Within a queue, later sends sit later in the log. Across queues there is no order to
+    // check: rmq keeps one commit log per shard and puts the shard in the offset's top byte.
+    let mut last: BTreeMap<i32, u64> = BTreeMap::new();
+    for (s, offset) in sent.iter().zip(&physical) {
+        if let Some(prev) = last.insert(s.queue_id, *offset) {
+            assert!(*offset > prev, "{}: commit-log offset {offset} after {prev}", s.body);
+        }
+    }
+    assert_eq!(physical.iter().collect::<BTreeSet<_>>().len(), COUNT, "distinct offsets");
     assert_received_as_sent(&sent, &received);
 }
 

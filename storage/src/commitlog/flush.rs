@@ -1,10 +1,11 @@
 //! The flusher: group commit of appended bytes (O_DIRECT write from the ring, then fdatasync),
 //! the durable mark, and the periodic checkpoint.
 //!
-//! Owns the flusher task loop, the flush decision (sync policy: at once; async: interval, least
-//! bytes, eager threshold, waiters), one flush round, and checkpoint writing. One round at a
-//! time: consecutive rounds rewrite the same partly filled block, so they must not overlap; the
-//! pieces of one round cover disjoint blocks and are submitted together.
+//! Owns the flusher task loop, the flush decision (sync policy: write + fdatasync at once; async:
+//! write when enough is pending, fdatasync on the interval; waiters force both), one round, and
+//! checkpoint writing. One round at a time: consecutive rounds rewrite the same partly filled
+//! block, so they must not overlap; the pieces of one round cover disjoint blocks and are
+//! submitted together.
 //!
 //! Must never: advance `written` before every piece of the round completed, advance `durable`
 //! before every file written in the round was fdatasynced, or retry after a failure (it poisons
@@ -27,7 +28,11 @@ use super::record::FILLER_BYTES;
 /// What the flusher does next.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Decision {
-    Flush,
+    /// Write what is pending (if `write`), then fdatasync what is written (if `sync`).
+    Flush {
+        write: bool,
+        sync: bool,
+    },
     Wait(Duration),
     Stop,
 }
@@ -39,7 +44,7 @@ struct Piece {
     slice: RingSlice,
 }
 
-/// A flush round: the pieces to write, the files to fdatasync, and the new marks.
+/// A flush round: the pieces to write, the files they touch, and the new written mark.
 struct FlushPlan {
     end: u64,
     pieces: Vec<Piece>,
@@ -58,60 +63,86 @@ pub(super) async fn flusher_task(weak: Weak<Inner>, signal: Rc<Signal>) {
             Decision::Wait(duration) => {
                 let _ = compio::time::timeout(duration, signal.wait()).await;
             }
-            Decision::Flush => {
+            Decision::Flush { write, sync } => {
                 let Some(inner) = weak.upgrade() else { return };
-                inner.flush_round().await;
+                inner.flush_round(write, sync).await;
             }
         }
     }
 }
 
 impl Inner {
+    /// Sync policy: write and fdatasync whatever is pending, at once. Async policy: write as
+    /// soon as a quarter of the pending bound is reached (keeps the device busy without an
+    /// fdatasync per write), fdatasync every `flush_interval_ms` if at least
+    /// `flush_least_bytes` are not durable (or every `flush_thorough_interval_ms` regardless).
+    /// Any caller waiting for durability, `request_flush` and close make it write and sync now.
     pub(super) fn flush_decision(&self, now: Instant) -> Decision {
         let state = self.state.borrow();
         if state.poison.is_some() {
             return Decision::Stop;
         }
-        let pending = state.appended - state.written;
+        let unwritten = state.appended - state.written;
+        let undurable = state.appended - state.durable;
         match state.lifecycle {
             Lifecycle::Abandoning | Lifecycle::Closed => return Decision::Stop,
-            Lifecycle::Closing if pending == 0 => return Decision::Stop,
-            Lifecycle::Closing => return Decision::Flush,
+            Lifecycle::Closing if undurable == 0 => return Decision::Stop,
+            Lifecycle::Closing => {
+                return Decision::Flush {
+                    write: unwritten > 0,
+                    sync: true,
+                }
+            }
             Lifecycle::Open if self.stop.get() => return Decision::Stop,
             Lifecycle::Open => {}
         }
         let interval = Duration::from_millis(self.config.flush_interval_ms);
-        if pending == 0 {
+        if undurable == 0 {
             return Decision::Wait(interval);
         }
-        let eager = (self.config.flush_pending_bytes_max / FLUSH_EAGER_DIVISOR) as u64;
+        let write = unwritten > 0;
         if self.config.flush_policy == FlushPolicy::Sync
-            || pending >= eager
             || self.flush_requested.replace(false)
             || self.durable_waiters.has_waiters()
-            || self.room.has_waiters()
         {
-            return Decision::Flush;
+            return Decision::Flush { write, sync: true };
         }
-        let since = now.saturating_duration_since(state.last_flush);
+        let since = now.saturating_duration_since(state.last_sync);
         let thorough = Duration::from_millis(self.config.flush_thorough_interval_ms);
         if since >= interval
-            && (pending >= self.config.flush_least_bytes as u64 || since >= thorough)
+            && (undurable >= self.config.flush_least_bytes as u64 || since >= thorough)
         {
-            return Decision::Flush;
+            return Decision::Flush { write, sync: true };
+        }
+        let eager = (self.config.flush_pending_bytes_max / FLUSH_EAGER_DIVISOR) as u64;
+        if write && (unwritten >= eager || self.room.has_waiters()) {
+            return Decision::Flush { write, sync: false };
         }
         if since < interval {
             Decision::Wait(interval - since)
         } else {
-            Decision::Wait((thorough - since).min(interval))
+            Decision::Wait(thorough.saturating_sub(since).min(interval))
         }
     }
 
-    /// Writes everything appended since the last round, fdatasyncs, advances the marks.
-    pub(super) async fn flush_round(self: &Rc<Self>) {
-        let Some(plan) = self.plan_flush() else {
-            self.state.borrow_mut().last_flush = Instant::now();
+    /// Writes everything appended since the last round (if `write`), then fdatasyncs every
+    /// file written since the last fdatasync and advances the durable mark (if `sync`).
+    pub(super) async fn flush_round(self: &Rc<Self>, write: bool, sync: bool) {
+        if write && !self.write_pending().await {
             return;
+        }
+        if self.state.borrow().lifecycle == Lifecycle::Abandoning {
+            return; // a crash: the writes landed, the fdatasync never happens
+        }
+        if sync {
+            self.sync_written().await;
+        }
+    }
+
+    /// One write round; `false` if it failed (the log is poisoned then).
+    async fn write_pending(&self) -> bool {
+        let Some(plan) = self.plan_flush() else {
+            return true;
         };
         let writes = plan.pieces.into_iter().map(|piece| async move {
             let (result, _) = piece.file.write_all_at(piece.slice, piece.file_pos).await;
@@ -120,7 +151,7 @@ impl Inner {
         let results = futures_util::future::join_all(writes).await;
         if let Some(error) = results.into_iter().find_map(Result::err) {
             self.poison(&error);
-            return;
+            return false;
         }
         {
             let mut state = self.state.borrow_mut();
@@ -133,12 +164,28 @@ impl Inner {
                 "nothing is written past the append mark"
             );
             state.written = plan.end;
+            for file in plan.files {
+                if !state
+                    .unsynced_files
+                    .iter()
+                    .any(|known| Rc::ptr_eq(known, &file))
+                {
+                    state.unsynced_files.push(file);
+                }
+            }
         }
         self.room.wake_all();
-        if self.state.borrow().lifecycle == Lifecycle::Abandoning {
-            return; // a crash: the writes landed, the fdatasync never happens
-        }
-        let syncs = plan.files.iter().map(|file| file.sync_data());
+        true
+    }
+
+    /// fdatasyncs every file written since the last fdatasync; the durable mark becomes the
+    /// written mark as it was when the fdatasyncs were issued.
+    async fn sync_written(self: &Rc<Self>) {
+        let (target, files) = {
+            let mut state = self.state.borrow_mut();
+            (state.written, std::mem::take(&mut state.unsynced_files))
+        };
+        let syncs = files.iter().map(|file| file.sync_data());
         let results = futures_util::future::join_all(syncs).await;
         if let Some(error) = results.into_iter().find_map(Result::err) {
             self.poison(&error);
@@ -146,10 +193,10 @@ impl Inner {
         }
         {
             let mut state = self.state.borrow_mut();
-            assert!(plan.end > state.durable, "durable moves forward");
-            assert!(plan.end <= state.written, "durable never passes written");
-            state.durable = plan.end;
-            state.last_flush = Instant::now();
+            assert!(target >= state.durable, "durable never moves back");
+            assert!(target <= state.written, "durable never passes written");
+            state.durable = target;
+            state.last_sync = Instant::now();
         }
         self.durable_waiters.wake_all();
         self.maybe_checkpoint();

@@ -131,7 +131,10 @@ struct State {
     next: NextSegment,
     poison: Option<Arc<str>>,
     lifecycle: Lifecycle,
-    last_flush: Instant,
+    /// When the last fdatasync round completed (async flush interval).
+    last_sync: Instant,
+    /// Files written since the last fdatasync round.
+    unsynced_files: Vec<Rc<crate::file::DirectFile>>,
     last_checkpoint: Instant,
     /// Durable offset recorded in the newest checkpoint on disk.
     checkpointed: u64,

@@ -218,7 +218,8 @@ fn start(
         next: next.map_or(NextSegment::Idle, NextSegment::Ready),
         poison: None,
         lifecycle: Lifecycle::Open,
-        last_flush: now,
+        last_sync: now,
+        unsynced_files: Vec::new(),
         last_checkpoint: now,
         checkpointed: end,
     };
