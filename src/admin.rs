@@ -1,15 +1,22 @@
 //! `rmq admin`: the operations tests and users need first, over the remoting protocol with our
-//! own client: create/update/delete topic, topic list, topic route, cluster list.
+//! own client: create/update/delete topic, topic list, topic route, cluster list, consumer
+//! progress (GET_CONSUME_STATS from every master) and broker status (GET_BROKER_RUNTIME_INFO).
 //! Runs in the CLI's own runtime; never touches broker state directly.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
+use rmq_net::codec::body::queue::MessageQueue;
 use rmq_net::codec::body::route::{ClusterInfo, TopicRouteData};
-use rmq_net::codec::body::table::TopicList;
+use rmq_net::codec::body::stats::{ConsumeStats, OffsetWrapper, TopicOffset, TopicStatsTable};
+use rmq_net::codec::body::table::{KvTable, TopicList};
 use rmq_net::codec::body::topic::TopicFilterType;
 use rmq_net::codec::body::JsonBody;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
-use rmq_net::codec::header::admin::{CreateTopicRequestHeader, DeleteTopicRequestHeader};
+use rmq_net::codec::header::admin::{
+    CreateTopicRequestHeader, DeleteTopicRequestHeader, GetConsumeStatsRequestHeader,
+    GetTopicStatsInfoRequestHeader,
+};
 use rmq_net::codec::header::namesrv::{
     DeleteTopicFromNamesrvRequestHeader, GetRouteInfoRequestHeader,
 };
@@ -47,6 +54,14 @@ pub enum AdminError {
     /// Nothing to act on.
     #[error("{0}")]
     Usage(String),
+    /// A body in a form our decoders do not cover, with the reason.
+    #[error("malformed {what} body: {reason}")]
+    Body {
+        /// Which body.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 async fn call(addr: &str, request: RemotingCommand) -> Result<RemotingCommand, AdminError> {
@@ -212,4 +227,452 @@ pub async fn delete_topic(
     )
     .await?;
     Ok(())
+}
+
+/// GET_BROKER_RUNTIME_INFO from one broker.
+///
+/// # Errors
+/// [`AdminError`].
+pub async fn broker_runtime_info(broker: &str) -> Result<KvTable, AdminError> {
+    let reply = call(
+        broker,
+        RemotingCommand::request(RequestCode::GetBrokerRuntimeInfo, ExtFields::new()),
+    )
+    .await?;
+    Ok(KvTable::from_json(&reply.body)?)
+}
+
+/// `broker-status` output: one `key : value` line per runtime key, sorted (Java's layout).
+#[must_use]
+pub fn render_broker_status(table: &KvTable) -> String {
+    let mut out = String::new();
+    for (key, value) in &table.table {
+        let _ = writeln!(out, "{key:<32}: {value}");
+    }
+    out
+}
+
+/// GET_CONSUME_STATS from one broker (`topic` restricts it to one topic).
+///
+/// # Errors
+/// [`AdminError`]; [`AdminError::Body`] for a body that is not a ConsumeStats.
+pub async fn consume_stats(
+    broker: &str,
+    group: &str,
+    topic: Option<&str>,
+) -> Result<ConsumeStats, AdminError> {
+    let header = GetConsumeStatsRequestHeader {
+        consumer_group: group.to_owned(),
+        topic: topic.map(str::to_owned),
+        topic_list: None,
+    };
+    let reply = call(
+        broker,
+        RemotingCommand::request(RequestCode::GetConsumeStats, header.to_ext()),
+    )
+    .await?;
+    parse_consume_stats(&reply.body)
+}
+
+/// Most entries one object-keyed table may hold (bounds what a reply can make us allocate).
+pub const OBJECT_KEY_TABLE_ENTRIES_MAX: usize = 1_000_000;
+
+/// A cursor over fastjson text whose maps may have JSON objects as keys (PROTOCOL.md §5.9):
+/// structure is walked by hand, each key and value is parsed by `serde_json`.
+struct ObjectKeyReader<'a> {
+    bytes: &'a [u8],
+    position: usize,
+}
+
+impl ObjectKeyReader<'_> {
+    fn skip_whitespace(&mut self) {
+        while self
+            .bytes
+            .get(self.position)
+            .is_some_and(u8::is_ascii_whitespace)
+        {
+            self.position += 1;
+        }
+    }
+
+    /// Consumes `byte` after optional whitespace.
+    fn eat(&mut self, byte: u8) -> bool {
+        self.skip_whitespace();
+        if self.bytes.get(self.position) == Some(&byte) {
+            self.position += 1;
+            return true;
+        }
+        false
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), String> {
+        if self.eat(byte) {
+            return Ok(());
+        }
+        Err(format!(
+            "expected `{}` at byte {}",
+            char::from(byte),
+            self.position
+        ))
+    }
+
+    /// One JSON value (object, string, number, ...), with `serde_json`.
+    fn value(&mut self) -> Result<serde_json::Value, String> {
+        self.skip_whitespace();
+        let rest = self.bytes.get(self.position..).unwrap_or_default();
+        let mut stream = serde_json::Deserializer::from_slice(rest).into_iter();
+        match stream.next() {
+            Some(Ok(value)) => {
+                self.position += stream.byte_offset();
+                Ok(value)
+            }
+            Some(Err(err)) => Err(format!("at byte {}: {err}", self.position)),
+            None => Err("unexpected end".into()),
+        }
+    }
+
+    /// `{K:V,...}` where each K is any JSON value (an object in fastjson's MessageQueue-keyed
+    /// maps; a string holding one is accepted too).
+    fn object_key_map(&mut self) -> Result<Vec<(serde_json::Value, serde_json::Value)>, String> {
+        self.expect(b'{')?;
+        let mut entries = Vec::new();
+        if self.eat(b'}') {
+            return Ok(entries);
+        }
+        loop {
+            if entries.len() >= OBJECT_KEY_TABLE_ENTRIES_MAX {
+                return Err(format!("more than {OBJECT_KEY_TABLE_ENTRIES_MAX} entries"));
+            }
+            let key = self.value()?;
+            self.expect(b':')?;
+            entries.push((key, self.value()?));
+            if self.eat(b'}') {
+                return Ok(entries);
+            }
+            self.expect(b',')?;
+        }
+    }
+}
+
+fn field_i64(value: &serde_json::Value, name: &str) -> i64 {
+    value
+        .get(name)
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(0)
+}
+
+fn message_queue(key: serde_json::Value) -> Result<MessageQueue, String> {
+    let key = match key {
+        serde_json::Value::String(text) => {
+            serde_json::from_str(&text).map_err(|e| format!("queue key `{text}`: {e}"))?
+        }
+        other => other,
+    };
+    serde_json::from_value(key).map_err(|e| format!("queue key: {e}"))
+}
+
+/// A body whose `offsetTable` is keyed by MessageQueue objects: the table's entries and the
+/// other top-level members.
+struct QueueKeyed {
+    members: Vec<(String, serde_json::Value)>,
+    table: Vec<(MessageQueue, serde_json::Value)>,
+}
+
+/// Walks `{"member":value,...,"offsetTable":{MQ:value,...}}` in any member order.
+fn parse_queue_keyed(body: &[u8]) -> Result<QueueKeyed, String> {
+    let mut reader = ObjectKeyReader {
+        bytes: body,
+        position: 0,
+    };
+    let mut parsed = QueueKeyed {
+        members: Vec::new(),
+        table: Vec::new(),
+    };
+    reader.expect(b'{')?;
+    if reader.eat(b'}') {
+        return Ok(parsed);
+    }
+    loop {
+        let name = reader.value()?;
+        reader.expect(b':')?;
+        match name {
+            serde_json::Value::String(name) if name == "offsetTable" => {
+                for (key, value) in reader.object_key_map()? {
+                    parsed.table.push((message_queue(key)?, value));
+                }
+            }
+            serde_json::Value::String(name) => {
+                let value = reader.value()?;
+                parsed.members.push((name, value));
+            }
+            other => return Err(format!("member name {other} is not a string")),
+        }
+        if reader.eat(b'}') {
+            return Ok(parsed);
+        }
+        reader.expect(b',')?;
+    }
+}
+
+/// Decodes a GET_CONSUME_STATS body in fastjson's object-key form
+/// (`{"consumeTps":0.0,"offsetTable":{{"brokerName":..,"queueId":0,"topic":..}:{..}}}`).
+///
+/// # Errors
+/// [`AdminError::Body`] naming what did not parse.
+pub fn parse_consume_stats(body: &[u8]) -> Result<ConsumeStats, AdminError> {
+    let parsed = parse_queue_keyed(body).map_err(|reason| AdminError::Body {
+        what: "ConsumeStats",
+        reason,
+    })?;
+    let mut stats = ConsumeStats::default();
+    for (name, value) in &parsed.members {
+        if name == "consumeTps" {
+            stats.consume_tps = value.as_f64().unwrap_or(0.0);
+        }
+    }
+    for (queue, value) in parsed.table {
+        let wrapper = OffsetWrapper {
+            broker_offset: field_i64(&value, "brokerOffset"),
+            consumer_offset: field_i64(&value, "consumerOffset"),
+            last_timestamp: field_i64(&value, "lastTimestamp"),
+            pull_offset: field_i64(&value, "pullOffset"),
+        };
+        stats.offset_table.insert(queue, wrapper);
+    }
+    Ok(stats)
+}
+
+/// Decodes a GET_TOPIC_STATS_INFO body in fastjson's object-key form.
+///
+/// # Errors
+/// [`AdminError::Body`] naming what did not parse.
+pub fn parse_topic_stats(body: &[u8]) -> Result<TopicStatsTable, AdminError> {
+    let parsed = parse_queue_keyed(body).map_err(|reason| AdminError::Body {
+        what: "TopicStatsTable",
+        reason,
+    })?;
+    let mut stats = TopicStatsTable::default();
+    for (queue, value) in parsed.table {
+        let offset = TopicOffset {
+            last_update_timestamp: field_i64(&value, "lastUpdateTimestamp"),
+            max_offset: field_i64(&value, "maxOffset"),
+            min_offset: field_i64(&value, "minOffset"),
+        };
+        stats.offset_table.insert(queue, offset);
+    }
+    Ok(stats)
+}
+
+/// GET_TOPIC_STATS_INFO from one broker.
+///
+/// # Errors
+/// [`AdminError`]; TOPIC_NOT_EXIST as [`AdminError::Refused`].
+pub async fn topic_stats(broker: &str, topic: &str) -> Result<TopicStatsTable, AdminError> {
+    let header = GetTopicStatsInfoRequestHeader {
+        topic: topic.to_owned(),
+    };
+    let reply = call(
+        broker,
+        RemotingCommand::request(RequestCode::GetTopicStatsInfo, header.to_ext()),
+    )
+    .await?;
+    parse_topic_stats(&reply.body)
+}
+
+/// A group's consumption progress over one or more brokers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsumerProgress {
+    /// Summed consume TPS of the brokers.
+    pub consume_tps: f64,
+    /// Queue -> offsets, merged over brokers, in `MessageQueue` order.
+    pub queues: std::collections::BTreeMap<MessageQueue, OffsetWrapper>,
+}
+
+impl ConsumerProgress {
+    /// Adds one broker's stats.
+    pub fn merge(&mut self, stats: ConsumeStats) {
+        self.consume_tps += stats.consume_tps;
+        self.queues.extend(stats.offset_table);
+    }
+
+    /// Messages not yet consumed, over every queue (Java `computeTotalDiff`).
+    #[must_use]
+    pub fn diff_total(&self) -> i64 {
+        self.queues
+            .values()
+            .map(|offsets| offsets.broker_offset - offsets.consumer_offset)
+            .sum()
+    }
+
+    /// The `consumer-progress` table: one line per queue (topic, broker, queue, broker offset,
+    /// consumer offset, diff, last consumed store time in ms), then the TPS and total diff.
+    #[must_use]
+    pub fn render(&self) -> String {
+        fn row(out: &mut String, cells: [&dyn std::fmt::Display; 7]) {
+            let [topic, broker, queue, broker_offset, consumer_offset, diff, last] = cells;
+            let _ = writeln!(
+                out,
+                "{topic:<64}  {broker:<32}  {queue:<4}  {broker_offset:<20}  \
+                 {consumer_offset:<20}  {diff:<20}  {last}"
+            );
+        }
+        let mut out = String::new();
+        row(
+            &mut out,
+            [
+                &"#Topic",
+                &"#Broker Name",
+                &"#QID",
+                &"#Broker Offset",
+                &"#Consumer Offset",
+                &"#Diff",
+                &"#LastTime",
+            ],
+        );
+        for (queue, offsets) in &self.queues {
+            let diff = offsets.broker_offset - offsets.consumer_offset;
+            row(
+                &mut out,
+                [
+                    &queue.topic,
+                    &queue.broker_name,
+                    &queue.queue_id,
+                    &offsets.broker_offset,
+                    &offsets.consumer_offset,
+                    &diff,
+                    &offsets.last_timestamp,
+                ],
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Consume TPS: {:.2}", self.consume_tps);
+        let _ = writeln!(out, "Consume Diff Total: {}", self.diff_total());
+        out
+    }
+}
+
+/// GET_CONSUME_STATS for `group` from every master of `cluster` (every cluster when `None`),
+/// merged.
+///
+/// # Errors
+/// [`AdminError`] of the NameServer or of the first broker that failed.
+pub async fn consumer_progress(
+    namesrv: &str,
+    cluster: Option<&str>,
+    group: &str,
+    topic: Option<&str>,
+) -> Result<ConsumerProgress, AdminError> {
+    let mut progress = ConsumerProgress::default();
+    for broker in master_addrs(namesrv, cluster).await? {
+        progress.merge(consume_stats(&broker, group, topic).await?);
+    }
+    Ok(progress)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consume_stats_round_trips_through_the_object_key_form() {
+        let mut stats = ConsumeStats {
+            consume_tps: 2.5,
+            ..ConsumeStats::default()
+        };
+        for (queue_id, broker_offset, consumer_offset) in [(0, 10, 7), (1, 5, 5), (3, 0, 0)] {
+            stats.offset_table.insert(
+                MessageQueue::new("T{,}:x", "broker-a", queue_id),
+                OffsetWrapper {
+                    broker_offset,
+                    consumer_offset,
+                    last_timestamp: 1_700_000_000_000 + i64::from(queue_id),
+                    pull_offset: consumer_offset,
+                },
+            );
+        }
+        let parsed = parse_consume_stats(&stats.to_json()).expect("parses");
+        assert_eq!(parsed, stats);
+        let empty = parse_consume_stats(&ConsumeStats::default().to_json()).expect("parses");
+        assert_eq!(empty, ConsumeStats::default());
+        // Whitespace, unknown members, member order and string-held keys are tolerated.
+        let loose = concat!(
+            r#" { "offsetTable" : { "{\"brokerName\":\"b\",\"queueId\":2,\"topic\":\"t\"}" "#,
+            r#": {"brokerOffset":4} } , "x":[1,{"y":2}], "consumeTps" : 1 } "#
+        );
+        let parsed = parse_consume_stats(loose.as_bytes()).expect("parses");
+        assert_eq!(parsed.consume_tps, 1.0);
+        let offsets = parsed.offset_table[&MessageQueue::new("t", "b", 2)];
+        assert_eq!((offsets.broker_offset, offsets.consumer_offset), (4, 0));
+    }
+
+    #[test]
+    fn topic_stats_round_trip() {
+        let mut stats = TopicStatsTable::default();
+        for queue_id in 0..3 {
+            stats.offset_table.insert(
+                MessageQueue::new("T", "broker-a", queue_id),
+                TopicOffset {
+                    last_update_timestamp: 1_700_000_000_000,
+                    max_offset: i64::from(queue_id) * 10,
+                    min_offset: i64::from(queue_id),
+                },
+            );
+        }
+        assert_eq!(parse_topic_stats(&stats.to_json()).expect("parses"), stats);
+        assert!(matches!(
+            parse_topic_stats(b"{\"offsetTable\":{1:2}}"),
+            Err(AdminError::Body { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_consume_stats_are_errors() {
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{\"offsetTable\":{{\"queueId\":0}",
+            b"{\"offsetTable\":{{\"queueId\":\"x\"}:{}}}",
+            b"{\"consumeTps\":1 \"offsetTable\":{}}",
+            b"{1:2}",
+        ] {
+            assert!(
+                matches!(parse_consume_stats(bad), Err(AdminError::Body { .. })),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn progress_merges_brokers_and_renders_the_total() {
+        let mut progress = ConsumerProgress::default();
+        for (broker, behind) in [("broker-b", 3), ("broker-a", 4)] {
+            let mut stats = ConsumeStats {
+                consume_tps: 1.25,
+                ..ConsumeStats::default()
+            };
+            stats.offset_table.insert(
+                MessageQueue::new("T", broker, 0),
+                OffsetWrapper {
+                    broker_offset: 10,
+                    consumer_offset: 10 - behind,
+                    last_timestamp: 0,
+                    pull_offset: 0,
+                },
+            );
+            progress.merge(stats);
+        }
+        assert_eq!(progress.diff_total(), 7);
+        let text = progress.render();
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .take(2)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(rows[0], ["T", "broker-a", "0", "10", "6", "4", "0"]);
+        assert_eq!(rows[1], ["T", "broker-b", "0", "10", "7", "3", "0"]);
+        assert!(text.contains("Consume TPS: 2.50\n"));
+        assert!(text.ends_with("Consume Diff Total: 7\n"));
+    }
 }

@@ -208,6 +208,8 @@ pub struct BrokerConfig {
     pub ha_max_gap_not_in_sync: u64,
     /// `shards` (ours): shard count; default = number of cores.
     pub shards: Option<usize>,
+    /// `messageDelayLevel`: the delay of each level, level 1 first (PROTOCOL.md §7.4).
+    pub message_delay_level: Vec<Duration>,
 }
 
 impl Default for BrokerConfig {
@@ -245,8 +247,60 @@ impl Default for BrokerConfig {
             ha_send_heartbeat_interval: Duration::from_secs(5),
             ha_max_gap_not_in_sync: 256 * 1024 * 1024,
             shards: None,
+            message_delay_level: parse_delay_levels(MESSAGE_DELAY_LEVEL_DEFAULT)
+                .expect("the default delay levels parse"),
         }
     }
+}
+
+/// Java's default `messageDelayLevel` (levels 1..=18).
+pub const MESSAGE_DELAY_LEVEL_DEFAULT: &str =
+    "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
+/// Most `messageDelayLevel` entries. Each level is one `SCHEDULE_TOPIC_XXXX` queue and one
+/// delivery task on the shard owning it; Java's default has 18, so 64 leaves room for custom
+/// tables while a typo cannot make a broker start thousands of tasks.
+pub const MESSAGE_DELAY_LEVELS_MAX: usize = 64;
+/// Longest delay one level may have (Java has no bound). 30 days keeps delivery timestamps far
+/// from overflow and any real retry schedule well inside it.
+pub const MESSAGE_DELAY_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parses a `messageDelayLevel` value as Java's `ScheduleMessageService.parseDelayLevel`
+/// does: whitespace-separated `<count><unit>` entries, unit `s`, `m`, `h` or `d`; entry `i`
+/// (from 0) is the delay of level `i + 1`.
+///
+/// # Errors
+/// A reason string for an empty list, a bad entry, or a list or delay over
+/// [`MESSAGE_DELAY_LEVELS_MAX`] / [`MESSAGE_DELAY_MAX`].
+pub fn parse_delay_levels(text: &str) -> Result<Vec<Duration>, String> {
+    let mut levels = Vec::new();
+    for entry in text.split_whitespace() {
+        let Some(unit) = entry.chars().last() else {
+            continue;
+        };
+        let unit_secs: u64 = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(format!("level `{entry}`: unit must be s, m, h or d")),
+        };
+        let count: u64 = entry[..entry.len() - unit.len_utf8()]
+            .parse()
+            .map_err(|e| format!("level `{entry}`: {e}"))?;
+        let delay = count
+            .checked_mul(unit_secs)
+            .map(Duration::from_secs)
+            .filter(|delay| *delay <= MESSAGE_DELAY_MAX)
+            .ok_or_else(|| format!("level `{entry}` is longer than {MESSAGE_DELAY_MAX:?}"))?;
+        levels.push(delay);
+        if levels.len() > MESSAGE_DELAY_LEVELS_MAX {
+            return Err(format!("more than {MESSAGE_DELAY_LEVELS_MAX} levels"));
+        }
+    }
+    if levels.is_empty() {
+        return Err("at least one level is required".into());
+    }
+    Ok(levels)
 }
 
 fn home_store_dir() -> PathBuf {
@@ -299,7 +353,6 @@ const IGNORED_KEYS: &[&str] = &[
     "enableDLegerCommitLog",
     "fetchNamesrvAddrByAddressServer",
     "rocketmqHome",
-    "messageDelayLevel",
     "maxTransferCountOnMessageInMemory",
     "maxTransferBytesOnMessageInMemory",
     "accessMessageInMemoryMaxRatio",
@@ -418,6 +471,10 @@ impl BrokerConfig {
                 "haSendHeartbeatInterval" => c.ha_send_heartbeat_interval = millis(key, v)?,
                 "haMaxGapNotInSync" => c.ha_max_gap_not_in_sync = parse(key, v)?,
                 "shards" | "shardCount" => c.shards = Some(parse_range(key, v, 1, 256)?),
+                "messageDelayLevel" => {
+                    c.message_delay_level =
+                        parse_delay_levels(v).map_err(|reason| invalid(key, v, &reason))?;
+                }
                 k if IGNORED_KEYS.contains(&k) => {}
                 _ => unknown_keys.push(key.clone()),
             }
@@ -543,6 +600,69 @@ Key = continued\\u0041
         let mut props = BTreeMap::new();
         props.insert("diskMaxUsedSpaceRatio".to_owned(), "abc".to_owned());
         assert!(BrokerConfig::from_properties(&props).is_err());
+    }
+
+    #[test]
+    fn delay_levels_parse_like_java() {
+        let levels = parse_delay_levels(MESSAGE_DELAY_LEVEL_DEFAULT).expect("default parses");
+        assert_eq!(levels.len(), 18);
+        assert_eq!(levels[0], Duration::from_secs(1));
+        assert_eq!(levels[2], Duration::from_secs(10));
+        assert_eq!(levels[4], Duration::from_secs(60));
+        assert_eq!(levels[17], Duration::from_secs(7200));
+        assert_eq!(BrokerConfig::default().message_delay_level, levels);
+        assert_eq!(
+            parse_delay_levels(" 1s  2m\t3h 1d ").expect("parses"),
+            vec![
+                Duration::from_secs(1),
+                Duration::from_secs(120),
+                Duration::from_secs(3 * 3600),
+                Duration::from_secs(86_400)
+            ]
+        );
+        assert_eq!(
+            parse_delay_levels("0s").expect("zero delay is allowed"),
+            vec![Duration::ZERO]
+        );
+        for bad in [
+            "",
+            "   ",
+            "5",
+            "1x",
+            "s",
+            "-1s",
+            "1.5s",
+            "31d",
+            "99999999999999999999s",
+        ] {
+            assert!(parse_delay_levels(bad).is_err(), "{bad:?} must be refused");
+        }
+        let too_many = vec!["1s"; MESSAGE_DELAY_LEVELS_MAX + 1].join(" ");
+        assert!(parse_delay_levels(&too_many).is_err());
+        let most = vec!["1s"; MESSAGE_DELAY_LEVELS_MAX].join(" ");
+        assert_eq!(
+            parse_delay_levels(&most).expect("the maximum parses").len(),
+            MESSAGE_DELAY_LEVELS_MAX
+        );
+    }
+
+    #[test]
+    fn message_delay_level_key_is_applied_and_checked() {
+        let mut props = BTreeMap::new();
+        props.insert("messageDelayLevel".to_owned(), "1s 2s 3s".to_owned());
+        let loaded = BrokerConfig::from_properties(&props).expect("valid");
+        assert!(loaded.unknown_keys.is_empty());
+        assert_eq!(
+            loaded.config.message_delay_level,
+            vec![
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(3)
+            ]
+        );
+        props.insert("messageDelayLevel".to_owned(), "1s 2q".to_owned());
+        let err = BrokerConfig::from_properties(&props).expect_err("invalid");
+        assert!(matches!(err, ConfigError::Invalid { ref key, .. } if key == "messageDelayLevel"));
     }
 
     #[test]

@@ -395,7 +395,7 @@ mod tests {
             vec!["--mode", "produce", "--consumers", "2"],
             vec!["--size", "0"],
             vec!["--batch", "2000"],
-            vec!["--duration", "-1"],
+            vec!["--duration", "0"],
             vec!["--rate", "1", "--batch", "4"],
         ] {
             assert!(parse(&bad).validate().is_err(), "{bad:?} must be rejected");

@@ -240,7 +240,8 @@ impl EchoHandler {
         }
     }
 
-    fn send(&self, request: &RemotingCommand) -> RemotingCommand {
+    /// Counts a send request; returns its message count.
+    fn count_send(&self, request: &RemotingCommand) -> u64 {
         let messages = if request.ext("m") == Some("true") || request.ext("batch") == Some("true") {
             count_batch_entries(&request.body)
         } else {
@@ -250,6 +251,11 @@ impl EchoHandler {
         self.counters
             .send_messages
             .fetch_add(messages, Ordering::Relaxed);
+        messages
+    }
+
+    fn send(&self, request: &RemotingCommand) -> RemotingCommand {
+        let messages = self.count_send(request);
         let queue_id = request
             .ext("e")
             .or_else(|| request.ext("queueId"))
@@ -366,11 +372,22 @@ impl Handler for EchoHandler {
         request: RemotingCommand,
     ) -> impl std::future::Future<Output = Option<RemotingCommand>> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let response = self.answer(&request);
-        // The connection drops responses to oneway requests; not building one is cheaper,
-        // but the send still had to be counted.
-        std::future::ready((!request.is_oneway()).then_some(response))
+        if request.is_oneway() {
+            // No response goes back; only the count matters.
+            if is_send(request.request_code()) {
+                self.count_send(&request);
+            }
+            return std::future::ready(None);
+        }
+        std::future::ready(Some(self.answer(&request)))
     }
+}
+
+fn is_send(code: RequestCode) -> bool {
+    matches!(
+        code,
+        RequestCode::SendMessage | RequestCode::SendMessageV2 | RequestCode::SendBatchMessage
+    )
 }
 
 /// Entries of a batch body, found by hopping over each entry's TOTALSIZE (no decoding).

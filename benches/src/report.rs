@@ -15,7 +15,7 @@ use crate::route::RouteSource;
 use crate::run::{BacklogCheck, RunOutcome};
 use crate::stats::{percentile_curve, Counters, LatencySummary, PercentilePoint, Tally};
 use crate::svg::{self, Axis, Chart, Scale, Series};
-use crate::sysinfo::{filesystem_of, FilesystemInfo, MachineInfo};
+use crate::sysinfo::{filesystem_of, load_average, FilesystemInfo, MachineInfo};
 use crate::usage::ThreadUsage;
 
 /// Version of the report's JSON shape; bump on incompatible changes.
@@ -89,6 +89,8 @@ pub struct ThreadCost {
     pub utilisation: f64,
     /// Preemptions.
     pub involuntary_switches: u64,
+    /// Seconds runnable but waiting for a CPU (other processes held the core).
+    pub runqueue_wait_s: f64,
 }
 
 /// What the run measured.
@@ -122,6 +124,8 @@ pub struct Results {
     pub echo: Option<EchoStats>,
     /// Backlog mode: stored vs acknowledged.
     pub backlog: Option<BacklogCheck>,
+    /// Load averages right after the run (compare with `machine.load_average`, taken before).
+    pub load_average_end: Option<[f64; 3]>,
 }
 
 /// Route facts.
@@ -211,6 +215,7 @@ fn thread_cost(usage: &ThreadUsage, wall_s: f64) -> ThreadCost {
         cpu_s,
         utilisation: if wall_s > 0.0 { cpu_s / wall_s } else { 0.0 },
         involuntary_switches: usage.involuntary_switches,
+        runqueue_wait_s: usage.runqueue_wait_ns as f64 / 1e9,
     }
 }
 
@@ -248,6 +253,7 @@ impl Report {
                 .then(|| cpu_ns as f64 / 1e3 / messages as f64),
             echo: outcome.echo.clone(),
             backlog: outcome.backlog.clone(),
+            load_average_end: load_average(),
         };
         Self {
             schema: REPORT_SCHEMA,
@@ -404,7 +410,11 @@ impl Report {
             || "report".to_owned(),
             |stem| stem.to_string_lossy().into_owned(),
         );
-        let dir = path.parent().unwrap_or_else(|| Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        std::fs::create_dir_all(dir)?;
         let mut written = Vec::new();
         self.plots.clear();
         for (name, chart) in self.charts() {
@@ -443,7 +453,12 @@ impl Report {
             ("acked", &r.acked, r.produce_s),
             ("consumed", &r.consumed, r.consume_s),
         ] {
-            if throughput.messages > 0 || name != "consumed" {
+            let expected = if name == "consumed" {
+                self.parameters.has_consumers()
+            } else {
+                self.parameters.has_producers()
+            };
+            if throughput.messages > 0 || expected {
                 line(format!(
                     "{name:<10} {:>14} {:>14.0} {:>10.2} {:>10.2}",
                     throughput.messages, throughput.msgs_per_s, throughput.mb_per_s, seconds
@@ -469,20 +484,32 @@ impl Report {
         let utilisation: Vec<String> = r
             .harness_threads
             .iter()
-            .map(|t| format!("{:.0}%", t.utilisation * 100.0))
+            .map(|t| {
+                format!(
+                    "{:.0}% busy, {:.2} s waiting for a CPU",
+                    t.utilisation * 100.0,
+                    t.runqueue_wait_s
+                )
+            })
             .collect();
         line(format!(
-            "harness CPU: {} per thread, {} µs/message",
+            "harness CPU: {} per thread, {}",
             utilisation.join(" "),
-            r.harness_cpu_us_per_message
-                .map_or_else(|| "-".to_owned(), |us| format!("{us:.2}"))
+            r.harness_cpu_us_per_message.map_or_else(
+                || "-".to_owned(),
+                |us| format!(
+                    "{us:.2} µs/message (one core drives ~{:.0} msgs/s)",
+                    1e6 / us
+                )
+            )
         ));
         if let Some(echo) = &r.echo {
             line(format!(
-                "echo server: {} requests, {} messages, {:.2} CPU s",
+                "echo server: {} requests, {} messages, {:.2} CPU s, {:.2} s waiting for a CPU",
                 echo.requests,
                 echo.send_messages,
-                echo.usage.cpu_ns as f64 / 1e9
+                echo.usage.cpu_ns as f64 / 1e9,
+                echo.usage.runqueue_wait_ns as f64 / 1e9
             ));
         }
         if let Some(backlog) = &r.backlog {
@@ -556,6 +583,7 @@ mod tests {
             threads: vec![ThreadUsage {
                 cpu_ns: 1_500_000_000,
                 involuntary_switches: 3,
+                runqueue_wait_ns: 250_000_000,
             }],
             echo: None,
             backlog: None,

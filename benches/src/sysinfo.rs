@@ -9,7 +9,7 @@ use std::process::Command;
 use serde::Serialize;
 
 /// The machine and build a report was taken on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MachineInfo {
     /// `model name` of the first CPU in `/proc/cpuinfo`.
     pub cpu_model: Option<String>,
@@ -21,6 +21,9 @@ pub struct MachineInfo {
     pub hostname: Option<String>,
     /// `git rev-parse --short HEAD`, with `-dirty` if the tree has changes.
     pub commit: Option<String>,
+    /// 1, 5 and 15 minute load averages when the facts were collected (a shared machine's
+    /// noise shows here).
+    pub load_average: Option<[f64; 3]>,
 }
 
 impl MachineInfo {
@@ -33,8 +36,24 @@ impl MachineInfo {
             kernel: read("/proc/sys/kernel/osrelease").map(|text| text.trim().to_owned()),
             hostname: read("/proc/sys/kernel/hostname").map(|text| text.trim().to_owned()),
             commit: git_commit(),
+            load_average: load_average(),
         }
     }
+}
+
+/// The 1, 5 and 15 minute load averages from `/proc/loadavg`.
+#[must_use]
+pub fn load_average() -> Option<[f64; 3]> {
+    parse_load_average(&read("/proc/loadavg")?)
+}
+
+fn parse_load_average(text: &str) -> Option<[f64; 3]> {
+    let mut fields = text.split_whitespace().map(str::parse::<f64>);
+    Some([
+        fields.next()?.ok()?,
+        fields.next()?.ok()?,
+        fields.next()?.ok()?,
+    ])
 }
 
 /// The filesystem a directory lives on.
@@ -185,6 +204,15 @@ mod tests {
         let text = "processor\t: 0\nmodel name\t: Test CPU @ 1GHz\n\nmodel name\t: Other\n";
         assert_eq!(cpu_model(text).as_deref(), Some("Test CPU @ 1GHz"));
         assert_eq!(cpu_model("flags: x\n"), None);
+    }
+
+    #[test]
+    fn load_average_parses() {
+        assert_eq!(
+            parse_load_average("8.75 6.48 5.67 3/120 2345\n"),
+            Some([8.75, 6.48, 5.67])
+        );
+        assert_eq!(parse_load_average("x"), None);
     }
 
     #[test]

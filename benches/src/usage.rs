@@ -1,5 +1,7 @@
 //! CPU time of the calling thread (`getrusage(RUSAGE_THREAD)`), so a run can say how much of
-//! a core each harness thread (and the echo server) used: the harness's own cost per message.
+//! a core each harness thread (and the echo server) used: the harness's own cost per message;
+//! and its time spent runnable but waiting for a CPU (`/proc/thread-self/schedstat`), which
+//! shows how much other processes on a shared machine held the harness back.
 //! Must never be called on another thread's behalf: the numbers are the caller's.
 
 use serde::Serialize;
@@ -11,6 +13,8 @@ pub struct ThreadUsage {
     pub cpu_ns: u64,
     /// Times the thread was preempted.
     pub involuntary_switches: u64,
+    /// Time runnable but waiting on a run queue, ns (0 where schedstat is missing).
+    pub runqueue_wait_ns: u64,
 }
 
 impl ThreadUsage {
@@ -32,6 +36,10 @@ impl ThreadUsage {
         Some(Self {
             cpu_ns: nanos(usage.ru_utime) + nanos(usage.ru_stime),
             involuntary_switches: u64::try_from(usage.ru_nivcsw).unwrap_or(0),
+            runqueue_wait_ns: std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()
+                .and_then(|text| runqueue_wait_ns(&text))
+                .unwrap_or(0),
         })
     }
 
@@ -43,8 +51,16 @@ impl ThreadUsage {
             involuntary_switches: self
                 .involuntary_switches
                 .saturating_sub(earlier.involuntary_switches),
+            runqueue_wait_ns: self
+                .runqueue_wait_ns
+                .saturating_sub(earlier.runqueue_wait_ns),
         }
     }
+}
+
+/// The second field of schedstat (`run_ns wait_ns timeslices`).
+fn runqueue_wait_ns(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -65,5 +81,12 @@ mod tests {
             after.since(before).cpu_ns >= 10_000_000,
             "{before:?} -> {after:?}"
         );
+        assert!(after.runqueue_wait_ns >= before.runqueue_wait_ns);
+    }
+
+    #[test]
+    fn schedstat_wait_is_the_second_field() {
+        assert_eq!(runqueue_wait_ns("957339 3530855 6\n"), Some(3_530_855));
+        assert_eq!(runqueue_wait_ns("957339"), None);
     }
 }

@@ -11,6 +11,10 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rmq_net::codec::body::heartbeat::{HeartbeatData, ProducerData};
+use rmq_net::codec::body::JsonBody;
+use rmq_net::codec::codes::RequestCode;
+use rmq_net::codec::command::{ExtFields, RemotingCommand};
 use rmq_net::conn::{ClientConfig, RemotingClient};
 
 use crate::cli::{BenchArgs, SendMode};
@@ -267,8 +271,10 @@ pub fn spawn_worker(
 /// Per-thread state built during setup.
 struct Setup {
     producers: Vec<(Producer, ProducerConnection)>,
+    /// Every producer connection once (for the oneway flush).
+    producer_connections: Vec<ProducerConnection>,
     consumers: Vec<QueueConsumer>,
-    heartbeats: Vec<(RemotingClient, rmq_net::codec::command::RemotingCommand)>,
+    heartbeats: Vec<(RemotingClient, RemotingCommand)>,
 }
 
 fn clients_for(
@@ -287,6 +293,7 @@ async fn set_up(plan: &ThreadPlan, shared: &RunShared) -> Result<Setup, String> 
     let now_ms = wall_clock_ms();
     let queues = Rc::new(shared.write_queues.clone());
     let mut producers = Vec::new();
+    let mut producer_connections = Vec::new();
     for producer_plans in &plan.producer_connections {
         let addrs = queues.iter().map(|queue| queue.broker_addr.clone());
         let connection = ProducerConnection {
@@ -306,6 +313,7 @@ async fn set_up(plan: &ThreadPlan, shared: &RunShared) -> Result<Setup, String> 
             };
             producers.push((producer, connection.clone()));
         }
+        producer_connections.push(connection);
     }
     let mut consumers = Vec::new();
     let mut heartbeats = Vec::new();
@@ -342,6 +350,7 @@ async fn set_up(plan: &ThreadPlan, shared: &RunShared) -> Result<Setup, String> 
     }
     Ok(Setup {
         producers,
+        producer_connections,
         consumers,
         heartbeats,
     })
@@ -368,6 +377,8 @@ async fn run_worker(
     let Ok(Control::Start { at: start }) = control.recv_async().await else {
         return;
     };
+    // Every thread starts at the same instant, so interval boundaries line up.
+    compio::time::sleep_until(start).await;
     let usage_start = ThreadUsage::of_current_thread().unwrap_or_default();
     let stats = Rc::new(RefCell::new(IntervalStats::new()));
     let producers_stop = Event::new();
@@ -404,6 +415,7 @@ async fn run_worker(
         timeout: shared.timeout,
         mode: shared.send_mode,
     };
+    let setup_connections = setup.producer_connections;
     let producer_tasks: Vec<_> = setup
         .producers
         .into_iter()
@@ -450,6 +462,9 @@ async fn run_worker(
             shipped.acked + current.acked.messages,
         )
     };
+    if shared.send_mode == SendMode::Oneway {
+        flush_oneway(&setup_connections, &shared, &stats).await;
+    }
     let _ = events.send(WorkerEvent::ProducersDone {
         thread,
         sent,
@@ -471,6 +486,37 @@ async fn run_worker(
         .unwrap_or_default()
         .since(usage_start);
     let _ = events.send(WorkerEvent::Finished { thread, usage });
+}
+
+/// Oneway sends return once queued; a request/response on each connection after them
+/// returns only when the peer has read everything before it, so the run counts (and times)
+/// oneway messages the peer actually received. A producer heartbeat serves: every broker
+/// answers it. Failures are counted as `send:flush`.
+async fn flush_oneway(
+    connections: &[ProducerConnection],
+    shared: &RunShared,
+    stats: &RefCell<IntervalStats>,
+) {
+    let heartbeat = HeartbeatData {
+        client_id: format!("127.0.0.1@rmq-bench-{}", std::process::id()),
+        producer_data_set: vec![ProducerData {
+            group_name: shared.message.producer_group.clone(),
+        }],
+        ..HeartbeatData::default()
+    };
+    let request = RemotingCommand::request(RequestCode::HeartBeat, ExtFields::new())
+        .with_body(heartbeat.to_json());
+    for connection in connections {
+        for client in connection.clients.values() {
+            if client
+                .invoke(request.clone(), shared.timeout)
+                .await
+                .is_err()
+            {
+                stats.borrow_mut().errors.add("send:flush", 1);
+            }
+        }
+    }
 }
 
 /// Applies control messages until the channel closes.

@@ -32,7 +32,7 @@ enum Command {
     Broker(BrokerArgs),
     /// Run a NameServer and a broker in one process, with an embedded default config.
     Standalone(StandaloneArgs),
-    /// Administration (topics, routes, clusters).
+    /// Administration (topics, routes, clusters, consumer progress, broker status).
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -157,6 +157,27 @@ enum AdminCommand {
         /// NameServer address.
         #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
         namesrv: String,
+    },
+    /// Show a consumer group's progress (offsets and lag per queue) on every master.
+    ConsumerProgress {
+        /// NameServer address.
+        #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
+        namesrv: String,
+        /// Consumer group.
+        #[arg(short = 'g', long = "group")]
+        group: String,
+        /// Only this topic (default: every topic the group has offsets on).
+        #[arg(short = 't', long)]
+        topic: Option<String>,
+        /// Cluster (default: every cluster).
+        #[arg(short = 'c', long)]
+        cluster: Option<String>,
+    },
+    /// Show a broker's runtime statistics.
+    BrokerStatus {
+        /// Broker address.
+        #[arg(short = 'b', long = "broker")]
+        broker: String,
     },
 }
 
@@ -379,6 +400,25 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                         }
                     }
                 }
+            }
+            AdminCommand::ConsumerProgress {
+                namesrv,
+                group,
+                topic,
+                cluster,
+            } => {
+                let progress = admin::consumer_progress(
+                    &namesrv,
+                    cluster.as_deref(),
+                    &group,
+                    topic.as_deref(),
+                )
+                .await?;
+                print!("{}", progress.render());
+            }
+            AdminCommand::BrokerStatus { broker } => {
+                let table = admin::broker_runtime_info(&broker).await?;
+                print!("{}", admin::render_broker_status(&table));
             }
         }
         Ok(())

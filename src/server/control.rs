@@ -142,6 +142,10 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand, client: &Clie
             let wrapper = shard.control().topics.borrow().to_register_wrapper();
             Ok(success(request).with_body(wrapper.to_json()))
         }
+        RequestCode::GetProducerConnectionList => producer_connection_list(shard, request),
+        RequestCode::UpdateAndCreateSubscriptionGroup
+        | RequestCode::GetAllSubscriptionGroupConfig
+        | RequestCode::DeleteSubscriptionGroup => subscription_group_admin(shard, request),
         code => Err(Failure::Code(
             ResponseCode::RequestCodeNotSupported,
             format!(" request type {} not supported", code.value()),
@@ -522,4 +526,89 @@ pub fn connection_closed(shard: &Rc<Shard>, key: ConnKey) {
     }
     let changes = shard.control().clients.borrow_mut().connection_closed(key);
     after_membership_change(shard, &changes);
+}
+
+/// A required header field, as Java's header decoding demands it.
+fn required_ext<'a>(request: &'a RemotingCommand, name: &str) -> Result<&'a str, Failure> {
+    request
+        .ext(name)
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| {
+            Failure::Code(
+                ResponseCode::SystemError,
+                format!("the custom field <{name}> is null"),
+            )
+        })
+}
+
+/// GET_PRODUCER_CONNECTION_LIST (204): the producer group's live connections.
+fn producer_connection_list(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
+    let group = required_ext(request, "producerGroup")?;
+    let connection = shard.control().clients.borrow().producer_connection(group);
+    match connection {
+        Some(connection) => Ok(success(request).with_body(connection.to_json())),
+        None => Err(Failure::Code(
+            ResponseCode::SystemError,
+            format!("the producer group[{group}] not exist"),
+        )),
+    }
+}
+
+/// Maps a group-table error to a response.
+fn group_failure(err: &crate::broker::groups::GroupError) -> Failure {
+    let code = match err {
+        crate::broker::groups::GroupError::InvalidName { .. } => ResponseCode::InvalidParameter,
+        crate::broker::groups::GroupError::NotExist(_) => ResponseCode::SubscriptionGroupNotExist,
+        _ => ResponseCode::SystemError,
+    };
+    Failure::Code(code, err.to_string())
+}
+
+/// Subscription-group administration: UPDATE_AND_CREATE_SUBSCRIPTIONGROUP (200),
+/// GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201), DELETE_SUBSCRIPTIONGROUP (207, `cleanOffset` also
+/// drops the group's consumer offsets on every shard). Changes are persisted and broadcast.
+fn subscription_group_admin(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
+    assert_control(shard);
+    let control = shard.control();
+    match request.request_code() {
+        RequestCode::UpdateAndCreateSubscriptionGroup => {
+            let config = crate::broker::groups::SubscriptionGroupConfig::from_json(&request.body)?;
+            let changed = control
+                .groups
+                .borrow_mut()
+                .update(config, Shard::now_ms())
+                .map_err(|e| group_failure(&e))?;
+            if changed {
+                persist_and_broadcast_groups(shard);
+            }
+            Ok(success(request))
+        }
+        RequestCode::GetAllSubscriptionGroupConfig => {
+            let wrapper = control.groups.borrow().to_wrapper();
+            Ok(success(request).with_body(wrapper.to_json()))
+        }
+        RequestCode::DeleteSubscriptionGroup => {
+            let group = required_ext(request, "groupName")?.to_owned();
+            let clean_offset = request
+                .ext("cleanOffset")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+            let removed = control.groups.borrow_mut().delete(&group, Shard::now_ms());
+            if removed.is_some() {
+                tracing::info!(group, clean_offset, "subscription group deleted");
+                persist_and_broadcast_groups(shard);
+            }
+            if clean_offset {
+                broadcast(shard, move |s| {
+                    let entries = s.offsets.borrow_mut().delete_group(&group);
+                    tracing::debug!(shard = s.id.0, entries, group, "consumer offsets dropped");
+                });
+            }
+            Ok(success(request))
+        }
+        code => Err(Failure::Code(
+            ResponseCode::RequestCodeNotSupported,
+            format!(" request type {} not supported", code.value()),
+        )),
+    }
 }

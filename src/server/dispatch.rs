@@ -16,7 +16,9 @@ use crate::runtime::placement::{shard_for, split_offset};
 use crate::runtime::ShardId;
 
 use super::shard::{Shard, CONTROL_SHARD};
-use super::{control, error_response, offset, pull, send, Failure, Outcome};
+use super::{
+    control, error_response, offset, pull, query, send, sendback, stats, Failure, Outcome,
+};
 
 /// Where a request is processed.
 enum Route {
@@ -125,6 +127,7 @@ async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route
                 .unwrap_or(0);
             shard_for(topic, queue_id, shards)
         }
+        RequestCode::ConsumerSendMsgBack => sendback::owner(request, shards)?,
         RequestCode::ViewMessageById => {
             let offset = request
                 .ext("offset")
@@ -148,7 +151,11 @@ async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route
         | RequestCode::GetConsumerConnectionList
         | RequestCode::UpdateAndCreateTopic
         | RequestCode::DeleteTopicInBroker
-        | RequestCode::GetAllTopicConfig => CONTROL_SHARD,
+        | RequestCode::GetAllTopicConfig
+        | RequestCode::GetProducerConnectionList
+        | RequestCode::UpdateAndCreateSubscriptionGroup
+        | RequestCode::GetAllSubscriptionGroupConfig
+        | RequestCode::DeleteSubscriptionGroup => CONTROL_SHARD,
         _ => shard.id,
     };
     Ok(if target == shard.id {
@@ -204,7 +211,17 @@ pub async fn process_local(
         | RequestCode::GetConsumerConnectionList
         | RequestCode::UpdateAndCreateTopic
         | RequestCode::DeleteTopicInBroker
-        | RequestCode::GetAllTopicConfig => control::process(shard, request, client).await,
+        | RequestCode::GetAllTopicConfig
+        | RequestCode::GetProducerConnectionList
+        | RequestCode::UpdateAndCreateSubscriptionGroup
+        | RequestCode::GetAllSubscriptionGroupConfig
+        | RequestCode::DeleteSubscriptionGroup => control::process(shard, request, client).await,
+        RequestCode::QueryMessage => query::process(shard, request).await,
+        RequestCode::ConsumerSendMsgBack => sendback::process(shard, request).await,
+        RequestCode::GetBrokerRuntimeInfo
+        | RequestCode::GetTopicStatsInfo
+        | RequestCode::GetConsumeStats
+        | RequestCode::GetBrokerConfig => stats::process(shard, request).await,
         RequestCode::GetAllTopicListFromNameserver => Ok(super::success(request).with_body(
             rmq_net::codec::body::JsonBody::to_json(&control::topic_list(shard)),
         )),
@@ -213,7 +230,10 @@ pub async fn process_local(
             format!(" request type {} not supported", code.value()),
         )),
     };
-    outcome.unwrap_or_else(|Failure::Code(code, remark)| error_response(request, code, &remark))
+    let response = outcome
+        .unwrap_or_else(|Failure::Code(code, remark)| error_response(request, code, &remark));
+    stats::observe(shard, request, &response);
+    response
 }
 
 /// Serves this shard's mesh inbox forever: forwarded requests run as their own tasks (a held

@@ -1,7 +1,8 @@
 //! The broker's serving side: per-shard state ([`shard`]), the request dispatcher that routes
 //! each request to the shard owning its state ([`dispatch`]), the processors ([`send`],
-//! [`pull`], [`offset`], [`control`]), message encoding at the edge ([`message`]) and start-up
-//! ([`start`]).
+//! [`pull`], [`offset`], [`control`], [`query`], and the map-reduce admin views in [`stats`]),
+//! failed-message handling ([`sendback`], delayed delivery in [`schedule`]), message encoding
+//! at the edge ([`message`]) and start-up ([`start`]).
 //!
 //! Library errors become RocketMQ response codes here and only here ([`Failure`]).
 //! Must never: touch another shard's state except through the mesh.
@@ -11,9 +12,13 @@ pub mod dispatch;
 pub mod message;
 pub mod offset;
 pub mod pull;
+pub mod query;
+pub mod schedule;
 pub mod send;
+pub mod sendback;
 pub mod shard;
 pub mod start;
+pub mod stats;
 
 use rmq_net::codec::codes::ResponseCode;
 use rmq_net::{CodecError, RemotingCommand};

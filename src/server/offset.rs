@@ -177,14 +177,21 @@ async fn offset_zero_is_recent(shard: &Shard, topic: &str, queue_id: i32) -> boo
     appended.saturating_sub(first.phys_offset) < memory_window_bytes()
 }
 
+/// 40 % of physical memory (Java `accessMessageInMemoryMaxRatio`), read once per process.
 fn memory_window_bytes() -> u64 {
-    let total = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or(8 << 30, |kib| kib * 1024);
-    total / 100 * 40
+    static WINDOW: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *WINDOW.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions; it returns -1 for unknown names.
+        let (pages, page_size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        let total = u64::try_from(pages)
+            .unwrap_or(0)
+            .saturating_mul(u64::try_from(page_size).unwrap_or(0));
+        let total = if total == 0 { 8 << 30 } else { total };
+        total / 100 * 40
+    })
 }

@@ -113,11 +113,14 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
         .get_messages(&get)
         .await
         .map_err(|e| storage_failure(&e))?;
-    let caught_up = matches!(
-        result.status,
-        GetStatus::OffsetOverflowOne | GetStatus::NoMessageInQueue | GetStatus::NoMatchedLogicQueue
-    ) && header.queue_offset >= 0
-        && u64::try_from(header.queue_offset).unwrap_or(0) >= result.max_offset;
+    // Only a pull whose answer would be PULL_NOT_FOUND is held (Java): caught up at the max
+    // offset, or an empty queue asked from offset 0. An empty queue asked from elsewhere is
+    // PULL_OFFSET_MOVED at once.
+    let caught_up = match result.status {
+        GetStatus::OffsetOverflowOne => true,
+        GetStatus::NoMessageInQueue | GetStatus::NoMatchedLogicQueue => header.queue_offset == 0,
+        _ => false,
+    };
     if caught_up && flags.has_suspend() && shard.config.long_polling_enable {
         let hold = Duration::from_millis(u64::try_from(header.suspend_timeout_millis).unwrap_or(0))
             .min(SUSPEND_TIMEOUT_MAX);

@@ -132,6 +132,7 @@ pub async fn process(
                 "batch message to a retry topic is not allowed".into(),
             ));
         }
+        super::schedule::reject_batch_delay(&properties)?;
         return send_batch(shard, request, &header, queue_id, &properties, born_host).await;
     }
     if request.body.len() > shard.config.max_message_size {
@@ -147,12 +148,34 @@ pub async fn process(
     properties
         .insert(keys::CLUSTER, &shard.config.broker_cluster_name)
         .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
-    let tags_code = message::tags_code_of(&properties);
-    let index = index_keys(&properties);
     let now = Shard::now_ms();
+    // §4.1 steps 5 and 8: an exhausted retry goes to the DLQ, a DELAY to its schedule level.
+    let diverted = if is_retry_topic(&header.topic) {
+        super::sendback::divert_exhausted_retry(shard, request.version, &header, &mut properties)
+            .await?
+    } else {
+        None
+    };
+    let target = diverted
+        .as_ref()
+        .map_or((header.topic.as_str(), queue_id), |(topic, queue)| {
+            (topic.as_str(), *queue)
+        });
+    let delay_levels = &shard.config.message_delay_level;
+    let parked =
+        super::schedule::park(delay_levels, header.sys_flag, target, &mut properties, now)?;
+    let (store_topic, store_queue, tags_code) = match parked {
+        Some(parked) => (
+            crate::broker::topics::SCHEDULE_TOPIC,
+            parked.queue_id,
+            parked.deliver_timestamp_ms,
+        ),
+        None => (target.0, target.1, message::tags_code_of(&properties)),
+    };
+    let index = index_keys(&properties);
     let inbound = Inbound {
-        topic: &header.topic,
-        queue_id,
+        topic: store_topic,
+        queue_id: store_queue,
         flag: header.flag,
         sys_flag: header.sys_flag,
         born_timestamp: header.born_timestamp,
@@ -164,21 +187,19 @@ pub async fn process(
     let sys_flag = header.sys_flag;
     let payload = encode_payload(inbound, shard.store_host, now)
         .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
-    let outcome = shard
-        .store
-        .append(&AppendMessage {
-            topic: &header.topic,
-            queue_id,
-            tags_code,
-            keys: &index,
-            store_timestamp_ms: Some(now),
-            sys_flag,
-            payload: &payload,
-        })
-        .await
-        .map_err(|e| storage_failure(&e))?;
+    let message = AppendMessage {
+        topic: store_topic,
+        queue_id: store_queue,
+        tags_code,
+        keys: &index,
+        store_timestamp_ms: Some(now),
+        sys_flag,
+        payload: &payload,
+    };
+    // Local unless diverted or parked into a queue another shard owns.
+    let (owner, outcome) = super::schedule::append_routed(shard, &message).await?;
     let phys = global_offset(
-        shard.id,
+        owner,
         i64::try_from(outcome.phys_offset).unwrap_or(i64::MAX),
     );
     let reply = SendMessageResponseHeader {

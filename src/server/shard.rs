@@ -30,9 +30,6 @@ use crate::runtime::ShardId;
 /// The shard that owns control-plane state.
 pub const CONTROL_SHARD: ShardId = ShardId(0);
 
-/// Most client connections one shard tracks (beyond it, accepts are refused by the listener).
-pub const CONNECTIONS_PER_SHARD_MAX: usize = 16_384;
-
 /// One shard's broker state.
 pub struct Shard {
     /// This shard.
@@ -59,6 +56,10 @@ pub struct Shard {
     pub conns: RefCell<HashMap<u64, ConnHandle>>,
     /// UNIQ_KEY generator for messages that arrive without one.
     pub uniq_keys: RefCell<UniqKeyGenerator>,
+    /// Delayed-delivery progress of the delay levels this shard owns.
+    pub delay_offsets: super::schedule::DelayOffsets,
+    /// Traffic counters (messages put and got, for runtime info).
+    pub stats: super::stats::ShardStats,
     /// Authoritative control-plane state (control shard only).
     pub control: Option<Control>,
 }

@@ -230,6 +230,18 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
                     return;
                 }
             };
+            let delay_offsets_path = config_dir.join(format!("delayOffset-{}.json", id.0));
+            let delay_offsets =
+                match super::schedule::DelayOffsets::load(delay_offsets_path.clone()) {
+                    Ok(delay_offsets) => delay_offsets,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(StartError::Load {
+                            path: delay_offsets_path,
+                            reason: err.to_string(),
+                        }));
+                        return;
+                    }
+                };
             let control = control_parts.map(|(topics, groups, config_dir)| Control {
                 topics: RefCell::new(topics),
                 groups: RefCell::new(groups),
@@ -261,10 +273,13 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
                 offsets_path,
                 conns: RefCell::new(HashMap::new()),
                 uniq_keys: RefCell::new(uniq),
+                delay_offsets,
+                stats: super::stats::ShardStats::new(crate::namesrv::server::now_ms()),
                 control,
             });
             compio::runtime::spawn(run_inbox(Rc::clone(&shard), inbox)).detach();
             compio::runtime::spawn(maintenance(Rc::clone(&shard))).detach();
+            super::schedule::start(&shard);
             if id == CONTROL_SHARD {
                 compio::runtime::spawn(super::control::run_background(Rc::clone(&shard))).detach();
             }
@@ -320,6 +335,7 @@ pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
                         tracing::error!(shard = shard.id.0, %err, "final checkpoint failed");
                     }
                     persist_offsets(&shard, &shard.offsets_path);
+                    super::schedule::persist(&shard).await;
                     let _ = reply.send(());
                 })
                 .detach();

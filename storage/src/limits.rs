@@ -77,6 +77,14 @@ pub const SYNC_FLUSH_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 /// large round keeps several requests in the device queue.
 pub const WRITE_CHUNK_BYTES_MAX: usize = 2 * 1024 * 1024;
 
+/// Async flush streams whole blocks with at most this many O_DIRECT writes in flight (a deep
+/// enough device queue without flooding it; matches the raw baseline in the benchmark).
+pub const STREAM_WRITES_IN_FLIGHT: usize = 4;
+
+/// While writes are in flight, the streamer waits until at least this many whole bytes are
+/// pending before it submits another write (no trickle of tiny writes).
+pub const STREAM_PIECE_BYTES_MIN: usize = 256 * 1024;
+
 /// Zero-fill of a new segment is done in writes of this size (one buffer, reused).
 pub const PREALLOCATE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
@@ -136,6 +144,11 @@ const _: () = {
     );
     assert!(TAIL_CACHE_BYTES_MIN % BLOCK_SIZE_MAX == 0);
     assert!(WRITE_CHUNK_BYTES_MAX % BLOCK_SIZE_MAX == 0);
+    assert!(
+        STREAM_PIECE_BYTES_MIN % BLOCK_SIZE_MAX == 0
+            && STREAM_PIECE_BYTES_MIN <= WRITE_CHUNK_BYTES_MAX
+    );
+    assert!(STREAM_WRITES_IN_FLIGHT >= 1);
     assert!(PREALLOCATE_CHUNK_BYTES % BLOCK_SIZE_MAX == 0);
     assert!(RECOVERY_READ_CHUNK_BYTES >= RECORD_SIZE_BYTES_MAX_DEFAULT as usize / 2);
     assert!(READ_BATCH_BYTES_MAX >= RECORD_SIZE_BYTES_MAX_DEFAULT as usize + BLOCK_SIZE_MAX);

@@ -1,13 +1,41 @@
 //! Shared helpers for black-box tests: start the built `rmq` binary on ephemeral ports, wait
-//! for its READY line, kill it on drop.
+//! for its READY line, kill it on drop; a standalone broker over a temporary store; request
+//! builders and reply decoders for the broker's data path (send, pull, offsets, clients); a
+//! blocking raw-frame connection for malformed and oneway traffic.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{BufRead, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use rmq_net::codec::body::heartbeat::{ConsumerData, HeartbeatData, ProducerData};
+use rmq_net::codec::body::subscription::SubscriptionData;
+use rmq_net::codec::body::topic::TopicFilterType;
+use rmq_net::codec::body::JsonBody as _;
+use rmq_net::codec::codes::{RequestCode, ResponseCode};
+use rmq_net::codec::frame;
+use rmq_net::codec::header::admin::CreateTopicRequestHeader;
+use rmq_net::codec::header::offset::{
+    QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
+};
+use rmq_net::codec::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader};
+use rmq_net::codec::header::send::{
+    SendHeaderForm, SendMessageRequestHeader, SendMessageResponseHeader,
+};
+use rmq_net::codec::header::CommandHeader as _;
+use rmq_net::codec::limits::FrameLimits;
+use rmq_net::codec::message::{decode_all, keys, CrcCheck, MessageRecord, Properties};
+use rmq_net::conn::{ClientConfig, RemotingClient};
+use rmq_net::{ExtFields, RemotingCommand};
 
 /// A running `rmq` child process; killed when dropped.
 pub struct Server {
@@ -21,6 +49,10 @@ impl Server {
     pub fn start(args: &[&str], expect: usize) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rmq"))
             .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -72,5 +104,593 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// How long one request may take in tests (a held pull is given its own bound).
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+/// CommitLog segment size of test stores: the default (1 GiB) is zero-filled at start.
+pub const TEST_SEGMENT_SIZE_BYTES: u64 = 16 * 1024 * 1024;
+/// Broker name written into every test broker.conf.
+pub const BROKER_NAME: &str = "broker-a";
+/// Cluster name of test brokers (the default).
+pub const CLUSTER_NAME: &str = "DefaultCluster";
+
+/// A directory under Cargo's per-target temp dir, removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    /// A fresh empty directory whose name starts with `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let unique = format!(
+            "{prefix}-{}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self { path }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Writes `<dir>/broker.conf`: a small CommitLog segment, a fixed broker name, then `extra`
+/// (more `key=value` lines). Returns its path.
+pub fn write_broker_conf(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("broker.conf");
+    let text = format!(
+        "brokerName={BROKER_NAME}\nmappedFileSizeCommitLog={TEST_SEGMENT_SIZE_BYTES}\n{extra}\n"
+    );
+    std::fs::write(&path, text).expect("write broker.conf");
+    path
+}
+
+/// `rmq standalone` (NameServer + broker) on ephemeral ports over a temporary store.
+pub struct Broker {
+    /// The running process (declared before `dir`, so it dies before the store is removed).
+    pub server: Server,
+    /// Shard count it runs with.
+    pub shards: usize,
+    /// NameServer address.
+    pub namesrv: SocketAddr,
+    /// Broker address (`brokerIP1:port`, the store host in records and msgIds).
+    pub addr: SocketAddr,
+    dir: TempDir,
+    conf: PathBuf,
+}
+
+impl Broker {
+    /// Starts a standalone broker with `shards` shards; `extra_conf` is appended to broker.conf.
+    pub fn start(shards: usize, extra_conf: &str) -> Self {
+        let dir = TempDir::new("broker");
+        let conf = write_broker_conf(dir.path(), extra_conf);
+        let server = Self::spawn(&dir, &conf, shards);
+        let (namesrv, addr) = (server.addr("namesrv"), server.addr("broker"));
+        Self {
+            server,
+            shards,
+            namesrv,
+            addr,
+            dir,
+            conf,
+        }
+    }
+
+    fn spawn(dir: &TempDir, conf: &Path, shards: usize) -> Server {
+        let store = dir.path().join("store");
+        let shards = shards.to_string();
+        Server::start(
+            &[
+                "standalone",
+                "--namesrv-port",
+                "0",
+                "--broker-port",
+                "0",
+                "--store-dir",
+                store.to_str().expect("utf-8 path"),
+                "-c",
+                conf.to_str().expect("utf-8 path"),
+                "--shards",
+                &shards,
+            ],
+            2,
+        )
+    }
+
+    /// SIGKILLs the process, then starts it again on the same store (new ports).
+    pub fn kill_and_restart(&mut self) {
+        self.server.kill();
+        self.server = Self::spawn(&self.dir, &self.conf, self.shards);
+        self.namesrv = self.server.addr("namesrv");
+        self.addr = self.server.addr("broker");
+    }
+
+    /// `storePathRootDir`.
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// A client for the broker.
+    pub fn client(&self) -> RemotingClient {
+        RemotingClient::new(self.addr.to_string(), ClientConfig::default())
+    }
+
+    /// A client for the NameServer.
+    pub fn namesrv_client(&self) -> RemotingClient {
+        RemotingClient::new(self.namesrv.to_string(), ClientConfig::default())
+    }
+}
+
+/// Runs `future` to completion on a fresh compio runtime.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    compio::runtime::Runtime::new()
+        .expect("io_uring runtime")
+        .block_on(future)
+}
+
+/// Invokes `request` with [`TIMEOUT`]; a transport failure fails the test.
+pub async fn call(client: &RemotingClient, request: RemotingCommand) -> RemotingCommand {
+    let code = request.code;
+    client
+        .invoke(request, TIMEOUT)
+        .await
+        .unwrap_or_else(|e| panic!("request {code}: {e}"))
+}
+
+/// Asserts `reply` has `code`, showing the remark otherwise.
+#[track_caller]
+pub fn assert_code(reply: &RemotingCommand, code: ResponseCode) {
+    assert_eq!(
+        reply.response_code(),
+        code,
+        "remark: {:?}, ext: {:?}",
+        reply.remark,
+        reply.ext_fields
+    );
+}
+
+/// UPDATE_AND_CREATE_TOPIC request.
+pub fn create_topic_request(topic: &str, queues: i32, perm: i32) -> RemotingCommand {
+    let header = CreateTopicRequestHeader {
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        read_queue_nums: queues,
+        write_queue_nums: queues,
+        perm,
+        topic_filter_type: TopicFilterType::SingleTag,
+        topic_sys_flag: Some(0),
+        order: false,
+        attributes: None,
+        force: None,
+    };
+    RemotingCommand::request(RequestCode::UpdateAndCreateTopic, header.to_ext())
+}
+
+/// Creates `topic` with `queues` read and write queues and `perm`; asserts SUCCESS.
+pub async fn create_topic(client: &RemotingClient, topic: &str, queues: i32, perm: i32) {
+    let reply = call(client, create_topic_request(topic, queues, perm)).await;
+    assert_code(&reply, ResponseCode::Success);
+}
+
+/// Message properties with the optional `TAGS`, `KEYS` and `UNIQ_KEY`.
+pub fn properties(tags: Option<&str>, keys_value: Option<&str>, uniq: Option<&str>) -> Properties {
+    let mut props = Properties::new();
+    for (name, value) in [
+        (keys::TAGS, tags),
+        (keys::KEYS, keys_value),
+        (keys::UNIQ_KEY, uniq),
+    ] {
+        if let Some(value) = value {
+            props.insert(name, value).expect("valid property");
+        }
+    }
+    props
+}
+
+/// A send header for `topic`/`queue_id` (negative: broker picks) with `props`.
+pub fn send_header(topic: &str, queue_id: i32, props: &Properties) -> SendMessageRequestHeader {
+    SendMessageRequestHeader {
+        producer_group: "PG".into(),
+        topic: topic.into(),
+        default_topic: "TBW102".into(),
+        default_topic_queue_nums: 4,
+        queue_id,
+        sys_flag: 0,
+        born_timestamp: now_ms(),
+        flag: 0,
+        properties: (!props.is_empty()).then(|| props.to_wire_string()),
+        reconsume_times: Some(0),
+        unit_mode: Some(false),
+        max_reconsume_times: None,
+        batch: Some(false),
+        broker_name: None,
+    }
+}
+
+/// A SEND_MESSAGE (10, long names) or SEND_MESSAGE_V2 (310) / SEND_BATCH_MESSAGE (320,
+/// letters) request carrying `header` and `body`.
+pub fn send_request(
+    code: RequestCode,
+    header: &SendMessageRequestHeader,
+    body: Bytes,
+) -> RemotingCommand {
+    let form = SendHeaderForm::for_request_code(code).expect("a send code");
+    RemotingCommand::request(code, header.to_ext_in(form)).with_body(body)
+}
+
+/// Sends one message with SEND_MESSAGE_V2; returns the raw reply.
+pub async fn send_v2(
+    client: &RemotingClient,
+    topic: &str,
+    queue_id: i32,
+    body: &[u8],
+    props: &Properties,
+) -> RemotingCommand {
+    let header = send_header(topic, queue_id, props);
+    call(
+        client,
+        send_request(
+            RequestCode::SendMessageV2,
+            &header,
+            Bytes::copy_from_slice(body),
+        ),
+    )
+    .await
+}
+
+/// A decoded SUCCESS send reply.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The send response header.
+    pub header: SendMessageResponseHeader,
+    /// The body that was sent.
+    pub body: Bytes,
+}
+
+/// Decodes a send reply, asserting SUCCESS.
+#[track_caller]
+pub fn sent(reply: &RemotingCommand, body: &[u8]) -> Sent {
+    assert_code(reply, ResponseCode::Success);
+    let header = SendMessageResponseHeader::decode_command(reply).expect("send response header");
+    Sent {
+        header,
+        body: Bytes::copy_from_slice(body),
+    }
+}
+
+/// What a test pull asks for.
+#[derive(Debug, Clone)]
+pub struct PullSpec<'a> {
+    /// Consumer group.
+    pub group: &'a str,
+    /// Topic.
+    pub topic: &'a str,
+    /// Queue.
+    pub queue_id: i32,
+    /// Start offset.
+    pub offset: i64,
+    /// Batch size.
+    pub max: i32,
+    /// Pull sysFlag bits ([`rmq_net::codec::header::pull::PullSysFlag`]).
+    pub sys_flag: i32,
+    /// `suspendTimeoutMillis`.
+    pub suspend_ms: i64,
+    /// Subscription expression (sent with the SUBSCRIPTION flag).
+    pub subscription: Option<&'a str>,
+    /// `commitOffset`.
+    pub commit_offset: i64,
+}
+
+impl<'a> PullSpec<'a> {
+    /// A plain pull: SUBSCRIPTION flag with `*`, no suspend, 32 messages.
+    pub fn new(topic: &'a str, queue_id: i32, offset: i64) -> Self {
+        Self {
+            group: "CG",
+            topic,
+            queue_id,
+            offset,
+            max: 32,
+            sys_flag: rmq_net::codec::header::pull::PullSysFlag::SUBSCRIPTION,
+            suspend_ms: 0,
+            subscription: Some("*"),
+            commit_offset: 0,
+        }
+    }
+
+    /// The PULL_MESSAGE request.
+    pub fn request(&self) -> RemotingCommand {
+        let header = PullMessageRequestHeader {
+            consumer_group: self.group.into(),
+            topic: self.topic.into(),
+            queue_id: self.queue_id,
+            queue_offset: self.offset,
+            max_msg_nums: self.max,
+            sys_flag: self.sys_flag,
+            commit_offset: self.commit_offset,
+            suspend_timeout_millis: self.suspend_ms,
+            subscription: self.subscription.map(str::to_owned),
+            sub_version: 0,
+            expression_type: Some("TAG".into()),
+            max_msg_bytes: None,
+            request_source: None,
+            proxy_froward_client_id: None,
+        };
+        RemotingCommand::request(RequestCode::PullMessage, header.to_ext())
+    }
+}
+
+/// A decoded pull reply.
+#[derive(Debug)]
+pub struct Pulled {
+    /// Response code.
+    pub code: ResponseCode,
+    /// Response header.
+    pub header: PullMessageResponseHeader,
+    /// Records of the body, BODYCRC verified.
+    pub records: Vec<MessageRecord>,
+}
+
+/// Decodes a pull reply (records only on SUCCESS; any other code must carry no body).
+#[track_caller]
+pub fn pulled(reply: &RemotingCommand) -> Pulled {
+    let header = PullMessageResponseHeader::decode_command(reply)
+        .unwrap_or_else(|e| panic!("pull response header ({:?}): {e}", reply.remark));
+    let code = reply.response_code();
+    let records = if code == ResponseCode::Success {
+        decode_all(&reply.body, CrcCheck::Verify).expect("pull body decodes with valid CRCs")
+    } else {
+        assert!(reply.body.is_empty(), "{code:?} carries no body");
+        Vec::new()
+    };
+    Pulled {
+        code,
+        header,
+        records,
+    }
+}
+
+/// Pulls once.
+pub async fn pull(client: &RemotingClient, spec: &PullSpec<'_>) -> Pulled {
+    pulled(&call(client, spec.request()).await)
+}
+
+/// Pulls `topic`/`queue_id` from offset 0 until caught up (PULL_NOT_FOUND); every other code
+/// fails the test.
+pub async fn pull_all(client: &RemotingClient, topic: &str, queue_id: i32) -> Vec<MessageRecord> {
+    let mut records = Vec::new();
+    let mut offset = 0;
+    loop {
+        let reply = pull(client, &PullSpec::new(topic, queue_id, offset)).await;
+        match reply.code {
+            ResponseCode::Success => {
+                assert!(!reply.records.is_empty(), "SUCCESS with records");
+                assert!(reply.header.next_begin_offset > offset, "pull progresses");
+                offset = reply.header.next_begin_offset;
+                records.extend(reply.records);
+            }
+            ResponseCode::PullNotFound => {
+                assert_eq!(reply.header.next_begin_offset, offset);
+                assert_eq!(reply.header.max_offset, offset, "caught up at max");
+                return records;
+            }
+            other => panic!("pull {topic}/{queue_id}@{offset}: {other:?}"),
+        }
+    }
+}
+
+/// QUERY_CONSUMER_OFFSET request.
+pub fn query_offset_request(
+    group: &str,
+    topic: &str,
+    queue_id: i32,
+    set_zero_if_not_found: Option<bool>,
+) -> RemotingCommand {
+    let header = QueryConsumerOffsetRequestHeader {
+        consumer_group: group.into(),
+        topic: topic.into(),
+        queue_id,
+        set_zero_if_not_found,
+    };
+    RemotingCommand::request(RequestCode::QueryConsumerOffset, header.to_ext())
+}
+
+/// UPDATE_CONSUMER_OFFSET request.
+pub fn update_offset_request(
+    group: &str,
+    topic: &str,
+    queue_id: i32,
+    offset: i64,
+) -> RemotingCommand {
+    let header = UpdateConsumerOffsetRequestHeader {
+        consumer_group: group.into(),
+        topic: topic.into(),
+        queue_id,
+        commit_offset: offset,
+    };
+    RemotingCommand::request(RequestCode::UpdateConsumerOffset, header.to_ext())
+}
+
+/// The `offset` response field of a SUCCESS reply.
+#[track_caller]
+pub fn offset_of(reply: &RemotingCommand) -> i64 {
+    assert_code(reply, ResponseCode::Success);
+    reply
+        .ext("offset")
+        .and_then(|o| o.parse().ok())
+        .expect("offset field")
+}
+
+/// A request with only `topic` and `queueId` (GET_MAX_OFFSET, GET_MIN_OFFSET, ...).
+pub fn queue_request(code: RequestCode, topic: &str, queue_id: i32) -> RemotingCommand {
+    let mut ext = ExtFields::new();
+    ext.insert("topic".into(), topic.into());
+    ext.insert("queueId".into(), queue_id.to_string());
+    RemotingCommand::request(code, ext)
+}
+
+/// HEART_BEAT request of a clustering push consumer of `group` subscribed to `topic` with
+/// `expression`.
+pub fn heartbeat_request(
+    client_id: &str,
+    group: &str,
+    topic: &str,
+    expression: &str,
+) -> RemotingCommand {
+    let data = HeartbeatData {
+        client_id: client_id.into(),
+        consumer_data_set: vec![ConsumerData {
+            group_name: group.into(),
+            subscription_data_set: vec![SubscriptionData::new_tag(topic, expression, now_ms())],
+            ..ConsumerData::default()
+        }],
+        producer_data_set: vec![ProducerData {
+            group_name: "CLIENT_INNER_PRODUCER".into(),
+        }],
+        ..HeartbeatData::default()
+    };
+    RemotingCommand::request(RequestCode::HeartBeat, ExtFields::new()).with_body(data.to_json())
+}
+
+/// Server-initiated requests a client received, in arrival order.
+pub type Inbox = Rc<RefCell<Vec<RemotingCommand>>>;
+
+/// A broker client that records every server-initiated request (answered with nothing).
+pub fn recording_client(addr: SocketAddr) -> (RemotingClient, Inbox) {
+    let inbox: Inbox = Rc::default();
+    let sink = Rc::clone(&inbox);
+    let client = RemotingClient::with_request_callback(
+        addr.to_string(),
+        ClientConfig::default(),
+        Rc::new(move |_ctx, request| {
+            sink.borrow_mut().push(request);
+            None
+        }),
+    );
+    (client, inbox)
+}
+
+/// Polls `condition` every 20 ms until it holds or `limit` passes; returns whether it held.
+pub async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        compio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Wall-clock milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The shard bits of a client-visible physical offset (top 8 bits, docs/architecture.md).
+pub fn shard_of_offset(physical_offset: i64) -> i64 {
+    physical_offset >> 56
+}
+
+/// A blocking connection speaking raw frames, for malformed and oneway traffic.
+pub struct RawConn {
+    /// The socket.
+    pub stream: TcpStream,
+    buffer: BytesMut,
+}
+
+impl RawConn {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            stream,
+            buffer: BytesMut::new(),
+        }
+    }
+
+    /// Writes `command` as one frame.
+    pub fn send(&mut self, command: &RemotingCommand) {
+        let bytes = frame::encode_to_bytes(command).expect("encode frame");
+        self.stream.write_all(&bytes).expect("write frame");
+    }
+
+    /// Reads the next frame; `None` when nothing arrives within `wait` or the peer closed.
+    pub fn read(&mut self, wait: Duration) -> Option<RemotingCommand> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some((command, used)) =
+                frame::decode(&self.buffer, &FrameLimits::default()).expect("valid frame")
+            {
+                let _ = self.buffer.split_to(used);
+                return Some(command);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).expect("timeout");
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// Waits up to `wait` for the server to close the connection; returns whether it did.
+    /// Bytes that arrive first are discarded.
+    ///
+    /// # Panics
+    /// On a reset: a clean close is an EOF.
+    pub fn closed_within(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut chunk = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.stream.set_read_timeout(Some(left)).expect("timeout");
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                    panic!("connection reset instead of a clean close")
+                }
+                Err(_) => return false,
+            }
+        }
     }
 }

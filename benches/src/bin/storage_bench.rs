@@ -35,6 +35,9 @@ struct Args {
     /// Latency samples per sync case.
     #[arg(long, default_value_t = 5000)]
     latency_samples: u64,
+    /// Repetitions of every case (raw and log interleaved).
+    #[arg(long, default_value_t = 3)]
+    rounds: u64,
     /// CPU the runtime is pinned to.
     #[arg(long, default_value_t = 1)]
     cpu: usize,
@@ -66,27 +69,40 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
     let alignment = io_alignment(dir).await;
-    let raw_throughput = raw_sequential_write(dir, alignment, args.bytes_per_case).await?;
+    // One raw file, zero-filled once and overwritten by every raw run (the same situation as
+    // the log's preallocated segments).
+    let raw_bytes = args.bytes_per_case / RAW_WRITE_BYTES as u64 * RAW_WRITE_BYTES as u64;
+    let raw_file = Rc::new(prepared_file(dir, "raw-seq", raw_bytes, alignment).await?);
     let mut throughput = Vec::new();
-    for payload in [128usize, 1024, 16 * 1024] {
-        let case = append_throughput(dir, payload, args).await?;
-        println!("async append {payload} B: {case}");
-        throughput.push(case);
+    for round in 0..args.rounds {
+        for payload in [128usize, 1024, 16 * 1024] {
+            let raw = raw_sequential_write(&raw_file, alignment, raw_bytes).await?;
+            let log = append_throughput(dir, payload, args).await?;
+            let ratio = log["log_mb_per_s"].as_f64().unwrap_or(0.0) / raw["mb_per_s"].as_f64().unwrap_or(1.0);
+            println!("round {round} payload {payload} B: raw {raw} | log {log} | log/raw {ratio:.2}");
+            throughput.push(json!({ "round": round, "payload_bytes": payload, "raw": raw, "log": log, "log_to_raw": ratio }));
+        }
     }
-    let raw_latency = raw_write_sync_latency(dir, alignment, args.latency_samples).await?;
-    let mut sync_latency = Vec::new();
-    for (payload, clients) in [(128usize, 1usize), (1024, 1), (1024, 16)] {
-        let case = sync_append_latency(dir, payload, clients, args.latency_samples).await?;
-        println!("sync append {payload} B x{clients}: {case}");
-        sync_latency.push(case);
+    drop(raw_file);
+    let _ = std::fs::remove_file(dir.join("raw-seq"));
+    let mut latency = Vec::new();
+    for round in 0..args.rounds {
+        let raw = raw_write_sync_latency(dir, alignment, args.latency_samples).await?;
+        println!("round {round} raw 4 KiB write + fdatasync: {raw}");
+        latency.push(json!({ "round": round, "case": "raw_4k_write_fdatasync", "result": raw }));
+        for (payload, clients) in [(128usize, 1usize), (1024, 1), (1024, 16)] {
+            let case = sync_append_latency(dir, payload, clients, args.latency_samples).await?;
+            println!("round {round} sync append {payload} B x{clients}: {case}");
+            latency.push(json!({ "round": round, "case": format!("sync_append_{payload}B_x{clients}"), "result": case }));
+        }
     }
     Ok(json!({
         "dir": dir.display().to_string(),
         "alignment": alignment,
-        "raw_sequential_write": raw_throughput,
+        "raw_write_bytes": RAW_WRITE_BYTES,
+        "raw_queue_depth": RAW_QUEUE_DEPTH,
         "async_append_throughput": throughput,
-        "raw_4k_write_fdatasync_latency": raw_latency,
-        "sync_append_latency": sync_latency,
+        "sync_latency": latency,
     }))
 }
 
@@ -121,12 +137,10 @@ async fn prepared_file(
 }
 
 async fn raw_sequential_write(
-    dir: &Path,
+    file: &Rc<rmq_storage::file::DirectFile>,
     alignment: usize,
     bytes: u64,
 ) -> anyhow::Result<serde_json::Value> {
-    let bytes = bytes / RAW_WRITE_BYTES as u64 * RAW_WRITE_BYTES as u64;
-    let file = Rc::new(prepared_file(dir, "raw-seq", bytes, alignment).await?);
     let mut buffers: Vec<AlignedBuf> = (0..RAW_QUEUE_DEPTH)
         .map(|i| {
             let mut buffer = AlignedBuf::new_zeroed(RAW_WRITE_BYTES, alignment);
@@ -139,11 +153,9 @@ async fn raw_sequential_write(
     let mut at = 0u64;
     while at < bytes {
         let mut batch = Vec::new();
-        let take = buffers
-            .len()
-            .min(((bytes - at) / RAW_WRITE_BYTES as u64) as usize);
+        let take = buffers.len().min(((bytes - at) / RAW_WRITE_BYTES as u64) as usize);
         for buffer in buffers.drain(..take) {
-            let file = Rc::clone(&file);
+            let file = Rc::clone(file);
             let pos = at;
             at += RAW_WRITE_BYTES as u64;
             batch.push(async move { file.write_all_at(buffer, pos).await });
@@ -155,13 +167,8 @@ async fn raw_sequential_write(
     }
     file.sync_data().await?;
     let elapsed = start.elapsed();
-    let _ = std::fs::remove_file(dir.join("raw-seq"));
     let mb_per_s = bytes as f64 / elapsed.as_secs_f64() / 1e6;
-    println!("raw O_DIRECT sequential write: {mb_per_s:.0} MB/s");
-    Ok(json!({
-        "write_bytes": RAW_WRITE_BYTES, "queue_depth": RAW_QUEUE_DEPTH, "bytes": bytes,
-        "seconds": elapsed.as_secs_f64(), "mb_per_s": mb_per_s,
-    }))
+    Ok(json!({ "bytes": bytes, "seconds": elapsed.as_secs_f64(), "mb_per_s": mb_per_s }))
 }
 
 /// Polls the futures together (the order of results matches the input).
@@ -221,7 +228,7 @@ async fn append_throughput(
     args: &Args,
 ) -> anyhow::Result<serde_json::Value> {
     // One segment holds the whole case: no roll (and no zero-fill) inside the measurement.
-    let segment = (args.bytes_per_case + (256 << 20)).next_power_of_two();
+    let segment = (args.bytes_per_case + (64 << 20)) / (64 << 10) * (64 << 10);
     let log = fresh_log(
         dir,
         &format!("log-async-{payload_len}"),

@@ -53,14 +53,33 @@ function freshDir(name) {
   return dir;
 }
 
+/**
+ * Commit-log file size the tests configure (mappedFileSizeCommitLog): brokers preallocate
+ * whole files of this size (Java's default is 1 GiB; rmq keeps one log per shard), while test
+ * messages are tiny.
+ */
+const TEST_COMMIT_LOG_FILE_SIZE = 16 * 1024 * 1024;
+
+/**
+ * A standalone mode in dir: store in dir/store, and dir/broker.conf with
+ * TEST_COMMIT_LOG_FILE_SIZE plus extraConfig lines (key=value).
+ */
+function standaloneMode(dir, extraConfig = []) {
+  const config = path.join(dir, 'broker.conf');
+  fs.writeFileSync(config, [ `mappedFileSizeCommitLog=${TEST_COMMIT_LOG_FILE_SIZE}`, ...extraConfig, '' ].join('\n'));
+  return { standalone: { storeDir: path.join(dir, 'store'), config } };
+}
+
 /** A token unique to this process run, for topic and group names. */
 function runToken() {
   return `${process.pid}_${Date.now() % 100000}`;
 }
 
 /**
- * Starts rmq. mode: { standalone: { storeDir, config? } } or { namesrv: { dir } }.
- * Resolves to { addrs: { namesrv, broker? }, namesrv, log, stop() }.
+ * Starts rmq. mode: { standalone: { storeDir, config? } } or { namesrv: { dir } }. Output
+ * goes to <storeDir>.log or <dir>/rmq.log. Resolves to { addrs: { namesrv, broker? },
+ * namesrv, log, stop() }; stop() SIGKILLs and, for a standalone, removes the store directory
+ * (the log stays for inspection).
  */
 async function startRmq(mode) {
   let args;
@@ -76,16 +95,17 @@ async function startRmq(mode) {
     args = [ 'namesrv', '--port', '0', '--bind', '127.0.0.1', '--kv-config', path.join(dir, 'kv.json') ];
     roles = [ 'namesrv' ];
   }
-  const log = `${dir}.log`;
+  const log = mode.standalone ? `${dir}.log` : path.join(dir, 'rmq.log');
   fs.appendFileSync(log, `=== rmq ${args.join(' ')}\n`);
   const logFd = fs.openSync(log, 'a');
   const child = spawn(rmqBin(), args, { stdio: [ 'ignore', 'pipe', logFd ] });
   fs.closeSync(logFd);
   children.add(child);
   const addrs = {};
-  const stop = () => {
+  const stop = async () => {
     if (children.delete(child)) child.kill('SIGKILL');
-    return new Promise(resolve => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve)));
+    await new Promise(resolve => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve)));
+    if (mode.standalone) fs.rmSync(dir, { recursive: true, force: true });
   };
   const tail = () => fs.readFileSync(log, 'utf8').split('\n').slice(-40).join('\n');
   try {
@@ -210,5 +230,5 @@ function decodeOffsetMsgId(id) {
 }
 
 module.exports = {
-  TOPIC_NOT_EXIST, rmqBin, freshDir, runToken, startRmq, routeCode, createTopic, waitRoute, waitUntil, decodeOffsetMsgId,
+  TOPIC_NOT_EXIST, TEST_COMMIT_LOG_FILE_SIZE, rmqBin, freshDir, standaloneMode, runToken, startRmq, routeCode, createTopic, waitRoute, waitUntil, decodeOffsetMsgId,
 };

@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const { after, before, describe, test } = require('node:test');
 const { Producer, Consumer, Message } = require('ali-ons');
 const {
-  TOPIC_NOT_EXIST, freshDir, runToken, startRmq, routeCode, createTopic, waitRoute, waitUntil, decodeOffsetMsgId,
+  TOPIC_NOT_EXIST, freshDir, standaloneMode, runToken, startRmq, routeCode, createTopic, waitRoute, waitUntil, decodeOffsetMsgId,
 } = require('../lib/harness');
 
 // ali-ons keeps timers and sockets alive after close(); once every test and hook has run,
@@ -49,7 +49,8 @@ async function produce(namesrv, group, topic, specs) {
       const msg = new Message(topic, tag, body);
       msg.keys = [ body ];
       const r = await producer.send(msg);
-      results.push({ tag, body, sendStatus: r.sendStatus, msgId: r.msgId, queueId: r.messageQueue.queueId, queueOffset: r.queueOffset });
+      // ali-ons hands back the response header's strings as they came (queueId is a string).
+      results.push({ tag, body, sendStatus: r.sendStatus, msgId: r.msgId, queueId: Number(r.messageQueue.queueId), queueOffset: Number(r.queueOffset) });
     }
   } finally {
     await producer.close();
@@ -92,7 +93,7 @@ describe('ali-ons against rmq standalone', () => {
   const token = runToken();
 
   before(async () => {
-    server = await startRmq({ standalone: { storeDir: freshDir('ali-ons-standalone') } });
+    server = await startRmq(standaloneMode(freshDir('ali-ons-standalone')));
   });
   after(async () => {
     if (server) await server.stop();

@@ -55,24 +55,68 @@ pub fn rmq_bin() -> PathBuf {
     path
 }
 
-/// A fresh, empty directory `target/interop/<name>-<pid>-<n>` under this crate, unique per
-/// call within the process and across runs.
-pub fn fresh_dir(name: &str) -> PathBuf {
+/// Commit-log file size the tests configure (`mappedFileSizeCommitLog`). Brokers preallocate
+/// whole files of this size (Java's default is 1 GiB, and rmq keeps one log per shard), while
+/// test messages are tiny: 16 MiB keeps each store directory small.
+pub const TEST_COMMIT_LOG_FILE_SIZE: u64 = 16 * 1024 * 1024;
+
+/// A fresh directory `target/interop/<name>-<pid>-<n>-<nanos>` under this crate, removed on
+/// drop when the test passed and kept (with the server log) when it panicked.
+pub struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept {} for inspection", self.path.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// A fresh, empty [`Scratch`] directory, unique per call within the process and across runs.
+pub fn fresh_dir(name: &str) -> Scratch {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target")
         .join("interop")
         .join(format!("{name}-{}-{n}-{nanos}", std::process::id()));
-    if dir.exists() {
-        fs::remove_dir_all(&dir).expect("remove stale interop dir");
+    if path.exists() {
+        fs::remove_dir_all(&path).expect("remove stale interop dir");
     }
-    fs::create_dir_all(&dir).expect("create interop dir");
-    dir
+    fs::create_dir_all(&path).expect("create interop dir");
+    Scratch { path }
+}
+
+/// A standalone [`Mode`] in `dir`: store in `dir/store`, and `dir/broker.conf` holding
+/// [`TEST_COMMIT_LOG_FILE_SIZE`] plus `extra_config` lines (`key=value`).
+pub fn standalone_mode(dir: &Scratch, extra_config: &[&str]) -> Mode {
+    let config = dir.path().join("broker.conf");
+    let mut text = format!("mappedFileSizeCommitLog={TEST_COMMIT_LOG_FILE_SIZE}\n");
+    for line in extra_config {
+        assert!(line.contains('='), "broker.conf line {line:?} is key=value");
+        text.push_str(line);
+        text.push('\n');
+    }
+    fs::write(&config, text).expect("write broker.conf");
+    Mode::Standalone {
+        store_dir: dir.path().join("store"),
+        config: Some(config),
+    }
 }
 
 /// A short token unique to this test process run, for topic and group names that must not
@@ -105,7 +149,7 @@ pub enum Mode {
         /// Optional `broker.conf`.
         config: Option<PathBuf>,
     },
-    /// `rmq namesrv --port 0 --bind 127.0.0.1 --kv-config DIR/kv.json`.
+    /// `rmq namesrv --port 0 --bind 127.0.0.1 --kv-config DIR/kv.json` (log in `DIR/rmq.log`).
     NameServer {
         /// Directory for the KV config file.
         dir: PathBuf,
@@ -121,14 +165,14 @@ pub struct Rmq {
 
 impl Rmq {
     /// Starts `rmq` in `mode`, waits for its READY lines (one per role) and, for a standalone
-    /// process, for the NameServer to serve the `TBW102` route. Server stdout/stderr go to
-    /// `<dir>.log` beside the store directory.
+    /// process, for the NameServer to serve the `TBW102` route. Server stdout/stderr are
+    /// appended to `<store_dir>.log` (or `DIR/rmq.log`), across restarts.
     ///
     /// # Panics
     /// If the process does not start, exits, or is not ready within the timeouts; the message
     /// quotes the tail of its log.
     pub fn start(mode: &Mode) -> Self {
-        let (args, dir, roles): (Vec<String>, &Path, &[&str]) = match mode {
+        let (args, log, roles): (Vec<String>, PathBuf, &[&str]) = match mode {
             Mode::Standalone { store_dir, config } => {
                 let mut args: Vec<String> = [
                     "standalone",
@@ -146,19 +190,29 @@ impl Rmq {
                     args.push("-c".into());
                     args.push(config.display().to_string());
                 }
-                (args, store_dir.as_path(), &["namesrv", "broker"])
+                (
+                    args,
+                    store_dir.with_extension("log"),
+                    &["namesrv", "broker"],
+                )
             }
             Mode::NameServer { dir } => {
                 let kv = dir.join("kv.json").display().to_string();
-                let args = ["namesrv", "--port", "0", "--bind", "127.0.0.1", "--kv-config"]
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .chain([kv])
-                    .collect();
-                (args, dir.as_path(), &["namesrv"])
+                let args = [
+                    "namesrv",
+                    "--port",
+                    "0",
+                    "--bind",
+                    "127.0.0.1",
+                    "--kv-config",
+                ]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain([kv])
+                .collect();
+                (args, dir.join("rmq.log"), &["namesrv"])
             }
         };
-        let log = dir.with_extension("log");
         let mut log_file = File::options()
             .create(true)
             .append(true)
@@ -197,12 +251,15 @@ impl Rmq {
                 Ok((role, addr)) => {
                     this.addrs.insert(role, addr);
                 }
-                Err(_) => this.fail(&format!(
-                    "did not print READY lines for {roles:?} within {READY_TIMEOUT:?} \
-                     (got {:?}; exit status {:?})",
-                    this.addrs,
-                    this.child.try_wait().ok().flatten()
-                )),
+                Err(_) => {
+                    let status = this.child.try_wait().ok().flatten();
+                    let what = format!(
+                        "did not print READY lines for {roles:?} within {READY_TIMEOUT:?} \
+                         (got {:?}; exit status {status:?})",
+                        this.addrs
+                    );
+                    this.fail(&what)
+                }
             }
         }
         if matches!(mode, Mode::Standalone { .. }) {
@@ -333,7 +390,9 @@ pub fn route_code(namesrv: SocketAddr, topic: &str) -> std::io::Result<i64> {
         return Err(bad("response header is not JSON"));
     }
     let len = (mark & 0x00ff_ffff) as usize;
-    let header = rest.get(4..4 + len).ok_or_else(|| bad("header overruns frame"))?;
+    let header = rest
+        .get(4..4 + len)
+        .ok_or_else(|| bad("header overruns frame"))?;
     let value: serde_json::Value =
         serde_json::from_slice(header).map_err(|_| bad("response header is not JSON"))?;
     value
@@ -366,12 +425,27 @@ mod tests {
     }
 
     #[test]
-    fn fresh_dirs_are_distinct_and_empty() {
+    fn scratch_dirs_are_distinct_empty_and_removed_on_drop() {
         let a = fresh_dir("harness-selftest");
         let b = fresh_dir("harness-selftest");
-        assert_ne!(a, b);
-        assert_eq!(fs::read_dir(&a).expect("read dir").count(), 0);
-        fs::remove_dir_all(a).expect("cleanup");
-        fs::remove_dir_all(b).expect("cleanup");
+        assert_ne!(a.path(), b.path());
+        assert_eq!(fs::read_dir(a.path()).expect("read dir").count(), 0);
+        let Mode::Standalone { store_dir, config } =
+            standalone_mode(&a, &["flushDiskType=SYNC_FLUSH"])
+        else {
+            unreachable!("standalone_mode builds a standalone mode");
+        };
+        assert_eq!(store_dir, a.path().join("store"));
+        let text = fs::read_to_string(config.expect("config")).expect("read broker.conf");
+        assert_eq!(
+            text,
+            format!(
+                "mappedFileSizeCommitLog={TEST_COMMIT_LOG_FILE_SIZE}\nflushDiskType=SYNC_FLUSH\n"
+            )
+        );
+        let kept = a.path().to_owned();
+        drop(a);
+        drop(b);
+        assert!(!kept.exists(), "removed on drop");
     }
 }

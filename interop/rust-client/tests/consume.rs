@@ -20,11 +20,11 @@ const BUDGET: Duration = Duration::from_secs(50);
 /// Queues of an auto-created topic (`defaultTopicQueueNums`).
 const QUEUES: i32 = 4;
 
-fn standalone(name: &str) -> Rmq {
-    Rmq::start(&Mode::Standalone {
-        store_dir: fresh_dir(name),
-        config: None,
-    })
+/// A standalone server in a fresh scratch directory (removed after a passing test).
+fn standalone(name: &str) -> (Scratch, Rmq) {
+    let dir = fresh_dir(name);
+    let server = Rmq::start(&standalone_mode(&dir, &[]));
+    (dir, server)
 }
 
 /// What a pair of consumers observed.
@@ -98,20 +98,32 @@ async fn run_pair(
                     tokio::time::sleep(SETTLE).await;
                     outcome = Ok(sent);
                 } else {
+                    let missing = |name: &str| {
+                        let got = distinct_bodies(&inbox, Some(name));
+                        sent.iter()
+                            .filter(|s| !got.contains(&s.body))
+                            .map(|s| format!("{}@q{}/{}", s.body, s.queue_id, s.queue_offset))
+                            .collect::<Vec<_>>()
+                    };
                     outcome = Err(format!(
                         "consumers did not receive all {count} messages within \
-                         {CONSUME_TIMEOUT:?}: a has {}, b has {}",
+                         {CONSUME_TIMEOUT:?}: a has {}, b has {}; a misses {:?}, b misses {:?} \
+                         (in clustering only the group as a whole must have them)",
                         distinct_bodies(&inbox, Some(&names[0])).len(),
-                        distinct_bodies(&inbox, Some(&names[1])).len()
+                        distinct_bodies(&inbox, Some(&names[1])).len(),
+                        missing(&names[0]),
+                        missing(&names[1])
                     ));
                 }
             }
         } else {
             outcome = Err(format!(
                 "queues never allocated as required within {ALLOCATION_TIMEOUT:?}: \
-                 a={:?} b={:?}",
+                 a={:?} b={:?}; history (all, mine) a={:?} b={:?}",
                 assigned(&assignments[0]),
-                assigned(&assignments[1])
+                assigned(&assignments[1]),
+                allocation_history(&assignments[0]),
+                allocation_history(&assignments[1])
             ));
         }
         let assigned_now = [assigned(&assignments[0]), assigned(&assignments[1])];
@@ -138,7 +150,7 @@ fn all_queues() -> BTreeSet<i32> {
 #[test]
 fn clustering_pair_splits_queues_and_gets_each_message_once() {
     const COUNT: usize = 40;
-    let server = standalone("consume-clustering");
+    let (_dir, server) = standalone("consume-clustering");
     let namesrv = server.namesrv();
     let token = run_token();
     let run = scenario("clustering", BUDGET, move |rt| {
@@ -161,7 +173,10 @@ fn clustering_pair_splits_queues_and_gets_each_message_once() {
     });
     report_allocation("clustering", run.allocation_took);
     let [a, b] = &run.assigned;
-    assert!(!a.is_empty() && !b.is_empty() && a.is_disjoint(b), "split {a:?} / {b:?}");
+    assert!(
+        !a.is_empty() && !b.is_empty() && a.is_disjoint(b),
+        "split {a:?} / {b:?}"
+    );
     // Exactly once across the group: every body once, nothing else.
     let counts = body_counts(&run.received);
     let dups: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
@@ -182,13 +197,17 @@ fn clustering_pair_splits_queues_and_gets_each_message_once() {
         );
         *per_consumer.entry(r.consumer.as_str()).or_insert(0) += 1;
     }
-    assert_eq!(per_consumer.len(), 2, "both consumers received messages: {per_consumer:?}");
+    assert_eq!(
+        per_consumer.len(),
+        2,
+        "both consumers received messages: {per_consumer:?}"
+    );
 }
 
 #[test]
 fn broadcasting_pair_each_get_every_message() {
     const COUNT: usize = 24;
-    let server = standalone("consume-broadcast");
+    let (_dir, server) = standalone("consume-broadcast");
     let namesrv = server.namesrv();
     let token = run_token();
     let run = scenario("broadcasting", BUDGET, move |rt| {
@@ -226,7 +245,10 @@ fn broadcasting_pair_each_get_every_message() {
         let counts = body_counts(&mine);
         let got: BTreeSet<String> = counts.keys().cloned().collect();
         assert_eq!(got, want, "consumer {suffix} received every message");
-        assert!(counts.values().all(|n| *n == 1), "consumer {suffix} duplicates: {counts:?}");
+        assert!(
+            counts.values().all(|n| *n == 1),
+            "consumer {suffix} duplicates: {counts:?}"
+        );
     }
 }
 
@@ -235,7 +257,7 @@ fn orderly_consumer_sees_each_key_in_send_order() {
     /// Keys (orders) and messages per key.
     const KEYS: usize = 8;
     const PER_KEY: usize = 15;
-    let server = standalone("consume-orderly");
+    let (_dir, server) = standalone("consume-orderly");
     let namesrv = server.namesrv();
     let token = run_token();
     let (sent, received) = scenario("orderly", BUDGET, move |rt| async move {
@@ -268,7 +290,7 @@ fn orderly_consumer_sees_each_key_in_send_order() {
                         }
                     },
                     Err(e) => {
-                        outcome = Err(format!("send of {body}: {e}"));
+                        outcome = Err(format!("send of {body}: {}", describe(&e)));
                         break 'send;
                     }
                 }
@@ -282,7 +304,10 @@ fn orderly_consumer_sees_each_key_in_send_order() {
         spec.listener = Listener::Orderly;
         let (mut consumer, _) = start_consumer(&rt, &spec, &inbox).await?;
         let total = KEYS * PER_KEY;
-        let all = wait_until(CONSUME_TIMEOUT, || distinct_bodies(&inbox, None).len() >= total).await;
+        let all = wait_until(CONSUME_TIMEOUT, || {
+            distinct_bodies(&inbox, None).len() >= total
+        })
+        .await;
         if all {
             tokio::time::sleep(SETTLE).await;
         }
@@ -300,15 +325,26 @@ fn orderly_consumer_sees_each_key_in_send_order() {
     let mut queue_of: BTreeMap<&str, i32> = BTreeMap::new();
     for (key, _, queue) in &sent {
         let first = *queue_of.entry(key.as_str()).or_insert(*queue);
-        assert_eq!(first, *queue, "{key}: all of a key's messages go to one queue");
+        assert_eq!(
+            first, *queue,
+            "{key}: all of a key's messages go to one queue"
+        );
     }
     let used: BTreeSet<i32> = queue_of.values().copied().collect();
-    assert!(used.len() >= 2, "the {KEYS} keys hash to several queues: {used:?}");
+    assert!(
+        used.len() >= 2,
+        "the {KEYS} keys hash to several queues: {used:?}"
+    );
     // Per key: exactly 0, 1, .., PER_KEY-1 in arrival order, from the key's queue.
     let mut seen: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for r in &received {
         let (key, seq) = r.body.split_once(':').expect("body is key:seq");
-        assert_eq!(Some(&r.queue_id), queue_of.get(key), "{}: from the key's queue", r.body);
+        assert_eq!(
+            Some(&r.queue_id),
+            queue_of.get(key),
+            "{}: from the key's queue",
+            r.body
+        );
         seen.entry(key.to_owned())
             .or_default()
             .push(seq.parse().expect("seq"));
@@ -322,7 +358,12 @@ fn orderly_consumer_sees_each_key_in_send_order() {
     let mut last: BTreeMap<i32, i64> = BTreeMap::new();
     for r in &received {
         if let Some(prev) = last.insert(r.queue_id, r.queue_offset) {
-            assert!(r.queue_offset > prev, "queue {}: offset {} after {prev}", r.queue_id, r.queue_offset);
+            assert!(
+                r.queue_offset > prev,
+                "queue {}: offset {} after {prev}",
+                r.queue_id,
+                r.queue_offset
+            );
         }
     }
 }
@@ -330,7 +371,7 @@ fn orderly_consumer_sees_each_key_in_send_order() {
 #[test]
 fn tag_filter_delivers_only_tag_a_and_tag_b() {
     const COUNT: usize = 30;
-    let server = standalone("consume-tags");
+    let (_dir, server) = standalone("consume-tags");
     let namesrv = server.namesrv();
     let token = run_token();
     let (sent, received) = scenario("tags", BUDGET, move |rt| async move {
@@ -357,7 +398,10 @@ fn tag_filter_delivers_only_tag_a_and_tag_b() {
         spec.expression = "TagA || TagB";
         let (mut consumer, _) = start_consumer(&rt, &spec, &inbox).await?;
         let wanted = sent.iter().filter(|(tag, _)| *tag != "TagC").count();
-        let all = wait_until(CONSUME_TIMEOUT, || distinct_bodies(&inbox, None).len() >= wanted).await;
+        let all = wait_until(CONSUME_TIMEOUT, || {
+            distinct_bodies(&inbox, None).len() >= wanted
+        })
+        .await;
         // Wait on even when all A/B arrived: a TagC delivered late must still be caught.
         tokio::time::sleep(SETTLE).await;
         consumer.shutdown().await;
@@ -370,7 +414,10 @@ fn tag_filter_delivers_only_tag_a_and_tag_b() {
         Ok((sent, snapshot(&inbox)))
     });
     let strays: Vec<&Received> = received.iter().filter(|r| r.tag == "TagC").collect();
-    assert!(strays.is_empty(), "TagC delivered to a `TagA || TagB` subscription: {strays:?}");
+    assert!(
+        strays.is_empty(),
+        "TagC delivered to a `TagA || TagB` subscription: {strays:?}"
+    );
     let want: BTreeSet<String> = sent
         .iter()
         .filter(|(tag, _)| *tag != "TagC")
@@ -379,9 +426,17 @@ fn tag_filter_delivers_only_tag_a_and_tag_b() {
     let counts = body_counts(&received);
     let got: BTreeSet<String> = counts.keys().cloned().collect();
     assert_eq!(got, want, "exactly the TagA and TagB messages");
-    assert!(counts.values().all(|n| *n == 1), "no duplicates: {counts:?}");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "no duplicates: {counts:?}"
+    );
     for r in &received {
-        assert!(r.body.starts_with(&r.tag), "{}: carries its tag, got {}", r.body, r.tag);
+        assert!(
+            r.body.starts_with(&r.tag),
+            "{}: carries its tag, got {}",
+            r.body,
+            r.tag
+        );
     }
 }
 

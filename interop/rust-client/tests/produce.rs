@@ -18,19 +18,21 @@ const COUNT: usize = 24;
 /// Per-scenario budget for the client work.
 const BUDGET: Duration = Duration::from_secs(45);
 
-fn standalone(name: &str) -> Rmq {
-    let store_dir = fresh_dir(name);
-    Rmq::start(&Mode::Standalone {
-        store_dir,
-        config: None,
-    })
+/// A standalone server in a fresh scratch directory (removed after a passing test).
+fn standalone(name: &str) -> (Scratch, Rmq) {
+    let dir = fresh_dir(name);
+    let server = Rmq::start(&standalone_mode(&dir, &[]));
+    (dir, server)
 }
 
 /// Per queue, the offsets must be exactly 0, 1, 2, ... (a fresh topic, only our sends).
 fn assert_offsets_contiguous_per_queue(sent: &[Sent]) {
     let mut per_queue: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
     for s in sent {
-        per_queue.entry(s.queue_id).or_default().push(s.queue_offset);
+        per_queue
+            .entry(s.queue_id)
+            .or_default()
+            .push(s.queue_offset);
     }
     for (queue, offsets) in &mut per_queue {
         offsets.sort_unstable();
@@ -57,7 +59,10 @@ fn assert_offset_ids_of(server: &Rmq, ids: &[&str]) -> Vec<u64> {
         .map(|id| {
             let (host, offset) = decode_offset_msg_id(id)
                 .unwrap_or_else(|| panic!("offsetMsgId {id:?} is not an IPv4 offset message id"));
-            assert_eq!(host, broker, "offsetMsgId {id} names store host {host}, want {broker}");
+            assert_eq!(
+                host, broker,
+                "offsetMsgId {id} names store host {host}, want {broker}"
+            );
             offset
         })
         .collect()
@@ -68,20 +73,45 @@ fn assert_offset_ids_of(server: &Rmq, ids: &[&str]) -> Vec<u64> {
 fn assert_received_as_sent(sent: &[Sent], received: &[Received]) {
     let counts = body_counts(received);
     for s in sent {
-        assert_eq!(counts.get(&s.body), Some(&1), "{} received {:?} times", s.body, counts.get(&s.body));
+        assert_eq!(
+            counts.get(&s.body),
+            Some(&1),
+            "{} received {:?} times",
+            s.body,
+            counts.get(&s.body)
+        );
     }
-    assert_eq!(counts.len(), sent.len(), "unexpected extra bodies: {counts:?}");
+    assert_eq!(
+        counts.len(),
+        sent.len(),
+        "unexpected extra bodies: {counts:?}"
+    );
     for r in received.iter().filter(|r| r.body != WARMUP_BODY) {
-        let s = sent.iter().find(|s| s.body == r.body).expect("counted above");
-        assert_eq!(r.uniq_key, s.msg_id, "{}: UNIQ_KEY differs from SendResult.msgId", r.body);
-        assert_eq!(r.queue_id, s.queue_id, "{}: stored in another queue", r.body);
-        assert_eq!(r.queue_offset as u64, s.queue_offset, "{}: other queue offset", r.body);
+        let s = sent
+            .iter()
+            .find(|s| s.body == r.body)
+            .expect("counted above");
+        assert_eq!(
+            r.uniq_key, s.msg_id,
+            "{}: UNIQ_KEY differs from SendResult.msgId",
+            r.body
+        );
+        assert_eq!(
+            r.queue_id, s.queue_id,
+            "{}: stored in another queue",
+            r.body
+        );
+        assert_eq!(
+            r.queue_offset as u64, s.queue_offset,
+            "{}: other queue offset",
+            r.body
+        );
     }
 }
 
 #[test]
 fn sync_send_results_are_ok_with_ids_and_increasing_offsets() {
-    let server = standalone("produce-sync");
+    let (_dir, server) = standalone("produce-sync");
     let namesrv = server.namesrv();
     let token = run_token();
     let topic = format!("RustSync_{token}");
@@ -102,9 +132,14 @@ fn sync_send_results_are_ok_with_ids_and_increasing_offsets() {
         result?;
         wait_topic_route(&namesrv, &topic).await?;
         let expected = sent.iter().map(|s| s.body.clone()).collect();
-        let received =
-            consume_expected(&rt, &namesrv, &format!("cg_sync_{token}"), &topic, &expected)
-                .await?;
+        let received = consume_expected(
+            &rt,
+            &namesrv,
+            &format!("cg_sync_{token}"),
+            &topic,
+            &expected,
+        )
+        .await?;
         Ok((sent, received))
     });
     assert_eq!(sent.len(), COUNT);
@@ -118,16 +153,24 @@ fn sync_send_results_are_ok_with_ids_and_increasing_offsets() {
     let mut last: BTreeMap<i32, u64> = BTreeMap::new();
     for (s, offset) in sent.iter().zip(&physical) {
         if let Some(prev) = last.insert(s.queue_id, *offset) {
-            assert!(*offset > prev, "{}: commit-log offset {offset} after {prev}", s.body);
+            assert!(
+                *offset > prev,
+                "{}: commit-log offset {offset} after {prev}",
+                s.body
+            );
         }
     }
-    assert_eq!(physical.iter().collect::<BTreeSet<_>>().len(), COUNT, "distinct offsets");
+    assert_eq!(
+        physical.iter().collect::<BTreeSet<_>>().len(),
+        COUNT,
+        "distinct offsets"
+    );
     assert_received_as_sent(&sent, &received);
 }
 
 #[test]
 fn async_send_callbacks_all_report_send_ok() {
-    let server = standalone("produce-async");
+    let (_dir, server) = standalone("produce-async");
     let namesrv = server.namesrv();
     let token = run_token();
     let topic = format!("RustAsync_{token}");
@@ -139,20 +182,21 @@ fn async_send_callbacks_all_report_send_ok() {
             let body = format!("async-{i}");
             let sink = results.clone();
             let callback_body = body.clone();
-            let callback = move |r: Option<&rocketmq_client_rust::SendResult>,
-                                 e: Option<&rocketmq_client_rust::ClientError>| {
-                let outcome = match e {
-                    Some(e) => Err(format!("send of {callback_body}: {e}")),
-                    None => sent_ok(&callback_body, r),
+            let callback =
+                move |r: Option<&rocketmq_client_rust::SendResult>,
+                      e: Option<&rocketmq_client_rust::ClientError>| {
+                    let outcome = match e {
+                        Some(e) => Err(format!("send of {callback_body}: {}", describe(e))),
+                        None => sent_ok(&callback_body, r),
+                    };
+                    sink.lock().expect("results lock poisoned").push(outcome);
                 };
-                sink.lock().expect("results lock poisoned").push(outcome);
-            };
             let msg = message(&topic, "TagA", &body, &body);
             if let Err(e) = producer
                 .send_with_callback_timeout(msg, callback, SEND_TIMEOUT_MS)
                 .await
             {
-                dispatch = Err(format!("dispatch of {body}: {e}"));
+                dispatch = Err(format!("dispatch of {body}: {}", describe(&e)));
                 break;
             }
         }
@@ -166,12 +210,19 @@ fn async_send_callbacks_all_report_send_ok() {
         if !all {
             return Err(format!("only {}/{COUNT} callbacks fired", outcomes.len()));
         }
-        let sent = outcomes.into_iter().collect::<Result<Vec<Sent>, String>>()?;
+        let sent = outcomes
+            .into_iter()
+            .collect::<Result<Vec<Sent>, String>>()?;
         wait_topic_route(&namesrv, &topic).await?;
         let expected = sent.iter().map(|s| s.body.clone()).collect();
-        let received =
-            consume_expected(&rt, &namesrv, &format!("cg_async_{token}"), &topic, &expected)
-                .await?;
+        let received = consume_expected(
+            &rt,
+            &namesrv,
+            &format!("cg_async_{token}"),
+            &topic,
+            &expected,
+        )
+        .await?;
         Ok((sent, received))
     });
     assert_eq!(sent.len(), COUNT, "one callback per send");
@@ -182,14 +233,16 @@ fn async_send_callbacks_all_report_send_ok() {
     // Async sends may be stored in any order, but per queue they still fill 0..n.
     assert_offsets_contiguous_per_queue(&sent);
     let offset_ids: Vec<&str> = sent.iter().map(|s| s.offset_msg_id.as_str()).collect();
-    let physical: BTreeSet<u64> = assert_offset_ids_of(&server, &offset_ids).into_iter().collect();
+    let physical: BTreeSet<u64> = assert_offset_ids_of(&server, &offset_ids)
+        .into_iter()
+        .collect();
     assert_eq!(physical.len(), COUNT, "distinct commit-log offsets");
     assert_received_as_sent(&sent, &received);
 }
 
 #[test]
 fn oneway_sends_are_all_stored() {
-    let server = standalone("produce-oneway");
+    let (_dir, server) = standalone("produce-oneway");
     let namesrv = server.namesrv();
     let token = run_token();
     let topic = format!("RustOneway_{token}");
@@ -199,8 +252,11 @@ fn oneway_sends_are_all_stored() {
         let mut result = Ok(());
         for i in 0..COUNT {
             let body = format!("oneway-{i}");
-            if let Err(e) = producer.send_oneway(message(&topic, "TagA", &body, &body)).await {
-                result = Err(format!("oneway send of {body}: {e}"));
+            if let Err(e) = producer
+                .send_oneway(message(&topic, "TagA", &body, &body))
+                .await
+            {
+                result = Err(format!("oneway send of {body}: {}", describe(&e)));
                 break;
             }
             expected.insert(body);
@@ -209,16 +265,23 @@ fn oneway_sends_are_all_stored() {
         result?;
         // Oneway has no reply; the broker auto-creates the topic on the first one.
         wait_topic_route(&namesrv, &topic).await?;
-        let received =
-            consume_expected(&rt, &namesrv, &format!("cg_oneway_{token}"), &topic, &expected)
-                .await?;
+        let received = consume_expected(
+            &rt,
+            &namesrv,
+            &format!("cg_oneway_{token}"),
+            &topic,
+            &expected,
+        )
+        .await?;
         Ok((expected, received))
     });
-    drop(server);
     let counts = body_counts(&received);
     let got: BTreeSet<String> = counts.keys().cloned().collect();
     assert_eq!(got, expected, "every oneway message stored");
-    assert!(counts.values().all(|n| *n == 1), "no duplicates: {counts:?}");
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "no duplicates: {counts:?}"
+    );
 }
 
 #[test]
@@ -226,7 +289,7 @@ fn batch_send_stores_consecutive_offsets_in_one_queue() {
     /// Messages per batch and batches sent.
     const BATCH: usize = 10;
     const BATCHES: usize = 3;
-    let server = standalone("produce-batch");
+    let (_dir, server) = standalone("produce-batch");
     let namesrv = server.namesrv();
     let token = run_token();
     let topic = format!("RustBatch_{token}");
@@ -236,11 +299,17 @@ fn batch_send_stores_consecutive_offsets_in_one_queue() {
         let mut outcome = Ok(());
         for b in 0..BATCHES {
             let bodies: Vec<String> = (0..BATCH).map(|i| format!("batch{b}-{i}")).collect();
-            let msgs = bodies.iter().map(|body| message(&topic, "TagA", body, body)).collect();
-            match producer.send_batch_with_timeout(msgs, SEND_TIMEOUT_MS).await {
+            let msgs = bodies
+                .iter()
+                .map(|body| message(&topic, "TagA", body, body))
+                .collect();
+            match producer
+                .send_batch_with_timeout(msgs, SEND_TIMEOUT_MS)
+                .await
+            {
                 Ok(r) => results.push((bodies, r)),
                 Err(e) => {
-                    outcome = Err(format!("batch {b}: {e}"));
+                    outcome = Err(format!("batch {b}: {}", describe(&e)));
                     break;
                 }
             }
@@ -248,23 +317,42 @@ fn batch_send_stores_consecutive_offsets_in_one_queue() {
         producer.shutdown().await;
         outcome?;
         wait_topic_route(&namesrv, &topic).await?;
-        let expected = results.iter().flat_map(|(bodies, _)| bodies.clone()).collect();
-        let received =
-            consume_expected(&rt, &namesrv, &format!("cg_batch_{token}"), &topic, &expected)
-                .await?;
+        let expected = results
+            .iter()
+            .flat_map(|(bodies, _)| bodies.clone())
+            .collect();
+        let received = consume_expected(
+            &rt,
+            &namesrv,
+            &format!("cg_batch_{token}"),
+            &topic,
+            &expected,
+        )
+        .await?;
         Ok((results, received))
     });
     assert_eq!(results.len(), BATCHES);
     let counts = body_counts(&received);
-    assert_eq!(counts.len(), BATCH * BATCHES, "every batched message stored: {counts:?}");
-    assert!(counts.values().all(|n| *n == 1), "no duplicates: {counts:?}");
+    assert_eq!(
+        counts.len(),
+        BATCH * BATCHES,
+        "every batched message stored: {counts:?}"
+    );
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "no duplicates: {counts:?}"
+    );
     for (bodies, r) in &results {
         assert_eq!(
             r.send_status,
             rocketmq_client_rust::SendStatus::SendOk,
             "batch status"
         );
-        let queue = r.message_queue.as_ref().expect("batch result names a queue").queue_id();
+        let queue = r
+            .message_queue
+            .as_ref()
+            .expect("batch result names a queue")
+            .queue_id();
         let uniq: Vec<String> = r
             .msg_id
             .as_ref()
@@ -273,15 +361,29 @@ fn batch_send_stores_consecutive_offsets_in_one_queue() {
             .split(',')
             .map(str::to_owned)
             .collect();
-        assert_eq!(uniq.len(), BATCH, "batch msgId lists one UNIQ_KEY per message: {uniq:?}");
+        assert_eq!(
+            uniq.len(),
+            BATCH,
+            "batch msgId lists one UNIQ_KEY per message: {uniq:?}"
+        );
         // The broker's response msgId for a batch: every offset message id, joined with ','.
         let offset_ids = r.offset_msg_id.clone().unwrap_or_default();
         let offset_ids: Vec<&str> = offset_ids.split(',').collect();
-        assert_eq!(offset_ids.len(), BATCH, "batch offsetMsgId lists {BATCH} ids: {offset_ids:?}");
+        assert_eq!(
+            offset_ids.len(),
+            BATCH,
+            "batch offsetMsgId lists {BATCH} ids: {offset_ids:?}"
+        );
         let physical = assert_offset_ids_of(&server, &offset_ids);
-        assert!(physical.windows(2).all(|w| w[0] < w[1]), "increasing: {physical:?}");
+        assert!(
+            physical.windows(2).all(|w| w[0] < w[1]),
+            "increasing: {physical:?}"
+        );
         for (i, body) in bodies.iter().enumerate() {
-            let got = received.iter().find(|m| &m.body == body).expect("counted above");
+            let got = received
+                .iter()
+                .find(|m| &m.body == body)
+                .expect("counted above");
             assert_eq!(got.queue_id, queue, "{body}: whole batch goes to one queue");
             assert_eq!(
                 got.queue_offset as u64,

@@ -27,18 +27,20 @@ const BUDGET: Duration = Duration::from_secs(40);
 /// correct outcome is no redelivery at all.
 const BROKER_OFFSET_FLUSH_WAIT: Duration = Duration::from_secs(7);
 
-/// A store directory and a `broker.conf` with `flushDiskType=SYNC_FLUSH`.
-fn sync_flush_setup(name: &str) -> Mode {
+/// A scratch directory and a standalone mode with `flushDiskType=SYNC_FLUSH`.
+fn sync_flush_setup(name: &str) -> (Scratch, Mode) {
     let dir = fresh_dir(name);
-    let config = dir.join("broker.conf");
-    std::fs::write(&config, "flushDiskType=SYNC_FLUSH\n").expect("write broker.conf");
-    Mode::Standalone {
-        store_dir: dir.join("store"),
-        config: Some(config),
-    }
+    let mode = standalone_mode(&dir, &["flushDiskType=SYNC_FLUSH"]);
+    (dir, mode)
 }
 
-fn produce(name: &str, server: &Rmq, topic: &str, group: &str, bodies: Vec<String>) -> Vec<Result<Sent, String>> {
+fn produce(
+    name: &str,
+    server: &Rmq,
+    topic: &str,
+    group: &str,
+    bodies: Vec<String>,
+) -> Vec<Result<Sent, String>> {
     let namesrv = server.namesrv();
     let topic = topic.to_owned();
     let group = group.to_owned();
@@ -54,7 +56,13 @@ fn produce(name: &str, server: &Rmq, topic: &str, group: &str, bodies: Vec<Strin
     })
 }
 
-fn consume(name: &str, server: &Rmq, topic: &str, group: &str, expected: BTreeSet<String>) -> Vec<Received> {
+fn consume(
+    name: &str,
+    server: &Rmq,
+    topic: &str,
+    group: &str,
+    expected: BTreeSet<String>,
+) -> Vec<Received> {
     let namesrv = server.namesrv();
     let topic = topic.to_owned();
     let group = group.to_owned();
@@ -67,37 +75,74 @@ fn consume(name: &str, server: &Rmq, topic: &str, group: &str, expected: BTreeSe
 #[test]
 fn sync_flush_acknowledged_messages_survive_sigkill() {
     const COUNT: usize = 200;
-    let mode = sync_flush_setup("restart-durable");
+    let (_dir, mode) = sync_flush_setup("restart-durable");
     let token = run_token();
     let topic = format!("RustDurable_{token}");
     let mut server = Rmq::start(&mode);
     let bodies: Vec<String> = (0..COUNT).map(|i| format!("durable-{i}")).collect();
-    let outcomes = produce("durable-produce", &server, &topic, &format!("pg_durable_{token}"), bodies);
+    let outcomes = produce(
+        "durable-produce",
+        &server,
+        &topic,
+        &format!("pg_durable_{token}"),
+        bodies,
+    );
     server.kill();
-    let acked: Vec<Sent> = outcomes.iter().filter_map(|o| o.as_ref().ok().cloned()).collect();
-    assert!(!acked.is_empty(), "no send was acknowledged: {:?}", outcomes.first());
+    let acked: Vec<Sent> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok().cloned())
+        .collect();
+    assert!(
+        !acked.is_empty(),
+        "no send was acknowledged: {:?}",
+        outcomes.first()
+    );
 
     let server = Rmq::start(&mode);
     let expected: BTreeSet<String> = acked.iter().map(|s| s.body.clone()).collect();
-    let received = consume("durable-consume", &server, &topic, &format!("cg_durable_{token}"), expected);
+    let received = consume(
+        "durable-consume",
+        &server,
+        &topic,
+        &format!("cg_durable_{token}"),
+        expected,
+    );
     let counts = body_counts(&received);
     for s in &acked {
-        assert_eq!(counts.get(&s.body), Some(&1), "{} acknowledged, then received {:?} times", s.body, counts.get(&s.body));
-        let r = received.iter().find(|r| r.body == s.body).expect("counted above");
-        assert_eq!((r.queue_id, r.queue_offset as u64), (s.queue_id, s.queue_offset), "{}: position after recovery", s.body);
+        assert_eq!(
+            counts.get(&s.body),
+            Some(&1),
+            "{} acknowledged, then received {:?} times",
+            s.body,
+            counts.get(&s.body)
+        );
+        let r = received
+            .iter()
+            .find(|r| r.body == s.body)
+            .expect("counted above");
+        assert_eq!(
+            (r.queue_id, r.queue_offset as u64),
+            (s.queue_id, s.queue_offset),
+            "{}: position after recovery",
+            s.body
+        );
         assert_eq!(r.uniq_key, s.msg_id, "{}: UNIQ_KEY after recovery", s.body);
     }
     // A healthy broker acknowledges every send (checked after durability, the main property).
     let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
-    assert!(failed.is_empty(), "{} of {COUNT} sends failed, e.g. {:?}", failed.len(), failed.first());
-    drop(server);
+    assert!(
+        failed.is_empty(),
+        "{} of {COUNT} sends failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
 }
 
 #[test]
 fn committed_consumer_offsets_survive_sigkill() {
     const BEFORE: usize = 40;
     const AFTER: usize = 12;
-    let mode = sync_flush_setup("restart-offsets");
+    let (_dir, mode) = sync_flush_setup("restart-offsets");
     let token = run_token();
     let topic = format!("RustOffsets_{token}");
     let group = format!("cg_offsets_{token}");
@@ -105,23 +150,47 @@ fn committed_consumer_offsets_survive_sigkill() {
 
     let mut server = Rmq::start(&mode);
     let before: Vec<String> = (0..BEFORE).map(|i| format!("before-{i}")).collect();
-    let outcomes = produce("offsets-produce-1", &server, &topic, &producer_group, before.clone());
+    let outcomes = produce(
+        "offsets-produce-1",
+        &server,
+        &topic,
+        &producer_group,
+        before.clone(),
+    );
     let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
     assert!(failed.is_empty(), "sends failed: {failed:?}");
     // The group consumes everything; its consumer commits and shuts down cleanly.
-    let first = consume("offsets-consume-1", &server, &topic, &group, before.iter().cloned().collect());
+    let first = consume(
+        "offsets-consume-1",
+        &server,
+        &topic,
+        &group,
+        before.iter().cloned().collect(),
+    );
     assert_eq!(body_counts(&first).len(), BEFORE);
     std::thread::sleep(BROKER_OFFSET_FLUSH_WAIT);
     server.kill();
 
     let server = Rmq::start(&mode);
     let after: Vec<String> = (0..AFTER).map(|i| format!("after-{i}")).collect();
-    let outcomes = produce("offsets-produce-2", &server, &topic, &producer_group, after.clone());
+    let outcomes = produce(
+        "offsets-produce-2",
+        &server,
+        &topic,
+        &producer_group,
+        after.clone(),
+    );
     let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
     assert!(failed.is_empty(), "sends after restart failed: {failed:?}");
     // A new consumer of the same group, CONSUME_FROM_FIRST_OFFSET: that setting applies only
     // to queues without a committed offset, so it must resume after the old messages.
-    let second = consume("offsets-consume-2", &server, &topic, &group, after.iter().cloned().collect());
+    let second = consume(
+        "offsets-consume-2",
+        &server,
+        &topic,
+        &group,
+        after.iter().cloned().collect(),
+    );
     let redelivered: Vec<&str> = second
         .iter()
         .filter(|r| r.body.starts_with("before-"))
@@ -135,7 +204,13 @@ fn committed_consumer_offsets_survive_sigkill() {
     );
     let counts = body_counts(&second);
     let want: BTreeSet<String> = after.into_iter().collect();
-    assert_eq!(counts.keys().cloned().collect::<BTreeSet<_>>(), want, "exactly the new messages");
-    assert!(counts.values().all(|n| *n == 1), "no duplicates: {counts:?}");
-    drop(server);
+    assert_eq!(
+        counts.keys().cloned().collect::<BTreeSet<_>>(),
+        want,
+        "exactly the new messages"
+    );
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "no duplicates: {counts:?}"
+    );
 }

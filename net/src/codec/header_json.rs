@@ -44,7 +44,8 @@ pub fn decode(header: &[u8]) -> Result<RemotingCommand, CodecError> {
     }
 }
 
-/// Fills the parser's position into a limit error (the visitor does not know it).
+/// Fills the parser's position into a limit error (the visitor does not know it). The
+/// position is the column on the error's line: real headers are a single line.
 fn with_offset(error: CodecError, position: usize) -> CodecError {
     match error {
         CodecError::Length { what, len, max, .. } => CodecError::Length {
@@ -218,20 +219,49 @@ fn escaped_size(byte: u8) -> usize {
 /// Bytes of `text` as a quoted JSON string.
 fn json_string_size(text: &str) -> usize {
     let bytes = text.as_bytes();
-    let body = if is_plain(bytes) {
-        bytes.len()
-    } else {
-        bytes.iter().map(|&byte| escaped_size(byte)).sum()
-    };
-    body + 2
+    let mut size = bytes.len() + 2;
+    let mut from = 0;
+    while let Some(index) = next_special(bytes, from) {
+        size += escaped_size(bytes[index]) - 1;
+        from = index + 1;
+    }
+    size
 }
 
-/// Whether no byte of `bytes` needs escaping: a simple comparison loop the compiler can
-/// vectorise, so the common case skips the per-byte table walk.
-fn is_plain(bytes: &[u8]) -> bool {
+/// Index of the first byte at or after `from` that needs escaping. Skips 8 plain bytes per
+/// step (SWAR, no `unsafe`): most header text has nothing to escape, and the properties
+/// string has plain runs between its `\u0001`/`\u0002` separators.
+fn next_special(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut index = from;
+    while let Some(chunk) = bytes.get(index..index + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("a range of 8 bytes"));
+        let bits = escape_bits(word);
+        if bits != 0 {
+            // The lowest flagged byte is always a real match (false positives only appear
+            // above a real one); its flag is its high bit, 8 bits per byte.
+            return Some(index + bits.trailing_zeros() as usize / 8);
+        }
+        index += 8;
+    }
     bytes
+        .get(index..)?
         .iter()
-        .all(|&byte| byte >= 0x20 && byte != b'"' && byte != b'\\')
+        .position(|&byte| ESCAPES[usize::from(byte)] != 0)
+        .map(|offset| index + offset)
+}
+
+/// High bit set in each byte of `word` that is below 0x20, a `"` or a `\` (the classic
+/// "has zero byte" / "has byte less than n" bit tricks, little-endian). Exact as a yes/no
+/// answer and for the lowest flagged byte; a byte above a real match may be flagged falsely.
+fn escape_bits(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let control = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let quote = quote.wrapping_sub(ONES) & !quote;
+    let backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (control | quote | backslash) & HIGHS
 }
 
 /// Writes into a slice sized in advance; indexing panics (a bug) rather than overruns.
@@ -252,18 +282,11 @@ impl SliceWriter<'_> {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let bytes = text.as_bytes();
         self.put(b"\"");
-        if is_plain(bytes) {
-            self.put(bytes);
-            self.put(b"\"");
-            return;
-        }
         let mut run_start = 0;
-        for (index, &byte) in bytes.iter().enumerate() {
-            let escape = ESCAPES[usize::from(byte)];
-            if escape == 0 {
-                continue;
-            }
+        while let Some(index) = next_special(bytes, run_start) {
             self.put(&bytes[run_start..index]);
+            let byte = bytes[index];
+            let escape = ESCAPES[usize::from(byte)];
             if escape == b'u' {
                 self.put(&[
                     b'\\',
@@ -726,7 +749,37 @@ mod tests {
         writer.put_json_string(&text);
         assert_eq!(writer.position, reference.len());
         assert_eq!(buf, reference.as_bytes());
+    }
+
+    #[test]
+    fn next_special_agrees_with_the_escape_table() {
+        let naive = |bytes: &[u8], from: usize| {
+            (from..bytes.len()).find(|&i| ESCAPES[usize::from(bytes[i])] != 0)
+        };
+        // Every byte value at every position of a 19-byte string (two words + remainder),
+        // alone and followed by a second special byte, searched from several offsets.
+        for position in 0..19 {
+            for byte in 0..=u8::MAX {
+                for second in [None, Some(0x00), Some(b'"'), Some(0x1F)] {
+                    let mut bytes = [b'a'; 19];
+                    bytes[position] = byte;
+                    if let Some(second) = second {
+                        bytes[(position + 3) % 19] = second;
+                    }
+                    for from in [0, 1, position, 8, 18, 19] {
+                        assert_eq!(
+                            next_special(&bytes, from),
+                            naive(&bytes, from),
+                            "byte {byte:#x} at {position}, then {second:?}, from {from}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(next_special(b"", 0), None);
+        assert_eq!(next_special(b"ab", 5), None);
         assert_eq!(json_string_size("plain"), 7);
+        assert_eq!(json_string_size("a\u{1}\n\""), 2 + 1 + 6 + 2 + 2);
     }
 
     #[test]

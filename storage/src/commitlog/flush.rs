@@ -20,7 +20,10 @@ use super::{Inner, Lifecycle, Segment, CHECKPOINT_FILE_NAME};
 use crate::align::{align_down, align_up};
 use crate::error::{Result, StorageError};
 use crate::file::DirectFile;
-use crate::limits::{FLUSH_EAGER_DIVISOR, WRITE_CHUNK_BYTES_MAX};
+use crate::limits::{
+    FLUSH_EAGER_DIVISOR, STREAM_PIECE_BYTES_MIN, STREAM_WRITES_IN_FLIGHT, WRITE_CHUNK_BYTES_MAX,
+};
+use futures_util::stream::{FuturesOrdered, StreamExt};
 
 use super::config::FlushPolicy;
 use super::record::FILLER_BYTES;
@@ -33,6 +36,8 @@ pub(super) enum Decision {
         write: bool,
         sync: bool,
     },
+    /// Async: stream whole blocks while they keep coming, no fdatasync.
+    Stream,
     Wait(Duration),
     Stop,
 }
@@ -42,6 +47,14 @@ struct Piece {
     file: Rc<DirectFile>,
     file_pos: u64,
     slice: RingSlice,
+}
+
+/// One streamed whole-block write.
+struct StreamPiece {
+    file: Rc<DirectFile>,
+    file_pos: u64,
+    slice: RingSlice,
+    log_end: u64,
 }
 
 /// A flush round: the pieces to write, the files they touch, and the new written mark.
@@ -66,6 +79,10 @@ pub(super) async fn flusher_task(weak: Weak<Inner>, signal: Rc<Signal>) {
             Decision::Flush { write, sync } => {
                 let Some(inner) = weak.upgrade() else { return };
                 inner.flush_round(write, sync).await;
+            }
+            Decision::Stream => {
+                let Some(inner) = weak.upgrade() else { return };
+                inner.stream_full_blocks().await;
             }
         }
     }
@@ -115,7 +132,10 @@ impl Inner {
             return Decision::Flush { write, sync: true };
         }
         let eager = (self.config.flush_pending_bytes_max / FLUSH_EAGER_DIVISOR) as u64;
-        if write && (unwritten >= eager || self.room.has_waiters()) {
+        if unwritten >= eager {
+            return Decision::Stream;
+        }
+        if write && self.room.has_waiters() {
             return Decision::Flush { write, sync: false };
         }
         if since < interval {
@@ -137,6 +157,89 @@ impl Inner {
         if sync {
             self.sync_written().await;
         }
+    }
+
+    /// Async eager writing: streams whole blocks only (never the partly filled last block, so
+    /// no later write overlaps one in flight) with up to [`STREAM_WRITES_IN_FLIGHT`] writes in
+    /// flight, for as long as whole blocks keep coming. `written` advances in submission order
+    /// as writes complete. Stops submitting when the log stops being open, and always waits for
+    /// the writes it submitted.
+    async fn stream_full_blocks(&self) {
+        let mut next = align_down(self.state.borrow().written, self.alignment as u64);
+        let mut in_flight = FuturesOrdered::new();
+        loop {
+            while in_flight.len() < STREAM_WRITES_IN_FLIGHT {
+                let Some(piece) = self.next_stream_piece(next, !in_flight.is_empty()) else {
+                    break;
+                };
+                next = piece.log_end;
+                in_flight.push_back(async move {
+                    let (result, _) = piece.file.write_all_at(piece.slice, piece.file_pos).await;
+                    (piece.log_end, piece.file, result)
+                });
+            }
+            let Some((end, file, result)) = in_flight.next().await else {
+                return;
+            };
+            if let Err(error) = result {
+                self.poison(&error);
+                while in_flight.next().await.is_some() {}
+                return;
+            }
+            {
+                let mut state = self.state.borrow_mut();
+                assert!(end > state.written, "stream writes complete in order");
+                assert!(end <= state.appended, "only appended bytes are written");
+                state.written = end;
+                if !state
+                    .unsynced_files
+                    .iter()
+                    .any(|known| Rc::ptr_eq(known, &file))
+                {
+                    state.unsynced_files.push(file);
+                }
+            }
+            self.room.wake_all();
+        }
+    }
+
+    /// The next whole-block write starting at `next`, or `None` if there is none worth
+    /// submitting now.
+    fn next_stream_piece(&self, next: u64, have_in_flight: bool) -> Option<StreamPiece> {
+        let state = self.state.borrow();
+        if state.lifecycle != Lifecycle::Open || self.stop.get() || state.poison.is_some() {
+            return None;
+        }
+        let block = self.alignment as u64;
+        let whole_end = align_down(state.appended, block);
+        let mut at = next;
+        for segment in state.segments.iter() {
+            if segment.end() <= at {
+                continue;
+            }
+            let limit = write_limit(segment, block);
+            at = at.max(segment.start);
+            if at >= limit {
+                continue; // sealed and fully written: continue in the next segment
+            }
+            let end = limit
+                .min(whole_end)
+                .min(self.ring.contiguous_end(at))
+                .min(at + WRITE_CHUNK_BYTES_MAX as u64);
+            if end <= at {
+                return None;
+            }
+            if have_in_flight && end - at < STREAM_PIECE_BYTES_MIN as u64 && end != limit {
+                return None;
+            }
+            return Some(StreamPiece {
+                file: Rc::clone(&segment.file),
+                file_pos: at - segment.start,
+                slice: self.ring.slice(at, (end - at) as usize),
+                log_end: end,
+            });
+        }
+        None
     }
 
     /// One write round; `false` if it failed (the log is poisoned then).

@@ -29,7 +29,10 @@ use rocketmq_observability::TelemetryRuntimeGuard;
 use rocketmq_protocol::protocol::heartbeat::message_model::MessageModel;
 use rocketmq_runtime::RuntimeOwner;
 
-pub use rmq_interop_rust_client::{fnv1a, fresh_dir, run_token, wait_route, Mode, Rmq};
+#[allow(unused_imports)]
+pub use rmq_interop_rust_client::{
+    fnv1a, fresh_dir, run_token, standalone_mode, wait_route, Mode, Rmq, Scratch,
+};
 
 /// Per-request timeout the producers use (the client default).
 pub const SEND_TIMEOUT_MS: u64 = 3000;
@@ -105,7 +108,10 @@ where
         };
         let report = client_runtime.shutdown().await;
         if !report.is_healthy() {
-            eprintln!("warning: client runtime shutdown not healthy: {}", report.to_json());
+            eprintln!(
+                "warning: client runtime shutdown not healthy: {}",
+                report.to_json()
+            );
         }
         result
     });
@@ -118,14 +124,29 @@ where
 fn set_local_offset_dir() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let dir: PathBuf = fresh_dir("client-offsets");
-        std::env::set_var("rocketmq.client.localOffsetStoreDir", dir);
+        let dir = fresh_dir("client-offsets");
+        let path: PathBuf = dir.path().to_owned();
+        // Lives for the whole test process; the next run's scripts/interop.sh clears it.
+        std::mem::forget(dir);
+        std::env::set_var("rocketmq.client.localOffsetStoreDir", path);
     });
 }
 
 /// Formats a client error for a scenario's `Err`.
 pub fn err(what: &str) -> impl FnOnce(ClientError) -> String + '_ {
-    move |e| format!("{what}: {e}")
+    move |e| format!("{what}: {}", describe(&e))
+}
+
+/// A client error with the broker's response code and address when it has them (the client
+/// redacts the broker's remark from both Display and Debug).
+pub fn describe(e: &ClientError) -> String {
+    match e.broker_response_code() {
+        Some(code) => format!(
+            "{e} [broker response code {code} from {}]",
+            e.broker_addr().unwrap_or("?")
+        ),
+        None => e.to_string(),
+    }
 }
 
 /// A started producer in `group` (sync send timeout [`SEND_TIMEOUT_MS`], no retries, so a
@@ -178,7 +199,10 @@ pub struct Sent {
 pub fn sent_ok(body: &str, result: Option<&SendResult>) -> Result<Sent, String> {
     let r = result.ok_or_else(|| format!("send of {body}: no SendResult"))?;
     if r.send_status != SendStatus::SendOk {
-        return Err(format!("send of {body}: status {:?}, want SEND_OK", r.send_status));
+        return Err(format!(
+            "send of {body}: status {:?}, want SEND_OK",
+            r.send_status
+        ));
     }
     let msg_id = r.msg_id.as_ref().map(|m| m.to_string()).unwrap_or_default();
     let offset_msg_id = r.offset_msg_id.clone().unwrap_or_default();
@@ -208,7 +232,7 @@ pub async fn send_sync(
     let result = producer
         .send_with_timeout(message(topic, tag, body, body), SEND_TIMEOUT_MS)
         .await
-        .map_err(|e| format!("send of {body}: {e}"))?;
+        .map_err(|e| format!("send of {body}: {}", describe(&e)))?;
     sent_ok(body, result.as_ref())
 }
 
@@ -226,7 +250,9 @@ pub async fn create_topic_by_sending(
 
 /// Waits (off the async threads) until the NameServer serves `topic`'s route.
 pub async fn wait_topic_route(namesrv: &str, topic: &str) -> Result<(), String> {
-    let addr = namesrv.parse().map_err(|e| format!("namesrv addr {namesrv}: {e}"))?;
+    let addr = namesrv
+        .parse()
+        .map_err(|e| format!("namesrv addr {namesrv}: {e}"))?;
     let topic_owned = topic.to_owned();
     tokio::task::spawn_blocking(move || wait_route(addr, &topic_owned, TOPIC_ROUTE_TIMEOUT))
         .await
@@ -318,20 +344,31 @@ impl MessageListenerOrderly for Orderly {
     }
 }
 
-/// The queue ids most recently assigned to one consumer by its rebalance.
-pub type Assigned = Arc<Mutex<BTreeSet<i32>>>;
+/// One consumer's rebalance outcomes for the subscribed topic, oldest first: (all queue ids
+/// it saw, queue ids assigned to it). The last entry is its current assignment.
+pub type Assigned = Arc<Mutex<Vec<(BTreeSet<i32>, BTreeSet<i32>)>>>;
 
-struct AllocationRecorder(Assigned);
+struct AllocationRecorder {
+    topic: String,
+    history: Assigned,
+}
 
 impl MessageQueueListener for AllocationRecorder {
     fn message_queue_changed(
         &self,
-        _topic: &str,
-        _mq_all: &std::collections::HashSet<MessageQueue>,
+        topic: &str,
+        mq_all: &std::collections::HashSet<MessageQueue>,
         mq_assigned: &std::collections::HashSet<MessageQueue>,
     ) {
-        let mut assigned = self.0.lock().expect("allocation lock poisoned");
-        *assigned = mq_assigned.iter().map(MessageQueue::queue_id).collect();
+        // The retry topic (%RETRY%group) is rebalanced too; only the subscribed topic counts.
+        if topic != self.topic {
+            return;
+        }
+        let ids = |set: &std::collections::HashSet<MessageQueue>| {
+            set.iter().map(MessageQueue::queue_id).collect()
+        };
+        let mut history = self.history.lock().expect("allocation lock poisoned");
+        history.push((ids(mq_all), ids(mq_assigned)));
     }
 }
 
@@ -398,7 +435,10 @@ pub async fn start_consumer(
         .consumer_group(spec.group)
         .message_model(spec.model)
         .consume_from_where(ConsumeFromWhere::ConsumeFromFirstOffset)
-        .message_queue_listener(Some(Arc::new(AllocationRecorder(assigned.clone()))))
+        .message_queue_listener(Some(Arc::new(AllocationRecorder {
+            topic: spec.topic.to_owned(),
+            history: assigned.clone(),
+        })))
         .build();
     consumer
         .subscribe(spec.topic, spec.expression)
@@ -438,8 +478,17 @@ pub fn snapshot(inbox: &Inbox) -> Vec<Received> {
     inbox.lock().expect("inbox lock poisoned").clone()
 }
 
-/// Snapshot of an assignment.
+/// A consumer's current assignment (empty before its first rebalance).
 pub fn assigned(a: &Assigned) -> BTreeSet<i32> {
+    let history = a.lock().expect("allocation lock poisoned");
+    history
+        .last()
+        .map(|(_, mine)| mine.clone())
+        .unwrap_or_default()
+}
+
+/// A consumer's rebalance history, for failure messages.
+pub fn allocation_history(a: &Assigned) -> Vec<(BTreeSet<i32>, BTreeSet<i32>)> {
     a.lock().expect("allocation lock poisoned").clone()
 }
 

@@ -1,0 +1,151 @@
+//! Node-wide statistics and admin views, each an explicit map-reduce over the shards
+//! ([`map_shards`]): GET_BROKER_RUNTIME_INFO (28), GET_TOPIC_STATS_INFO (202),
+//! GET_CONSUME_STATS (208), and GET_BROKER_CONFIG (26). Also owns the cheap per-shard traffic
+//! counters ([`ShardStats`]: messages put and got, per-second buckets for TPS, UTC-day marks)
+//! that [`observe`] feeds from every processed send and pull.
+//!
+//! Runs on whichever shard accepted the request (the coordinator); each shard answers for the
+//! queues it owns and its own store. Must never: read another shard's state except through
+//! the mesh, hold a `RefCell` borrow across an `.await`, or put a clock read on a request that
+//! is neither a send nor a pull.
+
+mod counters;
+mod offsets;
+mod runtime;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use rmq_net::codec::body::topic::DataVersion;
+use rmq_net::codec::body::JsonBody;
+use rmq_net::codec::codes::{RequestCode, ResponseCode};
+use rmq_net::{ExtFields, RemotingCommand};
+
+use crate::runtime::mesh::MeshError;
+use crate::runtime::ShardId;
+
+use super::shard::Shard;
+use super::{success, Failure, Outcome};
+
+pub use counters::{
+    count_records, ShardStats, TrafficCounter, TrafficSnapshot, TPS_SLOTS, TPS_WINDOWS_SECONDS,
+};
+pub use runtime::{broker_config_text, format_runtime, human_bytes, SERVER_VERSION_DESC};
+
+/// Feeds the traffic counters from a processed request: a send that stored its messages
+/// counts one per msgId (batches carry comma-joined ids), a successful pull counts the records
+/// in its body. Other requests cost nothing.
+pub fn observe(shard: &Shard, request: &RemotingCommand, response: &RemotingCommand) {
+    match request.request_code() {
+        RequestCode::SendMessage | RequestCode::SendMessageV2 | RequestCode::SendBatchMessage => {
+            let stored = matches!(
+                response.response_code(),
+                ResponseCode::Success
+                    | ResponseCode::FlushDiskTimeout
+                    | ResponseCode::FlushSlaveTimeout
+                    | ResponseCode::SlaveNotAvailable
+            );
+            if stored {
+                let count = response
+                    .ext("msgId")
+                    .map_or(1, |ids| ids.split(',').filter(|id| !id.is_empty()).count());
+                shard.stats.put.record(count as u64, Shard::now_ms());
+            }
+        }
+        RequestCode::PullMessage | RequestCode::LitePullMessage
+            if response.response_code() == ResponseCode::Success =>
+        {
+            shard
+                .stats
+                .got
+                .record(count_records(&response.body), Shard::now_ms());
+        }
+        _ => {}
+    }
+}
+
+/// Runs `work` on every shard (this one directly, the others through the mesh, all at once)
+/// and returns the answers in shard order: the map step of a node-wide question.
+///
+/// # Errors
+/// SYSTEM_BUSY when a shard cannot be reached.
+pub async fn map_shards<T, F, Fut>(shard: &Rc<Shard>, work: F) -> Result<Vec<T>, Failure>
+where
+    T: Send + 'static,
+    F: FnOnce(Rc<Shard>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+{
+    type Answer<T> = Pin<Box<dyn Future<Output = Result<T, MeshError>>>>;
+    let answers: Vec<Answer<T>> = (0..shard.shard_count())
+        .map(ShardId)
+        .map(|target| -> Answer<T> {
+            let work = work.clone();
+            if target == shard.id {
+                let local = Rc::clone(shard);
+                return Box::pin(async move { Ok(work(local).await) });
+            }
+            let mesh = shard.mesh.clone();
+            Box::pin(async move {
+                mesh.call(target, move |remote: &Rc<Shard>, reply| {
+                    let remote = Rc::clone(remote);
+                    compio::runtime::spawn(async move {
+                        let _ = reply.send(work(remote).await);
+                    })
+                    .detach();
+                })
+                .await
+            })
+        })
+        .collect();
+    let answers = futures_util::future::join_all(answers).await;
+    assert_eq!(answers.len(), shard.shard_count(), "one answer per shard");
+    answers
+        .into_iter()
+        .map(|answer| {
+            answer.map_err(|err| {
+                Failure::Code(
+                    ResponseCode::SystemBusy,
+                    format!("[REJECTREQUEST]system busy, {err}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Processes a statistics request on the shard that accepted it (a map-reduce over shards).
+pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
+    match request.request_code() {
+        RequestCode::GetBrokerRuntimeInfo => {
+            let table = runtime::runtime_info(shard).await?;
+            Ok(success(request).with_body(table.to_json()))
+        }
+        RequestCode::GetTopicStatsInfo => offsets::topic_stats(shard, request).await,
+        RequestCode::GetConsumeStats => offsets::consume_stats(shard, request).await,
+        RequestCode::GetBrokerConfig => {
+            // `listenPort` 0 means "any": report the port actually bound.
+            let effective = crate::config::BrokerConfig {
+                listen_port: shard.store_host.port(),
+                ..(*shard.config).clone()
+            };
+            let text = broker_config_text(&effective, shard.shard_count());
+            let version = DataVersion {
+                counter: 0,
+                state_version: 0,
+                timestamp: shard.stats.boot_timestamp_ms,
+            };
+            let mut ext = ExtFields::new();
+            ext.insert(
+                "version".to_owned(),
+                String::from_utf8(version.to_json()).expect("serde_json writes UTF-8"),
+            );
+            Ok(success(request)
+                .with_ext_fields(ext)
+                .with_body(text.into_bytes()))
+        }
+        code => Err(Failure::Code(
+            ResponseCode::RequestCodeNotSupported,
+            format!(" request type {} not supported", code.value()),
+        )),
+    }
+}
