@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rmq_net::codec::message::UniqKeyGenerator;
 use rmq_net::conn::{serve, ClientConfig, RemotingClient, ServeConfig};
-use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy};
+use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy, RetentionClock, RetentionPolicy};
 use rmq_storage::file::Disk;
 use rmq_storage::store::{Store, StoreConfig};
 
@@ -36,6 +36,8 @@ use super::shard::{Control, Shard, CONTROL_SHARD};
 
 /// How often each shard persists dirty consumer offsets (Java `flushConsumerOffsetInterval`).
 pub const OFFSET_PERSIST_INTERVAL: Duration = Duration::from_secs(5);
+/// How often each shard runs retention (expired segments, disk usage above the ratio).
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(10);
 /// How often each shard writes its store checkpoint (bounds replay work after a crash).
 pub const STORE_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -78,6 +80,41 @@ pub enum StartError {
     },
 }
 
+/// File in the store root recording the shard count the store was written with: placement of
+/// (topic, queueId) depends on it, so reopening with another count would strand data.
+pub const SHARD_COUNT_FILE: &str = "shards";
+
+fn check_shard_count(root: &Path, shards: usize) -> Result<(), StartError> {
+    let path = root.join(SHARD_COUNT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let recorded: usize = text.trim().parse().map_err(|_| StartError::Load {
+                path: path.clone(),
+                reason: format!("not a shard count: {text:?}"),
+            })?;
+            if recorded != shards {
+                return Err(StartError::Load {
+                    path,
+                    reason: format!(
+                        "this store was written with {recorded} shards; start with --shards {recorded} (placement depends on the count)"
+                    ),
+                });
+            }
+            Ok(())
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            std::fs::write(&path, format!("{shards}\n")).map_err(|source| StartError::Io {
+                what: format!("write {}", path.display()),
+                source,
+            })
+        }
+        Err(source) => Err(StartError::Io {
+            what: format!("read {}", path.display()),
+            source,
+        }),
+    }
+}
+
 fn commitlog_config(config: &BrokerConfig) -> CommitLogConfig {
     CommitLogConfig {
         segment_size_bytes: config.mapped_file_size_commit_log,
@@ -104,6 +141,7 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
         what: format!("create {}", config_dir.display()),
         source,
     })?;
+    check_shard_count(&config.store_path_root_dir, shards)?;
     let topics_path = config_dir.join("topics.json");
     let topics = TopicTable::load(TopicTableOptions::from_config(&config), &topics_path, now)
         .map_err(|e| StartError::Load {
@@ -354,6 +392,7 @@ pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
 /// Per-shard housekeeping: persist dirty consumer offsets, write store checkpoints.
 async fn maintenance(shard: Rc<Shard>) {
     let mut last_offsets = std::time::Instant::now();
+    let mut last_retention = std::time::Instant::now();
     loop {
         compio::time::sleep(STORE_CHECKPOINT_INTERVAL).await;
         if let Err(err) = shard.store.checkpoint().await {
@@ -363,7 +402,59 @@ async fn maintenance(shard: Rc<Shard>) {
             last_offsets = std::time::Instant::now();
             persist_offsets(&shard, &shard.offsets_path);
         }
+        if last_retention.elapsed() >= RETENTION_INTERVAL {
+            last_retention = std::time::Instant::now();
+            run_retention(&shard).await;
+        }
     }
+}
+
+/// Deletes expired CommitLog segments at the `deleteWhen` hours, and the oldest ones at any
+/// time when disk usage passes `diskMaxUsedSpaceRatio` (the store decides per segment).
+async fn run_retention(shard: &Shard) {
+    let clock = RetentionClock {
+        now: std::time::SystemTime::now(),
+        local_hour: local_hour(),
+    };
+    let config = &shard.config;
+    let delete_when_hour = if config.delete_when.contains(&clock.local_hour) {
+        clock.local_hour
+    } else {
+        config.delete_when.first().copied().unwrap_or(4)
+    };
+    let policy = RetentionPolicy {
+        file_reserved_time: Duration::from_secs(u64::from(config.file_reserved_time_hours) * 3600),
+        delete_when_hour,
+        disk_max_used_space_percent: config.disk_max_used_space_ratio,
+        ..RetentionPolicy::default()
+    };
+    match shard.store.delete_expired(clock, &policy).await {
+        Ok(outcome) if !outcome.deleted_segments.is_empty() => tracing::info!(
+            shard = shard.id.0,
+            deleted = outcome.deleted_segments.len(),
+            min_offset = outcome.min_offset,
+            disk_used_percent = outcome.disk_used_percent,
+            "retention deleted CommitLog segments"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(shard = shard.id.0, %err, "retention failed"),
+    }
+}
+
+/// The local hour of day (0..24), as `deleteWhen` means it.
+fn local_hour() -> u8 {
+    let now = libc::time_t::try_from(crate::namesrv::server::now_ms() / 1000).unwrap_or(0);
+    // SAFETY: `tm` is plain data written by localtime_r, which is thread-safe and only reads
+    // `now`; on failure it returns null and we fall back to UTC.
+    let hour = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&now, &mut tm).is_null() {
+            (now / 3600 % 24) as i32
+        } else {
+            tm.tm_hour
+        }
+    };
+    u8::try_from(hour.clamp(0, 23)).unwrap_or(0)
 }
 
 fn persist_offsets(shard: &Shard, path: &Path) {

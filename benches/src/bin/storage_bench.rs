@@ -78,8 +78,11 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
         for payload in [128usize, 1024, 16 * 1024] {
             let raw = raw_sequential_write(&raw_file, alignment, raw_bytes).await?;
             let log = append_throughput(dir, payload, args).await?;
-            let ratio = log["log_mb_per_s"].as_f64().unwrap_or(0.0) / raw["mb_per_s"].as_f64().unwrap_or(1.0);
-            println!("round {round} payload {payload} B: raw {raw} | log {log} | log/raw {ratio:.2}");
+            let ratio = log["log_mb_per_s"].as_f64().unwrap_or(0.0)
+                / raw["mb_per_s"].as_f64().unwrap_or(1.0);
+            println!(
+                "round {round} payload {payload} B: raw {raw} | log {log} | log/raw {ratio:.2}"
+            );
             throughput.push(json!({ "round": round, "payload_bytes": payload, "raw": raw, "log": log, "log_to_raw": ratio }));
         }
     }
@@ -153,7 +156,9 @@ async fn raw_sequential_write(
     let mut at = 0u64;
     while at < bytes {
         let mut batch = Vec::new();
-        let take = buffers.len().min(((bytes - at) / RAW_WRITE_BYTES as u64) as usize);
+        let take = buffers
+            .len()
+            .min(((bytes - at) / RAW_WRITE_BYTES as u64) as usize);
         for buffer in buffers.drain(..take) {
             let file = Rc::clone(file);
             let pos = at;
@@ -332,7 +337,7 @@ async fn sync_append_latency(
     samples: u64,
 ) -> anyhow::Result<serde_json::Value> {
     let name = format!("log-sync-{payload_len}-{clients}");
-    let log = Rc::new(fresh_log(dir, &name, bench_config(FlushPolicy::Sync, 1 << 30)).await?);
+    let log = Rc::new(fresh_log(dir, &name, bench_config(FlushPolicy::Sync, 256 << 20)).await?);
     let latencies = Rc::new(std::cell::RefCell::new(histogram()));
     let per_client = samples / clients as u64;
     let start = Instant::now();
