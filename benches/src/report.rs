@@ -21,6 +21,9 @@ use crate::usage::ThreadUsage;
 /// Version of the report's JSON shape; bump on incompatible changes.
 pub const REPORT_SCHEMA: &str = "rmq-bench-report/1";
 
+/// Shortest interval the time-series plots show, seconds.
+pub const PLOT_INTERVAL_MIN_S: f64 = 0.25;
+
 /// Where the O_DIRECT fact came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -290,8 +293,10 @@ impl Report {
     #[must_use]
     pub fn charts(&self) -> [(&'static str, Chart); 3] {
         let over_time = |pick: &dyn Fn(&Sample) -> Option<f64>| -> Vec<(f64, f64)> {
+            // A last interval of a few ms has a meaningless rate; it stays in the JSON.
             self.time_series
                 .iter()
+                .filter(|s| s.duration_s >= PLOT_INTERVAL_MIN_S)
                 .filter_map(|s| pick(s).map(|value| (s.t_s, value)))
                 .collect()
         };

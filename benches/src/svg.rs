@@ -11,10 +11,14 @@ const WIDTH: f64 = 800.0;
 const HEIGHT: f64 = 420.0;
 /// Space left of the plot area for y tick labels and the axis label, px.
 const MARGIN_LEFT: f64 = 80.0;
-/// Space right of the plot area, px.
-const MARGIN_RIGHT: f64 = 20.0;
-/// Space above the plot area for the title, px.
-const MARGIN_TOP: f64 = 40.0;
+/// Space right of the plot area (half of the last x tick label sticks out), px.
+const MARGIN_RIGHT: f64 = 40.0;
+/// Space above the plot area for the title and the legend row, px.
+const MARGIN_TOP: f64 = 58.0;
+/// Baseline of the legend row, px.
+const LEGEND_Y: f64 = 44.0;
+/// Legend width per character of a series name (12 px sans-serif), px.
+const LEGEND_CHAR_WIDTH: f64 = 7.0;
 /// Space below the plot area for x tick labels and the axis label, px.
 const MARGIN_BOTTOM: f64 = 55.0;
 /// Target number of ticks on a linear axis.
@@ -329,6 +333,7 @@ fn write_axes(
 }
 
 fn write_series(out: &mut String, chart: &Chart, to_px: &dyn Fn(f64, f64) -> (f64, f64)) {
+    let mut legend_x = MARGIN_LEFT;
     for (index, series) in chart.series.iter().enumerate() {
         let colour = PALETTE[index % PALETTE.len()];
         let pixels: Vec<(f64, f64)> = series
@@ -355,17 +360,16 @@ fn write_series(out: &mut String, chart: &Chart, to_px: &dyn Fn(f64, f64) -> (f6
                 r#"<circle cx="{x:.1}" cy="{y:.1}" r="3" fill="{colour}"/>"#
             );
         }
-        let legend_y = MARGIN_TOP + 14.0 + 16.0 * index as f64;
-        let legend_x = WIDTH - MARGIN_RIGHT - 170.0;
         let _ = writeln!(
             out,
-            r#"<line x1="{legend_x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{colour}" stroke-width="3"/><text x="{:.1}" y="{legend_y:.1}">{}</text>"#,
-            legend_y - 4.0,
+            r#"<line x1="{legend_x:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{colour}" stroke-width="3"/><text x="{:.1}" y="{LEGEND_Y:.1}">{}</text>"#,
+            LEGEND_Y - 4.0,
             legend_x + 18.0,
-            legend_y - 4.0,
+            LEGEND_Y - 4.0,
             legend_x + 24.0,
             escape(&series.name)
         );
+        legend_x += 44.0 + LEGEND_CHAR_WIDTH * series.name.chars().count() as f64;
     }
 }
 

@@ -35,6 +35,12 @@ struct Args {
     /// Latency samples per sync case.
     #[arg(long, default_value_t = 5000)]
     latency_samples: u64,
+    /// Payload sizes of the throughput cases.
+    #[arg(long, value_delimiter = ',', default_values_t = [128usize, 1024, 16384])]
+    payloads: Vec<usize>,
+    /// Skip the sync-flush latency cases.
+    #[arg(long)]
+    skip_latency: bool,
     /// Repetitions of every case (raw and log interleaved).
     #[arg(long, default_value_t = 3)]
     rounds: u64,
@@ -75,7 +81,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
     let raw_file = Rc::new(prepared_file(dir, "raw-seq", raw_bytes, alignment).await?);
     let mut throughput = Vec::new();
     for round in 0..args.rounds {
-        for payload in [128usize, 1024, 16 * 1024] {
+        for &payload in &args.payloads {
             let raw = raw_sequential_write(&raw_file, alignment, raw_bytes).await?;
             let log = append_throughput(dir, payload, args).await?;
             let ratio = log["log_mb_per_s"].as_f64().unwrap_or(0.0)
@@ -89,7 +95,8 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<serde_json::Value> {
     drop(raw_file);
     let _ = std::fs::remove_file(dir.join("raw-seq"));
     let mut latency = Vec::new();
-    for round in 0..args.rounds {
+    let latency_rounds = if args.skip_latency { 0 } else { args.rounds };
+    for round in 0..latency_rounds {
         let raw = raw_write_sync_latency(dir, alignment, args.latency_samples).await?;
         println!("round {round} raw 4 KiB write + fdatasync: {raw}");
         latency.push(json!({ "round": round, "case": "raw_4k_write_fdatasync", "result": raw }));

@@ -36,6 +36,7 @@
 //! append that was waiting. See `flush.rs`, `recovery.rs`, `read.rs`, `retention.rs`.
 
 pub mod config;
+pub mod crc32c;
 mod flush;
 mod read;
 pub mod record;
@@ -638,22 +639,12 @@ impl Inner {
     /// (pair assertion; in debug builds the whole record is re-validated).
     fn place_record(&self, record: &AppendRecord<'_>, phys_offset: u64) {
         let header = encode_header(record, phys_offset, self.generation);
-        let mut at = phys_offset;
-        for piece in [
-            &header[..],
-            record.topic,
-            record.keys,
-            record.payload,
-            &ZEROS[..padding_len(record)],
-        ] {
-            self.ring.write(at, piece);
-            at += piece.len() as u64;
-        }
-        assert_eq!(
-            at - phys_offset,
-            record.encoded_size(),
-            "encoded size matches bytes placed"
+        let padding = &ZEROS[..padding_len(record)];
+        let placed = self.ring.write_pieces(
+            phys_offset,
+            &[&header[..], record.topic, record.keys, record.payload, padding],
         );
+        assert_eq!(placed as u64, record.encoded_size(), "encoded size matches bytes placed");
         let mut check = [0u8; RECORD_HEADER_BYTES];
         self.ring.read(phys_offset, &mut check);
         assert_eq!(

@@ -8,7 +8,7 @@
 //! Record (little-endian; `H` = [`RECORD_HEADER_BYTES`] = 64):
 //! ```text
 //!  0 total_len u32    whole record incl. header and zero padding, multiple of 16
-//!  4 crc u32          CRC-32 of bytes [0,4) ++ [8,total_len), xored with RECORD_CRC_XOR
+//!  4 crc u32          CRC-32C of bytes [0,4) ++ [8,total_len), xored with RECORD_CRC_XOR
 //!  8 magic u32        RECORD_MAGIC ("RMQ" + format version 1)
 //! 12 sys_flag i32     RocketMQ MessageSysFlag (transaction type etc.), opaque here
 //! 16 phys_offset u64  this record's own log offset (a copy at another offset never validates)
@@ -32,7 +32,9 @@
 //! Must never: do I/O, allocate on the encode path, or accept a record whose length fields
 //! disagree with `total_len`.
 
-use crc32fast::Hasher;
+use std::mem::MaybeUninit;
+
+use super::crc32c::Crc32c;
 
 use crate::error::StorageError;
 use crate::limits::{KEYS_LEN_MAX, TOPIC_LEN_MAX};
@@ -220,24 +222,31 @@ pub fn encode_header(
     );
     put_u32(&mut header, OFFSET_GENERATION, generation);
     let padding = padding_len(record);
-    let mut hasher = Hasher::new();
+    let mut hasher = Crc32c::new();
     // CRC is a stream function: the small leading pieces are gathered into one buffer so the
     // hasher sees few, larger updates (many tiny updates dominated the cost of small records).
-    let mut lead = [0u8; CRC_LEAD_BUFFER_BYTES];
     let lead_len =
         OFFSET_CRC + (RECORD_HEADER_BYTES - OFFSET_MAGIC) + record.topic.len() + record.keys.len();
     if lead_len <= CRC_LEAD_BUFFER_BYTES {
+        // Not zeroed first: only the `lead_len` bytes written below are ever read.
+        let mut lead = [MaybeUninit::<u8>::uninit(); CRC_LEAD_BUFFER_BYTES];
         let mut at = 0;
-        for piece in [
-            &header[..OFFSET_CRC],
-            &header[OFFSET_MAGIC..],
-            record.topic,
-            record.keys,
-        ] {
-            lead[at..at + piece.len()].copy_from_slice(piece);
+        for piece in [&header[..OFFSET_CRC], &header[OFFSET_MAGIC..], record.topic, record.keys] {
+            // SAFETY: `at + piece.len() <= lead_len <= CRC_LEAD_BUFFER_BYTES`, and `piece` is
+            // a distinct buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    piece.as_ptr(),
+                    lead.as_mut_ptr().add(at).cast::<u8>(),
+                    piece.len(),
+                );
+            }
             at += piece.len();
         }
-        hasher.update(&lead[..lead_len]);
+        assert_eq!(at, lead_len);
+        // SAFETY: the loop above initialised exactly `lead[..lead_len]`.
+        let gathered = unsafe { std::slice::from_raw_parts(lead.as_ptr().cast::<u8>(), lead_len) };
+        hasher.update(gathered);
     } else {
         hasher.update(&header[..OFFSET_CRC]);
         hasher.update(&header[OFFSET_MAGIC..]);
@@ -245,7 +254,9 @@ pub fn encode_header(
         hasher.update(record.keys);
     }
     hasher.update(record.payload);
-    hasher.update(&ZEROS[..padding]);
+    if padding > 0 {
+        hasher.update(&ZEROS[..padding]);
+    }
     put_u32(&mut header, OFFSET_CRC, hasher.finalize() ^ RECORD_CRC_XOR);
     header
 }
@@ -306,7 +317,7 @@ pub fn encode_filler(phys_offset: u64, total_len: u64, generation: u32) -> [u8; 
 }
 
 fn filler_crc(filler: &[u8], phys_offset: u64) -> u32 {
-    let mut hasher = Hasher::new();
+    let mut hasher = Crc32c::new();
     hasher.update(&filler[0..4]);
     hasher.update(&filler[8..16]);
     hasher.update(&phys_offset.to_le_bytes());
@@ -451,7 +462,7 @@ fn parse_record(
             "field lengths disagree with the record length".into(),
         ));
     }
-    let mut hasher = Hasher::new();
+    let mut hasher = Crc32c::new();
     hasher.update(&record[..OFFSET_CRC]);
     hasher.update(&record[OFFSET_MAGIC..]);
     if hasher.finalize() ^ RECORD_CRC_XOR != get_u32(record, OFFSET_CRC) {

@@ -74,6 +74,32 @@ impl Ring {
         }
     }
 
+    /// Copies `pieces` back to back starting at log offset `offset`; returns the bytes copied.
+    /// One index computation when the run does not wrap (the common case).
+    pub(crate) fn write_pieces(&self, offset: u64, pieces: &[&[u8]]) -> usize {
+        let total: usize = pieces.iter().map(|piece| piece.len()).sum();
+        assert!(total <= self.capacity, "write larger than the ring");
+        let start = self.index(offset);
+        if start + total > self.capacity {
+            let mut at = offset;
+            for piece in pieces {
+                self.write(at, piece);
+                at += piece.len() as u64;
+            }
+            return total;
+        }
+        let mut cursor = start;
+        for piece in pieces {
+            // SAFETY: `start + total <= capacity`, so every piece lands inside the allocation;
+            // pieces come from caller buffers that cannot alias the ring.
+            unsafe {
+                std::ptr::copy_nonoverlapping(piece.as_ptr(), self.base.add(cursor), piece.len());
+            }
+            cursor += piece.len();
+        }
+        total
+    }
+
     /// Zeroes `len` bytes at log offset `offset` (wrapping).
     pub(crate) fn zero(&self, offset: u64, len: usize) {
         assert!(len <= self.capacity, "zero larger than the ring");
@@ -160,6 +186,7 @@ mod tests {
         let data: Vec<u8> = (0..100u8).collect();
         ring.write(8192 * 3 - 40, &data);
         let mut out = vec![0u8; 100];
+        assert_eq!(ring.write_pieces(8192 * 3 - 40, &[&data[..10], &data[10..]]), 100);
         ring.read(8192 * 3 - 40, &mut out);
         assert_eq!(out, data);
         ring.zero(8192 * 3 - 10, 20);
