@@ -426,7 +426,6 @@ async fn run_retention(shard: &Shard) {
         file_reserved_time: Duration::from_secs(u64::from(config.file_reserved_time_hours) * 3600),
         delete_when_hour,
         disk_max_used_space_percent: config.disk_max_used_space_ratio,
-        ..RetentionPolicy::default()
     };
     match shard.store.delete_expired(clock, &policy).await {
         Ok(outcome) if !outcome.deleted_segments.is_empty() => tracing::info!(

@@ -642,9 +642,19 @@ impl Inner {
         let padding = &ZEROS[..padding_len(record)];
         let placed = self.ring.write_pieces(
             phys_offset,
-            &[&header[..], record.topic, record.keys, record.payload, padding],
+            &[
+                &header[..],
+                record.topic,
+                record.keys,
+                record.payload,
+                padding,
+            ],
         );
-        assert_eq!(placed as u64, record.encoded_size(), "encoded size matches bytes placed");
+        assert_eq!(
+            placed as u64,
+            record.encoded_size(),
+            "encoded size matches bytes placed"
+        );
         let mut check = [0u8; RECORD_HEADER_BYTES];
         self.ring.read(phys_offset, &mut check);
         assert_eq!(

@@ -231,7 +231,12 @@ pub fn encode_header(
         // Not zeroed first: only the `lead_len` bytes written below are ever read.
         let mut lead = [MaybeUninit::<u8>::uninit(); CRC_LEAD_BUFFER_BYTES];
         let mut at = 0;
-        for piece in [&header[..OFFSET_CRC], &header[OFFSET_MAGIC..], record.topic, record.keys] {
+        for piece in [
+            &header[..OFFSET_CRC],
+            &header[OFFSET_MAGIC..],
+            record.topic,
+            record.keys,
+        ] {
             // SAFETY: `at + piece.len() <= lead_len <= CRC_LEAD_BUFFER_BYTES`, and `piece` is
             // a distinct buffer.
             unsafe {

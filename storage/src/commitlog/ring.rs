@@ -186,7 +186,10 @@ mod tests {
         let data: Vec<u8> = (0..100u8).collect();
         ring.write(8192 * 3 - 40, &data);
         let mut out = vec![0u8; 100];
-        assert_eq!(ring.write_pieces(8192 * 3 - 40, &[&data[..10], &data[10..]]), 100);
+        assert_eq!(
+            ring.write_pieces(8192 * 3 - 40, &[&data[..10], &data[10..]]),
+            100
+        );
         ring.read(8192 * 3 - 40, &mut out);
         assert_eq!(out, data);
         ring.zero(8192 * 3 - 10, 20);
