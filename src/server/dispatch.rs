@@ -88,12 +88,75 @@ impl Handler for BrokerHandler {
     }
 }
 
+/// The processor family of a request code. Routing and processing both use this one table,
+/// so a code can never be routed by one rule and processed by another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// Sends: the owner of the target queue.
+    Send,
+    /// Pulls: the owner of the queue.
+    Pull,
+    /// Consumer offsets and queue offsets: the owner of the queue.
+    QueueOffset,
+    /// VIEW_MESSAGE_BY_ID: the shard in the physical offset.
+    ViewById,
+    /// CONSUMER_SEND_MSG_BACK: the shard in the physical offset.
+    SendBack,
+    /// Control plane: shard 0.
+    Control,
+    /// QUERY_MESSAGE: map-reduce from the accepting shard.
+    Query,
+    /// Broker statistics and config: map-reduce from the accepting shard.
+    Stats,
+    /// This broker's topic list (replicated snapshot).
+    TopicList,
+    /// Not served: REQUEST_CODE_NOT_SUPPORTED.
+    Unsupported,
+}
+
+fn family(code: RequestCode) -> Family {
+    match code {
+        RequestCode::SendMessage | RequestCode::SendMessageV2 | RequestCode::SendBatchMessage => {
+            Family::Send
+        }
+        RequestCode::PullMessage | RequestCode::LitePullMessage => Family::Pull,
+        RequestCode::QueryConsumerOffset
+        | RequestCode::UpdateConsumerOffset
+        | RequestCode::GetMaxOffset
+        | RequestCode::GetMinOffset
+        | RequestCode::SearchOffsetByTimestamp
+        | RequestCode::GetEarliestMsgStoretime => Family::QueueOffset,
+        RequestCode::ViewMessageById => Family::ViewById,
+        RequestCode::ConsumerSendMsgBack => Family::SendBack,
+        RequestCode::HeartBeat
+        | RequestCode::UnregisterClient
+        | RequestCode::GetConsumerListByGroup
+        | RequestCode::LockBatchMq
+        | RequestCode::UnlockBatchMq
+        | RequestCode::GetConsumerConnectionList
+        | RequestCode::UpdateAndCreateTopic
+        | RequestCode::DeleteTopicInBroker
+        | RequestCode::GetAllTopicConfig
+        | RequestCode::GetProducerConnectionList
+        | RequestCode::UpdateAndCreateSubscriptionGroup
+        | RequestCode::GetAllSubscriptionGroupConfig
+        | RequestCode::DeleteSubscriptionGroup => Family::Control,
+        RequestCode::QueryMessage => Family::Query,
+        RequestCode::GetBrokerRuntimeInfo
+        | RequestCode::GetTopicStatsInfo
+        | RequestCode::GetConsumeStats
+        | RequestCode::GetBrokerConfig => Family::Stats,
+        RequestCode::GetAllTopicListFromNameserver => Family::TopicList,
+        _ => Family::Unsupported,
+    }
+}
+
 /// Decides where `request` runs. Sends to unknown topics are auto-created first (through the
 /// control shard), so the owner's processor finds the topic.
 async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route, Failure> {
     let shards = shard.shard_count();
-    let target = match request.request_code() {
-        RequestCode::SendMessage | RequestCode::SendMessageV2 | RequestCode::SendBatchMessage => {
+    let target = match family(request.request_code()) {
+        Family::Send => {
             let mut header = send::routing_facts(request)?;
             send::check_topic(shard, &header)?;
             let config = ensure_send_topic(shard, &header).await?;
@@ -112,14 +175,7 @@ async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route
             }
             shard_for(&header.topic, header.queue_id, shards)
         }
-        RequestCode::PullMessage
-        | RequestCode::LitePullMessage
-        | RequestCode::QueryConsumerOffset
-        | RequestCode::UpdateConsumerOffset
-        | RequestCode::GetMaxOffset
-        | RequestCode::GetMinOffset
-        | RequestCode::SearchOffsetByTimestamp
-        | RequestCode::GetEarliestMsgStoretime => {
+        Family::Pull | Family::QueueOffset => {
             let topic = request.ext("topic").unwrap_or_default();
             let queue_id = request
                 .ext("queueId")
@@ -127,8 +183,8 @@ async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route
                 .unwrap_or(0);
             shard_for(topic, queue_id, shards)
         }
-        RequestCode::ConsumerSendMsgBack => sendback::owner(request, shards)?,
-        RequestCode::ViewMessageById => {
+        Family::SendBack => sendback::owner(request, shards)?,
+        Family::ViewById => {
             let offset = request
                 .ext("offset")
                 .and_then(|o| o.trim().parse::<i64>().ok())
@@ -143,20 +199,8 @@ async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route
                 }
             }
         }
-        RequestCode::HeartBeat
-        | RequestCode::UnregisterClient
-        | RequestCode::GetConsumerListByGroup
-        | RequestCode::LockBatchMq
-        | RequestCode::UnlockBatchMq
-        | RequestCode::GetConsumerConnectionList
-        | RequestCode::UpdateAndCreateTopic
-        | RequestCode::DeleteTopicInBroker
-        | RequestCode::GetAllTopicConfig
-        | RequestCode::GetProducerConnectionList
-        | RequestCode::UpdateAndCreateSubscriptionGroup
-        | RequestCode::GetAllSubscriptionGroupConfig
-        | RequestCode::DeleteSubscriptionGroup => CONTROL_SHARD,
-        _ => shard.id,
+        Family::Control => CONTROL_SHARD,
+        Family::Query | Family::Stats | Family::TopicList | Family::Unsupported => shard.id,
     };
     Ok(if target == shard.id {
         Route::Local
@@ -189,45 +233,20 @@ pub async fn process_local(
     request: &RemotingCommand,
     client: &ClientMeta,
 ) -> RemotingCommand {
-    let outcome: Outcome = match request.request_code() {
-        RequestCode::SendMessage | RequestCode::SendMessageV2 | RequestCode::SendBatchMessage => {
-            send::process(shard, request, client.peer_addr).await
-        }
-        RequestCode::PullMessage | RequestCode::LitePullMessage => {
-            pull::process(shard, request).await
-        }
-        RequestCode::QueryConsumerOffset
-        | RequestCode::UpdateConsumerOffset
-        | RequestCode::GetMaxOffset
-        | RequestCode::GetMinOffset
-        | RequestCode::SearchOffsetByTimestamp
-        | RequestCode::GetEarliestMsgStoretime
-        | RequestCode::ViewMessageById => offset::process(shard, request).await,
-        RequestCode::HeartBeat
-        | RequestCode::UnregisterClient
-        | RequestCode::GetConsumerListByGroup
-        | RequestCode::LockBatchMq
-        | RequestCode::UnlockBatchMq
-        | RequestCode::GetConsumerConnectionList
-        | RequestCode::UpdateAndCreateTopic
-        | RequestCode::DeleteTopicInBroker
-        | RequestCode::GetAllTopicConfig
-        | RequestCode::GetProducerConnectionList
-        | RequestCode::UpdateAndCreateSubscriptionGroup
-        | RequestCode::GetAllSubscriptionGroupConfig
-        | RequestCode::DeleteSubscriptionGroup => control::process(shard, request, client).await,
-        RequestCode::QueryMessage => query::process(shard, request).await,
-        RequestCode::ConsumerSendMsgBack => sendback::process(shard, request).await,
-        RequestCode::GetBrokerRuntimeInfo
-        | RequestCode::GetTopicStatsInfo
-        | RequestCode::GetConsumeStats
-        | RequestCode::GetBrokerConfig => stats::process(shard, request).await,
-        RequestCode::GetAllTopicListFromNameserver => Ok(super::success(request).with_body(
+    let outcome: Outcome = match family(request.request_code()) {
+        Family::Send => send::process(shard, request, client.peer_addr).await,
+        Family::Pull => pull::process(shard, request).await,
+        Family::QueueOffset | Family::ViewById => offset::process(shard, request).await,
+        Family::Control => control::process(shard, request, client).await,
+        Family::Query => query::process(shard, request).await,
+        Family::SendBack => sendback::process(shard, request).await,
+        Family::Stats => stats::process(shard, request).await,
+        Family::TopicList => Ok(super::success(request).with_body(
             rmq_net::codec::body::JsonBody::to_json(&control::topic_list(shard)),
         )),
-        code => Err(Failure::Code(
+        Family::Unsupported => Err(Failure::Code(
             ResponseCode::RequestCodeNotSupported,
-            format!(" request type {} not supported", code.value()),
+            format!(" request type {} not supported", request.code),
         )),
     };
     let response = outcome
