@@ -21,6 +21,8 @@ pub const MESSAGE_SIZE_MAX: usize = 4 * 1024 * 1024;
 pub const BATCH_SIZE_MAX: u32 = 1024;
 /// Most requests in flight per connection in async mode (the client allows 65,536 pending).
 pub const INFLIGHT_MAX: usize = 16_384;
+/// Most queues asked for with `--queues` (Java topics rarely exceed a few hundred).
+pub const QUEUES_MAX: u32 = 1024;
 /// Most messages one pull asks for (Java caps `pullBatchSize` at 1024).
 pub const PULL_BATCH_MAX: u32 = 1024;
 
@@ -308,8 +310,12 @@ impl BenchArgs {
         } else if self.consumers.is_some_and(|consumers| consumers > 0) {
             return fail(format!("--consumers is not used in {:?} mode", self.mode));
         }
-        if self.queues == 0 || self.queues > 1024 {
-            return fail("--queues must be 1..=1024".into());
+        if self.queues == 0 || self.queues > QUEUES_MAX {
+            return fail(format!("--queues must be 1..={QUEUES_MAX}"));
+        }
+        let bad_tag = |tag: &String| tag.is_empty() || tag.contains(['\u{1}', '\u{2}']);
+        if self.tags.iter().any(bad_tag) {
+            return fail("--tags must be non-empty and free of \\x01 and \\x02".into());
         }
         if self.size == 0 || self.size > MESSAGE_SIZE_MAX {
             return fail(format!("--size must be 1..={MESSAGE_SIZE_MAX}"));
@@ -397,6 +403,7 @@ mod tests {
             vec!["--batch", "2000"],
             vec!["--duration", "0"],
             vec!["--rate", "1", "--batch", "4"],
+            vec!["--tags", "a,,b"],
         ] {
             assert!(parse(&bad).validate().is_err(), "{bad:?} must be rejected");
         }

@@ -363,6 +363,26 @@ pub async fn ensure_topic(
     }
 }
 
+/// A topic's config as this shard sees it, falling back to the control shard's table when this
+/// shard's snapshot does not know the topic yet (a broadcast still in flight). Never creates.
+pub async fn lookup_topic(shard: &Rc<Shard>, topic: &str) -> Option<TopicConfig> {
+    if let Some(config) = shard.topics.borrow().get(topic) {
+        return Some(config.clone());
+    }
+    let name = topic.to_owned();
+    let snapshot = shard
+        .mesh
+        .call(CONTROL_SHARD, move |control: &Rc<Shard>, reply| {
+            let table = control.control().topics.borrow();
+            let _ = reply.send(table.contains(&name).then(|| table.snapshot()));
+        })
+        .await
+        .ok()
+        .flatten()?;
+    shard.install_topics(snapshot);
+    shard.topics.borrow().get(topic).cloned()
+}
+
 async fn create_topic(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
     let header = CreateTopicRequestHeader::decode_command(request)?;
     let mut config = TopicConfig::new(&header.topic);

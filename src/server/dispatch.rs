@@ -7,7 +7,6 @@
 use std::rc::Rc;
 
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
-use rmq_net::codec::header::send::SendMessageRequestHeader;
 use rmq_net::conn::{ConnContext, ConnHandle, Handler};
 use rmq_net::RemotingCommand;
 
@@ -159,7 +158,7 @@ async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route
         Family::Send => {
             let mut header = send::routing_facts(request)?;
             send::check_topic(shard, &header)?;
-            let config = ensure_send_topic(shard, &header).await?;
+            let config = send::ensure_send_topic(shard, &header).await?;
             let requested = header.queue_id;
             header.queue_id = send::resolve_queue(&config, requested)?;
             if header.queue_id != requested {
@@ -207,24 +206,6 @@ async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route
     } else {
         Route::Forward(target)
     })
-}
-
-async fn ensure_send_topic(
-    shard: &Rc<Shard>,
-    header: &SendMessageRequestHeader,
-) -> Result<rmq_net::codec::body::topic::TopicConfig, Failure> {
-    if let Some(config) = shard.topics.borrow().get(&header.topic) {
-        return Ok(config.clone());
-    }
-    let (template, queues) = if crate::broker::topics::is_retry_topic(&header.topic) {
-        (header.default_topic.as_str(), 1)
-    } else {
-        (
-            header.default_topic.as_str(),
-            header.default_topic_queue_nums,
-        )
-    };
-    control::ensure_topic(shard, &header.topic, template, queues).await
 }
 
 /// Runs a request's processor on this shard (it owns the request's state).

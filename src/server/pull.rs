@@ -44,11 +44,8 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             ),
         ));
     }
-    let topic = shard
-        .topics
-        .borrow()
-        .get(&header.topic)
-        .cloned()
+    let topic = super::control::lookup_topic(shard, &header.topic)
+        .await
         .ok_or_else(|| {
             Failure::Code(
                 ResponseCode::TopicNotExist,

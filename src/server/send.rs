@@ -76,6 +76,27 @@ pub fn resolve_queue(config: &TopicConfig, queue_id: i32) -> Result<i32, Failure
     Ok(queue_id)
 }
 
+/// The send's topic config: from this shard's snapshot, else from the control shard, which
+/// auto-creates it from the request's template topic when allowed (PROTOCOL.md §4.1 step 3).
+///
+/// # Errors
+/// TOPIC_NOT_EXIST (no template or auto-create off) or the control shard's refusal.
+pub async fn ensure_send_topic(
+    shard: &Rc<Shard>,
+    header: &SendMessageRequestHeader,
+) -> Result<TopicConfig, Failure> {
+    if let Some(config) = shard.topics.borrow().get(&header.topic) {
+        return Ok(config.clone());
+    }
+    // Unknown `%RETRY%` topics are created with one queue.
+    let queues = if is_retry_topic(&header.topic) {
+        1
+    } else {
+        header.default_topic_queue_nums
+    };
+    super::control::ensure_topic(shard, &header.topic, &header.default_topic, queues).await
+}
+
 /// Stores one send on its owner shard and builds the reply.
 pub async fn process(
     shard: &Rc<Shard>,
@@ -85,17 +106,9 @@ pub async fn process(
     let header =
         SendMessageRequestHeader::decode_for_code(request.request_code(), &request.ext_fields)?;
     check_topic(shard, &header)?;
-    let config = shard
-        .topics
-        .borrow()
-        .get(&header.topic)
-        .cloned()
-        .ok_or_else(|| {
-            Failure::Code(
-                ResponseCode::TopicNotExist,
-                format!("topic[{}] not exist", header.topic),
-            )
-        })?;
+    // The accepting shard made sure the topic exists, but this shard's snapshot may not have
+    // caught up with the broadcast yet: ask the control shard rather than refuse.
+    let config = ensure_send_topic(shard, &header).await?;
     if !perm::is_writeable(config.perm) {
         return Err(Failure::Code(
             ResponseCode::NoPermission,

@@ -412,6 +412,9 @@ impl DirectFile {
         let len = buf.buf_len();
         let mut limit = len;
         if let Some(faults) = &self.faults {
+            if let Some(delay) = faults.write_delay.get() {
+                compio::time::sleep(delay).await;
+            }
             match faults.before_write(&self.path, pos, len as u64, self.len.get()) {
                 WriteFault::None => {}
                 WriteFault::Fail(error) => return BufResult(Err(error), buf),
@@ -647,7 +650,7 @@ pub enum CrashMode {
 /// - make the N-th write short (half its length, aligned down; the rest is not written);
 /// - disk full: creating a file or writing past a file's end fails with `ENOSPC`;
 /// - report a chosen disk usage percentage to retention;
-/// - delay every fdatasync by a fixed time (a slow device);
+/// - delay every write or fdatasync by a fixed time (a slow device);
 /// - crash: revert (or tear) every write no successful fdatasync of its file covered.
 ///
 /// "N-th" counts from the call that arms it: `1` is the next write. Each armed fault fires once.
@@ -661,6 +664,7 @@ pub struct FaultInjector {
     disk_full: Cell<bool>,
     disk_used_percent: Cell<Option<u8>>,
     sync_delay: Cell<Option<std::time::Duration>>,
+    write_delay: Cell<Option<std::time::Duration>>,
     track_unsynced: Cell<bool>,
     unsynced: RefCell<HashMap<PathBuf, Vec<Undo>>>,
 }
@@ -724,6 +728,11 @@ impl FaultInjector {
     /// Delays every later fdatasync by `delay` (`None`: no delay).
     pub fn set_sync_delay(&self, delay: Option<std::time::Duration>) {
         self.sync_delay.set(delay);
+    }
+
+    /// Delays every later write by `delay` (`None`: no delay).
+    pub fn set_write_delay(&self, delay: Option<std::time::Duration>) {
+        self.write_delay.set(delay);
     }
 
     /// Starts recording the pre-image of every write so [`FaultInjector::crash`] can revert it.
@@ -953,6 +962,7 @@ pub fn scratch_dir_on_real_disk(name: &str) -> io::Result<PathBuf> {
         },
         PathBuf::from,
     );
+    remove_scratch_dirs_of_dead_processes(&root);
     let unique = format!("{name}-{}-{}", std::process::id(), next_scratch_id());
     let dir = root.join(unique);
     if dir.exists() {
@@ -966,6 +976,29 @@ pub fn scratch_dir_on_real_disk(name: &str) -> io::Result<PathBuf> {
         )));
     }
     Ok(dir)
+}
+
+/// Scratch directories are named `<name>-<pid>-<n>`; those of processes that no longer run are
+/// removed (best effort), so repeated test runs do not fill the disk.
+fn remove_scratch_dirs_of_dead_processes(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let mut parts = name.rsplitn(3, '-');
+        let (Some(_counter), Some(pid), Some(_)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn next_scratch_id() -> u64 {

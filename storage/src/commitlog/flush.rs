@@ -210,6 +210,15 @@ impl Inner {
         if state.lifecycle != Lifecycle::Open || self.stop.get() || state.poison.is_some() {
             return None;
         }
+        // Hand back to the decision loop when durability is due, so streaming under continuous
+        // load never starves the interval fdatasync (or a waiter, or `request_flush`).
+        let interval = Duration::from_millis(self.config.flush_interval_ms);
+        if self.durable_waiters.has_waiters()
+            || self.flush_requested.get()
+            || state.last_sync.elapsed() >= interval
+        {
+            return None;
+        }
         let block = self.alignment as u64;
         let whole_end = align_down(state.appended, block);
         let mut at = next;
