@@ -25,14 +25,16 @@ def fmt(value, digits=0):
 
 
 print(
-    "| config | runs | msgs/s | MB/s | p50 µs | p99 µs | p99.9 µs | harness CPU µs/msg "
+    "| config | runs | msgs/s | msgs/s range | MB/s | p50 µs | p99 µs | p99.9 µs | harness CPU µs/msg "
     "| msgs/s per harness core | harness busy | harness wait | echo CPU µs/msg | echo wait | load 1 min |"
 )
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for name, reports in runs.items():
     oneway = reports[0]["parameters"]["send_mode"] == "oneway"
     kind = "sent" if oneway else "acked"
     rate = median(r["results"][kind]["msgs_per_s"] for r in reports)
+    rates = [r["results"][kind]["msgs_per_s"] for r in reports]
+    spread = f"{min(rates):,.0f}–{max(rates):,.0f}"
     mb = median(r["results"][kind]["mb_per_s"] for r in reports)
     lat = [r["results"]["send_latency"] for r in reports]
     p50 = median(l and l["p50_us"] for l in lat)
@@ -52,7 +54,7 @@ for name, reports in runs.items():
         for r in reports
     )
     print(
-        f"| {name} | {len(reports)} | {fmt(rate)} | {fmt(mb, 1)} | {fmt(p50, 1)} | {fmt(p99, 1)} | {fmt(p999, 1)} "
+        f"| {name} | {len(reports)} | {fmt(rate)} | {spread} | {fmt(mb, 1)} | {fmt(p50, 1)} | {fmt(p99, 1)} | {fmt(p999, 1)} "
         f"| {fmt(cpu, 2)} | {fmt(cpu and 1e6 / cpu)} | {fmt(busy and busy * 100)}% | {fmt(wait and wait * 100)}% "
         f"| {fmt(echo, 2)} | {fmt(echo_wait and echo_wait * 100)}% | {fmt(load, 1)} |"
     )

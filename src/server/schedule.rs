@@ -28,7 +28,7 @@ use rmq_net::codec::codes::ResponseCode;
 use rmq_net::codec::message::{keys, sysflag, tags_code_of, CrcCheck, MessageRecord, Properties};
 use rmq_storage::commitlog::StoredRecord;
 use rmq_storage::store::{
-    AppendMessage, AppendOutcome, GetRequest, GetStatus, TagFilter, WaitOutcome,
+    AppendMessage, AppendOutcome, GetRequest, GetStatus, TagFilter, WaitForFlush, WaitOutcome,
 };
 use serde::{Deserialize, Serialize};
 
@@ -226,9 +226,18 @@ pub async fn append_routed(
     shard: &Rc<Shard>,
     message: &AppendMessage<'_>,
 ) -> Result<(ShardId, AppendOutcome), Failure> {
+    append_routed_waiting(shard, message, WaitForFlush::AsPolicy).await
+}
+
+/// [`append_routed`] with an explicit flush wait (`WAIT=false` sends skip the SYNC_FLUSH wait).
+pub async fn append_routed_waiting(
+    shard: &Rc<Shard>,
+    message: &AppendMessage<'_>,
+    wait: WaitForFlush,
+) -> Result<(ShardId, AppendOutcome), Failure> {
     let owner = shard_for(message.topic, message.queue_id, shard.shard_count());
     if owner == shard.id {
-        let outcome = shard.store.append(message).await;
+        let outcome = shard.store.append_waiting(message, wait).await;
         return outcome
             .map(|outcome| (owner, outcome))
             .map_err(|e| storage_failure(&e));
@@ -245,7 +254,7 @@ pub async fn append_routed(
                     target.id,
                     "routed append reached a shard that does not own the queue"
                 );
-                let outcome = target.store.append(&message).await;
+                let outcome = target.store.append_waiting(&message, wait).await;
                 let _ = reply.send(outcome.map_err(|e| storage_failure(&e)));
             })
             .detach();

@@ -16,7 +16,7 @@ use rmq_net::codec::header::CommandHeader;
 use rmq_net::codec::limits::PROPERTIES_SIZE_MAX;
 use rmq_net::codec::message::{self, decode_batch, keys, msg_id, BatchLimits, Properties};
 use rmq_net::RemotingCommand;
-use rmq_storage::store::{AppendMessage, BatchMessage, Durability};
+use rmq_storage::store::{AppendMessage, BatchMessage, Durability, WaitForFlush};
 
 use crate::broker::topics::{is_retry_topic, queue_id_in_range, validate_topic_name};
 use crate::runtime::placement::{global_offset, shard_for};
@@ -161,6 +161,7 @@ pub async fn process(
     properties
         .insert(keys::CLUSTER, &shard.config.broker_cluster_name)
         .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
+    let wait = properties.get(keys::WAIT).map(str::to_owned);
     let now = Shard::now_ms();
     // §4.1 steps 5 and 8: an exhausted retry goes to the DLQ, a DELAY to its schedule level.
     let diverted = if is_retry_topic(&header.topic) {
@@ -210,7 +211,8 @@ pub async fn process(
         payload: &payload,
     };
     // Local unless diverted or parked into a queue another shard owns.
-    let (owner, outcome) = super::schedule::append_routed(shard, &message).await?;
+    let (owner, outcome) =
+        super::schedule::append_routed_waiting(shard, &message, wait_for_flush(&wait)).await?;
     let phys = global_offset(
         owner,
         i64::try_from(outcome.phys_offset).unwrap_or(i64::MAX),
@@ -226,6 +228,15 @@ pub async fn process(
         trace_on: true,
     };
     Ok(with_durability(success(request), outcome.durability).with_ext_fields(reply.to_ext()))
+}
+
+/// `WAIT=false` (any case) skips the SYNC_FLUSH wait; absent or anything else waits (Java's
+/// `isWaitStoreMsgOK` defaults to true).
+fn wait_for_flush(wait: &Option<String>) -> WaitForFlush {
+    match wait.as_deref() {
+        Some(v) if v.eq_ignore_ascii_case("false") => WaitForFlush::No,
+        _ => WaitForFlush::AsPolicy,
+    }
 }
 
 fn with_durability(mut response: RemotingCommand, durability: Durability) -> RemotingCommand {

@@ -97,6 +97,8 @@ fn update_table(mut state: u32, data: &[u8]) -> u32 {
     state
 }
 
+/// # Safety
+/// The CPU must support SSE4.2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2")]
 unsafe fn update_sse42(state: u32, data: &[u8]) -> u32 {
@@ -105,15 +107,24 @@ unsafe fn update_sse42(state: u32, data: &[u8]) -> u32 {
     let mut words = data.chunks_exact(8);
     for word in &mut words {
         let value = u64::from_le_bytes(word.try_into().expect("chunks of 8"));
-        wide = _mm_crc32_u64(wide, value);
+        // SAFETY: this function is only called after SSE4.2 was detected (see `update`).
+        // (`unsafe` is redundant inside `target_feature` code on newer compilers, needed on 1.85.)
+        #[allow(unused_unsafe)]
+        let next = unsafe { _mm_crc32_u64(wide, value) };
+        wide = next;
     }
     let mut narrow = wide as u32;
     for byte in words.remainder() {
-        narrow = _mm_crc32_u8(narrow, *byte);
+        // SAFETY: as above.
+        #[allow(unused_unsafe)]
+        let next = unsafe { _mm_crc32_u8(narrow, *byte) };
+        narrow = next;
     }
     narrow
 }
 
+/// # Safety
+/// Always safe (no hardware path on this target).
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn update_sse42(state: u32, data: &[u8]) -> u32 {
     update_table(state, data)

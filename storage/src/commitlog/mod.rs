@@ -23,6 +23,8 @@
 //! log.read(phys_offset, size_hint: Option<u32>).await -> Result<StoredRecord>
 //! log.read_batch(from, max_bytes).await -> Result<ReadBatch>  // reput iteration, skips fillers
 //! log.delete_expired(RetentionClock, &RetentionPolicy).await -> Result<RetentionOutcome>
+//! log.checkpoint().await -> Result<u64>  // checkpoint the durable mark now (also periodic)
+//! log.request_flush()                    // wake the flusher without waiting
 //! log.close().await -> Result<()>    // flush, checkpoint, remove abort marker
 //! log.abandon().await                // stop I/O as a crash would (tests)
 //! ```
@@ -32,8 +34,10 @@
 //! Write path: `try_append` encodes the record into the tail ring at the append mark and returns
 //! its offset. The flusher task writes `[align_down(written), align_up(appended))` from the ring
 //! with O_DIRECT (the partly filled last block is rewritten next time), then fdatasyncs every
-//! file it wrote, then advances the durable mark and wakes waiters: one fdatasync serves every
-//! append that was waiting. See `flush.rs`, `recovery.rs`, `read.rs`, `retention.rs`.
+//! file written since the last fdatasync, then advances the durable mark and wakes waiters: one
+//! fdatasync serves every append that was waiting. Under async flush, whole blocks are also
+//! streamed out early (several writes in flight) and the fdatasync follows the interval. See
+//! `flush.rs`, `recovery.rs`, `read.rs`, `retention.rs`, `record.rs` (on-disk format).
 
 pub mod config;
 pub mod crc32c;

@@ -18,7 +18,7 @@ use crate::index::key::split_keys;
 
 use super::{
     now_ms, validate_queue_id, validate_topic, AppendMessage, AppendOutcome, BatchMessage,
-    BatchOutcome, Durability, Store, REPUT_BATCH_BYTES,
+    BatchOutcome, Durability, Store, WaitForFlush, REPUT_BATCH_BYTES,
 };
 
 /// Which structures a dispatched record goes to (recovery replays may skip one of them).
@@ -86,6 +86,20 @@ impl Store {
     /// [`StorageError::Closed`], or consume-queue write errors that exhausted the pending budget
     /// (nothing is appended then).
     pub async fn append(&self, message: &AppendMessage<'_>) -> Result<AppendOutcome> {
+        self.append_waiting(message, WaitForFlush::AsPolicy).await
+    }
+
+    /// Like [`Store::append`], but `wait` may skip the SYNC_FLUSH durability wait (RocketMQ's
+    /// `WAIT=false` property): the outcome is then [`Durability::Appended`] and the flusher is
+    /// asked to run at once.
+    ///
+    /// # Errors
+    /// As [`Store::append`].
+    pub async fn append_waiting(
+        &self,
+        message: &AppendMessage<'_>,
+        wait: WaitForFlush,
+    ) -> Result<AppendOutcome> {
         validate_topic(message.topic)?;
         validate_queue_id(message.queue_id)?;
         self.ensure_dispatch_room().await?;
@@ -104,7 +118,13 @@ impl Store {
         self.reput_to(appended.end_offset).await?;
         self.check_dispatched(message.topic, message.queue_id, queue_offset, &appended)
             .await?;
-        let durability = self.durability(appended.end_offset).await?;
+        let durability = match wait {
+            WaitForFlush::AsPolicy => self.durability(appended.end_offset).await?,
+            WaitForFlush::No => {
+                self.log.request_flush();
+                Durability::Appended
+            }
+        };
         Ok(AppendOutcome {
             phys_offset: appended.phys_offset,
             queue_offset,
@@ -255,6 +275,7 @@ impl Store {
     }
 
     async fn durability(&self, end_offset: u64) -> Result<Durability> {
+        // Pair with `WaitForFlush::No`: only SYNC_FLUSH waits here.
         let config = self.log.config();
         if config.flush_policy == FlushPolicy::Async {
             return Ok(Durability::Appended);

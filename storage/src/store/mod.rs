@@ -148,6 +148,15 @@ pub struct BatchMessage<'a> {
     pub payload: &'a [u8],
 }
 
+/// Whether an append waits for the flush its policy asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitForFlush {
+    /// SYNC_FLUSH waits for durability, ASYNC_FLUSH does not.
+    AsPolicy,
+    /// Return once appended and readable (RocketMQ `WAIT=false`).
+    No,
+}
+
 /// How durable an appended message is when the append returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
