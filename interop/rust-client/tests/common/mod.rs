@@ -29,6 +29,13 @@ use rocketmq_observability::TelemetryRuntimeGuard;
 use rocketmq_protocol::protocol::heartbeat::message_model::MessageModel;
 use rocketmq_runtime::RuntimeOwner;
 
+/// Queue depth of the client runtime's blocking lane that runs listener calls. Its default
+/// (16 on a 2-core machine) is below the push consumer's 20 concurrent listener calls, and
+/// rocketmq-client-rust 1.0.0 answers a refused call by sending the message back to
+/// `%RETRY%` unconsumed (`consume_message_concurrently_service.rs`, `consume_message task
+/// panicked` + `consumeMessage return null`): a client defect, not broker behaviour.
+const CLIENT_LISTENER_QUEUE_DEPTH: usize = 1024;
+
 #[allow(unused_imports)]
 pub use rmq_interop_rust_client::{
     fnv1a, fresh_dir, run_token, standalone_mode, wait_route, Mode, Rmq, Scratch,
@@ -93,7 +100,16 @@ where
     F: FnOnce(Arc<ClientRuntime>) -> Fut,
     Fut: Future<Output = Result<T, String>>,
 {
-    let owner = RuntimeOwner::new().map_err(|e| format!("client runtime: {e}"))?;
+    // rocketmq-client-rust 1.0.0 runs listeners on the runtime's metadata_io lane and turns a
+    // full lane queue into ReconsumeLater + send-back without calling the listener (see
+    // CLIENT_LISTENER_QUEUE_DEPTH); give that lane room for every listener call the consumer
+    // allows, as Java's unbounded consume queue does.
+    let mut config = rocketmq_runtime::RuntimeConfig::default();
+    config.blocking_lane_policies.metadata_io.max_queue_depth = CLIENT_LISTENER_QUEUE_DEPTH;
+    let owner = RuntimeOwner::plan(config)
+        .map_err(|e| format!("client runtime plan: {e:?}"))?
+        .build()
+        .map_err(|e| format!("client runtime: {e}"))?;
     let telemetry = TelemetryRuntimeGuard::noop();
     let client_runtime = ClientRuntime::try_new(
         owner.root_context().component("interop"),
