@@ -2,8 +2,15 @@
 //! to a raw O_DIRECT sequential write, and SYNC_FLUSH append latency next to a raw 4 KiB
 //! write + fdatasync, all in one run on one real-disk directory, pinned to one core.
 //!
+//! With `--cold-read-gib N` it runs only the cold-read case instead (see [`cold_read`]): an
+//! N GiB log is written, reopened after dropping the page cache, and read back while the RSS is
+//! sampled.
+//!
 //! Usage: `cargo run --release -p rmq-bench --bin storage_bench -- [--dir DIR] [--out FILE]`
 //! The JSON result goes to `--out` (and a summary to stdout).
+
+#[path = "storage_bench/cold_read.rs"]
+mod cold_read;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -47,6 +54,18 @@ struct Args {
     /// CPU the runtime is pinned to.
     #[arg(long, default_value_t = 1)]
     cpu: usize,
+    /// Run only the cold-read case with a log of this many GiB (none of the cases above).
+    #[arg(long)]
+    cold_read_gib: Option<u64>,
+    /// Cold read: segment size in bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    cold_read_segment_bytes: u64,
+    /// Cold read: payload bytes per record.
+    #[arg(long, default_value_t = 16384)]
+    cold_read_payload: usize,
+    /// Cold read: `max_bytes` of each `read_batch`.
+    #[arg(long, default_value_t = 4 << 20)]
+    cold_read_batch_bytes: usize,
 }
 
 /// Raw baseline: O_DIRECT writes of this size, this many in flight.
@@ -66,7 +85,25 @@ fn main() -> anyhow::Result<()> {
         .thread_affinity(HashSet::from([args.cpu]))
         .build()
         .context("compio runtime")?;
-    let result = runtime.block_on(run(&args, &dir))?;
+    let result = match args.cold_read_gib {
+        Some(gib) => {
+            let params = cold_read::ColdReadParams {
+                log_bytes: gib << 30,
+                segment_bytes: args.cold_read_segment_bytes,
+                payload_bytes: args.cold_read_payload,
+                batch_bytes: args.cold_read_batch_bytes,
+            };
+            let mut result = runtime.block_on(cold_read::run(&dir, &params))?;
+            result["dir"] = json!(dir.display().to_string());
+            result["cpu"] = json!(args.cpu);
+            if args.dir.is_none() {
+                // The scratch directory is empty now (the log removed itself); never a user's.
+                let _ = std::fs::remove_dir(&dir);
+            }
+            result
+        }
+        None => runtime.block_on(run(&args, &dir))?,
+    };
     std::fs::write(&args.out, serde_json::to_string_pretty(&result)?)
         .with_context(|| format!("writing {}", args.out.display()))?;
     println!("{}", serde_json::to_string_pretty(&result)?);

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rmq_bench::usage::ThreadUsage;
 use rmq_storage::commitlog::{AppendRecord, CommitLog, FlushPolicy};
 use rmq_storage::file::{fd_has_o_direct, Disk};
 use serde_json::json;
@@ -67,6 +68,7 @@ pub async fn run(parent: &Path, params: &ColdReadParams) -> anyhow::Result<serde
     let dir = parent.join(name);
     let _guard = RemoveOnDrop(dir.clone());
     let cached_start_kib = meminfo_kib("Cached:")?;
+    let rss_start_kib = status_kib("VmRSS:")?;
 
     let write = write_log(parent, name, params).await?;
     let cached_after_write_kib = meminfo_kib("Cached:")?;
@@ -84,15 +86,23 @@ pub async fn run(parent: &Path, params: &ColdReadParams) -> anyhow::Result<serde
     let cached_after_drop_kib = meminfo_kib("Cached:")?;
     let log_resident_after_drop = resident_bytes_of_files(&dir)?;
 
+    let rss_before_reopen_kib = status_kib("VmRSS:")?;
     let open_start = Instant::now();
-    let (log, report) = CommitLog::open(&dir, bench_config(FlushPolicy::Async, params.segment_bytes), Disk::real())
-        .await?;
+    let (log, report) = CommitLog::open(
+        &dir,
+        bench_config(FlushPolicy::Async, params.segment_bytes),
+        Disk::real(),
+    )
+    .await?;
     let reopen_seconds = open_start.elapsed().as_secs_f64();
+    let rss_after_reopen_kib = status_kib("VmRSS:")?;
     for fd in log.segment_fds() {
         anyhow::ensure!(fd_has_o_direct(fd)?, "reopened segment without O_DIRECT");
     }
     let reopen = json!({
         "seconds": reopen_seconds,
+        "rss_before_kib": rss_before_reopen_kib,
+        "rss_after_kib": rss_after_reopen_kib,
         "clean_shutdown": report.clean_shutdown,
         "scan_start": report.scan_start,
         "recovered_end": report.recovered_end,
@@ -112,9 +122,16 @@ pub async fn run(parent: &Path, params: &ColdReadParams) -> anyhow::Result<serde
     // Resets VmHWM to the current RSS, so the peak below is the read's own (Linux >= 4.0).
     let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let sampler = Sampler::start();
+    let cpu_before = ThreadUsage::of_current_thread();
     let read = read_log(&log, params.batch_bytes).await;
+    let cpu_after = ThreadUsage::of_current_thread();
     let rss = sampler.stop();
     let read = read?;
+    // CPU time of the runtime thread during the read (it runs on this thread): how far the
+    // read rate is CPU-bound (parse, CRC-32C check, payload CRC) rather than I/O-bound.
+    let read_cpu_seconds = cpu_before
+        .zip(cpu_after)
+        .map(|(before, after)| after.since(before).cpu_ns as f64 / 1e9);
     let hwm_after_read_kib = status_kib("VmHWM:")?;
     let cached_after_read_kib = meminfo_kib("Cached:")?;
     let log_resident_after_read = resident_bytes_of_files(&dir)?;
@@ -132,10 +149,10 @@ pub async fn run(parent: &Path, params: &ColdReadParams) -> anyhow::Result<serde
         read.payload_crc,
         write.payload_crc
     );
-    let rss_summary = rss_summary(&rss);
+    let read_rss = rss_summary(&rss);
     let read_mb_per_s = read.log_bytes as f64 / read.seconds / 1e6;
     println!(
-        "cold read: read {} records ({} log bytes) in {:.2} s = {read_mb_per_s:.0} MB/s; RSS {rss_summary}; VmHWM {hwm_after_read_kib} KiB",
+        "cold read: read {} records ({} log bytes) in {:.2} s = {read_mb_per_s:.0} MB/s; RSS {read_rss}; VmHWM {hwm_after_read_kib} KiB",
         read.records, read.log_bytes, read.seconds
     );
     Ok(json!({
@@ -146,10 +163,11 @@ pub async fn run(parent: &Path, params: &ColdReadParams) -> anyhow::Result<serde
         "records": write.records,
         "payload_crc32": format!("{:08x}", write.payload_crc),
         "free_bytes_at_start": free_bytes,
+        "rss_before_write_kib": rss_start_kib,
         "write": {
             "seconds": write.seconds,
             "log_mb_per_s": (write.end_offset - write.start_offset) as f64 / write.seconds / 1e6,
-            "rss_kib": rss_summary_of(&write.rss),
+            "rss_kib": rss_summary(&write.rss),
         },
         "drop_caches": drop_caches,
         "reopen": reopen,
@@ -161,10 +179,11 @@ pub async fn run(parent: &Path, params: &ColdReadParams) -> anyhow::Result<serde
             "seconds": read.seconds,
             "log_mb_per_s": read_mb_per_s,
             "payload_mb_per_s": read.payload_bytes as f64 / read.seconds / 1e6,
+            "runtime_thread_cpu_seconds": read_cpu_seconds,
             "records_verified": true,
             "payload_crc_matches": true,
         },
-        "rss_during_read_kib": rss_summary,
+        "rss_during_read_kib": read_rss,
         "rss_samples_read_kib": rss.iter().map(|s| s.rss_kib).collect::<Vec<_>>(),
         "vm_hwm_kib": {
             "before_read_whole_process": hwm_before_read_kib,
@@ -203,6 +222,20 @@ fn stamp(payload: &mut [u8], index: u64) {
     payload[..width].copy_from_slice(&index.to_le_bytes()[..width]);
 }
 
+/// The record with index `index` (its queue offset and timestamp).
+fn record_of(payload: &[u8], index: u64) -> AppendRecord<'_> {
+    AppendRecord {
+        topic: b"ColdReadTopic",
+        queue_id: 0,
+        queue_offset: index as i64,
+        tags_code: 0,
+        keys: b"cold-read",
+        store_timestamp_ms: index as i64,
+        sys_flag: 0,
+        payload,
+    }
+}
+
 async fn write_log(
     parent: &Path,
     name: &str,
@@ -220,20 +253,11 @@ async fn write_log(
     let sampler = Sampler::start();
     let start = Instant::now();
     let mut records = 0u64;
-    let mut record_bytes = 0u64;
+    let record_bytes = record_of(&payload, 0).encoded_size();
     loop {
         stamp(&mut payload, records);
-        let record = AppendRecord {
-            topic: b"ColdReadTopic",
-            queue_id: 0,
-            queue_offset: records as i64,
-            tags_code: 0,
-            keys: b"cold-read",
-            store_timestamp_ms: records as i64,
-            sys_flag: 0,
-            payload: &payload,
-        };
-        record_bytes = record.encoded_size();
+        let record = record_of(&payload, records);
+        assert_eq!(record.encoded_size(), record_bytes, "records have one size");
         if log.appended_offset() - start_offset + record_bytes > params.log_bytes {
             break;
         }
@@ -286,7 +310,10 @@ async fn read_log(log: &CommitLog, batch_bytes: usize) -> anyhow::Result<ReadOut
             .read_batch(from, batch_bytes)
             .await
             .with_context(|| format!("read_batch at {from}"))?;
-        assert!(batch.next_offset > from, "read_batch made no progress at {from}");
+        assert!(
+            batch.next_offset > from,
+            "read_batch made no progress at {from}"
+        );
         for record in &batch.records {
             anyhow::ensure!(
                 record.queue_offset == records as i64,
@@ -294,9 +321,10 @@ async fn read_log(log: &CommitLog, batch_bytes: usize) -> anyhow::Result<ReadOut
                 record.phys_offset,
                 record.queue_offset
             );
-            let index = record.payload.get(..8).map(|b| {
-                u64::from_le_bytes(b.try_into().expect("slice of 8 bytes"))
-            });
+            let index = record
+                .payload
+                .get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("slice of 8 bytes")));
             anyhow::ensure!(
                 index.is_none_or(|index| index == records),
                 "record {records} carries payload index {index:?}"
@@ -356,10 +384,6 @@ impl Sampler {
     }
 }
 
-fn rss_summary_of(samples: &[RssSample]) -> serde_json::Value {
-    rss_summary(samples)
-}
-
 fn rss_summary(samples: &[RssSample]) -> serde_json::Value {
     let mut values: Vec<u64> = samples.iter().map(|s| s.rss_kib).collect();
     values.sort_unstable();
@@ -407,7 +431,7 @@ fn free_bytes(dir: &Path) -> anyhow::Result<u64> {
     if result != 0 {
         return Err(std::io::Error::last_os_error()).context("statvfs");
     }
-    Ok(u64::from(stat.f_bavail) * u64::from(stat.f_frsize))
+    Ok(stat.f_bavail * stat.f_frsize)
 }
 
 /// Bytes of the regular files in `dir` that are resident in the page cache (`mincore` on a
