@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Tables of the broker matrix from raw/: one row per run (label NAME-passN), then one row per
 configuration with the median over passes. Broker CPU comes from raw/<label>.broker-cpu.json
-(procstat.py): cores' worth of CPU the broker process used and its threads' run-queue wait."""
+(procstat.py): cores' worth of CPU the broker process used, and the run-queue wait of its shard
+threads summed (as a share of the wall time; with 2 shards it can reach 200 %)."""
 import json
 import statistics
 import sys
@@ -33,7 +34,8 @@ for path in sorted(raw.glob("*-pass*.json")):
         "e2emax": e2e.get("max_us"),
         "hbusy": h["utilisation"], "hwait": h["runqueue_wait_s"] / res["produce_s"],
         "bcores": cpu and cpu["busy_cores"],
-        "bwait": cpu and sum(t["runqueue_wait_s"] for t in cpu["threads"]) / cpu["wall_s"],
+        "bwait": cpu and sum(t["runqueue_wait_s"] for t in cpu["threads"] if t["name"].startswith("rmq-shard"))
+        / cpu["wall_s"],
         "load": (r["machine"].get("load_average") or [None])[0],
     })
 
@@ -47,7 +49,7 @@ def pct(v):
 
 
 head = ("| run | pass | msgs/s | MB/s | p50 µs | p99 µs | p99.9 µs | max µs | harness busy | harness wait "
-        "| broker CPU (cores) | broker wait | load 1m |")
+        "| broker CPU (cores) | shard wait | load 1m |")
 print(head)
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for x in rows:
@@ -75,3 +77,27 @@ for name, xs in groups.items():
     per = " / ".join(fmt(x["msgs"]) for x in sorted(xs, key=lambda x: x["pass"]))
     print(f"| {name} | {len(xs)} | {fmt(med('msgs'))} | {per} | {fmt(med('mb'), 1)} | {fmt(med('p50'))} "
           f"| {fmt(med('p99'))} | {fmt(med('p999'))} | {fmt(med('max'))} |")
+
+# Ratios of the medians: SYNC_FLUSH / ASYNC_FLUSH per shard count and size, 2 shards / 1 shard
+# per flush type and size (msgs/s).
+def median_of(name):
+    xs = groups.get(name)
+    return statistics.median(x["msgs"] for x in xs) if xs else None
+
+
+print()
+print("| size | flush | 1 shard msgs/s | 2 shards msgs/s | 2 shards / 1 shard |")
+print("|---:|---|---:|---:|---:|")
+for size in (128, 1024, 16384):
+    for flush in ("async-flush", "sync-flush"):
+        a, b = median_of(f"s1-{flush}-{size}"), median_of(f"s2-{flush}-{size}")
+        if a and b:
+            print(f"| {size} | {flush} | {fmt(a)} | {fmt(b)} | {b / a:.2f} |")
+print()
+print("| size | shards | async flush msgs/s | sync flush msgs/s | sync / async |")
+print("|---:|---:|---:|---:|---:|")
+for size in (128, 1024, 16384):
+    for shards in (1, 2):
+        a, b = median_of(f"s{shards}-async-flush-{size}"), median_of(f"s{shards}-sync-flush-{size}")
+        if a and b:
+            print(f"| {size} | {shards} | {fmt(a)} | {fmt(b)} | {b / a:.2f} |")
