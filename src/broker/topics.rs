@@ -39,9 +39,10 @@ use crate::config::BrokerConfig;
 /// Creating one more is refused with [`TopicError::Limit`].
 pub const TOPICS_MAX: usize = 100_000;
 /// Longest ordinary topic name (Java `TopicValidator.TOPIC_MAX_LENGTH`).
-pub const TOPIC_NAME_LENGTH_MAX: usize = 127;
+pub const TOPIC_NAME_LENGTH_MAX: usize = rmq_net::codec::limits::TOPIC_NAME_SIZE_MAX;
 /// Longest `%RETRY%`/`%DLQ%` topic name (Java `RETRY_OR_DLQ_TOPIC_MAX_LENGTH`).
-pub const RETRY_OR_DLQ_TOPIC_NAME_LENGTH_MAX: usize = 255;
+pub const RETRY_OR_DLQ_TOPIC_NAME_LENGTH_MAX: usize =
+    rmq_net::codec::limits::TOPIC_NAME_RETRY_SIZE_MAX;
 /// Most read or write queues per topic. Java's largest built-in topic (`BenchmarkTest`) has
 /// 1024; every queue costs a ConsumeQueue and per-queue offsets, so admin requests beyond this
 /// are refused with [`TopicError::InvalidConfig`].

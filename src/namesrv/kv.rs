@@ -4,7 +4,6 @@
 //! I/O there. Must never: grow past its named limits.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -22,9 +21,10 @@ pub enum KvError {
     /// A named limit would be exceeded.
     #[error("kv config limit: {0}")]
     Limit(&'static str),
-    /// Persisting failed; the change was not applied.
-    #[error("kv config persist {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    /// Loading or persisting failed (a corrupt file is an error, never silently empty); a
+    /// failed persist leaves the change unapplied.
+    #[error("kv config {path}: {reason}")]
+    Persist { path: PathBuf, reason: String },
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -51,22 +51,13 @@ impl KvConfig {
             path: path.map(Path::to_path_buf),
         };
         if let Some(path) = path {
-            match std::fs::read(path) {
-                Ok(bytes) => {
-                    let persisted: Persisted =
-                        serde_json::from_slice(&bytes).map_err(|e| KvError::Io {
-                            path: path.to_path_buf(),
-                            source: io::Error::new(io::ErrorKind::InvalidData, e),
-                        })?;
-                    kv.table = persisted.config_table;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(KvError::Io {
-                        path: path.to_path_buf(),
-                        source,
-                    })
-                }
+            let persisted: Option<Persisted> =
+                crate::broker::persist::read_json(path).map_err(|e| KvError::Persist {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+            if let Some(persisted) = persisted {
+                kv.table = persisted.config_table;
             }
         }
         Ok(kv)
@@ -145,15 +136,16 @@ impl KvConfig {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let io_err = |source| KvError::Io {
+        crate::broker::persist::write_json_atomic(
+            path,
+            &PersistedRef {
+                config_table: &self.table,
+            },
+        )
+        .map_err(|e| KvError::Persist {
             path: path.clone(),
-            source,
-        };
-        let bytes = serde_json::to_vec_pretty(&PersistedRef {
-            config_table: &self.table,
+            reason: e.to_string(),
         })
-        .map_err(|e| io_err(io::Error::other(e)))?;
-        write_atomic(path, &bytes).map_err(io_err)
     }
 }
 
@@ -161,24 +153,6 @@ impl KvConfig {
 struct PersistedRef<'a> {
     #[serde(rename = "configTable")]
     config_table: &'a BTreeMap<String, BTreeMap<String, String>>,
-}
-
-/// Temp file, fsync, rename, directory fsync.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -5,13 +5,10 @@
 
 use super::ShardId;
 
-/// Java `String.hashCode` of the topic, so placement is stable across releases and platforms.
+/// Java `String.hashCode` of the topic (the codec's tag hash), so placement is stable across
+/// releases and platforms.
 fn topic_hash(topic: &str) -> u32 {
-    let mut hash: i32 = 0;
-    for unit in topic.encode_utf16() {
-        hash = hash.wrapping_mul(31).wrapping_add(i32::from(unit));
-    }
-    hash as u32
+    rmq_net::codec::message::tag_hash(topic) as u32
 }
 
 /// The shard that owns `(topic, queue_id)`: consecutive queues of a topic land on consecutive
