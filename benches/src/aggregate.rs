@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::procwatch::ProcessProbe;
 use crate::stats::{ns_to_us, IntervalStats};
 
 /// Bytes per MB in every MB/s figure (decimal megabytes, as disk and network vendors count).
@@ -38,6 +39,12 @@ pub struct Sample {
     pub end_to_end_p99_us: Option<f64>,
     /// Errors in this interval.
     pub errors: u64,
+    /// Messages acknowledged (oneway: sent) from the start to the end of this interval.
+    pub acked_total: u64,
+    /// The watched broker's resident memory at the end of this interval (`--broker-pid`).
+    pub broker_rss_bytes: Option<u64>,
+    /// The watched broker's CPU use during this interval, cores.
+    pub broker_cpu_cores: Option<f64>,
 }
 
 fn percentile_us(histogram: &hdrhistogram::Histogram<u64>, quantile: f64) -> Option<f64> {
@@ -45,7 +52,13 @@ fn percentile_us(histogram: &hdrhistogram::Histogram<u64>, quantile: f64) -> Opt
 }
 
 impl Sample {
-    fn of(index: u64, end: Duration, stats: &IntervalStats, acked_counts: bool) -> Self {
+    fn of(
+        index: u64,
+        end: Duration,
+        stats: &IntervalStats,
+        acked_counts: bool,
+        acked_total: u64,
+    ) -> Self {
         let start = index as f64;
         let duration = (end.as_secs_f64() - start).clamp(1e-3, 1.0);
         let per_second = |value: u64| value as f64 / duration;
@@ -66,6 +79,9 @@ impl Sample {
             consume_mb_per_s: per_second(stats.consumed.bytes) / BYTES_PER_MB,
             end_to_end_p99_us: percentile_us(&stats.end_to_end_latency, 0.99),
             errors: stats.errors.total(),
+            acked_total,
+            broker_rss_bytes: None,
+            broker_cpu_cores: None,
         }
     }
 }
@@ -85,6 +101,9 @@ pub struct Aggregator {
     samples: Vec<Sample>,
     /// Whether send throughput counts acknowledged messages (false for oneway).
     acked_counts: bool,
+    /// Acknowledged (oneway: sent) messages of the completed samples.
+    acked_total: u64,
+    probe: Option<ProcessProbe>,
 }
 
 impl Aggregator {
@@ -102,7 +121,16 @@ impl Aggregator {
             finished: vec![false; threads],
             samples: Vec::new(),
             acked_counts,
+            acked_total: 0,
+            probe: None,
         }
+    }
+
+    /// Reads `probe` (the broker process) as each sample completes.
+    #[must_use]
+    pub fn with_probe(mut self, probe: Option<ProcessProbe>) -> Self {
+        self.probe = probe;
+        self
     }
 
     /// Adds thread `thread`'s interval `index` ending at `end`; returns the samples this
@@ -152,7 +180,22 @@ impl Aggregator {
                 break;
             }
             let second = self.pending.remove(&index).expect("first key exists");
-            let sample = Sample::of(index, second.end, &second.stats, self.acked_counts);
+            self.acked_total += if self.acked_counts {
+                second.stats.acked.messages
+            } else {
+                second.stats.sent.messages
+            };
+            let mut sample = Sample::of(
+                index,
+                second.end,
+                &second.stats,
+                self.acked_counts,
+                self.acked_total,
+            );
+            if let Some(reading) = self.probe.as_mut().and_then(ProcessProbe::read) {
+                sample.broker_rss_bytes = Some(reading.rss_bytes);
+                sample.broker_cpu_cores = reading.cpu_cores;
+            }
             self.samples.push(sample.clone());
             done.push(sample);
         }
@@ -200,6 +243,8 @@ mod tests {
         let done = aggregator.add(1, 0, Duration::from_secs(1), &interval(30));
         assert_eq!(done.len(), 1);
         assert!((done[0].acked_msgs_per_s - 40.0).abs() < 1e-9);
+        assert_eq!(done[0].acked_total, 40);
+        assert_eq!(done[0].broker_rss_bytes, None);
         assert!((done[0].send_mb_per_s - 4000.0 / BYTES_PER_MB).abs() < 1e-12);
         assert!((done[0].send_p99_us.expect("latency") - 50.0).abs() < 0.1);
         // Thread 0 finishes early with a partial second 1; thread 1 goes on.
@@ -215,6 +260,7 @@ mod tests {
         assert_eq!(done.len(), 1);
         assert!((done[0].duration_s - 0.25).abs() < 1e-9);
         assert!((done[0].acked_msgs_per_s - 4.0).abs() < 1e-9);
+        assert_eq!(done[0].acked_total, 51);
         assert!(aggregator.finish(1).is_empty());
         let (overall, samples) = aggregator.into_parts();
         assert_eq!(overall.acked.messages, 51);

@@ -187,6 +187,10 @@ pub struct BenchArgs {
     /// Whether the broker's store used O_DIRECT.
     #[arg(long, value_enum, default_value = "unknown")]
     pub o_direct: ODirect,
+    /// PID of a local broker process to watch: its RSS and CPU per second go into the time
+    /// series and an RSS-against-messages plot.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
     /// Do not pin harness threads to cores.
     #[arg(long)]
     pub no_pin: bool,

@@ -10,7 +10,8 @@
 //! - [`rate`] (token bucket), [`sync`] (window and event for one runtime).
 //! - [`stats`] and [`aggregate`]: counters and HDR histograms per interval, merged into
 //!   per-second samples and whole-run totals; nothing is kept per message.
-//! - [`report`], [`svg`], [`progress`], [`sysinfo`], [`usage`]: what a run leaves behind.
+//! - [`report`], [`svg`], [`progress`], [`sysinfo`], [`usage`]: what a run leaves behind;
+//!   [`procwatch`]: the broker process's RSS and CPU per sample (`--broker-pid`).
 //! - [`echo`]: the in-process echo server that measures the harness's own cost.
 //!
 //! Must never keep per-message state (a billion-message run needs O(1) memory), nor share
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod consumer;
 pub mod echo;
 pub mod message;
+pub mod procwatch;
 pub mod producer;
 pub mod progress;
 pub mod rate;

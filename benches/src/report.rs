@@ -21,6 +21,9 @@ use crate::usage::ThreadUsage;
 /// Version of the report's JSON shape; bump on incompatible changes.
 pub const REPORT_SCHEMA: &str = "rmq-bench-report/1";
 
+/// Bytes per MiB, for RSS figures.
+const MIB: f64 = 1024.0 * 1024.0;
+
 /// Shortest interval the time-series plots show, seconds.
 pub const PLOT_INTERVAL_MIN_S: f64 = 0.25;
 
@@ -129,6 +132,32 @@ pub struct Results {
     pub backlog: Option<BacklogCheck>,
     /// Load averages right after the run (compare with `machine.load_average`, taken before).
     pub load_average_end: Option<[f64; 3]>,
+    /// `--broker-pid`: the broker's resident memory over the run.
+    pub broker_rss: Option<RssSummary>,
+}
+
+/// The watched broker's resident memory over the run (one reading per sample).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RssSummary {
+    /// First reading, bytes.
+    pub first_bytes: u64,
+    /// Largest reading, bytes.
+    pub max_bytes: u64,
+    /// Last reading, bytes.
+    pub last_bytes: u64,
+}
+
+impl RssSummary {
+    fn of(samples: &[Sample]) -> Option<Self> {
+        let mut readings = samples.iter().filter_map(|sample| sample.broker_rss_bytes);
+        let first = readings.next()?;
+        let (max, last) = readings.fold((first, first), |(max, _), rss| (max.max(rss), rss));
+        Some(Self {
+            first_bytes: first,
+            max_bytes: max,
+            last_bytes: last,
+        })
+    }
 }
 
 /// Route facts.
@@ -257,6 +286,7 @@ impl Report {
             echo: outcome.echo.clone(),
             backlog: outcome.backlog.clone(),
             load_average_end: load_average(),
+            broker_rss: RssSummary::of(&outcome.samples),
         };
         Self {
             schema: REPORT_SCHEMA,
@@ -289,9 +319,10 @@ impl Report {
         }
     }
 
-    /// The three charts: throughput over time, p99 over time, latency percentile curves.
+    /// The charts: throughput over time, p99 over time, latency percentile curves, and with
+    /// `--broker-pid` the broker's RSS against messages acknowledged.
     #[must_use]
-    pub fn charts(&self) -> [(&'static str, Chart); 3] {
+    pub fn charts(&self) -> Vec<(&'static str, Chart)> {
         let over_time = |pick: &dyn Fn(&Sample) -> Option<f64>| -> Vec<(f64, f64)> {
             // A last interval of a few ms has a meaningless rate; it stays in the JSON.
             self.time_series
@@ -361,7 +392,15 @@ impl Report {
             ),
         };
         let title = |what: &str| format!("{what}: {}", self.title_suffix());
-        [
+        let rss: Vec<(f64, f64)> = self
+            .time_series
+            .iter()
+            .filter_map(|s| {
+                s.broker_rss_bytes
+                    .map(|rss| (s.acked_total as f64 / 1e6, rss as f64 / MIB))
+            })
+            .collect();
+        let mut charts = vec![
             (
                 "throughput",
                 Chart {
@@ -389,7 +428,22 @@ impl Report {
                     series: curves,
                 },
             ),
-        ]
+        ];
+        if !rss.is_empty() {
+            charts.push((
+                "rss",
+                Chart {
+                    title: title("Broker RSS"),
+                    x: Axis::new("messages acknowledged (millions)", Scale::Linear),
+                    y: Axis::new("broker RSS (MiB)", Scale::Linear),
+                    series: vec![Series {
+                        name: "VmRSS".into(),
+                        points: rss,
+                    }],
+                },
+            ));
+        }
+        charts
     }
 
     fn title_suffix(&self) -> String {
@@ -527,6 +581,14 @@ impl Report {
                 if backlog.matches { "match" } else { "MISMATCH" }
             ));
         }
+        if let Some(rss) = &r.broker_rss {
+            line(format!(
+                "broker RSS: {:.1} MiB at start, max {:.1} MiB, {:.1} MiB at end",
+                rss.first_bytes as f64 / MIB,
+                rss.max_bytes as f64 / MIB,
+                rss.last_bytes as f64 / MIB
+            ));
+        }
         if r.errors.total() > 0 {
             let errors: Vec<String> = r
                 .errors
@@ -573,6 +635,9 @@ mod tests {
             consume_mb_per_s: 0.0,
             end_to_end_p99_us: None,
             errors: 10,
+            acked_total: 0,
+            broker_rss_bytes: None,
+            broker_cpu_cores: None,
         };
         RunOutcome {
             started_at_unix_ms: 1_700_000_000_000,
@@ -706,5 +771,34 @@ mod tests {
             assert!(text.contains("<polyline"), "{plot}");
         }
         std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_watched_broker_adds_an_rss_summary_and_plot() {
+        let args = BenchArgs::parse_from(["rmq-bench", "--broker-pid", "1"]);
+        let mut run = outcome();
+        for (index, sample) in run.samples.iter_mut().enumerate() {
+            sample.acked_total = 990 * (index as u64 + 1);
+            sample.broker_rss_bytes = Some((70 + 10 * index as u64) << 20);
+        }
+        let report = Report::build(&args, vec!["rmq-bench".into()], MachineInfo::collect(), run);
+        assert_eq!(
+            report.results.broker_rss,
+            Some(RssSummary {
+                first_bytes: 70 << 20,
+                max_bytes: 80 << 20,
+                last_bytes: 80 << 20,
+            })
+        );
+        let charts = report.charts();
+        let (name, chart) = charts.last().expect("charts");
+        assert_eq!(*name, "rss");
+        assert_eq!(
+            chart.series[0].points,
+            vec![(990.0 / 1e6, 70.0), (1980.0 / 1e6, 80.0)]
+        );
+        assert!(report
+            .table()
+            .contains("broker RSS: 70.0 MiB at start, max 80.0 MiB"));
     }
 }

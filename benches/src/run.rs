@@ -20,6 +20,7 @@ use crate::cli::{ArgsError, BenchArgs, HeaderEncoding, Mode, SendMode};
 use crate::consumer::{max_offset, ConsumerSpec};
 use crate::echo::{EchoConfig, EchoRoutes, EchoServer, EchoStats};
 use crate::message::MessageSpec;
+use crate::procwatch::ProcessProbe;
 use crate::route::{resolve, ResolvedRoute, RouteError};
 use crate::stats::IntervalStats;
 use crate::usage::ThreadUsage;
@@ -390,7 +391,17 @@ fn coordinate(
     }
     let start = Instant::now() + START_DELAY;
     broadcast(Control::Start { at: start });
-    let mut aggregator = Aggregator::new(threads, args.send_mode != SendMode::Oneway);
+    let probe = match args.broker_pid {
+        Some(pid) => Some(
+            ProcessProbe::new("/proc", pid).map_err(|error| RunError::Setup {
+                thread: 0,
+                error: format!("--broker-pid {pid}: {error}"),
+            })?,
+        ),
+        None => None,
+    };
+    let mut aggregator =
+        Aggregator::new(threads, args.send_mode != SendMode::Oneway).with_probe(probe);
     let mut usages = vec![ThreadUsage::default(); threads];
     let stop_rule = args.stop_rule();
     while phase.finished < threads {

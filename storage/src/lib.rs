@@ -8,7 +8,7 @@
 //! Must never: open a socket, know the remoting protocol (payloads are opaque bytes), use the
 //! page cache for CommitLog data, or block the shard's thread on a syscall outside io_uring.
 //!
-//! Map: [`file`] (positioned aligned I/O + fault injection), [`align`] (aligned buffers),
+//! Map: [`file`] (positioned aligned I/O + fault injection), [`fifo_lock`] (the fair async lock), [`align`] (aligned buffers),
 //! [`commitlog`] (records, segments, append, flush, tail cache, recovery scan),
 //! [`checkpoint`] (atomic small files), [`consume_queue`], [`index`], [`store`] (the facade:
 //! append -> commitlog -> reput into consume queues and index), [`limits`], [`error`].
@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod commitlog;
 pub mod consume_queue;
 pub mod error;
+pub mod fifo_lock;
 pub mod file;
 pub mod index;
 pub mod limits;

@@ -10,7 +10,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use futures_util::lock::Mutex;
+use crate::fifo_lock::FifoLock;
 
 use crate::error::{Result, StorageError};
 use crate::file::Disk;
@@ -44,7 +44,7 @@ pub enum EntryRead {
 pub struct CqStore {
     disk: Disk,
     queues: RefCell<ConsumeQueues>,
-    write_lock: Mutex<()>,
+    write_lock: FifoLock,
 }
 
 impl CqStore {
@@ -56,7 +56,7 @@ impl CqStore {
         Ok(Self {
             disk,
             queues: RefCell::new(ConsumeQueues::new(config)?),
-            write_lock: Mutex::new(()),
+            write_lock: FifoLock::new(),
         })
     }
 

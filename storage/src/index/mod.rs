@@ -14,8 +14,10 @@
 //! facade reads each candidate record and drops any whose topic or keys do not match, so a hash
 //! collision never reaches a caller. Recovery: sealed files prove the CommitLog range they
 //! cover; the active table is rebuilt by replaying the CommitLog from the end of the last
-//! sealed file. Owned by one shard; `!Send`. Must never: hold more than `active_entries_max`
-//! entries in memory, hold a `RefCell` borrow across I/O, or keep a sealed file that covers
+//! sealed file. Sealing is split so the write path never waits for the file: `begin_seal` swaps
+//! tables without I/O, `write_sealing` writes the set-aside one (the store runs it as a task).
+//! Owned by one shard; `!Send`. Must never: hold more than two tables (active + one being
+//! sealed, `active_entries_max` entries each) in memory, hold a `RefCell` borrow across I/O, or keep a sealed file that covers
 //! records past the recovered CommitLog end.
 
 pub mod active;
@@ -26,7 +28,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use futures_util::lock::Mutex;
+use crate::fifo_lock::FifoLock;
 
 use crate::align::AlignedBuf;
 use crate::consume_queue::block_cache::BlockCache;
@@ -114,7 +116,7 @@ pub struct Index {
     disk: Disk,
     config: IndexConfig,
     state: RefCell<IndexState>,
-    seal_lock: Mutex<()>,
+    seal_lock: FifoLock,
 }
 
 fn file_name(covered_begin: u64) -> String {
@@ -174,7 +176,7 @@ impl Index {
             disk,
             config,
             state: RefCell::new(state),
-            seal_lock: Mutex::new(()),
+            seal_lock: FifoLock::new(),
         };
         Ok((index, resume))
     }
@@ -235,8 +237,8 @@ impl Index {
         self.state.borrow().sealed.len()
     }
 
-    /// True when a record with `key_count` keys does not fit the active table: call
-    /// [`Self::seal`] before [`Self::dispatch`].
+    /// True when a record with `key_count` keys does not fit the active table: seal
+    /// ([`Self::begin_seal`] or [`Self::seal`]) before [`Self::dispatch`].
     #[must_use]
     pub fn needs_seal(&self, key_count: usize) -> bool {
         self.state.borrow().active.remaining() < key_count.min(INDEX_KEYS_PER_RECORD_MAX)
@@ -286,25 +288,50 @@ impl Index {
         }
     }
 
-    /// Seals the active table into a file (no-op when it is empty). Queries keep seeing its
-    /// entries while the file is written. A table whose write failed stays in memory (still
-    /// queried) and is written by the next call before anything else.
+    /// Seals the active table into a file (no-op when it is empty), after writing any table a
+    /// [`Self::begin_seal`] set aside. Queries keep seeing the entries while files are written.
+    /// A table whose write failed stays in memory (still queried) and is written by the next
+    /// call before anything else.
     ///
     /// # Errors
-    /// I/O errors writing the file.
+    /// I/O errors writing a file.
     pub async fn seal(&self) -> Result<()> {
+        self.write_sealing().await?;
+        if self.begin_seal() {
+            self.write_sealing().await?;
+        }
+        Ok(())
+    }
+
+    /// Sets a non-empty active table aside for sealing (queries still see it) and starts a
+    /// fresh one, without I/O, so dispatch never waits for a file write. Returns false, doing
+    /// nothing, when the active table is empty or a table is already set aside (at most two
+    /// tables are in memory: call [`Self::write_sealing`] first).
+    pub fn begin_seal(&self) -> bool {
+        let mut state = self.state.borrow_mut();
+        if state.sealing.is_some() || state.active.is_empty() {
+            return false;
+        }
+        let start = state.active.covered().1;
+        let fresh = ActiveTable::new(self.config.active_entries_max, start);
+        state.sealing = Some(Rc::new(std::mem::replace(&mut state.active, fresh)));
+        true
+    }
+
+    /// True while a table set aside by [`Self::begin_seal`] is not written yet.
+    #[must_use]
+    pub fn is_sealing(&self) -> bool {
+        self.state.borrow().sealing.is_some()
+    }
+
+    /// Writes the table set aside by [`Self::begin_seal`], if any (one writer at a time).
+    ///
+    /// # Errors
+    /// I/O errors writing the file; the table then stays set aside.
+    pub async fn write_sealing(&self) -> Result<()> {
         let _guard = self.seal_lock.lock().await;
-        let table = {
-            let mut state = self.state.borrow_mut();
-            if state.sealing.is_none() {
-                if state.active.is_empty() {
-                    return Ok(());
-                }
-                let start = state.active.covered().1;
-                let fresh = ActiveTable::new(self.config.active_entries_max, start);
-                state.sealing = Some(Rc::new(std::mem::replace(&mut state.active, fresh)));
-            }
-            Rc::clone(state.sealing.as_ref().expect("set above"))
+        let Some(table) = self.state.borrow().sealing.clone() else {
+            return Ok(());
         };
         let file = self.write_sealed(&table).await?;
         let mut state = self.state.borrow_mut();

@@ -224,23 +224,44 @@ pub fn encode_file(table: &ActiveTable, out: &mut [u8]) -> SealedHeader {
         "output buffer must start zeroed"
     );
     let entries: Vec<&IndexEntry> = table.entries().collect();
-    let mut order: Vec<u32> = (0..header.entry_count).collect();
-    order.sort_unstable_by_key(|&i| {
-        let entry = entries[i as usize];
-        (
-            header.slot_of(entry.key_hash),
-            entry.key_hash,
-            std::cmp::Reverse(entry.phys_offset),
-        )
-    });
+    // Counting sort by slot (O(n), sequential passes: this runs on the shard thread that
+    // appends), then each slot's few entries by (key hash, newest first).
+    let slots: Vec<u32> = entries
+        .iter()
+        .map(|entry| header.slot_of(entry.key_hash))
+        .collect();
+    let mut counts = vec![0u32; header.slot_count as usize];
+    for &slot in &slots {
+        counts[slot as usize] += 1;
+    }
+    let mut next = Vec::with_capacity(counts.len());
+    let mut running = 0u32;
+    for &count in &counts {
+        next.push(running);
+        running += count;
+    }
+    let mut order = vec![0u32; entries.len()];
+    for (index, &slot) in slots.iter().enumerate() {
+        let position = &mut next[slot as usize];
+        order[*position as usize] = u32::try_from(index).expect("entry count fits u32");
+        *position += 1;
+    }
+    let mut first = 0usize;
+    for &count in &counts {
+        let end = first + count as usize;
+        if count > 1 {
+            order[first..end].sort_unstable_by_key(|&i| {
+                let entry = entries[i as usize];
+                (entry.key_hash, std::cmp::Reverse(entry.phys_offset))
+            });
+        }
+        first = end;
+    }
     write_header(&header, &mut out[..BLOCK_SIZE]);
     let slots_start = BLOCK_SIZE;
     let entries_start = BLOCK_SIZE * (1 + usize::try_from(header.slot_blocks()).expect("small"));
-    // Entries, and the per-slot counts on the way (entries are sorted by slot).
-    let mut counts = vec![0u32; header.slot_count as usize];
     for (number, &source) in order.iter().enumerate() {
         let entry = entries[source as usize];
-        counts[header.slot_of(entry.key_hash) as usize] += 1;
         let at = entries_start + number * ENTRY_SIZE;
         let bytes = &mut out[at..at + ENTRY_SIZE];
         bytes[0..8].copy_from_slice(&entry.key_hash.to_le_bytes());
@@ -386,6 +407,42 @@ mod tests {
         let mut file = vec![0u8; usize::try_from(header_for(table).file_size()).expect("small")];
         encode_file(table, &mut file);
         file
+    }
+
+    #[test]
+    fn entries_are_in_slot_hash_newest_first_order() {
+        // Few distinct hashes (many collisions per slot and per key), offsets inserted ascending.
+        let mut table = ActiveTable::new(3000, 0);
+        for i in 0..3000u64 {
+            table.insert(IndexEntry {
+                key_hash: (i * 7919) % 401,
+                phys_offset: i * 16,
+                store_timestamp: 1,
+            });
+        }
+        let file = sealed(&table);
+        let header = decode_header(&file[..BLOCK_SIZE]).expect("header");
+        let at = |number: u32| {
+            let block = usize::try_from(header.entry_block(number)).expect("small") * BLOCK_SIZE;
+            decode_entry(&file[block..block + BLOCK_SIZE], number).expect("entry")
+        };
+        let mut previous = at(0);
+        let mut offsets = vec![previous.phys_offset];
+        for number in 1..header.entry_count {
+            let entry = at(number);
+            let key = |e: &IndexEntry| {
+                (
+                    header.slot_of(e.key_hash),
+                    e.key_hash,
+                    std::cmp::Reverse(e.phys_offset),
+                )
+            };
+            assert!(key(&previous) < key(&entry), "entry {number} out of order");
+            offsets.push(entry.phys_offset);
+            previous = entry;
+        }
+        offsets.sort_unstable();
+        assert_eq!(offsets, (0..3000u64).map(|i| i * 16).collect::<Vec<_>>());
     }
 
     #[test]

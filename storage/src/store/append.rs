@@ -398,9 +398,7 @@ impl Store {
             return;
         }
         if self.index.needs_seal(keys.len()) {
-            if let Err(error) = self.index.seal().await {
-                tracing::error!(%error, "sealing the index failed; new keys are not indexed");
-            }
+            self.start_index_seal().await;
         }
         let indexed = self.index.dispatch(
             topic,
@@ -414,6 +412,29 @@ impl Store {
                 phys_offset = record.phys_offset,
                 "index full after a failed seal; record not indexed"
             );
+        }
+    }
+
+    /// Sets the full index table aside and writes it in a background task, so appends waiting
+    /// on the reput never wait for the file. Waits only when the previous table is still being
+    /// written (memory bound: two tables).
+    async fn start_index_seal(&self) {
+        if self.index.is_sealing() {
+            if let Err(error) = self.index.write_sealing().await {
+                tracing::error!(%error, "sealing the index failed; new keys are not indexed");
+                return;
+            }
+        }
+        if self.index.begin_seal() {
+            let index = Rc::clone(&self.index);
+            let task = compio::runtime::spawn(async move {
+                if let Err(error) = index.write_sealing().await {
+                    tracing::error!(%error, "sealing the index failed; retried at the next seal");
+                }
+            });
+            if let Some(previous) = self.seal_task.borrow_mut().replace(task) {
+                previous.detach();
+            }
         }
     }
 

@@ -35,7 +35,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures_util::lock::Mutex;
+use crate::fifo_lock::FifoLock;
 
 pub use get::{GetRequest, GetResult, GetStatus, QueryResult, TagFilter, GET_SCAN_ENTRIES_MAX};
 
@@ -230,14 +230,16 @@ pub struct Store {
     disk: Disk,
     log: CommitLog,
     cqs: Rc<CqStore>,
-    index: Index,
+    index: Rc<Index>,
+    /// The task writing the index table set aside by the last `begin_seal`.
+    seal_task: RefCell<Option<compio::runtime::JoinHandle<()>>>,
     notifier: Rc<Notifier>,
     closed: Rc<Cell<bool>>,
     /// Next CommitLog offset to dispatch.
     reput_phys: Cell<u64>,
-    reput_lock: Mutex<()>,
-    append_lock: Mutex<()>,
-    checkpoint_lock: Mutex<()>,
+    reput_lock: FifoLock,
+    append_lock: FifoLock,
+    checkpoint_lock: FifoLock,
     /// Next queue offset of queues with records placed but not dispatched yet.
     inflight: RefCell<append::Inflight>,
     /// (store timestamp, phys offset) of the last dispatched record.
@@ -460,6 +462,8 @@ impl Store {
     pub async fn abandon(self) {
         self.closed.set(true);
         self.notifier.wake_all();
+        // Dropping the handle cancels a background index write, as a crash would.
+        drop(self.seal_task.borrow_mut().take());
         self.log.abandon().await;
     }
 }

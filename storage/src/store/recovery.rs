@@ -12,7 +12,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use futures_util::lock::Mutex;
+use crate::fifo_lock::FifoLock;
 
 use crate::commitlog::CommitLog;
 use crate::consume_queue::ops::CqStore;
@@ -104,13 +104,14 @@ pub(super) async fn open(config: StoreConfig, disk: Disk) -> Result<(Store, Stor
         disk,
         log,
         cqs,
-        index,
+        index: Rc::new(index),
+        seal_task: RefCell::new(None),
         notifier: Rc::new(Notifier::default()),
         closed: Rc::new(Cell::new(false)),
         reput_phys: Cell::new(log_end),
-        reput_lock: Mutex::new(()),
-        append_lock: Mutex::new(()),
-        checkpoint_lock: Mutex::new(()),
+        reput_lock: FifoLock::new(),
+        append_lock: FifoLock::new(),
+        checkpoint_lock: FifoLock::new(),
         inflight: RefCell::new(super::append::Inflight::default()),
         last_dispatch: Cell::new((0, 0)),
         checkpoint_frozen: Cell::new(false),
