@@ -479,6 +479,51 @@ pub async fn topic_stats(broker: &str, topic: &str) -> Result<TopicStatsTable, A
     parse_topic_stats(&reply.body)
 }
 
+/// `mqadmin topicStatus`: GET_TOPIC_STATS_INFO from the master of every broker in the topic's
+/// route, merged (queues of different brokers have different `MessageQueue` keys).
+///
+/// # Errors
+/// [`AdminError`] of the NameServer or of the first broker that failed.
+pub async fn topic_status(namesrv: &str, topic: &str) -> Result<TopicStatsTable, AdminError> {
+    let route = topic_route(namesrv, topic).await?;
+    let mut merged = TopicStatsTable::default();
+    for broker in &route.broker_datas {
+        if let Some(master) = broker.broker_addrs.get(&0) {
+            let stats = topic_stats(master, topic).await?;
+            merged.offset_table.extend(stats.offset_table);
+        }
+    }
+    Ok(merged)
+}
+
+/// Java's topicStatus table, plus a `#Total` line: the sum over queues of max - min offset
+/// (messages stored) and of max offsets.
+#[must_use]
+pub fn render_topic_status(stats: &TopicStatsTable) -> String {
+    let mut out = format!(
+        "{:<32} {:<4} {:>20} {:>20} {:>24}\n",
+        "#Broker Name", "#QID", "#Min Offset", "#Max Offset", "#Last Updated"
+    );
+    let (mut stored, mut max_sum) = (0_i64, 0_i64);
+    for (queue, offsets) in &stats.offset_table {
+        stored += offsets.max_offset - offsets.min_offset;
+        max_sum += offsets.max_offset;
+        out.push_str(&format!(
+            "{:<32} {:<4} {:>20} {:>20} {:>24}\n",
+            queue.broker_name,
+            queue.queue_id,
+            offsets.min_offset,
+            offsets.max_offset,
+            offsets.last_update_timestamp
+        ));
+    }
+    out.push_str(&format!(
+        "#Total queues={} stored={stored} maxOffsetSum={max_sum}\n",
+        stats.offset_table.len()
+    ));
+    out
+}
+
 /// A group's consumption progress over one or more brokers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConsumerProgress {
@@ -623,6 +668,34 @@ mod tests {
             parse_topic_stats(b"{\"offsetTable\":{1:2}}"),
             Err(AdminError::Body { .. })
         ));
+    }
+
+    #[test]
+    fn topic_status_renders_java_columns_and_a_total() {
+        let mut stats = TopicStatsTable::default();
+        for (queue_id, min, max) in [(0, 0, 10), (1, 5, 25)] {
+            stats.offset_table.insert(
+                MessageQueue {
+                    broker_name: "broker-a".into(),
+                    queue_id,
+                    topic: "T".into(),
+                },
+                TopicOffset {
+                    last_update_timestamp: 1_700_000_000_000,
+                    max_offset: max,
+                    min_offset: min,
+                },
+            );
+        }
+        let text = render_topic_status(&stats);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].starts_with("#Broker Name") && lines[0].contains("#Max Offset"));
+        assert!(
+            lines[2].starts_with("broker-a") && lines[2].contains(" 25 "),
+            "{text}"
+        );
+        assert_eq!(lines[3], "#Total queues=2 stored=30 maxOffsetSum=35");
     }
 
     #[test]

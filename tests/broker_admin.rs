@@ -492,6 +492,23 @@ fn check_topic_and_consume_stats(shards: usize) {
         }
         assert_eq!(total, expected_total);
     }
+
+    // `rmq admin topic-status` (mqadmin topicStatus): queue i holds i + 1 messages.
+    let status = run_cli(&["admin", "topic-status", "-n", &namesrv, "-t", "TopicStats"]);
+    let rows: Vec<Vec<&str>> = status
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), QUEUES as usize, "{status}");
+    for (queue_id, cells) in (0..QUEUES).zip(&rows) {
+        assert_eq!(cells[0], BROKER_NAME);
+        assert_eq!(cells[1], queue_id.to_string());
+        assert_eq!(cells[2], "0", "min offset");
+        assert_eq!(cells[3], (queue_id + 1).to_string(), "max offset");
+    }
+    let stored: i32 = (1..=QUEUES).sum();
+    assert!(status.contains(&format!("stored={stored} ")), "{status}");
 }
 
 #[test]

@@ -152,6 +152,15 @@ enum AdminCommand {
         #[arg(short = 't', long)]
         topic: String,
     },
+    /// Show a topic's queues: min/max offsets and last update per queue on every master.
+    TopicStatus {
+        /// NameServer address.
+        #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
+        namesrv: String,
+        /// Topic.
+        #[arg(short = 't', long)]
+        topic: String,
+    },
     /// Show clusters and brokers.
     ClusterList {
         /// NameServer address.
@@ -384,6 +393,10 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     "{}",
                     serde_json::to_string_pretty(&route).context("route JSON")?
                 );
+            }
+            AdminCommand::TopicStatus { namesrv, topic } => {
+                let stats = admin::topic_status(&namesrv, &topic).await?;
+                print!("{}", admin::render_topic_status(&stats));
             }
             AdminCommand::ClusterList { namesrv } => {
                 let info = admin::cluster_info(&namesrv).await?;
