@@ -124,6 +124,8 @@ fn commitlog_config(config: &BrokerConfig) -> CommitLogConfig {
         },
         flush_interval_ms: u64::try_from(config.flush_interval_commit_log.as_millis())
             .unwrap_or(500),
+        commit_interval_ms: u64::try_from(config.commit_interval_commit_log.as_millis())
+            .unwrap_or(rmq_storage::limits::COMMIT_INTERVAL_MS_DEFAULT),
         sync_flush_timeout_ms: u64::try_from(config.sync_flush_timeout.as_millis()).unwrap_or(5000),
         ..CommitLogConfig::default()
     }

@@ -61,6 +61,12 @@ pub const FLUSH_PENDING_BYTES_MAX_DEFAULT: usize = TAIL_CACHE_BYTES_DEFAULT / 2;
 /// `flushIntervalCommitLog`).
 pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 500;
 
+/// Async flush: appended bytes are written (O_DIRECT, no fdatasync) at most this many
+/// milliseconds after they were appended (RocketMQ `commitIntervalCommitLog`, the interval at
+/// which its transient store pool is committed to the file). Bytes written survive a crash of
+/// the process (not of the machine), so this bounds what a SIGKILL under ASYNC_FLUSH can lose.
+pub const COMMIT_INTERVAL_MS_DEFAULT: u64 = 10;
+
 /// Async flush: on the interval, flush only if at least this many bytes are pending (RocketMQ
 /// `flushCommitLogLeastPages` = 4 pages of 4 KiB).
 pub const FLUSH_LEAST_BYTES_DEFAULT: usize = 4 * 4096;
@@ -93,6 +99,11 @@ pub const RECOVERY_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// A single `read_batch` returns at most this many bytes of records (bounds one read buffer).
 pub const READ_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// One coalesced read of `CommitLog::read_many` (a pull of one queue's records) covers at most
+/// this many bytes, gaps between the wanted records included: one 1 MiB O_DIRECT read instead of
+/// hundreds of 4 KiB ones for a cold pull.
+pub const READ_SPAN_BYTES_MAX: u64 = 1024 * 1024;
 
 /// A checkpoint file's payload is at most this large (they hold offsets, not data).
 pub const CHECKPOINT_BYTES_MAX: usize = 1024 * 1024;

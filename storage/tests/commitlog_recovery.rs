@@ -255,3 +255,56 @@ fn a_damaged_checkpoint_falls_back_to_a_full_scan() {
         log.close().await.expect("close");
     });
 }
+
+/// ASYNC_FLUSH with an fdatasync interval far away: appends are still written within the commit
+/// interval, so a crash of the process (writes done, no fdatasync, no close) loses none of them
+/// once that interval has passed. With the commit interval as far away as the flush interval,
+/// the same crash loses them all (the control: the test can fail).
+#[test]
+fn async_flush_writes_within_the_commit_interval_so_a_process_crash_keeps_appends() {
+    for (name, commit_interval_ms, survive) in [
+        ("rec-commit-10ms", 10, true),
+        ("rec-commit-1h", 3_600_000, false),
+    ] {
+        let dir = scratch(name);
+        // ~6 KiB in all: below the eager-write threshold (a quarter of the 32 KiB pending bound).
+        let records: Vec<TestRecord> = (0..20).map(|seq| TestRecord::new(seq, 200)).collect();
+        let config = rmq_storage::commitlog::CommitLogConfig {
+            flush_interval_ms: 3_600_000,
+            flush_thorough_interval_ms: 3_600_000,
+            commit_interval_ms,
+            checkpoint_interval_ms: 3_600_000,
+            ..small_config(FlushPolicy::Async)
+        };
+        run(async {
+            let (log, _) = CommitLog::open(&dir, config.clone(), Disk::real())
+                .await
+                .expect("open");
+            let mut placed = Vec::new();
+            for record in &records {
+                placed.push(log.append(&record.as_append()).await.expect("append"));
+                compio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            compio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let end = placed.last().expect("records").end_offset;
+            assert_eq!(log.durable_offset(), 0, "no fdatasync within the hour");
+            assert_eq!(log.written_offset() == end, survive, "{name}: written mark");
+            log.abandon().await;
+            let (log, report) = CommitLog::open(&dir, config, Disk::real())
+                .await
+                .expect("reopen");
+            assert!(!report.clean_shutdown);
+            if survive {
+                assert_eq!(report.recovered_end, end, "{name}: every append kept");
+                for (record, appended) in records.iter().zip(&placed) {
+                    assert_same(
+                        &log.read(appended.phys_offset, None).await.expect("read"),
+                        record,
+                    );
+                }
+            } else {
+                assert_eq!(report.recovered_end, 0, "{name}: nothing was written");
+            }
+        });
+    }
+}

@@ -248,6 +248,10 @@ pub fn broker_config_text(config: &BrokerConfig, shards: usize) -> String {
             millis(config.flush_interval_commit_log),
         ),
         (
+            "commitIntervalCommitLog",
+            millis(config.commit_interval_commit_log),
+        ),
+        (
             "brokerRole",
             match config.broker_role {
                 BrokerRole::AsyncMaster => "ASYNC_MASTER",

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use crate::error::StorageError;
 use crate::limits::{
-    BLOCK_SIZE_MAX, CHECKPOINT_INTERVAL_MS_DEFAULT, FLUSH_INTERVAL_MS_DEFAULT,
-    FLUSH_LEAST_BYTES_DEFAULT, FLUSH_PENDING_BYTES_MAX_DEFAULT, RECORD_SIZE_BYTES_LIMIT,
-    RECORD_SIZE_BYTES_MAX_DEFAULT, SEGMENT_SIZE_BYTES_DEFAULT, SEGMENT_SIZE_BYTES_MAX,
-    SEGMENT_SIZE_BYTES_MIN, SYNC_FLUSH_TIMEOUT_MS_DEFAULT, TAIL_CACHE_BYTES_DEFAULT,
-    TAIL_CACHE_BYTES_MIN,
+    BLOCK_SIZE_MAX, CHECKPOINT_INTERVAL_MS_DEFAULT, COMMIT_INTERVAL_MS_DEFAULT,
+    FLUSH_INTERVAL_MS_DEFAULT, FLUSH_LEAST_BYTES_DEFAULT, FLUSH_PENDING_BYTES_MAX_DEFAULT,
+    RECORD_SIZE_BYTES_LIMIT, RECORD_SIZE_BYTES_MAX_DEFAULT, SEGMENT_SIZE_BYTES_DEFAULT,
+    SEGMENT_SIZE_BYTES_MAX, SEGMENT_SIZE_BYTES_MIN, SYNC_FLUSH_TIMEOUT_MS_DEFAULT,
+    TAIL_CACHE_BYTES_DEFAULT, TAIL_CACHE_BYTES_MIN,
 };
 
 /// When appends are written and fdatasynced (RocketMQ `flushDiskType`).
@@ -21,9 +21,9 @@ pub enum FlushPolicy {
     /// SYNC_FLUSH: the flusher writes and fdatasyncs as soon as anything is pending; callers
     /// wait for durability with `wait_durable*` (group commit).
     Sync,
-    /// ASYNC_FLUSH: written and fdatasynced every `flush_interval_ms` (if at least
-    /// `flush_least_bytes` are pending), or at once when the pending bytes pass a quarter of
-    /// `flush_pending_bytes_max`.
+    /// ASYNC_FLUSH: written within `commit_interval_ms` of being appended (or at once when the
+    /// pending bytes pass a quarter of `flush_pending_bytes_max`), fdatasynced every
+    /// `flush_interval_ms` (if at least `flush_least_bytes` are not durable).
     Async,
 }
 
@@ -42,6 +42,9 @@ pub struct CommitLogConfig {
     pub flush_policy: FlushPolicy,
     /// Async flush interval (RocketMQ `flushIntervalCommitLog`).
     pub flush_interval_ms: u64,
+    /// Async flush: appended bytes are written (not fdatasynced) within this many milliseconds
+    /// (RocketMQ `commitIntervalCommitLog`); bounds what a process crash can lose.
+    pub commit_interval_ms: u64,
     /// Async flush: least pending bytes for an interval flush (RocketMQ
     /// `flushCommitLogLeastPages` × 4 KiB).
     pub flush_least_bytes: usize,
@@ -63,6 +66,7 @@ impl Default for CommitLogConfig {
             flush_pending_bytes_max: FLUSH_PENDING_BYTES_MAX_DEFAULT,
             flush_policy: FlushPolicy::Async,
             flush_interval_ms: FLUSH_INTERVAL_MS_DEFAULT,
+            commit_interval_ms: COMMIT_INTERVAL_MS_DEFAULT,
             flush_least_bytes: FLUSH_LEAST_BYTES_DEFAULT,
             flush_thorough_interval_ms: 10 * 1_000,
             sync_flush_timeout_ms: SYNC_FLUSH_TIMEOUT_MS_DEFAULT,
@@ -129,7 +133,10 @@ impl CommitLogConfig {
                     .into(),
             );
         }
-        if self.flush_interval_ms == 0 || self.sync_flush_timeout_ms == 0 {
+        if self.flush_interval_ms == 0
+            || self.commit_interval_ms == 0
+            || self.sync_flush_timeout_ms == 0
+        {
             return invalid("intervals and timeouts must be positive".into());
         }
         Ok(())
@@ -176,6 +183,10 @@ mod tests {
             },
             CommitLogConfig {
                 flush_interval_ms: 0,
+                ..small.clone()
+            },
+            CommitLogConfig {
+                commit_interval_ms: 0,
                 ..small.clone()
             },
         ];

@@ -2,7 +2,8 @@
 //! the durable mark, and the periodic checkpoint.
 //!
 //! Owns the flusher task loop, the flush decision (sync policy: write + fdatasync at once; async:
-//! write when enough is pending, fdatasync on the interval; waiters force both), one round, and
+//! write on the commit interval or when enough is pending, fdatasync on the flush interval;
+//! waiters force both), one round, and
 //! checkpoint writing. One round at a time: consecutive rounds rewrite the same partly filled
 //! block, so they must not overlap; the pieces of one round cover disjoint blocks and are
 //! submitted together.
@@ -89,9 +90,10 @@ pub(super) async fn flusher_task(weak: Weak<Inner>, signal: Rc<Signal>) {
 }
 
 impl Inner {
-    /// Sync policy: write and fdatasync whatever is pending, at once. Async policy: write as
-    /// soon as a quarter of the pending bound is reached (keeps the device busy without an
-    /// fdatasync per write), fdatasync every `flush_interval_ms` if at least
+    /// Sync policy: write and fdatasync whatever is pending, at once. Async policy: write what
+    /// is pending once the last write is `commit_interval_ms` old (so a process crash loses at
+    /// most that much), stream as soon as a quarter of the pending bound is reached (keeps the
+    /// device busy without an fdatasync per write), fdatasync every `flush_interval_ms` if at least
     /// `flush_least_bytes` are not durable (or every `flush_thorough_interval_ms` regardless).
     /// Any caller waiting for durability, `request_flush` and close make it write and sync now.
     pub(super) fn flush_decision(&self, now: Instant) -> Decision {
@@ -135,13 +137,20 @@ impl Inner {
         if unwritten >= eager {
             return Decision::Stream;
         }
-        if write && self.room.has_waiters() {
+        let commit = Duration::from_millis(self.config.commit_interval_ms);
+        let since_write = now.saturating_duration_since(state.last_write);
+        if write && (since_write >= commit || self.room.has_waiters()) {
             return Decision::Flush { write, sync: false };
         }
-        if since < interval {
-            Decision::Wait(interval - since)
+        let until_sync = if since < interval {
+            interval - since
         } else {
-            Decision::Wait(thorough.saturating_sub(since).min(interval))
+            thorough.saturating_sub(since).min(interval)
+        };
+        if write {
+            Decision::Wait(until_sync.min(commit - since_write))
+        } else {
+            Decision::Wait(until_sync)
         }
     }
 
@@ -191,6 +200,7 @@ impl Inner {
                 assert!(end > state.written, "stream writes complete in order");
                 assert!(end <= state.appended, "only appended bytes are written");
                 state.written = end;
+                state.last_write = Instant::now();
                 if !state
                     .unsynced_files
                     .iter()
@@ -276,6 +286,7 @@ impl Inner {
                 "nothing is written past the append mark"
             );
             state.written = plan.end;
+            state.last_write = Instant::now();
             for file in plan.files {
                 if !state
                     .unsynced_files

@@ -138,6 +138,8 @@ struct State {
     lifecycle: Lifecycle,
     /// When the last fdatasync round completed (async flush interval).
     last_sync: Instant,
+    /// When the last write completed (async commit interval).
+    last_write: Instant,
     /// Files written since the last fdatasync round.
     unsynced_files: Vec<Rc<crate::file::DirectFile>>,
     last_checkpoint: Instant,
@@ -296,6 +298,7 @@ impl CommitLog {
         let inner = &self.inner;
         let size = u64::from(record.validate(inner.config.record_size_max_bytes)?);
         let mut state = inner.state.borrow_mut();
+        let was_all_written = state.appended == state.written;
         state.usable()?;
         let Some(rolled) = inner.make_room(&mut state, size)? else {
             return Ok(None);
@@ -321,7 +324,11 @@ impl CommitLog {
             inner.start_preallocation();
         }
         let eager = inner.config.flush_pending_bytes_max / FLUSH_EAGER_DIVISOR;
-        if inner.config.flush_policy == FlushPolicy::Sync || pending >= eager as u64 {
+        // Async: the first unwritten bytes start the commit-interval clock of an idle flusher.
+        if inner.config.flush_policy == FlushPolicy::Sync
+            || pending >= eager as u64
+            || was_all_written
+        {
             inner.flusher_signal.notify();
         }
         let size = u32::try_from(size).expect("validated record size");

@@ -22,7 +22,7 @@ use super::{CommitLog, Inner, State};
 use crate::align::{align_down, align_up, AlignedBuf};
 use crate::error::{Result, StorageError};
 use crate::file::DirectFile;
-use crate::limits::READ_BATCH_BYTES_MAX;
+use crate::limits::{READ_BATCH_BYTES_MAX, READ_SPAN_BYTES_MAX};
 
 /// A record read back from the log (owned; the fields are slices of `raw`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,6 +148,80 @@ impl CommitLog {
                 let raw = bytes.slice(..view.total_len as usize);
                 Ok(StoredRecord::from_raw(raw, &view))
             }
+            Ok(Entry::Filler { .. }) => Err(not_a_record(phys_offset, "end-of-segment filler")),
+            Err(error) => Err(not_a_record(phys_offset, &format!("{error:?}"))),
+        }
+    }
+
+    /// Reads the records at `wanted` (offset and size, ascending offsets: one queue's
+    /// consume-queue entries). Records close together on disk come from one O_DIRECT read that
+    /// covers them and the gaps between (at most [`READ_SPAN_BYTES_MAX`], never past the written
+    /// mark or a segment end); the others are read one by one as [`CommitLog::read`] does. One
+    /// result per wanted record, in order, with `read`'s errors.
+    pub async fn read_many(&self, wanted: &[(u64, u32)]) -> Vec<Result<StoredRecord>> {
+        let inner = &self.inner;
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut at = 0;
+        while at < wanted.len() {
+            let (first, first_size) = wanted[at];
+            let mut last = at;
+            let mut span = None;
+            if let Ok(Source::Disk {
+                file,
+                segment_start,
+                data_end,
+            }) = inner.source(first)
+            {
+                let mut end = first + u64::from(first_size);
+                while let Some(&(next, size)) = wanted.get(last + 1) {
+                    let next_end = next + u64::from(size);
+                    let fits = next >= end
+                        && next_end <= data_end
+                        && next_end - first <= READ_SPAN_BYTES_MAX;
+                    if !fits {
+                        break;
+                    }
+                    last += 1;
+                    end = next_end;
+                }
+                if last > at && end <= data_end {
+                    let read = read_disk(&file, segment_start, first, end - first, inner.alignment);
+                    span = read.await.ok();
+                }
+            }
+            match span {
+                Some(bytes) => {
+                    for &(phys_offset, size) in &wanted[at..=last] {
+                        out.push(self.record_in_span(&bytes, first, phys_offset, size));
+                    }
+                    at = last + 1;
+                }
+                // Ring, a lone record, or a failed span read: one by one (errors per record).
+                None => {
+                    out.push(self.read(first, Some(first_size)).await);
+                    at += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// The record at `phys_offset` inside `span` (bytes read from `span_start`), validated.
+    fn record_in_span(
+        &self,
+        span: &Bytes,
+        span_start: u64,
+        phys_offset: u64,
+        size: u32,
+    ) -> Result<StoredRecord> {
+        let begin = usize::try_from(phys_offset - span_start).expect("span fits memory");
+        let bytes = span.slice(begin..begin + size as usize);
+        match parse_entry(&bytes, phys_offset, self.inner.config.record_size_max_bytes) {
+            Ok(Entry::Record(view)) if view.total_len == size => {
+                let raw = bytes.slice(..view.total_len as usize);
+                Ok(StoredRecord::from_raw(raw, &view))
+            }
+            Ok(Entry::Record(_)) => Err(not_a_record(phys_offset, "record size differs")),
             Ok(Entry::Filler { .. }) => Err(not_a_record(phys_offset, "end-of-segment filler")),
             Err(error) => Err(not_a_record(phys_offset, &format!("{error:?}"))),
         }

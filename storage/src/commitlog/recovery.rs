@@ -219,6 +219,7 @@ fn start(
         poison: None,
         lifecycle: Lifecycle::Open,
         last_sync: now,
+        last_write: now,
         unsynced_files: Vec::new(),
         last_checkpoint: now,
         checkpointed: end,

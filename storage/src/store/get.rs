@@ -13,6 +13,7 @@
 //! whose record does not carry the key.
 
 use crate::commitlog::StoredRecord;
+use crate::consume_queue::entry::CqEntry;
 use crate::consume_queue::ops::EntryRead;
 use crate::error::{Result, StorageError};
 use crate::index::key::split_keys;
@@ -163,7 +164,12 @@ impl Store {
             bytes: 0,
             records: Vec::new(),
         };
+        // First the consume-queue entries (which records, within count and bytes), then the
+        // records in one go, so a cold pull costs a few large reads instead of one per record.
+        let mut picked: Vec<(u64, CqEntry)> = Vec::new();
+        let mut picked_bytes = 0u64;
         let mut offset = request.queue_offset;
+        let mut missing_file = None;
         while offset < scan_end {
             let entry = match self
                 .cqs
@@ -172,18 +178,15 @@ impl Store {
             {
                 EntryRead::Found(entry) => entry,
                 EntryRead::FileMissing { next_file_first } => {
-                    if scan.records.is_empty() {
-                        scan.status = GetStatus::OffsetFoundNull;
-                        scan.next = next_file_first;
-                    }
-                    return Ok(scan);
+                    missing_file = Some(next_file_first);
+                    break;
                 }
                 // Retention raised the min offset under the scan: stop here.
                 EntryRead::OutOfRange => break,
             };
-            let full = !scan.records.is_empty()
-                && (scan.records.len() >= max_count
-                    || scan.bytes + u64::from(entry.size) > request.max_bytes);
+            let full = !picked.is_empty()
+                && (picked.len() >= max_count
+                    || picked_bytes + u64::from(entry.size) > request.max_bytes);
             if full {
                 break;
             }
@@ -192,7 +195,23 @@ impl Store {
             if !request.filter.matches(entry.tags_code) {
                 continue;
             }
-            let record = match self.log.read(entry.phys_offset, Some(entry.size)).await {
+            picked_bytes += u64::from(entry.size);
+            picked.push((offset - 1, entry));
+        }
+        if picked.is_empty() {
+            if let Some(next_file_first) = missing_file {
+                scan.status = GetStatus::OffsetFoundNull;
+                scan.next = next_file_first;
+            }
+            return Ok(scan);
+        }
+        let wanted: Vec<(u64, u32)> = picked
+            .iter()
+            .map(|(_, entry)| (entry.phys_offset, entry.size))
+            .collect();
+        let records = self.log.read_many(&wanted).await;
+        for ((queue_offset, _), record) in picked.iter().zip(records) {
+            let record = match record {
                 Ok(record) => record,
                 Err(StorageError::OffsetOutOfRange { .. }) => {
                     if scan.records.is_empty() {
@@ -202,7 +221,7 @@ impl Store {
                 }
                 Err(error) => return Err(error),
             };
-            check_record(&record, request, offset - 1)?;
+            check_record(&record, request, *queue_offset)?;
             scan.bytes += u64::from(record.size);
             scan.records.push(record);
             scan.status = GetStatus::Found;
