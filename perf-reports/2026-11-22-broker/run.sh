@@ -10,14 +10,15 @@
 # shard 0 shares core 0 with the harness: on a 2-vCPU machine there is no disjoint split.
 # Broker CPU per thread is sampled from /proc before and after each harness run (procstat.py).
 # Usage (repo root): perf-reports/2026-11-22-broker/run.sh PASS [forward|reverse]
-# (this report: passes 1 forward, 2 reverse, 3 forward). DURATION=s overrides the 15 s.
+# (this report: passes 1 forward, 2 reverse, 3 forward). DURATION=s overrides the 15 s;
+# OUT=DIR writes the raw files to DIR instead of this folder's raw/ (later reports).
 # Needs: target/release/rmq and target/release/rmq-bench
 #   (cargo build --release -p rmq --bin rmq -p rmq-bench --bin rmq-bench).
 set -euo pipefail
 pass="${1:-1}"
 order="${2:-forward}"
 here="$(cd "$(dirname "$0")" && pwd)"
-out="$here/raw"
+out="${OUT:-$here/raw}"
 work=target/perf-broker
 mkdir -p "$out" "$work"
 rmq=target/release/rmq

@@ -417,3 +417,82 @@ fn async_flush_syncs_on_the_interval_under_continuous_load() {
         log.close().await.expect("close");
     });
 }
+
+/// `read_many` (a pull's records in one go) returns exactly what `read` returns record by
+/// record: from the tail ring, from disk in coalesced spans (consecutive records, records with
+/// gaps between them, spans that stop at segment ends), and an error only for the entry that is
+/// wrong (a bad size, an offset past the end), never for its neighbours.
+#[test]
+fn read_many_matches_read_one_by_one_with_gaps_segment_ends_and_bad_entries() {
+    let dir = scratch("cl-read-many");
+    let records: Vec<TestRecord> = (0..800)
+        .map(|seq| TestRecord::new(seq, 200 + (seq as usize * 53) % 900))
+        .collect();
+    let mut placed = Vec::new();
+    run(async {
+        let (log, _) = CommitLog::open(&dir, small_config(FlushPolicy::Sync), Disk::real())
+            .await
+            .expect("open");
+        for record in &records {
+            placed.push(log.append(&record.as_append()).await.expect("append"));
+        }
+        log.flush().await.expect("flush");
+        assert!(log.segment_starts().len() > 3, "several segments");
+        // Recent records from the ring, older ones from disk, in one call.
+        let all: Vec<(u64, u32)> = placed.iter().map(|a| (a.phys_offset, a.size)).collect();
+        check(&log, all).await;
+        log.close().await.expect("close");
+    });
+    run(async {
+        let (log, _) = CommitLog::open(&dir, small_config(FlushPolicy::Sync), Disk::real())
+            .await
+            .expect("reopen");
+        let all: Vec<(u64, u32)> = placed.iter().map(|a| (a.phys_offset, a.size)).collect();
+        // Every record, from disk: each result is the record appended at that place.
+        let many = log.read_many(&all).await;
+        for ((record, appended), got) in records.iter().zip(&placed).zip(many) {
+            let got = got.expect("read_many from disk");
+            assert_eq!(got.phys_offset, appended.phys_offset);
+            assert_same(&got, record);
+        }
+        // Gaps: every third record (a tag filter's picks), and one lone record.
+        check(&log, all.iter().copied().step_by(3).collect()).await;
+        check(&log, vec![all[450]]).await;
+        // A wrong size in the middle of a span (a hint, as for `read`: the record is still
+        // found), a size that runs into the next record's bytes, and an offset past the end.
+        let mut bad = all[100..120].to_vec();
+        bad[7].1 += 16;
+        bad[12].1 -= 16;
+        let end = placed.last().expect("records").end_offset;
+        bad.push((end + 4096, 300));
+        let many = log.read_many(&bad).await;
+        assert_eq!(many.len(), bad.len());
+        for (index, got) in many.iter().enumerate() {
+            let expect_error = index == bad.len() - 1;
+            assert_eq!(got.is_err(), expect_error, "entry {index}: {got:?}");
+            if let Ok(got) = got {
+                assert_same(got, &records[100 + index]);
+            }
+        }
+        assert!(matches!(
+            many.last(),
+            Some(Err(StorageError::OffsetOutOfRange { .. }))
+        ));
+        check(&log, bad).await;
+        log.close().await.expect("close");
+    });
+}
+
+/// `read_many(wanted)` gives, entry by entry, what `read` gives (both a record or both an error).
+async fn check(log: &CommitLog, wanted: Vec<(u64, u32)>) {
+    let many = log.read_many(&wanted).await;
+    assert_eq!(many.len(), wanted.len(), "one result per wanted record");
+    for (&(offset, size), got) in wanted.iter().zip(many) {
+        let one = log.read(offset, Some(size)).await;
+        match (got, one) {
+            (Ok(got), Ok(one)) => assert_eq!(got, one, "record at {offset}"),
+            (Err(_), Err(_)) => {}
+            (got, one) => panic!("at {offset}: read_many {got:?}, read {one:?}"),
+        }
+    }
+}

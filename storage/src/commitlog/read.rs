@@ -157,7 +157,7 @@ impl CommitLog {
     /// consume-queue entries). Records close together on disk come from one O_DIRECT read that
     /// covers them and the gaps between (at most [`READ_SPAN_BYTES_MAX`], never past the written
     /// mark or a segment end); the others are read one by one as [`CommitLog::read`] does. One
-    /// result per wanted record, in order, with `read`'s errors.
+    /// result per wanted record, in order: the same as `read(offset, Some(size))` would give.
     pub async fn read_many(&self, wanted: &[(u64, u32)]) -> Vec<Result<StoredRecord>> {
         let inner = &self.inner;
         let mut out = Vec::with_capacity(wanted.len());
@@ -192,7 +192,12 @@ impl CommitLog {
             match span {
                 Some(bytes) => {
                     for &(phys_offset, size) in &wanted[at..=last] {
-                        out.push(self.record_in_span(&bytes, first, phys_offset, size));
+                        let record = match self.record_in_span(&bytes, first, phys_offset, size) {
+                            Some(record) => Ok(record),
+                            // Not a valid record of exactly `size` bytes: `read` decides.
+                            None => self.read(phys_offset, Some(size)).await,
+                        };
+                        out.push(record);
                     }
                     at = last + 1;
                 }
@@ -206,24 +211,24 @@ impl CommitLog {
         out
     }
 
-    /// The record at `phys_offset` inside `span` (bytes read from `span_start`), validated.
+    /// The record at `phys_offset` inside `span` (bytes read from `span_start`) if a valid
+    /// record of exactly `size` bytes starts there; `None` otherwise (the caller falls back to
+    /// [`CommitLog::read`], which treats the size as a hint and reports what is wrong).
     fn record_in_span(
         &self,
         span: &Bytes,
         span_start: u64,
         phys_offset: u64,
         size: u32,
-    ) -> Result<StoredRecord> {
+    ) -> Option<StoredRecord> {
         let begin = usize::try_from(phys_offset - span_start).expect("span fits memory");
         let bytes = span.slice(begin..begin + size as usize);
         match parse_entry(&bytes, phys_offset, self.inner.config.record_size_max_bytes) {
             Ok(Entry::Record(view)) if view.total_len == size => {
                 let raw = bytes.slice(..view.total_len as usize);
-                Ok(StoredRecord::from_raw(raw, &view))
+                Some(StoredRecord::from_raw(raw, &view))
             }
-            Ok(Entry::Record(_)) => Err(not_a_record(phys_offset, "record size differs")),
-            Ok(Entry::Filler { .. }) => Err(not_a_record(phys_offset, "end-of-segment filler")),
-            Err(error) => Err(not_a_record(phys_offset, &format!("{error:?}"))),
+            _ => None,
         }
     }
 
