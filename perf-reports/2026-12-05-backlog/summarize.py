@@ -71,7 +71,7 @@ if fill:
 
 # prealloc-compare.sh: the same fill with the unpaced and the paced segment zero-fill.
 rows = []
-for name in sorted(f[:-5] for f in os.listdir(raw) if f.startswith("prealloc-") and f.endswith(".json")):
+for name in sorted(f[:-5] for f in os.listdir(raw) if f.startswith("roll-") and f.endswith(".json")):
     t = load(name)
     r = t["results"]
     series = [x for x in t["time_series"] if x["duration_s"] >= 0.5]
@@ -85,7 +85,7 @@ for name in sorted(f[:-5] for f in os.listdir(raw) if f.startswith("prealloc-") 
         f" | {cpu[len(cpu) // 2] if cpu else 0:.2f} |"
     )
 if rows:
-    out.append("## Segment zero-fill: unpaced vs paced (prealloc-compare.sh)\n")
+    out.append("## Fill across segment rolls: before and after concurrent consume-queue writes (roll-compare.sh)\n")
     out.append("| run | messages | seconds | msgs/s | median per-second msgs/s | min per-second msgs/s | seconds < 80 % of median | p50 ms | p99 ms | p99.9 ms | max ms | broker CPU (cores, median) |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     out.extend(rows)

@@ -342,3 +342,48 @@ fn pending_blocks_are_bounded_and_file_missing_is_reported() {
         );
     });
 }
+
+/// Full blocks of many queues are written several at once: a failed write leaves only its own
+/// block pending (the other queues' blocks are written), the next `write_pending` writes it,
+/// and every entry reads back, from memory meanwhile and from disk after a reload.
+#[test]
+fn concurrent_block_writes_keep_a_failed_block_pending_and_lose_nothing() {
+    let root = scratch_dir_on_real_disk("cq-concurrent").expect("scratch");
+    let queues = 12; // more than CQ_WRITES_IN_FLIGHT_MAX: several rounds
+    let per_queue = 3 * 128; // three full blocks each
+    run(async {
+        let faults = rmq_storage::file::FaultInjector::new();
+        let store = CqStore::new(Disk::with_faults(faults.clone()), config(&root)).expect("store");
+        for queue_id in 0..queues {
+            for k in 0..per_queue {
+                store
+                    .with(|q| q.dispatch("T", queue_id, k, &cq_entry(k)))
+                    .expect("dispatch");
+            }
+        }
+        let pending = store.with(|q| q.pending_blocks());
+        assert_eq!(pending, (queues as usize) * 3);
+        faults.fail_nth_write(3);
+        assert!(
+            store.write_pending().await.is_err(),
+            "the failed write is reported"
+        );
+        // The first round went out together: all but the failed one of its writes completed.
+        let in_flight = rmq_storage::consume_queue::CQ_WRITES_IN_FLIGHT_MAX;
+        assert_eq!(
+            store.with(|q| q.pending_blocks()),
+            pending - (in_flight - 1)
+        );
+        for queue_id in 0..queues {
+            expect_entries(&store, "T", queue_id, 0..per_queue).await;
+        }
+        store.write_pending().await.expect("retry");
+        assert_eq!(store.with(|q| q.pending_blocks()), 0);
+        store.flush().await.expect("flush");
+        let snapshots = store.with(|q| q.snapshot());
+        let (reopened, _) = reopen(&root, &snapshots, u64::MAX).await;
+        for queue_id in 0..queues {
+            expect_entries(&reopened, "T", queue_id, 0..per_queue).await;
+        }
+    });
+}

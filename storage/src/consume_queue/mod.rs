@@ -45,6 +45,12 @@ pub const CQ_QUEUES_MAX: usize = 8192;
 /// writes them: 1024 x 4 KiB = 4 MiB.
 pub const CQ_PENDING_BLOCKS_MAX: usize = 1024;
 
+/// Block writes of different queues in flight at once (one per queue, so each queue's blocks
+/// are still written in order). One at a time, each 4 KiB write waited 1–2 ms behind the next
+/// CommitLog segment's zero-fill and the reput that waits for them held every append
+/// (perf-reports/2026-12-05-backlog).
+pub const CQ_WRITES_IN_FLIGHT_MAX: usize = 8;
+
 /// Default block cache: 4096 x 4 KiB = 16 MiB of recently read or written entry blocks
 /// (512 Ki entries), enough for every consumer of a few thousand queues lagging a little.
 pub const CQ_BLOCK_CACHE_BLOCKS_DEFAULT: usize = 4096;
@@ -361,17 +367,20 @@ impl ConsumeQueues {
         self.pending_blocks >= CQ_PENDING_BLOCKS_MAX
     }
 
-    /// The next full block to write, with its queue.
+    /// The next full block to write of each of up to `max` queues (at most one per queue).
     #[must_use]
-    pub fn next_pending_write(&self) -> Option<(QueueKey, BlockWrite)> {
-        let key = self.pending.first()?;
-        let write = self
-            .queue(&key.0, key.1)
-            .and_then(QueueState::next_pending_write);
-        Some((
-            key.clone(),
-            write.expect("a queue in the pending set has a pending block"),
-        ))
+    pub fn next_pending_writes(&self, max: usize) -> Vec<(QueueKey, BlockWrite)> {
+        self.pending
+            .iter()
+            .take(max)
+            .map(|key| {
+                let write = self
+                    .queue(&key.0, key.1)
+                    .and_then(QueueState::next_pending_write)
+                    .expect("a queue in the pending set has a pending block");
+                (key.clone(), write)
+            })
+            .collect()
     }
 
     /// The tail blocks changed since they were last written.

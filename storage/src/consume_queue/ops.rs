@@ -19,7 +19,7 @@ use super::entry::{self, CqEntry, ENTRY_SIZE};
 use super::io;
 use super::queue::{BlockWrite, Located};
 use super::search::{Boundary, TimeSearch};
-use super::{ConsumeQueueConfig, ConsumeQueues, QueueKey};
+use super::{ConsumeQueueConfig, ConsumeQueues, QueueKey, CQ_WRITES_IN_FLIGHT_MAX};
 
 /// How often a search by timestamp restarts when the queue changes under it.
 const SEARCH_ATTEMPTS_MAX: usize = 3;
@@ -141,13 +141,23 @@ impl CqStore {
         self.drain_locked().await
     }
 
-    /// Drains every pending block; the caller holds the write lock.
+    /// Drains every pending block, up to [`CQ_WRITES_IN_FLIGHT_MAX`] queues' blocks at once;
+    /// the caller holds the write lock.
     async fn drain_locked(&self) -> Result<()> {
         loop {
-            let Some((key, write)) = self.with(|queues| queues.next_pending_write()) else {
+            let writes = self.with(|queues| queues.next_pending_writes(CQ_WRITES_IN_FLIGHT_MAX));
+            if writes.is_empty() {
                 return Ok(());
-            };
-            self.write_locked(&key, &write).await?;
+            }
+            let results = futures_util::future::join_all(
+                writes
+                    .iter()
+                    .map(|(key, write)| self.write_locked(key, write)),
+            )
+            .await;
+            if let Some(error) = results.into_iter().find_map(Result::err) {
+                return Err(error);
+            }
         }
     }
 
