@@ -3,10 +3,9 @@
 //!
 //! Owns the flusher task loop, the flush decision (sync policy: write + fdatasync at once; async:
 //! write on the commit interval or when enough is pending, fdatasync on the flush interval;
-//! waiters force both), one round, and
-//! checkpoint writing. One round at a time: consecutive rounds rewrite the same partly filled
-//! block, so they must not overlap; the pieces of one round cover disjoint blocks and are
-//! submitted together.
+//! waiters force both), one round, and checkpoint writing. One round at a time: consecutive
+//! rounds rewrite the same partly filled block, so they must not overlap; the pieces of one
+//! round cover disjoint blocks and are submitted together.
 //!
 //! Must never: advance `written` before every piece of the round completed, advance `durable`
 //! before every file written in the round was fdatasynced, or retry after a failure (it poisons
@@ -93,8 +92,9 @@ impl Inner {
     /// Sync policy: write and fdatasync whatever is pending, at once. Async policy: write what
     /// is pending once the last write is `commit_interval_ms` old (so a process crash loses at
     /// most that much), stream as soon as a quarter of the pending bound is reached (keeps the
-    /// device busy without an fdatasync per write), fdatasync every `flush_interval_ms` if at least
-    /// `flush_least_bytes` are not durable (or every `flush_thorough_interval_ms` regardless).
+    /// device busy without an fdatasync per write), fdatasync every `flush_interval_ms` if at
+    /// least `flush_least_bytes` are not durable (or every `flush_thorough_interval_ms`
+    /// regardless).
     /// Any caller waiting for durability, `request_flush` and close make it write and sync now.
     pub(super) fn flush_decision(&self, now: Instant) -> Decision {
         let state = self.state.borrow();
