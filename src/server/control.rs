@@ -363,6 +363,25 @@ pub async fn ensure_topic(
     }
 }
 
+/// Installs the control shard's subscription snapshot on this shard if it is newer. Pulls call
+/// it when their group's subscription is missing or older than the pull's `subVersion`: a
+/// heartbeat is answered once the control shard registered it, while its broadcast to the
+/// other shards may still be in flight, and a client may pull on another shard at once.
+pub async fn refresh_subscriptions(shard: &Rc<Shard>) {
+    if shard.id == CONTROL_SHARD {
+        return; // the control shard installs its own snapshot before it answers
+    }
+    let snapshot = shard
+        .mesh
+        .call(CONTROL_SHARD, |control: &Rc<Shard>, reply| {
+            let _ = reply.send(control.control().clients.borrow().subscriptions_snapshot());
+        })
+        .await;
+    if let Ok(snapshot) = snapshot {
+        shard.install_subscriptions(snapshot);
+    }
+}
+
 /// A topic's config as this shard sees it, falling back to the control shard's table when this
 /// shard's snapshot does not know the topic yet (a broadcast still in flight). Never creates.
 pub async fn lookup_topic(shard: &Rc<Shard>, topic: &str) -> Option<TopicConfig> {

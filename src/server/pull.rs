@@ -67,6 +67,9 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             ),
         ));
     }
+    if !flags.has_subscription() && !subscription_known(shard, &header) {
+        super::control::refresh_subscriptions(shard).await;
+    }
     let subscription = subscription_for(shard, &header, flags)?;
     if flags.has_commit_offset() && header.commit_offset >= 0 {
         let committed = shard.offsets.borrow_mut().commit(
@@ -141,6 +144,16 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
         }
     }
     respond(shard, request, &header, result)
+}
+
+/// Whether this shard holds the group's subscription to the topic at the pull's version or
+/// newer.
+fn subscription_known(shard: &Shard, header: &PullMessageRequestHeader) -> bool {
+    shard
+        .subscriptions
+        .borrow()
+        .get(&header.consumer_group, &header.topic)
+        .is_some_and(|data| data.sub_version >= header.sub_version)
 }
 
 fn subscription_for(
