@@ -46,9 +46,9 @@ pub const CQ_QUEUES_MAX: usize = 8192;
 pub const CQ_PENDING_BLOCKS_MAX: usize = 1024;
 
 /// Block writes of different queues in flight at once (one per queue, so each queue's blocks
-/// are still written in order). One at a time, each 4 KiB write waited 1–2 ms behind the next
-/// CommitLog segment's zero-fill and the reput that waits for them held every append
-/// (perf-reports/2026-12-05-backlog).
+/// are still written in order). Written one at a time, each 4 KiB write waited 1–2 ms behind
+/// the next CommitLog segment's zero-fill, and every append waits for the reput that writes
+/// them (perf-reports/2026-12-05-backlog).
 pub const CQ_WRITES_IN_FLIGHT_MAX: usize = 8;
 
 /// Default block cache: 4096 x 4 KiB = 16 MiB of recently read or written entry blocks
