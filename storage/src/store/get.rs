@@ -13,7 +13,6 @@
 //! whose record does not carry the key.
 
 use crate::commitlog::StoredRecord;
-use crate::consume_queue::entry::CqEntry;
 use crate::consume_queue::ops::EntryRead;
 use crate::error::{Result, StorageError};
 use crate::index::key::split_keys;
@@ -165,8 +164,10 @@ impl Store {
             records: Vec::new(),
         };
         // First the consume-queue entries (which records, within count and bytes), then the
-        // records in one go, so a cold pull costs a few large reads instead of one per record.
-        let mut picked: Vec<(u64, CqEntry)> = Vec::new();
+        // records in one go, so a cold pull costs a few large reads instead of one per record:
+        // the picked entries' queue offsets, and their records' (offset, size) in the log.
+        let mut picked: Vec<u64> = Vec::new();
+        let mut wanted: Vec<(u64, u32)> = Vec::new();
         let mut picked_bytes = 0u64;
         let mut offset = request.queue_offset;
         let mut missing_file = None;
@@ -196,7 +197,8 @@ impl Store {
                 continue;
             }
             picked_bytes += u64::from(entry.size);
-            picked.push((offset - 1, entry));
+            picked.push(offset - 1);
+            wanted.push((entry.phys_offset, entry.size));
         }
         if picked.is_empty() {
             if let Some(next_file_first) = missing_file {
@@ -205,12 +207,8 @@ impl Store {
             }
             return Ok(scan);
         }
-        let wanted: Vec<(u64, u32)> = picked
-            .iter()
-            .map(|(_, entry)| (entry.phys_offset, entry.size))
-            .collect();
         let records = self.log.read_many(&wanted).await;
-        for ((queue_offset, _), record) in picked.iter().zip(records) {
+        for (queue_offset, record) in picked.iter().zip(records) {
             let record = match record {
                 Ok(record) => record,
                 Err(StorageError::OffsetOutOfRange { .. }) => {
