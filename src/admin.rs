@@ -6,9 +6,10 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use rmq_net::codec::body::object_keys::ObjectKeyError;
 use rmq_net::codec::body::queue::MessageQueue;
 use rmq_net::codec::body::route::{ClusterInfo, TopicRouteData};
-use rmq_net::codec::body::stats::{ConsumeStats, OffsetWrapper, TopicOffset, TopicStatsTable};
+use rmq_net::codec::body::stats::{ConsumeStats, OffsetWrapper, TopicStatsTable};
 use rmq_net::codec::body::table::{KvTable, TopicList};
 use rmq_net::codec::body::topic::TopicFilterType;
 use rmq_net::codec::body::JsonBody;
@@ -55,12 +56,12 @@ pub enum AdminError {
     #[error("{0}")]
     Usage(String),
     /// A body in a form our decoders do not cover, with the reason.
-    #[error("malformed {what} body: {reason}")]
+    #[error("malformed {what} body: {source}")]
     Body {
         /// Which body.
         what: &'static str,
         /// What is wrong with it.
-        reason: String,
+        source: ObjectKeyError,
     },
 }
 
@@ -274,193 +275,29 @@ pub async fn consume_stats(
     parse_consume_stats(&reply.body)
 }
 
-/// Most entries one object-keyed table may hold (bounds what a reply can make us allocate).
-pub const OBJECT_KEY_TABLE_ENTRIES_MAX: usize = 1_000_000;
-
-/// A cursor over fastjson text whose maps may have JSON objects as keys (PROTOCOL.md §5.9):
-/// structure is walked by hand, each key and value is parsed by `serde_json`.
-struct ObjectKeyReader<'a> {
-    bytes: &'a [u8],
-    position: usize,
-}
-
-impl ObjectKeyReader<'_> {
-    fn skip_whitespace(&mut self) {
-        while self
-            .bytes
-            .get(self.position)
-            .is_some_and(u8::is_ascii_whitespace)
-        {
-            self.position += 1;
-        }
-    }
-
-    /// Consumes `byte` after optional whitespace.
-    fn eat(&mut self, byte: u8) -> bool {
-        self.skip_whitespace();
-        if self.bytes.get(self.position) == Some(&byte) {
-            self.position += 1;
-            return true;
-        }
-        false
-    }
-
-    fn expect(&mut self, byte: u8) -> Result<(), String> {
-        if self.eat(byte) {
-            return Ok(());
-        }
-        Err(format!(
-            "expected `{}` at byte {}",
-            char::from(byte),
-            self.position
-        ))
-    }
-
-    /// One JSON value (object, string, number, ...), with `serde_json`.
-    fn value(&mut self) -> Result<serde_json::Value, String> {
-        self.skip_whitespace();
-        let rest = self.bytes.get(self.position..).unwrap_or_default();
-        let mut stream = serde_json::Deserializer::from_slice(rest).into_iter();
-        match stream.next() {
-            Some(Ok(value)) => {
-                self.position += stream.byte_offset();
-                Ok(value)
-            }
-            Some(Err(err)) => Err(format!("at byte {}: {err}", self.position)),
-            None => Err("unexpected end".into()),
-        }
-    }
-
-    /// `{K:V,...}` where each K is any JSON value (an object in fastjson's MessageQueue-keyed
-    /// maps; a string holding one is accepted too).
-    fn object_key_map(&mut self) -> Result<Vec<(serde_json::Value, serde_json::Value)>, String> {
-        self.expect(b'{')?;
-        let mut entries = Vec::new();
-        if self.eat(b'}') {
-            return Ok(entries);
-        }
-        loop {
-            if entries.len() >= OBJECT_KEY_TABLE_ENTRIES_MAX {
-                return Err(format!("more than {OBJECT_KEY_TABLE_ENTRIES_MAX} entries"));
-            }
-            let key = self.value()?;
-            self.expect(b':')?;
-            entries.push((key, self.value()?));
-            if self.eat(b'}') {
-                return Ok(entries);
-            }
-            self.expect(b',')?;
-        }
-    }
-}
-
-fn field_i64(value: &serde_json::Value, name: &str) -> i64 {
-    value
-        .get(name)
-        .and_then(serde_json::Value::as_i64)
-        .unwrap_or(0)
-}
-
-fn message_queue(key: serde_json::Value) -> Result<MessageQueue, String> {
-    let key = match key {
-        serde_json::Value::String(text) => {
-            serde_json::from_str(&text).map_err(|e| format!("queue key `{text}`: {e}"))?
-        }
-        other => other,
-    };
-    serde_json::from_value(key).map_err(|e| format!("queue key: {e}"))
-}
-
-/// A body whose `offsetTable` is keyed by MessageQueue objects: the table's entries and the
-/// other top-level members.
-struct QueueKeyed {
-    members: Vec<(String, serde_json::Value)>,
-    table: Vec<(MessageQueue, serde_json::Value)>,
-}
-
-/// Walks `{"member":value,...,"offsetTable":{MQ:value,...}}` in any member order.
-fn parse_queue_keyed(body: &[u8]) -> Result<QueueKeyed, String> {
-    let mut reader = ObjectKeyReader {
-        bytes: body,
-        position: 0,
-    };
-    let mut parsed = QueueKeyed {
-        members: Vec::new(),
-        table: Vec::new(),
-    };
-    reader.expect(b'{')?;
-    if reader.eat(b'}') {
-        return Ok(parsed);
-    }
-    loop {
-        let name = reader.value()?;
-        reader.expect(b':')?;
-        match name {
-            serde_json::Value::String(name) if name == "offsetTable" => {
-                for (key, value) in reader.object_key_map()? {
-                    parsed.table.push((message_queue(key)?, value));
-                }
-            }
-            serde_json::Value::String(name) => {
-                let value = reader.value()?;
-                parsed.members.push((name, value));
-            }
-            other => return Err(format!("member name {other} is not a string")),
-        }
-        if reader.eat(b'}') {
-            return Ok(parsed);
-        }
-        reader.expect(b',')?;
-    }
-}
-
 /// Decodes a GET_CONSUME_STATS body in fastjson's object-key form
-/// (`{"consumeTps":0.0,"offsetTable":{{"brokerName":..,"queueId":0,"topic":..}:{..}}}`).
+/// (`{"consumeTps":0.0,"offsetTable":{{"brokerName":..,"queueId":0,"topic":..}:{..}}}`), with
+/// [`ConsumeStats::from_json`].
 ///
 /// # Errors
 /// [`AdminError::Body`] naming what did not parse.
 pub fn parse_consume_stats(body: &[u8]) -> Result<ConsumeStats, AdminError> {
-    let parsed = parse_queue_keyed(body).map_err(|reason| AdminError::Body {
+    ConsumeStats::from_json(body).map_err(|source| AdminError::Body {
         what: "ConsumeStats",
-        reason,
-    })?;
-    let mut stats = ConsumeStats::default();
-    for (name, value) in &parsed.members {
-        if name == "consumeTps" {
-            stats.consume_tps = value.as_f64().unwrap_or(0.0);
-        }
-    }
-    for (queue, value) in parsed.table {
-        let wrapper = OffsetWrapper {
-            broker_offset: field_i64(&value, "brokerOffset"),
-            consumer_offset: field_i64(&value, "consumerOffset"),
-            last_timestamp: field_i64(&value, "lastTimestamp"),
-            pull_offset: field_i64(&value, "pullOffset"),
-        };
-        stats.offset_table.insert(queue, wrapper);
-    }
-    Ok(stats)
+        source,
+    })
 }
 
-/// Decodes a GET_TOPIC_STATS_INFO body in fastjson's object-key form.
+/// Decodes a GET_TOPIC_STATS_INFO body in fastjson's object-key form, with
+/// [`TopicStatsTable::from_json`].
 ///
 /// # Errors
 /// [`AdminError::Body`] naming what did not parse.
 pub fn parse_topic_stats(body: &[u8]) -> Result<TopicStatsTable, AdminError> {
-    let parsed = parse_queue_keyed(body).map_err(|reason| AdminError::Body {
+    TopicStatsTable::from_json(body).map_err(|source| AdminError::Body {
         what: "TopicStatsTable",
-        reason,
-    })?;
-    let mut stats = TopicStatsTable::default();
-    for (queue, value) in parsed.table {
-        let offset = TopicOffset {
-            last_update_timestamp: field_i64(&value, "lastUpdateTimestamp"),
-            max_offset: field_i64(&value, "maxOffset"),
-            min_offset: field_i64(&value, "minOffset"),
-        };
-        stats.offset_table.insert(queue, offset);
-    }
-    Ok(stats)
+        source,
+    })
 }
 
 /// GET_TOPIC_STATS_INFO from one broker.
@@ -616,58 +453,76 @@ pub async fn consumer_progress(
 
 #[cfg(test)]
 mod tests {
+    use rmq_net::codec::body::stats::TopicOffset;
+
     use super::*;
 
     #[test]
-    fn consume_stats_round_trips_through_the_object_key_form() {
+    fn stats_bodies_decode_through_the_codec() {
         let mut stats = ConsumeStats {
             consume_tps: 2.5,
             ..ConsumeStats::default()
         };
-        for (queue_id, broker_offset, consumer_offset) in [(0, 10, 7), (1, 5, 5), (3, 0, 0)] {
-            stats.offset_table.insert(
-                MessageQueue::new("T{,}:x", "broker-a", queue_id),
-                OffsetWrapper {
-                    broker_offset,
-                    consumer_offset,
-                    last_timestamp: 1_700_000_000_000 + i64::from(queue_id),
-                    pull_offset: consumer_offset,
-                },
-            );
-        }
-        let parsed = parse_consume_stats(&stats.to_json()).expect("parses");
-        assert_eq!(parsed, stats);
-        let empty = parse_consume_stats(&ConsumeStats::default().to_json()).expect("parses");
-        assert_eq!(empty, ConsumeStats::default());
-        // Whitespace, unknown members, member order and string-held keys are tolerated.
-        let loose = concat!(
-            r#" { "offsetTable" : { "{\"brokerName\":\"b\",\"queueId\":2,\"topic\":\"t\"}" "#,
-            r#": {"brokerOffset":4} } , "x":[1,{"y":2}], "consumeTps" : 1 } "#
+        stats.offset_table.insert(
+            MessageQueue::new("T{,}:x", "broker-a", 3),
+            OffsetWrapper {
+                broker_offset: 10,
+                consumer_offset: 7,
+                last_timestamp: 1_700_000_000_000,
+                pull_offset: 7,
+            },
         );
-        let parsed = parse_consume_stats(loose.as_bytes()).expect("parses");
-        assert_eq!(parsed.consume_tps, 1.0);
-        let offsets = parsed.offset_table[&MessageQueue::new("t", "b", 2)];
-        assert_eq!((offsets.broker_offset, offsets.consumer_offset), (4, 0));
+        assert_eq!(
+            parse_consume_stats(&stats.to_json()).expect("parses"),
+            stats
+        );
+        let mut table = TopicStatsTable::default();
+        table.offset_table.insert(
+            MessageQueue::new("T", "broker-a", 1),
+            TopicOffset {
+                last_update_timestamp: 1_700_000_000_000,
+                max_offset: 10,
+                min_offset: 1,
+            },
+        );
+        assert_eq!(parse_topic_stats(&table.to_json()).expect("parses"), table);
     }
 
     #[test]
-    fn topic_stats_round_trip() {
-        let mut stats = TopicStatsTable::default();
-        for queue_id in 0..3 {
-            stats.offset_table.insert(
-                MessageQueue::new("T", "broker-a", queue_id),
-                TopicOffset {
-                    last_update_timestamp: 1_700_000_000_000,
-                    max_offset: i64::from(queue_id) * 10,
-                    min_offset: i64::from(queue_id),
-                },
+    fn malformed_stats_bodies_are_body_errors() {
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{\"offsetTable\":{{\"queueId\":0}",
+            b"{\"offsetTable\":{{\"queueId\":\"x\"}:{}}}",
+            b"{\"consumeTps\":1 \"offsetTable\":{}}",
+            b"{1:2}",
+        ] {
+            assert!(
+                matches!(
+                    parse_consume_stats(bad),
+                    Err(AdminError::Body {
+                        what: "ConsumeStats",
+                        ..
+                    })
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
             );
         }
-        assert_eq!(parse_topic_stats(&stats.to_json()).expect("parses"), stats);
+        let err = parse_topic_stats(b"{\"offsetTable\":{1:2}}").expect_err("number key");
         assert!(matches!(
-            parse_topic_stats(b"{\"offsetTable\":{1:2}}"),
-            Err(AdminError::Body { .. })
+            err,
+            AdminError::Body {
+                what: "TopicStatsTable",
+                ..
+            }
         ));
+        assert!(
+            err.to_string()
+                .starts_with("malformed TopicStatsTable body: "),
+            "{err}"
+        );
     }
 
     #[test]
@@ -696,24 +551,6 @@ mod tests {
             "{text}"
         );
         assert_eq!(lines[3], "#Total queues=2 stored=30 maxOffsetSum=35");
-    }
-
-    #[test]
-    fn malformed_consume_stats_are_errors() {
-        for bad in [
-            &b""[..],
-            b"[]",
-            b"{\"offsetTable\":{{\"queueId\":0}",
-            b"{\"offsetTable\":{{\"queueId\":\"x\"}:{}}}",
-            b"{\"consumeTps\":1 \"offsetTable\":{}}",
-            b"{1:2}",
-        ] {
-            assert!(
-                matches!(parse_consume_stats(bad), Err(AdminError::Body { .. })),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 
     #[test]

@@ -2,15 +2,17 @@
 //!
 //! Map: [`config`] (broker.conf keys, typed and validated once), [`runtime`] (one pinned compio
 //! runtime per core, SO_REUSEPORT listeners, placement of (topic, queueId) on shards),
-//! [`namesrv`] (route tables, KV config, request processor), [`broker`] (control-plane state:
-//! topics, groups, clients, locks, offsets), [`server`] (the broker's shards, dispatch and
-//! processors), [`admin`] (the admin CLI's operations).
+//! [`namesrv`] (route tables, KV config, request processor), [`broker`] (the broker's shards,
+//! dispatch and request processors), [`tables`] (the broker's replicated control-plane tables
+//! and per-shard offsets: topics, groups, clients, locks, offsets), [`admin`] (the admin CLI's
+//! operations).
 //! This crate is the only one that spawns executors; the protocol (`rmq-net`) and the disk
 //! (`rmq-storage`) know nothing of shards.
 
 pub mod admin;
 pub mod broker;
 pub mod config;
+pub mod failure;
 pub mod namesrv;
 pub mod runtime;
-pub mod server;
+pub mod tables;

@@ -17,7 +17,7 @@ use common::{
     TEST_SEGMENT_SIZE_BYTES,
 };
 use rmq::admin::{parse_consume_stats, parse_topic_stats};
-use rmq::broker::groups::{SubscriptionGroupConfig, SubscriptionGroupWrapper};
+use rmq::tables::groups::{SubscriptionGroupConfig, SubscriptionGroupWrapper};
 use rmq_net::codec::body::client::ProducerConnection;
 use rmq_net::codec::body::heartbeat::{HeartbeatData, ProducerData};
 use rmq_net::codec::body::queue::MessageQueue;
@@ -631,14 +631,15 @@ fn check_producers_and_subscription_groups(shards: usize) {
         assert_code(&call(client, bad).await, ResponseCode::InvalidParameter);
     });
 
-    // Persisted: a restarted broker still has the group.
-    let file = broker
-        .store_dir()
-        .join("config")
-        .join("subscriptionGroup.json");
-    assert!(std::fs::read_to_string(&file)
-        .expect("groups file")
-        .contains(group));
+    // Persisted: journaled beside subscriptionGroup.json (folded into it at start and clean
+    // shutdown), and a restarted broker still has the group.
+    let config = broker.store_dir().join("config");
+    let file = std::fs::read(config.join("subscriptionGroup.json")).expect("groups file");
+    let journal = std::fs::read(config.join("subscriptionGroup.json.journal")).unwrap_or_default();
+    let needle = group.as_bytes();
+    assert!([file, journal]
+        .iter()
+        .any(|bytes| bytes.windows(needle.len()).any(|w| w == needle)));
     broker.kill_and_restart();
     block_on(async {
         let client = broker.client();
@@ -675,9 +676,12 @@ fn check_producers_and_subscription_groups(shards: usize) {
         let reply = call(&client, delete_group_request(group, false)).await;
         assert_code(&reply, ResponseCode::Success);
     });
-    assert!(!std::fs::read_to_string(&file)
-        .expect("groups file")
-        .contains(group));
+    // The deletion is persisted too: gone after another restart.
+    broker.kill_and_restart();
+    block_on(async {
+        let groups = all_groups(&broker.client()).await;
+        assert!(!groups.subscription_group_table.contains_key(group));
+    });
 }
 
 #[test]

@@ -14,8 +14,8 @@ use common::{
     assert_code, block_on, call, create_topic, pull, pull_all, send_header, send_request, send_v2,
     sent, shard_of_offset, Broker, PullSpec,
 };
-use rmq::broker::topics::{dlq_topic, retry_topic, SCHEDULE_TOPIC};
 use rmq::runtime::placement::shard_for;
+use rmq::tables::topics::{dlq_topic, retry_topic, SCHEDULE_TOPIC};
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::header::send::ConsumerSendMsgBackRequestHeader;
 use rmq_net::codec::header::CommandHeader as _;

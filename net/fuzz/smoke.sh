@@ -36,6 +36,15 @@ for target in $targets; do
             cp -f "$capture" "$corpus/$client-$(basename "$capture")"
         done
     fi
+    # Seed with the object-keyed bodies Java writes (ConsumeStats, TopicStatsTable).
+    if [ "$target" = decode_object_keys ]; then
+        printf '%s' '{"consumeTps":1.5,"offsetTable":{{"brokerName":"b","queueId":0,"topic":"t"}:{"brokerOffset":10,"consumerOffset":7,"lastTimestamp":1700000000000,"pullOffset":8}}}' \
+            >"$corpus/seed-consume-stats.json"
+        printf '%s' '{"offsetTable":{{"brokerName":"b","queueId":1,"topic":"t"}:{"lastUpdateTimestamp":9,"maxOffset":5,"minOffset":0}}}' \
+            >"$corpus/seed-topic-stats.json"
+        printf '%s' ' { "offsetTable" : { "{\"brokerName\":\"b\",\"queueId\":2,\"topic\":\"t\"}" : {} } , 0 : [1, {"y":2e3}], "s":"\u00e9" } ' \
+            >"$corpus/seed-loose.json"
+    fi
     if [ -d "$fuzz_dir/seeds/$target" ]; then
         cp -f "$fuzz_dir/seeds/$target"/* "$corpus/"
     fi

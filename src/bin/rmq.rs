@@ -291,13 +291,13 @@ const SHUTDOWN_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 fn run_broker(config: BrokerConfig, shards: usize) -> anyhow::Result<()> {
     rmq::runtime::signal::block_shutdown_signals().context("blocking shutdown signals")?;
     let started =
-        rmq::server::start::start_broker(config, shards).context("starting the broker")?;
+        rmq::broker::start::start_broker(config, shards).context("starting the broker")?;
     tracing::info!(addr = %started.addr, shards, "broker serving");
     println!("READY broker {}", started.addr);
     let signal =
         rmq::runtime::signal::wait_for_shutdown_signal().context("waiting for a signal")?;
     tracing::info!(signal, "shutting down: flushing every shard");
-    rmq::server::start::shutdown(&started.mesh, SHUTDOWN_FLUSH_TIMEOUT);
+    rmq::broker::start::shutdown(&started.mesh, SHUTDOWN_FLUSH_TIMEOUT);
     tracing::info!("broker stopped");
     std::process::exit(0);
 }

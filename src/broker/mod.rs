@@ -1,13 +1,55 @@
-//! Broker control-plane state, as pure synchronous modules the shard runtime and request
-//! processors drive: topic configs ([`topics`]), subscription groups ([`groups`]), live
-//! clients and their subscriptions ([`clients`]), orderly-consumption locks ([`locks`]),
-//! consumer offsets ([`offsets`]) and the atomic metadata-file writer they persist through
-//! ([`persist`]). Time always comes in as an argument; nothing here reads a clock, opens a
-//! socket or spawns a task.
+//! The broker's serving side: per-shard state ([`shard`]), the request dispatcher that routes
+//! each request to the shard owning its state ([`dispatch`]), the processors ([`send`],
+//! [`pull`], [`offset`], [`control`], [`query`], and the map-reduce admin views in [`stats`]),
+//! failed-message handling ([`sendback`], delayed delivery in [`schedule`]), message encoding
+//! at the edge ([`message`]) and start-up ([`start`]).
+//!
+//! Storage and mesh errors become RocketMQ response codes here ([`storage_failure`], and
+//! [`Failure`]'s `From<MeshError>`); `Failure` itself is shared with the NameServer.
+//! Must never: touch another shard's state except through the mesh.
 
-pub mod clients;
-pub mod groups;
-pub mod locks;
-pub mod offsets;
-pub mod persist;
-pub mod topics;
+pub mod control;
+pub mod dispatch;
+pub mod message;
+pub mod offset;
+pub mod pull;
+pub mod query;
+pub mod replicate;
+pub mod schedule;
+pub mod send;
+pub mod sendback;
+pub mod shard;
+pub mod start;
+pub mod stats;
+
+use rmq_net::codec::codes::ResponseCode;
+use rmq_storage::error::StorageError;
+
+use crate::runtime::mesh::MeshError;
+
+pub use crate::failure::{error_response, success, Failure, Outcome};
+
+impl From<MeshError> for Failure {
+    /// A call to another shard that did not run: SYSTEM_BUSY, which clients retry.
+    fn from(err: MeshError) -> Self {
+        Self::Code(
+            ResponseCode::SystemBusy,
+            format!("[REJECTREQUEST]system busy, {err}"),
+        )
+    }
+}
+
+/// Maps a storage error to the code Java gives for the matching store status.
+#[must_use]
+pub fn storage_failure(err: &StorageError) -> Failure {
+    let code = match err {
+        StorageError::DiskFull { .. } | StorageError::Poisoned { .. } | StorageError::Closed => {
+            ResponseCode::ServiceNotAvailable
+        }
+        StorageError::RecordTooLarge { .. } | StorageError::InvalidRecord { .. } => {
+            ResponseCode::MessageIllegal
+        }
+        _ => ResponseCode::SystemError,
+    };
+    Failure::Code(code, err.to_string())
+}

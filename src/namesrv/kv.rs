@@ -52,7 +52,7 @@ impl KvConfig {
         };
         if let Some(path) = path {
             let persisted: Option<Persisted> =
-                crate::broker::persist::read_json(path).map_err(|e| KvError::Persist {
+                crate::tables::persist::read_json(path).map_err(|e| KvError::Persist {
                     path: path.to_path_buf(),
                     reason: e.to_string(),
                 })?;
@@ -136,7 +136,7 @@ impl KvConfig {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        crate::broker::persist::write_json_atomic(
+        crate::tables::persist::write_json_atomic(
             path,
             &PersistedRef {
                 config_table: &self.table,

@@ -22,7 +22,9 @@ use rmq_net::codec::header::namesrv::{
 };
 use rmq_net::codec::header::CommandHeader;
 use rmq_net::codec::message::body_crc;
-use rmq_net::{CodecError, RemotingCommand};
+use rmq_net::RemotingCommand;
+
+use crate::failure::{error_response, Failure, Outcome};
 
 use super::kv::KvConfig;
 use super::route_table::{Registration, RouteTable};
@@ -44,19 +46,6 @@ pub struct NameServer {
     kv: RefCell<KvConfig>,
     options: NamesrvOptions,
 }
-
-/// Why a request failed, mapped to a response code in one place.
-enum Failure {
-    Code(ResponseCode, String),
-}
-
-impl From<CodecError> for Failure {
-    fn from(err: CodecError) -> Self {
-        Self::Code(ResponseCode::SystemError, err.to_string())
-    }
-}
-
-type Outcome = Result<RemotingCommand, Failure>;
 
 impl NameServer {
     /// A NameServer over the given KV config.
@@ -93,9 +82,7 @@ impl NameServer {
         now_ms: i64,
     ) -> RemotingCommand {
         self.dispatch(request, connection, now_ms)
-            .unwrap_or_else(|Failure::Code(code, remark)| {
-                RemotingCommand::response_to(request, code).with_remark(remark)
-            })
+            .unwrap_or_else(|Failure::Code(code, remark)| error_response(request, code, &remark))
     }
 
     fn dispatch(&self, request: &RemotingCommand, connection: u64, now_ms: i64) -> Outcome {

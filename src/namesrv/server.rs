@@ -5,23 +5,16 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rmq_net::conn::{serve, ConnContext, ConnHandle, Handler, ServeConfig};
 use rmq_net::RemotingCommand;
 
 use super::processor::NameServer;
+use crate::runtime::clock::now_ms;
 
 /// How often silent brokers are looked for (`scanNotActiveBrokerInterval`).
 pub const SCAN_NOT_ACTIVE_BROKER_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Wall-clock milliseconds, the unit of broker heartbeats.
-#[must_use]
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 struct NamesrvHandler {
     server: Rc<NameServer>,

@@ -4,6 +4,7 @@
 //! Owns: thread start-up, pinning, the per-shard listener sockets (SO_REUSEPORT) and shutdown.
 //! Must never: share data-plane state between shards (that crosses only as [`mesh::ShardMsg`] over the bounded mesh).
 
+pub mod clock;
 pub mod listener;
 pub mod mesh;
 pub mod placement;
@@ -19,6 +20,21 @@ pub struct ShardId(pub usize);
 
 /// Most shards one process runs. The physical offset carries the shard in its top 8 bits.
 pub const SHARDS_MAX: usize = 256;
+
+/// Builds a compio runtime for a thread that takes part in the mesh (a shard, or the thread
+/// that shuts the shards down). Its remote-wake queue holds a slot for every task another
+/// thread can wake at once (every outgoing cross-core call, the inbox loop, and spare), so a
+/// cross-thread wake never finds it full: compio spins in the waking thread while the queue is
+/// full, and two shards spinning on each other's full queues never recover (the heartbeat-storm
+/// deadlock).
+///
+/// # Errors
+/// When the io_uring driver cannot be created.
+pub fn new_runtime() -> io::Result<compio::runtime::Runtime> {
+    compio::runtime::RuntimeBuilder::new()
+        .sync_queue_size(mesh::REMOTE_WAKE_QUEUE_SIZE)
+        .build()
+}
 
 /// Default shard count: one per available core.
 #[must_use]
@@ -56,7 +72,7 @@ where
                         tracing::warn!(shard = index, "could not pin shard thread to a core");
                     }
                 }
-                let runtime = match compio::runtime::Runtime::new() {
+                let runtime = match new_runtime() {
                     Ok(runtime) => runtime,
                     Err(err) => {
                         tracing::error!(shard = index, %err, "cannot start the io_uring runtime");

@@ -8,12 +8,14 @@
 //! Must never: open a socket, know the remoting protocol (payloads are opaque bytes), use the
 //! page cache for CommitLog data, or block the shard's thread on a syscall outside io_uring.
 //!
-//! Map: [`file`] (positioned aligned I/O + fault injection), [`fifo_lock`] (the fair async lock), [`align`] (aligned buffers),
+//! Map: [`mod@file`] (positioned aligned I/O + fault injection), [`fifo_lock`] (the fair async lock), [`align`] (aligned buffers),
 //! [`commitlog`] (records, segments, append, flush, tail cache, recovery scan),
-//! [`checkpoint`] (atomic small files), [`consume_queue`], [`index`], [`store`] (the facade:
+//! [`atomic_file`] (atomic replacement of a small file), [`checkpoint`] (framed checkpoints
+//! and markers), [`consume_queue`], [`index`], [`store`] (the facade:
 //! append -> commitlog -> reput into consume queues and index), [`limits`], [`error`].
 
 pub mod align;
+pub mod atomic_file;
 pub mod checkpoint;
 pub mod commitlog;
 pub mod consume_queue;

@@ -33,6 +33,18 @@ pub const GROUP_NAME_SIZE_MAX: usize = 120;
 /// Most messages in one batch send body.
 pub const BATCH_MESSAGES_MAX: usize = 64 * 1024;
 
+/// Largest body the object-key JSON reader ([`crate::codec::body::object_keys`]) accepts: a
+/// body never exceeds its frame.
+pub const OBJECT_KEY_BODY_SIZE_MAX: usize = FRAME_SIZE_MAX_DEFAULT;
+
+/// Deepest nesting of objects and arrays (keys included) the object-key JSON reader follows.
+/// Java's object-keyed bodies nest 3 deep (body, table, key object).
+pub const OBJECT_KEY_DEPTH_MAX: usize = 64;
+
+/// Most entries one object or array may hold in the object-key JSON reader (bounds what one
+/// reply can make us allocate in a single table).
+pub const OBJECT_KEY_ENTRIES_MAX: usize = 1_000_000;
+
 /// Limits a frame decoder applies; configurable per listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameLimits {
@@ -61,4 +73,9 @@ const _: () = assert!(TOPIC_NAME_SIZE_MAX < TOPIC_NAME_RETRY_SIZE_MAX);
 const _: () = assert!(
     TOPIC_NAME_RETRY_SIZE_MAX <= u8::MAX as usize,
     "v1 record topic length is a u8"
+);
+const _: () = assert!(OBJECT_KEY_BODY_SIZE_MAX <= FRAME_SIZE_MAX_DEFAULT);
+const _: () = assert!(
+    OBJECT_KEY_DEPTH_MAX >= 3 && OBJECT_KEY_DEPTH_MAX <= 128,
+    "deep enough for Java's bodies, within serde_json's own nesting limit"
 );

@@ -1,28 +1,37 @@
 //! The store checkpoint (`store.checkpoint`): how far the consume queues and the index are
 //! known durable, and every queue's offsets at that point. Encoding is pure; writing is atomic
-//! (temp file, fsync, rename, directory fsync) like [`crate::checkpoint::write_atomic`], but
-//! without its 1 MiB payload cap, because the queue list grows with the number of queues
-//! (bounded by `CQ_QUEUES_MAX`, at most ~2.3 MiB).
+//! through [`crate::atomic_file`] (temp file, fsync, rename, directory fsync). The frame is the
+//! shared `crate::checkpoint::FrameFormat` with its own magic and CRC constant and without the
+//! 1 MiB payload cap of [`crate::checkpoint::write_atomic`], because the queue list grows with
+//! the number of queues (bounded by `CQ_QUEUES_MAX`, at most ~2.3 MiB).
 //!
-//! Layout (little-endian): magic "RMQS" u32, version u16, reserved u16, payload length u32,
-//! CRC-32 of the payload xor a constant u32, then the payload: `dispatched_phys` u64,
-//! `index_phys` u64, queue count u32, and per queue: topic length u16, topic bytes, queue id
-//! i32, min offset u64, max offset u64.
+//! Layout (little-endian): magic "RMQS" u32, version u16, reserved u16 (must be 0), payload
+//! length u32, CRC-32 of the payload xor a constant u32, then the payload: `dispatched_phys`
+//! u64, `index_phys` u64, queue count u32, and per queue: topic length u16, topic bytes, queue
+//! id i32, min offset u64, max offset u64.
 //!
 //! Must never: write the checkpoint in place, or trust one whose frame or CRC is wrong.
 
 use std::path::Path;
 
+use crate::atomic_file;
+use crate::checkpoint::FrameFormat;
 use crate::consume_queue::QueueSnapshot;
 use crate::error::{Result, StorageError};
 use crate::file::Disk;
 
 /// File name in the store root.
 pub const STORE_CHECKPOINT_FILE_NAME: &str = "store.checkpoint";
-const MAGIC: u32 = u32::from_le_bytes(*b"RMQS");
-const VERSION: u16 = 1;
-const CRC_XOR: u32 = 0x3c6e_f372;
-const HEADER_BYTES: usize = 16;
+
+/// The store checkpoint's frame: "RMQS", version 1, no payload cap beyond `u32`, reserved field
+/// must be 0.
+const FRAME: FrameFormat = FrameFormat {
+    magic: u32::from_le_bytes(*b"RMQS"),
+    version: 1,
+    crc_xor: 0x3c6e_f372,
+    payload_max: u32::MAX as usize,
+    reserved_must_be_zero: true,
+};
 
 /// What the store checkpoint records.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -54,15 +63,7 @@ pub fn encode(checkpoint: &StoreCheckpoint) -> Vec<u8> {
         payload.extend_from_slice(&queue.min_offset.to_le_bytes());
         payload.extend_from_slice(&queue.max_offset.to_le_bytes());
     }
-    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
-    out.extend_from_slice(&MAGIC.to_le_bytes());
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    let len = u32::try_from(payload.len()).expect("checkpoint payload bounded");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&(crc32fast::hash(&payload) ^ CRC_XOR).to_le_bytes());
-    out.extend_from_slice(&payload);
-    out
+    FRAME.encode(&payload)
 }
 
 /// A bounds-checked little-endian reader.
@@ -95,19 +96,7 @@ impl<'a> Reader<'a> {
 /// Decodes a checkpoint file; `None` when the frame, CRC or payload is malformed.
 #[must_use]
 pub fn decode(bytes: &[u8]) -> Option<StoreCheckpoint> {
-    let mut reader = Reader { bytes, at: 0 };
-    if reader.u32()? != MAGIC || reader.u16()? != VERSION {
-        return None;
-    }
-    if reader.u16()? != 0 {
-        return None;
-    }
-    let len = usize::try_from(reader.u32()?).ok()?;
-    let crc = reader.u32()?;
-    let payload = reader.take(len)?;
-    if reader.at != bytes.len() || crc32fast::hash(payload) ^ CRC_XOR != crc {
-        return None;
-    }
+    let payload = FRAME.decode(bytes).ok()?;
     let mut reader = Reader {
         bytes: payload,
         at: 0,
@@ -150,11 +139,7 @@ pub async fn write(disk: &Disk, dir: &Path, checkpoint: &StoreCheckpoint) -> Res
         Some(checkpoint),
         "checkpoint round trip"
     );
-    let target = dir.join(STORE_CHECKPOINT_FILE_NAME);
-    let temp = dir.join(format!("{STORE_CHECKPOINT_FILE_NAME}.tmp"));
-    disk.write_small_file(&temp, bytes).await?;
-    disk.rename(&temp, &target).await?;
-    disk.sync_dir(dir).await
+    atomic_file::replace(disk, &dir.join(STORE_CHECKPOINT_FILE_NAME), bytes, false).await
 }
 
 /// Reads the checkpoint in `dir`: `Ok(None)` when there is none.
@@ -208,6 +193,30 @@ mod tests {
             decode(&encode(&StoreCheckpoint::default())),
             Some(StoreCheckpoint::default())
         );
+    }
+
+    /// Pins the on-disk format: any change here breaks every existing store checkpoint.
+    #[test]
+    fn golden_bytes() {
+        let checkpoint = StoreCheckpoint {
+            dispatched_phys: 1,
+            index_phys: 2,
+            queues: vec![QueueSnapshot {
+                topic: "T".into(),
+                queue_id: 3,
+                min_offset: 4,
+                max_offset: 5,
+            }],
+        };
+        let golden: &[u8] = &[
+            0x52, 0x4d, 0x51, 0x53, 0x01, 0x00, 0x00, 0x00, 0x2b, 0x00, 0x00, 0x00, 0x73, 0x22,
+            0xc2, 0xac, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x00, 0x54, 0x03, 0x00, 0x00,
+            0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x00,
+        ];
+        assert_eq!(encode(&checkpoint), golden);
+        assert_eq!(decode(golden), Some(checkpoint));
     }
 
     #[test]

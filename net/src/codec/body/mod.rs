@@ -14,7 +14,8 @@
 //! (RegisterBrokerBody, JSON and zlib forms), [`heartbeat`] and [`subscription`]
 //! (HeartbeatData and the tag hash), [`queue`] (MessageQueue, lock bodies), [`client`]
 //! (consumer list, connections, CheckClientRequestBody), [`table`] (KVTable, TopicList),
-//! [`stats`] (TopicStatsTable, ConsumeStats), [`lenient`] (the tolerant parser).
+//! [`stats`] (TopicStatsTable, ConsumeStats), [`lenient`] (the tolerant parser),
+//! [`object_keys`] (the reader for fastjson's object-keyed maps).
 //!
 //! Must never: panic on input bytes, trust client-computed tag codes for filtering (see
 //! [`subscription::SubscriptionData::recompute_tags`]), or do I/O.
@@ -97,6 +98,7 @@ macro_rules! name_enum {
 pub mod client;
 pub mod heartbeat;
 pub mod lenient;
+pub mod object_keys;
 pub mod queue;
 pub mod register;
 pub mod route;

@@ -2,13 +2,15 @@
 //! §5.9): `TopicStatsTable` (GET_TOPIC_STATS_INFO, 202) and `ConsumeStats` (GET_CONSUME_STATS,
 //! 208). fastjson writes such a key as the object itself:
 //! `{"offsetTable":{{"brokerName":"b","queueId":0,"topic":"t"}:{...}}}`, which serde cannot, so
-//! these types have their own emitter. Only Java admin tools read them; decoding that form is
-//! not implemented. Must never be fed to a standard JSON parser by our own code.
+//! these types have their own emitter, and their own decoders (`from_json`) on top of the
+//! object-key reader ([`super::object_keys`]). Must never be fed to a standard JSON parser by
+//! our own code.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::object_keys::{parse_object_keys, ObjectKeyError, ObjectKeyValue};
 use super::queue::MessageQueue;
 use super::to_compact_json;
 
@@ -40,6 +42,27 @@ impl TopicStatsTable {
         write_object_key_map(&self.offset_table, &mut out);
         out.push(b'}');
         out
+    }
+
+    /// Decodes a GET_TOPIC_STATS_INFO body in fastjson's object-key form. Members may come in
+    /// any order and unknown ones are ignored; a missing or non-integer offset field is 0.
+    ///
+    /// # Errors
+    /// [`ObjectKeyError`]: text the object-key reader refuses, a body or `offsetTable` that is
+    /// not an object, a member name that is not a string, or a key that is not a
+    /// `MessageQueue`.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ObjectKeyError> {
+        let parsed = QueueKeyed::parse("TopicStatsTable", bytes)?;
+        let mut stats = Self::default();
+        for (queue, value) in parsed.table {
+            let offset = TopicOffset {
+                last_update_timestamp: field_i64(&value, "lastUpdateTimestamp"),
+                max_offset: field_i64(&value, "maxOffset"),
+                min_offset: field_i64(&value, "minOffset"),
+            };
+            stats.offset_table.insert(queue, offset);
+        }
+        Ok(stats)
     }
 }
 
@@ -78,6 +101,94 @@ impl ConsumeStats {
         out.push(b'}');
         out
     }
+
+    /// Decodes a GET_CONSUME_STATS body in fastjson's object-key form
+    /// (`{"consumeTps":0.0,"offsetTable":{{"brokerName":..,"queueId":0,"topic":..}:{..}}}`).
+    /// Members may come in any order and unknown ones are ignored; a missing or non-numeric
+    /// field is 0.
+    ///
+    /// # Errors
+    /// As [`TopicStatsTable::from_json`].
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ObjectKeyError> {
+        let parsed = QueueKeyed::parse("ConsumeStats", bytes)?;
+        let mut stats = Self::default();
+        for (name, value) in &parsed.members {
+            if name == "consumeTps" {
+                stats.consume_tps = value.as_f64().unwrap_or(0.0);
+            }
+        }
+        for (queue, value) in parsed.table {
+            let wrapper = OffsetWrapper {
+                broker_offset: field_i64(&value, "brokerOffset"),
+                consumer_offset: field_i64(&value, "consumerOffset"),
+                last_timestamp: field_i64(&value, "lastTimestamp"),
+                pull_offset: field_i64(&value, "pullOffset"),
+            };
+            stats.offset_table.insert(queue, wrapper);
+        }
+        Ok(stats)
+    }
+}
+
+/// A body whose `offsetTable` is keyed by `MessageQueue` objects: the table's entries and the
+/// other top-level members, in input order.
+struct QueueKeyed {
+    members: Vec<(String, ObjectKeyValue)>,
+    table: Vec<(MessageQueue, ObjectKeyValue)>,
+}
+
+impl QueueKeyed {
+    /// Splits `{"member":value,...,"offsetTable":{MQ:value,...}}` (any member order).
+    fn parse(what: &'static str, bytes: &[u8]) -> Result<Self, ObjectKeyError> {
+        let ObjectKeyValue::Object(members) = parse_object_keys(bytes)? else {
+            return Err(ObjectKeyError::NotAnObject { what });
+        };
+        let mut parsed = Self {
+            members: Vec::new(),
+            table: Vec::new(),
+        };
+        for (name, value) in members {
+            let ObjectKeyValue::String(name) = name else {
+                return Err(ObjectKeyError::MemberName { what });
+            };
+            if name != "offsetTable" {
+                parsed.members.push((name, value));
+                continue;
+            }
+            let ObjectKeyValue::Object(entries) = value else {
+                return Err(ObjectKeyError::NotAnObject {
+                    what: "offsetTable",
+                });
+            };
+            for (key, value) in entries {
+                parsed.table.push((message_queue(key)?, value));
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// A table key: a `MessageQueue` object, or a string holding one in JSON.
+fn message_queue(key: ObjectKeyValue) -> Result<MessageQueue, ObjectKeyError> {
+    let shape = |source| ObjectKeyError::Shape {
+        what: "MessageQueue key",
+        source,
+    };
+    let key = match key {
+        ObjectKeyValue::String(text) => {
+            serde_json::from_str::<serde_json::Value>(&text).map_err(shape)?
+        }
+        other => other.into_standard_json()?,
+    };
+    serde_json::from_value(key).map_err(shape)
+}
+
+/// An integer member of an object value; 0 when missing or not an integer.
+fn field_i64(value: &ObjectKeyValue, name: &str) -> i64 {
+    value
+        .get(name)
+        .and_then(ObjectKeyValue::as_i64)
+        .unwrap_or(0)
 }
 
 /// Writes `{KEY_OBJECT:VALUE,...}` with each key serialized as a JSON object.
@@ -150,6 +261,116 @@ mod tests {
         assert_eq!(
             String::from_utf8(ConsumeStats::default().to_json()).expect("utf-8"),
             r#"{"consumeTps":0.0,"offsetTable":{}}"#
+        );
+    }
+
+    #[test]
+    fn consume_stats_round_trip_through_the_object_key_form() {
+        let mut stats = ConsumeStats {
+            consume_tps: 2.5,
+            ..ConsumeStats::default()
+        };
+        for (queue_id, broker_offset, consumer_offset) in [(0, 10, 7), (1, 5, 5), (3, 0, 0)] {
+            stats.offset_table.insert(
+                MessageQueue::new("T{,}:x", "broker-a", queue_id),
+                OffsetWrapper {
+                    broker_offset,
+                    consumer_offset,
+                    last_timestamp: 1_700_000_000_000 + i64::from(queue_id),
+                    pull_offset: consumer_offset,
+                },
+            );
+        }
+        let parsed = ConsumeStats::from_json(&stats.to_json()).expect("parses");
+        assert_eq!(parsed, stats);
+        let empty = ConsumeStats::from_json(&ConsumeStats::default().to_json()).expect("parses");
+        assert_eq!(empty, ConsumeStats::default());
+        // Whitespace, unknown members, member order and string-held keys are tolerated.
+        let loose = concat!(
+            r#" { "offsetTable" : { "{\"brokerName\":\"b\",\"queueId\":2,\"topic\":\"t\"}" "#,
+            r#": {"brokerOffset":4} } , "x":[1,{"y":2}], "consumeTps" : 1 } "#
+        );
+        let parsed = ConsumeStats::from_json(loose.as_bytes()).expect("parses");
+        assert_eq!(parsed.consume_tps, 1.0);
+        let offsets = parsed.offset_table[&MessageQueue::new("t", "b", 2)];
+        assert_eq!((offsets.broker_offset, offsets.consumer_offset), (4, 0));
+    }
+
+    #[test]
+    fn topic_stats_round_trip_through_the_object_key_form() {
+        let mut stats = TopicStatsTable::default();
+        for queue_id in 0..3 {
+            stats.offset_table.insert(
+                MessageQueue::new("T", "broker-a", queue_id),
+                TopicOffset {
+                    last_update_timestamp: 1_700_000_000_000,
+                    max_offset: i64::from(queue_id) * 10,
+                    min_offset: i64::from(queue_id),
+                },
+            );
+        }
+        assert_eq!(
+            TopicStatsTable::from_json(&stats.to_json()).expect("parses"),
+            stats
+        );
+        assert!(matches!(
+            TopicStatsTable::from_json(b"{\"offsetTable\":{1:2}}"),
+            Err(ObjectKeyError::Shape { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_stats_bodies_are_errors() {
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{\"offsetTable\":{{\"queueId\":0}",
+            b"{\"offsetTable\":{{\"queueId\":\"x\"}:{}}}",
+            b"{\"offsetTable\":{{{\"a\":1}:2}:{}}}",
+            b"{\"offsetTable\":{\"not json\":{}}}",
+            b"{\"offsetTable\":[]}",
+            b"{\"consumeTps\":1 \"offsetTable\":{}}",
+            b"{1:2}",
+        ] {
+            assert!(
+                ConsumeStats::from_json(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+            assert!(
+                TopicStatsTable::from_json(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(matches!(
+            ConsumeStats::from_json(b"[]"),
+            Err(ObjectKeyError::NotAnObject {
+                what: "ConsumeStats"
+            })
+        ));
+        assert!(matches!(
+            TopicStatsTable::from_json(b"{1:2}"),
+            Err(ObjectKeyError::MemberName {
+                what: "TopicStatsTable"
+            })
+        ));
+    }
+
+    #[test]
+    fn missing_or_odd_fields_read_as_zero() {
+        let text = concat!(
+            r#"{"consumeTps":"fast","offsetTable":{{"brokerName":"b","queueId":"1","topic":"t"}:"#,
+            r#"{"brokerOffset":1.5,"consumerOffset":"3","lastTimestamp":null,"pullOffset":9,"pullOffset":2}}}"#
+        );
+        let stats = ConsumeStats::from_json(text.as_bytes()).expect("parses");
+        assert_eq!(stats.consume_tps, 0.0);
+        assert_eq!(
+            stats.offset_table[&MessageQueue::new("t", "b", 1)],
+            OffsetWrapper {
+                pull_offset: 2,
+                ..OffsetWrapper::default()
+            }
         );
     }
 }

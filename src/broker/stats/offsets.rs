@@ -84,7 +84,7 @@ async fn topic_offsets(
 /// its owner shard.
 pub(super) async fn topic_stats(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
     let header = GetTopicStatsInfoRequestHeader::decode_command(request)?;
-    let Some(config) = shard.topics.borrow().get(&header.topic).cloned() else {
+    let Some(config) = shard.topics.get().get(&header.topic).cloned() else {
         return Err(Failure::Code(
             ResponseCode::TopicNotExist,
             format!("topic[{}] not exist", header.topic),
@@ -185,8 +185,8 @@ pub(super) async fn consume_stats(shard: &Rc<Shard>, request: &RemotingCommand) 
     let group = header.consumer_group.clone();
     let topics = consume_stats_topics(shard, &header).await?;
     let wanted: Vec<(String, i32)> = {
-        let configs = shard.topics.borrow();
-        let subscriptions = shard.subscriptions.borrow();
+        let configs = shard.topics.get();
+        let subscriptions = shard.subscriptions.get();
         let live = subscriptions
             .group(&group)
             .is_some_and(|g| !g.subscriptions.is_empty());
@@ -194,7 +194,7 @@ pub(super) async fn consume_stats(shard: &Rc<Shard>, request: &RemotingCommand) 
             .into_iter()
             .filter_map(|topic| {
                 let config = configs.get(&topic)?;
-                let subscribed = subscriptions.get(&group, &topic).is_some();
+                let subscribed = subscriptions.subscription(&group, &topic).is_some();
                 (subscribed || !live).then_some((topic, config.read_queue_nums))
             })
             .collect()

@@ -4,14 +4,14 @@
 //! the target and the directory is fsynced, so a crash leaves either the old or the new file,
 //! never a torn one.
 //!
-//! Uses blocking `std::fs` on purpose: these are rare, small control-plane writes (admin
-//! changes, topic auto-create, the periodic offset flush), never on the message data path,
-//! which goes through the runtime's io_uring file ops. Callers run them from a background task
-//! of the owning shard. Must never: return an empty value for a corrupt file, or write in
+//! Uses blocking `std::fs` on purpose; the atomic replace itself is the storage crate's
+//! (`rmq_storage::atomic_file`, the one implementation in the workspace). Replicated tables are
+//! written on the blocking pool (`broker::replicate`); consumer and delay offsets from the
+//! owning shard's periodic task. Must never: return an empty value for a corrupt file, or write in
 //! place.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -71,17 +71,10 @@ fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> P
     }
 }
 
-/// `<path>` with `suffix` appended to the file name (`topics.json` -> `topics.json.bak`).
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
 /// The backup kept of the previous version of `path`.
 #[must_use]
 pub fn backup_path(path: &Path) -> PathBuf {
-    with_suffix(path, ".bak")
+    rmq_storage::atomic_file::backup_path(path)
 }
 
 fn parent_dir(path: &Path) -> &Path {
@@ -90,20 +83,9 @@ fn parent_dir(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
-    let mut file = File::create(path).map_err(io_error("create", path))?;
-    file.write_all(bytes).map_err(io_error("write", path))?;
-    file.sync_all().map_err(io_error("fsync", path))
-}
-
-fn sync_dir(dir: &Path) -> Result<(), PersistError> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(io_error("fsync directory", dir))
-}
-
-/// Writes `value` as pretty JSON to `path` atomically (temp file, fsync, keep the previous
-/// version as `.bak`, rename, directory fsync). Creates the parent directory if needed.
+/// Writes `value` as pretty JSON to `path` atomically through the one atomic-replace
+/// implementation (`rmq_storage::atomic_file`: temp file, fsync, keep the previous version as
+/// `.bak`, rename, directory fsync). Creates the parent directory if needed.
 ///
 /// # Errors
 /// [`PersistError::Serialize`] if `value` cannot be encoded; [`PersistError::Io`] for any
@@ -119,40 +101,11 @@ pub fn write_json_atomic<T: Serialize + ?Sized>(
     assert!(!bytes.is_empty(), "serde_json never produces empty output");
     let dir = parent_dir(path);
     fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
-
-    let temp = with_suffix(path, ".tmp");
-    write_synced(&temp, &bytes)?;
-    keep_backup(path)?;
-    fs::rename(&temp, path).map_err(io_error("rename", path))?;
-    sync_dir(dir)
-}
-
-/// Makes `<path>.bak` the current version of `path` (if any) before it is replaced: a hard
-/// link (no copy; the later rename leaves the link on the old inode), or, where the file
-/// system refuses links, a copy through its own temp file. Either way the backup is whole.
-fn keep_backup(path: &Path) -> Result<(), PersistError> {
-    let backup = backup_path(path);
-    match fs::remove_file(&backup) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_error("remove", &backup)(e)),
-    }
-    match fs::hard_link(path, &backup) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(_) => copy_backup(path, &backup),
-    }
-}
-
-fn copy_backup(path: &Path, backup: &Path) -> Result<(), PersistError> {
-    let current = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error("read", path)(e)),
-    };
-    let backup_temp = with_suffix(backup, ".tmp");
-    write_synced(&backup_temp, &current)?;
-    fs::rename(&backup_temp, backup).map_err(io_error("rename", backup))
+    rmq_storage::atomic_file::replace_blocking(path, &bytes, true).map_err(|e| PersistError::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// Reads a file's bytes; `None` when it does not exist.
@@ -267,23 +220,9 @@ mod tests {
             .expect("present");
         assert_eq!(backup, sample("first"));
         assert!(
-            !with_suffix(&path, ".tmp").exists(),
+            !rmq_storage::atomic_file::temp_path(&path).exists(),
             "temp file renamed away"
         );
-    }
-
-    #[test]
-    fn copy_fallback_writes_a_whole_backup() {
-        let dir = test_dir("persist-copy-backup");
-        let path = dir.join("file.json");
-        write_json_atomic(&path, &sample("kept")).expect("write");
-        copy_backup(&path, &backup_path(&path)).expect("copy");
-        let backup: Sample = read_json(&backup_path(&path))
-            .expect("read")
-            .expect("present");
-        assert_eq!(backup, sample("kept"));
-        copy_backup(&dir.join("absent.json"), &dir.join("absent.json.bak")).expect("no source");
-        assert!(!dir.join("absent.json.bak").exists());
     }
 
     #[test]
@@ -328,7 +267,7 @@ mod tests {
     fn oversized_file_is_refused() {
         let dir = test_dir("persist-too-large");
         let path = dir.join("file.json");
-        let file = File::create(&path).expect("create");
+        let file = std::fs::File::create(&path).expect("create");
         file.set_len(METADATA_FILE_SIZE_MAX + 1)
             .expect("sparse extend");
         let result: Result<Option<Sample>, _> = read_json(&path);

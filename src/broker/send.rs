@@ -18,8 +18,9 @@ use rmq_net::codec::message::{self, decode_batch, keys, msg_id, BatchLimits, Pro
 use rmq_net::RemotingCommand;
 use rmq_storage::store::{AppendMessage, BatchMessage, Durability, WaitForFlush};
 
-use crate::broker::topics::{is_retry_topic, queue_id_in_range, validate_topic_name};
+use crate::runtime::clock::now_ms;
 use crate::runtime::placement::{global_offset, shard_for};
+use crate::tables::topics::{is_retry_topic, queue_id_in_range, validate_topic_name};
 
 use super::message::{encode_payload, index_keys, Inbound};
 use super::shard::Shard;
@@ -28,15 +29,15 @@ use super::{storage_failure, success, Failure, Outcome};
 /// `MSG_REGION` value in send replies.
 pub const DEFAULT_REGION: &str = "DefaultRegion";
 
-/// Checks every send requirement that does not depend on the queue (runs on the accepting
-/// shard before routing, and again on the owner).
+/// Checks every send requirement that does not depend on the queue (on the accepting shard,
+/// while planning).
 ///
 /// # Errors
 /// The response Java gives.
 pub fn check_topic(shard: &Shard, header: &SendMessageRequestHeader) -> Result<(), Failure> {
     validate_topic_name(&header.topic)
         .map_err(|e| Failure::Code(ResponseCode::InvalidParameter, e.to_string()))?;
-    if crate::broker::topics::is_send_forbidden_system_topic(&header.topic) {
+    if crate::tables::topics::is_send_forbidden_system_topic(&header.topic) {
         return Err(Failure::Code(
             ResponseCode::NoPermission,
             format!("Sending message to topic[{}] is forbidden.", header.topic),
@@ -76,7 +77,7 @@ pub fn resolve_queue(config: &TopicConfig, queue_id: i32) -> Result<i32, Failure
     Ok(queue_id)
 }
 
-/// The send's topic config: from this shard's snapshot, else from the control shard, which
+/// The send's topic config: from this shard's replica, else from the control shard, which
 /// auto-creates it from the request's template topic when allowed (PROTOCOL.md §4.1 step 3).
 ///
 /// # Errors
@@ -85,7 +86,7 @@ pub async fn ensure_send_topic(
     shard: &Rc<Shard>,
     header: &SendMessageRequestHeader,
 ) -> Result<TopicConfig, Failure> {
-    if let Some(config) = shard.topics.borrow().get(&header.topic) {
+    if let Some(config) = shard.topics.get().get(&header.topic) {
         return Ok(config.clone());
     }
     // Unknown `%RETRY%` topics are created with one queue.
@@ -97,17 +98,29 @@ pub async fn ensure_send_topic(
     super::control::ensure_topic(shard, &header.topic, &header.default_topic, queues).await
 }
 
-/// Stores one send on its owner shard and builds the reply.
-pub async fn process(
-    shard: &Rc<Shard>,
-    request: &RemotingCommand,
-    born_host: SocketAddr,
-) -> Outcome {
+/// A send decoded and checked once, on the accepting shard: the header, the topic's config and
+/// the queue chosen. It crosses the mesh with the request, so the owner neither decodes the
+/// header again nor looks the topic up.
+#[derive(Debug, Clone)]
+pub struct SendPlan {
+    /// The decoded header (`queue_id` as the client sent it).
+    pub header: SendMessageRequestHeader,
+    /// The topic's config when the send was planned.
+    pub config: TopicConfig,
+    /// The queue the send goes to (picked here when the client sent a negative one).
+    pub queue_id: i32,
+}
+
+/// Plans a send on the accepting shard: decodes the header, checks the broker and topic
+/// permissions, auto-creates the topic through the control shard when allowed, and picks the
+/// queue.
+///
+/// # Errors
+/// The response Java gives for a bad header, a forbidden or unknown topic, a bad queue id.
+pub async fn plan(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<SendPlan, Failure> {
     let header =
         SendMessageRequestHeader::decode_for_code(request.request_code(), &request.ext_fields)?;
     check_topic(shard, &header)?;
-    // The accepting shard made sure the topic exists, but this shard's snapshot may not have
-    // caught up with the broadcast yet: ask the control shard rather than refuse.
     let config = ensure_send_topic(shard, &header).await?;
     if !perm::is_writeable(config.perm) {
         return Err(Failure::Code(
@@ -116,6 +129,31 @@ pub async fn process(
         ));
     }
     let queue_id = resolve_queue(&config, header.queue_id)?;
+    Ok(SendPlan {
+        header,
+        config,
+        queue_id,
+    })
+}
+
+impl SendPlan {
+    /// The shard that owns the planned queue.
+    #[must_use]
+    pub fn owner(&self, shards: usize) -> crate::runtime::ShardId {
+        shard_for(&self.header.topic, self.queue_id, shards)
+    }
+}
+
+/// Stores one planned send on its owner shard and builds the reply.
+pub async fn process(
+    shard: &Rc<Shard>,
+    request: &RemotingCommand,
+    plan: SendPlan,
+    born_host: SocketAddr,
+) -> Outcome {
+    let SendPlan {
+        header, queue_id, ..
+    } = plan;
     assert_eq!(
         shard_for(&header.topic, queue_id, shard.shard_count()),
         shard.id,
@@ -162,7 +200,7 @@ pub async fn process(
         .insert(keys::CLUSTER, &shard.config.broker_cluster_name)
         .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
     let wait = properties.get(keys::WAIT).map(str::to_owned);
-    let now = Shard::now_ms();
+    let now = now_ms();
     // §4.1 steps 5 and 8: an exhausted retry goes to the DLQ, a DELAY to its schedule level.
     let diverted = if is_retry_topic(&header.topic) {
         super::sendback::divert_exhausted_retry(shard, request.version, &header, &mut properties)
@@ -180,7 +218,7 @@ pub async fn process(
         super::schedule::park(delay_levels, header.sys_flag, target, &mut properties, now)?;
     let (store_topic, store_queue, tags_code) = match parked {
         Some(parked) => (
-            crate::broker::topics::SCHEDULE_TOPIC,
+            crate::tables::topics::SCHEDULE_TOPIC,
             parked.queue_id,
             parked.deliver_timestamp_ms,
         ),
@@ -251,7 +289,7 @@ fn ensure_uniq_key(shard: &Shard, properties: &mut Properties) -> Result<String,
     if let Some(uniq) = properties.uniq_key().filter(|u| !u.is_empty()) {
         return Ok(uniq.to_owned());
     }
-    let key = shard.uniq_keys.borrow_mut().next_key(Shard::now_ms());
+    let key = shard.uniq_keys.borrow_mut().next_key(now_ms());
     properties
         .insert(keys::UNIQ_KEY, &key)
         .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
@@ -278,7 +316,7 @@ async fn send_batch(
             "empty batch".into(),
         ));
     }
-    let now = Shard::now_ms();
+    let now = now_ms();
     let mut payloads = Vec::with_capacity(entries.len());
     let mut uniq_keys = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -346,16 +384,4 @@ async fn send_batch(
         trace_on: true,
     };
     Ok(with_durability(success(request), outcome.durability).with_ext_fields(reply.to_ext()))
-}
-
-/// The topic, queue and default-topic facts of a send request, read on the accepting shard
-/// for routing.
-///
-/// # Errors
-/// SYSTEM_ERROR for an undecodable header.
-pub fn routing_facts(request: &RemotingCommand) -> Result<SendMessageRequestHeader, Failure> {
-    Ok(SendMessageRequestHeader::decode_for_code(
-        request.request_code(),
-        &request.ext_fields,
-    )?)
 }

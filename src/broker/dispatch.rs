@@ -1,7 +1,7 @@
 //! Request dispatch: every request arrives on the shard that accepted its connection; this
 //! module decides which shard owns the state it touches and either runs the processor locally
-//! or forwards the request over the mesh (one explicit [`ShardMsg::Request`]) and relays the
-//! reply. Unknown codes get REQUEST_CODE_NOT_SUPPORTED; a full mesh gets SYSTEM_BUSY.
+//! or forwards the request with one [`submit_to`] call (the owner runs the same processor) and
+//! relays the reply. Unknown codes get REQUEST_CODE_NOT_SUPPORTED; a full mesh gets SYSTEM_BUSY.
 //! Must never: process a queue's request on a shard that does not own the queue.
 
 use std::rc::Rc;
@@ -10,7 +10,7 @@ use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::conn::{ConnContext, ConnHandle, Handler};
 use rmq_net::RemotingCommand;
 
-use crate::runtime::mesh::{ClientMeta, ConnKey, ShardMsg};
+use crate::runtime::mesh::{submit_to, ClientMeta, ConnKey};
 use crate::runtime::placement::{shard_for, split_offset};
 use crate::runtime::ShardId;
 
@@ -19,12 +19,24 @@ use super::{
     control, error_response, offset, pull, query, send, sendback, stats, Failure, Outcome,
 };
 
-/// Where a request is processed.
-enum Route {
-    /// On this shard.
-    Local,
-    /// On another shard.
-    Forward(ShardId),
+/// What routing learned about a request, carried to the shard that processes it so nothing is
+/// decoded or checked twice.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once per request and never stored in bulk; boxing would allocate per send"
+)]
+pub enum Plan {
+    /// Nothing: the processor decodes the request itself.
+    None,
+    /// A send, decoded and checked on the accepting shard.
+    Send(send::SendPlan),
+}
+
+/// Where a request is processed, and what routing learned on the way.
+struct Route {
+    target: ShardId,
+    plan: Plan,
 }
 
 /// The connection handler of one shard.
@@ -34,11 +46,7 @@ pub struct BrokerHandler {
 }
 
 impl Handler for BrokerHandler {
-    async fn handle(
-        &self,
-        ctx: &ConnContext,
-        mut request: RemotingCommand,
-    ) -> Option<RemotingCommand> {
+    async fn handle(&self, ctx: &ConnContext, request: RemotingCommand) -> Option<RemotingCommand> {
         let shard = &self.shard;
         shard
             .conns
@@ -55,16 +63,22 @@ impl Handler for BrokerHandler {
             version: ctx.version().unwrap_or(request.version),
             serialize_type: ctx.last_serialize_type(),
         };
-        let response = match route(shard, &mut request).await {
-            Ok(Route::Local) => Some(process_local(shard, &request, &client).await),
-            Ok(Route::Forward(target)) => {
-                match shard.mesh.request(target, request.clone(), client).await {
+        let response = match route(shard, &request).await {
+            Ok(Route { target, plan }) if target == shard.id => {
+                Some(process_local(shard, &request, &client, plan).await)
+            }
+            Ok(Route { target, plan }) => {
+                let forwarded = request.clone();
+                let processed = submit_to(shard, target, move |owner: Rc<Shard>| async move {
+                    let response = process_local(&owner, &forwarded, &client, plan).await;
+                    (!forwarded.is_oneway()).then_some(response)
+                });
+                match processed.await {
                     Ok(response) => response,
-                    Err(err) => Some(error_response(
-                        &request,
-                        ResponseCode::SystemBusy,
-                        &format!("[REJECTREQUEST]system busy, {err}"),
-                    )),
+                    Err(err) => {
+                        let Failure::Code(code, remark) = Failure::from(err);
+                        Some(error_response(&request, code, &remark))
+                    }
                 }
             }
             Err(Failure::Code(code, remark)) => Some(error_response(&request, code, &remark)),
@@ -152,27 +166,15 @@ fn family(code: RequestCode) -> Family {
 
 /// Decides where `request` runs. Sends to unknown topics are auto-created first (through the
 /// control shard), so the owner's processor finds the topic.
-async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route, Failure> {
+async fn route(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<Route, Failure> {
     let shards = shard.shard_count();
     let target = match family(request.request_code()) {
         Family::Send => {
-            let mut header = send::routing_facts(request)?;
-            send::check_topic(shard, &header)?;
-            let config = send::ensure_send_topic(shard, &header).await?;
-            let requested = header.queue_id;
-            header.queue_id = send::resolve_queue(&config, requested)?;
-            if header.queue_id != requested {
-                // The owner must store into the queue chosen here.
-                let key = if request.request_code() == RequestCode::SendMessage {
-                    "queueId"
-                } else {
-                    "e"
-                };
-                request
-                    .ext_fields
-                    .insert(key.to_owned(), header.queue_id.to_string());
-            }
-            shard_for(&header.topic, header.queue_id, shards)
+            let plan = send::plan(shard, request).await?;
+            return Ok(Route {
+                target: plan.owner(shards),
+                plan: Plan::Send(plan),
+            });
         }
         Family::Pull | Family::QueueOffset => {
             let topic = request.ext("topic").unwrap_or_default();
@@ -201,10 +203,9 @@ async fn route(shard: &Rc<Shard>, request: &mut RemotingCommand) -> Result<Route
         Family::Control => CONTROL_SHARD,
         Family::Query | Family::Stats | Family::TopicList | Family::Unsupported => shard.id,
     };
-    Ok(if target == shard.id {
-        Route::Local
-    } else {
-        Route::Forward(target)
+    Ok(Route {
+        target,
+        plan: Plan::None,
     })
 }
 
@@ -213,9 +214,15 @@ pub async fn process_local(
     shard: &Rc<Shard>,
     request: &RemotingCommand,
     client: &ClientMeta,
+    plan: Plan,
 ) -> RemotingCommand {
     let outcome: Outcome = match family(request.request_code()) {
-        Family::Send => send::process(shard, request, client.peer_addr).await,
+        Family::Send => {
+            let Plan::Send(plan) = plan else {
+                unreachable!("every send is planned by route()")
+            };
+            send::process(shard, request, plan, client.peer_addr).await
+        }
         Family::Pull => pull::process(shard, request).await,
         Family::QueueOffset | Family::ViewById => offset::process(shard, request).await,
         Family::Control => control::process(shard, request, client).await,
@@ -234,26 +241,4 @@ pub async fn process_local(
         .unwrap_or_else(|Failure::Code(code, remark)| error_response(request, code, &remark));
     stats::observe(shard, request, &response);
     response
-}
-
-/// Serves this shard's mesh inbox forever: forwarded requests run as their own tasks (a held
-/// pull must not block the inbox), invocations run inline.
-pub async fn run_inbox(shard: Rc<Shard>, inbox: flume::Receiver<ShardMsg<Shard>>) {
-    while let Ok(msg) = inbox.recv_async().await {
-        match msg {
-            ShardMsg::Request {
-                request,
-                client,
-                reply,
-            } => {
-                let shard = Rc::clone(&shard);
-                compio::runtime::spawn(async move {
-                    let response = process_local(&shard, &request, &client).await;
-                    let _ = reply.send((!request.is_oneway()).then_some(response));
-                })
-                .detach();
-            }
-            ShardMsg::Invoke(work) => work(&shard),
-        }
-    }
 }

@@ -14,7 +14,6 @@ mod offsets;
 mod runtime;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 
 use rmq_net::codec::body::topic::DataVersion;
@@ -22,8 +21,8 @@ use rmq_net::codec::body::JsonBody;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::{ExtFields, RemotingCommand};
 
-use crate::runtime::mesh::MeshError;
-use crate::runtime::ShardId;
+use crate::runtime::clock::now_ms;
+use crate::runtime::mesh::broadcast;
 
 use super::shard::Shard;
 use super::{success, Failure, Outcome};
@@ -50,7 +49,7 @@ pub fn observe(shard: &Shard, request: &RemotingCommand, response: &RemotingComm
                 let count = response
                     .ext("msgId")
                     .map_or(1, |ids| ids.split(',').filter(|id| !id.is_empty()).count());
-                shard.stats.put.record(count as u64, Shard::now_ms());
+                shard.stats.put.record(count as u64, now_ms());
             }
         }
         RequestCode::PullMessage | RequestCode::LitePullMessage
@@ -59,7 +58,7 @@ pub fn observe(shard: &Shard, request: &RemotingCommand, response: &RemotingComm
             shard
                 .stats
                 .got
-                .record(count_records(&response.body), Shard::now_ms());
+                .record(count_records(&response.body), now_ms());
         }
         _ => {}
     }
@@ -76,40 +75,10 @@ where
     F: FnOnce(Rc<Shard>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = T> + 'static,
 {
-    type Answer<T> = Pin<Box<dyn Future<Output = Result<T, MeshError>>>>;
-    let answers: Vec<Answer<T>> = (0..shard.shard_count())
-        .map(ShardId)
-        .map(|target| -> Answer<T> {
-            let work = work.clone();
-            if target == shard.id {
-                let local = Rc::clone(shard);
-                return Box::pin(async move { Ok(work(local).await) });
-            }
-            let mesh = shard.mesh.clone();
-            Box::pin(async move {
-                mesh.call(target, move |remote: &Rc<Shard>, reply| {
-                    let remote = Rc::clone(remote);
-                    compio::runtime::spawn(async move {
-                        let _ = reply.send(work(remote).await);
-                    })
-                    .detach();
-                })
-                .await
-            })
-        })
-        .collect();
-    let answers = futures_util::future::join_all(answers).await;
-    assert_eq!(answers.len(), shard.shard_count(), "one answer per shard");
-    answers
+    broadcast(shard, work)
+        .await
         .into_iter()
-        .map(|answer| {
-            answer.map_err(|err| {
-                Failure::Code(
-                    ResponseCode::SystemBusy,
-                    format!("[REJECTREQUEST]system busy, {err}"),
-                )
-            })
-        })
+        .map(|answer| answer.map_err(Failure::from))
         .collect()
 }
 

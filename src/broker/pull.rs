@@ -44,14 +44,12 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             ),
         ));
     }
-    let topic = super::control::lookup_topic(shard, &header.topic)
-        .await
-        .ok_or_else(|| {
-            Failure::Code(
-                ResponseCode::TopicNotExist,
-                format!("topic[{}] not exist, apply first please!", header.topic),
-            )
-        })?;
+    let topic = super::control::lookup_topic(shard, &header.topic).ok_or_else(|| {
+        Failure::Code(
+            ResponseCode::TopicNotExist,
+            format!("topic[{}] not exist, apply first please!", header.topic),
+        )
+    })?;
     if !perm::is_readable(topic.perm) {
         return Err(Failure::Code(
             ResponseCode::NoPermission,
@@ -151,8 +149,8 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
 fn subscription_known(shard: &Shard, header: &PullMessageRequestHeader) -> bool {
     shard
         .subscriptions
-        .borrow()
-        .get(&header.consumer_group, &header.topic)
+        .get()
+        .subscription(&header.consumer_group, &header.topic)
         .is_some_and(|data| data.sub_version >= header.sub_version)
 }
 
@@ -174,8 +172,8 @@ fn subscription_for(
     } else {
         let registered = shard
             .subscriptions
-            .borrow()
-            .get(&header.consumer_group, &header.topic)
+            .get()
+            .subscription(&header.consumer_group, &header.topic)
             .cloned();
         let Some(data) = registered else {
             return Err(Failure::Code(

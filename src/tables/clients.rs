@@ -24,6 +24,7 @@ use rmq_net::codec::body::heartbeat::{
 use rmq_net::codec::body::subscription::SubscriptionData;
 use rmq_net::codec::codes::LanguageCode;
 
+use super::replicated::{Entries, Snapshot};
 use super::topics::retry_topic;
 use crate::runtime::mesh::{ClientMeta, ConnKey};
 
@@ -271,36 +272,21 @@ pub struct GroupSubscriptions {
     pub subscriptions: BTreeMap<String, SubscriptionData>,
 }
 
-/// Versioned copy of every live consumer group's subscriptions, broadcast to the shards.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriptionSnapshot {
-    version: u64,
-    groups: BTreeMap<String, GroupSubscriptions>,
-}
+/// Versioned copy of every live consumer group's subscriptions, broadcast to the shards
+/// ([`Snapshot`]: receivers keep the highest version).
+pub type SubscriptionSnapshot = Snapshot<GroupSubscriptions>;
 
-impl SubscriptionSnapshot {
-    /// Change counter of the registry when this copy was taken.
-    #[must_use]
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
+impl Snapshot<GroupSubscriptions> {
     /// A group's subscriptions.
     #[must_use]
     pub fn group(&self, group: &str) -> Option<&GroupSubscriptions> {
-        self.groups.get(group)
+        self.get(group)
     }
 
     /// A group's subscription to a topic.
     #[must_use]
-    pub fn get(&self, group: &str, topic: &str) -> Option<&SubscriptionData> {
-        self.groups.get(group)?.subscriptions.get(topic)
-    }
-
-    /// Whether this snapshot is newer than `other`.
-    #[must_use]
-    pub fn supersedes(&self, other: &Self) -> bool {
-        self.version > other.version
+    pub fn subscription(&self, group: &str, topic: &str) -> Option<&SubscriptionData> {
+        self.get(group)?.subscriptions.get(topic)
     }
 }
 
@@ -310,6 +296,9 @@ pub struct ClientRegistry {
     consumers: BTreeMap<String, ConsumerGroupInfo>,
     producers: BTreeMap<String, BTreeMap<ConnKey, ClientChannelInfo>>,
     subscriptions_version: u64,
+    /// Every group's subscriptions as shards see them, kept up to date per changed group so a
+    /// snapshot costs O(1) and a change O(log groups).
+    view: Entries<GroupSubscriptions>,
     snapshot: OnceCell<Arc<SubscriptionSnapshot>>,
 }
 
@@ -485,7 +474,7 @@ impl ClientRegistry {
             group_removed: false,
         });
         if is_new_group || model_changed || set_changed || replaced {
-            self.subscriptions_changed();
+            self.subscriptions_changed(group);
         }
         (change, sub_changed)
     }
@@ -519,7 +508,7 @@ impl ClientRegistry {
         let change = remove_members(group, info, matches);
         if change.as_ref().is_some_and(|c| c.group_removed) {
             self.consumers.remove(group);
-            self.subscriptions_changed();
+            self.subscriptions_changed(group);
         }
         change.into_iter().collect()
     }
@@ -553,13 +542,9 @@ impl ClientRegistry {
         for (group, info) in &mut self.consumers {
             changes.extend(remove_members(group, info, &mut remove));
         }
-        let mut removed_groups = false;
         for change in changes.iter().filter(|c| c.group_removed) {
             self.consumers.remove(&change.group);
-            removed_groups = true;
-        }
-        if removed_groups {
-            self.subscriptions_changed();
+            self.subscriptions_changed(&change.group);
         }
         for members in self.producers.values_mut() {
             members.retain(|key, info| !remove(key, info));
@@ -637,24 +622,11 @@ impl ClientRegistry {
     /// A versioned copy of every group's subscriptions for broadcasting, cached until the
     /// next change.
     pub fn subscriptions_snapshot(&self) -> Arc<SubscriptionSnapshot> {
-        Arc::clone(self.snapshot.get_or_init(|| {
-            let groups = self
-                .consumers
-                .iter()
-                .map(|(name, info)| {
-                    let view = GroupSubscriptions {
-                        message_model: info.message_model,
-                        consume_type: info.consume_type,
-                        subscriptions: info.subscriptions.clone(),
-                    };
-                    (name.clone(), view)
-                })
-                .collect();
-            Arc::new(SubscriptionSnapshot {
-                version: self.subscriptions_version,
-                groups,
-            })
-        }))
+        Arc::clone(
+            self.snapshot.get_or_init(|| {
+                Arc::new(Snapshot::new(self.subscriptions_version, self.view.clone()))
+            }),
+        )
     }
 
     /// GET_CONSUMER_CONNECTION_LIST (203) body; `None` (CONSUMER_NOT_ONLINE) for a group
@@ -680,7 +652,21 @@ impl ClientRegistry {
         })
     }
 
-    fn subscriptions_changed(&mut self) {
+    /// `group`'s subscriptions changed (or the group went away): refresh its view entry.
+    fn subscriptions_changed(&mut self, group: &str) {
+        match self.consumers.get(group) {
+            Some(info) => {
+                let view = GroupSubscriptions {
+                    message_model: info.message_model,
+                    consume_type: info.consume_type,
+                    subscriptions: info.subscriptions.clone(),
+                };
+                self.view.insert(group.to_owned(), view);
+            }
+            None => {
+                self.view.remove(group);
+            }
+        }
         self.subscriptions_version += 1;
         self.snapshot = OnceCell::new();
     }
@@ -921,7 +907,7 @@ mod tests {
         assert_eq!(sub.code_set, vec![2_598_919, 2_598_920]);
         assert!(sub.matches_tags_code(2_598_920));
         let snapshot = registry.subscriptions_snapshot();
-        assert_eq!(snapshot.get("G", "T"), Some(sub));
+        assert_eq!(snapshot.subscription("G", "T"), Some(sub));
     }
 
     #[test]

@@ -292,7 +292,7 @@ impl ConsumerOffsetTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::persist::test_dir;
+    use crate::tables::persist::test_dir;
 
     #[test]
     fn commit_query_and_rewind() {

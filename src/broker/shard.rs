@@ -1,6 +1,6 @@
 //! `Shard`: the root of one core's broker state. Created on the shard's own thread and never
 //! shared across cores (it is `Rc`, deliberately `!Send`); other shards reach it only through
-//! [`crate::runtime::mesh::ShardMsg`].
+//! the mesh API ([`crate::runtime::mesh`]: `submit_to`, `broadcast`, `notify`).
 //!
 //! Data plane (owned here): the shard's [`Store`] (CommitLog, consume queues, index), consumer
 //! offsets of the queues it owns, parked long polls (inside the store's notifier), the
@@ -18,14 +18,16 @@ use rmq_net::codec::message::UniqKeyGenerator;
 use rmq_net::conn::{ConnHandle, RemotingClient};
 use rmq_storage::store::Store;
 
-use crate::broker::clients::{ClientRegistry, SubscriptionSnapshot};
-use crate::broker::groups::{GroupSnapshot, SubscriptionGroupTable};
-use crate::broker::locks::RebalanceLocks;
-use crate::broker::offsets::ConsumerOffsetTable;
-use crate::broker::topics::{TopicSnapshot, TopicTable};
 use crate::config::BrokerConfig;
-use crate::runtime::mesh::Mesh;
+use crate::runtime::mesh::{Mesh, ShardContext};
 use crate::runtime::ShardId;
+use crate::tables::clients::{ClientRegistry, GroupSubscriptions};
+use crate::tables::groups::{SubscriptionGroupConfig, SubscriptionGroupTable};
+use crate::tables::locks::RebalanceLocks;
+use crate::tables::offsets::ConsumerOffsetTable;
+use crate::tables::replicated::Replica;
+use crate::tables::topics::TopicTable;
+use rmq_net::codec::body::topic::TopicConfig;
 
 /// The shard that owns control-plane state.
 pub const CONTROL_SHARD: ShardId = ShardId(0);
@@ -43,11 +45,11 @@ pub struct Shard {
     /// Channels to every shard.
     pub mesh: Mesh<Shard>,
     /// Topic configs (replica).
-    pub topics: RefCell<Arc<TopicSnapshot>>,
+    pub topics: Replica<TopicConfig>,
     /// Subscription group configs (replica).
-    pub groups: RefCell<Arc<GroupSnapshot>>,
+    pub groups: Replica<SubscriptionGroupConfig>,
     /// Heartbeat-registered subscriptions (replica).
-    pub subscriptions: RefCell<Arc<SubscriptionSnapshot>>,
+    pub subscriptions: Replica<GroupSubscriptions>,
     /// Consumer offsets of the queues this shard owns.
     pub offsets: RefCell<ConsumerOffsetTable>,
     /// Where `offsets` is persisted.
@@ -64,6 +66,16 @@ pub struct Shard {
     pub control: Option<Control>,
 }
 
+impl ShardContext for Shard {
+    fn shard_id(&self) -> ShardId {
+        self.id
+    }
+
+    fn mesh(&self) -> &Mesh<Self> {
+        &self.mesh
+    }
+}
+
 /// Control-plane state, on the control shard only.
 pub struct Control {
     /// Topic table (persisted in `config/topics.json`).
@@ -76,8 +88,14 @@ pub struct Control {
     pub locks: RefCell<RebalanceLocks>,
     /// One client per NameServer, for registration.
     pub namesrv: Vec<RemotingClient>,
-    /// `config/` directory.
-    pub config_dir: PathBuf,
+    /// Coalesces registrations with the NameServers.
+    pub registrar: super::control::register::Registrar,
+    /// `config/topics.json` and its journal.
+    pub topics_files: super::replicate::TableFiles,
+    /// `config/subscriptionGroup.json` and its journal.
+    pub groups_files: super::replicate::TableFiles,
+    /// A shard refused a snapshot install; the background loop re-installs.
+    pub replicas_stale: std::cell::Cell<bool>,
 }
 
 impl Shard {
@@ -96,35 +114,5 @@ impl Shard {
         self.control
             .as_ref()
             .expect("control-plane request routed to a non-control shard")
-    }
-
-    /// Installs a topic snapshot if it is newer than ours.
-    pub fn install_topics(&self, snapshot: Arc<TopicSnapshot>) {
-        let mut current = self.topics.borrow_mut();
-        if snapshot.supersedes(&current) {
-            *current = snapshot;
-        }
-    }
-
-    /// Installs a subscription-group snapshot if it is newer than ours.
-    pub fn install_groups(&self, snapshot: Arc<GroupSnapshot>) {
-        let mut current = self.groups.borrow_mut();
-        if snapshot.supersedes(&current) {
-            *current = snapshot;
-        }
-    }
-
-    /// Installs a subscription snapshot if it is newer than ours.
-    pub fn install_subscriptions(&self, snapshot: Arc<SubscriptionSnapshot>) {
-        let mut current = self.subscriptions.borrow_mut();
-        if snapshot.supersedes(&current) {
-            *current = snapshot;
-        }
-    }
-
-    /// Wall-clock milliseconds.
-    #[must_use]
-    pub fn now_ms() -> i64 {
-        crate::namesrv::server::now_ms()
     }
 }

@@ -5,7 +5,7 @@
 //! Must never: let a shard serve before its store has recovered (the READY report is sent
 //! only after every shard opened its store and bound its socket).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
@@ -21,17 +21,21 @@ use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy, RetentionClock, Reten
 use rmq_storage::file::Disk;
 use rmq_storage::store::{Store, StoreConfig};
 
-use crate::broker::clients::ClientRegistry;
-use crate::broker::groups::SubscriptionGroupTable;
-use crate::broker::locks::RebalanceLocks;
-use crate::broker::offsets::ConsumerOffsetTable;
-use crate::broker::topics::{TopicTable, TopicTableOptions};
 use crate::config::{BrokerConfig, FlushDiskType};
 use crate::runtime::listener::bind_reuseport;
-use crate::runtime::mesh::Mesh;
+use crate::runtime::mesh::{serve_inbox, Mesh};
 use crate::runtime::{spawn_shards, ShardId};
+use crate::tables::clients::ClientRegistry;
+use crate::tables::groups::SubscriptionGroupTable;
+use crate::tables::journal;
+use crate::tables::locks::RebalanceLocks;
+use crate::tables::offsets::ConsumerOffsetTable;
+use crate::tables::replicated::Replica;
+use crate::tables::topics::{TopicTable, TopicTableOptions};
 
-use super::dispatch::{run_inbox, BrokerHandler};
+use super::control::register::Registrar;
+use super::dispatch::BrokerHandler;
+use super::replicate::TableFiles;
 use super::shard::{Control, Shard, CONTROL_SHARD};
 
 /// How often each shard persists dirty consumer offsets (Java `flushConsumerOffsetInterval`).
@@ -137,7 +141,7 @@ fn commitlog_config(config: &BrokerConfig) -> CommitLogConfig {
 /// [`StartError`] naming what failed.
 pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, StartError> {
     let config = Arc::new(config);
-    let now = crate::namesrv::server::now_ms();
+    let now = crate::runtime::clock::now_ms();
     let config_dir = config.store_path_root_dir.join("config");
     std::fs::create_dir_all(&config_dir).map_err(|source| StartError::Io {
         what: format!("create {}", config_dir.display()),
@@ -157,10 +161,20 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
                 path: groups_path.clone(),
                 reason: e.to_string(),
             })?;
-    // Save once so the files exist and hold the system topics.
-    topics.save(&topics_path).map_err(|e| StartError::Load {
-        path: topics_path,
-        reason: e.to_string(),
+    // Save once so the files exist, hold the system topics and cover their journals, which
+    // start empty.
+    let saved = topics
+        .save(&topics_path)
+        .map_err(|e| e.to_string())
+        .and_then(|()| groups.save(&groups_path).map_err(|e| e.to_string()))
+        .and_then(|()| {
+            journal::reset_blocking(&journal::journal_path(&topics_path))
+                .and_then(|()| journal::reset_blocking(&journal::journal_path(&groups_path)))
+                .map_err(|e| e.to_string())
+        });
+    saved.map_err(|reason| StartError::Load {
+        path: config_dir.clone(),
+        reason,
     })?;
     let topic_snapshot = topics.snapshot();
     let group_snapshot = groups.snapshot();
@@ -283,6 +297,10 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
                     }
                 };
             let control = control_parts.map(|(topics, groups, config_dir)| Control {
+                registrar: Registrar::default(),
+                topics_files: TableFiles::new(config_dir.join("topics.json")),
+                groups_files: TableFiles::new(config_dir.join("subscriptionGroup.json")),
+                replicas_stale: Cell::new(false),
                 topics: RefCell::new(topics),
                 groups: RefCell::new(groups),
                 clients: RefCell::new(ClientRegistry::new()),
@@ -292,13 +310,12 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
                     .iter()
                     .map(|a| RemotingClient::new(a.clone(), ClientConfig::default()))
                     .collect(),
-                config_dir,
             });
             let uniq = UniqKeyGenerator::new(
                 IpAddr::V4(config.broker_ip1),
                 std::process::id(),
                 rand::random::<i32>(),
-                crate::namesrv::server::now_ms(),
+                crate::runtime::clock::now_ms(),
             );
             let shard = Rc::new(Shard {
                 id,
@@ -306,22 +323,23 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
                 store_host,
                 store,
                 mesh,
-                topics: RefCell::new(topic_snapshot),
-                groups: RefCell::new(group_snapshot),
-                subscriptions: RefCell::new(subscriptions),
+                topics: Replica::new(topic_snapshot),
+                groups: Replica::new(group_snapshot),
+                subscriptions: Replica::new(subscriptions),
                 offsets: RefCell::new(offsets),
                 offsets_path,
                 conns: RefCell::new(HashMap::new()),
                 uniq_keys: RefCell::new(uniq),
                 delay_offsets,
-                stats: super::stats::ShardStats::new(crate::namesrv::server::now_ms()),
+                stats: super::stats::ShardStats::new(crate::runtime::clock::now_ms()),
                 control,
             });
-            compio::runtime::spawn(run_inbox(Rc::clone(&shard), inbox)).detach();
+            compio::runtime::spawn(serve_inbox(Rc::clone(&shard), inbox)).detach();
             compio::runtime::spawn(maintenance(Rc::clone(&shard))).detach();
             super::schedule::start(&shard);
             if id == CONTROL_SHARD {
-                compio::runtime::spawn(super::control::run_background(Rc::clone(&shard))).detach();
+                compio::runtime::spawn(super::control::register::run_background(Rc::clone(&shard)))
+                    .detach();
             }
             let _ = ready_tx.send(Ok(id.0));
             let handler = Rc::new(BrokerHandler { shard });
@@ -355,7 +373,7 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
 /// persists consumer offsets; the control shard unregisters from the NameServers. Returns when
 /// all shards answered (or after `timeout`).
 pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
-    let runtime = match compio::runtime::Runtime::new() {
+    let runtime = match crate::runtime::new_runtime() {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!(%err, "cannot start a runtime for shutdown");
@@ -365,20 +383,16 @@ pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
     runtime.block_on(async {
         for target in 0..mesh.shards() {
             let target = ShardId(target);
-            let done = mesh.call(target, |shard: &Rc<Shard>, reply| {
-                let shard = Rc::clone(shard);
-                compio::runtime::spawn(async move {
-                    if shard.id == CONTROL_SHARD {
-                        super::control::unregister_all(&shard).await;
-                    }
-                    if let Err(err) = shard.store.checkpoint().await {
-                        tracing::error!(shard = shard.id.0, %err, "final checkpoint failed");
-                    }
-                    persist_offsets(&shard, &shard.offsets_path);
-                    super::schedule::persist(&shard).await;
-                    let _ = reply.send(());
-                })
-                .detach();
+            let done = mesh.submit(target, |shard: Rc<Shard>| async move {
+                if shard.id == CONTROL_SHARD {
+                    super::control::register::unregister_all(&shard).await;
+                    super::replicate::compact_all(&shard).await;
+                }
+                if let Err(err) = shard.store.checkpoint().await {
+                    tracing::error!(shard = shard.id.0, %err, "final checkpoint failed");
+                }
+                persist_offsets(&shard, &shard.offsets_path);
+                super::schedule::persist(&shard).await;
             });
             match compio::time::timeout(timeout, done).await {
                 Ok(Ok(())) => tracing::info!(shard = target.0, "shard flushed"),
@@ -444,7 +458,7 @@ async fn run_retention(shard: &Shard) {
 
 /// The local hour of day (0..24), as `deleteWhen` means it.
 fn local_hour() -> u8 {
-    let now = libc::time_t::try_from(crate::namesrv::server::now_ms() / 1000).unwrap_or(0);
+    let now = libc::time_t::try_from(crate::runtime::clock::now_ms() / 1000).unwrap_or(0);
     // SAFETY: `tm` is plain data written by localtime_r, which is thread-safe and only reads
     // `now`; on failure it returns null and we fall back to UTC.
     let hour = unsafe {

@@ -19,8 +19,7 @@
 //! [`TopicError::Limit`] and [`TopicError::Persist`] -> SYSTEM_ERROR with the message as
 //! remark.
 
-use std::cell::OnceCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,9 +27,10 @@ use rmq_net::codec::body::topic::{
     perm, DataVersion, TopicConfig, TopicConfigAndMappingSerializeWrapper,
     TopicConfigSerializeWrapper,
 };
-use serde::Serialize;
 
+use super::journal::{self, Record};
 use super::persist::{self, PersistError};
+use super::replicated::{Entries, Snapshot, Table, TableFile};
 use crate::config::BrokerConfig;
 
 /// Most topics one broker holds (system, retry and DLQ topics included). Each costs a config
@@ -437,68 +437,20 @@ pub struct Ensured {
     pub created: bool,
 }
 
-/// An immutable copy of the table, broadcast to every shard. Receivers keep the one with the
-/// highest `version().counter` ([`TopicSnapshot::supersedes`]), so a stale broadcast loses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicSnapshot {
-    version: DataVersion,
-    topics: BTreeMap<String, TopicConfig>,
-}
+/// An immutable copy of the table, broadcast to every shard ([`Snapshot`]: receivers keep the
+/// highest version, the table's `dataVersion.counter`).
+pub type TopicSnapshot = Snapshot<TopicConfig>;
 
-impl TopicSnapshot {
-    /// The table version this copy was taken at.
-    #[must_use]
-    pub fn version(&self) -> DataVersion {
-        self.version
-    }
-
-    /// A topic's config.
-    #[must_use]
-    pub fn get(&self, topic: &str) -> Option<&TopicConfig> {
-        self.topics.get(topic)
-    }
-
-    /// Number of topics.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.topics.len()
-    }
-
-    /// Whether there are no topics.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.topics.is_empty()
-    }
-
-    /// All topics, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &TopicConfig)> {
-        self.topics.iter()
-    }
-
-    /// Whether this snapshot is newer than `other` (higher change counter).
-    #[must_use]
-    pub fn supersedes(&self, other: &Self) -> bool {
-        self.version.counter > other.version.counter
-    }
-}
-
-/// `topics.json` as Java writes it (`TopicConfigSerializeWrapper`), borrowed for saving.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct TopicsFileRef<'a> {
-    data_version: &'a DataVersion,
-    topic_config_table: &'a BTreeMap<String, TopicConfig>,
-}
+/// The JSON key of the entry map in `topics.json` (Java's `TopicConfigSerializeWrapper`).
+pub const TOPICS_FILE_KEY: &str = "topicConfigTable";
 
 /// The topic table of one broker. See the module docs for ownership.
 #[derive(Debug)]
 pub struct TopicTable {
     options: TopicTableOptions,
-    topics: BTreeMap<String, TopicConfig>,
+    topics: Table<TopicConfig>,
     /// Names registered at start (cluster, broker, ... ): system topics beyond the fixed set.
     system_names: BTreeSet<String>,
-    version: DataVersion,
-    snapshot: OnceCell<Arc<TopicSnapshot>>,
 }
 
 impl TopicTable {
@@ -506,27 +458,18 @@ impl TopicTable {
     /// auto-create is enabled), at version counter 0.
     #[must_use]
     pub fn new(options: TopicTableOptions, now_ms: i64) -> Self {
-        let mut table = Self {
-            topics: BTreeMap::new(),
-            system_names: BTreeSet::new(),
-            version: DataVersion {
-                counter: 0,
-                state_version: 0,
-                timestamp: now_ms,
-            },
-            snapshot: OnceCell::new(),
-            options,
-        };
+        let mut system_names = BTreeSet::new();
+        let mut initial = Entries::new();
         for spec in SYSTEM_TOPICS {
-            let name = table.options.spec_name(spec.name);
+            let name = options.spec_name(spec.name);
             // Java marks the name as a system topic even when the topic itself is not created.
-            table.system_names.insert(name.clone());
-            if !table.options.spec_enabled(spec.when) {
+            system_names.insert(name.clone());
+            if !options.spec_enabled(spec.when) {
                 continue;
             }
             let queue_nums = match spec.queues {
                 SpecQueues::Fixed(count) => count,
-                SpecQueues::DefaultTopicQueueNums => table.options.default_topic_queue_nums,
+                SpecQueues::DefaultTopicQueueNums => options.default_topic_queue_nums,
             };
             let config = TopicConfig {
                 perm: spec.perm,
@@ -534,45 +477,64 @@ impl TopicTable {
                 write_queue_nums: queue_nums,
                 ..TopicConfig::new(name.clone())
             };
-            table.topics.insert(name, config);
+            initial.insert(name, config);
         }
-        assert!(table.topics.len() <= SYSTEM_TOPICS.len());
-        table
+        assert!(initial.len() <= SYSTEM_TOPICS.len());
+        Self {
+            topics: Table::new(TOPICS_MAX, initial, now_ms),
+            system_names,
+            options,
+        }
     }
 
     /// [`TopicTable::new`], then the topics and version persisted at `path` (Java's
-    /// `topics.json`) on top, as Java's `load` does. A missing file is a first start.
+    /// `topics.json`) on top, as Java's `load` does, then the changes journaled since
+    /// (`topics.json.journal`). A missing file is a first start.
     ///
     /// # Errors
     /// [`TopicError::Persist`] for an unreadable or corrupt file; [`TopicError::Limit`] if the
-    /// file holds more than [`TOPICS_MAX`] topics.
+    /// files hold more than [`TOPICS_MAX`] topics.
     pub fn load(options: TopicTableOptions, path: &Path, now_ms: i64) -> Result<Self, TopicError> {
         let mut table = Self::new(options, now_ms);
-        let Some(file) = persist::read_json::<TopicConfigSerializeWrapper>(path)? else {
-            return Ok(table);
-        };
-        for (name, mut config) in file.topic_config_table {
-            if !table.topics.contains_key(&name) && table.topics.len() >= TOPICS_MAX {
-                return Err(TopicError::Limit { topic: name });
-            }
-            name.clone_into(&mut config.topic_name);
-            table.topics.insert(name, config);
+        if let Some(file) = persist::read_json::<TopicConfigSerializeWrapper>(path)? {
+            let entries = file
+                .topic_config_table
+                .into_iter()
+                .map(|(name, mut config)| {
+                    name.clone_into(&mut config.topic_name);
+                    (name, config)
+                });
+            table
+                .topics
+                .restore(file.data_version, entries)
+                .map_err(|full| TopicError::Limit { topic: full.name })?;
         }
-        table.version = file.data_version;
+        let records = journal::read_blocking(&journal::journal_path(path))?;
+        table
+            .topics
+            .replay(records)
+            .map_err(|full| TopicError::Limit { topic: full.name })?;
         Ok(table)
     }
 
-    /// Writes `topics.json` atomically (see [`persist`]).
+    /// Writes `topics.json` atomically (see [`persist`]); the journal is not touched.
     ///
     /// # Errors
     /// [`TopicError::Persist`].
     pub fn save(&self, path: &Path) -> Result<(), TopicError> {
-        let file = TopicsFileRef {
-            data_version: &self.version,
-            topic_config_table: &self.topics,
-        };
-        persist::write_json_atomic(path, &file)?;
+        persist::write_json_atomic(path, &self.topics.file(TOPICS_FILE_KEY))?;
         Ok(())
+    }
+
+    /// The changes since the last call (journal record) and the snapshot they lead to.
+    pub fn take_changes(&mut self) -> Option<(Record<TopicConfig>, Arc<TopicSnapshot>)> {
+        self.topics.take_changes()
+    }
+
+    /// The full `topics.json` content, ready to serialize on another thread.
+    #[must_use]
+    pub fn file(&self) -> TableFile<TopicConfig> {
+        self.topics.file(TOPICS_FILE_KEY)
     }
 
     /// The options the table was built with.
@@ -584,7 +546,7 @@ impl TopicTable {
     /// The current version.
     #[must_use]
     pub fn version(&self) -> DataVersion {
-        self.version
+        self.topics.version()
     }
 
     /// A topic's config.
@@ -605,7 +567,7 @@ impl TopicTable {
     /// Whether the topic exists.
     #[must_use]
     pub fn contains(&self, topic: &str) -> bool {
-        self.topics.contains_key(topic)
+        self.topics.contains(topic)
     }
 
     /// Number of topics.
@@ -670,9 +632,7 @@ impl TopicTable {
     /// Deletes a topic (DELETE_TOPIC_IN_BROKER). Returns the removed config; the version moves
     /// only when something was removed.
     pub fn delete(&mut self, topic: &str, now_ms: i64) -> Option<TopicConfig> {
-        let removed = self.topics.remove(topic)?;
-        self.changed(now_ms);
-        Some(removed)
+        self.topics.remove(topic, now_ms)
     }
 
     /// Send-path auto-create (PROTOCOL.md §4.1 step 3). If `topic` exists it is returned
@@ -795,7 +755,7 @@ impl TopicTable {
         &self,
         topics: &[&str],
     ) -> TopicConfigAndMappingSerializeWrapper {
-        self.wrapper_of(topics.iter().filter_map(|name| self.topics.get(*name)))
+        self.wrapper_of(topics.iter().filter_map(|name| self.topics.get(name)))
     }
 
     fn wrapper_of<'a>(
@@ -814,25 +774,20 @@ impl TopicTable {
             })
             .collect();
         TopicConfigAndMappingSerializeWrapper {
-            data_version: self.version,
+            data_version: self.topics.version(),
             topic_config_table,
             ..TopicConfigAndMappingSerializeWrapper::default()
         }
     }
 
     /// An immutable copy for broadcasting. Cached until the next change, so repeated calls
-    /// without a change return the same `Arc`. Costs one clone of the table per change.
+    /// without a change return the same `Arc`; O(1) (the persistent map is shared).
     pub fn snapshot(&self) -> Arc<TopicSnapshot> {
-        Arc::clone(self.snapshot.get_or_init(|| {
-            Arc::new(TopicSnapshot {
-                version: self.version,
-                topics: self.topics.clone(),
-            })
-        }))
+        self.topics.snapshot()
     }
 
     fn create_absent(&mut self, config: TopicConfig, now_ms: i64) -> Result<Ensured, TopicError> {
-        assert!(!self.topics.contains_key(&config.topic_name));
+        assert!(!self.topics.contains(&config.topic_name));
         self.insert_counted(config.clone(), now_ms)?;
         Ok(Ensured {
             config,
@@ -842,22 +797,10 @@ impl TopicTable {
 
     /// Inserts or replaces under the [`TOPICS_MAX`] limit and bumps the version.
     fn insert_counted(&mut self, config: TopicConfig, now_ms: i64) -> Result<(), TopicError> {
-        if !self.topics.contains_key(&config.topic_name) && self.topics.len() >= TOPICS_MAX {
-            return Err(TopicError::Limit {
-                topic: config.topic_name,
-            });
-        }
-        self.topics.insert(config.topic_name.clone(), config);
-        assert!(self.topics.len() <= TOPICS_MAX);
-        self.changed(now_ms);
-        Ok(())
-    }
-
-    /// Java `DataVersion.nextVersion`: counter + 1, timestamp = now.
-    fn changed(&mut self, now_ms: i64) {
-        self.version.counter += 1;
-        self.version.timestamp = now_ms;
-        self.snapshot = OnceCell::new();
+        let name = config.topic_name.clone();
+        self.topics
+            .put(name, config, now_ms)
+            .map_err(|full| TopicError::Limit { topic: full.name })
     }
 }
 
@@ -894,7 +837,7 @@ mod tests {
     use rmq_net::codec::body::topic::TopicFilterType;
 
     use super::*;
-    use crate::broker::persist::test_dir;
+    use crate::tables::persist::test_dir;
 
     fn options(auto_create: bool) -> TopicTableOptions {
         TopicTableOptions {
@@ -1316,7 +1259,10 @@ mod tests {
         assert!(!first.supersedes(&second));
         assert_eq!(second.get("T").map(|c| c.perm), Some(6));
         assert!(first.get("T").is_none(), "old snapshots never change");
-        assert_eq!(second.version(), table.version());
+        assert_eq!(
+            second.version(),
+            u64::try_from(table.version().counter).expect("positive")
+        );
         assert_eq!(second.iter().count(), second.len());
         assert!(!second.is_empty());
     }

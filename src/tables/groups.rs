@@ -14,7 +14,6 @@
 //! [`GroupError::Limit`] and [`GroupError::Persist`] -> SYSTEM_ERROR with the message as
 //! remark.
 
-use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::clients::GroupPolicy;
+use super::journal::{self, Record};
 use super::persist::{self, PersistError};
+use super::replicated::{Snapshot, Table, TableFile};
 use super::topics::is_legal_name_character;
 
 /// Most subscription groups one broker holds. Groups are created by every consumer that
@@ -245,13 +246,8 @@ impl JsonBody for SubscriptionGroupWrapper {
     }
 }
 
-/// `subscriptionGroup.json`, borrowed for saving.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct GroupsFileRef<'a> {
-    data_version: &'a DataVersion,
-    subscription_group_table: &'a BTreeMap<String, SubscriptionGroupConfig>,
-}
+/// The JSON key of the entry map in `subscriptionGroup.json`.
+pub const GROUPS_FILE_KEY: &str = "subscriptionGroupTable";
 
 /// Outcome of [`SubscriptionGroupTable::find_or_auto_create`].
 #[derive(Debug, Clone, PartialEq)]
@@ -275,53 +271,15 @@ impl GroupLookup {
     }
 }
 
-/// An immutable copy of the group table for broadcasting; receivers keep the highest
-/// `version().counter`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GroupSnapshot {
-    version: DataVersion,
-    groups: BTreeMap<String, SubscriptionGroupConfig>,
-}
-
-impl GroupSnapshot {
-    /// The table version of this copy.
-    #[must_use]
-    pub fn version(&self) -> DataVersion {
-        self.version
-    }
-
-    /// A group's config.
-    #[must_use]
-    pub fn get(&self, group: &str) -> Option<&SubscriptionGroupConfig> {
-        self.groups.get(group)
-    }
-
-    /// Number of groups.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.groups.len()
-    }
-
-    /// Whether there are no groups.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
-    }
-
-    /// Whether this snapshot is newer than `other`.
-    #[must_use]
-    pub fn supersedes(&self, other: &Self) -> bool {
-        self.version.counter > other.version.counter
-    }
-}
+/// An immutable copy of the group table for broadcasting ([`Snapshot`]: receivers keep the
+/// highest version).
+pub type GroupSnapshot = Snapshot<SubscriptionGroupConfig>;
 
 /// The subscription-group table of one broker.
 #[derive(Debug)]
 pub struct SubscriptionGroupTable {
     auto_create_subscription_group: bool,
-    groups: BTreeMap<String, SubscriptionGroupConfig>,
-    version: DataVersion,
-    snapshot: OnceCell<Arc<GroupSnapshot>>,
+    groups: Table<SubscriptionGroupConfig>,
 }
 
 impl SubscriptionGroupTable {
@@ -329,65 +287,75 @@ impl SubscriptionGroupTable {
     /// `auto_create_subscription_group` is the `autoCreateSubscriptionGroup` broker setting.
     #[must_use]
     pub fn new(auto_create_subscription_group: bool, now_ms: i64) -> Self {
-        let groups = SYSTEM_GROUPS
+        let initial = SYSTEM_GROUPS
             .iter()
             .map(|name| ((*name).to_owned(), SubscriptionGroupConfig::new(*name)))
             .collect();
         Self {
             auto_create_subscription_group,
-            groups,
-            version: DataVersion {
-                counter: 0,
-                state_version: 0,
-                timestamp: now_ms,
-            },
-            snapshot: OnceCell::new(),
+            groups: Table::new(GROUPS_MAX, initial, now_ms),
         }
     }
 
-    /// [`Self::new`], then the groups and version persisted at `path` on top. A missing file
-    /// is a first start.
+    /// [`Self::new`], then the groups and version persisted at `path` on top, then the
+    /// changes journaled since. A missing file is a first start.
     ///
     /// # Errors
-    /// [`GroupError::Persist`] for an unreadable or corrupt file; [`GroupError::Limit`] if it
-    /// holds more than [`GROUPS_MAX`] groups.
+    /// [`GroupError::Persist`] for an unreadable or corrupt file; [`GroupError::Limit`] if the
+    /// files hold more than [`GROUPS_MAX`] groups.
     pub fn load(
         auto_create_subscription_group: bool,
         path: &Path,
         now_ms: i64,
     ) -> Result<Self, GroupError> {
         let mut table = Self::new(auto_create_subscription_group, now_ms);
-        let Some(file) = persist::read_json::<SubscriptionGroupWrapper>(path)? else {
-            return Ok(table);
-        };
-        for (name, mut config) in file.subscription_group_table {
-            if !table.groups.contains_key(&name) && table.groups.len() >= GROUPS_MAX {
-                return Err(GroupError::Limit { group: name });
-            }
-            name.clone_into(&mut config.group_name);
-            table.groups.insert(name, config);
+        if let Some(file) = persist::read_json::<SubscriptionGroupWrapper>(path)? {
+            let entries = file
+                .subscription_group_table
+                .into_iter()
+                .map(|(name, mut config)| {
+                    name.clone_into(&mut config.group_name);
+                    (name, config)
+                });
+            table
+                .groups
+                .restore(file.data_version, entries)
+                .map_err(|full| GroupError::Limit { group: full.name })?;
         }
-        table.version = file.data_version;
+        let records = journal::read_blocking(&journal::journal_path(path))?;
+        table
+            .groups
+            .replay(records)
+            .map_err(|full| GroupError::Limit { group: full.name })?;
         Ok(table)
     }
 
-    /// Writes `subscriptionGroup.json` atomically.
+    /// Writes `subscriptionGroup.json` atomically; the journal is not touched.
     ///
     /// # Errors
     /// [`GroupError::Persist`].
     pub fn save(&self, path: &Path) -> Result<(), GroupError> {
-        let file = GroupsFileRef {
-            data_version: &self.version,
-            subscription_group_table: &self.groups,
-        };
-        persist::write_json_atomic(path, &file)?;
+        persist::write_json_atomic(path, &self.groups.file(GROUPS_FILE_KEY))?;
         Ok(())
+    }
+
+    /// The changes since the last call (journal record) and the snapshot they lead to.
+    pub fn take_changes(
+        &mut self,
+    ) -> Option<(Record<SubscriptionGroupConfig>, Arc<GroupSnapshot>)> {
+        self.groups.take_changes()
+    }
+
+    /// The full `subscriptionGroup.json` content, ready to serialize on another thread.
+    #[must_use]
+    pub fn file(&self) -> TableFile<SubscriptionGroupConfig> {
+        self.groups.file(GROUPS_FILE_KEY)
     }
 
     /// The current version.
     #[must_use]
     pub fn version(&self) -> DataVersion {
-        self.version
+        self.groups.version()
     }
 
     /// A group's config (no auto-create).
@@ -399,7 +367,7 @@ impl SubscriptionGroupTable {
     /// Whether the group exists.
     #[must_use]
     pub fn contains(&self, group: &str) -> bool {
-        self.groups.contains_key(group)
+        self.groups.contains(group)
     }
 
     /// Number of groups.
@@ -458,28 +426,25 @@ impl SubscriptionGroupTable {
     /// Deletes a group (DELETE_SUBSCRIPTIONGROUP). Returns the removed config; the version
     /// moves only when something was removed.
     pub fn delete(&mut self, group: &str, now_ms: i64) -> Option<SubscriptionGroupConfig> {
-        let removed = self.groups.remove(group)?;
-        self.changed(now_ms);
-        Some(removed)
+        self.groups.remove(group, now_ms)
     }
 
     /// The table for GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201).
     #[must_use]
     pub fn to_wrapper(&self) -> SubscriptionGroupWrapper {
         SubscriptionGroupWrapper {
-            data_version: self.version,
-            subscription_group_table: self.groups.clone(),
+            data_version: self.groups.version(),
+            subscription_group_table: self
+                .groups
+                .iter()
+                .map(|(name, config)| (name.clone(), config.clone()))
+                .collect(),
         }
     }
 
-    /// An immutable copy for broadcasting, cached until the next change.
+    /// An immutable copy for broadcasting, cached until the next change (O(1)).
     pub fn snapshot(&self) -> Arc<GroupSnapshot> {
-        Arc::clone(self.snapshot.get_or_init(|| {
-            Arc::new(GroupSnapshot {
-                version: self.version,
-                groups: self.groups.clone(),
-            })
-        }))
+        self.groups.snapshot()
     }
 
     fn insert_counted(
@@ -487,28 +452,17 @@ impl SubscriptionGroupTable {
         config: SubscriptionGroupConfig,
         now_ms: i64,
     ) -> Result<(), GroupError> {
-        if !self.groups.contains_key(&config.group_name) && self.groups.len() >= GROUPS_MAX {
-            return Err(GroupError::Limit {
-                group: config.group_name,
-            });
-        }
-        self.groups.insert(config.group_name.clone(), config);
-        assert!(self.groups.len() <= GROUPS_MAX);
-        self.changed(now_ms);
-        Ok(())
-    }
-
-    fn changed(&mut self, now_ms: i64) {
-        self.version.counter += 1;
-        self.version.timestamp = now_ms;
-        self.snapshot = OnceCell::new();
+        let name = config.group_name.clone();
+        self.groups
+            .put(name, config, now_ms)
+            .map_err(|full| GroupError::Limit { group: full.name })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::persist::test_dir;
+    use crate::tables::persist::test_dir;
 
     #[test]
     fn defaults_match_java() {
@@ -696,7 +650,10 @@ mod tests {
         assert!(first.get("G").is_none());
         assert_eq!(second.len(), first.len() + 1);
         assert!(!second.is_empty());
-        assert_eq!(second.version(), table.version());
+        assert_eq!(
+            second.version(),
+            u64::try_from(table.version().counter).expect("positive")
+        );
     }
 
     #[test]

@@ -20,8 +20,8 @@ use rmq_net::RemotingCommand;
 use rmq_storage::consume_queue::search::Boundary;
 use rmq_storage::store::{GetRequest, GetStatus, TagFilter};
 
-use crate::broker::offsets::{query_offset_decision, OffsetQuery};
 use crate::runtime::placement::split_offset;
+use crate::tables::offsets::{query_offset_decision, OffsetQuery};
 
 use super::message::append_served;
 use super::shard::Shard;

@@ -32,10 +32,12 @@ use rmq_storage::store::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::broker::persist::{self, PersistError};
-use crate::broker::topics::{SCHEDULE_TOPIC, TRANS_HALF_TOPIC};
+use crate::runtime::clock::now_ms;
+use crate::runtime::mesh::submit_to;
 use crate::runtime::placement::shard_for;
 use crate::runtime::ShardId;
+use crate::tables::persist::{self, PersistError};
+use crate::tables::topics::{SCHEDULE_TOPIC, TRANS_HALF_TOPIC};
 
 use super::message::{encode_payload, index_keys, Inbound};
 use super::shard::Shard;
@@ -243,24 +245,17 @@ pub async fn append_routed_waiting(
             .map_err(|e| storage_failure(&e));
     }
     let owned = OwnedAppend::of(message);
-    let result = shard
-        .mesh
-        .call(owner, move |target: &Rc<Shard>, reply| {
-            let target = Rc::clone(target);
-            compio::runtime::spawn(async move {
-                let message = owned.as_message();
-                assert_eq!(
-                    shard_for(message.topic, message.queue_id, target.shard_count()),
-                    target.id,
-                    "routed append reached a shard that does not own the queue"
-                );
-                let outcome = target.store.append_waiting(&message, wait).await;
-                let _ = reply.send(outcome.map_err(|e| storage_failure(&e)));
-            })
-            .detach();
-        })
-        .await
-        .map_err(|e| Failure::Code(ResponseCode::SystemBusy, e.to_string()))?;
+    let result = submit_to(shard, owner, move |target: Rc<Shard>| async move {
+        let message = owned.as_message();
+        assert_eq!(
+            shard_for(message.topic, message.queue_id, target.shard_count()),
+            target.id,
+            "routed append reached a shard that does not own the queue"
+        );
+        let outcome = target.store.append_waiting(&message, wait).await;
+        outcome.map_err(|e| storage_failure(&e))
+    })
+    .await?;
     result.map(|outcome| (owner, outcome))
 }
 
@@ -395,27 +390,12 @@ pub async fn persist(shard: &Rc<Shard>) {
 }
 
 async fn flush_commitlog(shard: &Rc<Shard>, target: ShardId) -> Result<(), String> {
-    if target == shard.id {
-        return shard
-            .store
-            .commitlog()
-            .flush()
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string());
-    }
-    shard
-        .mesh
-        .call(target, |owner: &Rc<Shard>, reply| {
-            let owner = Rc::clone(owner);
-            compio::runtime::spawn(async move {
-                let flushed = owner.store.commitlog().flush().await;
-                let _ = reply.send(flushed.map(drop).map_err(|e| e.to_string()));
-            })
-            .detach();
-        })
-        .await
-        .map_err(|e| e.to_string())?
+    submit_to(shard, target, |owner: Rc<Shard>| async move {
+        let flushed = owner.store.commitlog().flush().await;
+        flushed.map(drop).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// What a level does after a delivery pass.
@@ -448,7 +428,7 @@ async fn deliver_level(shard: Rc<Shard>, level: i32) {
                 }
             }
             Ok(Next::At { due_ms }) => {
-                let wait_ms = due_ms.saturating_sub(Shard::now_ms()).max(0);
+                let wait_ms = due_ms.saturating_sub(now_ms()).max(0);
                 compio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
             }
             Err(Failure::Code(code, remark)) => {
@@ -498,7 +478,7 @@ async fn deliver_due(shard: &Rc<Shard>, level: i32) -> Result<Next, Failure> {
             return Ok(Next::Idle { offset });
         }
         for record in &result.records {
-            let now = Shard::now_ms();
+            let now = now_ms();
             let due_ms = due_at(now, record.tags_code, delay_ms);
             if due_ms > now {
                 return Ok(Next::At { due_ms });
@@ -554,7 +534,7 @@ async fn deliver_one(
     properties.remove(keys::DELAY);
     let tags_code = tags_code_of(&properties);
     let index = index_keys(&properties);
-    let now = Shard::now_ms();
+    let now = now_ms();
     let inbound = Inbound {
         topic: &topic,
         queue_id,

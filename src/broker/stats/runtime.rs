@@ -10,6 +10,7 @@ use rmq_net::codec::codes::SERVER_VERSION;
 use rmq_storage::file::Disk;
 
 use crate::config::{BrokerConfig, BrokerRole, FlushDiskType};
+use crate::runtime::clock::now_ms;
 
 use super::super::shard::Shard;
 use super::super::Failure;
@@ -32,7 +33,7 @@ struct ShardRuntime {
 }
 
 async fn shard_runtime(shard: Rc<Shard>) -> ShardRuntime {
-    let now = Shard::now_ms();
+    let now = now_ms();
     let log = shard.store.commitlog();
     let (min, max) = (log.min_offset(), log.appended_offset());
     let earliest = if max > min {
@@ -60,7 +61,7 @@ async fn shard_runtime(shard: Rc<Shard>) -> ShardRuntime {
 /// disk usage of the store directory.
 pub(super) async fn runtime_info(shard: &Rc<Shard>) -> Result<KvTable, Failure> {
     let parts = map_shards(shard, shard_runtime).await?;
-    let mut table = runtime_table(&parts, shard.config.broker_role, Shard::now_ms());
+    let mut table = runtime_table(&parts, shard.config.broker_role, now_ms());
     match Disk::real()
         .disk_usage(&shard.config.store_path_root_dir)
         .await

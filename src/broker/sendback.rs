@@ -21,14 +21,17 @@ use rmq_net::codec::message::{keys, msg_id, tags_code_of, CrcCheck, MessageRecor
 use rmq_net::RemotingCommand;
 use rmq_storage::store::AppendMessage;
 
-use crate::broker::groups::{GroupLookup, SubscriptionGroupConfig};
-use crate::broker::topics::{dlq_topic, retry_topic, SCHEDULE_TOPIC};
+use crate::runtime::clock::now_ms;
+use crate::runtime::mesh::submit_to;
 use crate::runtime::placement::split_offset;
 use crate::runtime::ShardId;
+use crate::tables::groups::{GroupLookup, SubscriptionGroupConfig};
+use crate::tables::topics::{dlq_topic, retry_topic, SCHEDULE_TOPIC};
 
+use super::control::register;
 use super::message::{encode_payload, index_keys, Inbound};
 use super::shard::{Shard, CONTROL_SHARD};
-use super::{control, schedule, success, Failure, Outcome};
+use super::{replicate, schedule, success, Failure, Outcome};
 
 /// The DLQ queue every diverted message goes to (`%DLQ%` topics have one queue).
 pub const DLQ_QUEUE_ID: i32 = 0;
@@ -174,7 +177,7 @@ async fn store_back(
     properties
         .insert(keys::DELAY, level.to_string())
         .map_err(illegal)?;
-    let now = Shard::now_ms();
+    let now = now_ms();
     let parked = schedule::park(
         &shard.config.message_delay_level,
         record.sys_flag,
@@ -229,7 +232,7 @@ pub async fn divert_exhausted_retry(
 ) -> Result<Option<(String, i32)>, Failure> {
     let group_name = header
         .topic
-        .strip_prefix(crate::broker::topics::RETRY_GROUP_TOPIC_PREFIX)
+        .strip_prefix(crate::tables::topics::RETRY_GROUP_TOPIC_PREFIX)
         .expect("called for retry topics only");
     let (group, locked) = lookup_on_control_shard(shard, group_name)
         .await?
@@ -257,7 +260,7 @@ fn group_not_exist(group: &str) -> Failure {
 
 /// The group's config from this shard's snapshot, else from the control shard.
 async fn group_config(shard: &Rc<Shard>, group: &str) -> Result<SubscriptionGroupConfig, Failure> {
-    if let Some(config) = shard.groups.borrow().get(group) {
+    if let Some(config) = shard.groups.get().get(group) {
         return Ok(config.clone());
     }
     lookup_on_control_shard(shard, group)
@@ -271,27 +274,20 @@ async fn lookup_on_control_shard(
     shard: &Rc<Shard>,
     group: &str,
 ) -> Result<Option<(SubscriptionGroupConfig, bool)>, Failure> {
-    if shard.id == CONTROL_SHARD {
-        return lookup_group(shard, group)
-            .map_err(|remark| Failure::Code(ResponseCode::SystemError, remark));
-    }
     let group = group.to_owned();
-    shard
-        .mesh
-        .call(CONTROL_SHARD, move |control: &Rc<Shard>, reply| {
-            let _ = reply.send(lookup_group(control, &group));
-        })
-        .await
-        .map_err(|e| Failure::Code(ResponseCode::SystemBusy, e.to_string()))?
-        .map_err(|remark| Failure::Code(ResponseCode::SystemError, remark))
+    submit_to(shard, CONTROL_SHARD, move |control: Rc<Shard>| async move {
+        lookup_group(&control, &group).await
+    })
+    .await?
+    .map_err(|remark| Failure::Code(ResponseCode::SystemError, remark))
 }
 
 /// On the control shard: Java `findSubscriptionGroupConfig` plus the lock state.
-fn lookup_group(
+async fn lookup_group(
     control: &Rc<Shard>,
     group: &str,
 ) -> Result<Option<(SubscriptionGroupConfig, bool)>, String> {
-    let now = Shard::now_ms();
+    let now = now_ms();
     let lookup = control
         .control()
         .groups
@@ -301,7 +297,7 @@ fn lookup_group(
     let config = match lookup {
         GroupLookup::Found(config) => config,
         GroupLookup::Created(config) => {
-            control::persist_and_broadcast_groups(control);
+            replicate::publish_groups(control).await;
             config
         }
         GroupLookup::NotFound => return Ok(None),
@@ -333,39 +329,34 @@ async fn ensure_group_topic(
         GroupTopic::Retry => retry_topic(&group.group_name),
         GroupTopic::Dlq => dlq_topic(&group.group_name),
     };
-    if let Some(config) = shard.topics.borrow().get(&name) {
+    if let Some(config) = shard.topics.get().get(&name) {
         return Ok(config.clone());
     }
     let (group_name, queues) = (group.group_name.clone(), group.retry_queue_nums);
-    let created = shard
-        .mesh
-        .call(CONTROL_SHARD, move |control: &Rc<Shard>, reply| {
-            let now = Shard::now_ms();
-            let ensured = {
-                let mut topics = control.control().topics.borrow_mut();
-                match kind {
-                    GroupTopic::Retry => topics.create_retry_topic(&group_name, queues, now),
-                    GroupTopic::Dlq => topics.create_dlq_topic(&group_name, now),
-                }
-            };
-            let answer = ensured.map_err(|e| e.to_string()).map(|ensured| {
-                if ensured.created {
-                    control::persist_and_broadcast_topics(control);
-                    control::spawn_register(control);
-                }
-                (ensured.config, control.control().topics.borrow().snapshot())
-            });
-            let _ = reply.send(answer);
-        })
-        .await
-        .map_err(|e| Failure::Code(ResponseCode::SystemBusy, e.to_string()))?;
+    let created = submit_to(shard, CONTROL_SHARD, move |control: Rc<Shard>| async move {
+        let now = now_ms();
+        let ensured = {
+            let mut topics = control.control().topics.borrow_mut();
+            match kind {
+                GroupTopic::Retry => topics.create_retry_topic(&group_name, queues, now),
+                GroupTopic::Dlq => topics.create_dlq_topic(&group_name, now),
+            }
+        };
+        let ensured = ensured.map_err(|e| e.to_string())?;
+        if ensured.created {
+            replicate::publish_topics(&control).await;
+            register::request(&control, vec![ensured.config.topic_name.clone()]);
+        }
+        Ok::<_, String>((ensured.config, control.topics.get()))
+    })
+    .await?;
     let (config, snapshot) = created.map_err(|remark| {
         Failure::Code(
             ResponseCode::SystemError,
             format!("topic[{name}] not exist, {remark}"),
         )
     })?;
-    shard.install_topics(snapshot);
+    shard.topics.install(snapshot);
     Ok(config)
 }
 
