@@ -8,6 +8,8 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::limits;
+
 use thiserror::Error;
 
 /// A configuration problem, naming the key and the offending value.
@@ -244,7 +246,7 @@ impl Default for BrokerConfig {
             file_reserved_time_hours: 72,
             delete_when: vec![4],
             disk_max_used_space_ratio: 75,
-            max_message_size: 4 * 1024 * 1024,
+            max_message_size: limits::MESSAGE_SIZE_DEFAULT,
             broker_permission: 6,
             register_name_server_period: Duration::from_secs(30),
             long_polling_enable: true,
@@ -263,13 +265,8 @@ impl Default for BrokerConfig {
 /// Java's default `messageDelayLevel` (levels 1..=18).
 pub const MESSAGE_DELAY_LEVEL_DEFAULT: &str =
     "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
-/// Most `messageDelayLevel` entries. Each level is one `SCHEDULE_TOPIC_XXXX` queue and one
-/// delivery task on the shard owning it; Java's default has 18, so 64 leaves room for custom
-/// tables while a typo cannot make a broker start thousands of tasks.
-pub const MESSAGE_DELAY_LEVELS_MAX: usize = 64;
-/// Longest delay one level may have (Java has no bound). 30 days keeps delivery timestamps far
-/// from overflow and any real retry schedule well inside it.
-pub const MESSAGE_DELAY_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+pub use crate::limits::MESSAGE_DELAY_LEVELS_MAX;
+pub use crate::limits::MESSAGE_DELAY_MAX;
 
 /// Parses a `messageDelayLevel` value as Java's `ScheduleMessageService.parseDelayLevel`
 /// does: whitespace-separated `<count><unit>` entries, unit `s`, `m`, `h` or `d`; entry `i`
@@ -419,7 +416,8 @@ impl BrokerConfig {
                     commit_log_set = true;
                 }
                 "mappedFileSizeCommitLog" => {
-                    c.mapped_file_size_commit_log = parse_range(key, v, 1 << 20, 1 << 40)?;
+                    c.mapped_file_size_commit_log =
+                        parse_range(key, v, limits::SEGMENT_SIZE_MIN, limits::SEGMENT_SIZE_MAX)?;
                 }
                 "flushDiskType" => {
                     c.flush_disk_type = match v {
@@ -465,7 +463,7 @@ impl BrokerConfig {
                     c.disk_max_used_space_ratio = parse_range(key, v, 10, 95)?
                 }
                 "maxMessageSize" => {
-                    c.max_message_size = parse_range(key, v, 1, 16 * 1024 * 1024 - 4096)?
+                    c.max_message_size = parse_range(key, v, 1, limits::MESSAGE_SIZE_MAX)?
                 }
                 "brokerPermission" => c.broker_permission = parse_range(key, v, 0, 7)?,
                 "registerNameServerPeriod" => {
@@ -478,7 +476,9 @@ impl BrokerConfig {
                 "haMasterAddress" => c.ha_master_address = Some(non_empty(key, v)?),
                 "haSendHeartbeatInterval" => c.ha_send_heartbeat_interval = millis(key, v)?,
                 "haMaxGapNotInSync" => c.ha_max_gap_not_in_sync = parse(key, v)?,
-                "shards" | "shardCount" => c.shards = Some(parse_range(key, v, 1, 256)?),
+                "shards" | "shardCount" => {
+                    c.shards = Some(parse_range(key, v, 1, limits::SHARDS_MAX)?);
+                }
                 "messageDelayLevel" => {
                     c.message_delay_level =
                         parse_delay_levels(v).map_err(|reason| invalid(key, v, &reason))?;
@@ -492,6 +492,17 @@ impl BrokerConfig {
         }
         if !ha_port_set {
             c.ha_listen_port = c.listen_port.saturating_add(1);
+        }
+        let record_max = u64::from(limits::record_size_max_bytes(c.max_message_size));
+        if c.mapped_file_size_commit_log < record_max {
+            return Err(invalid(
+                "mappedFileSizeCommitLog",
+                &c.mapped_file_size_commit_log.to_string(),
+                &format!(
+                    "a segment must hold one whole record of maxMessageSize ({} bytes): at least {record_max}",
+                    c.max_message_size
+                ),
+            ));
         }
         Ok(Loaded {
             config: c,
@@ -593,6 +604,51 @@ Key = continued\\u0041
             loaded.unknown_keys,
             vec!["longKey".to_owned(), "weirdKey".to_owned()]
         );
+    }
+
+    #[test]
+    fn limits_agree_with_storage_and_name_the_key() {
+        let refused = |pairs: &[(&str, String)]| {
+            let props: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect();
+            match BrokerConfig::from_properties(&props) {
+                Err(ConfigError::Invalid { key, .. }) => Some(key),
+                Err(other) => panic!("unexpected {other:?}"),
+                Ok(_) => None,
+            }
+        };
+        let too_big = (limits::MESSAGE_SIZE_MAX + 1).to_string();
+        assert_eq!(
+            refused(&[("maxMessageSize", too_big)]).as_deref(),
+            Some("maxMessageSize")
+        );
+        let largest = limits::MESSAGE_SIZE_MAX.to_string();
+        assert_eq!(
+            refused(&[("maxMessageSize", largest.clone())]),
+            None,
+            "the largest message fits the default 1 GiB segment and the record limit"
+        );
+        assert_eq!(
+            refused(&[
+                ("maxMessageSize", largest),
+                ("mappedFileSizeCommitLog", (2_u64 << 20).to_string())
+            ])
+            .as_deref(),
+            Some("mappedFileSizeCommitLog"),
+            "a segment smaller than one record is refused with the key named"
+        );
+        assert_eq!(
+            refused(&[("mappedFileSizeCommitLog", (1_u64 << 40).to_string())]).as_deref(),
+            Some("mappedFileSizeCommitLog"),
+            "storage caps segments at 64 GiB"
+        );
+        assert_eq!(
+            refused(&[("shards", (limits::SHARDS_MAX + 1).to_string())]).as_deref(),
+            Some("shards")
+        );
+        assert_eq!(refused(&[("shards", limits::SHARDS_MAX.to_string())]), None);
     }
 
     #[test]

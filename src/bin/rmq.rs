@@ -68,8 +68,8 @@ struct BrokerArgs {
     /// NameServer addresses, `;`-separated (overrides `namesrvAddr`).
     #[arg(short = 'n', long = "namesrv")]
     namesrv: Option<String>,
-    /// Shards (default: `shards` in the config, else one per core).
-    #[arg(long)]
+    /// Shards (default: `shards` in the config, else one per core; at most 128).
+    #[arg(long, value_parser = parse_shards)]
     shards: Option<usize>,
 }
 
@@ -87,9 +87,19 @@ struct StandaloneArgs {
     /// broker.conf to apply over the embedded defaults.
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
-    /// Shards (default: one per core).
-    #[arg(long)]
+    /// Shards (default: one per core; at most 128).
+    #[arg(long, value_parser = parse_shards)]
     shards: Option<usize>,
+}
+
+/// `--shards`: 1 to [`rmq::limits::SHARDS_MAX`] (the shard id must fit a physical offset).
+fn parse_shards(text: &str) -> Result<usize, String> {
+    let shards: usize = text.parse().map_err(|e| format!("{e}"))?;
+    if (1..=rmq::limits::SHARDS_MAX).contains(&shards) {
+        Ok(shards)
+    } else {
+        Err(format!("must be 1 to {}", rmq::limits::SHARDS_MAX))
+    }
 }
 
 /// CommitLog segment size of the embedded standalone config (Java's 1 GiB default applies

@@ -16,7 +16,7 @@ use crate::runtime::ShardId;
 
 use super::shard::{Shard, CONTROL_SHARD};
 use super::{
-    control, error_response, offset, pull, query, send, sendback, stats, Failure, Outcome,
+    control, error_response, offset, pull, query, send, sendback, stats, view, Failure, Outcome,
 };
 
 /// What routing learned about a request, carried to the shard that processes it so nothing is
@@ -224,7 +224,8 @@ pub async fn process_local(
             send::process(shard, request, plan, client.peer_addr).await
         }
         Family::Pull => pull::process(shard, request).await,
-        Family::QueueOffset | Family::ViewById => offset::process(shard, request).await,
+        Family::QueueOffset => offset::process(shard, request).await,
+        Family::ViewById => view::process(shard, request).await,
         Family::Control => control::process(shard, request, client).await,
         Family::Query => query::process(shard, request).await,
         Family::SendBack => sendback::process(shard, request).await,

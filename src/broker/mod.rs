@@ -1,13 +1,15 @@
-//! The broker's serving side: per-shard state ([`shard`]), the request dispatcher that routes
-//! each request to the shard owning its state ([`dispatch`]), the processors ([`send`],
-//! [`pull`], [`offset`], [`control`], [`query`], and the map-reduce admin views in [`stats`]),
-//! failed-message handling ([`sendback`], delayed delivery in [`schedule`]), message encoding
-//! at the edge ([`message`]) and start-up ([`start`]).
+//! The broker: per-shard state ([`shard`]), start-up and shutdown ([`start`]), the request
+//! dispatcher that routes each request to the shard owning its state ([`dispatch`]), the
+//! request processors ([`send`], [`pull`], [`offset`], [`view`], [`query`], [`sendback`], the
+//! control plane in [`control`], the map-reduce admin views in [`stats`]), the
+//! append-on-the-owner step ([`append`]), delayed delivery ([`schedule`]), record encoding at
+//! the edge ([`message`]), and the publish path of replicated tables ([`replicate`]).
 //!
 //! Storage and mesh errors become RocketMQ response codes here ([`storage_failure`], and
 //! [`Failure`]'s `From<MeshError>`); `Failure` itself is shared with the NameServer.
 //! Must never: touch another shard's state except through the mesh.
 
+pub mod append;
 pub mod control;
 pub mod dispatch;
 pub mod message;
@@ -21,6 +23,7 @@ pub mod sendback;
 pub mod shard;
 pub mod start;
 pub mod stats;
+pub mod view;
 
 use rmq_net::codec::codes::ResponseCode;
 use rmq_storage::error::StorageError;

@@ -1,11 +1,9 @@
 //! Offset requests on the shard that owns the queue (PROTOCOL.md §4.5): consumer offsets
-//! (query/update), min/max offset, search by timestamp, earliest store time, and
-//! VIEW_MESSAGE_BY_ID on the shard that owns the physical offset.
+//! (query/update), min/max offset, search by timestamp, earliest store time.
 //! Must never: answer for a queue another shard owns (the dispatcher routes by placement).
 
 use std::rc::Rc;
 
-use bytes::BytesMut;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::header::offset::{
     BoundaryType, GetEarliestMsgStoretimeRequestHeader, GetEarliestMsgStoretimeResponseHeader,
@@ -14,16 +12,13 @@ use rmq_net::codec::header::offset::{
     QueryConsumerOffsetResponseHeader, SearchOffsetRequestHeader, SearchOffsetResponseHeader,
     UpdateConsumerOffsetRequestHeader,
 };
-use rmq_net::codec::header::query::ViewMessageRequestHeader;
 use rmq_net::codec::header::CommandHeader;
 use rmq_net::RemotingCommand;
 use rmq_storage::consume_queue::search::Boundary;
 use rmq_storage::store::{GetRequest, GetStatus, TagFilter};
 
-use crate::runtime::placement::split_offset;
 use crate::tables::offsets::{query_offset_decision, OffsetQuery};
 
-use super::message::append_served;
 use super::shard::Shard;
 use super::{storage_failure, success, Failure, Outcome};
 
@@ -117,31 +112,6 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
                 .unwrap_or(-1);
             Ok(success(request)
                 .with_ext_fields(GetEarliestMsgStoretimeResponseHeader { timestamp }.to_ext()))
-        }
-        RequestCode::ViewMessageById => {
-            let header = ViewMessageRequestHeader::decode_command(request)?;
-            let not_found = || {
-                Failure::Code(
-                    ResponseCode::SystemError,
-                    format!("can not find message by the offset, {}", header.offset),
-                )
-            };
-            let (_, local) = split_offset(header.offset).ok_or_else(not_found)?;
-            let record = shard
-                .store
-                .read_by_phys_offset(u64::try_from(local).map_err(|_| not_found())?)
-                .await
-                .map_err(|_| not_found())?;
-            let mut body = BytesMut::with_capacity(record.payload.len());
-            append_served(
-                &mut body,
-                &record.payload,
-                record.queue_offset,
-                shard.id,
-                record.phys_offset,
-            )
-            .map_err(|e| Failure::Code(ResponseCode::SystemError, e.to_string()))?;
-            Ok(success(request).with_body(body.freeze()))
         }
         code => Err(Failure::Code(
             ResponseCode::RequestCodeNotSupported,

@@ -24,12 +24,9 @@ use super::message::append_served;
 use super::shard::Shard;
 use super::{storage_failure, success, Failure, Outcome};
 
-/// Longest hold of a suspended pull, whatever the client asks (its socket timeout is 30 s).
-pub const SUSPEND_TIMEOUT_MAX: Duration = Duration::from_secs(25);
-/// Most messages one pull returns.
-pub const PULL_MESSAGES_MAX: u32 = 1024;
-/// Most body bytes one pull returns (Java `maxTransferBytesOnMessageInMemory` is 256 KiB).
-pub const PULL_BYTES_MAX: u64 = 256 * 1024;
+pub use crate::limits::PULL_BYTES_MAX;
+pub use crate::limits::PULL_MESSAGES_MAX;
+pub use crate::limits::SUSPEND_TIMEOUT_MAX;
 
 /// Processes a pull on the queue's owner shard.
 pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {

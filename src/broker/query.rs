@@ -23,13 +23,9 @@ use super::shard::Shard;
 use super::stats::map_shards;
 use super::{success, Failure, Outcome};
 
-/// Records a UNIQ_KEY query returns at most (Java `defaultQueryMaxNum`, which the broker
-/// substitutes for the client's `maxNum` when `_UNIQUE_KEY_QUERY=true`).
-pub const QUERY_MAX_NUM_DEFAULT: usize = 32;
+pub use crate::limits::QUERY_MAX_NUM_DEFAULT;
 
-/// Records any query returns at most (Java caps `maxNum` at `maxMsgsNumBatch`, 64): bounds
-/// the reply and the index reads per shard.
-pub const QUERY_MAX_NUM_MAX: usize = 64;
+pub use crate::limits::QUERY_MAX_NUM_MAX;
 
 const _: () = assert!(QUERY_MAX_NUM_DEFAULT <= QUERY_MAX_NUM_MAX);
 

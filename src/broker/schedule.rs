@@ -3,8 +3,6 @@
 //! consume-queue tag code set to its delivery timestamp; one task per level, on the shard that
 //! owns the level's queue, walks that queue in order and re-stores each due message into its
 //! real topic and queue (crossing the mesh when another shard owns it) with `DELAY` removed.
-//! Also owns [`append_routed`], the "store on the queue's owner" step the send-back and send
-//! redirects share.
 //!
 //! Progress is one persisted offset per level (`config/delayOffset-<shard>.json`, Java layout
 //! `{"offsetTable":{"1":12}}`), written only after the CommitLogs that received the delivered
@@ -23,13 +21,10 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use rmq_net::codec::codes::ResponseCode;
 use rmq_net::codec::message::{keys, sysflag, tags_code_of, CrcCheck, MessageRecord, Properties};
 use rmq_storage::commitlog::StoredRecord;
-use rmq_storage::store::{
-    AppendMessage, AppendOutcome, GetRequest, GetStatus, TagFilter, WaitForFlush, WaitOutcome,
-};
+use rmq_storage::store::{AppendMessage, GetRequest, GetStatus, TagFilter, WaitOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::runtime::clock::now_ms;
@@ -180,83 +175,6 @@ pub fn reject_batch_delay(properties: &Properties) -> Result<(), Failure> {
         ));
     }
     Ok(())
-}
-
-/// An append that crosses the mesh: [`AppendMessage`] with owned fields.
-struct OwnedAppend {
-    topic: String,
-    queue_id: i32,
-    tags_code: i64,
-    keys: String,
-    store_timestamp_ms: Option<i64>,
-    sys_flag: i32,
-    payload: Bytes,
-}
-
-impl OwnedAppend {
-    fn of(message: &AppendMessage<'_>) -> Self {
-        Self {
-            topic: message.topic.to_owned(),
-            queue_id: message.queue_id,
-            tags_code: message.tags_code,
-            keys: message.keys.to_owned(),
-            store_timestamp_ms: message.store_timestamp_ms,
-            sys_flag: message.sys_flag,
-            payload: Bytes::copy_from_slice(message.payload),
-        }
-    }
-
-    fn as_message(&self) -> AppendMessage<'_> {
-        AppendMessage {
-            topic: &self.topic,
-            queue_id: self.queue_id,
-            tags_code: self.tags_code,
-            keys: &self.keys,
-            store_timestamp_ms: self.store_timestamp_ms,
-            sys_flag: self.sys_flag,
-            payload: &self.payload,
-        }
-    }
-}
-
-/// Appends `message` on the shard that owns its (topic, queue): here, or through one mesh
-/// call (the payload is copied once to cross). Returns the owner and where the message landed.
-///
-/// # Errors
-/// The storage error's response code; SYSTEM_BUSY when the owner's mesh channel is full.
-pub async fn append_routed(
-    shard: &Rc<Shard>,
-    message: &AppendMessage<'_>,
-) -> Result<(ShardId, AppendOutcome), Failure> {
-    append_routed_waiting(shard, message, WaitForFlush::AsPolicy).await
-}
-
-/// [`append_routed`] with an explicit flush wait (`WAIT=false` sends skip the SYNC_FLUSH wait).
-pub async fn append_routed_waiting(
-    shard: &Rc<Shard>,
-    message: &AppendMessage<'_>,
-    wait: WaitForFlush,
-) -> Result<(ShardId, AppendOutcome), Failure> {
-    let owner = shard_for(message.topic, message.queue_id, shard.shard_count());
-    if owner == shard.id {
-        let outcome = shard.store.append_waiting(message, wait).await;
-        return outcome
-            .map(|outcome| (owner, outcome))
-            .map_err(|e| storage_failure(&e));
-    }
-    let owned = OwnedAppend::of(message);
-    let result = submit_to(shard, owner, move |target: Rc<Shard>| async move {
-        let message = owned.as_message();
-        assert_eq!(
-            shard_for(message.topic, message.queue_id, target.shard_count()),
-            target.id,
-            "routed append reached a shard that does not own the queue"
-        );
-        let outcome = target.store.append_waiting(&message, wait).await;
-        outcome.map_err(|e| storage_failure(&e))
-    })
-    .await?;
-    result.map(|outcome| (owner, outcome))
 }
 
 /// The `delayOffset` file (Java `DelayOffsetSerializeWrapper`).
@@ -558,7 +476,7 @@ async fn deliver_one(
         sys_flag: record.sys_flag,
         payload: &payload,
     };
-    match append_routed(shard, &message).await {
+    match super::append::append_routed(shard, &message).await {
         Ok((owner, _)) => Ok(Some(owner)),
         Err(Failure::Code(ResponseCode::MessageIllegal, remark)) => skip(&remark),
         Err(failure) => Err(failure),

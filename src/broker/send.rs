@@ -250,7 +250,7 @@ pub async fn process(
     };
     // Local unless diverted or parked into a queue another shard owns.
     let (owner, outcome) =
-        super::schedule::append_routed_waiting(shard, &message, wait_for_flush(&wait)).await?;
+        super::append::append_routed_waiting(shard, &message, wait_for_flush(&wait)).await?;
     let phys = global_offset(
         owner,
         i64::try_from(outcome.phys_offset).unwrap_or(i64::MAX),

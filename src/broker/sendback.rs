@@ -212,7 +212,7 @@ async fn store_back(
         payload: &payload,
     };
     // Java stores send-backs without waiting for the flush: a flush timeout still succeeded.
-    schedule::append_routed(shard, &message)
+    super::append::append_routed(shard, &message)
         .await
         .map(drop)
         .map_err(|Failure::Code(_, remark)| Failure::Code(ResponseCode::SystemError, remark))

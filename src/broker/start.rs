@@ -15,6 +15,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use rmq_net::codec::body::topic::TopicConfig;
 use rmq_net::codec::message::UniqKeyGenerator;
 use rmq_net::conn::{serve, ClientConfig, RemotingClient, ServeConfig};
 use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy, RetentionClock, RetentionPolicy};
@@ -22,15 +23,16 @@ use rmq_storage::file::Disk;
 use rmq_storage::store::{Store, StoreConfig};
 
 use crate::config::{BrokerConfig, FlushDiskType};
+use crate::runtime::clock::now_ms;
 use crate::runtime::listener::bind_reuseport;
-use crate::runtime::mesh::{serve_inbox, Mesh};
+use crate::runtime::mesh::{serve_inbox, Inbox, Mesh};
 use crate::runtime::{spawn_shards, ShardId};
-use crate::tables::clients::ClientRegistry;
-use crate::tables::groups::SubscriptionGroupTable;
+use crate::tables::clients::{ClientRegistry, GroupSubscriptions};
+use crate::tables::groups::{SubscriptionGroupConfig, SubscriptionGroupTable};
 use crate::tables::journal;
 use crate::tables::locks::RebalanceLocks;
 use crate::tables::offsets::ConsumerOffsetTable;
-use crate::tables::replicated::Replica;
+use crate::tables::replicated::{Replica, Snapshot};
 use crate::tables::topics::{TopicTable, TopicTableOptions};
 
 use super::control::register::Registrar;
@@ -131,6 +133,7 @@ fn commitlog_config(config: &BrokerConfig) -> CommitLogConfig {
         commit_interval_ms: u64::try_from(config.commit_interval_commit_log.as_millis())
             .unwrap_or(rmq_storage::limits::COMMIT_INTERVAL_MS_DEFAULT),
         sync_flush_timeout_ms: u64::try_from(config.sync_flush_timeout.as_millis()).unwrap_or(5000),
+        record_size_max_bytes: crate::limits::record_size_max_bytes(config.max_message_size),
         ..CommitLogConfig::default()
     }
 }
@@ -141,209 +144,48 @@ fn commitlog_config(config: &BrokerConfig) -> CommitLogConfig {
 /// [`StartError`] naming what failed.
 pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, StartError> {
     let config = Arc::new(config);
-    let now = crate::runtime::clock::now_ms();
-    let config_dir = config.store_path_root_dir.join("config");
-    std::fs::create_dir_all(&config_dir).map_err(|source| StartError::Io {
-        what: format!("create {}", config_dir.display()),
-        source,
-    })?;
     check_shard_count(&config.store_path_root_dir, shards)?;
-    let topics_path = config_dir.join("topics.json");
-    let topics = TopicTable::load(TopicTableOptions::from_config(&config), &topics_path, now)
-        .map_err(|e| StartError::Load {
-            path: topics_path.clone(),
-            reason: e.to_string(),
-        })?;
-    let groups_path = config_dir.join("subscriptionGroup.json");
-    let groups =
-        SubscriptionGroupTable::load(config.auto_create_subscription_group, &groups_path, now)
-            .map_err(|e| StartError::Load {
-                path: groups_path.clone(),
-                reason: e.to_string(),
-            })?;
-    // Save once so the files exist, hold the system topics and cover their journals, which
-    // start empty.
-    let saved = topics
-        .save(&topics_path)
-        .map_err(|e| e.to_string())
-        .and_then(|()| groups.save(&groups_path).map_err(|e| e.to_string()))
-        .and_then(|()| {
-            journal::reset_blocking(&journal::journal_path(&topics_path))
-                .and_then(|()| journal::reset_blocking(&journal::journal_path(&groups_path)))
-                .map_err(|e| e.to_string())
-        });
-    saved.map_err(|reason| StartError::Load {
-        path: config_dir.clone(),
-        reason,
-    })?;
-    let topic_snapshot = topics.snapshot();
-    let group_snapshot = groups.snapshot();
-    let subscriptions = ClientRegistry::new().subscriptions_snapshot();
-
-    let bind_addr = SocketAddr::V4(SocketAddrV4::new(
-        std::net::Ipv4Addr::UNSPECIFIED,
-        config.listen_port,
-    ));
-    let first = bind_reuseport(bind_addr).map_err(|source| StartError::Io {
-        what: format!("bind {bind_addr}"),
-        source,
-    })?;
-    let port = first
-        .local_addr()
-        .map_err(|source| StartError::Io {
-            what: "local address".into(),
-            source,
-        })?
-        .port();
-    let listen_addr = SocketAddr::V4(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, port));
-    let store_host = SocketAddr::V4(SocketAddrV4::new(config.broker_ip1, port));
-
+    let tables = load_tables(&config)?;
+    let snapshots = Snapshots {
+        topics: tables.topics.snapshot(),
+        groups: tables.groups.snapshot(),
+        subscriptions: ClientRegistry::new().subscriptions_snapshot(),
+    };
+    let (first, listen_addr, store_host) = bind_first(&config)?;
     let (mesh, inboxes) = Mesh::<Shard>::new(shards);
-    let inboxes = Arc::new(std::sync::Mutex::new(
-        inboxes.into_iter().map(Some).collect::<Vec<_>>(),
-    ));
-    let control_parts = Arc::new(std::sync::Mutex::new(Some((
-        topics,
-        groups,
-        config_dir.clone(),
-    ))));
-    let first = Arc::new(std::sync::Mutex::new(Some(first)));
+    let mut tables = Some(tables);
+    let mut first = Some(first);
+    let seeds: Vec<Option<ShardSeed>> = inboxes
+        .into_iter()
+        .enumerate()
+        .map(|(index, inbox)| {
+            let control = index == CONTROL_SHARD.0;
+            Some(ShardSeed {
+                id: ShardId(index),
+                config: Arc::clone(&config),
+                mesh: mesh.clone(),
+                inbox,
+                tables: if control { tables.take() } else { None },
+                listener: if control { first.take() } else { None },
+                listen_addr,
+                store_host,
+                snapshots: snapshots.clone(),
+            })
+        })
+        .collect();
+    let seeds = Arc::new(std::sync::Mutex::new(seeds));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, StartError>>();
-
-    let mesh_handle = mesh.clone();
     let threads = spawn_shards("rmq-shard", shards, move |id: ShardId| {
-        let config = Arc::clone(&config);
-        let mesh = mesh.clone();
-        let inbox = inboxes
+        let seed = seeds
             .lock()
-            .expect("inbox lock")
+            .expect("seed lock")
             .get_mut(id.0)
             .and_then(Option::take);
-        let control_parts = if id == CONTROL_SHARD {
-            control_parts.lock().expect("control lock").take()
-        } else {
-            None
-        };
-        let first = if id == CONTROL_SHARD {
-            first.lock().expect("listener lock").take()
-        } else {
-            None
-        };
         let ready_tx = ready_tx.clone();
-        let (topic_snapshot, group_snapshot, subscriptions) = (
-            Arc::clone(&topic_snapshot),
-            Arc::clone(&group_snapshot),
-            Arc::clone(&subscriptions),
-        );
-        let config_dir = config_dir.clone();
         async move {
-            let Some(inbox) = inbox else {
-                return;
-            };
-            let listener = match first
-                .map_or_else(|| bind_reuseport(listen_addr), Ok)
-                .and_then(compio::net::TcpListener::from_std)
-            {
-                Ok(listener) => listener,
-                Err(source) => {
-                    let _ = ready_tx.send(Err(StartError::Io {
-                        what: format!("shard {} bind {listen_addr}", id.0),
-                        source,
-                    }));
-                    return;
-                }
-            };
-            let store_root = config.store_path_root_dir.join(format!("shard-{}", id.0));
-            let mut store_config = StoreConfig::new(&store_root);
-            store_config.commitlog = commitlog_config(&config);
-            let store = match Store::open(store_config, Disk::real()).await {
-                Ok((store, recovery)) => {
-                    tracing::info!(
-                        shard = id.0,
-                        replayed = recovery.records_replayed,
-                        "store opened"
-                    );
-                    store
-                }
-                Err(err) => {
-                    let _ = ready_tx.send(Err(StartError::Shard {
-                        shard: id.0,
-                        reason: err.to_string(),
-                    }));
-                    return;
-                }
-            };
-            let offsets_path = config_dir.join(format!("consumerOffset-{}.json", id.0));
-            let offsets = match ConsumerOffsetTable::load(&offsets_path) {
-                Ok(offsets) => offsets,
-                Err(err) => {
-                    let _ = ready_tx.send(Err(StartError::Load {
-                        path: offsets_path,
-                        reason: err.to_string(),
-                    }));
-                    return;
-                }
-            };
-            let delay_offsets_path = config_dir.join(format!("delayOffset-{}.json", id.0));
-            let delay_offsets =
-                match super::schedule::DelayOffsets::load(delay_offsets_path.clone()) {
-                    Ok(delay_offsets) => delay_offsets,
-                    Err(err) => {
-                        let _ = ready_tx.send(Err(StartError::Load {
-                            path: delay_offsets_path,
-                            reason: err.to_string(),
-                        }));
-                        return;
-                    }
-                };
-            let control = control_parts.map(|(topics, groups, config_dir)| Control {
-                registrar: Registrar::default(),
-                topics_files: TableFiles::new(config_dir.join("topics.json")),
-                groups_files: TableFiles::new(config_dir.join("subscriptionGroup.json")),
-                replicas_stale: Cell::new(false),
-                topics: RefCell::new(topics),
-                groups: RefCell::new(groups),
-                clients: RefCell::new(ClientRegistry::new()),
-                locks: RefCell::new(RebalanceLocks::new()),
-                namesrv: config
-                    .namesrv_addrs
-                    .iter()
-                    .map(|a| RemotingClient::new(a.clone(), ClientConfig::default()))
-                    .collect(),
-            });
-            let uniq = UniqKeyGenerator::new(
-                IpAddr::V4(config.broker_ip1),
-                std::process::id(),
-                rand::random::<i32>(),
-                crate::runtime::clock::now_ms(),
-            );
-            let shard = Rc::new(Shard {
-                id,
-                config: Arc::clone(&config),
-                store_host,
-                store,
-                mesh,
-                topics: Replica::new(topic_snapshot),
-                groups: Replica::new(group_snapshot),
-                subscriptions: Replica::new(subscriptions),
-                offsets: RefCell::new(offsets),
-                offsets_path,
-                conns: RefCell::new(HashMap::new()),
-                uniq_keys: RefCell::new(uniq),
-                delay_offsets,
-                stats: super::stats::ShardStats::new(crate::runtime::clock::now_ms()),
-                control,
-            });
-            compio::runtime::spawn(serve_inbox(Rc::clone(&shard), inbox)).detach();
-            compio::runtime::spawn(maintenance(Rc::clone(&shard))).detach();
-            super::schedule::start(&shard);
-            if id == CONTROL_SHARD {
-                compio::runtime::spawn(super::control::register::run_background(Rc::clone(&shard)))
-                    .detach();
+            if let Some(seed) = seed {
+                run_shard(seed, ready_tx).await;
             }
-            let _ = ready_tx.send(Ok(id.0));
-            let handler = Rc::new(BrokerHandler { shard });
-            serve(&listener, handler, ServeConfig::default()).await;
         }
     })
     .map_err(|source| StartError::Io {
@@ -365,8 +207,219 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
     Ok(Started {
         addr: store_host,
         threads,
-        mesh: mesh_handle,
+        mesh,
     })
+}
+
+/// The control-plane tables loaded at start (they move to the control shard).
+struct Tables {
+    topics: TopicTable,
+    groups: SubscriptionGroupTable,
+    config_dir: PathBuf,
+}
+
+/// The replicated snapshots every shard starts from.
+#[derive(Clone)]
+struct Snapshots {
+    topics: Arc<Snapshot<TopicConfig>>,
+    groups: Arc<Snapshot<SubscriptionGroupConfig>>,
+    subscriptions: Arc<Snapshot<GroupSubscriptions>>,
+}
+
+/// Everything one shard thread starts with.
+struct ShardSeed {
+    id: ShardId,
+    config: Arc<BrokerConfig>,
+    mesh: Mesh<Shard>,
+    inbox: Inbox<Shard>,
+    /// The control shard's tables (control shard only).
+    tables: Option<Tables>,
+    /// The first listener, bound before the threads start (control shard only; the others
+    /// bind the same port).
+    listener: Option<std::net::TcpListener>,
+    listen_addr: SocketAddr,
+    store_host: SocketAddr,
+    snapshots: Snapshots,
+}
+
+/// Loads `topics.json` and `subscriptionGroup.json` (with their journals) and folds the
+/// journals into the files, so both exist, hold the built-in entries and start with empty
+/// journals.
+fn load_tables(config: &BrokerConfig) -> Result<Tables, StartError> {
+    let now = now_ms();
+    let config_dir = config.store_path_root_dir.join("config");
+    std::fs::create_dir_all(&config_dir).map_err(|source| StartError::Io {
+        what: format!("create {}", config_dir.display()),
+        source,
+    })?;
+    let load_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |reason: String| StartError::Load { path, reason }
+    };
+    let topics_path = config_dir.join("topics.json");
+    let topics = TopicTable::load(TopicTableOptions::from_config(config), &topics_path, now)
+        .map_err(|e| load_error(&topics_path)(e.to_string()))?;
+    let groups_path = config_dir.join("subscriptionGroup.json");
+    let groups =
+        SubscriptionGroupTable::load(config.auto_create_subscription_group, &groups_path, now)
+            .map_err(|e| load_error(&groups_path)(e.to_string()))?;
+    topics
+        .save(&topics_path)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            journal::reset_blocking(&journal::journal_path(&topics_path)).map_err(|e| e.to_string())
+        })
+        .map_err(load_error(&topics_path))?;
+    groups
+        .save(&groups_path)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            journal::reset_blocking(&journal::journal_path(&groups_path)).map_err(|e| e.to_string())
+        })
+        .map_err(load_error(&groups_path))?;
+    Ok(Tables {
+        topics,
+        groups,
+        config_dir,
+    })
+}
+
+/// Binds the broker port once (port 0 picks one) before the shard threads start, so every
+/// shard binds the same port; returns the listener, the address the shards bind and the store
+/// host (`brokerIP1:port`, the address in routes and msgIds).
+fn bind_first(
+    config: &BrokerConfig,
+) -> Result<(std::net::TcpListener, SocketAddr, SocketAddr), StartError> {
+    let any = std::net::Ipv4Addr::UNSPECIFIED;
+    let bind_addr = SocketAddr::V4(SocketAddrV4::new(any, config.listen_port));
+    let first = bind_reuseport(bind_addr).map_err(|source| StartError::Io {
+        what: format!("bind {bind_addr}"),
+        source,
+    })?;
+    let port = first
+        .local_addr()
+        .map_err(|source| StartError::Io {
+            what: "local address".into(),
+            source,
+        })?
+        .port();
+    let listen_addr = SocketAddr::V4(SocketAddrV4::new(any, port));
+    let store_host = SocketAddr::V4(SocketAddrV4::new(config.broker_ip1, port));
+    Ok((first, listen_addr, store_host))
+}
+
+/// One shard thread's life: open its state, start its tasks, report ready, serve forever.
+async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError>>) {
+    let id = seed.id;
+    let inbox_and_listener = open_shard(seed).await;
+    let (shard, inbox, listener) = match inbox_and_listener {
+        Ok(opened) => opened,
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
+    compio::runtime::spawn(serve_inbox(Rc::clone(&shard), inbox)).detach();
+    compio::runtime::spawn(maintenance(Rc::clone(&shard))).detach();
+    super::schedule::start(&shard);
+    if id == CONTROL_SHARD {
+        compio::runtime::spawn(super::control::register::run_background(Rc::clone(&shard)))
+            .detach();
+    }
+    let _ = ready.send(Ok(id.0));
+    let handler = Rc::new(BrokerHandler { shard });
+    serve(&listener, handler, ServeConfig::default()).await;
+}
+
+/// Binds the shard's listener and opens its store, offsets and delay offsets.
+async fn open_shard(
+    seed: ShardSeed,
+) -> Result<(Rc<Shard>, Inbox<Shard>, compio::net::TcpListener), StartError> {
+    let ShardSeed {
+        id,
+        config,
+        mesh,
+        inbox,
+        tables,
+        listener,
+        listen_addr,
+        store_host,
+        snapshots,
+    } = seed;
+    let listener = listener
+        .map_or_else(|| bind_reuseport(listen_addr), Ok)
+        .and_then(compio::net::TcpListener::from_std)
+        .map_err(|source| StartError::Io {
+            what: format!("shard {} bind {listen_addr}", id.0),
+            source,
+        })?;
+    let store_root = config.store_path_root_dir.join(format!("shard-{}", id.0));
+    let mut store_config = StoreConfig::new(&store_root);
+    store_config.commitlog = commitlog_config(&config);
+    let (store, recovery) = Store::open(store_config, Disk::real())
+        .await
+        .map_err(|err| StartError::Shard {
+            shard: id.0,
+            reason: err.to_string(),
+        })?;
+    tracing::info!(
+        shard = id.0,
+        replayed = recovery.records_replayed,
+        "store opened"
+    );
+    let config_dir = config.store_path_root_dir.join("config");
+    let offsets_path = config_dir.join(format!("consumerOffset-{}.json", id.0));
+    let offsets = ConsumerOffsetTable::load(&offsets_path).map_err(|err| StartError::Load {
+        path: offsets_path.clone(),
+        reason: err.to_string(),
+    })?;
+    let delay_offsets_path = config_dir.join(format!("delayOffset-{}.json", id.0));
+    let delay_offsets =
+        super::schedule::DelayOffsets::load(delay_offsets_path.clone()).map_err(|err| {
+            StartError::Load {
+                path: delay_offsets_path,
+                reason: err.to_string(),
+            }
+        })?;
+    let control = tables.map(|tables| Control {
+        registrar: Registrar::default(),
+        topics_files: TableFiles::new(tables.config_dir.join("topics.json")),
+        groups_files: TableFiles::new(tables.config_dir.join("subscriptionGroup.json")),
+        replicas_stale: Cell::new(false),
+        topics: RefCell::new(tables.topics),
+        groups: RefCell::new(tables.groups),
+        clients: RefCell::new(ClientRegistry::new()),
+        locks: RefCell::new(RebalanceLocks::new()),
+        namesrv: config
+            .namesrv_addrs
+            .iter()
+            .map(|a| RemotingClient::new(a.clone(), ClientConfig::default()))
+            .collect(),
+    });
+    let uniq = UniqKeyGenerator::new(
+        IpAddr::V4(config.broker_ip1),
+        std::process::id(),
+        rand::random::<i32>(),
+        now_ms(),
+    );
+    let shard = Rc::new(Shard {
+        id,
+        config,
+        store_host,
+        store,
+        mesh,
+        topics: Replica::new(snapshots.topics),
+        groups: Replica::new(snapshots.groups),
+        subscriptions: Replica::new(snapshots.subscriptions),
+        offsets: RefCell::new(offsets),
+        offsets_path,
+        conns: RefCell::new(HashMap::new()),
+        uniq_keys: RefCell::new(uniq),
+        delay_offsets,
+        stats: super::stats::ShardStats::new(now_ms()),
+        control,
+    });
+    Ok((shard, inbox, listener))
 }
 
 /// Stops the broker cleanly: every shard flushes its CommitLog, writes its store checkpoint and
@@ -458,7 +511,7 @@ async fn run_retention(shard: &Shard) {
 
 /// The local hour of day (0..24), as `deleteWhen` means it.
 fn local_hour() -> u8 {
-    let now = libc::time_t::try_from(crate::runtime::clock::now_ms() / 1000).unwrap_or(0);
+    let now = libc::time_t::try_from(now_ms() / 1000).unwrap_or(0);
     // SAFETY: `tm` is plain data written by localtime_r, which is thread-safe and only reads
     // `now`; on failure it returns null and we fall back to UTC.
     let hour = unsafe {

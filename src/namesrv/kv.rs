@@ -8,12 +8,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Most namespaces kept.
-pub const KV_NAMESPACES_MAX: usize = 1024;
-/// Most keys per namespace.
-pub const KV_KEYS_PER_NAMESPACE_MAX: usize = 100_000;
-/// Longest key or value accepted (bytes).
-pub const KV_ITEM_SIZE_MAX: usize = 64 * 1024;
+pub use crate::limits::KV_ITEM_SIZE_MAX;
+pub use crate::limits::KV_KEYS_PER_NAMESPACE_MAX;
+pub use crate::limits::KV_NAMESPACES_MAX;
 
 /// Why a KV write was refused.
 #[derive(Debug, thiserror::Error)]

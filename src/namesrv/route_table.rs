@@ -7,10 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Most brokers (addresses) one NameServer tracks.
-pub const BROKERS_MAX: usize = 4096;
-/// Most topics one NameServer tracks.
-pub const TOPICS_MAX: usize = 1_000_000;
+pub use crate::limits::NAMESRV_BROKERS_MAX as BROKERS_MAX;
+pub use crate::limits::NAMESRV_TOPICS_MAX as TOPICS_MAX;
 /// Default broker expiry without a heartbeat.
 pub const BROKER_EXPIRY_MS_DEFAULT: i64 = 120_000;
 

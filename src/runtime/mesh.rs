@@ -31,44 +31,20 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rmq_net::codec::codes::{LanguageCode, SerializeType};
 
 use super::ShardId;
 
-/// Capacity of each shard's inbound channel: calls waiting for the target's inbox loop. 4096
-/// covers a burst of pipelined requests from many connections while bounding what waits.
-pub const MESH_CHANNEL_CAPACITY: usize = 4096;
+pub use crate::limits::MESH_CHANNEL_CAPACITY;
 
-/// Calls from other shards one shard runs at once. Held long polls count (one per parked
-/// pull that crossed), so this is sized for many consumers: 16,384 small requests are a few
-/// MiB of headers; past it a call is refused (SYSTEM_BUSY) instead of queued.
-pub const CROSS_CALLS_IN_FLIGHT_MAX: usize = 16_384;
+pub use crate::limits::CROSS_CALLS_IN_FLIGHT_MAX;
 
-/// Calls one shard may have outstanding on other shards at once; past it [`submit_to`]
-/// answers [`MeshError::Busy`] without sending. This also bounds how many of a shard's tasks
-/// other threads can wake (see [`REMOTE_WAKE_QUEUE_SIZE`]).
-pub const CROSS_CALLS_OUTGOING_MAX: usize = 16_384;
+pub use crate::limits::CROSS_CALLS_OUTGOING_MAX;
 
-/// Slots in each mesh thread's remote-wake queue (compio's `sync_queue_size`): one per
-/// outgoing call, plus the inbox loop and spare for the few other cross-thread waiters
-/// (shutdown, tests). Never full, so a waking thread never spins.
-pub const REMOTE_WAKE_QUEUE_SIZE: usize = CROSS_CALLS_OUTGOING_MAX + 64;
+pub use crate::limits::REMOTE_WAKE_QUEUE_SIZE;
 
-/// How long a sender waits for room in a full channel before giving up with
-/// [`MeshError::Busy`] (Java's `waitTimeMillsInSendQueue` default is 200 ms).
-pub const MESH_SEND_WAIT_BUDGET: Duration = Duration::from_millis(200);
-
-const _: () = assert!(MESH_CHANNEL_CAPACITY > 0 && CROSS_CALLS_IN_FLIGHT_MAX > 0);
-const _: () = assert!(
-    REMOTE_WAKE_QUEUE_SIZE > CROSS_CALLS_OUTGOING_MAX,
-    "every outgoing call's task must find a remote-wake slot"
-);
-const _: () = assert!(
-    CROSS_CALLS_IN_FLIGHT_MAX >= MESH_CHANNEL_CAPACITY,
-    "a shard must be able to run at least one channel's worth of calls at once"
-);
+pub use crate::limits::MESH_SEND_WAIT_BUDGET;
 
 /// The shard context a mesh serves: each shard's root state knows its id and its mesh.
 pub trait ShardContext: Sized + 'static {
@@ -462,6 +438,8 @@ impl Drop for InFlight {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// A minimal shard for driving the mesh without a broker.

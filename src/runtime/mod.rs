@@ -18,8 +18,7 @@ use std::thread::JoinHandle;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShardId(pub usize);
 
-/// Most shards one process runs. The physical offset carries the shard in its top 8 bits.
-pub const SHARDS_MAX: usize = 256;
+pub use crate::limits::SHARDS_MAX;
 
 /// Builds a compio runtime for a thread that takes part in the mesh (a shard, or the thread
 /// that shuts the shards down). Its remote-wake queue holds a slot for every task another

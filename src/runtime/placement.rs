@@ -24,8 +24,7 @@ pub fn shard_for(topic: &str, queue_id: i32, shards: usize) -> ShardId {
     ShardId(base.wrapping_add(queue) % shards)
 }
 
-/// Top bits of a client-visible physical offset that carry the owning shard.
-pub const PHYSICAL_OFFSET_SHARD_SHIFT: u32 = 56;
+pub use crate::limits::PHYSICAL_OFFSET_SHARD_SHIFT;
 const LOCAL_OFFSET_MASK: i64 = (1 << PHYSICAL_OFFSET_SHARD_SHIFT) - 1;
 
 /// The client-visible physical offset of a shard-local CommitLog offset.
@@ -38,7 +37,10 @@ pub fn global_offset(shard: ShardId, local: i64) -> i64 {
         (0..=LOCAL_OFFSET_MASK).contains(&local),
         "local offset out of range"
     );
-    assert!(shard.0 < 128, "shard id must keep the offset positive");
+    assert!(
+        shard.0 < crate::limits::SHARDS_MAX,
+        "shard id must keep the offset positive"
+    );
     ((shard.0 as i64) << PHYSICAL_OFFSET_SHARD_SHIFT) | local
 }
 

@@ -31,19 +31,11 @@ use crate::runtime::mesh::{ClientMeta, ConnKey};
 /// A channel without a heartbeat for longer than this is dropped (Java
 /// `channelExpiredTimeout`); clients heartbeat every 30 s.
 pub const CLIENT_CHANNEL_EXPIRY_MS: i64 = 120_000;
-/// Most consumer groups with live members. Bounded by memory per group (members plus
-/// subscriptions); above the subscription-group table's needs in practice. A heartbeat that
-/// would create one more is rejected.
-pub const CONSUMER_GROUPS_MAX: usize = 50_000;
-/// Most producer groups with live members; as [`CONSUMER_GROUPS_MAX`].
-pub const PRODUCER_GROUPS_MAX: usize = 50_000;
-/// Most connections in one consumer or producer group. Real groups have tens to hundreds of
-/// members; 4096 stops one misbehaving application from growing a group without bound.
-pub const CLIENTS_PER_GROUP_MAX: usize = 4_096;
-/// Most topics one consumer group subscribes to (one heartbeat carries them all).
-pub const SUBSCRIPTIONS_PER_GROUP_MAX: usize = 4_096;
-/// Longest client id or group name kept (Java sets none; this bounds memory per entry).
-pub const CLIENT_NAME_LENGTH_MAX: usize = 1_024;
+pub use crate::limits::CLIENTS_PER_GROUP_MAX;
+pub use crate::limits::CLIENT_NAME_LENGTH_MAX;
+pub use crate::limits::CONSUMER_GROUPS_MAX;
+pub use crate::limits::PRODUCER_GROUPS_MAX;
+pub use crate::limits::SUBSCRIPTIONS_PER_GROUP_MAX;
 
 /// Why a heartbeat was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

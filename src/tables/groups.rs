@@ -31,13 +31,8 @@ use super::persist::{self, PersistError};
 use super::replicated::{Snapshot, Table, TableFile};
 use super::topics::is_legal_name_character;
 
-/// Most subscription groups one broker holds. Groups are created by every consumer that
-/// heartbeats (auto-create is on by default), each costing a config here and in every shard's
-/// snapshot; 100 000 bounds that memory to tens of MiB. Creating one more is refused with
-/// [`GroupError::Limit`].
-pub const GROUPS_MAX: usize = 100_000;
-/// Longest group name auto-created (Java `Validators.CHARACTER_MAX_LENGTH`).
-pub const GROUP_NAME_LENGTH_MAX: usize = 255;
+pub use crate::limits::GROUPS_MAX;
+pub use crate::limits::GROUP_NAME_LENGTH_MAX;
 /// Prefix of system consumer groups, auto-created even when auto-create is off.
 pub const SYSTEM_CONSUMER_GROUP_PREFIX: &str = "CID_RMQ_SYS_";
 
@@ -355,7 +350,7 @@ impl SubscriptionGroupTable {
     /// The current version.
     #[must_use]
     pub fn version(&self) -> DataVersion {
-        self.groups.version()
+        self.groups.data_version()
     }
 
     /// A group's config (no auto-create).
@@ -433,7 +428,7 @@ impl SubscriptionGroupTable {
     #[must_use]
     pub fn to_wrapper(&self) -> SubscriptionGroupWrapper {
         SubscriptionGroupWrapper {
-            data_version: self.groups.version(),
+            data_version: self.groups.data_version(),
             subscription_group_table: self
                 .groups
                 .iter()

@@ -27,13 +27,9 @@ use serde::{Deserialize, Serialize};
 
 use super::persist::PersistError;
 
-/// Largest record: one change set. A topic or group config is well under 1 KiB; 16 MiB lets a
-/// bulk change of thousands of entries be one record.
-pub const JOURNAL_RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
+pub use crate::limits::JOURNAL_RECORD_BYTES_MAX;
 
-/// A journal shorter than this is never compacted (rewriting a small table is cheap, but not
-/// worth doing on every change).
-pub const JOURNAL_COMPACT_BYTES_MIN: u64 = 1024 * 1024;
+pub use crate::limits::JOURNAL_COMPACT_BYTES_MIN;
 
 /// Xored into every frame's CRC.
 pub const JOURNAL_CRC_XOR: u32 = 0x5A17_C3E1;

@@ -16,9 +16,7 @@ use rmq_net::codec::body::queue::MessageQueue;
 /// How long a lock lives after its last refresh (Java
 /// `rocketmq.broker.rebalance.lockMaxLiveTime`).
 pub const LOCK_MAX_LIVE_MS: i64 = 60_000;
-/// Most lock entries held. One per orderly queue per group: 1 000 000 covers e.g. 10 000
-/// orderly groups of 100 queues at ~100 bytes each (~100 MiB worst case).
-pub const LOCKS_MAX: usize = 1_000_000;
+pub use crate::limits::LOCKS_MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LockEntry {

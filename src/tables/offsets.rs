@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::persist::{self, PersistError};
 
-/// Most (topic, group, queueId) offsets one shard keeps. At ~100 bytes each that is ~100 MiB
-/// and ~40 MiB of JSON per flush; far above real deployments (groups × subscribed queues).
-pub const OFFSET_ENTRIES_MAX: usize = 1_000_000;
+pub use crate::limits::OFFSET_ENTRIES_MAX;
 /// Separator of the persisted `topic@group` key (neither name may contain it).
 pub const TOPIC_GROUP_SEPARATOR: char = '@';
 

@@ -17,10 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// Largest metadata file read back. A topic table at `TOPICS_MAX` entries is ~30 MiB of
-/// pretty JSON and an offset table at `OFFSET_ENTRIES_MAX` ~40 MiB; 256 MiB leaves headroom
-/// while refusing to slurp a runaway file into memory at startup.
-pub const METADATA_FILE_SIZE_MAX: u64 = 256 * 1024 * 1024;
+pub use crate::limits::METADATA_FILE_SIZE_MAX;
 
 /// Why reading or writing a metadata file failed.
 #[derive(Debug, thiserror::Error)]

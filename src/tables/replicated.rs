@@ -143,14 +143,23 @@ pub struct TableFull {
 
 /// The authoritative copy of a replicated table (control shard only): entries under a limit,
 /// Java's `dataVersion` (counter + 1 and timestamp = now on every change), the changes not yet
-/// journaled, and a cached snapshot.
+/// journaled, and a cached snapshot. Reads go through [`Snapshot`]'s accessors (`Deref`): the
+/// table's current state is itself a snapshot value, shared O(1) with the next broadcast.
 #[derive(Debug)]
 pub struct Table<V: Clone> {
-    entries: Entries<V>,
-    version: DataVersion,
+    current: Snapshot<V>,
+    data_version: DataVersion,
     max: usize,
     changes: Vec<Change<V>>,
-    snapshot: OnceCell<Arc<Snapshot<V>>>,
+    shared: OnceCell<Arc<Snapshot<V>>>,
+}
+
+impl<V: Clone> std::ops::Deref for Table<V> {
+    type Target = Snapshot<V>;
+
+    fn deref(&self) -> &Snapshot<V> {
+        &self.current
+    }
 }
 
 impl<V: Clone> Table<V> {
@@ -162,15 +171,15 @@ impl<V: Clone> Table<V> {
     pub fn new(max: usize, initial: Entries<V>, now_ms: i64) -> Self {
         assert!(initial.len() <= max, "built-in entries within the limit");
         Self {
-            entries: initial,
-            version: DataVersion {
+            current: Snapshot::new(0, initial),
+            data_version: DataVersion {
                 counter: 0,
                 state_version: 0,
                 timestamp: now_ms,
             },
             max,
             changes: Vec::new(),
-            snapshot: OnceCell::new(),
+            shared: OnceCell::new(),
         }
     }
 
@@ -185,10 +194,9 @@ impl<V: Clone> Table<V> {
     ) -> Result<(), TableFull> {
         for (name, value) in entries {
             self.check_room(&name)?;
-            self.entries.insert(name, value);
+            self.current.entries.insert(name, value);
         }
-        self.version = version;
-        self.snapshot = OnceCell::new();
+        self.set_version(version);
         Ok(())
     }
 
@@ -199,29 +207,28 @@ impl<V: Clone> Table<V> {
     pub fn replay(&mut self, records: Vec<Record<V>>) -> Result<usize, TableFull> {
         let mut applied = 0;
         for record in records {
-            if record.data_version.counter <= self.version.counter {
+            if record.data_version.counter <= self.data_version.counter {
                 continue; // already in the full file (compacted before the journal reset)
             }
             for change in record.changes {
                 match change {
                     Change::Put { name, value } => {
                         self.check_room(&name)?;
-                        self.entries.insert(name, value);
+                        self.current.entries.insert(name, value);
                     }
                     Change::Delete { name } => {
-                        self.entries.remove(&name);
+                        self.current.entries.remove(&name);
                     }
                 }
             }
-            self.version = record.data_version;
+            self.set_version(record.data_version);
             applied += 1;
         }
-        self.snapshot = OnceCell::new();
         Ok(applied)
     }
 
     fn check_room(&self, name: &str) -> Result<(), TableFull> {
-        if !self.entries.contains_key(name) && self.entries.len() >= self.max {
+        if !self.current.contains(name) && self.current.len() >= self.max {
             return Err(TableFull {
                 name: name.to_owned(),
                 max: self.max,
@@ -230,44 +237,21 @@ impl<V: Clone> Table<V> {
         Ok(())
     }
 
-    /// The current version.
-    #[must_use]
-    pub fn version(&self) -> DataVersion {
-        self.version
+    fn set_version(&mut self, version: DataVersion) {
+        self.data_version = version;
+        self.current.version = u64::try_from(version.counter).unwrap_or(0);
+        self.shared = OnceCell::new();
     }
 
-    /// One entry.
+    /// The current `dataVersion`.
     #[must_use]
-    pub fn get(&self, name: &str) -> Option<&V> {
-        self.entries.get(name)
-    }
-
-    /// Whether `name` has an entry.
-    #[must_use]
-    pub fn contains(&self, name: &str) -> bool {
-        self.entries.contains_key(name)
-    }
-
-    /// Number of entries.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are no entries.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Every entry, by name.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &V)> {
-        self.entries.iter()
+    pub fn data_version(&self) -> DataVersion {
+        self.data_version
     }
 
     /// Every value, by name.
     pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.entries.values()
+        self.current.entries.values()
     }
 
     /// Inserts or replaces `name` (a change: the version moves).
@@ -276,8 +260,8 @@ impl<V: Clone> Table<V> {
     /// [`TableFull`] for a new entry in a full table (nothing changes).
     pub fn put(&mut self, name: String, value: V, now_ms: i64) -> Result<(), TableFull> {
         self.check_room(&name)?;
-        self.entries.insert(name.clone(), value.clone());
-        assert!(self.entries.len() <= self.max);
+        self.current.entries.insert(name.clone(), value.clone());
+        assert!(self.current.len() <= self.max);
         self.changes.push(Change::Put { name, value });
         self.changed(now_ms);
         Ok(())
@@ -285,7 +269,7 @@ impl<V: Clone> Table<V> {
 
     /// Removes `name` (a change when it existed).
     pub fn remove(&mut self, name: &str, now_ms: i64) -> Option<V> {
-        let removed = self.entries.remove(name)?;
+        let removed = self.current.entries.remove(name)?;
         self.changes.push(Change::Delete {
             name: name.to_owned(),
         });
@@ -295,17 +279,15 @@ impl<V: Clone> Table<V> {
 
     /// Java `DataVersion.nextVersion`: counter + 1, timestamp = now.
     fn changed(&mut self, now_ms: i64) {
-        self.version.counter += 1;
-        self.version.timestamp = now_ms;
-        self.snapshot = OnceCell::new();
+        let mut next = self.data_version;
+        next.counter += 1;
+        next.timestamp = now_ms;
+        self.set_version(next);
     }
 
     /// The snapshot of the current state (O(1), cached until the next change).
     pub fn snapshot(&self) -> Arc<Snapshot<V>> {
-        Arc::clone(self.snapshot.get_or_init(|| {
-            let version = u64::try_from(self.version.counter).unwrap_or(0);
-            Arc::new(Snapshot::new(version, self.entries.clone()))
-        }))
+        Arc::clone(self.shared.get_or_init(|| Arc::new(self.current.clone())))
     }
 
     /// The changes since the last call as one journal record (`None` when nothing changed),
@@ -316,7 +298,7 @@ impl<V: Clone> Table<V> {
             return None;
         }
         let record = Record {
-            data_version: self.version,
+            data_version: self.data_version,
             changes: std::mem::take(&mut self.changes),
         };
         Some((record, self.snapshot()))
@@ -327,8 +309,8 @@ impl<V: Clone> Table<V> {
     pub fn file(&self, key: &'static str) -> TableFile<V> {
         TableFile {
             key,
-            version: self.version,
-            entries: self.entries.clone(),
+            version: self.data_version,
+            entries: self.current.entries.clone(),
         }
     }
 }
@@ -409,7 +391,7 @@ mod tests {
             .replay(vec![first.clone(), second.clone(), first])
             .expect("fits");
         assert_eq!(applied, 2, "a record at or below the version is skipped");
-        assert_eq!(rebuilt.version(), table.version());
+        assert_eq!(rebuilt.data_version(), table.data_version());
         assert_eq!(rebuilt.snapshot().entries(), table.snapshot().entries());
         let json = serde_json::to_string(&table.file("t")).expect("json");
         assert!(json.starts_with(r#"{"dataVersion":{"#), "{json}");

@@ -33,20 +33,10 @@ use super::persist::{self, PersistError};
 use super::replicated::{Entries, Snapshot, Table, TableFile};
 use crate::config::BrokerConfig;
 
-/// Most topics one broker holds (system, retry and DLQ topics included). Each costs a config
-/// here, a copy in every shard's snapshot and a line in every REGISTER_BROKER body; 100 000
-/// keeps a registration body under ~20 MiB of JSON (before zlib) and snapshots cheap to copy.
-/// Creating one more is refused with [`TopicError::Limit`].
-pub const TOPICS_MAX: usize = 100_000;
-/// Longest ordinary topic name (Java `TopicValidator.TOPIC_MAX_LENGTH`).
-pub const TOPIC_NAME_LENGTH_MAX: usize = rmq_net::codec::limits::TOPIC_NAME_SIZE_MAX;
-/// Longest `%RETRY%`/`%DLQ%` topic name (Java `RETRY_OR_DLQ_TOPIC_MAX_LENGTH`).
-pub const RETRY_OR_DLQ_TOPIC_NAME_LENGTH_MAX: usize =
-    rmq_net::codec::limits::TOPIC_NAME_RETRY_SIZE_MAX;
-/// Most read or write queues per topic. Java's largest built-in topic (`BenchmarkTest`) has
-/// 1024; every queue costs a ConsumeQueue and per-queue offsets, so admin requests beyond this
-/// are refused with [`TopicError::InvalidConfig`].
-pub const QUEUE_NUMS_MAX: i32 = 1024;
+pub use crate::limits::QUEUE_NUMS_MAX;
+pub use crate::limits::RETRY_OR_DLQ_TOPIC_NAME_LENGTH_MAX;
+pub use crate::limits::TOPICS_MAX;
+pub use crate::limits::TOPIC_NAME_LENGTH_MAX;
 
 /// Prefix of per-group retry topics.
 pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";
@@ -546,7 +536,7 @@ impl TopicTable {
     /// The current version.
     #[must_use]
     pub fn version(&self) -> DataVersion {
-        self.topics.version()
+        self.topics.data_version()
     }
 
     /// A topic's config.
@@ -774,7 +764,7 @@ impl TopicTable {
             })
             .collect();
         TopicConfigAndMappingSerializeWrapper {
-            data_version: self.topics.version(),
+            data_version: self.topics.data_version(),
             topic_config_table,
             ..TopicConfigAndMappingSerializeWrapper::default()
         }

@@ -38,9 +38,10 @@ pub const RECORD_SIZE_BYTES_MAX_DEFAULT: u32 = 4 * 1024 * 1024 + 64 * 1024;
 /// Hard ceiling for the configurable record size (a record must fit in one write buffer).
 pub const RECORD_SIZE_BYTES_LIMIT: u32 = 64 * 1024 * 1024;
 
-/// Topic names are at most 127 bytes in RocketMQ (`TopicValidator`); the length is stored in a
-/// `u16` on disk.
-pub const TOPIC_LEN_MAX: usize = 127;
+/// Topic names are at most 255 bytes: RocketMQ's `%RETRY%`/`%DLQ%` names may be that long
+/// (`RETRY_OR_DLQ_TOPIC_MAX_LENGTH`; ordinary ones 127), and 255 is also the longest file name
+/// (the consume queue's directory is named after the topic). The length is a `u16` on disk.
+pub const TOPIC_LEN_MAX: usize = 255;
 
 /// Space-separated index keys; length stored as `u16` on disk.
 pub const KEYS_LEN_MAX: usize = u16::MAX as usize;

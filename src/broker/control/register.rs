@@ -33,8 +33,7 @@ use super::{assert_control, clients};
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(6);
 /// How often client channels are checked for expiry (Java scans every 10 s).
 pub const CLIENT_SCAN_INTERVAL: Duration = Duration::from_secs(10);
-/// Topic names one pending incremental registration collects before it becomes a full one.
-pub const REGISTER_PENDING_TOPICS_MAX: usize = 1024;
+pub use crate::limits::REGISTER_PENDING_TOPICS_MAX;
 /// Broker expiry the broker asks the NameServer for (Java's default, 120 s).
 pub const REGISTER_HEARTBEAT_TIMEOUT_MS: i64 = 120_000;
 

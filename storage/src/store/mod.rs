@@ -119,7 +119,7 @@ impl StoreConfig {
 /// One message to append.
 #[derive(Debug, Clone, Copy)]
 pub struct AppendMessage<'a> {
-    /// Topic (RocketMQ charset `[%|a-zA-Z0-9_-]`, at most 127 bytes).
+    /// Topic (RocketMQ charset `[%|a-zA-Z0-9_-]`, at most `TOPIC_LEN_MAX` bytes).
     pub topic: &'a str,
     /// Queue id (>= 0).
     pub queue_id: i32,

@@ -1,0 +1,169 @@
+//! The broker's and NameServer's limits, each named once with the reason for its value, and
+//! the relations they must keep with the protocol's (`rmq_net::codec::limits`) and the
+//! storage's (`rmq_storage::limits`) limits, checked at compile time. Modules re-export what
+//! they enforce; `docs/limits.md` lists every limit with what happens when it is hit.
+//!
+//! Must never: hold a value that another crate's limit contradicts (a config accepted here that
+//! storage refuses later), or a limit without its reason.
+
+use std::time::Duration;
+
+use rmq_net::codec::limits as net;
+use rmq_storage::limits as storage;
+
+// ---- shards and placement ----------------------------------------------------------------
+
+/// Bits of a physical offset (msgId, VIEW_MESSAGE_BY_ID, send-back) below the shard id: 2^56
+/// bytes (64 PiB) of CommitLog per shard.
+pub const PHYSICAL_OFFSET_SHARD_SHIFT: u32 = 56;
+/// Most shards one broker runs: the shard id sits above [`PHYSICAL_OFFSET_SHARD_SHIFT`] in a
+/// physical offset that must stay a positive `i64`, so 7 bits: 128.
+pub const SHARDS_MAX: usize = 1 << (63 - PHYSICAL_OFFSET_SHARD_SHIFT);
+const _: () = assert!(SHARDS_MAX == 128);
+const _: () = assert!(
+    1_u64 << PHYSICAL_OFFSET_SHARD_SHIFT == storage::LOCAL_OFFSET_LIMIT,
+    "a shard's local offsets must fit below the shard bits"
+);
+
+// ---- messages ------------------------------------------------------------------------------
+
+/// Default `maxMessageSize` (Java's, 4 MiB).
+pub const MESSAGE_SIZE_DEFAULT: usize = 4 * 1024 * 1024;
+/// Largest `maxMessageSize` accepted: the frame cap (16 MiB) less room for the header.
+pub const MESSAGE_SIZE_MAX: usize = net::FRAME_SIZE_MAX_DEFAULT - 4096;
+/// What a stored record adds to a message body at most: the broker's §6.6 payload fields, the
+/// properties (capped by the protocol), topic and keys in the storage envelope, alignment.
+pub const RECORD_OVERHEAD_MAX: usize = 64 * 1024;
+const _: () = assert!(
+    net::PROPERTIES_SIZE_MAX + 2 * net::TOPIC_NAME_RETRY_SIZE_MAX + 1024 < RECORD_OVERHEAD_MAX
+);
+const _: () = assert!(
+    MESSAGE_SIZE_MAX + RECORD_OVERHEAD_MAX <= storage::RECORD_SIZE_BYTES_LIMIT as usize,
+    "the largest accepted message must fit the storage's record limit"
+);
+
+/// The storage record limit that admits every message of `max_message_size` bytes.
+#[must_use]
+pub fn record_size_max_bytes(max_message_size: usize) -> u32 {
+    assert!(
+        max_message_size <= MESSAGE_SIZE_MAX,
+        "validated at parse time"
+    );
+    u32::try_from(max_message_size + RECORD_OVERHEAD_MAX).expect("below RECORD_SIZE_BYTES_LIMIT")
+}
+
+/// Smallest `mappedFileSizeCommitLog` accepted (1 MiB); it must also hold one record of
+/// `maxMessageSize` (a record never straddles segments), checked after parsing.
+pub const SEGMENT_SIZE_MIN: u64 = 1 << 20;
+/// Largest `mappedFileSizeCommitLog` accepted: the storage's segment limit.
+pub const SEGMENT_SIZE_MAX: u64 = storage::SEGMENT_SIZE_BYTES_MAX;
+const _: () = assert!(SEGMENT_SIZE_MIN >= storage::SEGMENT_SIZE_BYTES_MIN);
+
+// ---- the mesh (src/runtime/mesh.rs) ---------------------------------------------------------
+
+/// Capacity of each shard's inbound channel: calls waiting for the target's inbox loop. 4096
+/// covers a burst of pipelined requests from many connections while bounding what waits.
+pub const MESH_CHANNEL_CAPACITY: usize = 4096;
+/// Calls from other shards one shard runs at once. Held long polls count (one per parked pull
+/// that crossed), so this is sized for many consumers: 16,384 small requests are a few MiB of
+/// headers; past it a call is refused (SYSTEM_BUSY) instead of queued.
+pub const CROSS_CALLS_IN_FLIGHT_MAX: usize = 16_384;
+/// Calls one shard may have outstanding on other shards at once; past it a call is not sent
+/// (SYSTEM_BUSY). This also bounds how many of a shard's tasks other threads can wake.
+pub const CROSS_CALLS_OUTGOING_MAX: usize = 16_384;
+/// Slots in each mesh thread's remote-wake queue (compio's `sync_queue_size`): one per
+/// outgoing call, plus the inbox loop and spare for the few other cross-thread waiters
+/// (shutdown, tests). Never full, so a waking thread never spins.
+pub const REMOTE_WAKE_QUEUE_SIZE: usize = CROSS_CALLS_OUTGOING_MAX + 64;
+/// How long a sender waits for room in a full channel before giving up (Java's
+/// `waitTimeMillsInSendQueue` default is 200 ms).
+pub const MESH_SEND_WAIT_BUDGET: Duration = Duration::from_millis(200);
+const _: () = assert!(MESH_CHANNEL_CAPACITY > 0 && CROSS_CALLS_IN_FLIGHT_MAX > 0);
+const _: () = assert!(
+    CROSS_CALLS_IN_FLIGHT_MAX >= MESH_CHANNEL_CAPACITY,
+    "a shard must be able to run at least one channel's worth of calls at once"
+);
+const _: () = assert!(
+    REMOTE_WAKE_QUEUE_SIZE > CROSS_CALLS_OUTGOING_MAX,
+    "every outgoing call's task must find a remote-wake slot"
+);
+
+// ---- names -----------------------------------------------------------------------------------
+
+/// Longest ordinary topic name (Java `TopicValidator.TOPIC_MAX_LENGTH`).
+pub const TOPIC_NAME_LENGTH_MAX: usize = net::TOPIC_NAME_SIZE_MAX;
+/// Longest `%RETRY%`/`%DLQ%` topic name (Java `RETRY_OR_DLQ_TOPIC_MAX_LENGTH`).
+pub const RETRY_OR_DLQ_TOPIC_NAME_LENGTH_MAX: usize = net::TOPIC_NAME_RETRY_SIZE_MAX;
+const _: () = assert!(
+    storage::TOPIC_LEN_MAX >= RETRY_OR_DLQ_TOPIC_NAME_LENGTH_MAX,
+    "every topic name the broker accepts must be storable (retry and DLQ names included)"
+);
+/// Longest consumer or producer group name (Java's validator: 255).
+pub const GROUP_NAME_LENGTH_MAX: usize = 255;
+/// Longest client id, instance name or other client-chosen name kept in the registry.
+pub const CLIENT_NAME_LENGTH_MAX: usize = 1_024;
+
+// ---- control-plane tables -------------------------------------------------------------------
+
+/// Most topics per broker: the NameServer registration body stays under ~20 MiB of JSON and
+/// the table's journal and file stay small. Past it creation is refused.
+pub const TOPICS_MAX: usize = 100_000;
+/// Most read or write queues per topic (Java's largest built-in topic, `BenchmarkTest`, has
+/// 1024; every queue costs a consume queue and per-queue offsets).
+pub const QUEUE_NUMS_MAX: i32 = 1024;
+/// Most subscription groups per broker.
+pub const GROUPS_MAX: usize = 100_000;
+/// Most live consumer groups in the client registry.
+pub const CONSUMER_GROUPS_MAX: usize = 50_000;
+/// Most live producer groups in the client registry.
+pub const PRODUCER_GROUPS_MAX: usize = 50_000;
+/// Most members of one group (a heartbeat past it is refused).
+pub const CLIENTS_PER_GROUP_MAX: usize = 4_096;
+/// Most topics one group subscribes to.
+pub const SUBSCRIPTIONS_PER_GROUP_MAX: usize = 4_096;
+/// Most orderly-consumption locks (queue × group) held at once.
+pub const LOCKS_MAX: usize = 1_000_000;
+/// Most (topic, group, queue) consumer offsets one shard keeps.
+pub const OFFSET_ENTRIES_MAX: usize = 1_000_000;
+/// Largest metadata JSON file read back at start: a topic table at [`TOPICS_MAX`] is ~30 MiB
+/// of pretty JSON, an offset table at [`OFFSET_ENTRIES_MAX`] ~40 MiB.
+pub const METADATA_FILE_SIZE_MAX: u64 = 256 * 1024 * 1024;
+/// Largest journal record (one change set of a table); thousands of entries fit.
+pub const JOURNAL_RECORD_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// A table's journal shorter than this is never folded into its file.
+pub const JOURNAL_COMPACT_BYTES_MIN: u64 = 1024 * 1024;
+/// Topic names one pending incremental NameServer registration collects before it becomes a
+/// full one.
+pub const REGISTER_PENDING_TOPICS_MAX: usize = 1024;
+
+// ---- requests ---------------------------------------------------------------------------------
+
+/// Longest a pull may be held (`suspendTimeoutMillis` is capped to this).
+pub const SUSPEND_TIMEOUT_MAX: Duration = Duration::from_secs(25);
+/// Most messages one pull returns.
+pub const PULL_MESSAGES_MAX: u32 = 1024;
+/// Most body bytes one pull returns.
+pub const PULL_BYTES_MAX: u64 = 256 * 1024;
+/// Default and most records QUERY_MESSAGE returns.
+pub const QUERY_MAX_NUM_DEFAULT: usize = 32;
+/// See [`QUERY_MAX_NUM_DEFAULT`].
+pub const QUERY_MAX_NUM_MAX: usize = 64;
+const _: () = assert!(QUERY_MAX_NUM_DEFAULT <= QUERY_MAX_NUM_MAX);
+/// Most delay levels in `messageDelayLevel`.
+pub const MESSAGE_DELAY_LEVELS_MAX: usize = 64;
+/// Longest delay level.
+pub const MESSAGE_DELAY_MAX: Duration = Duration::from_secs(30 * 24 * 3600);
+
+// ---- NameServer ---------------------------------------------------------------------------------
+
+/// Most live brokers one NameServer tracks.
+pub const NAMESRV_BROKERS_MAX: usize = 4096;
+/// Most topics one NameServer routes.
+pub const NAMESRV_TOPICS_MAX: usize = 1_000_000;
+const _: () = assert!(NAMESRV_TOPICS_MAX >= TOPICS_MAX);
+/// KV config: most namespaces, keys per namespace, bytes per item.
+pub const KV_NAMESPACES_MAX: usize = 1024;
+/// See [`KV_NAMESPACES_MAX`].
+pub const KV_KEYS_PER_NAMESPACE_MAX: usize = 100_000;
+/// See [`KV_NAMESPACES_MAX`].
+pub const KV_ITEM_SIZE_MAX: usize = 64 * 1024;
