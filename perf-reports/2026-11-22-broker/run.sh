@@ -11,7 +11,8 @@
 # Broker CPU per thread is sampled from /proc before and after each harness run (procstat.py).
 # Usage (repo root): perf-reports/2026-11-22-broker/run.sh PASS [forward|reverse]
 # (this report: passes 1 forward, 2 reverse, 3 forward). DURATION=s overrides the 15 s;
-# OUT=DIR writes the raw files to DIR instead of this folder's raw/ (later reports).
+# OUT=DIR writes the raw files to DIR instead of this folder's raw/ (later reports);
+# RMQ_BIN / BENCH_BIN pick other binaries (A/B comparisons of two commits).
 # Needs: target/release/rmq and target/release/rmq-bench
 #   (cargo build --release -p rmq --bin rmq -p rmq-bench --bin rmq-bench).
 set -euo pipefail
@@ -21,8 +22,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 out="${OUT:-$here/raw}"
 work=target/perf-broker
 mkdir -p "$out" "$work"
-rmq=target/release/rmq
-bench=target/release/rmq-bench
+rmq="${RMQ_BIN:-target/release/rmq}"
+bench="${BENCH_BIN:-target/release/rmq-bench}"
 duration="${DURATION:-15}"
 
 # run_one NAME SHARDS FLUSH SIZE MODE

@@ -56,3 +56,18 @@ pub fn storage_failure(err: &StorageError) -> Failure {
     };
     Failure::Code(code, err.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::ShardId;
+
+    #[test]
+    fn a_call_that_did_not_cross_is_system_busy() {
+        for err in [MeshError::Busy(ShardId(1)), MeshError::Stopped(ShardId(1))] {
+            let Failure::Code(code, remark) = Failure::from(err);
+            assert_eq!(code, ResponseCode::SystemBusy);
+            assert!(remark.starts_with("[REJECTREQUEST]system busy"), "{remark}");
+        }
+    }
+}

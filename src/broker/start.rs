@@ -144,7 +144,12 @@ fn commitlog_config(config: &BrokerConfig) -> CommitLogConfig {
 /// [`StartError`] naming what failed.
 pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, StartError> {
     let config = Arc::new(config);
-    check_shard_count(&config.store_path_root_dir, shards)?;
+    let root = &config.store_path_root_dir;
+    std::fs::create_dir_all(root).map_err(|source| StartError::Io {
+        what: format!("create {}", root.display()),
+        source,
+    })?;
+    check_shard_count(root, shards)?;
     let tables = load_tables(&config)?;
     let snapshots = Snapshots {
         topics: tables.topics.snapshot(),
