@@ -265,8 +265,7 @@ impl Default for BrokerConfig {
 /// Java's default `messageDelayLevel` (levels 1..=18).
 pub const MESSAGE_DELAY_LEVEL_DEFAULT: &str =
     "1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h";
-pub use crate::limits::MESSAGE_DELAY_LEVELS_MAX;
-pub use crate::limits::MESSAGE_DELAY_MAX;
+pub use crate::limits::{MESSAGE_DELAY_LEVELS_MAX, MESSAGE_DELAY_MAX};
 
 /// Parses a `messageDelayLevel` value as Java's `ScheduleMessageService.parseDelayLevel`
 /// does: whitespace-separated `<count><unit>` entries, unit `s`, `m`, `h` or `d`; entry `i`

@@ -24,9 +24,7 @@ use super::message::append_served;
 use super::shard::Shard;
 use super::{storage_failure, success, Failure, Outcome};
 
-pub use crate::limits::PULL_BYTES_MAX;
-pub use crate::limits::PULL_MESSAGES_MAX;
-pub use crate::limits::SUSPEND_TIMEOUT_MAX;
+pub use crate::limits::{PULL_BYTES_MAX, PULL_MESSAGES_MAX, SUSPEND_TIMEOUT_MAX};
 
 /// Processes a pull on the queue's owner shard.
 pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {

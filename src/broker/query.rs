@@ -23,9 +23,7 @@ use super::shard::Shard;
 use super::stats::map_shards;
 use super::{success, Failure, Outcome};
 
-pub use crate::limits::QUERY_MAX_NUM_DEFAULT;
-
-pub use crate::limits::QUERY_MAX_NUM_MAX;
+pub use crate::limits::{QUERY_MAX_NUM_DEFAULT, QUERY_MAX_NUM_MAX};
 
 const _: () = assert!(QUERY_MAX_NUM_DEFAULT <= QUERY_MAX_NUM_MAX);
 

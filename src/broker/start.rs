@@ -24,7 +24,7 @@ use rmq_storage::store::{Store, StoreConfig};
 
 use crate::config::{BrokerConfig, FlushDiskType};
 use crate::runtime::clock::now_ms;
-use crate::runtime::listener::bind_reuseport;
+use crate::runtime::listener::{bind_reuseport, probe_exclusive};
 use crate::runtime::mesh::{serve_inbox, Inbox, Mesh};
 use crate::runtime::{spawn_shards, ShardId};
 use crate::tables::clients::{ClientRegistry, GroupSubscriptions};
@@ -55,6 +55,8 @@ pub struct Started {
     pub threads: Vec<JoinHandle<()>>,
     /// Channels into the shards (for shutdown).
     pub mesh: Mesh<Shard>,
+    /// The store root's `lock` file, locked for the life of the process.
+    pub store_lock: std::fs::File,
 }
 
 /// Start-up failures.
@@ -75,6 +77,12 @@ pub enum StartError {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// Another process holds the store root's lock file.
+    #[error("store {path} is in use by another broker process (its `lock` file is locked); two brokers must never share a store")]
+    StoreInUse {
+        /// The store root.
+        path: PathBuf,
     },
     /// A shard failed to open its store.
     #[error("shard {shard}: {reason}")]
@@ -149,6 +157,7 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
         what: format!("create {}", root.display()),
         source,
     })?;
+    let store_lock = lock_store(root)?;
     check_shard_count(root, shards)?;
     let tables = load_tables(&config)?;
     let snapshots = Snapshots {
@@ -213,7 +222,43 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
         addr: store_host,
         threads,
         mesh,
+        store_lock,
     })
+}
+
+/// The lock file in the store root (RocketMQ keeps one there too).
+pub const STORE_LOCK_FILE: &str = "lock";
+
+/// Takes the store root's lock (`flock`, exclusive, not waiting): a second broker on the same
+/// store is refused at start instead of corrupting it. The kernel drops the lock when the
+/// process dies, so a crash never leaves a stale lock.
+fn lock_store(root: &Path) -> Result<std::fs::File, StartError> {
+    use std::os::fd::AsRawFd;
+    let path = root.join(STORE_LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StartError::Io {
+            what: format!("open {}", path.display()),
+            source,
+        })?;
+    // SAFETY: flock on a descriptor this function owns; no memory is passed.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if locked != 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            return Err(StartError::StoreInUse {
+                path: root.to_path_buf(),
+            });
+        }
+        return Err(StartError::Io {
+            what: format!("lock {}", path.display()),
+            source: err,
+        });
+    }
+    Ok(file)
 }
 
 /// The control-plane tables loaded at start (they move to the control shard).
@@ -297,6 +342,12 @@ fn bind_first(
 ) -> Result<(std::net::TcpListener, SocketAddr, SocketAddr), StartError> {
     let any = std::net::Ipv4Addr::UNSPECIFIED;
     let bind_addr = SocketAddr::V4(SocketAddrV4::new(any, config.listen_port));
+    if config.listen_port != 0 {
+        probe_exclusive(bind_addr).map_err(|source| StartError::Io {
+            what: format!("bind {bind_addr} (is another broker or process using listenPort?)"),
+            source,
+        })?;
+    }
     let first = bind_reuseport(bind_addr).map_err(|source| StartError::Io {
         what: format!("bind {bind_addr}"),
         source,

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::limits::KV_ITEM_SIZE_MAX;
-pub use crate::limits::KV_KEYS_PER_NAMESPACE_MAX;
-pub use crate::limits::KV_NAMESPACES_MAX;
+pub use crate::limits::{KV_ITEM_SIZE_MAX, KV_KEYS_PER_NAMESPACE_MAX, KV_NAMESPACES_MAX};
 
 /// Why a KV write was refused.
 #[derive(Debug, thiserror::Error)]

@@ -55,5 +55,5 @@ pub async fn run(listener: compio::net::TcpListener, server: Rc<NameServer>, con
 /// # Errors
 /// When the address cannot be bound.
 pub fn bind(addr: SocketAddr) -> std::io::Result<compio::net::TcpListener> {
-    compio::net::TcpListener::from_std(crate::runtime::listener::bind_reuseport(addr)?)
+    compio::net::TcpListener::from_std(crate::runtime::listener::bind_exclusive(addr)?)
 }

@@ -36,15 +36,10 @@ use rmq_net::codec::codes::{LanguageCode, SerializeType};
 
 use super::ShardId;
 
-pub use crate::limits::MESH_CHANNEL_CAPACITY;
-
-pub use crate::limits::CROSS_CALLS_IN_FLIGHT_MAX;
-
-pub use crate::limits::CROSS_CALLS_OUTGOING_MAX;
-
-pub use crate::limits::REMOTE_WAKE_QUEUE_SIZE;
-
-pub use crate::limits::MESH_SEND_WAIT_BUDGET;
+pub use crate::limits::{
+    CROSS_CALLS_IN_FLIGHT_MAX, CROSS_CALLS_OUTGOING_MAX, MESH_CHANNEL_CAPACITY,
+    MESH_SEND_WAIT_BUDGET, REMOTE_WAKE_QUEUE_SIZE,
+};
 
 /// The shard context a mesh serves: each shard's root state knows its id and its mesh.
 pub trait ShardContext: Sized + 'static {

@@ -31,11 +31,10 @@ use crate::runtime::mesh::{ClientMeta, ConnKey};
 /// A channel without a heartbeat for longer than this is dropped (Java
 /// `channelExpiredTimeout`); clients heartbeat every 30 s.
 pub const CLIENT_CHANNEL_EXPIRY_MS: i64 = 120_000;
-pub use crate::limits::CLIENTS_PER_GROUP_MAX;
-pub use crate::limits::CLIENT_NAME_LENGTH_MAX;
-pub use crate::limits::CONSUMER_GROUPS_MAX;
-pub use crate::limits::PRODUCER_GROUPS_MAX;
-pub use crate::limits::SUBSCRIPTIONS_PER_GROUP_MAX;
+pub use crate::limits::{
+    CLIENTS_PER_GROUP_MAX, CLIENT_NAME_LENGTH_MAX, CONSUMER_GROUPS_MAX, PRODUCER_GROUPS_MAX,
+    SUBSCRIPTIONS_PER_GROUP_MAX,
+};
 
 /// Why a heartbeat was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -31,8 +31,7 @@ use super::persist::{self, PersistError};
 use super::replicated::{Snapshot, Table, TableFile};
 use super::topics::is_legal_name_character;
 
-pub use crate::limits::GROUPS_MAX;
-pub use crate::limits::GROUP_NAME_LENGTH_MAX;
+pub use crate::limits::{GROUPS_MAX, GROUP_NAME_LENGTH_MAX};
 /// Prefix of system consumer groups, auto-created even when auto-create is off.
 pub const SYSTEM_CONSUMER_GROUP_PREFIX: &str = "CID_RMQ_SYS_";
 

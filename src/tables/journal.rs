@@ -27,9 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::persist::PersistError;
 
-pub use crate::limits::JOURNAL_RECORD_BYTES_MAX;
-
-pub use crate::limits::JOURNAL_COMPACT_BYTES_MIN;
+pub use crate::limits::{JOURNAL_COMPACT_BYTES_MIN, JOURNAL_RECORD_BYTES_MAX};
 
 /// Xored into every frame's CRC.
 pub const JOURNAL_CRC_XOR: u32 = 0x5A17_C3E1;

@@ -33,10 +33,9 @@ use super::persist::{self, PersistError};
 use super::replicated::{Entries, Snapshot, Table, TableFile};
 use crate::config::BrokerConfig;
 
-pub use crate::limits::QUEUE_NUMS_MAX;
-pub use crate::limits::RETRY_OR_DLQ_TOPIC_NAME_LENGTH_MAX;
-pub use crate::limits::TOPICS_MAX;
-pub use crate::limits::TOPIC_NAME_LENGTH_MAX;
+pub use crate::limits::{
+    QUEUE_NUMS_MAX, RETRY_OR_DLQ_TOPIC_NAME_LENGTH_MAX, TOPICS_MAX, TOPIC_NAME_LENGTH_MAX,
+};
 
 /// Prefix of per-group retry topics.
 pub const RETRY_GROUP_TOPIC_PREFIX: &str = "%RETRY%";

@@ -67,10 +67,18 @@ pub async fn create_topic(shard: &Rc<Shard>, request: &RemotingCommand) -> Outco
     Ok(success(request))
 }
 
-/// DELETE_TOPIC_IN_BROKER: the config goes everywhere first, then every shard drops the
-/// topic's consumer offsets and data.
+/// DELETE_TOPIC_IN_BROKER: refused for system topics (NO_PERMISSION); otherwise the config goes
+/// everywhere first, then every shard drops the topic's consumer offsets and data.
 pub async fn delete_topic(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
     let header = DeleteTopicRequestHeader::decode_command(request)?;
+    // System topics (TBW102, SCHEDULE_TOPIC_XXXX, RMQ_SYS_*, the cluster and broker names...)
+    // are never deleted: delay levels, auto-create and transactions depend on them.
+    shard
+        .control()
+        .topics
+        .borrow()
+        .check_admin_topic(&header.topic)
+        .map_err(|e| topic_failure(&e))?;
     let removed = shard
         .control()
         .topics

@@ -1,0 +1,175 @@
+//! Hostile or unlucky use of a single node, against the built binary: what an operator or a
+//! careless client can do that must not hurt the broker. (The start of the hardening suite.)
+//!
+//! - System topics cannot be deleted (or re-created with other permissions): delayed messages,
+//!   auto-create and transactions depend on them.
+//! - A second broker on the same store, or on the same port, and a second NameServer on the same
+//!   port are refused at start with a clear message; the first keeps serving.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_code, block_on, call, create_topic_request, properties, send_v2, Broker};
+use rmq_net::codec::body::topic::TopicConfigAndMappingSerializeWrapper;
+use rmq_net::codec::body::JsonBody;
+use rmq_net::codec::codes::{RequestCode, ResponseCode};
+use rmq_net::codec::header::admin::DeleteTopicRequestHeader;
+use rmq_net::codec::header::CommandHeader;
+use rmq_net::{ExtFields, RemotingCommand};
+
+/// Runs `rmq <args>` expecting it to fail at start: returns its stderr. Panics if it is still
+/// running after `limit` (it must refuse, not serve) or exits successfully.
+fn refused_start(args: &[&str], limit: Duration) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rmq");
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(
+                !status.success(),
+                "rmq {args:?} started instead of refusing"
+            );
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+                .expect("read stderr");
+            return stderr;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rmq {args:?} still running after {limit:?}: it should have refused to start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn delete_topic_request(topic: &str) -> RemotingCommand {
+    let header = DeleteTopicRequestHeader {
+        topic: topic.to_owned(),
+    };
+    RemotingCommand::request(RequestCode::DeleteTopicInBroker, header.to_ext())
+}
+
+fn all_topics(broker: &Broker) -> TopicConfigAndMappingSerializeWrapper {
+    let reply = block_on(call(
+        &broker.client(),
+        RemotingCommand::request(RequestCode::GetAllTopicConfig, ExtFields::new()),
+    ));
+    assert_code(&reply, ResponseCode::Success);
+    TopicConfigAndMappingSerializeWrapper::from_json(&reply.body).expect("topic config body")
+}
+
+fn check_system_topics_are_not_deleted(shards: usize) {
+    let broker = Broker::start(shards, "");
+    let client = broker.client();
+    let system = [
+        "TBW102",
+        "SCHEDULE_TOPIC_XXXX",
+        "RMQ_SYS_TRANS_HALF_TOPIC",
+        "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+        "DefaultCluster",
+        "broker-a",
+    ];
+    let before = all_topics(&broker).topic_config_table;
+    block_on(async {
+        for topic in system {
+            let reply = call(&client, delete_topic_request(topic)).await;
+            assert_code(&reply, ResponseCode::NoPermission);
+            let remark = reply.remark.clone().unwrap_or_default();
+            assert!(remark.contains("system topic"), "{topic}: {remark}");
+            // Nor can its permissions be taken away.
+            let reply = call(&client, create_topic_request(topic, 1, 0)).await;
+            assert_code(&reply, ResponseCode::NoPermission);
+        }
+    });
+    let after = all_topics(&broker).topic_config_table;
+    assert_eq!(before, after, "no system topic changed");
+    // Auto-create (from TBW102) still works for producers, and an ordinary topic can still be
+    // deleted.
+    block_on(async {
+        let props = properties(Some("TagA"), None, None);
+        let reply = send_v2(&client, "AutoCreatedAfterDeleteAttempts", -1, b"x", &props).await;
+        assert_code(&reply, ResponseCode::Success);
+        let reply = call(
+            &client,
+            delete_topic_request("AutoCreatedAfterDeleteAttempts"),
+        )
+        .await;
+        assert_code(&reply, ResponseCode::Success);
+    });
+    assert!(!all_topics(&broker)
+        .topic_config_table
+        .contains_key("AutoCreatedAfterDeleteAttempts"));
+}
+
+#[test]
+fn system_topics_are_not_deleted_one_shard() {
+    check_system_topics_are_not_deleted(1);
+}
+
+#[test]
+fn system_topics_are_not_deleted_two_shards() {
+    check_system_topics_are_not_deleted(2);
+}
+
+#[test]
+fn a_second_broker_on_the_same_store_or_port_is_refused() {
+    let broker = Broker::start(2, "");
+    let store = broker.store_dir();
+    let store = store.to_str().expect("utf-8");
+    // Same store, other ports.
+    let stderr = refused_start(
+        &[
+            "standalone",
+            "--namesrv-port",
+            "0",
+            "--broker-port",
+            "0",
+            "--store-dir",
+            store,
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(stderr.contains("in use by another broker"), "{stderr}");
+    // Same broker port, its own store.
+    let other = common::TempDir::new("second-broker");
+    let port = broker.addr.port().to_string();
+    let stderr = refused_start(
+        &[
+            "standalone",
+            "--namesrv-port",
+            "0",
+            "--broker-port",
+            &port,
+            "--store-dir",
+            other.path().join("store").to_str().expect("utf-8"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(stderr.contains("listenPort"), "{stderr}");
+    // Same NameServer port.
+    let namesrv_port = broker.namesrv.port().to_string();
+    let stderr = refused_start(
+        &[
+            "namesrv",
+            "--port",
+            &namesrv_port,
+            "--kv-config",
+            other.path().join("kv.json").to_str().expect("utf-8"),
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(stderr.to_lowercase().contains("address"), "{stderr}");
+    // The first broker still serves everything.
+    block_on(async {
+        let props = properties(None, None, None);
+        let reply = send_v2(&broker.client(), "StillServing", -1, b"y", &props).await;
+        assert_code(&reply, ResponseCode::Success);
+    });
+}
