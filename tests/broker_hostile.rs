@@ -5,17 +5,22 @@
 //!   auto-create and transactions depend on them.
 //! - A second broker on the same store, or on the same port, and a second NameServer on the same
 //!   port are refused at start with a clear message; the first keeps serving.
+//! - READY means registered with the NameServer; a pull at a negative offset is moved to the
+//!   queue's minimum (PULL_OFFSET_MOVED), not served from 0.
 
 mod common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_code, block_on, call, create_topic_request, properties, send_v2, Broker};
+use common::{
+    assert_code, block_on, call, create_topic_request, properties, pull, send_v2, Broker, PullSpec,
+};
 use rmq_net::codec::body::topic::TopicConfigAndMappingSerializeWrapper;
 use rmq_net::codec::body::JsonBody;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::header::admin::DeleteTopicRequestHeader;
+use rmq_net::codec::header::namesrv::GetRouteInfoRequestHeader;
 use rmq_net::codec::header::CommandHeader;
 use rmq_net::{ExtFields, RemotingCommand};
 
@@ -171,5 +176,52 @@ fn a_second_broker_on_the_same_store_or_port_is_refused() {
         let props = properties(None, None, None);
         let reply = send_v2(&broker.client(), "StillServing", -1, b"y", &props).await;
         assert_code(&reply, ResponseCode::Success);
+    });
+}
+
+fn route_request(topic: &str) -> RemotingCommand {
+    let header = GetRouteInfoRequestHeader {
+        topic: topic.to_owned(),
+        accept_standard_json_only: None,
+    };
+    RemotingCommand::request(RequestCode::GetRouteinfoByTopic, header.to_ext())
+}
+
+/// READY is printed only after the broker registered with its NameServer, so a script acting on
+/// READY finds the broker in the routes at once (it used to race the first registration).
+#[test]
+fn ready_means_registered_with_the_namesrv() {
+    for shards in [1, 2] {
+        let broker = Broker::start(shards, "");
+        let reply = block_on(call(&broker.namesrv_client(), route_request("TBW102")));
+        assert_code(&reply, ResponseCode::Success);
+    }
+}
+
+/// A pull at a negative offset is PULL_OFFSET_MOVED to the queue's minimum, as in Java; it used
+/// to be served from offset 0 as if asked for.
+#[test]
+fn a_pull_at_a_negative_offset_is_moved_to_the_minimum() {
+    let broker = Broker::start(2, "");
+    let client = broker.client();
+    block_on(async {
+        let props = properties(None, None, None);
+        for queue in 0..2 {
+            let reply = send_v2(&client, "NegativePull", queue, b"z", &props).await;
+            assert_code(&reply, ResponseCode::Success);
+        }
+        for queue in 0..2 {
+            for offset in [-1, i64::MIN] {
+                let pulled = pull(&client, &PullSpec::new("NegativePull", queue, offset)).await;
+                assert_eq!(
+                    pulled.code,
+                    ResponseCode::PullOffsetMoved,
+                    "offset {offset}"
+                );
+                assert!(pulled.records.is_empty());
+                assert_eq!(pulled.header.next_begin_offset, 0);
+                assert_eq!(pulled.header.max_offset, 1);
+            }
+        }
     });
 }

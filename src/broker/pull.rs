@@ -75,6 +75,20 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             tracing::warn!(%err, "commit offset refused");
         }
     }
+    if header.queue_offset < 0 {
+        // Java: an offset below the queue's minimum is OFFSET_TOO_SMALL (an empty queue asked
+        // at an offset other than 0, NO_MESSAGE_IN_QUEUE): PULL_OFFSET_MOVED to the minimum.
+        // Never read from 0 as if the client had asked for it.
+        let min_offset = shard.store.min_offset(&header.topic, header.queue_id);
+        let result = GetResult {
+            status: GetStatus::OffsetTooSmall,
+            next_begin_offset: min_offset,
+            min_offset,
+            max_offset: shard.store.max_offset(&header.topic, header.queue_id),
+            records: Vec::new(),
+        };
+        return respond(shard, request, &header, result);
+    }
     let codes: Vec<i64> = subscription
         .code_set
         .iter()

@@ -218,12 +218,29 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
             }
         }
     }
+    first_registration(&mesh);
     Ok(Started {
         addr: store_host,
         threads,
         mesh,
         store_lock,
     })
+}
+
+/// Registers with the NameServers once before start-up returns, so a script that acts on
+/// READY (e.g. `rmq admin update-topic`) finds the broker in the routes. An unreachable
+/// NameServer is logged and start-up goes on (the background loop keeps registering).
+fn first_registration(mesh: &Mesh<Shard>) {
+    let registered = crate::runtime::new_runtime().map(|runtime| {
+        runtime.block_on(mesh.submit(CONTROL_SHARD, |control: Rc<Shard>| async move {
+            super::control::register::request_full_and_wait(&control).await;
+        }))
+    });
+    match registered {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(%err, "first registration not run"),
+        Err(err) => tracing::warn!(%err, "no runtime for the first registration"),
+    }
 }
 
 /// The lock file in the store root (RocketMQ keeps one there too).
@@ -497,14 +514,19 @@ pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
                     super::control::register::unregister_all(&shard).await;
                     super::replicate::compact_all(&shard).await;
                 }
-                if let Err(err) = shard.store.checkpoint().await {
+                let checkpointed = shard.store.checkpoint().await;
+                if let Err(err) = &checkpointed {
                     tracing::error!(shard = shard.id.0, %err, "final checkpoint failed");
                 }
                 persist_offsets(&shard, &shard.offsets_path);
                 super::schedule::persist(&shard).await;
+                checkpointed.is_ok()
             });
             match compio::time::timeout(timeout, done).await {
-                Ok(Ok(())) => tracing::info!(shard = target.0, "shard flushed"),
+                Ok(Ok(true)) => tracing::info!(shard = target.0, "shard flushed"),
+                Ok(Ok(false)) => {
+                    tracing::error!(shard = target.0, "shard stopped without a final checkpoint");
+                }
                 Ok(Err(err)) => {
                     tracing::warn!(shard = target.0, %err, "shard did not answer shutdown")
                 }

@@ -194,11 +194,10 @@ pub async fn unregister_all(shard: &Rc<Shard>) {
     }
 }
 
-/// Background control tasks, forever: the first registration, then periodic registration,
-/// client expiry and the re-sync of replicas a busy shard refused.
+/// Background control tasks, forever: periodic registration (the first one runs during
+/// start-up, before READY), client expiry and the re-sync of replicas a busy shard refused.
 pub async fn run_background(shard: Rc<Shard>) {
     assert_control(&shard);
-    request_full_and_wait(&shard).await;
     let period = shard.config.register_name_server_period;
     let mut next_register = std::time::Instant::now() + period;
     loop {
