@@ -9,11 +9,15 @@
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
+use rmq_net::codec::codes::ResponseCode;
 use rmq_net::codec::message::{self, MessageRecord, Properties};
 use rmq_net::CodecError;
+use rmq_storage::commitlog::StoredRecord;
 
 use crate::runtime::placement::global_offset;
 use crate::runtime::ShardId;
+
+use super::Failure;
 
 /// Fields of one message to store.
 #[derive(Debug)]
@@ -110,6 +114,31 @@ pub fn append_served(
         return Err(err);
     }
     Ok(())
+}
+
+/// [`append_served`] for a record `shard`'s store returned, with the failure a client gets
+/// when the stored payload is not a record (corruption or a store bug): SYSTEM_ERROR.
+///
+/// # Errors
+/// SYSTEM_ERROR naming the codec's complaint.
+pub fn serve_record(
+    out: &mut BytesMut,
+    record: &StoredRecord,
+    shard: ShardId,
+) -> Result<(), Failure> {
+    append_served(
+        out,
+        &record.payload,
+        record.queue_offset,
+        shard,
+        record.phys_offset,
+    )
+    .map_err(|e| {
+        Failure::Code(
+            ResponseCode::SystemError,
+            format!("stored record unreadable: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]

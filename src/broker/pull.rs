@@ -20,7 +20,7 @@ use rmq_net::codec::header::CommandHeader;
 use rmq_net::RemotingCommand;
 use rmq_storage::store::{GetRequest, GetResult, GetStatus, TagFilter, WaitOutcome};
 
-use super::message::append_served;
+use super::message::serve_record;
 use super::shard::Shard;
 use super::{storage_failure, success, Failure, Outcome};
 
@@ -249,19 +249,7 @@ fn respond(
                 record.queue_id, header.queue_id,
                 "store returned a record of another queue"
             );
-            append_served(
-                &mut body,
-                &record.payload,
-                record.queue_offset,
-                shard.id,
-                record.phys_offset,
-            )
-            .map_err(|e| {
-                Failure::Code(
-                    ResponseCode::SystemError,
-                    format!("stored record unreadable: {e}"),
-                )
-            })?;
+            serve_record(&mut body, record, shard.id)?;
         }
         response.body = body.freeze();
     }

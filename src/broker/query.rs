@@ -18,7 +18,7 @@ use rmq_storage::store::QueryResult;
 use crate::runtime::placement::global_offset;
 use crate::runtime::ShardId;
 
-use super::message::append_served;
+use super::message::serve_record;
 use super::shard::Shard;
 use super::stats::map_shards;
 use super::{success, Failure, Outcome};
@@ -122,14 +122,7 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
     let size: usize = merged.records.iter().map(|(_, r)| r.payload.len()).sum();
     let mut body = BytesMut::with_capacity(size);
     for (owner, record) in &merged.records {
-        append_served(
-            &mut body,
-            &record.payload,
-            record.queue_offset,
-            *owner,
-            record.phys_offset,
-        )
-        .map_err(|e| Failure::Code(ResponseCode::SystemError, e.to_string()))?;
+        serve_record(&mut body, record, *owner)?;
     }
     Ok(success(request)
         .with_ext_fields(reply.to_ext())

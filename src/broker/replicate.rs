@@ -13,7 +13,7 @@
 //! Must never: run on a shard other than the control shard, write a table file on the event
 //! loop, or reorder two changes of one table on disk.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ use serde::Serialize;
 use crate::runtime::mesh::broadcast;
 use crate::tables::journal::{self, Record};
 use crate::tables::persist::{self, PersistError};
-use crate::tables::replicated::{Replica, Snapshot, TableFile};
+use crate::tables::replicated::{HasTable, Replica, Snapshot, TableFile};
 
 use super::shard::{Shard, CONTROL_SHARD};
 
@@ -138,42 +138,60 @@ fn panicked(path: &Path) -> PersistError {
 /// Folds both tables' journals into their full files (clean shutdown).
 pub async fn compact_all(shard: &Rc<Shard>) {
     let control = shard.control();
-    let topics = control.topics.borrow().file();
-    if let Err(err) = control.topics_files.compact(topics).await {
-        tracing::warn!(%err, "topics.json not compacted; its journal is replayed at start");
+    compact(&control.topics, &control.topics_files).await;
+    compact(&control.groups, &control.groups_files).await;
+}
+
+async fn compact<T>(table: &RefCell<T>, files: &TableFiles)
+where
+    T: HasTable,
+    T::Entry: Serialize + Send + Sync + 'static,
+{
+    let file = table.borrow().table().file(T::FILE_KEY);
+    if let Err(err) = files.compact(file).await {
+        tracing::warn!(%err, file = %files.path().display(), "not compacted; its journal is replayed at start");
     }
-    let groups = control.groups.borrow().file();
-    if let Err(err) = control.groups_files.compact(groups).await {
-        tracing::warn!(%err, "subscriptionGroup.json not compacted; its journal is replayed at start");
+}
+
+/// Journals a table's changes, then installs its snapshot on every shard: the one publish
+/// path of the persisted tables.
+async fn publish<T>(
+    shard: &Rc<Shard>,
+    table: &RefCell<T>,
+    files: &TableFiles,
+    replica: fn(&Shard) -> &Replica<T::Entry>,
+) where
+    T: HasTable,
+    T::Entry: Serialize + Send + Sync + 'static,
+{
+    let taken = {
+        let mut table = table.borrow_mut();
+        let changes = table.table_mut().take_changes();
+        changes.map(|(record, snapshot)| (record, snapshot, table.table().file(T::FILE_KEY)))
+    };
+    let Some((record, snapshot, file)) = taken else {
+        return;
+    };
+    if let Err(err) = files.persist(&record, file).await {
+        tracing::error!(
+            %err,
+            file = %files.path().display(),
+            "persisting a table change failed; the next change rewrites the whole file"
+        );
     }
+    install_everywhere(shard, snapshot, replica).await;
 }
 
 /// Journals the topic table's changes and installs its snapshot on every shard.
 pub async fn publish_topics(shard: &Rc<Shard>) {
     let control = shard.control();
-    let taken = control.topics.borrow_mut().take_changes();
-    let Some((record, snapshot)) = taken else {
-        return;
-    };
-    let file = control.topics.borrow().file();
-    if let Err(err) = control.topics_files.persist(&record, file).await {
-        tracing::error!(%err, "persisting topics failed; the next change rewrites topics.json");
-    }
-    install_everywhere(shard, snapshot, |s| &s.topics).await;
+    publish(shard, &control.topics, &control.topics_files, |s| &s.topics).await;
 }
 
 /// Journals the subscription-group table's changes and installs its snapshot everywhere.
 pub async fn publish_groups(shard: &Rc<Shard>) {
     let control = shard.control();
-    let taken = control.groups.borrow_mut().take_changes();
-    let Some((record, snapshot)) = taken else {
-        return;
-    };
-    let file = control.groups.borrow().file();
-    if let Err(err) = control.groups_files.persist(&record, file).await {
-        tracing::error!(%err, "persisting subscription groups failed; the next change rewrites the file");
-    }
-    install_everywhere(shard, snapshot, |s| &s.groups).await;
+    publish(shard, &control.groups, &control.groups_files, |s| &s.groups).await;
 }
 
 /// Installs the client registry's subscription snapshot everywhere if it changed (live client

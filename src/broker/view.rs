@@ -12,7 +12,7 @@ use rmq_net::RemotingCommand;
 
 use crate::runtime::placement::split_offset;
 
-use super::message::append_served;
+use super::message::serve_record;
 use super::shard::Shard;
 use super::{success, Failure, Outcome};
 
@@ -36,13 +36,6 @@ pub async fn process(shard: &Shard, request: &RemotingCommand) -> Outcome {
         .await
         .map_err(|_| not_found())?;
     let mut body = BytesMut::with_capacity(record.payload.len());
-    append_served(
-        &mut body,
-        &record.payload,
-        record.queue_offset,
-        shard.id,
-        record.phys_offset,
-    )
-    .map_err(|e| Failure::Code(ResponseCode::SystemError, e.to_string()))?;
+    serve_record(&mut body, &record, shard.id)?;
     Ok(success(request).with_body(body.freeze()))
 }

@@ -326,26 +326,37 @@ where
         gauge.outgoing_refused.fetch_add(1, Ordering::Relaxed);
         return Err(MeshError::Busy(target));
     }
-    gauge.outgoing.fetch_add(1, Ordering::Relaxed);
-    let _outgoing = Outgoing {
-        gauges: Arc::clone(&mesh.gauges),
-        shard: local.shard_id(),
-    };
+    let _outgoing = GaugeUnit::take(&mesh.gauges, local.shard_id(), |g| &g.outgoing);
     mesh.submit(target, work).await
 }
 
-/// Decrements a shard's outgoing gauge when its call is answered (or abandoned).
-struct Outgoing {
+/// Holds one unit of a shard's gauge (in flight or outgoing) until the call finishes, is
+/// answered or is dropped unfinished.
+struct GaugeUnit {
     gauges: Arc<[MeshGauge]>,
     shard: ShardId,
+    gauge: fn(&MeshGauge) -> &AtomicUsize,
 }
 
-impl Drop for Outgoing {
+impl GaugeUnit {
+    fn take(
+        gauges: &Arc<[MeshGauge]>,
+        shard: ShardId,
+        gauge: fn(&MeshGauge) -> &AtomicUsize,
+    ) -> Self {
+        gauge(&gauges[shard.0]).fetch_add(1, Ordering::Relaxed);
+        Self {
+            gauges: Arc::clone(gauges),
+            shard,
+            gauge,
+        }
+    }
+}
+
+impl Drop for GaugeUnit {
     fn drop(&mut self) {
-        let previous = self.gauges[self.shard.0]
-            .outgoing
-            .fetch_sub(1, Ordering::Relaxed);
-        assert!(previous > 0, "outgoing gauge underflow");
+        let previous = (self.gauge)(&self.gauges[self.shard.0]).fetch_sub(1, Ordering::Relaxed);
+        assert!(previous > 0, "mesh gauge underflow");
     }
 }
 
@@ -405,29 +416,13 @@ pub async fn serve_inbox<S: ShardContext>(shard: Rc<S>, inbox: Inbox<S>) {
             call.refuse(MeshError::Busy(id));
             continue;
         }
-        gauge.in_flight.fetch_add(1, Ordering::Relaxed);
+        let unit = GaugeUnit::take(&shard.mesh().gauges, id, |g| &g.in_flight);
         let running = call.run(Rc::clone(&shard));
-        let gauges = Arc::clone(&shard.mesh().gauges);
         compio::runtime::spawn(async move {
-            let _done = InFlight { gauges, shard: id };
+            let _unit = unit;
             running.await;
         })
         .detach();
-    }
-}
-
-/// Decrements a shard's in-flight gauge when its call finishes (or is dropped unfinished).
-struct InFlight {
-    gauges: Arc<[MeshGauge]>,
-    shard: ShardId,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let previous = self.gauges[self.shard.0]
-            .in_flight
-            .fetch_sub(1, Ordering::Relaxed);
-        assert!(previous > 0, "in-flight gauge underflow");
     }
 }
 

@@ -26,9 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::clients::GroupPolicy;
-use super::journal::{self, Record};
 use super::persist::{self, PersistError};
-use super::replicated::{Snapshot, Table, TableFile};
+use super::replicated::{HasTable, LoadError, Snapshot, Table};
 use super::topics::is_legal_name_character;
 
 pub use crate::limits::{GROUPS_MAX, GROUP_NAME_LENGTH_MAX};
@@ -276,6 +275,19 @@ pub struct SubscriptionGroupTable {
     groups: Table<SubscriptionGroupConfig>,
 }
 
+impl HasTable for SubscriptionGroupTable {
+    type Entry = SubscriptionGroupConfig;
+    const FILE_KEY: &'static str = GROUPS_FILE_KEY;
+
+    fn table(&self) -> &Table<SubscriptionGroupConfig> {
+        &self.groups
+    }
+
+    fn table_mut(&mut self) -> &mut Table<SubscriptionGroupConfig> {
+        &mut self.groups
+    }
+}
+
 impl SubscriptionGroupTable {
     /// A table with Java's system groups, at version counter 0.
     /// `auto_create_subscription_group` is the `autoCreateSubscriptionGroup` broker setting.
@@ -303,24 +315,15 @@ impl SubscriptionGroupTable {
         now_ms: i64,
     ) -> Result<Self, GroupError> {
         let mut table = Self::new(auto_create_subscription_group, now_ms);
-        if let Some(file) = persist::read_json::<SubscriptionGroupWrapper>(path)? {
-            let entries = file
-                .subscription_group_table
-                .into_iter()
-                .map(|(name, mut config)| {
-                    name.clone_into(&mut config.group_name);
-                    (name, config)
-                });
-            table
-                .groups
-                .restore(file.data_version, entries)
-                .map_err(|full| GroupError::Limit { group: full.name })?;
-        }
-        let records = journal::read_blocking(&journal::journal_path(path))?;
-        table
-            .groups
-            .replay(records)
-            .map_err(|full| GroupError::Limit { group: full.name })?;
+        let file = persist::read_json::<SubscriptionGroupWrapper>(path)?;
+        let file = file.map(|f| (f.data_version, f.subscription_group_table));
+        let rename = |config: &mut SubscriptionGroupConfig, name: &str| {
+            name.clone_into(&mut config.group_name)
+        };
+        table.groups.load(path, file, rename).map_err(|e| match e {
+            LoadError::Persist(err) => GroupError::Persist(err),
+            LoadError::Full(full) => GroupError::Limit { group: full.name },
+        })?;
         Ok(table)
     }
 
@@ -331,19 +334,6 @@ impl SubscriptionGroupTable {
     pub fn save(&self, path: &Path) -> Result<(), GroupError> {
         persist::write_json_atomic(path, &self.groups.file(GROUPS_FILE_KEY))?;
         Ok(())
-    }
-
-    /// The changes since the last call (journal record) and the snapshot they lead to.
-    pub fn take_changes(
-        &mut self,
-    ) -> Option<(Record<SubscriptionGroupConfig>, Arc<GroupSnapshot>)> {
-        self.groups.take_changes()
-    }
-
-    /// The full `subscriptionGroup.json` content, ready to serialize on another thread.
-    #[must_use]
-    pub fn file(&self) -> TableFile<SubscriptionGroupConfig> {
-        self.groups.file(GROUPS_FILE_KEY)
     }
 
     /// The current version.

@@ -14,13 +14,17 @@
 //! Must never: be mutated after it is shared (snapshots are values), read a clock, or do I/O.
 
 use std::cell::{OnceCell, RefCell};
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use rmq_net::codec::body::topic::DataVersion;
+use serde::de::DeserializeOwned;
 use serde::ser::SerializeMap;
 use serde::Serialize;
 
-use super::journal::{Change, Record};
+use super::journal::{self, Change, Record};
+use super::persist::PersistError;
 
 /// The persistent map every replicated table keeps its entries in.
 pub type Entries<V> = imbl::OrdMap<String, V>;
@@ -131,6 +135,17 @@ impl<V: Clone> Replica<V> {
     }
 }
 
+/// Why a table could not be loaded at start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Its file or journal could not be read, or is corrupt.
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    /// They hold more entries than the table's limit.
+    #[error(transparent)]
+    Full(#[from] TableFull),
+}
+
 /// A new entry would pass the table's entry limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name}: the table is full ({max} entries)")]
@@ -227,6 +242,33 @@ impl<V: Clone> Table<V> {
         Ok(applied)
     }
 
+    /// Loads, on top of the built-in entries, what the full file held (`file`: its
+    /// `dataVersion` and entries by name; `rename` makes each entry's own name field agree with
+    /// its key, as Java's loader does) and then the changes journaled beside `path` since.
+    /// Returns how many journal records were applied.
+    ///
+    /// # Errors
+    /// [`LoadError`].
+    pub fn load(
+        &mut self,
+        path: &Path,
+        file: Option<(DataVersion, BTreeMap<String, V>)>,
+        rename: fn(&mut V, &str),
+    ) -> Result<usize, LoadError>
+    where
+        V: DeserializeOwned,
+    {
+        if let Some((version, entries)) = file {
+            let entries = entries.into_iter().map(|(name, mut value)| {
+                rename(&mut value, &name);
+                (name, value)
+            });
+            self.restore(version, entries)?;
+        }
+        let records = journal::read_blocking(&journal::journal_path(path))?;
+        Ok(self.replay(records)?)
+    }
+
     fn check_room(&self, name: &str) -> Result<(), TableFull> {
         if !self.current.contains(name) && self.current.len() >= self.max {
             return Err(TableFull {
@@ -313,6 +355,19 @@ impl<V: Clone> Table<V> {
             entries: self.current.entries.clone(),
         }
     }
+}
+
+/// A domain table (topics, groups) built on a [`Table`]: the persist and publish paths reach
+/// its generic part through this, so they are written once.
+pub trait HasTable {
+    /// The entry type.
+    type Entry: Clone;
+    /// The JSON key of the entry map in the table's full file.
+    const FILE_KEY: &'static str;
+    /// The generic table.
+    fn table(&self) -> &Table<Self::Entry>;
+    /// The generic table, to take its changes.
+    fn table_mut(&mut self) -> &mut Table<Self::Entry>;
 }
 
 /// A table's full file, ready to serialize on any thread (it owns a shared copy of the map).

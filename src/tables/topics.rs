@@ -28,9 +28,8 @@ use rmq_net::codec::body::topic::{
     TopicConfigSerializeWrapper,
 };
 
-use super::journal::{self, Record};
 use super::persist::{self, PersistError};
-use super::replicated::{Entries, Snapshot, Table, TableFile};
+use super::replicated::{Entries, HasTable, LoadError, Snapshot, Table};
 use crate::config::BrokerConfig;
 
 pub use crate::limits::{
@@ -442,6 +441,19 @@ pub struct TopicTable {
     system_names: BTreeSet<String>,
 }
 
+impl HasTable for TopicTable {
+    type Entry = TopicConfig;
+    const FILE_KEY: &'static str = TOPICS_FILE_KEY;
+
+    fn table(&self) -> &Table<TopicConfig> {
+        &self.topics
+    }
+
+    fn table_mut(&mut self) -> &mut Table<TopicConfig> {
+        &mut self.topics
+    }
+}
+
 impl TopicTable {
     /// A table holding the system topics Java registers at start (TBW102 only when
     /// auto-create is enabled), at version counter 0.
@@ -485,24 +497,13 @@ impl TopicTable {
     /// files hold more than [`TOPICS_MAX`] topics.
     pub fn load(options: TopicTableOptions, path: &Path, now_ms: i64) -> Result<Self, TopicError> {
         let mut table = Self::new(options, now_ms);
-        if let Some(file) = persist::read_json::<TopicConfigSerializeWrapper>(path)? {
-            let entries = file
-                .topic_config_table
-                .into_iter()
-                .map(|(name, mut config)| {
-                    name.clone_into(&mut config.topic_name);
-                    (name, config)
-                });
-            table
-                .topics
-                .restore(file.data_version, entries)
-                .map_err(|full| TopicError::Limit { topic: full.name })?;
-        }
-        let records = journal::read_blocking(&journal::journal_path(path))?;
-        table
-            .topics
-            .replay(records)
-            .map_err(|full| TopicError::Limit { topic: full.name })?;
+        let file = persist::read_json::<TopicConfigSerializeWrapper>(path)?;
+        let file = file.map(|f| (f.data_version, f.topic_config_table));
+        let rename = |config: &mut TopicConfig, name: &str| name.clone_into(&mut config.topic_name);
+        table.topics.load(path, file, rename).map_err(|e| match e {
+            LoadError::Persist(err) => TopicError::Persist(err),
+            LoadError::Full(full) => TopicError::Limit { topic: full.name },
+        })?;
         Ok(table)
     }
 
@@ -513,17 +514,6 @@ impl TopicTable {
     pub fn save(&self, path: &Path) -> Result<(), TopicError> {
         persist::write_json_atomic(path, &self.topics.file(TOPICS_FILE_KEY))?;
         Ok(())
-    }
-
-    /// The changes since the last call (journal record) and the snapshot they lead to.
-    pub fn take_changes(&mut self) -> Option<(Record<TopicConfig>, Arc<TopicSnapshot>)> {
-        self.topics.take_changes()
-    }
-
-    /// The full `topics.json` content, ready to serialize on another thread.
-    #[must_use]
-    pub fn file(&self) -> TableFile<TopicConfig> {
-        self.topics.file(TOPICS_FILE_KEY)
     }
 
     /// The options the table was built with.
