@@ -159,6 +159,9 @@ pub struct BrokerConfig {
     pub listen_port: u16,
     /// `brokerIP1`: the address put in routes and msgIds.
     pub broker_ip1: Ipv4Addr,
+    /// Address the broker listens on (not a Java key: Java listens on every address).
+    /// `0.0.0.0` by default; `rmq standalone` uses loopback unless told otherwise.
+    pub listen_ip: Ipv4Addr,
     /// `brokerIP2`: the HA address.
     pub broker_ip2: Ipv4Addr,
     /// `haListenPort` (default listenPort + 1).
@@ -228,6 +231,7 @@ impl Default for BrokerConfig {
             namesrv_addrs: Vec::new(),
             listen_port: 10911,
             broker_ip1: Ipv4Addr::LOCALHOST,
+            listen_ip: Ipv4Addr::UNSPECIFIED,
             broker_ip2: Ipv4Addr::LOCALHOST,
             ha_listen_port: 10912,
             store_path_commit_log: root.join("commitlog"),

@@ -225,3 +225,76 @@ fn a_pull_at_a_negative_offset_is_moved_to_the_minimum() {
         }
     });
 }
+
+/// The local addresses `pid`'s listening TCP sockets are bound to, from /proc/net/tcp.
+fn listening_addresses(pid: u32) -> Vec<String> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("fd dir")
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|target| {
+            let text = target.to_string_lossy().into_owned();
+            text.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address, st (0A = LISTEN), inode
+            (fields.get(3) == Some(&"0A")
+                && inodes.iter().any(|i| Some(&i.as_str()) == fields.get(9)))
+            .then(|| fields[1].to_owned())
+        })
+        .collect()
+}
+
+/// `rmq standalone` (the development command, brokerIP1 = 127.0.0.1) listens on loopback only,
+/// NameServer and broker alike.
+#[test]
+fn standalone_listens_on_loopback() {
+    let broker = Broker::start(2, "");
+    let listening = listening_addresses(broker.server.pid());
+    assert!(
+        listening.len() >= 3,
+        "namesrv + 2 shard listeners: {listening:?}"
+    );
+    for address in &listening {
+        // /proc/net/tcp prints the IPv4 address as little-endian hex: 127.0.0.1 is 0100007F.
+        assert!(
+            address.starts_with("0100007F:"),
+            "not loopback: {address} in {listening:?}"
+        );
+    }
+}
+
+/// With `longPollingEnable=false` a caught-up pull is held for `shortPollingTimeMills` (short
+/// polling, as Java) instead of its suspend timeout; it used to be answered at once.
+#[test]
+fn short_polling_holds_a_caught_up_pull_for_the_short_polling_time() {
+    let broker = Broker::start(1, "longPollingEnable=false\nshortPollingTimeMills=700\n");
+    let client = broker.client();
+    block_on(async {
+        let props = properties(None, None, None);
+        let reply = send_v2(&client, "ShortPolling", 0, b"s", &props).await;
+        assert_code(&reply, ResponseCode::Success);
+        let mut spec = PullSpec::new("ShortPolling", 0, 1);
+        spec.suspend_ms = 20_000;
+        spec.sys_flag |= rmq_net::codec::header::pull::PullSysFlag::SUSPEND;
+        let started = Instant::now();
+        let pulled = pull(&client, &spec).await;
+        let held = started.elapsed();
+        assert_eq!(pulled.code, ResponseCode::PullNotFound);
+        assert!(
+            held >= Duration::from_millis(600),
+            "answered after {held:?}"
+        );
+        assert!(
+            held < Duration::from_secs(10),
+            "held for the suspend timeout: {held:?}"
+        );
+    });
+}

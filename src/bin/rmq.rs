@@ -90,6 +90,10 @@ struct StandaloneArgs {
     /// Shards (default: one per core; at most 128).
     #[arg(long, value_parser = parse_shards)]
     shards: Option<usize>,
+    /// Address the NameServer and the broker listen on (default: loopback while `brokerIP1` is
+    /// a loopback address, as in the embedded config; every address otherwise).
+    #[arg(long)]
+    bind: Option<Ipv4Addr>,
 }
 
 /// `--shards`: 1 to [`rmq::limits::SHARDS_MAX`] (the shard id must fit a physical offset).
@@ -326,9 +330,17 @@ fn run_standalone(args: &StandaloneArgs) -> anyhow::Result<()> {
     config.listen_port = args.broker_port;
     config.store_path_root_dir.clone_from(&args.store_dir);
     config.store_path_commit_log = args.store_dir.join("commitlog");
+    // The all-in-one development command stays on loopback unless told otherwise: an
+    // advertised address that is not loopback (brokerIP1 in a broker.conf) or --bind.
+    let bind = args.bind.unwrap_or(if config.broker_ip1.is_loopback() {
+        Ipv4Addr::LOCALHOST
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    });
+    config.listen_ip = bind;
     let namesrv_args = NamesrvArgs {
         port: args.namesrv_port,
-        bind: Ipv4Addr::UNSPECIFIED,
+        bind,
         kv_config: args.store_dir.join("namesrv").join("kvConfig.json"),
         order_message_enable: false,
     };

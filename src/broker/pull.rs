@@ -128,13 +128,14 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
         GetStatus::NoMessageInQueue | GetStatus::NoMatchedLogicQueue => header.queue_offset == 0,
         _ => false,
     };
-    if caught_up && flags.has_suspend() && shard.config.long_polling_enable {
-        let hold = Duration::from_millis(u64::try_from(header.suspend_timeout_millis).unwrap_or(0))
-            .min(SUSPEND_TIMEOUT_MAX);
+    if caught_up && flags.has_suspend() {
+        // Long polling holds up to the client's suspend timeout; with `longPollingEnable=false`
+        // Java holds every pull for `shortPollingTimeMills` instead (short polling).
         let hold = if shard.config.long_polling_enable {
-            hold
+            Duration::from_millis(u64::try_from(header.suspend_timeout_millis).unwrap_or(0))
+                .min(SUSPEND_TIMEOUT_MAX)
         } else {
-            shard.config.short_polling_time
+            shard.config.short_polling_time.min(SUSPEND_TIMEOUT_MAX)
         };
         let wait = shard
             .store

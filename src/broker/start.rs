@@ -357,7 +357,7 @@ fn load_tables(config: &BrokerConfig) -> Result<Tables, StartError> {
 fn bind_first(
     config: &BrokerConfig,
 ) -> Result<(std::net::TcpListener, SocketAddr, SocketAddr), StartError> {
-    let any = std::net::Ipv4Addr::UNSPECIFIED;
+    let any = config.listen_ip;
     let bind_addr = SocketAddr::V4(SocketAddrV4::new(any, config.listen_port));
     if config.listen_port != 0 {
         probe_exclusive(bind_addr).map_err(|source| StartError::Io {
