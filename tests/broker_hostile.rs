@@ -298,3 +298,45 @@ fn short_polling_holds_a_caught_up_pull_for_the_short_polling_time() {
         );
     });
 }
+
+/// A clean stop (SIGTERM) closes every shard's store: CommitLog flushed, index sealed,
+/// checkpoint written, abort marker removed, so the next start is not a crash recovery; every
+/// acknowledged message (ASYNC_FLUSH) is there after the restart.
+#[test]
+fn a_clean_stop_leaves_no_abort_marker_and_loses_nothing() {
+    let mut broker = Broker::start(2, "");
+    let client = broker.client();
+    let sent = 40;
+    block_on(async {
+        let props = properties(None, None, None);
+        for i in 0..sent {
+            let reply = send_v2(&client, "CleanStop", i % 4, b"c", &props).await;
+            assert_code(&reply, ResponseCode::Success);
+        }
+    });
+    broker.terminate_and_restart();
+    let client = broker.client();
+    let stored: usize = block_on(async {
+        let mut total = 0;
+        for queue in 0..4 {
+            total += common::pull_all(&client, "CleanStop", queue).await.len();
+        }
+        total
+    });
+    assert_eq!(stored, usize::try_from(sent).expect("small"));
+    // A running store holds its abort marker; a clean stop removes it.
+    let status = broker.server.terminate();
+    assert!(status.success());
+    for shard in 0..2 {
+        let marker = broker
+            .store_dir()
+            .join(format!("shard-{shard}"))
+            .join("commitlog")
+            .join("abort");
+        assert!(
+            !marker.exists(),
+            "{} left after a clean stop",
+            marker.display()
+        );
+    }
+}

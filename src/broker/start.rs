@@ -507,33 +507,52 @@ pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
         }
     };
     runtime.block_on(async {
-        for target in 0..mesh.shards() {
-            let target = ShardId(target);
+        // Phase 1, every shard: unregister (control shard), fold the table journals, persist
+        // delay and consumer offsets. Persisting delay offsets flushes the CommitLogs of the
+        // shards that received deliveries, so no store may be closed before all are done.
+        for target in (0..mesh.shards()).map(ShardId) {
             let done = mesh.submit(target, |shard: Rc<Shard>| async move {
                 if shard.id == CONTROL_SHARD {
                     super::control::register::unregister_all(&shard).await;
                     super::replicate::compact_all(&shard).await;
                 }
-                let checkpointed = shard.store.checkpoint().await;
-                if let Err(err) = &checkpointed {
-                    tracing::error!(shard = shard.id.0, %err, "final checkpoint failed");
-                }
-                persist_offsets(&shard, &shard.offsets_path);
                 super::schedule::persist(&shard).await;
-                checkpointed.is_ok()
+                persist_offsets(&shard, &shard.offsets_path);
             });
-            match compio::time::timeout(timeout, done).await {
-                Ok(Ok(true)) => tracing::info!(shard = target.0, "shard flushed"),
-                Ok(Ok(false)) => {
-                    tracing::error!(shard = target.0, "shard stopped without a final checkpoint");
+            if let Err(why) = answered(compio::time::timeout(timeout, done).await) {
+                tracing::warn!(shard = target.0, why, "offsets not persisted at shutdown");
+            }
+        }
+        // Phase 2, every shard: close the store (flush, seal the index, checkpoint, remove the
+        // abort marker), so a clean restart replays nothing.
+        for target in (0..mesh.shards()).map(ShardId) {
+            let done = mesh.submit(target, |shard: Rc<Shard>| async move {
+                let closed = shard.store.close().await;
+                if let Err(err) = &closed {
+                    tracing::error!(shard = shard.id.0, %err, "closing the store failed");
                 }
-                Ok(Err(err)) => {
-                    tracing::warn!(shard = target.0, %err, "shard did not answer shutdown")
+                closed.is_ok()
+            });
+            match answered(compio::time::timeout(timeout, done).await) {
+                Ok(true) => tracing::info!(shard = target.0, "shard flushed and closed"),
+                Ok(false) => {
+                    tracing::error!(shard = target.0, "shard stopped without closing its store")
                 }
-                Err(_) => tracing::warn!(shard = target.0, "shard shutdown timed out"),
+                Err(why) => tracing::warn!(shard = target.0, why, "shard not closed"),
             }
         }
     });
+}
+
+/// A shutdown step's answer, or why there is none.
+fn answered<T>(
+    outcome: Result<Result<T, crate::runtime::mesh::MeshError>, compio::time::Elapsed>,
+) -> Result<T, &'static str> {
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err("the shard did not answer"),
+        Err(_) => Err("timed out"),
+    }
 }
 
 /// Per-shard housekeeping: persist dirty consumer offsets, write store checkpoints.

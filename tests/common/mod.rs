@@ -99,6 +99,24 @@ impl Server {
         self.child.id()
     }
 
+    /// Stops the process with SIGTERM (a clean shutdown) and waits up to 60 s for it.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid");
+        // SAFETY: kill(2) on our own child's pid; no memory is passed.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0, "SIGTERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the process with SIGKILL and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -221,6 +239,16 @@ impl Broker {
     /// SIGKILLs the process, then starts it again on the same store (new ports).
     pub fn kill_and_restart(&mut self) {
         self.server.kill();
+        self.server = Self::spawn(&self.dir, &self.conf, self.shards);
+        self.namesrv = self.server.addr("namesrv");
+        self.addr = self.server.addr("broker");
+    }
+
+    /// Stops the process cleanly (SIGTERM), asserts it exited 0, then starts it again on the same
+    /// store (new ports).
+    pub fn terminate_and_restart(&mut self) {
+        let status = self.server.terminate();
+        assert!(status.success(), "clean shutdown exit status {status}");
         self.server = Self::spawn(&self.dir, &self.conf, self.shards);
         self.namesrv = self.server.addr("namesrv");
         self.addr = self.server.addr("broker");

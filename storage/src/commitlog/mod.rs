@@ -481,7 +481,7 @@ impl CommitLog {
     /// # Errors
     /// [`StorageError::Poisoned`] if the log was poisoned (no checkpoint is written then, and the
     /// abort marker stays, so the next open scans); I/O errors of the final steps.
-    pub async fn close(self) -> Result<()> {
+    pub async fn close(&self) -> Result<()> {
         let inner = Rc::clone(&self.inner);
         inner.state.borrow_mut().lifecycle = Lifecycle::Closing;
         inner.flusher_signal.notify();

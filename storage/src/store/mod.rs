@@ -440,12 +440,16 @@ impl Store {
     }
 
     /// Clean shutdown: seals the index, checkpoints, wakes long-poll waiters and closes the
-    /// CommitLog (which removes its abort marker).
+    /// CommitLog (which removes its abort marker). Takes `&self` so an owner that shares the
+    /// store (a shard) can close it in place; appends and reads after it fail with `Closed`.
+    /// A second call does nothing.
     ///
     /// # Errors
     /// Flush, seal or checkpoint errors (the CommitLog is still closed).
-    pub async fn close(self) -> Result<()> {
-        self.closed.set(true);
+    pub async fn close(&self) -> Result<()> {
+        if self.closed.replace(true) {
+            return Ok(());
+        }
         let sealed = self.index.seal().await;
         let checkpoint = self.checkpoint().await;
         self.notifier.wake_all();
