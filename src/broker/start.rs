@@ -594,12 +594,28 @@ async fn run_retention(shard: &Shard) {
         disk_max_used_space_percent: config.disk_max_used_space_ratio,
     };
     match shard.store.delete_expired(clock, &policy).await {
+        // Above diskMaxUsedSpaceRatio segments go whatever their age: messages consumers have
+        // not read yet may be among them, which an operator must hear about.
+        Ok(outcome)
+            if !outcome.deleted_segments.is_empty()
+                && outcome.disk_used_percent > f64::from(config.disk_max_used_space_ratio) =>
+        {
+            tracing::warn!(
+                shard = shard.id.0,
+                deleted_segments = outcome.deleted_segments.len(),
+                min_offset = outcome.min_offset,
+                disk_used_percent = outcome.disk_used_percent,
+                disk_max_used_space_ratio = config.disk_max_used_space_ratio,
+                "disk above diskMaxUsedSpaceRatio: deleted the oldest CommitLog segments whatever \
+                 their age; unconsumed messages in them are gone"
+            );
+        }
         Ok(outcome) if !outcome.deleted_segments.is_empty() => tracing::info!(
             shard = shard.id.0,
             deleted = outcome.deleted_segments.len(),
             min_offset = outcome.min_offset,
             disk_used_percent = outcome.disk_used_percent,
-            "retention deleted CommitLog segments"
+            "retention deleted expired CommitLog segments"
         ),
         Ok(_) => {}
         Err(err) => tracing::warn!(shard = shard.id.0, %err, "retention failed"),

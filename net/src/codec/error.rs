@@ -6,9 +6,16 @@ use thiserror::Error;
 /// Everything that can be wrong with bytes or values handed to the codec.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum CodecError {
-    /// A frame's declared size is out of range.
-    #[error("frame size {size} out of range (min {min}, max {max})")]
-    FrameSize { size: usize, min: usize, max: usize },
+    /// A frame's length word (the size after the word itself, as sent: it may be negative) is
+    /// out of range; a whole frame must be `min..=max` bytes.
+    #[error(
+        "frame length word {length_word} out of range (a whole frame is {min} to {max} bytes)"
+    )]
+    FrameSize {
+        length_word: i32,
+        min: usize,
+        max: usize,
+    },
     /// The header length is larger than the frame or the header limit.
     #[error("header length {header_len} invalid (frame body room {room}, max {max})")]
     HeaderLength {

@@ -56,9 +56,7 @@ pub fn check(buf: &[u8], limits: &FrameLimits) -> Result<Option<FrameInfo>, Code
         frame_size.filter(|s| (FRAME_SIZE_MIN..=limits.frame_size_max).contains(s))
     else {
         return Err(CodecError::FrameSize {
-            size: usize::try_from(total)
-                .unwrap_or(0)
-                .saturating_add(LENGTH_FIELD_SIZE),
+            length_word: total,
             min: FRAME_SIZE_MIN,
             max: limits.frame_size_max,
         });
@@ -184,4 +182,31 @@ pub fn encode_to_bytes(command: &RemotingCommand) -> Result<Bytes, CodecError> {
     let mut out = BytesMut::with_capacity(256 + command.body.len());
     encode(command, &mut out)?;
     Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_length_word_is_reported_as_sent() {
+        let limits = FrameLimits::default();
+        for word in [-5_i32, i32::MIN, 3, i32::MAX] {
+            let mut buf = word.to_be_bytes().to_vec();
+            buf.extend_from_slice(&[0, 0, 0, 0]);
+            let err = check(&buf, &limits).expect_err("out of range");
+            assert_eq!(
+                err,
+                CodecError::FrameSize {
+                    length_word: word,
+                    min: FRAME_SIZE_MIN,
+                    max: limits.frame_size_max,
+                }
+            );
+            assert!(
+                err.to_string().contains(&format!("length word {word} ")),
+                "{err}"
+            );
+        }
+    }
 }
