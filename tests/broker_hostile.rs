@@ -14,15 +14,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_code, block_on, call, create_topic_request, properties, pull, send_v2, Broker, PullSpec,
+    all_topics, assert_code, block_on, call, create_topic_request, properties, pull, send_v2,
+    Broker, PullSpec,
 };
-use rmq_net::codec::body::topic::TopicConfigAndMappingSerializeWrapper;
-use rmq_net::codec::body::JsonBody;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::header::admin::DeleteTopicRequestHeader;
 use rmq_net::codec::header::namesrv::GetRouteInfoRequestHeader;
 use rmq_net::codec::header::CommandHeader;
-use rmq_net::{ExtFields, RemotingCommand};
+use rmq_net::RemotingCommand;
 
 /// Runs `rmq <args>` expecting it to fail at start: returns its stderr. Panics if it is still
 /// running after `limit` (it must refuse, not serve) or exits successfully.
@@ -59,15 +58,6 @@ fn delete_topic_request(topic: &str) -> RemotingCommand {
         topic: topic.to_owned(),
     };
     RemotingCommand::request(RequestCode::DeleteTopicInBroker, header.to_ext())
-}
-
-fn all_topics(broker: &Broker) -> TopicConfigAndMappingSerializeWrapper {
-    let reply = block_on(call(
-        &broker.client(),
-        RemotingCommand::request(RequestCode::GetAllTopicConfig, ExtFields::new()),
-    ));
-    assert_code(&reply, ResponseCode::Success);
-    TopicConfigAndMappingSerializeWrapper::from_json(&reply.body).expect("topic config body")
 }
 
 fn check_system_topics_are_not_deleted(shards: usize) {

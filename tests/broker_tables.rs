@@ -12,11 +12,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{assert_code, block_on, call, create_topic, Broker};
-use rmq_net::codec::body::topic::TopicConfigAndMappingSerializeWrapper;
-use rmq_net::codec::body::JsonBody;
-use rmq_net::codec::codes::{RequestCode, ResponseCode};
-use rmq_net::{ExtFields, RemotingCommand};
+use common::{all_topics, block_on, create_topic, Broker};
 
 const TOPICS: usize = 10_000;
 const BUCKET: usize = 1_000;
@@ -34,16 +30,6 @@ fn write_bytes(pid: u32) -> u64 {
         .find_map(|line| line.strip_prefix("write_bytes: "))
         .and_then(|value| value.trim().parse().ok())
         .expect("write_bytes line")
-}
-
-fn all_topics(broker: &Broker) -> TopicConfigAndMappingSerializeWrapper {
-    let client = broker.client();
-    let reply = block_on(call(
-        &client,
-        RemotingCommand::request(RequestCode::GetAllTopicConfig, ExtFields::new()),
-    ));
-    assert_code(&reply, ResponseCode::Success);
-    TopicConfigAndMappingSerializeWrapper::from_json(&reply.body).expect("topic config body")
 }
 
 #[test]

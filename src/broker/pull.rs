@@ -39,7 +39,10 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             ),
         ));
     }
-    let topic = super::control::lookup_topic(shard, &header.topic).ok_or_else(|| {
+    // Every acknowledged topic creation is installed on every shard before it is acknowledged,
+    // so a topic this shard's replica lacks does not exist (or its install was refused by a
+    // busy shard, which shard 0 re-installs within seconds): no need to ask shard 0.
+    let topic = shard.topics.entry(&header.topic).ok_or_else(|| {
         Failure::Code(
             ResponseCode::TopicNotExist,
             format!("topic[{}] not exist, apply first please!", header.topic),

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::runtime::mesh::broadcast;
 use crate::tables::journal::{self, Record};
-use crate::tables::persist::{self, PersistError};
+use crate::tables::persist::PersistError;
 use crate::tables::replicated::{HasTable, Replica, Snapshot, TableFile};
 
 use super::shard::{Shard, CONTROL_SHARD};
@@ -114,14 +114,10 @@ impl TableFiles {
     where
         V: Clone + Serialize + Send + Sync + 'static,
     {
-        let (path, journal_path) = (self.path.clone(), self.journal.clone());
-        let written = compio::runtime::spawn_blocking(move || {
-            persist::write_json_atomic(&path, &file)?;
-            journal::reset_blocking(&journal_path)?;
-            Ok(std::fs::metadata(&path).map_or(0, |m| m.len()))
-        })
-        .await
-        .unwrap_or_else(|_| Err(panicked(&self.path)))?;
+        let path = self.path.clone();
+        let written = compio::runtime::spawn_blocking(move || journal::fold_blocking(&path, &file))
+            .await
+            .unwrap_or_else(|_| Err(panicked(&self.path)))?;
         self.full_bytes.set(written);
         Ok(())
     }

@@ -29,7 +29,6 @@ use crate::runtime::mesh::{serve_inbox, Inbox, Mesh};
 use crate::runtime::{spawn_shards, ShardId};
 use crate::tables::clients::{ClientRegistry, GroupSubscriptions};
 use crate::tables::groups::{SubscriptionGroupConfig, SubscriptionGroupTable};
-use crate::tables::journal;
 use crate::tables::locks::RebalanceLocks;
 use crate::tables::offsets::ConsumerOffsetTable;
 use crate::tables::replicated::{Replica, Snapshot};
@@ -330,20 +329,14 @@ fn load_tables(config: &BrokerConfig) -> Result<Tables, StartError> {
     let groups =
         SubscriptionGroupTable::load(config.auto_create_subscription_group, &groups_path, now)
             .map_err(|e| load_error(&groups_path)(e.to_string()))?;
+    // Fold the journals into the files, so both exist, hold the built-in entries and start
+    // with empty journals.
     topics
         .save(&topics_path)
-        .map_err(|e| e.to_string())
-        .and_then(|()| {
-            journal::reset_blocking(&journal::journal_path(&topics_path)).map_err(|e| e.to_string())
-        })
-        .map_err(load_error(&topics_path))?;
+        .map_err(|e| load_error(&topics_path)(e.to_string()))?;
     groups
         .save(&groups_path)
-        .map_err(|e| e.to_string())
-        .and_then(|()| {
-            journal::reset_blocking(&journal::journal_path(&groups_path)).map_err(|e| e.to_string())
-        })
-        .map_err(load_error(&groups_path))?;
+        .map_err(|e| load_error(&groups_path)(e.to_string()))?;
     Ok(Tables {
         topics,
         groups,

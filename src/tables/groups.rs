@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::clients::GroupPolicy;
+use super::journal;
 use super::persist::{self, PersistError};
 use super::replicated::{HasTable, LoadError, Snapshot, Table};
 use super::topics::is_legal_name_character;
@@ -327,12 +328,12 @@ impl SubscriptionGroupTable {
         Ok(table)
     }
 
-    /// Writes `subscriptionGroup.json` atomically; the journal is not touched.
+    /// Writes the whole table to `path` and empties its journal ([`journal::fold_blocking`]).
     ///
     /// # Errors
     /// [`GroupError::Persist`].
     pub fn save(&self, path: &Path) -> Result<(), GroupError> {
-        persist::write_json_atomic(path, &self.groups.file(GROUPS_FILE_KEY))?;
+        journal::fold_blocking(path, &self.groups.file(GROUPS_FILE_KEY))?;
         Ok(())
     }
 

@@ -25,7 +25,7 @@ use rmq_net::codec::body::topic::DataVersion;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::persist::PersistError;
+use super::persist::{self, io_error, parent_dir, PersistError};
 
 pub use crate::limits::{JOURNAL_COMPACT_BYTES_MIN, JOURNAL_RECORD_BYTES_MAX};
 
@@ -70,14 +70,6 @@ pub fn journal_path(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PersistError + 'a {
-    move |source| PersistError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Encodes one record as a frame.
 ///
 /// # Errors
@@ -119,8 +111,7 @@ pub fn append_blocking(journal: &Path, frames: &[u8]) -> Result<u64, PersistErro
     file.write_all(frames).map_err(io_error("write", journal))?;
     file.sync_data().map_err(io_error("fdatasync", journal))?;
     if created {
-        let dir = journal.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = dir.unwrap_or_else(|| Path::new("."));
+        let dir = parent_dir(journal);
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io_error("fsync directory", dir))?;
@@ -143,6 +134,21 @@ pub fn reset_blocking(journal: &Path) -> Result<(), PersistError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_error("open", journal)(e)),
     }
+}
+
+/// Folds a table's journal into its full file: writes `full` (the whole table) to `file`
+/// atomically, then empties `file`'s journal, in that order, so a crash in between leaves
+/// records the file already covers (skipped at load by their version), never a gap. Returns
+/// the full file's size.
+///
+/// # Errors
+/// [`PersistError`] of the failed step; the journal is emptied only after the file is whole.
+pub fn fold_blocking<T: Serialize + ?Sized>(file: &Path, full: &T) -> Result<u64, PersistError> {
+    persist::write_json_atomic(file, full)?;
+    reset_blocking(&journal_path(file))?;
+    std::fs::metadata(file)
+        .map(|m| m.len())
+        .map_err(io_error("stat", file))
 }
 
 /// Every whole record in the journal, in order; a missing journal has none. A torn or damaged

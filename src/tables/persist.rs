@@ -60,7 +60,11 @@ pub enum PersistError {
     },
 }
 
-fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PersistError + 'a {
+/// Maps an `io::Error` of `op` on `path` to [`PersistError::Io`].
+pub(crate) fn io_error<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> PersistError + 'a {
     move |source| PersistError::Io {
         op,
         path: path.to_path_buf(),
@@ -74,7 +78,8 @@ pub fn backup_path(path: &Path) -> PathBuf {
     rmq_storage::atomic_file::backup_path(path)
 }
 
-fn parent_dir(path: &Path) -> &Path {
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
     path.parent()
         .filter(|parent| !parent.as_os_str().is_empty())
         .unwrap_or(Path::new("."))

@@ -28,6 +28,7 @@ use rmq_net::codec::body::topic::{
     TopicConfigSerializeWrapper,
 };
 
+use super::journal;
 use super::persist::{self, PersistError};
 use super::replicated::{Entries, HasTable, LoadError, Snapshot, Table};
 use crate::config::BrokerConfig;
@@ -507,12 +508,12 @@ impl TopicTable {
         Ok(table)
     }
 
-    /// Writes `topics.json` atomically (see [`persist`]); the journal is not touched.
+    /// Writes the whole table to `path` and empties its journal ([`journal::fold_blocking`]).
     ///
     /// # Errors
     /// [`TopicError::Persist`].
     pub fn save(&self, path: &Path) -> Result<(), TopicError> {
-        persist::write_json_atomic(path, &self.topics.file(TOPICS_FILE_KEY))?;
+        journal::fold_blocking(path, &self.topics.file(TOPICS_FILE_KEY))?;
         Ok(())
     }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use rmq_net::codec::body::heartbeat::{ConsumerData, HeartbeatData, ProducerData};
 use rmq_net::codec::body::subscription::SubscriptionData;
-use rmq_net::codec::body::topic::TopicFilterType;
+use rmq_net::codec::body::topic::{TopicConfigAndMappingSerializeWrapper, TopicFilterType};
 use rmq_net::codec::body::JsonBody as _;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::frame;
@@ -313,6 +313,16 @@ pub fn create_topic_request(topic: &str, queues: i32, perm: i32) -> RemotingComm
         force: None,
     };
     RemotingCommand::request(RequestCode::UpdateAndCreateTopic, header.to_ext())
+}
+
+/// GET_ALL_TOPIC_CONFIG from `broker`: its whole topic table.
+pub fn all_topics(broker: &Broker) -> TopicConfigAndMappingSerializeWrapper {
+    let reply = block_on(call(
+        &broker.client(),
+        RemotingCommand::request(RequestCode::GetAllTopicConfig, ExtFields::new()),
+    ));
+    assert_code(&reply, ResponseCode::Success);
+    TopicConfigAndMappingSerializeWrapper::from_json(&reply.body).expect("topic config body")
 }
 
 /// Creates `topic` with `queues` read and write queues and `perm`; asserts SUCCESS.

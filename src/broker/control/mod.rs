@@ -29,8 +29,8 @@ use crate::runtime::mesh::ClientMeta;
 use super::shard::{Shard, CONTROL_SHARD};
 use super::{Failure, Outcome};
 
-pub use clients::{connection_closed, refresh_subscriptions, send_to_connection};
-pub use topics::{ensure_topic, lookup_topic, topic_failure, topic_list};
+pub use clients::{connection_closed, refresh_subscriptions};
+pub use topics::{ensure_topic, topic_failure, topic_list};
 
 fn assert_control(shard: &Shard) {
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Topics on the control shard: UPDATE_AND_CREATE_TOPIC (17), DELETE_TOPIC_IN_BROKER (215),
 //! GET_ALL_TOPIC_CONFIG (21), auto-creation from a template (PROTOCOL.md §4.1 step 3), and the
 //! data shards' side: [`ensure_topic`] (ask the control shard to auto-create a topic this
-//! shard's replica lacks) and [`lookup_topic`].
+//! shard's replica lacks).
 //!
 //! Must never: answer a create before the change is journaled and installed on every shard,
 //! or delete a topic's data before its config is gone everywhere.
@@ -173,14 +173,6 @@ pub async fn ensure_topic(
         }
         Err((code, remark)) => Err(Failure::Code(ResponseCode::from_value(code), remark)),
     }
-}
-
-/// A topic's config as this shard sees it. Every acknowledged creation is installed on every
-/// shard before it is acknowledged, so a miss means the topic does not exist (or its install
-/// was refused by a busy shard, re-synced by the control shard's background loop).
-#[must_use]
-pub fn lookup_topic(shard: &Shard, topic: &str) -> Option<TopicConfig> {
-    shard.topics.entry(topic)
 }
 
 /// Topic list of this broker (for admin).
