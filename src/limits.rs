@@ -136,6 +136,12 @@ pub const JOURNAL_COMPACT_BYTES_MIN: u64 = 1024 * 1024;
 /// full one.
 pub const REGISTER_PENDING_TOPICS_MAX: usize = 1024;
 
+/// NOTIFY_CONSUMER_IDS_CHANGED: a group's first membership change is notified at once, later
+/// ones within this interval fold into one trailing notification (Java's
+/// `notifyConsumerChangeInterval` default is 1 s). Bounds what a storm of N joins costs each
+/// member: one notification per interval instead of N.
+pub const NOTIFY_GROUP_INTERVAL: Duration = Duration::from_secs(1);
+
 // ---- requests ---------------------------------------------------------------------------------
 
 /// Longest a pull may be held (`suspendTimeoutMillis` is capped to this).

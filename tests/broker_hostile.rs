@@ -330,3 +330,101 @@ fn a_clean_stop_leaves_no_abort_marker_and_loses_nothing() {
         );
     }
 }
+
+/// Raises this process's soft RLIMIT_NOFILE to its hard limit (children inherit it), so a test
+/// can hold thousands of connections.
+fn raise_open_files_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    limit.rlim_cur
+}
+
+/// A large consumer group (1,000 connections) joining at once: every heartbeat is answered,
+/// each member gets at most one NOTIFY_CONSUMER_IDS_CHANGED per coalescing interval (not one
+/// per join: ~N²/2 in all before), and SIGTERM still stops the broker cleanly.
+#[test]
+fn a_heartbeat_storm_of_one_group_is_answered_and_notifications_coalesce() {
+    const MEMBERS: usize = 1_000;
+    const INTERVAL: Duration = Duration::from_secs(1); // src/limits.rs NOTIFY_GROUP_INTERVAL
+    let open_files = raise_open_files_limit();
+    assert!(
+        open_files > 3 * MEMBERS as u64,
+        "RLIMIT_NOFILE hard limit {open_files} too low for this test"
+    );
+    let mut broker = Broker::start(2, "");
+    let group = "StormGroup";
+    let (storm, inboxes) = block_on(async {
+        let members: Vec<_> = (0..MEMBERS)
+            .map(|_| common::recording_client(broker.addr))
+            .collect();
+        let started = Instant::now();
+        let replies = futures_util::future::join_all(members.iter().enumerate().map(
+            |(i, (client, _))| async move {
+                let request = common::heartbeat_request(
+                    &format!("10.1.0.{i}@storm"),
+                    group,
+                    "StormTopic",
+                    "*",
+                );
+                client.invoke(request, Duration::from_secs(60)).await
+            },
+        ))
+        .await;
+        let storm = started.elapsed();
+        for reply in replies {
+            assert_code(&reply.expect("heartbeat answered"), ResponseCode::Success);
+        }
+        // Trailing notifications arrive within one interval of the last join.
+        compio::time::sleep(2 * INTERVAL).await;
+        let admin = broker.client();
+        let mut ext = rmq_net::codec::command::ExtFields::new();
+        ext.insert("consumerGroup".into(), group.into());
+        let list = call(
+            &admin,
+            RemotingCommand::request(RequestCode::GetConsumerListByGroup, ext),
+        )
+        .await;
+        assert_code(&list, ResponseCode::Success);
+        let ids = String::from_utf8_lossy(&list.body)
+            .matches("@storm")
+            .count();
+        assert_eq!(ids, MEMBERS, "every member is listed");
+        let inboxes: Vec<usize> = members
+            .iter()
+            .map(|(_, inbox)| {
+                inbox
+                    .borrow()
+                    .iter()
+                    .filter(|r| r.request_code() == RequestCode::NotifyConsumerIdsChanged)
+                    .count()
+            })
+            .collect();
+        (storm, inboxes)
+    });
+    // One at once, then at most one per interval while joins continue, plus a trailing one.
+    let bound = usize::try_from(storm.as_secs()).expect("small") + 3;
+    let most = inboxes.iter().copied().max().unwrap_or(0);
+    let total: usize = inboxes.iter().sum();
+    eprintln!(
+        "storm of {MEMBERS} joins took {storm:?}: {total} notifications, at most {most} per member"
+    );
+    assert!(
+        most <= bound,
+        "a member got {most} notifications for a {storm:?} storm (bound {bound})"
+    );
+    assert!(total >= 1, "members are told the group changed");
+    assert!(
+        total < MEMBERS * MEMBERS / 20,
+        "{total} notifications for {MEMBERS} joins"
+    );
+    let status = broker.server.terminate();
+    assert!(status.success(), "clean shutdown after the storm: {status}");
+}

@@ -94,6 +94,8 @@ pub struct Control {
     pub topics_files: super::replicate::TableFiles,
     /// `config/subscriptionGroup.json` and its journal.
     pub groups_files: super::replicate::TableFiles,
+    /// Coalesces NOTIFY_CONSUMER_IDS_CHANGED per group.
+    pub notifier: super::control::notify::Notifier,
     /// A shard refused a snapshot install; the background loop re-installs.
     pub replicas_stale: std::cell::Cell<bool>,
 }

@@ -452,6 +452,7 @@ async fn open_shard(
         topics_files: TableFiles::new(tables.config_dir.join("topics.json")),
         groups_files: TableFiles::new(tables.config_dir.join("subscriptionGroup.json")),
         replicas_stale: Cell::new(false),
+        notifier: super::control::notify::Notifier::default(),
         topics: RefCell::new(tables.topics),
         groups: RefCell::new(tables.groups),
         clients: RefCell::new(ClientRegistry::new()),

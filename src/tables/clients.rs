@@ -559,6 +559,15 @@ impl ClientRegistry {
         ids.into_iter().map(str::to_owned).collect()
     }
 
+    /// Whom a membership change of `group` notifies now: its members when it is a clustering
+    /// group with `notifyConsumerIdsChangedEnable`, nobody otherwise (or when it is gone).
+    #[must_use]
+    pub fn notify_list(&self, group: &str) -> Vec<ConnKey> {
+        self.consumers
+            .get(group)
+            .map_or_else(Vec::new, ConsumerGroupInfo::notify_list)
+    }
+
     /// A consumer group's subscription to a topic.
     #[must_use]
     pub fn subscription(&self, group: &str, topic: &str) -> Option<&SubscriptionData> {

@@ -6,8 +6,7 @@
 //! live); a closed connection reported by any shard.
 //!
 //! Must never: answer a heartbeat before every reachable shard installed the subscriptions it
-//! registered, or queue notifications without bound (they are notices: dropped when the
-//! owning shard's channel is full, as the client re-syncs on its next rebalance).
+//! registered, or notify members itself (that is [`super::notify`]'s, coalesced per group).
 
 use std::rc::Rc;
 
@@ -17,11 +16,10 @@ use rmq_net::codec::body::queue::{
     LockBatchRequestBody, LockBatchResponseBody, UnlockBatchRequestBody,
 };
 use rmq_net::codec::body::JsonBody;
-use rmq_net::codec::codes::{RequestCode, ResponseCode};
+use rmq_net::codec::codes::ResponseCode;
 use rmq_net::codec::header::admin::GetConsumerConnectionListRequestHeader;
 use rmq_net::codec::header::client::{
-    GetConsumerListByGroupRequestHeader, HeartbeatResponseHeader,
-    NotifyConsumerIdsChangedRequestHeader, UnregisterClientRequestHeader,
+    GetConsumerListByGroupRequestHeader, HeartbeatResponseHeader, UnregisterClientRequestHeader,
 };
 use rmq_net::codec::header::CommandHeader;
 use rmq_net::RemotingCommand;
@@ -197,38 +195,11 @@ pub fn producer_connections(shard: &Rc<Shard>, request: &RemotingCommand) -> Out
 }
 
 /// Installs the subscription snapshot on every shard if it changed, then notifies the members
-/// of the changed groups.
+/// of the changed groups (coalesced per group, see [`super::notify`]).
 pub async fn after_membership_change(shard: &Rc<Shard>, changes: &[GroupChange]) {
     replicate::publish_subscriptions(shard).await;
     for change in changes {
-        for key in &change.notify {
-            notify_consumer_ids_changed(shard, *key, &change.group);
-        }
-    }
-}
-
-/// Sends NOTIFY_CONSUMER_IDS_CHANGED (oneway) over connection `key`, wherever it lives.
-pub fn notify_consumer_ids_changed(shard: &Rc<Shard>, key: ConnKey, group: &str) {
-    let header = NotifyConsumerIdsChangedRequestHeader {
-        consumer_group: group.to_owned(),
-    };
-    let command =
-        RemotingCommand::request(RequestCode::NotifyConsumerIdsChanged, header.to_ext()).oneway();
-    send_to_connection(shard, key, command);
-}
-
-/// Sends `command` oneway over the connection `key` (a notice to the shard that owns it).
-pub fn send_to_connection(shard: &Rc<Shard>, key: ConnKey, command: RemotingCommand) {
-    let sent = notify(shard, key.shard, move |owner: Rc<Shard>| async move {
-        let conn = owner.conns.borrow().get(&key.conn).cloned();
-        if let Some(conn) = conn {
-            if let Err(err) = conn.try_send_oneway(command) {
-                tracing::debug!(%err, conn = key.conn, "server-initiated command dropped");
-            }
-        }
-    });
-    if let Err(err) = sent {
-        tracing::debug!(%err, ?key, "server-initiated command not delivered");
+        super::notify::group_changed(shard, &change.group, &change.notify);
     }
 }
 

@@ -1,7 +1,8 @@
 //! Control-plane request processing on the control shard (shard 0). The duties, one module
 //! each:
 //! - [`clients`]: heartbeats, unregistration, consumer/producer lists, orderly locks, and the
-//!   membership changes they cause (subscription broadcast, NOTIFY_CONSUMER_IDS_CHANGED);
+//!   membership changes they cause (subscription broadcast);
+//! - [`notify`]: NOTIFY_CONSUMER_IDS_CHANGED, coalesced per group;
 //! - [`topics`]: topic administration and auto-creation (also the data shards' side of it:
 //!   asking the control shard for a topic their replica lacks);
 //! - [`groups`]: subscription-group administration;
@@ -16,6 +17,7 @@
 
 pub mod clients;
 pub mod groups;
+pub mod notify;
 pub mod register;
 pub mod topics;
 
