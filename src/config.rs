@@ -186,6 +186,10 @@ pub struct BrokerConfig {
     pub broker_role: BrokerRole,
     /// `autoCreateTopicEnable`.
     pub auto_create_topic_enable: bool,
+    /// `autoCreateTopicMax` (ours): auto-create is refused (TOPIC_NOT_EXIST) once the broker
+    /// holds this many ordinary topics (system, retry and DLQ topics not counted), so producers
+    /// writing to new names cannot take the topic and queue capacity admin creation needs.
+    pub auto_create_topic_max: usize,
     /// `autoCreateSubscriptionGroup`.
     pub auto_create_subscription_group: bool,
     /// `defaultTopicQueueNums`.
@@ -245,6 +249,7 @@ impl Default for BrokerConfig {
             ),
             broker_role: BrokerRole::AsyncMaster,
             auto_create_topic_enable: true,
+            auto_create_topic_max: limits::AUTO_CREATE_TOPICS_DEFAULT,
             auto_create_subscription_group: true,
             default_topic_queue_nums: 8,
             file_reserved_time_hours: 72,
@@ -447,6 +452,9 @@ impl BrokerConfig {
                     };
                 }
                 "autoCreateTopicEnable" => c.auto_create_topic_enable = boolean(key, v)?,
+                "autoCreateTopicMax" => {
+                    c.auto_create_topic_max = parse_range(key, v, 0, limits::TOPICS_MAX)?
+                }
                 "autoCreateSubscriptionGroup" => {
                     c.auto_create_subscription_group = boolean(key, v)?
                 }

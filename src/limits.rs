@@ -108,6 +108,12 @@ pub const CLIENT_NAME_LENGTH_MAX: usize = 1_024;
 /// Most topics per broker: the NameServer registration body stays under ~20 MiB of JSON and
 /// the table's journal and file stay small. Past it creation is refused.
 pub const TOPICS_MAX: usize = 100_000;
+/// Default `autoCreateTopicMax`: ordinary topics the broker may hold for auto-create to still
+/// create one. 4,096 auto-created topics of 4 queues (what clients ask for) are 16,384
+/// queues, a fraction of the queue capacity, leaving the rest (and topics up to
+/// [`TOPICS_MAX`]) to admin creation.
+pub const AUTO_CREATE_TOPICS_DEFAULT: usize = 4_096;
+const _: () = assert!(AUTO_CREATE_TOPICS_DEFAULT < TOPICS_MAX);
 /// Most read or write queues per topic (Java's largest built-in topic, `BenchmarkTest`, has
 /// 1024; every queue costs a consume queue and per-queue offsets).
 pub const QUEUE_NUMS_MAX: i32 = 1024;

@@ -428,3 +428,47 @@ fn a_heartbeat_storm_of_one_group_is_answered_and_notifications_coalesce() {
     let status = broker.server.terminate();
     assert!(status.success(), "clean shutdown after the storm: {status}");
 }
+
+/// Producers writing to ever new topic names stop at `autoCreateTopicMax`: past it a send to a
+/// new name is TOPIC_NOT_EXIST (a code clients retry and report, not MESSAGE_ILLEGAL) with a
+/// remark naming the key, while admin-created topics (and existing auto-created ones) work.
+fn check_auto_create_is_capped(shards: usize) {
+    let broker = Broker::start(shards, "autoCreateTopicMax=12\n");
+    let client = broker.client();
+    block_on(async {
+        let props = properties(None, None, None);
+        for i in 0..12 {
+            let reply = send_v2(&client, &format!("Auto{i}"), 3, b"a", &props).await;
+            assert_code(&reply, ResponseCode::Success);
+        }
+        for i in 12..40 {
+            let reply = send_v2(&client, &format!("Auto{i}"), 3, b"a", &props).await;
+            assert_code(&reply, ResponseCode::TopicNotExist);
+            let remark = reply.remark.unwrap_or_default();
+            assert!(remark.contains("autoCreateTopicMax"), "{remark}");
+        }
+        // Existing auto-created topics keep working, and so does admin creation.
+        let reply = send_v2(&client, "Auto0", 1, b"again", &props).await;
+        assert_code(&reply, ResponseCode::Success);
+        for i in 0..5 {
+            let topic = format!("Admin{i}");
+            let reply = call(&client, create_topic_request(&topic, 8, 6)).await;
+            assert_code(&reply, ResponseCode::Success);
+            let reply = send_v2(&client, &topic, 7, b"admin", &props).await;
+            assert_code(&reply, ResponseCode::Success);
+        }
+        let topics = all_topics(&broker);
+        assert!(!topics.topic_config_table.contains_key("Auto12"));
+        assert!(topics.topic_config_table.contains_key("Admin4"));
+    });
+}
+
+#[test]
+fn auto_create_is_capped_one_shard() {
+    check_auto_create_is_capped(1);
+}
+
+#[test]
+fn auto_create_is_capped_two_shards() {
+    check_auto_create_is_capped(2);
+}

@@ -280,6 +280,17 @@ pub enum TopicError {
         /// What is out of range.
         reason: String,
     },
+    /// Auto-create refused: the broker holds `autoCreateTopicMax` ordinary topics already.
+    #[error(
+        "cannot auto-create topic `{topic}`: the broker already holds {limit} topics \
+         (autoCreateTopicMax); create it with update-topic"
+    )]
+    AutoCreateLimit {
+        /// The topic that was not created.
+        topic: String,
+        /// `autoCreateTopicMax`.
+        limit: usize,
+    },
     /// The table already holds [`TOPICS_MAX`] topics.
     #[error("cannot create topic `{topic}`: the broker already holds {TOPICS_MAX} topics")]
     Limit {
@@ -377,6 +388,8 @@ pub struct TopicTableOptions {
     pub auto_create_topic_enable: bool,
     /// `defaultTopicQueueNums`: TBW102's queue count.
     pub default_topic_queue_nums: i32,
+    /// `autoCreateTopicMax`: ordinary topics held past which auto-create is refused.
+    pub auto_create_topic_max: usize,
     /// `brokerPermission`: masks topic perms in registrations when not read-write.
     pub broker_permission: i32,
     /// `traceTopicEnable` (Java default false): registers [`TRACE_TOPIC`].
@@ -392,6 +405,7 @@ impl TopicTableOptions {
             broker_name: config.broker_name.clone(),
             auto_create_topic_enable: config.auto_create_topic_enable,
             default_topic_queue_nums: config.default_topic_queue_nums,
+            auto_create_topic_max: config.auto_create_topic_max,
             broker_permission: config.broker_permission,
             trace_topic_enable: false,
         }
@@ -440,6 +454,8 @@ pub struct TopicTable {
     topics: Table<TopicConfig>,
     /// Names registered at start (cluster, broker, ... ): system topics beyond the fixed set.
     system_names: BTreeSet<String>,
+    /// [`Self::ordinary_count`] at a table version (recounted when the version moved).
+    ordinary: std::cell::Cell<Option<(i64, usize)>>,
 }
 
 impl HasTable for TopicTable {
@@ -486,6 +502,7 @@ impl TopicTable {
             topics: Table::new(TOPICS_MAX, initial, now_ms),
             system_names,
             options,
+            ordinary: std::cell::Cell::new(None),
         }
     }
 
@@ -565,6 +582,27 @@ impl TopicTable {
     /// All topics, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &TopicConfig)> {
         self.topics.iter()
+    }
+
+    /// Topics that are neither system nor retry/DLQ topics: what `autoCreateTopicMax` counts.
+    /// Cached per table version, so refusing auto-creates at the cap costs no scan.
+    #[must_use]
+    pub fn ordinary_count(&self) -> usize {
+        let version = self.version().counter;
+        if let Some((at, count)) = self.ordinary.get() {
+            if at == version {
+                return count;
+            }
+        }
+        let count = self
+            .topics
+            .iter()
+            .filter(|(name, _)| {
+                !self.is_system_topic(name) && !is_retry_topic(name) && !is_dlq_topic(name)
+            })
+            .count();
+        self.ordinary.set(Some((version, count)));
+        count
     }
 
     /// Java `TopicValidator.isSystemTopic`: a fixed system name, an `rmq_sys_` name, or one of
@@ -666,6 +704,13 @@ impl TopicTable {
             "auto-created topics never inherit"
         );
         validate_queues_and_perm(&config)?;
+        let limit = self.options.auto_create_topic_max;
+        if self.ordinary_count() >= limit {
+            return Err(TopicError::AutoCreateLimit {
+                topic: topic.to_owned(),
+                limit,
+            });
+        }
         self.create_absent(config, now_ms)
     }
 
@@ -825,6 +870,7 @@ mod tests {
             broker_name: "broker-a".into(),
             auto_create_topic_enable: auto_create,
             default_topic_queue_nums: 8,
+            auto_create_topic_max: crate::limits::AUTO_CREATE_TOPICS_DEFAULT,
             broker_permission: perm::READ_WRITE,
             trace_topic_enable: false,
         }
@@ -884,6 +930,7 @@ mod tests {
                 broker_name: "b".into(),
                 auto_create_topic_enable: false,
                 default_topic_queue_nums: 4,
+                auto_create_topic_max: crate::limits::AUTO_CREATE_TOPICS_DEFAULT,
                 broker_permission: perm::READ,
                 trace_topic_enable: false,
             }
@@ -1021,6 +1068,52 @@ mod tests {
         assert!(!again.created);
         assert_eq!(again.config.write_queue_nums, 4);
         assert_eq!(table.version().counter, 2, "no bump for an existing topic");
+    }
+
+    #[test]
+    fn auto_create_stops_at_its_cap_while_admin_creation_goes_on() {
+        let mut table = TopicTable::new(
+            TopicTableOptions {
+                auto_create_topic_max: 3,
+                ..options(true)
+            },
+            1_000,
+        );
+        assert_eq!(table.ordinary_count(), 0, "system topics are not counted");
+        table
+            .create_retry_topic("G", 1, 1_001)
+            .expect("retry topic");
+        table
+            .create_or_update(TopicConfig::new("Admin1"), 1_002)
+            .expect("admin");
+        for name in ["A1", "A2"] {
+            let made = table
+                .auto_create_from_template(name, AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 1_003)
+                .expect("under the cap");
+            assert!(made.created);
+        }
+        assert_eq!(table.ordinary_count(), 3, "retry topics are not counted");
+        let refused = table.auto_create_from_template("A3", AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 1_004);
+        assert!(
+            matches!(refused, Err(TopicError::AutoCreateLimit { limit: 3, .. })),
+            "{refused:?}"
+        );
+        // Existing topics are still found, and admin creation is not capped by it.
+        assert!(table
+            .auto_create_from_template("A1", AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 1_005)
+            .is_ok());
+        table
+            .create_or_update(TopicConfig::new("Admin2"), 1_006)
+            .expect("admin past the auto-create cap");
+        table.delete("A1", 1_007);
+        table.delete("Admin1", 1_007);
+        table.delete("Admin2", 1_007);
+        assert!(
+            table
+                .auto_create_from_template("A3", AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 1_008)
+                .is_ok(),
+            "room again after deletes"
+        );
     }
 
     #[test]
@@ -1315,7 +1408,10 @@ mod tests {
             "{refused:?}"
         );
         let auto = table.auto_create_from_template("auto", AUTO_CREATE_TOPIC_KEY_TOPIC, 4, 2);
-        assert!(matches!(auto, Err(TopicError::Limit { .. })));
+        assert!(
+            matches!(auto, Err(TopicError::AutoCreateLimit { .. })),
+            "the auto-create cap is below the table's"
+        );
         assert!(matches!(
             table.create_retry_topic("G", 1, 2),
             Err(TopicError::Limit { .. })

@@ -33,7 +33,8 @@ pub fn topic_failure(err: &TopicError) -> Failure {
         TopicError::InvalidName { .. } => ResponseCode::InvalidParameter,
         TopicError::NotExist { .. }
         | TopicError::TemplateNotExist { .. }
-        | TopicError::NoInheritTemplate { .. } => ResponseCode::TopicNotExist,
+        | TopicError::NoInheritTemplate { .. }
+        | TopicError::AutoCreateLimit { .. } => ResponseCode::TopicNotExist,
         TopicError::SystemTopic { .. } => ResponseCode::NoPermission,
         _ => ResponseCode::SystemError,
     };
