@@ -129,6 +129,11 @@ pub const CLIENTS_PER_GROUP_MAX: usize = 4_096;
 pub const SUBSCRIPTIONS_PER_GROUP_MAX: usize = 4_096;
 /// Most orderly-consumption locks (queue × group) held at once.
 pub const LOCKS_MAX: usize = 1_000_000;
+/// Most orderly-consumption locks one client id holds: far more queues than one consumer is
+/// assigned on one broker, and a client asking for every queue under many group names cannot
+/// take the slots other groups need.
+pub const LOCKS_PER_CLIENT_MAX: usize = 16_384;
+const _: () = assert!(LOCKS_PER_CLIENT_MAX < LOCKS_MAX);
 /// Most (topic, group, queue) consumer offsets one shard keeps.
 pub const OFFSET_ENTRIES_MAX: usize = 1_000_000;
 /// Largest metadata JSON file read back at start: a topic table at [`TOPICS_MAX`] is ~30 MiB

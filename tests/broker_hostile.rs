@@ -472,3 +472,110 @@ fn auto_create_is_capped_one_shard() {
 fn auto_create_is_capped_two_shards() {
     check_auto_create_is_capped(2);
 }
+
+/// LOCK_BATCH_MQ for `client` in `group` over `queues` of each of `topics`; the number locked.
+async fn lock_queues(
+    client: &rmq_net::conn::RemotingClient,
+    group: &str,
+    client_id: &str,
+    topics: &[String],
+    queues: i32,
+) -> usize {
+    use rmq_net::codec::body::queue::{LockBatchRequestBody, LockBatchResponseBody, MessageQueue};
+    use rmq_net::codec::body::JsonBody;
+    let body = LockBatchRequestBody {
+        client_id: client_id.into(),
+        consumer_group: group.into(),
+        mq_set: topics
+            .iter()
+            .flat_map(|topic| {
+                (0..queues).map(move |queue_id| MessageQueue {
+                    broker_name: "broker-a".into(),
+                    queue_id,
+                    topic: topic.clone(),
+                })
+            })
+            .collect(),
+        only_this_broker: false,
+    };
+    let request = RemotingCommand::request(
+        RequestCode::LockBatchMq,
+        rmq_net::codec::command::ExtFields::new(),
+    )
+    .with_body(body.to_json());
+    let reply = call(client, request).await;
+    assert_code(&reply, ResponseCode::Success);
+    LockBatchResponseBody::from_json(&reply.body)
+        .expect("lock reply")
+        .lock_ok_mq_set
+        .len()
+}
+
+/// Offsets and locks are bounded by what exists and by client: UPDATE_CONSUMER_OFFSET refuses
+/// oversized or illegal group names, unknown topics and queues; LOCK_BATCH_MQ locks only queues
+/// that exist and at most LOCKS_PER_CLIENT_MAX (16,384) for one client id, so one client
+/// cannot take the slots other consumers need.
+#[test]
+fn offsets_and_locks_are_bounded_by_what_exists_and_by_client() {
+    let broker = Broker::start(2, "");
+    let client = broker.client();
+    block_on(async {
+        assert_code(
+            &call(&client, create_topic_request("Bounded", 4, 6)).await,
+            ResponseCode::Success,
+        );
+        let commit = |group: &str, topic: &str, queue: i32| {
+            common::update_offset_request(group, topic, queue, 7)
+        };
+        let huge = "G".repeat(10_000);
+        for (request, code) in [
+            (commit("Good", "Bounded", 3), ResponseCode::Success),
+            (commit(&huge, "Bounded", 0), ResponseCode::InvalidParameter),
+            (
+                commit("bad group!", "Bounded", 0),
+                ResponseCode::InvalidParameter,
+            ),
+            (
+                commit("Good", "NoSuchTopic", 0),
+                ResponseCode::TopicNotExist,
+            ),
+            (commit("Good", "Bounded", 4), ResponseCode::InvalidParameter),
+            (
+                commit("Good", "Bounded", -1),
+                ResponseCode::InvalidParameter,
+            ),
+        ] {
+            assert_code(&call(&client, request).await, code);
+        }
+        let query = common::query_offset_request("Good", "Bounded", 3, None);
+        assert_eq!(common::offset_of(&call(&client, query).await), 7);
+
+        // Locks: unknown topics lock nothing; one client id stops at its cap.
+        let unknown = vec!["NoSuchTopic".to_owned()];
+        assert_eq!(lock_queues(&client, "LG", "c1", &unknown, 8).await, 0);
+        let topics: Vec<String> = (0..17).map(|i| format!("Locks{i}")).collect();
+        for topic in &topics {
+            let reply = call(&client, create_topic_request(topic, 1024, 6)).await;
+            assert_code(&reply, ResponseCode::Success);
+        }
+        assert_eq!(
+            lock_queues(&client, "LG", "greedy", &topics, 1024).await,
+            16_384
+        );
+        assert_eq!(
+            lock_queues(&client, "LG2", "greedy", &topics, 1024).await,
+            0,
+            "the cap is per client id, across groups"
+        );
+        assert_eq!(
+            lock_queues(&client, "LG", "other", &topics, 1024).await,
+            17 * 1024 - 16_384,
+            "the rest of the group's queues"
+        );
+        assert_eq!(
+            lock_queues(&client, "LG3", "third", &topics[..2], 1024).await,
+            2048,
+            "other groups are not starved"
+        );
+    });
+}

@@ -17,7 +17,9 @@ use rmq_net::RemotingCommand;
 use rmq_storage::consume_queue::search::Boundary;
 use rmq_storage::store::{GetRequest, GetStatus, TagFilter};
 
+use crate::tables::groups::validate_group_name;
 use crate::tables::offsets::{query_offset_decision, OffsetQuery};
+use crate::tables::topics::queue_id_in_range;
 
 use super::shard::Shard;
 use super::{storage_failure, success, Failure, Outcome};
@@ -57,6 +59,12 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
         }
         RequestCode::UpdateConsumerOffset => {
             let header = UpdateConsumerOffsetRequestHeader::decode_command(request)?;
+            check_offset_target(
+                shard,
+                &header.topic,
+                &header.consumer_group,
+                header.queue_id,
+            )?;
             shard
                 .offsets
                 .borrow_mut()
@@ -118,6 +126,31 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             format!(" request type {} not supported", code.value()),
         )),
     }
+}
+
+/// What UPDATE_CONSUMER_OFFSET may create an entry for (each one is kept and persisted): a
+/// group named as group names must be, and a queue of an existing topic.
+fn check_offset_target(
+    shard: &Shard,
+    topic: &str,
+    group: &str,
+    queue_id: i32,
+) -> Result<(), Failure> {
+    validate_group_name(group)
+        .map_err(|e| Failure::Code(ResponseCode::InvalidParameter, e.to_string()))?;
+    let Some(config) = shard.topics.entry(topic) else {
+        return Err(Failure::Code(
+            ResponseCode::TopicNotExist,
+            format!("topic[{topic}] not exist"),
+        ));
+    };
+    if !queue_id_in_range(&config, queue_id) {
+        return Err(Failure::Code(
+            ResponseCode::InvalidParameter,
+            format!("queueId[{queue_id}] is illegal, topic:[{topic}]"),
+        ));
+    }
+    Ok(())
 }
 
 /// Java answers offset 0 to a new group only while message 0 is still "in memory"

@@ -54,6 +54,8 @@ pub struct Shard {
     pub offsets: RefCell<ConsumerOffsetTable>,
     /// Where `offsets` is persisted.
     pub offsets_path: PathBuf,
+    /// One consumer-offset file write at a time.
+    pub offsets_persist: rmq_storage::fifo_lock::FifoLock,
     /// Connections accepted by this shard, by id.
     pub conns: RefCell<HashMap<u64, ConnHandle>>,
     /// UNIQ_KEY generator for messages that arrive without one.

@@ -480,6 +480,7 @@ async fn open_shard(
         subscriptions: Replica::new(snapshots.subscriptions),
         offsets: RefCell::new(offsets),
         offsets_path,
+        offsets_persist: rmq_storage::fifo_lock::FifoLock::default(),
         conns: RefCell::new(HashMap::new()),
         uniq_keys: RefCell::new(uniq),
         delay_offsets,
@@ -511,7 +512,7 @@ pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
                     super::replicate::compact_all(&shard).await;
                 }
                 super::schedule::persist(&shard).await;
-                persist_offsets(&shard, &shard.offsets_path);
+                persist_offsets(&shard).await;
             });
             if let Err(why) = answered(compio::time::timeout(timeout, done).await) {
                 tracing::warn!(shard = target.0, why, "offsets not persisted at shutdown");
@@ -560,7 +561,7 @@ async fn maintenance(shard: Rc<Shard>) {
         }
         if last_offsets.elapsed() >= OFFSET_PERSIST_INTERVAL {
             last_offsets = std::time::Instant::now();
-            persist_offsets(&shard, &shard.offsets_path);
+            persist_offsets(&shard).await;
         }
         if last_retention.elapsed() >= RETENTION_INTERVAL {
             last_retention = std::time::Instant::now();
@@ -632,11 +633,36 @@ fn local_hour() -> u8 {
     u8::try_from(hour.clamp(0, 23)).unwrap_or(0)
 }
 
-fn persist_offsets(shard: &Shard, path: &Path) {
-    let mut offsets = shard.offsets.borrow_mut();
-    if offsets.is_dirty() {
-        if let Err(err) = offsets.save(path) {
-            tracing::warn!(shard = shard.id.0, %err, "persisting consumer offsets failed");
+/// Writes the shard's consumer offsets if they changed: encoded on the shard, written and
+/// fsynced in the blocking pool (tens of MB must not stall the event loop). One write at a
+/// time per shard (the maintenance loop and shutdown may both ask).
+async fn persist_offsets(shard: &Shard) {
+    let _one_at_a_time = shard.offsets_persist.lock().await;
+    let encoded = {
+        let mut offsets = shard.offsets.borrow_mut();
+        if !offsets.is_dirty() {
+            return;
         }
+        offsets.encode_for_save(&shard.offsets_path)
+    };
+    let path = shard.offsets_path.clone();
+    let written = match encoded {
+        Ok(bytes) => compio::runtime::spawn_blocking(move || {
+            crate::tables::persist::write_bytes_atomic(&path, &bytes)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(crate::tables::persist::PersistError::Io {
+                op: "write (blocking task panicked)",
+                path: shard.offsets_path.clone(),
+                source: std::io::Error::other("blocking task panicked"),
+            })
+        })
+        .map_err(crate::tables::offsets::OffsetError::from),
+        Err(err) => Err(err),
+    };
+    if let Err(err) = written {
+        shard.offsets.borrow_mut().mark_dirty();
+        tracing::warn!(shard = shard.id.0, %err, "persisting consumer offsets failed");
     }
 }

@@ -5,18 +5,19 @@
 //! orderly group to its DLQ (§4.1 step 5).
 //!
 //! Lives on the control shard (locks are per group, not per queue owner). Pure and
-//! synchronous: time comes in as `now_ms`. Must never: hold more than [`LOCKS_MAX`] entries
-//! (expired ones are purged first; a lock that still does not fit is simply not granted, and
-//! the client retries), or grant one queue to two live clients.
+//! synchronous: time comes in as `now_ms`. Must never: hold more than [`LOCKS_MAX`] entries,
+//! or more than [`LOCKS_PER_CLIENT_MAX`] for one client id (expired ones are purged first; a
+//! lock that still does not fit is simply not granted, and the client retries), or grant one
+//! queue to two live clients.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rmq_net::codec::body::queue::MessageQueue;
 
 /// How long a lock lives after its last refresh (Java
 /// `rocketmq.broker.rebalance.lockMaxLiveTime`).
 pub const LOCK_MAX_LIVE_MS: i64 = 60_000;
-pub use crate::limits::LOCKS_MAX;
+pub use crate::limits::{LOCKS_MAX, LOCKS_PER_CLIENT_MAX};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LockEntry {
@@ -41,6 +42,10 @@ pub struct RebalanceLocks {
     entries: usize,
     /// [`LOCKS_MAX`], lowered only by tests.
     entries_max: usize,
+    /// Entries (live or expired) per client id; no zero counts.
+    per_client: HashMap<String, usize>,
+    /// [`LOCKS_PER_CLIENT_MAX`], lowered only by tests.
+    per_client_max: usize,
 }
 
 impl Default for RebalanceLocks {
@@ -57,7 +62,39 @@ impl RebalanceLocks {
             groups: BTreeMap::new(),
             entries: 0,
             entries_max: LOCKS_MAX,
+            per_client: HashMap::new(),
+            per_client_max: LOCKS_PER_CLIENT_MAX,
         }
+    }
+
+    fn client_count(&self, client_id: &str) -> usize {
+        self.per_client.get(client_id).copied().unwrap_or(0)
+    }
+
+    fn hold(&mut self, client_id: &str) {
+        *self.per_client.entry(client_id.to_owned()).or_default() += 1;
+    }
+
+    fn release(per_client: &mut HashMap<String, usize>, client_id: &str) {
+        let count = per_client
+            .get_mut(client_id)
+            .expect("every entry is counted for its client");
+        *count -= 1;
+        if *count == 0 {
+            per_client.remove(client_id);
+        }
+    }
+
+    /// Room for one more entry of `client_id`, purging expired entries first if needed (once
+    /// per batch: `purged` says whether this batch already did).
+    fn has_room(&mut self, client_id: &str, now_ms: i64, purged: &mut bool) -> bool {
+        let full =
+            |s: &Self| s.entries >= s.entries_max || s.client_count(client_id) >= s.per_client_max;
+        if full(self) && !*purged {
+            *purged = true;
+            self.purge_expired(now_ms);
+        }
+        !full(self)
     }
 
     /// LOCK_BATCH_MQ: locks each queue for `client_id` if it is free, already this client's
@@ -71,8 +108,9 @@ impl RebalanceLocks {
         now_ms: i64,
     ) -> BTreeSet<MessageQueue> {
         let mut locked = BTreeSet::new();
+        let mut purged = false;
         for mq in mqs {
-            if self.try_lock(group, client_id, mq, now_ms) {
+            if self.try_lock(group, client_id, mq, now_ms, &mut purged) {
                 locked.insert(mq.clone());
             }
         }
@@ -80,24 +118,36 @@ impl RebalanceLocks {
         locked
     }
 
-    fn try_lock(&mut self, group: &str, client_id: &str, mq: &MessageQueue, now_ms: i64) -> bool {
+    fn try_lock(
+        &mut self,
+        group: &str,
+        client_id: &str,
+        mq: &MessageQueue,
+        now_ms: i64,
+        purged: &mut bool,
+    ) -> bool {
+        let client_at_cap = self.client_count(client_id) >= self.per_client_max;
         if let Some(entry) = self
             .groups
             .get_mut(group)
             .and_then(|locks| locks.get_mut(mq))
         {
-            if entry.client_id == client_id || entry.is_expired(now_ms) {
-                client_id.clone_into(&mut entry.client_id);
+            if entry.client_id == client_id {
                 entry.last_update_ms = now_ms;
                 return true;
             }
-            return false;
-        }
-        if self.entries >= self.entries_max {
-            self.purge_expired(now_ms);
-            if self.entries >= self.entries_max {
+            if !entry.is_expired(now_ms) || client_at_cap {
                 return false;
             }
+            // Take the expired lock over.
+            let previous = std::mem::replace(&mut entry.client_id, client_id.to_owned());
+            entry.last_update_ms = now_ms;
+            Self::release(&mut self.per_client, &previous);
+            self.hold(client_id);
+            return true;
+        }
+        if !self.has_room(client_id, now_ms, purged) {
+            return false;
         }
         let entry = LockEntry {
             client_id: client_id.to_owned(),
@@ -108,6 +158,7 @@ impl RebalanceLocks {
             .or_default()
             .insert(mq.clone(), entry);
         self.entries += 1;
+        self.hold(client_id);
         true
     }
 
@@ -129,6 +180,7 @@ impl RebalanceLocks {
                 .is_some_and(|entry| entry.client_id == client_id)
             {
                 locks.remove(mq);
+                Self::release(&mut self.per_client, client_id);
                 released += 1;
             }
         }
@@ -190,10 +242,16 @@ impl RebalanceLocks {
     /// Drops every expired lock (Java keeps them forever; we bound memory). Returns how many.
     pub fn purge_expired(&mut self, now_ms: i64) -> usize {
         let mut purged = 0;
+        let per_client = &mut self.per_client;
         for locks in self.groups.values_mut() {
-            let before = locks.len();
-            locks.retain(|_, entry| !entry.is_expired(now_ms));
-            purged += before - locks.len();
+            locks.retain(|_, entry| {
+                let expired = entry.is_expired(now_ms);
+                if expired {
+                    Self::release(per_client, &entry.client_id);
+                    purged += 1;
+                }
+                !expired
+            });
         }
         self.groups.retain(|_, locks| !locks.is_empty());
         assert!(purged <= self.entries);
@@ -304,6 +362,49 @@ mod tests {
         assert_eq!(locks.len(), 1);
         assert!(locks.has_unexpired_locks("G", LOCK_MAX_LIVE_MS + 1));
         assert!(!locks.has_unexpired_locks("H", 0), "group H removed");
+    }
+
+    #[test]
+    fn one_client_cannot_take_every_slot() {
+        let mut locks = RebalanceLocks {
+            per_client_max: 8,
+            ..RebalanceLocks::new()
+        };
+        assert_eq!(RebalanceLocks::new().per_client_max, LOCKS_PER_CLIENT_MAX);
+        let queues: Vec<MessageQueue> = (0..20).map(mq).collect();
+        // Across groups, one client id gets at most its cap.
+        assert_eq!(
+            locks.try_lock_batch("G", "greedy", &queues[..5], 0).len(),
+            5
+        );
+        assert_eq!(locks.try_lock_batch("H", "greedy", &queues, 0).len(), 3);
+        assert_eq!(locks.len(), 8);
+        // Others are unaffected.
+        assert_eq!(locks.try_lock_batch("H", "fair", &queues[10..], 0).len(), 8);
+        // Refreshing held locks works at the cap; unlocking frees room.
+        assert_eq!(
+            locks.try_lock_batch("G", "greedy", &queues[..5], 1).len(),
+            5
+        );
+        assert_eq!(locks.unlock_batch("G", "greedy", &queues[..2]), 2);
+        assert_eq!(
+            locks.try_lock_batch("G", "greedy", &queues[5..9], 2).len(),
+            2
+        );
+        // Expired locks of the greedy client are purged when it asks again later, and an
+        // expired lock taken over moves to the new holder's count.
+        let later = LOCK_MAX_LIVE_MS + 10;
+        assert_eq!(
+            locks
+                .try_lock_batch("G", "fair2", &queues[2..4], later)
+                .len(),
+            2
+        );
+        assert_eq!(locks.holder("G", &mq(2), later), Some("fair2"));
+        let expired = locks.len() - 2;
+        assert_eq!(locks.purge_expired(later), expired);
+        assert_eq!(locks.per_client.get("fair2"), Some(&2));
+        assert!(!locks.per_client.contains_key("greedy"));
     }
 
     #[test]

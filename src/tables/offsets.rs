@@ -148,11 +148,23 @@ impl ConsumerOffsetTable {
         Ok(table)
     }
 
-    /// Writes the table atomically to `path` and marks it clean.
+    /// Writes the table atomically to `path` and marks it clean (blocking; a shard uses
+    /// [`Self::encode_for_save`] and writes in the blocking pool).
     ///
     /// # Errors
     /// [`OffsetError::Persist`]; the table stays dirty then.
     pub fn save(&mut self, path: &Path) -> Result<(), OffsetError> {
+        let bytes = self.encode_for_save(path)?;
+        persist::write_bytes_atomic(path, &bytes)?;
+        Ok(())
+    }
+
+    /// The file contents [`Self::save`] writes, and the table marked clean: a failed write must
+    /// call [`Self::mark_dirty`].
+    ///
+    /// # Errors
+    /// [`OffsetError::Persist`] if encoding fails (the table stays dirty).
+    pub fn encode_for_save(&mut self, path: &Path) -> Result<Vec<u8>, OffsetError> {
         let offset_table: BTreeMap<String, &QueueOffsets> = self
             .topics
             .iter()
@@ -162,9 +174,14 @@ impl ConsumerOffsetTable {
                 })
             })
             .collect();
-        persist::write_json_atomic(path, &OffsetFile { offset_table })?;
+        let bytes = persist::encode_json(path, &OffsetFile { offset_table })?;
         self.dirty = false;
-        Ok(())
+        Ok(bytes)
+    }
+
+    /// A save failed: the next one must write again.
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
     }
 
     /// UPDATE_CONSUMER_OFFSET and the pull COMMIT flag. Like Java, any value is stored, even

@@ -96,14 +96,34 @@ pub fn write_json_atomic<T: Serialize + ?Sized>(
     path: &Path,
     value: &T,
 ) -> Result<(), PersistError> {
+    let bytes = encode_json(path, value)?;
+    write_bytes_atomic(path, &bytes)
+}
+
+/// `value` as the pretty JSON [`write_json_atomic`] writes (`path` only names the file in the
+/// error).
+///
+/// # Errors
+/// [`PersistError::Serialize`] if `value` cannot be encoded.
+pub fn encode_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<Vec<u8>, PersistError> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| PersistError::Serialize {
         path: path.to_path_buf(),
         detail: e.to_string(),
     })?;
     assert!(!bytes.is_empty(), "serde_json never produces empty output");
+    Ok(bytes)
+}
+
+/// Replaces `path` with `bytes` atomically (blocking: temp file, fsync, `.bak`, rename,
+/// directory fsync); callers on a shard run it in the blocking pool.
+///
+/// # Errors
+/// [`PersistError::Io`] for any failed file-system call (then `path` still holds the previous
+/// version).
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError> {
     let dir = parent_dir(path);
     fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
-    rmq_storage::atomic_file::replace_blocking(path, &bytes, true).map_err(|e| PersistError::Io {
+    rmq_storage::atomic_file::replace_blocking(path, bytes, true).map_err(|e| PersistError::Io {
         op: e.op,
         path: e.path,
         source: e.source,

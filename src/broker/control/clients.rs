@@ -27,11 +27,12 @@ use rmq_net::RemotingCommand;
 use crate::broker::replicate;
 use crate::broker::shard::{Shard, CONTROL_SHARD};
 use crate::broker::{success, Failure, Outcome};
+use crate::limits::CLIENT_NAME_LENGTH_MAX;
 use crate::runtime::clock::now_ms;
 use crate::runtime::mesh::{notify, submit_to, ClientMeta, ConnKey};
 use crate::tables::clients::GroupChange;
-use crate::tables::groups::GroupLookup;
-use crate::tables::topics::RETRY_GROUP_TOPIC_PREFIX;
+use crate::tables::groups::{validate_group_name, GroupLookup};
+use crate::tables::topics::{queue_id_in_range, RETRY_GROUP_TOPIC_PREFIX};
 
 use super::{assert_control, register, required_ext};
 
@@ -138,13 +139,29 @@ pub fn consumer_list(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
     Ok(success(request).with_body(body.to_json()))
 }
 
-/// LOCK_BATCH_MQ.
+/// LOCK_BATCH_MQ: only queues of existing topics are locked (a lock on anything else would
+/// only take a slot), for a validly named group and client.
 pub fn lock_batch(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
     let body = LockBatchRequestBody::from_json(&request.body)?;
-    let locked = shard.control().locks.borrow_mut().try_lock_batch(
+    validate_group_name(&body.consumer_group)
+        .map_err(|e| Failure::Code(ResponseCode::InvalidParameter, e.to_string()))?;
+    if body.client_id.is_empty() || body.client_id.len() > CLIENT_NAME_LENGTH_MAX {
+        return Err(Failure::Code(
+            ResponseCode::InvalidParameter,
+            format!("clientId must be 1..={CLIENT_NAME_LENGTH_MAX} bytes"),
+        ));
+    }
+    let control = shard.control();
+    let topics = control.topics.borrow();
+    let existing = body.mq_set.iter().filter(|mq| {
+        topics
+            .get(&mq.topic)
+            .is_some_and(|config| queue_id_in_range(config, mq.queue_id))
+    });
+    let locked = control.locks.borrow_mut().try_lock_batch(
         &body.consumer_group,
         &body.client_id,
-        body.mq_set.iter(),
+        existing,
         now_ms(),
     );
     let reply = LockBatchResponseBody {
