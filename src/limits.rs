@@ -153,6 +153,13 @@ pub const REGISTER_PENDING_TOPICS_MAX: usize = 1024;
 /// member: one notification per interval instead of N.
 pub const NOTIFY_GROUP_INTERVAL: Duration = Duration::from_secs(1);
 
+// ---- shutdown ----
+
+/// How long a clean stop waits for the client requests being handled when it began (sends
+/// waiting for their flush, forwarded calls) before closing connections anyway. Java's
+/// remoting server waits for nothing; 5 s covers a SYNC_FLUSH group commit many times over.
+pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 // ---- requests ---------------------------------------------------------------------------------
 
 /// Longest a pull may be held (`suspendTimeoutMillis` is capped to this).

@@ -48,6 +48,17 @@ pub struct BrokerHandler {
 impl Handler for BrokerHandler {
     async fn handle(&self, ctx: &ConnContext, request: RemotingCommand) -> Option<RemotingCommand> {
         let shard = &self.shard;
+        if shard.stopping.is_set() {
+            // Java's answer once its store is shut down; clients retry another broker.
+            return (!request.is_oneway()).then(|| {
+                error_response(
+                    &request,
+                    ResponseCode::ServiceNotAvailable,
+                    "the broker is shutting down",
+                )
+            });
+        }
+        let _in_flight = InFlight::enter(shard);
         shard
             .conns
             .borrow_mut()
@@ -98,6 +109,26 @@ impl Handler for BrokerHandler {
                 conn: handle.id(),
             },
         );
+    }
+}
+
+/// Counts one client request in [`Shard::requests_in_flight`] while it is handled.
+struct InFlight<'a>(&'a Shard);
+
+impl<'a> InFlight<'a> {
+    fn enter(shard: &'a Shard) -> Self {
+        shard
+            .requests_in_flight
+            .set(shard.requests_in_flight.get() + 1);
+        Self(shard)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let count = self.0.requests_in_flight.get();
+        assert!(count > 0, "in-flight count underflow");
+        self.0.requests_in_flight.set(count - 1);
     }
 }
 

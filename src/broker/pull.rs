@@ -143,7 +143,14 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
         let wait = shard
             .store
             .wait_for_message(&header.topic, header.queue_id, get.queue_offset);
-        match compio::time::timeout(hold, wait).await {
+        // Shutdown answers a held pull at once (nothing new), so the drain does not wait.
+        let stopping = std::pin::pin!(shard.stopping.wait());
+        let held = std::pin::pin!(compio::time::timeout(hold, wait));
+        let outcome = match futures_util::future::select(held, stopping).await {
+            futures_util::future::Either::Left((outcome, _)) => outcome,
+            futures_util::future::Either::Right(((), _)) => Ok(WaitOutcome::Closed),
+        };
+        match outcome {
             Ok(WaitOutcome::Arrived) => {
                 result = shard
                     .store

@@ -66,6 +66,12 @@ pub struct Shard {
     pub stats: super::stats::ShardStats,
     /// Authoritative control-plane state (control shard only).
     pub control: Option<Control>,
+    /// Shutdown has begun: new client requests are refused, held pulls answer now.
+    pub stopping: crate::runtime::latch::Latch,
+    /// The drain is over: the serve loop ends (listener and connections close).
+    pub stop_serving: crate::runtime::latch::Latch,
+    /// Client requests this shard's connections are being answered for (the drain waits).
+    pub requests_in_flight: std::cell::Cell<usize>,
 }
 
 impl ShardContext for Shard {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -23,6 +24,7 @@ use rmq_storage::file::Disk;
 use rmq_storage::store::{Store, StoreConfig};
 
 use crate::config::{BrokerConfig, FlushDiskType};
+use crate::limits::SHUTDOWN_DRAIN_TIMEOUT;
 use crate::runtime::clock::now_ms;
 use crate::runtime::listener::{bind_reuseport, probe_exclusive};
 use crate::runtime::mesh::{serve_inbox, Inbox, Mesh};
@@ -393,8 +395,18 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
             .detach();
     }
     let _ = ready.send(Ok(id.0));
-    let handler = Rc::new(BrokerHandler { shard });
-    serve(&listener, handler, ServeConfig::default()).await;
+    let handler = Rc::new(BrokerHandler {
+        shard: Rc::clone(&shard),
+    });
+    // Until shutdown has drained the requests in flight: then the listener and every
+    // connection close with the serve loop.
+    let serving = pin!(serve(&listener, handler, ServeConfig::default()));
+    let stop = pin!(shard.stop_serving.wait());
+    futures_util::future::select(serving, stop).await;
+    tracing::debug!(shard = id.0, "listener and connections closed");
+    // The shard keeps serving its inbox (the rest of the shutdown runs through it) until the
+    // process exits.
+    std::future::pending::<()>().await;
 }
 
 /// Binds the shard's listener and opens its store, offsets and delay offsets.
@@ -481,6 +493,9 @@ async fn open_shard(
         offsets: RefCell::new(offsets),
         offsets_path,
         offsets_persist: rmq_storage::fifo_lock::FifoLock::default(),
+        stopping: crate::runtime::latch::Latch::default(),
+        stop_serving: crate::runtime::latch::Latch::default(),
+        requests_in_flight: Cell::new(0),
         conns: RefCell::new(HashMap::new()),
         uniq_keys: RefCell::new(uniq),
         delay_offsets,
@@ -490,7 +505,8 @@ async fn open_shard(
     Ok((shard, inbox, listener))
 }
 
-/// Stops the broker cleanly: every shard flushes its CommitLog, writes its store checkpoint and
+/// Stops the broker cleanly: new requests are refused and those in flight drained
+/// ([`drain`]), then every shard flushes its CommitLog, writes its store checkpoint and
 /// persists consumer offsets; the control shard unregisters from the NameServers. Returns when
 /// all shards answered (or after `timeout`).
 pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
@@ -502,6 +518,7 @@ pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
         }
     };
     runtime.block_on(async {
+        drain(mesh).await;
         // Phase 1, every shard: unregister (control shard), fold the table journals, persist
         // delay and consumer offsets. Persisting delay offsets flushes the CommitLogs of the
         // shards that received deliveries, so no store may be closed before all are done.
@@ -537,6 +554,45 @@ pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
             }
         }
     });
+}
+
+/// Phase 0 of a clean stop. Every shard first refuses new client requests
+/// (SERVICE_NOT_AVAILABLE, which clients retry on another broker) and answers its held pulls;
+/// then each waits, up to [`SHUTDOWN_DRAIN_TIMEOUT`] in all, for the requests it was handling
+/// (sends waiting for their flush or replica included) to be answered; then its listener and
+/// connections close. Nothing acknowledged is lost: an answered send is in the CommitLog the
+/// next phases flush.
+async fn drain(mesh: &Mesh<Shard>) {
+    for target in (0..mesh.shards()).map(ShardId) {
+        let stopping = mesh.submit(
+            target,
+            |shard: Rc<Shard>| async move { shard.stopping.set() },
+        );
+        if let Err(why) = answered(compio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, stopping).await) {
+            tracing::warn!(shard = target.0, why, "shard not told to stop");
+        }
+    }
+    let deadline = std::time::Instant::now() + SHUTDOWN_DRAIN_TIMEOUT;
+    for target in (0..mesh.shards()).map(ShardId) {
+        let drained = mesh.submit(target, move |shard: Rc<Shard>| async move {
+            while shard.requests_in_flight.get() > 0 && std::time::Instant::now() < deadline {
+                compio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let left = shard.requests_in_flight.get();
+            shard.stop_serving.set();
+            left
+        });
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match answered(compio::time::timeout(left + Duration::from_secs(1), drained).await) {
+            Ok(0) => tracing::info!(shard = target.0, "requests drained, connections closed"),
+            Ok(left) => tracing::warn!(
+                shard = target.0,
+                left,
+                "drain deadline passed; closing connections with requests unanswered"
+            ),
+            Err(why) => tracing::warn!(shard = target.0, why, "shard not drained"),
+        }
+    }
 }
 
 /// A shutdown step's answer, or why there is none.

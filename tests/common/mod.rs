@@ -42,21 +42,45 @@ pub struct Server {
     child: Child,
     /// Addresses announced on READY lines, by role (`namesrv`, `broker`).
     pub addrs: Vec<(String, SocketAddr)>,
+    /// The process's log lines (stderr), when started with [`Server::start_logged`].
+    pub log: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 impl Server {
     /// Starts `rmq <args>` and waits until it printed `expect` READY lines.
     pub fn start(args: &[&str], expect: usize) -> Self {
+        Self::start_logged(args, expect, None)
+    }
+
+    /// [`Server::start`]; with `log_level`, the process logs at that level and its stderr lines
+    /// are kept in [`Server::log`] (and echoed).
+    pub fn start_logged(args: &[&str], expect: usize, log_level: Option<&str>) -> Self {
+        let level = log_level.map_or_else(
+            || std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            str::to_owned,
+        );
         let mut child = Command::new(env!("CARGO_BIN_EXE_rmq"))
             .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if log_level.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("spawn rmq");
+        let log = child.stderr.take().map(|stderr| {
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sink = std::sync::Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    sink.lock().expect("log lines").push(line);
+                }
+            });
+            lines
+        });
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -82,7 +106,18 @@ impl Server {
                 }
             }
         }
-        Self { child, addrs }
+        Self { child, addrs, log }
+    }
+
+    /// Kept log lines containing every one of `needles` (see [`Server::start_logged`]).
+    pub fn log_lines_with(&self, needles: &[&str]) -> Vec<String> {
+        let log = self.log.as_ref().expect("started with start_logged");
+        log.lock()
+            .expect("log lines")
+            .iter()
+            .filter(|line| needles.iter().all(|n| line.contains(n)))
+            .cloned()
+            .collect()
     }
 
     /// The address announced for `role`.
@@ -196,6 +231,8 @@ pub struct Broker {
     pub addr: SocketAddr,
     dir: TempDir,
     conf: PathBuf,
+    /// `RUST_LOG` for the process with its log kept ([`Server::start_logged`]).
+    pub log_level: Option<&'static str>,
 }
 
 impl Broker {
@@ -203,7 +240,14 @@ impl Broker {
     pub fn start(shards: usize, extra_conf: &str) -> Self {
         let dir = TempDir::new("broker");
         let conf = write_broker_conf(dir.path(), extra_conf);
-        let server = Self::spawn(&dir, &conf, shards);
+        Self::start_logged(shards, extra_conf, None)
+    }
+
+    /// [`Broker::start`] logging at `log_level` into [`Server::log`] (every restart too).
+    pub fn start_logged(shards: usize, extra_conf: &str, log_level: Option<&'static str>) -> Self {
+        let dir = TempDir::new("broker");
+        let conf = write_broker_conf(dir.path(), extra_conf);
+        let server = Self::spawn(&dir, &conf, shards, log_level);
         let (namesrv, addr) = (server.addr("namesrv"), server.addr("broker"));
         Self {
             server,
@@ -212,13 +256,14 @@ impl Broker {
             addr,
             dir,
             conf,
+            log_level,
         }
     }
 
-    fn spawn(dir: &TempDir, conf: &Path, shards: usize) -> Server {
+    fn spawn(dir: &TempDir, conf: &Path, shards: usize, log_level: Option<&str>) -> Server {
         let store = dir.path().join("store");
         let shards = shards.to_string();
-        Server::start(
+        Server::start_logged(
             &[
                 "standalone",
                 "--namesrv-port",
@@ -233,13 +278,14 @@ impl Broker {
                 &shards,
             ],
             2,
+            log_level,
         )
     }
 
     /// SIGKILLs the process, then starts it again on the same store (new ports).
     pub fn kill_and_restart(&mut self) {
         self.server.kill();
-        self.server = Self::spawn(&self.dir, &self.conf, self.shards);
+        self.server = Self::spawn(&self.dir, &self.conf, self.shards, self.log_level);
         self.namesrv = self.server.addr("namesrv");
         self.addr = self.server.addr("broker");
     }
@@ -249,7 +295,7 @@ impl Broker {
     pub fn terminate_and_restart(&mut self) {
         let status = self.server.terminate();
         assert!(status.success(), "clean shutdown exit status {status}");
-        self.server = Self::spawn(&self.dir, &self.conf, self.shards);
+        self.server = Self::spawn(&self.dir, &self.conf, self.shards, self.log_level);
         self.namesrv = self.server.addr("namesrv");
         self.addr = self.server.addr("broker");
     }
