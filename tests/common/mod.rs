@@ -238,8 +238,6 @@ pub struct Broker {
 impl Broker {
     /// Starts a standalone broker with `shards` shards; `extra_conf` is appended to broker.conf.
     pub fn start(shards: usize, extra_conf: &str) -> Self {
-        let dir = TempDir::new("broker");
-        let conf = write_broker_conf(dir.path(), extra_conf);
         Self::start_logged(shards, extra_conf, None)
     }
 
