@@ -59,6 +59,18 @@ pub const SEGMENT_SIZE_MIN: u64 = 1 << 20;
 pub const SEGMENT_SIZE_MAX: u64 = storage::SEGMENT_SIZE_BYTES_MAX;
 const _: () = assert!(SEGMENT_SIZE_MIN >= storage::SEGMENT_SIZE_BYTES_MIN);
 
+// ---- file descriptors (src/runtime/fds.rs) ---------------------------------------------------
+
+/// Descriptors kept for everything that is not a client connection, besides the shards' own:
+/// NameServer clients, config files, stdio, the runtime threads' io_uring instances.
+pub const FD_RESERVED_BASE: u64 = 256;
+/// Descriptors kept per shard for its store: open CommitLog segments, the consume-queue and
+/// index files being written or read, checkpoint and atomic-replace temporaries.
+pub const FD_RESERVED_PER_SHARD: u64 = 1024;
+/// Most connections one accept loop serves, whatever the open-files limit allows (the
+/// protocol crate's default cap).
+pub const CONNECTIONS_PER_LISTENER_MAX: usize = rmq_net::conn::config::CONNECTIONS_MAX_DEFAULT;
+
 // ---- the mesh (src/runtime/mesh.rs) ---------------------------------------------------------
 
 /// Capacity of each shard's inbound channel: calls waiting for the target's inbox loop. 4096

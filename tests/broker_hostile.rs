@@ -692,3 +692,53 @@ fn sigterm_under_load_drains_and_the_restart_replays_nothing() {
         &missing[..missing.len().min(10)]
     );
 }
+
+/// Under a low open-files limit (300), a flood of idle connections takes only the connection
+/// budget: the store keeps the descriptors it needs (new consume queues, checkpoints), an
+/// established client keeps being served, and once the flood is gone new clients connect.
+#[test]
+fn a_connection_flood_under_a_low_open_files_limit_never_starves_the_store() {
+    let broker = Broker::start_limited(2, "", Some("rmq=info"), Some(300));
+    let warned = broker
+        .server
+        .log_lines_with(&["low open-files limit", "connections_per_listener="]);
+    assert_eq!(warned.len(), 1, "the budget is logged at start");
+    let props = properties(None, None, None);
+    // One runtime throughout: the established client's connection lives in it.
+    block_on(async {
+        let client = broker.client();
+        assert_code(
+            &send_v2(&client, "Flood0", 0, b"before", &props).await,
+            ResponseCode::Success,
+        );
+        let flood: Vec<std::net::TcpStream> = (0..600)
+            .map(|_| std::net::TcpStream::connect(broker.addr).expect("connect (backlog)"))
+            .collect();
+        compio::time::sleep(Duration::from_millis(300)).await;
+        for topic in 0..8 {
+            for queue in 0..4 {
+                let reply =
+                    send_v2(&client, &format!("Flood{topic}"), queue, b"during", &props).await;
+                assert_code(&reply, ResponseCode::Success);
+            }
+        }
+        // Checkpoints (every second) keep working while the flood holds its connections.
+        compio::time::sleep(Duration::from_millis(2_500)).await;
+        drop(flood);
+        compio::time::sleep(Duration::from_millis(500)).await;
+        let fresh = broker.client();
+        let reply = send_v2(&fresh, "Flood7", 3, b"after", &props).await;
+        assert_code(&reply, ResponseCode::Success);
+        assert_eq!(common::pull_all(&fresh, "Flood7", 3).await.len(), 2);
+    });
+    let failures = broker.server.log_lines_with(&["failed"]);
+    assert!(
+        failures.iter().all(|line| !line.contains("checkpoint")),
+        "{failures:?}"
+    );
+    let emfile = broker.server.log_lines_with(&["Too many open files"]);
+    assert!(
+        emfile.iter().all(|line| line.contains("accept")),
+        "only accepts may meet EMFILE: {emfile:?}"
+    );
+}

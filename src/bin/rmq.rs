@@ -258,7 +258,7 @@ fn main() -> anyhow::Result<()> {
                 .shards
                 .or(config.shards)
                 .unwrap_or_else(rmq::runtime::default_shard_count);
-            run_broker(config, shards)
+            run_broker(config, shards, None)
         }
         Command::Standalone(args) => run_standalone(&args),
         Command::Admin { command } => run_admin(command),
@@ -304,10 +304,36 @@ fn load_broker_config(path: Option<&std::path::Path>) -> anyhow::Result<BrokerCo
 /// How long a clean shutdown waits for each shard to flush.
 const SHUTDOWN_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn run_broker(config: BrokerConfig, shards: usize) -> anyhow::Result<()> {
+/// The open-files budget of this process (raised to the hard limit), logged once.
+fn fd_budget(shards: usize, listeners: usize) -> rmq::runtime::fds::FdBudget {
+    let budget = rmq::runtime::fds::budget(shards, listeners);
+    if budget.connections_per_listener < 1024 {
+        tracing::warn!(
+            open_files_limit = budget.limit,
+            reserved_for_storage = budget.reserved,
+            connections_per_listener = budget.connections_per_listener,
+            "low open-files limit: raise LimitNOFILE / ulimit -n (RocketMQ asks for 655350)"
+        );
+    } else {
+        tracing::info!(
+            open_files_limit = budget.limit,
+            reserved_for_storage = budget.reserved,
+            connections_per_listener = budget.connections_per_listener,
+            "file-descriptor budget"
+        );
+    }
+    budget
+}
+
+fn run_broker(
+    config: BrokerConfig,
+    shards: usize,
+    budget: Option<rmq::runtime::fds::FdBudget>,
+) -> anyhow::Result<()> {
     rmq::runtime::signal::block_shutdown_signals().context("blocking shutdown signals")?;
-    let started =
-        rmq::broker::start::start_broker(config, shards).context("starting the broker")?;
+    let budget = budget.unwrap_or_else(|| fd_budget(shards, shards));
+    let started = rmq::broker::start::start_broker(config, shards, budget.connections_per_listener)
+        .context("starting the broker")?;
     tracing::info!(addr = %started.addr, shards, "broker serving");
     println!("READY broker {}", started.addr);
     let signal =
@@ -345,11 +371,18 @@ fn run_standalone(args: &StandaloneArgs) -> anyhow::Result<()> {
         order_message_enable: false,
     };
     rmq::runtime::signal::block_shutdown_signals().context("blocking shutdown signals")?;
+    let shards = args
+        .shards
+        .or(config.shards)
+        .unwrap_or_else(rmq::runtime::default_shard_count);
+    let budget = fd_budget(shards, shards + 1);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("rmq-namesrv".into())
         .spawn(move || {
-            if let Err(err) = serve_namesrv(&namesrv_args, Some(tx)) {
+            if let Err(err) =
+                serve_namesrv(&namesrv_args, Some(tx), budget.connections_per_listener)
+            {
                 tracing::error!(%err, "NameServer stopped");
                 std::process::exit(1);
             }
@@ -357,11 +390,7 @@ fn run_standalone(args: &StandaloneArgs) -> anyhow::Result<()> {
         .context("spawning the NameServer thread")?;
     let namesrv_addr = rx.recv().context("NameServer failed to start")?;
     config.namesrv_addrs = vec![format!("127.0.0.1:{}", namesrv_addr.port())];
-    let shards = args
-        .shards
-        .or(config.shards)
-        .unwrap_or_else(rmq::runtime::default_shard_count);
-    run_broker(config, shards)
+    run_broker(config, shards, Some(budget))
 }
 
 fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
@@ -463,12 +492,14 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
 }
 
 fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {
-    serve_namesrv(args, None)
+    let budget = fd_budget(0, 1);
+    serve_namesrv(args, None, budget.connections_per_listener)
 }
 
 fn serve_namesrv(
     args: &NamesrvArgs,
     ready: Option<std::sync::mpsc::Sender<SocketAddr>>,
+    connections_max: usize,
 ) -> anyhow::Result<()> {
     let kv = KvConfig::open(Some(&args.kv_config))
         .with_context(|| format!("kv config {}", args.kv_config.display()))?;
@@ -491,7 +522,11 @@ fn serve_namesrv(
             let _ = ready.send(announced);
         }
         let server = Rc::new(NameServer::new(kv, options));
-        rmq::namesrv::server::run(listener, server, ServeConfig::default()).await;
+        let serve = ServeConfig {
+            connections_max,
+            ..ServeConfig::default()
+        };
+        rmq::namesrv::server::run(listener, server, serve).await;
         Ok(())
     })
 }

@@ -151,7 +151,11 @@ fn commitlog_config(config: &BrokerConfig) -> CommitLogConfig {
 ///
 /// # Errors
 /// [`StartError`] naming what failed.
-pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, StartError> {
+pub fn start_broker(
+    config: BrokerConfig,
+    shards: usize,
+    connections_max: usize,
+) -> Result<Started, StartError> {
     let config = Arc::new(config);
     let root = &config.store_path_root_dir;
     std::fs::create_dir_all(root).map_err(|source| StartError::Io {
@@ -185,6 +189,7 @@ pub fn start_broker(config: BrokerConfig, shards: usize) -> Result<Started, Star
                 listen_addr,
                 store_host,
                 snapshots: snapshots.clone(),
+                connections_max,
             })
         })
         .collect();
@@ -308,6 +313,8 @@ struct ShardSeed {
     listen_addr: SocketAddr,
     store_host: SocketAddr,
     snapshots: Snapshots,
+    /// This shard's connection cap ([`crate::runtime::fds`]).
+    connections_max: usize,
 }
 
 /// Loads `topics.json` and `subscriptionGroup.json` (with their journals) and folds the
@@ -379,6 +386,10 @@ fn bind_first(
 /// One shard thread's life: open its state, start its tasks, report ready, serve forever.
 async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError>>) {
     let id = seed.id;
+    let serve_config = ServeConfig {
+        connections_max: seed.connections_max,
+        ..ServeConfig::default()
+    };
     let inbox_and_listener = open_shard(seed).await;
     let (shard, inbox, listener) = match inbox_and_listener {
         Ok(opened) => opened,
@@ -400,7 +411,7 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
     });
     // Until shutdown has drained the requests in flight: then the listener and every
     // connection close with the serve loop.
-    let serving = pin!(serve(&listener, handler, ServeConfig::default()));
+    let serving = pin!(serve(&listener, handler, serve_config));
     let stop = pin!(shard.stop_serving.wait());
     futures_util::future::select(serving, stop).await;
     tracing::debug!(shard = id.0, "listener and connections closed");
@@ -423,6 +434,7 @@ async fn open_shard(
         listen_addr,
         store_host,
         snapshots,
+        connections_max: _,
     } = seed;
     let listener = listener
         .map_or_else(|| bind_reuseport(listen_addr), Ok)

@@ -5,6 +5,7 @@
 //! Must never: share data-plane state between shards (that crosses only as [`mesh::ShardMsg`] over the bounded mesh).
 
 pub mod clock;
+pub mod fds;
 pub mod latch;
 pub mod listener;
 pub mod mesh;

@@ -55,11 +55,40 @@ impl Server {
     /// [`Server::start`]; with `log_level`, the process logs at that level and its stderr lines
     /// are kept in [`Server::log`] (and echoed).
     pub fn start_logged(args: &[&str], expect: usize, log_level: Option<&str>) -> Self {
+        Self::start_limited(args, expect, log_level, None)
+    }
+
+    /// [`Server::start_logged`] with both open-files limits (soft and hard) set to
+    /// `open_files` in the child, so it cannot raise them.
+    pub fn start_limited(
+        args: &[&str],
+        expect: usize,
+        log_level: Option<&str>,
+        open_files: Option<u64>,
+    ) -> Self {
         let level = log_level.map_or_else(
             || std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             str::to_owned,
         );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rmq"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rmq"));
+        if let Some(open_files) = open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: open_files,
+                rlim_max: open_files,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads the copied struct.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command
             .args(args)
             .env("RUST_LOG", level)
             .stdout(Stdio::piped())
@@ -233,6 +262,8 @@ pub struct Broker {
     conf: PathBuf,
     /// `RUST_LOG` for the process with its log kept ([`Server::start_logged`]).
     pub log_level: Option<&'static str>,
+    /// Open-files limit of the process ([`Server::start_limited`]).
+    pub open_files: Option<u64>,
 }
 
 impl Broker {
@@ -243,9 +274,19 @@ impl Broker {
 
     /// [`Broker::start`] logging at `log_level` into [`Server::log`] (every restart too).
     pub fn start_logged(shards: usize, extra_conf: &str, log_level: Option<&'static str>) -> Self {
+        Self::start_limited(shards, extra_conf, log_level, None)
+    }
+
+    /// [`Broker::start_logged`] under an open-files limit ([`Server::start_limited`]).
+    pub fn start_limited(
+        shards: usize,
+        extra_conf: &str,
+        log_level: Option<&'static str>,
+        open_files: Option<u64>,
+    ) -> Self {
         let dir = TempDir::new("broker");
         let conf = write_broker_conf(dir.path(), extra_conf);
-        let server = Self::spawn(&dir, &conf, shards, log_level);
+        let server = Self::spawn(&dir, &conf, shards, log_level, open_files);
         let (namesrv, addr) = (server.addr("namesrv"), server.addr("broker"));
         Self {
             server,
@@ -255,13 +296,20 @@ impl Broker {
             dir,
             conf,
             log_level,
+            open_files,
         }
     }
 
-    fn spawn(dir: &TempDir, conf: &Path, shards: usize, log_level: Option<&str>) -> Server {
+    fn spawn(
+        dir: &TempDir,
+        conf: &Path,
+        shards: usize,
+        log_level: Option<&str>,
+        open_files: Option<u64>,
+    ) -> Server {
         let store = dir.path().join("store");
         let shards = shards.to_string();
-        Server::start_logged(
+        Server::start_limited(
             &[
                 "standalone",
                 "--namesrv-port",
@@ -277,13 +325,20 @@ impl Broker {
             ],
             2,
             log_level,
+            open_files,
         )
     }
 
     /// SIGKILLs the process, then starts it again on the same store (new ports).
     pub fn kill_and_restart(&mut self) {
         self.server.kill();
-        self.server = Self::spawn(&self.dir, &self.conf, self.shards, self.log_level);
+        self.server = Self::spawn(
+            &self.dir,
+            &self.conf,
+            self.shards,
+            self.log_level,
+            self.open_files,
+        );
         self.namesrv = self.server.addr("namesrv");
         self.addr = self.server.addr("broker");
     }
@@ -293,7 +348,13 @@ impl Broker {
     pub fn terminate_and_restart(&mut self) {
         let status = self.server.terminate();
         assert!(status.success(), "clean shutdown exit status {status}");
-        self.server = Self::spawn(&self.dir, &self.conf, self.shards, self.log_level);
+        self.server = Self::spawn(
+            &self.dir,
+            &self.conf,
+            self.shards,
+            self.log_level,
+            self.open_files,
+        );
         self.namesrv = self.server.addr("namesrv");
         self.addr = self.server.addr("broker");
     }
