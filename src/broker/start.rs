@@ -663,9 +663,12 @@ async fn run_retention(shard: &Shard) {
             if !outcome.deleted_segments.is_empty()
                 && outcome.disk_used_percent > f64::from(config.disk_max_used_space_ratio) =>
         {
+            let (groups_behind, unconsumed) = unconsumed_below_min(shard);
             tracing::warn!(
                 shard = shard.id.0,
                 deleted_segments = outcome.deleted_segments.len(),
+                groups_behind,
+                unconsumed,
                 min_offset = outcome.min_offset,
                 disk_used_percent = outcome.disk_used_percent,
                 disk_max_used_space_ratio = config.disk_max_used_space_ratio,
@@ -683,6 +686,24 @@ async fn run_retention(shard: &Shard) {
         Ok(_) => {}
         Err(err) => tracing::warn!(shard = shard.id.0, %err, "retention failed"),
     }
+}
+
+/// After retention moved queue minimums up: the (group, queue) pairs whose committed offset
+/// is now below their queue's minimum, and how many messages between the two they will never
+/// read (deleted unconsumed, here or by earlier retention).
+fn unconsumed_below_min(shard: &Shard) -> (usize, u64) {
+    let offsets = shard.offsets.borrow();
+    let mut behind = 0;
+    let mut unconsumed = 0_u64;
+    for (topic, _group, queue, committed) in offsets.iter() {
+        let min = shard.store.min_offset(topic, queue);
+        let committed = u64::try_from(committed).unwrap_or(0);
+        if committed < min {
+            behind += 1;
+            unconsumed += min - committed;
+        }
+    }
+    (behind, unconsumed)
 }
 
 /// The local hour of day (0..24), as `deleteWhen` means it.

@@ -246,6 +246,17 @@ impl ConsumerOffsetTable {
             .unwrap_or_default()
     }
 
+    /// Every committed offset: (topic, group, queue id, offset).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, i32, i64)> {
+        self.topics.iter().flat_map(|(topic, groups)| {
+            groups.iter().flat_map(move |(group, queues)| {
+                queues
+                    .iter()
+                    .map(move |(queue, offset)| (topic.as_str(), group.as_str(), *queue, *offset))
+            })
+        })
+    }
+
     /// Topics `group` has offsets on.
     #[must_use]
     pub fn topics_of_group(&self, group: &str) -> Vec<&str> {
