@@ -742,3 +742,123 @@ fn a_connection_flood_under_a_low_open_files_limit_never_starves_the_store() {
         "only accepts may meet EMFILE: {emfile:?}"
     );
 }
+
+/// A NameServer stand-in that answers every request with SUCCESS, taking `delay` for each
+/// REGISTER_BROKER, and counts registrations (total and most at once).
+#[derive(Default)]
+struct CountingNamesrv {
+    registrations: std::cell::Cell<usize>,
+    in_flight: std::cell::Cell<usize>,
+    most_in_flight: std::cell::Cell<usize>,
+}
+
+impl rmq_net::conn::Handler for CountingNamesrv {
+    async fn handle(
+        &self,
+        _ctx: &rmq_net::conn::ConnContext,
+        request: RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        if request.request_code() == RequestCode::RegisterBroker {
+            self.registrations.set(self.registrations.get() + 1);
+            self.in_flight.set(self.in_flight.get() + 1);
+            self.most_in_flight
+                .set(self.most_in_flight.get().max(self.in_flight.get()));
+            compio::time::sleep(Duration::from_millis(50)).await;
+            self.in_flight.set(self.in_flight.get() - 1);
+        }
+        Some(RemotingCommand::response_to(
+            &request,
+            ResponseCode::Success,
+        ))
+    }
+}
+
+/// Producers auto-creating 2,000 topics as fast as they can: the broker's NameServer
+/// registrations coalesce (one in flight, one pending), so the NameServer sees a few dozen
+/// registrations, not one (full table) per topic.
+#[test]
+fn registrations_coalesce_when_thousands_of_topics_are_auto_created() {
+    const TOPICS: usize = 2_000;
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stats_tx, stats_rx) = std::sync::mpsc::channel::<(usize, usize)>();
+    let (stop_tx, stop_rx) = flume::bounded::<()>(1);
+    let namesrv = std::thread::spawn(move || {
+        let runtime = compio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            let listener = compio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            addr_tx
+                .send(listener.local_addr().expect("addr"))
+                .expect("send addr");
+            let handler = std::rc::Rc::new(CountingNamesrv::default());
+            let serving = std::pin::pin!(rmq_net::conn::serve(
+                &listener,
+                std::rc::Rc::clone(&handler),
+                rmq_net::conn::ServeConfig::default()
+            ));
+            let stop = std::pin::pin!(stop_rx.recv_async());
+            futures_util::future::select(serving, stop).await;
+            stats_tx
+                .send((handler.registrations.get(), handler.most_in_flight.get()))
+                .expect("send stats");
+        });
+    });
+    let namesrv_addr = addr_rx.recv().expect("fake NameServer address");
+    let dir = common::TempDir::new("coalesce");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let conf = common::write_broker_conf(
+        dir.path(),
+        &format!(
+            "listenPort={port}\nbrokerIP1=127.0.0.1\nnamesrvAddr={namesrv_addr}\nstorePathRootDir={}\n",
+            dir.path().join("store").display()
+        ),
+    );
+    let broker = common::Server::start(
+        &[
+            "broker",
+            "-c",
+            conf.to_str().expect("utf-8"),
+            "--shards",
+            "2",
+        ],
+        1,
+    );
+    let addr = broker.addr("broker");
+    block_on(async {
+        let props = properties(None, None, None);
+        let clients: Vec<_> = (0..8)
+            .map(|_| rmq_net::conn::RemotingClient::new(addr.to_string(), Default::default()))
+            .collect();
+        let started = Instant::now();
+        let sends = clients.iter().enumerate().map(|(c, client)| {
+            let props = &props;
+            async move {
+                for i in (c..TOPICS).step_by(8) {
+                    let reply = send_v2(client, &format!("Storm{i}"), 0, b"s", props).await;
+                    assert_code(&reply, ResponseCode::Success);
+                }
+            }
+        });
+        futures_util::future::join_all(sends).await;
+        eprintln!("{TOPICS} topics auto-created in {:?}", started.elapsed());
+        // The last coalesced registration runs after the storm.
+        compio::time::sleep(Duration::from_millis(500)).await;
+    });
+    stop_tx.send(()).expect("stop the fake NameServer");
+    let (registrations, most_in_flight) = stats_rx.recv().expect("stats");
+    namesrv.join().expect("fake NameServer thread");
+    eprintln!("{TOPICS} auto-created topics: {registrations} registrations, at most {most_in_flight} at once");
+    assert_eq!(
+        most_in_flight, 1,
+        "one registration in flight per NameServer"
+    );
+    assert!(
+        registrations < TOPICS / 4,
+        "{registrations} registrations for {TOPICS} new topics"
+    );
+    drop(broker);
+}
