@@ -402,13 +402,17 @@ pub enum ParseError {
     Invalid(String),
 }
 
+/// Why [`parse_entry`] stops at a zero length word: the space no entry was written to, where
+/// the log ends normally (a torn write shows as a bad CRC or a short entry instead).
+pub const UNWRITTEN_SPACE: &str = "zero length (unwritten space)";
+
 /// Parses the entry starting at `bytes[0]`, which sits at log offset `phys_offset`, fully
 /// validating it (length, alignment, magic, CRC, own offset, field lengths). `size_max` bounds
 /// a record's length (a larger one is invalid, not "need more").
 ///
 /// # Errors
 /// [`ParseError::NeedMore`] if `bytes` is shorter than the entry; [`ParseError::Invalid`]
-/// otherwise.
+/// otherwise ([`UNWRITTEN_SPACE`] where the written log ends).
 pub fn parse_entry(bytes: &[u8], phys_offset: u64, size_max: u32) -> Result<Entry<'_>, ParseError> {
     if bytes.len() < FILLER_BYTES {
         return Err(ParseError::NeedMore {
@@ -417,7 +421,7 @@ pub fn parse_entry(bytes: &[u8], phys_offset: u64, size_max: u32) -> Result<Entr
     }
     let total_len = get_u32(bytes, OFFSET_TOTAL_LEN);
     if total_len == 0 {
-        return Err(ParseError::Invalid("zero length (unwritten space)".into()));
+        return Err(ParseError::Invalid(UNWRITTEN_SPACE.into()));
     }
     if total_len as usize % RECORD_ALIGN != 0 {
         return Err(ParseError::Invalid(format!(

@@ -106,8 +106,12 @@ pub(super) async fn open(
     )
     .await?;
     let end = scan.end;
-    if let Some(reason) = &scan.stop_reason {
-        tracing::warn!(end, reason, "commit log recovery truncated the tail");
+    match &scan.stop_reason {
+        Some(reason) if reason.ends_with(super::record::UNWRITTEN_SPACE) => {
+            tracing::debug!(end, "commit log recovery: the written log ends here");
+        }
+        Some(reason) => tracing::warn!(end, reason, "commit log recovery truncated the tail"),
+        None => {}
     }
 
     // Keep segments up to the one holding `end`, plus one full-size next segment.
