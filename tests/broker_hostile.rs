@@ -669,6 +669,11 @@ fn sigterm_under_load_drains_and_the_restart_replays_nothing() {
             "a clean stop replays nothing: {line}"
         );
     }
+    let torn = broker.server.log_lines_with(&["truncated the tail"]);
+    assert!(
+        torn.is_empty(),
+        "a clean stop leaves no torn tail: {torn:?}"
+    );
     let client = broker.client();
     let stored: std::collections::HashSet<Vec<u8>> = block_on(async {
         let mut stored = std::collections::HashSet::new();
