@@ -39,9 +39,11 @@ pub enum StorageError {
         needed_bytes: u64,
     },
 
-    /// An earlier write or fdatasync failed; the log accepts no more appends until it is
-    /// reopened (and recovery trusts only CRC-valid records). See "fsyncgate".
-    #[error("commit log poisoned by an earlier failure: {cause}")]
+    /// An earlier write or fdatasync failed: a CommitLog accepts no more appends, and after a
+    /// failed consume-queue fdatasync the store writes no more checkpoints, until reopened
+    /// (recovery trusts only CRC-valid records and rebuilds from the last good checkpoint). See
+    /// "fsyncgate".
+    #[error("poisoned by an earlier failure: {cause}")]
     Poisoned {
         /// Rendering of the first failure.
         cause: Arc<str>,

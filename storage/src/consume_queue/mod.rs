@@ -155,6 +155,9 @@ pub struct ConsumeQueues {
     next_uid: u64,
     /// Directories whose entries (new files, new subdirectories) need an fsync.
     dirs_to_sync: BTreeSet<PathBuf>,
+    /// Files written whose fdatasync was not done (a failed open during a flush): the next
+    /// flush syncs them.
+    files_to_sync: BTreeSet<PathBuf>,
 }
 
 impl ConsumeQueues {
@@ -174,6 +177,7 @@ impl ConsumeQueues {
             cache,
             next_uid: 1,
             dirs_to_sync: BTreeSet::new(),
+            files_to_sync: BTreeSet::new(),
         })
     }
 
@@ -418,6 +422,12 @@ impl ConsumeQueues {
         }
     }
 
+    /// A block write of `file` failed: it may have created the file or its directories before
+    /// failing, so the directories are synced at the next flush (the block stays pending).
+    pub fn note_failed_write(&mut self, file: &Path) {
+        self.note_created(file);
+    }
+
     fn note_created(&mut self, file: &Path) {
         // The new file's directory, and (in case they were created too) the topic directory
         // and the root.
@@ -432,15 +442,24 @@ impl ConsumeQueues {
     }
 
     /// Files written since their last fdatasync and directories needing an fsync; clears both.
+    /// What the caller fails to sync must go back through [`ConsumeQueues::restore_unsynced`].
     pub fn take_unsynced(&mut self) -> (Vec<PathBuf>, Vec<PathBuf>) {
-        let mut files = Vec::new();
+        let mut files = std::mem::take(&mut self.files_to_sync);
         for queues in self.topics.values_mut() {
             for queue in queues.values_mut() {
                 files.extend(queue.take_unsynced_files());
             }
         }
         let dirs = std::mem::take(&mut self.dirs_to_sync).into_iter().collect();
-        (files, dirs)
+        (files.into_iter().collect(), dirs)
+    }
+
+    /// Puts back files and directories a flush took but did not sync, so the next flush syncs
+    /// them (a flush that forgot them would let a checkpoint claim entries no fdatasync
+    /// covered).
+    pub fn restore_unsynced(&mut self, files: Vec<PathBuf>, dirs: Vec<PathBuf>) {
+        self.files_to_sync.extend(files);
+        self.dirs_to_sync.extend(dirs);
     }
 
     /// Cached block of a queue instance.
@@ -463,6 +482,9 @@ impl ConsumeQueues {
     /// Removes every queue of `topic` from memory; returns the topic directory to delete.
     pub fn remove_topic(&mut self, topic: &str) -> Option<PathBuf> {
         let queues = self.topics.remove(topic)?;
+        let topic_dir = self.config.root.join(topic);
+        self.files_to_sync
+            .retain(|file| !file.starts_with(&topic_dir));
         for (queue_id, queue) in &queues {
             self.cache.remove_owner(queue.uid());
             self.pending_blocks -= queue.pending_blocks();
@@ -470,7 +492,7 @@ impl ConsumeQueues {
                 .retain(|(key_topic, key_id)| &**key_topic != topic || key_id != queue_id);
             self.queue_count -= 1;
         }
-        Some(self.config.root.join(topic))
+        Some(topic_dir)
     }
 
     /// Offsets of every queue, for the store checkpoint.

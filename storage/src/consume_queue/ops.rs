@@ -2,13 +2,22 @@
 //! block cache, block writes, flush (tail blocks + fdatasync), search by timestamp, topic
 //! deletion and retention. Single-threaded: the state sits in a `RefCell` that is never
 //! borrowed across an `.await`; block writes are serialised by one async lock so two writes of
-//! the same block can never reorder.
+//! the same block can never reorder, and flushes by another.
+//!
+//! A failed flush leaves nothing forgotten: a failed block write stays pending, a changed tail
+//! stays changed, and a file or directory whose open failed (EMFILE, ENOSPC, ...) goes back on
+//! the to-sync list, so the next flush retries and succeeds once the resource is back. Only a
+//! failed fdatasync itself is final (fsyncgate: what it should have covered may be gone while a
+//! later one succeeds): every later flush fails until the store is reopened and recovery
+//! rebuilds the queues from the CommitLog past the last good checkpoint.
 //!
 //! Must never: hold the `RefCell` borrow across I/O, write a block outside the write lock, or
-//! report a flush as complete when a write or fdatasync failed.
+//! report a flush as complete when a write or fdatasync failed or a file written before it
+//! was not fdatasynced.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::fifo_lock::FifoLock;
 
@@ -16,7 +25,7 @@ use crate::error::{Result, StorageError};
 use crate::file::Disk;
 
 use super::entry::{self, CqEntry, ENTRY_SIZE};
-use super::io;
+use super::io::{self, SyncFailure};
 use super::queue::{BlockWrite, Located};
 use super::search::{Boundary, TimeSearch};
 use super::{ConsumeQueueConfig, ConsumeQueues, QueueKey, CQ_WRITES_IN_FLIGHT_MAX};
@@ -45,6 +54,11 @@ pub struct CqStore {
     disk: Disk,
     queues: RefCell<ConsumeQueues>,
     write_lock: FifoLock,
+    /// One flush at a time: a flush returning `Ok` must have synced whatever an earlier,
+    /// concurrent one took off the to-sync lists.
+    flush_lock: FifoLock,
+    /// The first failed fdatasync of a consume-queue file; flushes fail from then on.
+    sync_failure: RefCell<Option<Arc<str>>>,
 }
 
 impl CqStore {
@@ -57,6 +71,8 @@ impl CqStore {
             disk,
             queues: RefCell::new(ConsumeQueues::new(config)?),
             write_lock: FifoLock::new(),
+            flush_lock: FifoLock::new(),
+            sync_failure: RefCell::new(None),
         })
     }
 
@@ -162,19 +178,29 @@ impl CqStore {
     }
 
     async fn write_locked(&self, key: &QueueKey, write: &BlockWrite) -> Result<()> {
-        let created =
-            io::write_block(&self.disk, &write.path, write.position, &write.bytes).await?;
-        self.with(|queues| queues.complete_write(key, write, created));
-        Ok(())
+        match io::write_block(&self.disk, &write.path, write.position, &write.bytes).await {
+            Ok(created) => {
+                self.with(|queues| queues.complete_write(key, write, created));
+                Ok(())
+            }
+            Err(error) => {
+                self.with(|queues| queues.note_failed_write(&write.path));
+                Err(error)
+            }
+        }
     }
 
     /// Writes every pending block and every changed tail block, then fdatasyncs the files and
-    /// fsyncs the directories written since the last flush. When it returns `Ok`, every entry
-    /// dispatched before the call is durable.
+    /// fsyncs the directories written since the last successful flush. When it returns `Ok`,
+    /// every entry dispatched before the call is durable. After an error nothing is forgotten
+    /// (see the module doc): the next call retries.
     ///
     /// # Errors
-    /// The first failed write, fdatasync or directory fsync.
+    /// The first failed write, open, fdatasync or directory fsync; [`StorageError::Poisoned`]
+    /// once an fdatasync itself failed (until the store is reopened).
     pub async fn flush(&self) -> Result<()> {
+        let _flush = self.flush_lock.lock().await;
+        self.check_sync_failure()?;
         {
             let _guard = self.write_lock.lock().await;
             self.drain_locked().await?;
@@ -183,15 +209,60 @@ impl CqStore {
             }
         }
         let (files, dirs) = self.with(ConsumeQueues::take_unsynced);
-        for file in &files {
-            io::sync_file(&self.disk, file).await?;
-        }
-        for dir in dirs.iter().rev() {
-            if self.disk.exists(dir).await {
-                self.disk.sync_dir(dir).await?;
+        let mut first_error = None;
+        let mut files_left = Vec::new();
+        for file in files {
+            if let Err(failure) = io::sync_file(&self.disk, &file).await {
+                if let SyncFailure::Failed(error) = &failure {
+                    let mut recorded = self.sync_failure.borrow_mut();
+                    if recorded.is_none() {
+                        tracing::error!(
+                            %error,
+                            "consume queue fdatasync failed; no store checkpoint until the store is reopened (recovery rebuilds the queues from the CommitLog)"
+                        );
+                        *recorded = Some(Arc::from(format!("consume queue {error}")));
+                    }
+                }
+                first_error.get_or_insert_with(|| failure.error().clone());
+                files_left.push(file);
             }
         }
-        Ok(())
+        // A directory fsync is retried too: its entries are journaled metadata, and a failed
+        // journal commit aborts the journal (every later fsync fails), unlike a data fdatasync.
+        let mut dirs_left = Vec::new();
+        for dir in dirs.into_iter().rev() {
+            if !self.disk.exists(&dir).await {
+                continue; // removed with its topic
+            }
+            if let Err(error) = self.disk.sync_dir(&dir).await {
+                first_error.get_or_insert(error);
+                dirs_left.push(dir);
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(error) => {
+                self.with(|queues| queues.restore_unsynced(files_left, dirs_left));
+                Err(error)
+            }
+        }
+    }
+
+    /// The first failed fdatasync, as an error, if there was one.
+    fn check_sync_failure(&self) -> Result<()> {
+        match &*self.sync_failure.borrow() {
+            None => Ok(()),
+            Some(cause) => Err(StorageError::Poisoned {
+                cause: Arc::clone(cause),
+            }),
+        }
+    }
+
+    /// The first failed fdatasync of a consume-queue file, if any: from then on no flush
+    /// succeeds until the store is reopened (recovery rebuilds from the last good checkpoint).
+    #[must_use]
+    pub fn sync_failure(&self) -> Option<Arc<str>> {
+        self.sync_failure.borrow().clone()
     }
 
     /// Queue offset by store timestamp (PROTOCOL.md §4.5); `None` for an unknown queue.

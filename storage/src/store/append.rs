@@ -16,6 +16,7 @@ use crate::consume_queue::Dispatched;
 use crate::error::{Result, StorageError};
 use crate::index::key::split_keys;
 
+use super::failure_log::Report;
 use super::{
     now_ms, validate_queue_id, validate_topic, AppendMessage, AppendOutcome, BatchMessage,
     BatchOutcome, Durability, Store, WaitForFlush, REPUT_BATCH_BYTES,
@@ -318,11 +319,42 @@ impl Store {
             // The records are stored whatever happens to their consume-queue blocks: a failed
             // block write stays pending (retried), and once the pending budget is exhausted new
             // appends are refused up front (`ensure_dispatch_room`) instead.
-            if let Err(error) = self.cqs.write_pending().await {
-                tracing::warn!(%error, "consume queue block write failed; will retry");
-            }
+            let written = self.cqs.write_pending().await;
+            self.report_block_writes(written.as_ref().err());
         }
         Ok(())
+    }
+
+    /// Logs a failed block write after a reput, rate-limited, and the recovery.
+    fn report_block_writes(&self, error: Option<&StorageError>) {
+        let now = std::time::Instant::now();
+        let mut streak = self.block_write_failures.borrow_mut();
+        let report = match error {
+            None => streak.succeeded(now),
+            Some(_) => streak.failed(now),
+        };
+        drop(streak);
+        match report {
+            Report::Fine | Report::Quiet => {}
+            Report::First => tracing::warn!(
+                store = %self.root.display(),
+                error = %error.expect("a failure"),
+                "consume queue block write failed; the block stays pending and is retried"
+            ),
+            Report::Ongoing { failures, since } => tracing::warn!(
+                store = %self.root.display(),
+                error = %error.expect("a failure"),
+                failures,
+                failing_for_s = since.as_secs(),
+                "consume queue block writes still failing"
+            ),
+            Report::Recovered { failures, lasted } => tracing::info!(
+                store = %self.root.display(),
+                failures,
+                failed_for_ms = u64::try_from(lasted.as_millis()).unwrap_or(u64::MAX),
+                "consume queue block writes succeed again"
+            ),
+        }
     }
 
     /// Dispatches one record into the consume queue and/or the index.
