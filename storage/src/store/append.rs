@@ -82,8 +82,9 @@ impl Store {
     /// (so it is pullable when this returns) and, under SYNC_FLUSH, waits for durability.
     ///
     /// # Errors
-    /// [`StorageError::InvalidRecord`] (bad topic or queue id, too many queues),
-    /// [`StorageError::RecordTooLarge`], [`StorageError::DiskFull`], [`StorageError::Poisoned`],
+    /// [`StorageError::InvalidRecord`] (bad topic or queue id), [`StorageError::QueuesExhausted`]
+    /// (a new queue past `queues_max`), [`StorageError::RecordTooLarge`],
+    /// [`StorageError::DiskFull`], [`StorageError::Poisoned`],
     /// [`StorageError::Closed`], or consume-queue write errors that exhausted the pending budget
     /// (nothing is appended then).
     pub async fn append(&self, message: &AppendMessage<'_>) -> Result<AppendOutcome> {
@@ -104,6 +105,11 @@ impl Store {
         validate_topic(message.topic)?;
         validate_queue_id(message.queue_id)?;
         self.ensure_dispatch_room().await?;
+        // An idle queue's tail block is read back before the record is placed, so a failed
+        // read refuses the append with nothing stored (the reput would otherwise fail after).
+        self.cqs
+            .ensure_tail(message.topic, message.queue_id)
+            .await?;
         let store_timestamp_ms = message.store_timestamp_ms.unwrap_or_else(now_ms);
         let (appended, queue_offset) = {
             let _guard = self.append_lock.lock().await;
@@ -157,6 +163,7 @@ impl Store {
             });
         }
         self.ensure_dispatch_room().await?;
+        self.cqs.ensure_tail(topic, queue_id).await?;
         let store_timestamp_ms = store_timestamp_ms.unwrap_or_else(now_ms);
         let mut placed = Vec::with_capacity(messages.len());
         {
@@ -380,7 +387,8 @@ impl Store {
             return Err(corrupt("record topic or queue id invalid"));
         }
         if targets.consume_queue {
-            self.dispatch_consume_queue(topic, queue_offset, record)?;
+            self.dispatch_consume_queue(topic, queue_offset, record)
+                .await?;
         }
         if targets.index {
             self.dispatch_index(topic, record).await;
@@ -390,7 +398,7 @@ impl Store {
         Ok(())
     }
 
-    fn dispatch_consume_queue(
+    async fn dispatch_consume_queue(
         &self,
         topic: &str,
         queue_offset: u64,
@@ -405,7 +413,8 @@ impl Store {
         let queue_id = record.queue_id;
         let outcome = self
             .cqs
-            .with(|queues| queues.dispatch(topic, queue_id, queue_offset, &entry))?;
+            .dispatch(topic, queue_id, queue_offset, &entry)
+            .await?;
         if outcome != Dispatched::AlreadyPresent {
             self.notifier.wake(topic, queue_id);
         }

@@ -297,7 +297,8 @@ impl Store {
     /// `NoMessageInQueue` (as Java's lazily created queues) rather than unknown.
     ///
     /// # Errors
-    /// [`StorageError::InvalidRecord`] for a bad topic or queue id, or past `queues_max`.
+    /// [`StorageError::InvalidRecord`] for a bad topic or queue id;
+    /// [`StorageError::QueuesExhausted`] past `queues_max`.
     pub fn create_queue(&self, topic: &str, queue_id: i32) -> Result<()> {
         validate_topic(topic)?;
         validate_queue_id(queue_id)?;
