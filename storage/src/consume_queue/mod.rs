@@ -12,7 +12,7 @@
 //! memory; older blocks come from disk through a bounded LRU [`block_cache`].
 //!
 //! Memory is bounded independently of backlog: an idle queue costs its state in the map (about
-//! 250 bytes, see [`CQ_QUEUES_MAX`]) and no file descriptor (files are opened per block I/O and
+//! 200 bytes, see [`CQ_QUEUES_MAX`]) and no file descriptor (files are opened per block I/O and
 //! closed again); a queue written to within the last flush interval also holds its 4 KiB tail
 //! block; store-wide the pending-block budget and the block cache. Owned by one shard; `!Send`.
 //! Must never: keep per-message state in memory, block on fsync in the append path, hold a file
@@ -45,9 +45,10 @@ pub const CQ_ENTRIES_PER_FILE_DEFAULT: u64 = 1 << 18;
 /// `StorageError::QueuesExhausted`. RocketMQ brokers carry tens of thousands of queues (4,050
 /// topics of 4 queues filled the old 8,192, issue 11), so 65,536 per shard. What it costs: an
 /// idle queue holds no block and no file descriptor, only its state in the map, measured at
-/// about 250 bytes with a 12-byte topic name (`tests/consume_queue_capacity.rs`), so 16 MiB
-/// for 65,536 idle queues; a queue written to in the last flush interval adds its 4 KiB tail
-/// block until the next flush after it goes idle. The store checkpoint lists every queue: at
+/// about 200 bytes with 11-byte topic names of 4 queues (`tests/consume_queue_capacity.rs`:
+/// 13.3 MiB for 65,536 empty queues; the compile-time check below bounds the state alone at
+/// 16 MiB); a queue written to in the last flush interval adds its 4 KiB tail block until the
+/// next flush after it goes idle (was: 4.8 KiB per queue, always). The store checkpoint lists every queue: at
 /// most 65,536 x 277 bytes = 17.3 MiB with 255-byte topic names (`checkpoint_file.rs`).
 pub const CQ_QUEUES_MAX: usize = 65_536;
 
