@@ -99,7 +99,8 @@ pub struct QueueState {
     pending: VecDeque<(u64, Rc<[u8]>)>,
     last_entry: Option<CqEntry>,
     unsynced_files: BTreeSet<u64>,
-    /// An entry was pushed since the last [`QueueState::evict_idle_tail`].
+    /// An entry was pushed (or the tail loaded for one) since the last
+    /// [`QueueState::evict_idle_tail`].
     pushed_recently: bool,
 }
 
@@ -255,6 +256,9 @@ impl QueueState {
         let end = usize::try_from(self.max_offset - self.tail_first).expect("< 128");
         bytes[end * entry::ENTRY_SIZE..].fill(0);
         self.tail = Some(bytes);
+        // Loaded for an entry about to come: kept through the next flush even if that entry
+        // is late.
+        self.pushed_recently = true;
         true
     }
 
@@ -614,6 +618,10 @@ mod tests {
         );
         assert!(queue.install_tail(&load, bytes));
         assert!(!queue.needs_tail_load());
+        assert!(
+            !queue.evict_idle_tail(),
+            "a tail just loaded survives the next flush"
+        );
         assert_eq!(queue.locate(129), Located::Memory(cq_entry(129)));
         queue.push(130, &cq_entry(131));
         assert_eq!(queue.locate(130), Located::Memory(cq_entry(131)));
