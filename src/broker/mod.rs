@@ -52,6 +52,8 @@ pub fn storage_failure(err: &StorageError) -> Failure {
         StorageError::RecordTooLarge { .. } | StorageError::InvalidRecord { .. } => {
             ResponseCode::MessageIllegal
         }
+        // A resource of the broker, not the message: a code clients retry.
+        StorageError::QueuesExhausted { .. } => ResponseCode::SystemError,
         _ => ResponseCode::SystemError,
     };
     Failure::Code(code, err.to_string())

@@ -624,8 +624,9 @@ async fn maintenance(shard: Rc<Shard>) {
     let mut last_retention = std::time::Instant::now();
     loop {
         compio::time::sleep(STORE_CHECKPOINT_INTERVAL).await;
+        // The store logs failures itself, rate-limited, and says when they stop.
         if let Err(err) = shard.store.checkpoint().await {
-            tracing::warn!(shard = shard.id.0, %err, "store checkpoint failed");
+            tracing::debug!(shard = shard.id.0, %err, "store checkpoint failed");
         }
         if last_offsets.elapsed() >= OFFSET_PERSIST_INTERVAL {
             last_offsets = std::time::Instant::now();

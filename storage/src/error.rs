@@ -39,9 +39,11 @@ pub enum StorageError {
         needed_bytes: u64,
     },
 
-    /// An earlier write or fdatasync failed; the log accepts no more appends until it is
-    /// reopened (and recovery trusts only CRC-valid records). See "fsyncgate".
-    #[error("commit log poisoned by an earlier failure: {cause}")]
+    /// An earlier write or fdatasync failed: a CommitLog accepts no more appends, and after a
+    /// failed consume-queue fdatasync the store writes no more checkpoints, until reopened
+    /// (recovery trusts only CRC-valid records and rebuilds from the last good checkpoint). See
+    /// "fsyncgate".
+    #[error("poisoned by an earlier failure: {cause}")]
     Poisoned {
         /// Rendering of the first failure.
         cause: Arc<str>,
@@ -63,6 +65,22 @@ pub enum StorageError {
         field: &'static str,
         /// Why it was rejected.
         reason: String,
+    },
+
+    /// A new consume queue would pass the store's queue limit (`queues_max`, at most
+    /// `CQ_QUEUES_MAX` per shard); nothing was appended. Existing queues keep working, and
+    /// deleting topics makes room. An operating limit, not a bad request: the broker answers it
+    /// as a system error.
+    #[error(
+        "consume queue {topic}/{queue_id} not created: the store already holds its limit of {limit} queues"
+    )]
+    QueuesExhausted {
+        /// Topic of the queue that was refused.
+        topic: String,
+        /// Queue id of the queue that was refused.
+        queue_id: i32,
+        /// The store's queue limit.
+        limit: usize,
     },
 
     /// A read asked for an offset outside the log.
@@ -154,6 +172,19 @@ mod tests {
         let error = StorageError::io("write", "/x", 7, io::Error::from_raw_os_error(libc::EIO));
         assert!(!error.is_disk_full());
         assert!(error.to_string().contains("write failed on /x at offset 7"));
+    }
+
+    #[test]
+    fn queues_exhausted_names_the_queue_and_the_limit() {
+        let error = StorageError::QueuesExhausted {
+            topic: "T".into(),
+            queue_id: 3,
+            limit: 65_536,
+        };
+        assert_eq!(
+            error.to_string(),
+            "consume queue T/3 not created: the store already holds its limit of 65536 queues"
+        );
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub const FLUSH_INTERVAL_MS_DEFAULT: u64 = 500;
 /// Async flush: appended bytes are written (O_DIRECT, no fdatasync) at most this many
 /// milliseconds after they were appended (RocketMQ `commitIntervalCommitLog`, the interval at
 /// which its transient store pool is committed to the file). Bytes written survive a crash of
-/// the process (not of the machine), so this bounds what a SIGKILL under ASYNC_FLUSH can lose.
+/// the process (not of the machine), so this bounds what a SIGKILL under ASYNC_FLUSH can lose
+/// (plus the write's own time and CPU scheduling delay: writes do not wait for an fdatasync).
 pub const COMMIT_INTERVAL_MS_DEFAULT: u64 = 10;
 
 /// Async flush: on the interval, flush only if at least this many bytes are pending (RocketMQ

@@ -496,3 +496,57 @@ async fn check(log: &CommitLog, wanted: Vec<(u64, u32)>) {
         }
     }
 }
+
+/// ASYNC_FLUSH writes appended bytes on the commit interval even while an fdatasync runs (it
+/// covers only what was written before it started), so a slow fdatasync does not widen what a
+/// process crash loses (docs/architecture.md, "Durability hazards"). Before, the write waited
+/// for the fdatasync: a kill during one lost commit interval + fdatasync time.
+#[test]
+fn async_flush_writes_while_a_slow_fdatasync_runs() {
+    let dir = scratch("cl-async-write-during-sync");
+    let faults = FaultInjector::new();
+    run(async {
+        let mut config = small_config(FlushPolicy::Async);
+        config.flush_interval_ms = 10;
+        config.commit_interval_ms = 10;
+        let disk = Disk::with_faults(Rc::clone(&faults));
+        let (log, _) = CommitLog::open(&dir, config, disk).await.expect("open");
+        // A device whose fdatasync takes 1 s: 100 commit intervals.
+        let sync_delay = Duration::from_secs(1);
+        faults.set_sync_delay(Some(sync_delay));
+        let began = Instant::now();
+        let first = log
+            .append(&TestRecord::new(1, 1000).as_append())
+            .await
+            .expect("append");
+        log.request_flush(); // write, then a (slow) fdatasync
+        while log.written_offset() < first.end_offset {
+            compio::time::sleep(Duration::from_millis(2)).await;
+        }
+        compio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            log.durable_offset() < first.end_offset,
+            "the fdatasync is still running"
+        );
+        let second = log
+            .append(&TestRecord::new(2, 1000).as_append())
+            .await
+            .expect("append");
+        while log.written_offset() < second.end_offset {
+            assert!(
+                began.elapsed() < sync_delay,
+                "the write of appended bytes waited for the fdatasync"
+            );
+            compio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(
+            log.durable_offset() < first.end_offset,
+            "written while the first fdatasync was still running"
+        );
+        faults.set_sync_delay(None);
+        // Both become durable: the running fdatasync covers the first, the next one the second.
+        log.wait_durable(second.end_offset).await.expect("durable");
+        assert!(faults.syncs() >= 2);
+        log.close().await.expect("close");
+    });
+}

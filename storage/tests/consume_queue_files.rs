@@ -39,7 +39,7 @@ fn cq_entry(k: u64) -> CqEntry {
 
 async fn fill(store: &CqStore, topic: &str, queue_id: i32, range: std::ops::Range<u64>) {
     for k in range {
-        let outcome = store.with(|queues| queues.dispatch(topic, queue_id, k, &cq_entry(k)));
+        let outcome = store.dispatch(topic, queue_id, k, &cq_entry(k)).await;
         assert_eq!(outcome.expect("dispatch"), Dispatched::Appended);
         store.write_pending().await.expect("write pending");
     }
@@ -188,14 +188,29 @@ fn lost_queue_and_unknown_dirs() {
             "queue unknown to the checkpoint removed"
         );
         // A rebuild from a CommitLog whose first records are gone restarts the empty queue.
-        let restarted = store.with(|queues| queues.dispatch("T", 0, 5, &cq_entry(5)));
+        let restarted = store.dispatch("T", 0, 5, &cq_entry(5)).await;
         assert_eq!(restarted.expect("dispatch"), Dispatched::Restarted);
-        let again = store.with(|queues| queues.dispatch("T", 0, 5, &cq_entry(5)));
+        let again = store.dispatch("T", 0, 5, &cq_entry(5)).await;
         assert_eq!(again.expect("dispatch"), Dispatched::AlreadyPresent);
         assert_eq!(store.with(|queues| queues.offsets("T", 0)), Some((5, 6)));
         // A gap in a non-empty queue is corruption, not silently accepted.
-        let gap = store.with(|queues| queues.dispatch("T", 0, 9, &cq_entry(9)));
+        let gap = store.dispatch("T", 0, 9, &cq_entry(9)).await;
         assert!(gap.is_err());
+        // An empty queue whose range starts inside a block never written (its files lost)
+        // takes its next entry: none of that block's entries is needed.
+        drop(store);
+        assert!(!root.join("T").exists(), "nothing of the queue was written");
+        let empty_inside_a_block = [QueueSnapshot {
+            topic: "T".into(),
+            queue_id: 0,
+            min_offset: 6,
+            max_offset: 6,
+        }];
+        let (store, repairs) = reopen(&root, &empty_inside_a_block, u64::MAX).await;
+        assert_eq!(repairs, [None]);
+        let appended = store.dispatch("T", 0, 6, &cq_entry(6)).await;
+        assert_eq!(appended.expect("dispatch"), Dispatched::Appended);
+        expect_entries(&store, "T", 0, 6..7).await;
     });
 }
 
@@ -385,5 +400,51 @@ fn concurrent_block_writes_keep_a_failed_block_pending_and_lose_nothing() {
         for queue_id in 0..queues {
             expect_entries(&reopened, "T", queue_id, 0..per_queue).await;
         }
+    });
+}
+
+/// An idle queue drops its tail block once it is written and a whole flush interval passed
+/// without an entry; reads of the dropped tail come from disk, and the next entry reads it back
+/// (every entry checked). A tail block damaged on disk meanwhile is reported, never extended.
+#[test]
+fn idle_tail_is_dropped_read_back_and_checked() {
+    let root = scratch_dir_on_real_disk("cq-idle-tail").expect("scratch");
+    run(async {
+        let store = CqStore::new(Disk::real(), config(&root)).expect("store");
+        let tails = || store.with(|queues| queues.tails_in_memory());
+        fill(&store, "T", 0, 0..200).await;
+        fill(&store, "T", 1, 0..128).await; // ends on a block boundary: no tail at all
+        assert_eq!(tails(), 1);
+        store.flush().await.expect("flush");
+        assert_eq!(tails(), 1, "entries came during this flush interval");
+        store.flush().await.expect("flush");
+        assert_eq!(tails(), 0, "idle for a whole flush interval");
+        expect_entries(&store, "T", 0, 0..200).await;
+        assert_eq!(tails(), 0, "reads do not bring the tail back");
+        fill(&store, "T", 0, 200..300).await;
+        fill(&store, "T", 1, 128..130).await;
+        assert_eq!(tails(), 2);
+        expect_entries(&store, "T", 0, 0..300).await;
+        expect_entries(&store, "T", 1, 0..130).await;
+        store.flush().await.expect("flush");
+        store.flush().await.expect("flush");
+        assert_eq!(tails(), 0);
+        // Entry 270 lives in file 256 (256 entries per file), slot 14 of its first block.
+        let file = root.join("T").join("0").join("00000000000000000256");
+        let mut bytes = std::fs::read(&file).expect("read");
+        bytes[14 * 32] ^= 0xff;
+        std::fs::write(&file, &bytes).expect("damage");
+        let error = store
+            .dispatch("T", 0, 300, &cq_entry(300))
+            .await
+            .expect_err("damaged tail");
+        assert!(
+            matches!(error, rmq_storage::error::StorageError::Corrupt { .. }),
+            "{error}"
+        );
+        assert_eq!(store.with(|queues| queues.offsets("T", 0)), Some((0, 300)));
+        // The undamaged queue goes on.
+        fill(&store, "T", 1, 130..131).await;
+        expect_entries(&store, "T", 1, 0..131).await;
     });
 }

@@ -1,46 +1,36 @@
 //! The flusher: group commit of appended bytes (O_DIRECT write from the ring, then fdatasync),
 //! the durable mark, and the periodic checkpoint.
 //!
-//! Owns the flusher task loop, the flush decision (sync policy: write + fdatasync at once; async:
-//! write on the commit interval or when enough is pending, fdatasync on the flush interval;
-//! waiters force both), one round, and checkpoint writing. One round at a time: consecutive
-//! rounds rewrite the same partly filled block, so they must not overlap; the pieces of one
-//! round cover disjoint blocks and are submitted together.
+//! Owns the flusher task loop (carrying out what `decision.rs` chooses: sync policy, write and
+//! fdatasync at once; async, write on the commit interval or when enough is pending, fdatasync
+//! on the flush interval; waiters force both), one round, and checkpoint writing. One write
+//! round at a time: consecutive rounds rewrite the same partly filled block, so they must not
+//! overlap; the pieces of one round cover disjoint blocks and are submitted together. At most
+//! one fdatasync is in flight, and writes go on while it runs (it covers only what was written
+//! before it started), so under ASYNC_FLUSH a slow fdatasync never delays the writes that bound
+//! what a process crash loses (`commit_interval_ms`).
 //!
 //! Must never: advance `written` before every piece of the round completed, advance `durable`
-//! before every file written in the round was fdatasynced, or retry after a failure (it poisons
-//! the log; see fsyncgate).
+//! past the written mark as it was when the fdatasync started, have two fdatasyncs in flight, or
+//! retry after a failure (it poisons the log; see fsyncgate).
 
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
+use super::decision::{decide, Decision, DecisionInputs};
 use super::ring::RingSlice;
 use super::wait::Signal;
 use super::{Inner, Lifecycle, Segment, CHECKPOINT_FILE_NAME};
 use crate::align::{align_down, align_up};
 use crate::error::{Result, StorageError};
 use crate::file::DirectFile;
-use crate::limits::{
-    FLUSH_EAGER_DIVISOR, STREAM_PIECE_BYTES_MIN, STREAM_WRITES_IN_FLIGHT, WRITE_CHUNK_BYTES_MAX,
-};
+use crate::limits::{STREAM_PIECE_BYTES_MIN, STREAM_WRITES_IN_FLIGHT, WRITE_CHUNK_BYTES_MAX};
+use futures_util::future::{select, Either};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 
-use super::config::FlushPolicy;
 use super::record::FILLER_BYTES;
-
-/// What the flusher does next.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) enum Decision {
-    /// Write what is pending (if `write`), then fdatasync what is written (if `sync`).
-    Flush {
-        write: bool,
-        sync: bool,
-    },
-    /// Async: stream whole blocks while they keep coming, no fdatasync.
-    Stream,
-    Wait(Duration),
-    Stop,
-}
 
 /// One O_DIRECT write of a flush round.
 struct Piece {
@@ -64,108 +54,109 @@ struct FlushPlan {
     files: Vec<Rc<DirectFile>>,
 }
 
-/// The flusher task: decides, flushes, repeats. Holds only a weak reference while idle.
+/// The fdatasync in flight, polled by the flusher loop alongside its writes.
+type SyncInFlight = Pin<Box<dyn Future<Output = ()>>>;
+
+/// The flusher task: decides, flushes, repeats. Holds only a weak reference while idle (and a
+/// strong one while a write round or an fdatasync runs).
 pub(super) async fn flusher_task(weak: Weak<Inner>, signal: Rc<Signal>) {
+    let mut syncing: Option<SyncInFlight> = None;
     loop {
         let decision = match weak.upgrade() {
             Some(inner) => inner.flush_decision(Instant::now()),
             None => Decision::Stop,
         };
         match decision {
-            Decision::Stop => return,
+            Decision::Stop => {
+                // A stop (close, abandon, poison) still lets a started fdatasync finish: its
+                // completion only ever makes more durable.
+                if let Some(sync) = syncing.take() {
+                    sync.await;
+                }
+                return;
+            }
             Decision::Wait(duration) => {
-                let _ = compio::time::timeout(duration, signal.wait()).await;
+                // The fdatasync ending is also a reason to decide again (a waiter may need the
+                // next one).
+                let wait = compio::time::timeout(duration, signal.wait());
+                wait_or_synced(&mut syncing, wait).await;
             }
             Decision::Flush { write, sync } => {
-                let Some(inner) = weak.upgrade() else { return };
-                inner.flush_round(write, sync).await;
+                let Some(inner) = weak.upgrade() else {
+                    continue;
+                };
+                if write && !alongside_sync(&mut syncing, inner.write_pending()).await {
+                    continue; // poisoned: the next decision stops
+                }
+                if !sync || inner.state.borrow().lifecycle == Lifecycle::Abandoning {
+                    continue; // a crash: the writes landed, the fdatasync never happens
+                }
+                assert!(syncing.is_none(), "one fdatasync in flight at a time");
+                inner.sync_in_flight.set(true);
+                syncing = Some(Box::pin(async move {
+                    inner.sync_written().await;
+                    inner.sync_in_flight.set(false);
+                }));
             }
             Decision::Stream => {
-                let Some(inner) = weak.upgrade() else { return };
-                inner.stream_full_blocks().await;
+                let Some(inner) = weak.upgrade() else {
+                    continue;
+                };
+                alongside_sync(&mut syncing, inner.stream_full_blocks()).await;
             }
         }
     }
 }
 
-impl Inner {
-    /// Sync policy: write and fdatasync whatever is pending, at once. Async policy: write what
-    /// is pending once the last write is `commit_interval_ms` old (so a process crash loses at
-    /// most that much), stream as soon as a quarter of the pending bound is reached (keeps the
-    /// device busy without an fdatasync per write), fdatasync every `flush_interval_ms` if at
-    /// least `flush_least_bytes` are not durable (or every `flush_thorough_interval_ms`
-    /// regardless).
-    /// Any caller waiting for durability, `request_flush` and close make it write and sync now.
-    pub(super) fn flush_decision(&self, now: Instant) -> Decision {
-        let state = self.state.borrow();
-        if state.poison.is_some() {
-            return Decision::Stop;
-        }
-        let unwritten = state.appended - state.written;
-        let undurable = state.appended - state.durable;
-        match state.lifecycle {
-            Lifecycle::Abandoning | Lifecycle::Closed => return Decision::Stop,
-            Lifecycle::Closing if undurable == 0 => return Decision::Stop,
-            Lifecycle::Closing => {
-                return Decision::Flush {
-                    write: unwritten > 0,
-                    sync: true,
-                }
-            }
-            Lifecycle::Open if self.stop.get() => return Decision::Stop,
-            Lifecycle::Open => {}
-        }
-        let interval = Duration::from_millis(self.config.flush_interval_ms);
-        if undurable == 0 {
-            return Decision::Wait(interval);
-        }
-        let write = unwritten > 0;
-        if self.config.flush_policy == FlushPolicy::Sync
-            || self.flush_requested.replace(false)
-            || self.durable_waiters.has_waiters()
-        {
-            return Decision::Flush { write, sync: true };
-        }
-        let since = now.saturating_duration_since(state.last_sync);
-        let thorough = Duration::from_millis(self.config.flush_thorough_interval_ms);
-        if since >= interval
-            && (undurable >= self.config.flush_least_bytes as u64 || since >= thorough)
-        {
-            return Decision::Flush { write, sync: true };
-        }
-        let eager = (self.config.flush_pending_bytes_max / FLUSH_EAGER_DIVISOR) as u64;
-        if unwritten >= eager {
-            return Decision::Stream;
-        }
-        let commit = Duration::from_millis(self.config.commit_interval_ms);
-        let since_write = now.saturating_duration_since(state.last_write);
-        if write && (since_write >= commit || self.room.has_waiters()) {
-            return Decision::Flush { write, sync: false };
-        }
-        let until_sync = if since < interval {
-            interval - since
-        } else {
-            thorough.saturating_sub(since).min(interval)
-        };
-        if write {
-            Decision::Wait(until_sync.min(commit - since_write))
-        } else {
-            Decision::Wait(until_sync)
-        }
+/// Runs `work` to completion while also driving the fdatasync in flight (which may end first).
+async fn alongside_sync<T>(syncing: &mut Option<SyncInFlight>, work: impl Future<Output = T>) -> T {
+    let mut work = pin!(work);
+    let Some(sync) = syncing.as_mut() else {
+        return work.await;
+    };
+    if let Either::Left((output, _)) = select(work.as_mut(), sync.as_mut()).await {
+        return output;
     }
+    *syncing = None;
+    work.await
+}
 
-    /// Writes everything appended since the last round (if `write`), then fdatasyncs every
-    /// file written since the last fdatasync and advances the durable mark (if `sync`).
-    pub(super) async fn flush_round(self: &Rc<Self>, write: bool, sync: bool) {
-        if write && !self.write_pending().await {
-            return;
+/// Waits for `wait` or for the fdatasync in flight to end, whichever comes first.
+async fn wait_or_synced(syncing: &mut Option<SyncInFlight>, wait: impl Future) {
+    let wait = pin!(wait);
+    let Some(sync) = syncing.as_mut() else {
+        wait.await;
+        return;
+    };
+    if let Either::Right(_) = select(wait, sync.as_mut()).await {
+        *syncing = None;
+    }
+}
+
+impl Inner {
+    /// The next step of the flusher ([`decide`] on the current state). Starting an fdatasync
+    /// consumes a `request_flush`.
+    pub(super) fn flush_decision(&self, now: Instant) -> Decision {
+        let inputs = {
+            let state = self.state.borrow();
+            DecisionInputs {
+                lifecycle: state.lifecycle,
+                poisoned: state.poison.is_some(),
+                stop: self.stop.get(),
+                unwritten: state.appended - state.written,
+                undurable: state.appended - state.durable,
+                since_sync: now.saturating_duration_since(state.last_sync),
+                since_write: now.saturating_duration_since(state.last_write),
+                sync_wanted: self.flush_requested.get() || self.durable_waiters.has_waiters(),
+                room_wanted: self.room.has_waiters(),
+                sync_in_flight: self.sync_in_flight.get(),
+            }
+        };
+        let decision = decide(&inputs, &self.config);
+        if matches!(decision, Decision::Flush { sync: true, .. }) {
+            self.flush_requested.set(false);
         }
-        if self.state.borrow().lifecycle == Lifecycle::Abandoning {
-            return; // a crash: the writes landed, the fdatasync never happens
-        }
-        if sync {
-            self.sync_written().await;
-        }
+        decision
     }
 
     /// Async eager writing: streams whole blocks only (never the partly filled last block, so
@@ -221,11 +212,13 @@ impl Inner {
             return None;
         }
         // Hand back to the decision loop when durability is due, so streaming under continuous
-        // load never starves the interval fdatasync (or a waiter, or `request_flush`).
+        // load never starves the interval fdatasync (or a waiter, or `request_flush`); while an
+        // fdatasync runs there is nothing to start, so streaming goes on.
         let interval = Duration::from_millis(self.config.flush_interval_ms);
-        if self.durable_waiters.has_waiters()
-            || self.flush_requested.get()
-            || state.last_sync.elapsed() >= interval
+        if !self.sync_in_flight.get()
+            && (self.durable_waiters.has_waiters()
+                || self.flush_requested.get()
+                || state.last_sync.elapsed() >= interval)
         {
             return None;
         }
@@ -261,7 +254,8 @@ impl Inner {
         None
     }
 
-    /// One write round; `false` if it failed (the log is poisoned then).
+    /// One write round of everything appended since the last one; `false` if it failed (the
+    /// log is poisoned then).
     async fn write_pending(&self) -> bool {
         let Some(plan) = self.plan_flush() else {
             return true;

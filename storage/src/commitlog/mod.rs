@@ -36,11 +36,13 @@
 //! with O_DIRECT (the partly filled last block is rewritten next time), then fdatasyncs every
 //! file written since the last fdatasync, then advances the durable mark and wakes waiters: one
 //! fdatasync serves every append that was waiting. Under async flush, whole blocks are also
-//! streamed out early (several writes in flight) and the fdatasync follows the interval. See
+//! streamed out early (several writes in flight), the fdatasync follows the interval, and writes
+//! go on while it runs (it covers what was written before it started). See
 //! `flush.rs`, `recovery.rs`, `read.rs`, `retention.rs`, `record.rs` (on-disk format).
 
 pub mod config;
 pub mod crc32c;
+mod decision;
 mod flush;
 mod read;
 pub mod record;
@@ -168,6 +170,8 @@ struct Inner {
     flusher_signal: Rc<Signal>,
     /// `request_flush` was called: the next decision flushes whatever is pending.
     flush_requested: Cell<bool>,
+    /// An fdatasync is running (at most one; writes go on meanwhile).
+    sync_in_flight: Cell<bool>,
     /// Appends waiting for ring room or the next segment.
     room: WaitList,
     /// Callers waiting for the durable mark.

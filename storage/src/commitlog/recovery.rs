@@ -238,6 +238,7 @@ fn start(
         state: RefCell::new(state),
         flusher_signal: Rc::new(Signal::default()),
         flush_requested: Cell::new(false),
+        sync_in_flight: Cell::new(false),
         room: WaitList::default(),
         durable_waiters: WaitList::default(),
         stop: Rc::new(Cell::new(false)),

@@ -88,16 +88,37 @@ pub async fn read_block(disk: &Disk, path: &Path, position: u64) -> Result<Optio
     Ok(Some(Rc::from(buffer.as_slice())))
 }
 
+/// Why a consume-queue file was not fdatasynced.
+#[derive(Debug, Clone)]
+pub enum SyncFailure {
+    /// The file could not be opened (EMFILE, ENFILE, ENOMEM, ...): no fdatasync was attempted
+    /// and what was written is as it was, so a later attempt can still make it durable.
+    NotAttempted(StorageError),
+    /// The fdatasync itself failed: what was written since the file's last good fdatasync may
+    /// be lost, and a later one that succeeds would not say so (fsyncgate).
+    Failed(StorageError),
+}
+
+impl SyncFailure {
+    /// The underlying error.
+    #[must_use]
+    pub fn error(&self) -> &StorageError {
+        match self {
+            SyncFailure::NotAttempted(error) | SyncFailure::Failed(error) => error,
+        }
+    }
+}
+
 /// fdatasyncs `path` (opening it for the purpose). A missing file is not an error (it was
 /// deleted by retention or a topic delete after being written).
 ///
 /// # Errors
-/// [`StorageError::Io`].
-pub async fn sync_file(disk: &Disk, path: &Path) -> Result<()> {
+/// [`SyncFailure`]: whether the fdatasync was attempted at all.
+pub async fn sync_file(disk: &Disk, path: &Path) -> Result<(), SyncFailure> {
     match disk.open(path, OpenMode::Existing, BLOCK_SIZE).await {
-        Ok(file) => file.sync_data().await,
+        Ok(file) => file.sync_data().await.map_err(SyncFailure::Failed),
         Err(error) if is_not_found(&error) => Ok(()),
-        Err(error) => Err(error),
+        Err(error) => Err(SyncFailure::NotAttempted(error)),
     }
 }
 

@@ -2,13 +2,22 @@
 //! block cache, block writes, flush (tail blocks + fdatasync), search by timestamp, topic
 //! deletion and retention. Single-threaded: the state sits in a `RefCell` that is never
 //! borrowed across an `.await`; block writes are serialised by one async lock so two writes of
-//! the same block can never reorder.
+//! the same block can never reorder, and flushes by another.
+//!
+//! A failed flush leaves nothing forgotten: a failed block write stays pending, a changed tail
+//! stays changed, and a file or directory whose open failed (EMFILE, ENOSPC, ...) goes back on
+//! the to-sync list, so the next flush retries and succeeds once the resource is back. Only a
+//! failed fdatasync itself is final (fsyncgate: what it should have covered may be gone while a
+//! later one succeeds): every later flush fails until the store is reopened and recovery
+//! rebuilds the queues from the CommitLog past the last good checkpoint.
 //!
 //! Must never: hold the `RefCell` borrow across I/O, write a block outside the write lock, or
-//! report a flush as complete when a write or fdatasync failed.
+//! report a flush as complete when a write or fdatasync failed or a file written before it
+//! was not fdatasynced.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::fifo_lock::FifoLock;
 
@@ -16,10 +25,13 @@ use crate::error::{Result, StorageError};
 use crate::file::Disk;
 
 use super::entry::{self, CqEntry, ENTRY_SIZE};
-use super::io;
-use super::queue::{BlockWrite, Located};
+use super::io::{self, SyncFailure};
+use super::queue::{BlockWrite, Located, QueueState, TailLoad};
 use super::search::{Boundary, TimeSearch};
-use super::{ConsumeQueueConfig, ConsumeQueues, QueueKey, CQ_WRITES_IN_FLIGHT_MAX};
+use super::{
+    ConsumeQueueConfig, ConsumeQueues, Dispatched, QueueKey, CQ_SYNCS_IN_FLIGHT_MAX,
+    CQ_WRITES_IN_FLIGHT_MAX,
+};
 
 /// How often a search by timestamp restarts when the queue changes under it.
 const SEARCH_ATTEMPTS_MAX: usize = 3;
@@ -45,6 +57,11 @@ pub struct CqStore {
     disk: Disk,
     queues: RefCell<ConsumeQueues>,
     write_lock: FifoLock,
+    /// One flush at a time: a flush returning `Ok` must have synced whatever an earlier,
+    /// concurrent one took off the to-sync lists.
+    flush_lock: FifoLock,
+    /// The first failed fdatasync of a consume-queue file; flushes fail from then on.
+    sync_failure: RefCell<Option<Arc<str>>>,
 }
 
 impl CqStore {
@@ -57,6 +74,8 @@ impl CqStore {
             disk,
             queues: RefCell::new(ConsumeQueues::new(config)?),
             write_lock: FifoLock::new(),
+            flush_lock: FifoLock::new(),
+            sync_failure: RefCell::new(None),
         })
     }
 
@@ -77,7 +96,7 @@ impl CqStore {
     /// [`StorageError::Io`] on a failed read; [`StorageError::Corrupt`] when the entry on disk
     /// fails its CRC although it lies inside `[min, max)`.
     pub async fn read_entry(&self, topic: &str, queue_id: i32, offset: u64) -> Result<EntryRead> {
-        let (path, position, uid, block_first, file_first, entries_per_file) = {
+        let (path, position, uid, block_first, file_first, entries_per_file, immutable) = {
             let mut queues = self.queues.borrow_mut();
             let Some(queue) = queues.queue(topic, queue_id) else {
                 return Ok(EntryRead::OutOfRange);
@@ -85,20 +104,23 @@ impl CqStore {
             if offset < queue.min_offset() || offset >= queue.max_offset() {
                 return Ok(EntryRead::OutOfRange);
             }
-            let (file_first, block_first) = match queue.locate(offset) {
+            let (file_first, block_first, immutable) = match queue.locate(offset) {
                 Located::Memory(found) => return Ok(EntryRead::Found(found)),
                 Located::Disk {
                     file_first,
                     block_first,
-                } => (file_first, block_first),
+                    immutable,
+                } => (file_first, block_first, immutable),
             };
             let uid = queue.uid();
-            let path = queue.file_path(file_first);
             let position = queue.block_position(block_first);
             let entries_per_file = queue.entries_per_file();
-            if let Some(block) = queues.cached_block(uid, block_first) {
-                return decode_entry(&block, block_first, offset, &path, position)
-                    .map(EntryRead::Found);
+            let path = QueueState::file_path(&queues.queue_dir(topic, queue_id), file_first);
+            if immutable {
+                if let Some(block) = queues.cached_block(uid, block_first) {
+                    return decode_entry(&block, block_first, offset, &path, position)
+                        .map(EntryRead::Found);
+                }
             }
             (
                 path,
@@ -107,6 +129,7 @@ impl CqStore {
                 block_first,
                 file_first,
                 entries_per_file,
+                immutable,
             )
         };
         let Some(block) = io::read_block(&self.disk, &path, position).await? else {
@@ -116,10 +139,73 @@ impl CqStore {
             });
         };
         let found = decode_entry(&block, block_first, offset, &path, position)?;
-        self.queues
-            .borrow_mut()
-            .cache_block(uid, block_first, block);
+        // An evicted tail block grows again later: caching it would serve stale zeros.
+        if immutable {
+            self.queues
+                .borrow_mut()
+                .cache_block(uid, block_first, block);
+        }
         Ok(EntryRead::Found(found))
+    }
+
+    /// Reads a queue's tail block back from disk if it was evicted (see `queue.rs`), so the
+    /// next entry can be pushed. Checks every entry the block must hold.
+    ///
+    /// # Errors
+    /// I/O errors reading the block; [`StorageError::Corrupt`] when the file is missing or an
+    /// entry below the queue's max offset fails its check.
+    pub async fn ensure_tail(&self, topic: &str, queue_id: i32) -> Result<()> {
+        // A concurrent change (a topic deleted and re-created) makes the install refuse: load
+        // again, a bounded number of times.
+        for _attempt in 0..SEARCH_ATTEMPTS_MAX {
+            let Some(load) = self.with(|queues| queues.tail_load(topic, queue_id)) else {
+                return Ok(());
+            };
+            let block = io::read_block(&self.disk, &load.path, load.position).await?;
+            let bytes: Box<[u8]> = match block {
+                Some(block) => {
+                    check_tail_block(&block, &load)?;
+                    Box::from(&block[..])
+                }
+                // An empty queue (restarted inside the block, or emptied) needs none of the
+                // block's entries: its file may never have been written.
+                None if load.min_offset >= load.max_offset => {
+                    vec![0u8; entry::BLOCK_SIZE].into_boxed_slice()
+                }
+                None => {
+                    return Err(StorageError::Corrupt {
+                        path: load.path.clone(),
+                        offset: load.position,
+                        reason: "the file holding the consume queue's tail block is missing".into(),
+                    })
+                }
+            };
+            if self.with(|queues| queues.install_tail(topic, queue_id, &load, bytes)) {
+                return Ok(());
+            }
+        }
+        Err(StorageError::Corrupt {
+            path: self.with(|queues| queues.queue_dir(topic, queue_id)),
+            offset: 0,
+            reason: "the consume queue kept changing while its tail block was loaded".into(),
+        })
+    }
+
+    /// Adds the entry for one CommitLog record (see [`ConsumeQueues::dispatch`]), loading the
+    /// queue's tail block first if it was evicted.
+    ///
+    /// # Errors
+    /// As [`Self::ensure_tail`] and [`ConsumeQueues::dispatch`].
+    pub async fn dispatch(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        queue_offset: u64,
+        cq_entry: &CqEntry,
+    ) -> Result<Dispatched> {
+        self.ensure_tail(topic, queue_id).await?;
+        // No await between the load and the push: an eviction runs only in `flush`.
+        self.with(|queues| queues.dispatch(topic, queue_id, queue_offset, cq_entry))
     }
 
     /// Writes full blocks waiting in memory. Returns at once if another task is writing (it
@@ -162,36 +248,117 @@ impl CqStore {
     }
 
     async fn write_locked(&self, key: &QueueKey, write: &BlockWrite) -> Result<()> {
-        let created =
-            io::write_block(&self.disk, &write.path, write.position, &write.bytes).await?;
-        self.with(|queues| queues.complete_write(key, write, created));
-        Ok(())
+        match io::write_block(&self.disk, &write.path, write.position, &write.bytes).await {
+            Ok(created) => {
+                self.with(|queues| queues.complete_write(key, write, created));
+                Ok(())
+            }
+            Err(error) => {
+                self.with(|queues| queues.note_failed_write(&write.path));
+                Err(error)
+            }
+        }
     }
 
     /// Writes every pending block and every changed tail block, then fdatasyncs the files and
-    /// fsyncs the directories written since the last flush. When it returns `Ok`, every entry
-    /// dispatched before the call is durable.
+    /// fsyncs the directories written since the last successful flush. When it returns `Ok`,
+    /// every entry dispatched before the call is durable. After an error nothing is forgotten
+    /// (see the module doc): the next call retries.
     ///
     /// # Errors
-    /// The first failed write, fdatasync or directory fsync.
+    /// The first failed write, open, fdatasync or directory fsync; [`StorageError::Poisoned`]
+    /// once an fdatasync itself failed (until the store is reopened).
     pub async fn flush(&self) -> Result<()> {
+        let _flush = self.flush_lock.lock().await;
+        self.check_sync_failure()?;
         {
             let _guard = self.write_lock.lock().await;
             self.drain_locked().await?;
-            for (key, write) in self.with(|queues| queues.tail_writes()) {
-                self.write_locked(&key, &write).await?;
+            let tails = self.with(|queues| queues.tail_writes());
+            for chunk in tails.chunks(CQ_WRITES_IN_FLIGHT_MAX) {
+                let writes = chunk
+                    .iter()
+                    .map(|(key, write)| self.write_locked(key, write));
+                let results = futures_util::future::join_all(writes).await;
+                if let Some(error) = results.into_iter().find_map(Result::err) {
+                    return Err(error);
+                }
             }
+            // No block write is in flight here: tails written and idle for a whole flush
+            // interval leave memory (read back before their next entry).
+            self.with(ConsumeQueues::evict_idle_tails);
         }
         let (files, dirs) = self.with(ConsumeQueues::take_unsynced);
-        for file in &files {
-            io::sync_file(&self.disk, file).await?;
-        }
-        for dir in dirs.iter().rev() {
-            if self.disk.exists(dir).await {
-                self.disk.sync_dir(dir).await?;
+        let mut first_error = None;
+        let mut files_left = Vec::new();
+        for chunk in files.chunks(CQ_SYNCS_IN_FLIGHT_MAX) {
+            let syncs = chunk.iter().map(|file| io::sync_file(&self.disk, file));
+            let results = futures_util::future::join_all(syncs).await;
+            for (file, result) in chunk.iter().zip(results) {
+                if let Err(failure) = result {
+                    self.note_sync_failure(&failure);
+                    first_error.get_or_insert_with(|| failure.error().clone());
+                    files_left.push(file.clone());
+                }
             }
         }
-        Ok(())
+        // A directory fsync is retried too: its entries are journaled metadata, and a failed
+        // journal commit aborts the journal (every later fsync fails), unlike a data fdatasync.
+        let mut dirs_left = Vec::new();
+        for chunk in dirs.chunks(CQ_SYNCS_IN_FLIGHT_MAX) {
+            let syncs = chunk.iter().map(|dir| async move {
+                if !self.disk.exists(dir).await {
+                    return Ok(()); // removed with its topic
+                }
+                self.disk.sync_dir(dir).await
+            });
+            let results = futures_util::future::join_all(syncs).await;
+            for (dir, result) in chunk.iter().zip(results) {
+                if let Err(error) = result {
+                    first_error.get_or_insert(error);
+                    dirs_left.push(dir.clone());
+                }
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(error) => {
+                self.with(|queues| queues.restore_unsynced(files_left, dirs_left));
+                Err(error)
+            }
+        }
+    }
+
+    /// Records a failed fdatasync (the first one is kept and logged): no flush succeeds after.
+    fn note_sync_failure(&self, failure: &SyncFailure) {
+        let SyncFailure::Failed(error) = failure else {
+            return; // not attempted: retried by the next flush
+        };
+        let mut recorded = self.sync_failure.borrow_mut();
+        if recorded.is_none() {
+            tracing::error!(
+                %error,
+                "consume queue fdatasync failed; no store checkpoint until the store is reopened (recovery rebuilds the queues from the CommitLog)"
+            );
+            *recorded = Some(Arc::from(format!("consume queue {error}")));
+        }
+    }
+
+    /// The first failed fdatasync, as an error, if there was one.
+    fn check_sync_failure(&self) -> Result<()> {
+        match &*self.sync_failure.borrow() {
+            None => Ok(()),
+            Some(cause) => Err(StorageError::Poisoned {
+                cause: Arc::clone(cause),
+            }),
+        }
+    }
+
+    /// The first failed fdatasync of a consume-queue file, if any: from then on no flush
+    /// succeeds until the store is reopened (recovery rebuilds from the last good checkpoint).
+    #[must_use]
+    pub fn sync_failure(&self) -> Option<Arc<str>> {
+        self.sync_failure.borrow().clone()
     }
 
     /// Queue offset by store timestamp (PROTOCOL.md §4.5); `None` for an unknown queue.
@@ -305,6 +472,7 @@ impl CqStore {
         self.drain_locked().await?;
         let doomed = self.with(|queues| {
             queues.advance_min(topic, queue_id, low);
+            let dir = queues.queue_dir(topic, queue_id);
             let queue = queues.queue(topic, queue_id).expect("offsets read above");
             let first_kept = queue.file_first(queue.min_offset().min(queue.max_offset()));
             let tail_file = queue.file_first(queue.max_offset());
@@ -312,7 +480,7 @@ impl CqStore {
             let first_file = queue.file_first(min_offset);
             (first_file..first_kept.min(tail_file))
                 .step_by(usize::try_from(epf).expect("entries per file fits usize"))
-                .map(|file_first| queue.file_path(file_first))
+                .map(|file_first| QueueState::file_path(&dir, file_first))
                 .collect::<Vec<PathBuf>>()
         });
         for path in doomed {
@@ -320,6 +488,33 @@ impl CqStore {
         }
         Ok(())
     }
+}
+
+/// Pair check of a tail block read back from disk: every entry the queue holds in it decodes
+/// (its CRC covers its queue offset) and the last one is the queue's last entry.
+fn check_tail_block(block: &[u8], load: &TailLoad) -> Result<()> {
+    let corrupt = |offset: u64, reason: String| StorageError::Corrupt {
+        path: load.path.clone(),
+        offset: load.position + (offset - load.tail_first) * ENTRY_SIZE as u64,
+        reason,
+    };
+    let first = load.min_offset.max(load.tail_first);
+    for offset in first..load.max_offset {
+        let slot = entry::slot(block, load.tail_first, offset);
+        let Some(found) = entry::decode(offset, slot) else {
+            return Err(corrupt(
+                offset,
+                format!("tail entry for offset {offset} failed its check"),
+            ));
+        };
+        if offset + 1 == load.max_offset && Some(found) != load.last_entry {
+            return Err(corrupt(
+                offset,
+                "tail block does not end with the queue's last entry".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn decode_entry(

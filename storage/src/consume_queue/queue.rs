@@ -1,14 +1,19 @@
 //! In-memory state of one ConsumeQueue (topic, queue_id): offsets, the tail block being
 //! filled, full blocks waiting to be written, and where every other entry lives on disk.
-//! Pure; the I/O that moves blocks to and from disk is in [`super::io`].
+//! Pure; the I/O that moves blocks to and from disk is in [`super::io`], and the queue's
+//! directory is passed in by the owner (not stored: it would cost a path per queue).
 //!
 //! Geometry: entry `k` lives in file `k / entries_per_file` (named by its first queue offset,
 //! 20 digits), at byte `(k % entries_per_file) * 32`, inside the 4 KiB block that starts at
 //! `k - k % 128`. Lookup by queue offset is arithmetic, O(1).
 //!
-//! Memory per queue is one tail block (4 KiB) plus the full blocks not yet written, whose number
-//! the owner bounds (`CQ_PENDING_BLOCKS_MAX`). Must never: accept an entry out of queue-offset
-//! order, or let an entry's CommitLog offset go backwards.
+//! Memory: an idle queue holds no block, only this struct (no heap allocation at all); the
+//! tail block (4 KiB) is allocated by the first entry pushed into it and dropped again by
+//! [`QueueState::evict_idle_tail`] once it is written and no entry came for a whole flush
+//! interval (it is then read back from disk before the next push, see `ops.rs`). Full blocks
+//! not yet written are bounded by the owner (`CQ_PENDING_BLOCKS_MAX`). Must never: accept an
+//! entry out of queue-offset order, let an entry's CommitLog offset go backwards, or drop a tail
+//! block that is not on disk.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -28,6 +33,9 @@ pub enum Located {
         file_first: u64,
         /// First queue offset of the block.
         block_first: u64,
+        /// The block is full and written: its bytes never change again, so they may be cached.
+        /// (An evicted tail block is read from disk too, but grows again later.)
+        immutable: bool,
     },
 }
 
@@ -56,21 +64,44 @@ pub fn file_name(file_first: u64) -> String {
     format!("{file_first:020}")
 }
 
+/// Where the tail block's bytes come from when a push needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailLoad {
+    /// Id of the queue instance.
+    pub uid: u64,
+    /// File holding the tail block.
+    pub path: PathBuf,
+    /// Byte position of the tail block in the file.
+    pub position: u64,
+    /// First queue offset of the tail block.
+    pub tail_first: u64,
+    /// Entries `[max(min_offset, tail_first), max_offset)` of the block must be valid.
+    pub min_offset: u64,
+    /// The queue's max offset (entries at and past it are zeroed when installed).
+    pub max_offset: u64,
+    /// The queue's last entry, which the block must hold at `max_offset - 1`.
+    pub last_entry: Option<CqEntry>,
+}
+
 /// State of one queue.
 #[derive(Debug)]
 pub struct QueueState {
     uid: u64,
-    dir: PathBuf,
     entries_per_file: u64,
     min_offset: u64,
     max_offset: u64,
     tail_first: u64,
-    tail: Box<[u8]>,
+    /// The tail block `[tail_first, tail_first + 128)`; `None` when it holds no entry yet or
+    /// when its entries are all written and it was evicted (then they are read from disk).
+    tail: Option<Box<[u8]>>,
     tail_version: u64,
     tail_written_version: u64,
     pending: VecDeque<(u64, Rc<[u8]>)>,
     last_entry: Option<CqEntry>,
     unsynced_files: BTreeSet<u64>,
+    /// An entry was pushed (or the tail loaded for one) since the last
+    /// [`QueueState::evict_idle_tail`].
+    pushed_recently: bool,
 }
 
 fn block_floor(offset: u64) -> u64 {
@@ -80,7 +111,8 @@ fn block_floor(offset: u64) -> u64 {
 impl QueueState {
     /// A queue holding entries `[min_offset, max_offset)`, whose tail block (the block holding
     /// `max_offset`) currently contains `tail_bytes` (zeros past `max_offset`), and whose last
-    /// entry is `last_entry`.
+    /// entry is `last_entry`. `tail_bytes: None`: the tail block's entries, if any, are on disk
+    /// (loaded before the next push).
     ///
     /// # Panics
     /// On inconsistent arguments: bad geometry, `min > max`, a tail block of the wrong size, or
@@ -88,7 +120,6 @@ impl QueueState {
     #[must_use]
     pub fn new(
         uid: u64,
-        dir: PathBuf,
         entries_per_file: u64,
         range: (u64, u64),
         tail_bytes: Option<Box<[u8]>>,
@@ -106,21 +137,22 @@ impl QueueState {
             max_offset > min_offset,
             "last entry iff non-empty"
         );
-        let tail = tail_bytes.unwrap_or_else(|| vec![0u8; BLOCK_SIZE].into_boxed_slice());
-        assert_eq!(tail.len(), BLOCK_SIZE, "tail is one block");
+        if let Some(tail) = &tail_bytes {
+            assert_eq!(tail.len(), BLOCK_SIZE, "tail is one block");
+        }
         Self {
             uid,
-            dir,
             entries_per_file,
             min_offset,
             max_offset,
             tail_first: block_floor(max_offset),
-            tail,
+            tail: tail_bytes,
             tail_version: 0,
             tail_written_version: 0,
             pending: VecDeque::new(),
             last_entry,
             unsynced_files: BTreeSet::new(),
+            pushed_recently: false,
         }
     }
 
@@ -128,12 +160,6 @@ impl QueueState {
     #[must_use]
     pub fn uid(&self) -> u64 {
         self.uid
-    }
-
-    /// Directory holding the queue's files.
-    #[must_use]
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Entries per file.
@@ -166,10 +192,10 @@ impl QueueState {
         offset - offset % self.entries_per_file
     }
 
-    /// Path of the file starting at `file_first`.
+    /// Path of the file starting at `file_first`, in the queue's directory `dir`.
     #[must_use]
-    pub fn file_path(&self, file_first: u64) -> PathBuf {
-        self.dir.join(file_name(file_first))
+    pub fn file_path(dir: &Path, file_first: u64) -> PathBuf {
+        dir.join(file_name(file_first))
     }
 
     /// Byte position inside its file of the block starting at `block_first`.
@@ -189,11 +215,76 @@ impl QueueState {
         self.pending.len()
     }
 
+    /// True when the tail block holds entries that are only on disk: they must be read back
+    /// ([`QueueState::tail_load`], [`QueueState::install_tail`]) before the next push.
+    #[must_use]
+    pub fn needs_tail_load(&self) -> bool {
+        self.tail.is_none() && self.max_offset > self.tail_first
+    }
+
+    /// Where to read the tail block from, if it must be loaded.
+    #[must_use]
+    pub fn tail_load(&self, dir: &Path) -> Option<TailLoad> {
+        if !self.needs_tail_load() {
+            return None;
+        }
+        Some(TailLoad {
+            uid: self.uid,
+            path: Self::file_path(dir, self.file_first(self.tail_first)),
+            position: self.block_position(self.tail_first),
+            tail_first: self.tail_first,
+            min_offset: self.min_offset,
+            max_offset: self.max_offset,
+            last_entry: self.last_entry,
+        })
+    }
+
+    /// Installs the tail block read for `load` (entries at and past `max_offset` zeroed).
+    /// Returns false, installing nothing, if the queue changed since `load` was taken.
+    ///
+    /// # Panics
+    /// If `bytes` is not one block.
+    pub fn install_tail(&mut self, load: &TailLoad, mut bytes: Box<[u8]>) -> bool {
+        assert_eq!(bytes.len(), BLOCK_SIZE, "tail is one block");
+        if load.uid != self.uid
+            || !self.needs_tail_load()
+            || load.tail_first != self.tail_first
+            || load.max_offset != self.max_offset
+        {
+            return false;
+        }
+        let end = usize::try_from(self.max_offset - self.tail_first).expect("< 128");
+        bytes[end * entry::ENTRY_SIZE..].fill(0);
+        self.tail = Some(bytes);
+        // Loaded for an entry about to come: kept through the next flush even if that entry
+        // is late.
+        self.pushed_recently = true;
+        true
+    }
+
+    /// Drops the tail block if it is on disk as it is in memory and no entry was pushed since
+    /// the last call (one flush interval); returns whether it did. Called after each flush.
+    pub fn evict_idle_tail(&mut self) -> bool {
+        let idle = !std::mem::replace(&mut self.pushed_recently, false);
+        if !idle || self.tail.is_none() || self.tail_changed() {
+            return false;
+        }
+        self.tail = None;
+        true
+    }
+
+    /// True when the tail block's bytes are in memory.
+    #[must_use]
+    pub fn tail_in_memory(&self) -> bool {
+        self.tail.is_some()
+    }
+
     /// Appends the entry for `queue_offset`, which must be `max_offset`. Returns true when this
     /// completed a block (now waiting in the pending list).
     ///
     /// # Panics
-    /// If `queue_offset != max_offset` or the CommitLog offset goes backwards.
+    /// If `queue_offset != max_offset`, the CommitLog offset goes backwards, or the tail block
+    /// must be loaded first ([`QueueState::needs_tail_load`]).
     pub fn push(&mut self, queue_offset: u64, cq_entry: &CqEntry) -> bool {
         assert_eq!(
             queue_offset, self.max_offset,
@@ -209,21 +300,30 @@ impl QueueState {
             queue_offset - self.tail_first < ENTRIES_PER_BLOCK,
             "tail holds max_offset"
         );
+        assert!(
+            !self.needs_tail_load(),
+            "the tail block is loaded before a push"
+        );
+        let tail = self
+            .tail
+            .get_or_insert_with(|| vec![0u8; BLOCK_SIZE].into_boxed_slice());
         entry::encode(
             queue_offset,
             cq_entry,
-            entry::slot_mut(&mut self.tail, self.tail_first, queue_offset),
+            entry::slot_mut(tail, self.tail_first, queue_offset),
         );
         self.max_offset += 1;
         self.last_entry = Some(*cq_entry);
         self.tail_version += 1;
+        self.pushed_recently = true;
         if self.max_offset - self.tail_first < ENTRIES_PER_BLOCK {
             return false;
         }
-        let full = std::mem::replace(&mut self.tail, vec![0u8; BLOCK_SIZE].into_boxed_slice());
+        let full = self.tail.take().expect("pushed into above");
         self.pending.push_back((self.tail_first, Rc::from(full)));
         self.tail_first = self.max_offset;
-        // The new tail block is all zeros and nothing of it is on disk yet.
+        // The new tail block holds nothing, so nothing of it needs writing; its block is
+        // allocated by the next push.
         self.tail_written_version = self.tail_version;
         true
     }
@@ -245,7 +345,9 @@ impl QueueState {
         self.min_offset = offset;
         self.max_offset = offset;
         self.tail_first = block_floor(offset);
-        self.tail.fill(0);
+        // A fresh zeroed tail (written with the next entry): the old entries below `offset`
+        // are never served again.
+        self.tail = Some(vec![0u8; BLOCK_SIZE].into_boxed_slice());
         self.tail_version += 1;
         self.last_entry = None;
     }
@@ -274,7 +376,7 @@ impl QueueState {
         assert!(offset < self.max_offset, "locate at or past max offset");
         let block_first = block_floor(offset);
         let in_memory = if block_first == self.tail_first {
-            Some(&self.tail[..])
+            self.tail.as_deref()
         } else {
             self.pending
                 .iter()
@@ -289,18 +391,19 @@ impl QueueState {
             None => Located::Disk {
                 file_first: self.file_first(offset),
                 block_first,
+                immutable: block_first != self.tail_first,
             },
         }
     }
 
-    /// The oldest full block waiting to be written.
+    /// The oldest full block waiting to be written (`dir`: the queue's directory).
     #[must_use]
-    pub fn next_pending_write(&self) -> Option<BlockWrite> {
+    pub fn next_pending_write(&self, dir: &Path) -> Option<BlockWrite> {
         let (block_first, bytes) = self.pending.front()?;
         let file_first = self.file_first(*block_first);
         Some(BlockWrite {
             uid: self.uid,
-            path: self.file_path(file_first),
+            path: Self::file_path(dir, file_first),
             file_first,
             block_first: *block_first,
             position: self.block_position(*block_first),
@@ -309,20 +412,28 @@ impl QueueState {
         })
     }
 
-    /// The partly filled tail block, if it changed since it was last written.
+    /// Whether the partly filled tail block changed since it was last written.
     #[must_use]
-    pub fn tail_write(&self) -> Option<BlockWrite> {
-        if self.tail_version == self.tail_written_version || self.max_offset == self.tail_first {
+    pub fn tail_changed(&self) -> bool {
+        self.tail_version != self.tail_written_version && self.max_offset != self.tail_first
+    }
+
+    /// The partly filled tail block, if it changed since it was last written (`dir`: the
+    /// queue's directory).
+    #[must_use]
+    pub fn tail_write(&self, dir: &Path) -> Option<BlockWrite> {
+        if !self.tail_changed() {
             return None;
         }
+        let tail = self.tail.as_ref().expect("a changed tail is in memory");
         let file_first = self.file_first(self.tail_first);
         Some(BlockWrite {
             uid: self.uid,
-            path: self.file_path(file_first),
+            path: Self::file_path(dir, file_first),
             file_first,
             block_first: self.tail_first,
             position: self.block_position(self.tail_first),
-            bytes: Rc::from(self.tail.clone()),
+            bytes: Rc::from(tail.clone()),
             tail_version: Some(self.tail_version),
         })
     }
@@ -355,19 +466,25 @@ impl QueueState {
         Some(bytes)
     }
 
-    /// Files written since the last sync; clears the set.
-    pub fn take_unsynced_files(&mut self) -> Vec<PathBuf> {
+    /// Files written since the last sync (in the queue's directory `dir`); clears the set.
+    pub fn take_unsynced_files(&mut self, dir: &Path) -> Vec<PathBuf> {
         let files = std::mem::take(&mut self.unsynced_files);
         files
             .into_iter()
-            .map(|file_first| self.file_path(file_first))
+            .map(|file_first| Self::file_path(dir, file_first))
             .collect()
+    }
+
+    /// True when files of this queue were written since the last sync.
+    #[must_use]
+    pub fn has_unsynced_files(&self) -> bool {
+        !self.unsynced_files.is_empty()
     }
 
     /// Has anything not reached the disk (pending blocks, a changed tail, unsynced files)?
     #[must_use]
     pub fn is_dirty(&self) -> bool {
-        !self.pending.is_empty() || self.tail_write().is_some() || !self.unsynced_files.is_empty()
+        !self.pending.is_empty() || self.tail_changed() || !self.unsynced_files.is_empty()
     }
 }
 
@@ -384,9 +501,13 @@ mod tests {
         }
     }
 
+    fn dir() -> &'static Path {
+        Path::new("/q")
+    }
+
     fn queue(range: (u64, u64)) -> QueueState {
         let last = (range.1 > range.0).then(|| cq_entry(range.1 - 1));
-        QueueState::new(1, PathBuf::from("/q"), 256, range, None, last)
+        QueueState::new(1, 256, range, None, last)
     }
 
     #[test]
@@ -398,7 +519,7 @@ mod tests {
         assert_eq!(queue.block_position(128), 4096);
         assert_eq!(queue.block_position(256), 0);
         assert_eq!(
-            queue.file_path(256),
+            QueueState::file_path(Path::new("/q"), 256),
             PathBuf::from("/q/00000000000000000256")
         );
     }
@@ -415,7 +536,7 @@ mod tests {
         for offset in 0..300 {
             assert_eq!(queue.locate(offset), Located::Memory(cq_entry(offset)));
         }
-        let first = queue.next_pending_write().expect("pending");
+        let first = queue.next_pending_write(dir()).expect("pending");
         assert_eq!(
             (first.block_first, first.position, first.file_first),
             (0, 0, 0)
@@ -426,24 +547,102 @@ mod tests {
             queue.locate(5),
             Located::Disk {
                 file_first: 0,
-                block_first: 0
+                block_first: 0,
+                immutable: true
             }
         );
-        let second = queue.next_pending_write().expect("pending");
+        let second = queue.next_pending_write(dir()).expect("pending");
         assert_eq!((second.block_first, second.position), (128, 4096));
         queue.complete_write(&second);
-        assert!(queue.next_pending_write().is_none());
-        let tail = queue.tail_write().expect("tail changed");
+        assert!(queue.next_pending_write(dir()).is_none());
+        let tail = queue.tail_write(dir()).expect("tail changed");
         assert_eq!(
             (tail.block_first, tail.file_first, tail.position),
             (256, 256, 0)
         );
         queue.complete_write(&tail);
-        assert!(queue.tail_write().is_none(), "tail written and unchanged");
-        assert_eq!(queue.take_unsynced_files().len(), 2);
+        assert!(
+            queue.tail_write(dir()).is_none(),
+            "tail written and unchanged"
+        );
+        assert_eq!(queue.take_unsynced_files(dir()).len(), 2);
         assert!(!queue.is_dirty());
         queue.push(300, &cq_entry(300));
-        assert!(queue.tail_write().is_some());
+        assert!(queue.tail_write(dir()).is_some());
+    }
+
+    #[test]
+    fn an_idle_written_tail_is_dropped_and_loaded_back() {
+        let mut queue = queue((0, 0));
+        assert!(!queue.tail_in_memory(), "an empty queue holds no block");
+        assert!(!queue.evict_idle_tail());
+        for offset in 0..130 {
+            queue.push(offset, &cq_entry(offset));
+        }
+        assert!(queue.tail_in_memory());
+        assert!(!queue.evict_idle_tail(), "pushed since the last flush");
+        assert!(!queue.evict_idle_tail(), "not written yet");
+        let full = queue.next_pending_write(dir()).expect("full block");
+        queue.complete_write(&full);
+        let tail = queue.tail_write(dir()).expect("tail changed");
+        queue.complete_write(&tail);
+        assert!(queue.evict_idle_tail(), "written and idle for a flush");
+        assert!(!queue.tail_in_memory());
+        assert_eq!(
+            queue.locate(129),
+            Located::Disk {
+                file_first: 0,
+                block_first: 128,
+                immutable: false
+            },
+            "an evicted tail is read from disk, never cached"
+        );
+        assert!(queue.tail_write(dir()).is_none(), "nothing to write");
+        assert!(queue.needs_tail_load());
+        let load = queue.tail_load(dir()).expect("load");
+        assert_eq!(
+            (load.position, load.tail_first, load.max_offset),
+            (4096, 128, 130)
+        );
+        assert_eq!(load.last_entry, Some(cq_entry(129)));
+        // The disk block as written, with a stale entry past max_offset that must not survive.
+        let mut bytes = tail.bytes.to_vec().into_boxed_slice();
+        entry::encode(130, &cq_entry(130), entry::slot_mut(&mut bytes, 128, 130));
+        let stale_load = TailLoad {
+            max_offset: 129,
+            ..load.clone()
+        };
+        assert!(
+            !queue.install_tail(&stale_load, bytes.clone()),
+            "the queue moved on"
+        );
+        assert!(queue.install_tail(&load, bytes));
+        assert!(!queue.needs_tail_load());
+        assert!(
+            !queue.evict_idle_tail(),
+            "a tail just loaded survives the next flush"
+        );
+        assert_eq!(queue.locate(129), Located::Memory(cq_entry(129)));
+        queue.push(130, &cq_entry(131));
+        assert_eq!(queue.locate(130), Located::Memory(cq_entry(131)));
+        // A queue whose last push completed a block holds no tail at all.
+        for offset in 131..256 {
+            queue.push(offset, &cq_entry(offset + 1));
+        }
+        assert!(!queue.tail_in_memory());
+        assert!(!queue.needs_tail_load());
+    }
+
+    #[test]
+    #[should_panic(expected = "loaded before a push")]
+    fn a_push_into_an_evicted_tail_panics() {
+        let mut queue = queue((0, 0));
+        queue.push(0, &cq_entry(0));
+        let tail = queue.tail_write(dir()).expect("tail");
+        queue.complete_write(&tail);
+        queue.evict_idle_tail(); // clears the pushed flag
+        assert!(queue.evict_idle_tail());
+        queue.push(1, &cq_entry(1));
     }
 
     #[test]

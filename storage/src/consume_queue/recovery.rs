@@ -95,7 +95,7 @@ impl CqStore {
             snapshot.max_offset.max(snapshot.min_offset),
         );
         let end = valid_end(&prober, &files, min_offset, max_offset).await?;
-        let (tail, last, end) = tail_block(&prober, min_offset, end).await?;
+        let (last, end) = tail_block(&prober, min_offset, end).await?;
         // Entries past `end` are dropped: files after the one holding `end` are stale.
         let end_file = prober.file_first(end);
         for &file_first in files.iter().filter(|&&file_first| file_first > end_file) {
@@ -103,14 +103,9 @@ impl CqStore {
                 .remove_file(&dir.join(file_name(file_first)))
                 .await?;
         }
-        let state = QueueState::new(
-            uid,
-            dir,
-            entries_per_file,
-            (min_offset, end),
-            Some(tail),
-            last,
-        );
+        // The tail block stays on disk (an idle queue holds no block in memory); the first
+        // dispatch into the queue reads it back.
+        let state = QueueState::new(uid, entries_per_file, (min_offset, end), None, last);
         self.with(|queues| queues.insert_loaded(topic, queue_id, state))?;
         if end == max_offset {
             return Ok(None);
@@ -195,13 +190,10 @@ async fn valid_end(prober: &Prober<'_>, files: &BTreeSet<u64>, min: u64, max: u6
     Ok(low + 1)
 }
 
-/// The tail block for a queue ending at `end` (entries past `end` zeroed), the last entry and
-/// the final end: if an entry inside the tail block is bad, the queue ends before it.
-async fn tail_block(
-    prober: &Prober<'_>,
-    min: u64,
-    end: u64,
-) -> Result<(Box<[u8]>, Option<CqEntry>, u64)> {
+/// The last entry and the final end of a queue ending at `end`: if an entry inside the tail
+/// block is bad, the queue ends before it (every entry of the tail block must be valid: it is
+/// read back whole before the next push).
+async fn tail_block(prober: &Prober<'_>, min: u64, end: u64) -> Result<(Option<CqEntry>, u64)> {
     let block_first = end - end % ENTRIES_PER_BLOCK;
     let mut tail = vec![0u8; BLOCK_SIZE].into_boxed_slice();
     if end > block_first {
@@ -210,12 +202,9 @@ async fn tail_block(
             tail[..start].copy_from_slice(&block[..start]);
         }
     }
-    // Every entry of the tail block inside [min, end) must be valid: it is served from memory.
     let mut new_end = end;
     for offset in min.max(block_first)..end {
         if prober.check(&tail, block_first, offset).is_none() {
-            let start = usize::try_from(offset - block_first).expect("< 128") * entry::ENTRY_SIZE;
-            tail[start..].fill(0);
             new_end = offset;
             break;
         }
@@ -227,7 +216,7 @@ async fn tail_block(
     };
     if new_end > min && last.is_none() {
         // The entry before the tail block went bad between two reads: trust nothing.
-        return Ok((vec![0u8; BLOCK_SIZE].into_boxed_slice(), None, min));
+        return Ok((None, min));
     }
-    Ok((tail, last, new_end))
+    Ok((last, new_end))
 }

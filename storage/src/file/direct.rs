@@ -238,7 +238,7 @@ impl DirectFile {
             if let Some(delay) = faults.sync_delay() {
                 compio::time::sleep(delay).await;
             }
-            if let Some(error) = faults.before_sync() {
+            if let Some(error) = faults.before_sync(&self.path) {
                 return Err(StorageError::io("fdatasync", &self.path, 0, error));
             }
         }

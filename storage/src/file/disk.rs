@@ -18,7 +18,7 @@ use std::time::SystemTime;
 use compio::buf::{BufResult, IntoInner, IoBuf};
 use compio::io::AsyncWriteAt;
 
-use super::{stat_path, DirectFile, FaultInjector};
+use super::{stat_path, DirectFile, FaultInjector, FaultOp};
 use crate::error::{Result, StorageError};
 use crate::limits::{BLOCK_SIZE_MAX, BLOCK_SIZE_MIN};
 
@@ -112,6 +112,9 @@ impl Disk {
         );
         assert!((BLOCK_SIZE_MIN..=BLOCK_SIZE_MAX).contains(&alignment));
         if let Some(faults) = &self.faults {
+            if let Some(error) = faults.scoped_error(path, FaultOp::Open) {
+                return Err(StorageError::io("open", path, 0, error));
+            }
             let creates = matches!(mode, OpenMode::CreateNew | OpenMode::CreateOrOpen);
             if creates && faults.disk_full() && !path_exists(path).await {
                 return Err(StorageError::DiskFull {
@@ -150,6 +153,13 @@ impl Disk {
     /// # Errors
     /// [`StorageError::Io`] from open or fsync.
     pub async fn sync_dir(&self, dir: &Path) -> Result<()> {
+        if let Some(error) = self
+            .faults
+            .as_ref()
+            .and_then(|faults| faults.scoped_error(dir, FaultOp::Open))
+        {
+            return Err(StorageError::io("open dir", dir, 0, error));
+        }
         let mut options = compio::fs::OpenOptions::new();
         options
             .read(true)

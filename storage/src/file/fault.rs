@@ -1,11 +1,13 @@
 //! The [`FaultInjector`] for tests: fail the N-th write or fdatasync, short writes, disk full,
-//! injected disk usage, slow devices, and a simulated power loss ([`CrashMode`]) that reverts or
+//! injected disk usage, slow devices, a resource gone for a while under one directory
+//! ([`ScopedFault`]: every open, write or fdatasync there fails with a chosen errno, e.g.
+//! EMFILE or ENOSPC, until cleared), and a simulated power loss ([`CrashMode`]) that reverts or
 //! tears every write no completed fdatasync covered (from pre-images [`super::DirectFile`]
 //! records as `Undo`s).
 //!
-//! Must never: inject anything it was not armed for (each armed fault fires once), retry or
-//! repair on the caller's behalf, or touch a file outside a simulated crash. The crash itself
-//! uses blocking std I/O and is for tests only.
+//! Must never: inject anything it was not armed for (each N-th fault fires once; disk full, delays
+//! and scoped faults last until cleared), retry or repair on the caller's behalf, or touch a file
+//! outside a simulated crash. The crash itself uses blocking std I/O and is for tests only.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -48,12 +50,38 @@ pub enum CrashMode {
     },
 }
 
+/// Which call a [`ScopedFault`] fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// Opening a file or a directory (through [`super::Disk`]): e.g. EMFILE, ENFILE, ENOSPC.
+    Open,
+    /// A data-file write: e.g. ENOSPC, EIO.
+    Write,
+    /// A data-file fdatasync: e.g. EIO.
+    Sync,
+}
+
+/// A fault that fails every `op` on a path under `under` with `errno` until cleared: a
+/// resource gone for a while (a process out of file descriptors, a full filesystem), not one
+/// failed call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopedFault {
+    /// Paths at or under this one are affected.
+    pub under: PathBuf,
+    /// The call that fails.
+    pub op: FaultOp,
+    /// The OS error it fails with (`libc::EMFILE`, `libc::ENOSPC`, ...).
+    pub errno: i32,
+}
+
 /// Injected faults for a [`super::Disk`]. Faults available (and nothing else):
 /// - fail the N-th data-file write (`EIO`, nothing written) or fdatasync (`EIO`, data lost);
 /// - make the N-th write short (half its length, aligned down; the rest is not written);
 /// - disk full: creating a file or writing past a file's end fails with `ENOSPC`;
 /// - report a chosen disk usage percentage to retention;
 /// - delay every write or fdatasync by a fixed time (a slow device);
+/// - [`ScopedFault`]s: every open, write or fdatasync under a directory fails with a chosen
+///   errno until cleared (the open of a file or directory, the write or sync before the call);
 /// - crash: revert (or tear) every write no successful fdatasync of its file covered.
 ///
 /// "N-th" counts from the call that arms it: `1` is the next write. Each armed fault fires once.
@@ -70,6 +98,8 @@ pub struct FaultInjector {
     write_delay: Cell<Option<Duration>>,
     track_unsynced: Cell<bool>,
     unsynced: RefCell<HashMap<PathBuf, Vec<Undo>>>,
+    scoped: RefCell<Vec<ScopedFault>>,
+    scoped_hits: Cell<u64>,
 }
 
 impl FaultInjector {
@@ -126,6 +156,35 @@ impl FaultInjector {
     /// Overrides the disk usage [`super::Disk::disk_usage`] reports (`None`: real statvfs).
     pub fn set_disk_used_percent(&self, percent: Option<u8>) {
         self.disk_used_percent.set(percent);
+    }
+
+    /// Arms `fault` until [`FaultInjector::clear_scoped_faults`].
+    pub fn add_scoped_fault(&self, fault: ScopedFault) {
+        self.scoped.borrow_mut().push(fault);
+    }
+
+    /// Disarms every scoped fault.
+    pub fn clear_scoped_faults(&self) {
+        self.scoped.borrow_mut().clear();
+    }
+
+    /// Calls failed by scoped faults so far.
+    #[must_use]
+    pub fn scoped_hits(&self) -> u64 {
+        self.scoped_hits.get()
+    }
+
+    /// The error a scoped fault gives `op` on `path`, if one is armed for it.
+    pub(super) fn scoped_error(&self, path: &Path, op: FaultOp) -> Option<io::Error> {
+        let errno = self
+            .scoped
+            .borrow()
+            .iter()
+            .find(|fault| fault.op == op && path.starts_with(&fault.under))
+            .map(|fault| fault.errno)?;
+        self.scoped_hits.set(self.scoped_hits.get() + 1);
+        tracing::debug!(path = %path.display(), ?op, errno, "injected scoped fault");
+        Some(io::Error::from_raw_os_error(errno))
     }
 
     /// Delays every later fdatasync by `delay` (`None`: no delay).
@@ -195,6 +254,9 @@ impl FaultInjector {
             self.fail_write_at.set(None);
             return WriteFault::Fail(io::Error::from_raw_os_error(libc::EIO));
         }
+        if let Some(error) = self.scoped_error(path, FaultOp::Write) {
+            return WriteFault::Fail(error);
+        }
         if self.disk_full.get() && pos + len > file_len {
             tracing::debug!(path = %path.display(), pos, len, "injected ENOSPC");
             return WriteFault::Fail(io::Error::from_raw_os_error(libc::ENOSPC));
@@ -206,14 +268,14 @@ impl FaultInjector {
         WriteFault::None
     }
 
-    pub(super) fn before_sync(&self) -> Option<io::Error> {
+    pub(super) fn before_sync(&self, path: &Path) -> Option<io::Error> {
         let count = self.syncs.get() + 1;
         self.syncs.set(count);
         if self.fail_sync_at.get() == Some(count) {
             self.fail_sync_at.set(None);
             return Some(io::Error::from_raw_os_error(libc::EIO));
         }
-        None
+        self.scoped_error(path, FaultOp::Sync)
     }
 
     pub(super) fn record_undo(&self, path: &Path, undo: Undo) {
@@ -398,6 +460,56 @@ mod tests {
                 .await
                 .expect_err("full");
             assert!(error.is_disk_full());
+        });
+    }
+
+    #[test]
+    fn scoped_faults_hit_only_their_op_under_their_directory_until_cleared() {
+        let faults = FaultInjector::new();
+        let armed = faults.clone();
+        with_file("file-scoped", &faults, |disk, file| async move {
+            let dir = file.path().parent().expect("dir").to_path_buf();
+            let inside = dir.join("sub").join("g");
+            armed.add_scoped_fault(ScopedFault {
+                under: dir.join("sub"),
+                op: FaultOp::Open,
+                errno: libc::EMFILE,
+            });
+            let error = disk
+                .open(&inside, OpenMode::CreateOrOpen, 4096)
+                .await
+                .expect_err("EMFILE under the directory");
+            assert!(
+                matches!(&error, crate::error::StorageError::Io { source, .. } if source.raw_os_error() == Some(libc::EMFILE)),
+                "{error}"
+            );
+            assert!(
+                disk.sync_dir(&dir.join("sub")).await.is_err(),
+                "directories too"
+            );
+            assert!(disk.sync_dir(&dir).await.is_ok(), "outside: untouched");
+            assert!(
+                file.write_all_at(filled(0, 4096), 0).await.0.is_ok(),
+                "writes: untouched"
+            );
+            armed.add_scoped_fault(ScopedFault {
+                under: dir.clone(),
+                op: FaultOp::Write,
+                errno: libc::ENOSPC,
+            });
+            for _ in 0..2 {
+                let (result, _) = file.write_all_at(filled(0, 4096), 0).await;
+                assert!(result.expect_err("until cleared").is_disk_full());
+            }
+            assert!(file.sync_data().await.is_ok(), "fdatasync: untouched");
+            assert_eq!(armed.scoped_hits(), 4);
+            armed.clear_scoped_faults();
+            assert!(file.write_all_at(filled(0, 4096), 0).await.0.is_ok());
+            std::fs::create_dir_all(dir.join("sub")).expect("mkdir");
+            assert!(disk
+                .open(&inside, OpenMode::CreateOrOpen, 4096)
+                .await
+                .is_ok());
         });
     }
 

@@ -7,8 +7,9 @@
 //!   directory ops, small page-cache files, [`DiskUsage`] via statvfs, [`DirEntryInfo`]);
 //! - `direct`: [`DirectFile`], one file opened with `O_DIRECT` (aligned positioned reads /
 //!   writes, fdatasync);
-//! - `fault`: [`FaultInjector`] (fail the N-th write or fdatasync, short writes, disk full, and
-//!   "crash": revert or tear writes not covered by a completed fdatasync, see [`CrashMode`]);
+//! - `fault`: [`FaultInjector`] (fail the N-th write or fdatasync, short writes, disk full, a
+//!   [`ScopedFault`] such as EMFILE on every open under a directory until cleared, and "crash":
+//!   revert or tear writes not covered by a completed fdatasync, see [`CrashMode`]);
 //! - `probe`: the device alignment probe [`io_alignment`], the `/proc` check
 //!   [`fd_has_o_direct`] that a fd really has `O_DIRECT`, and [`is_tmpfs`];
 //! - `scratch`: [`scratch_dir_on_real_disk`], the real-disk scratch directory for tests and
@@ -33,7 +34,7 @@ use std::path::Path;
 
 pub use self::direct::DirectFile;
 pub use self::disk::{DirEntryInfo, Disk, DiskUsage, OpenMode};
-pub use self::fault::{CrashMode, FaultInjector};
+pub use self::fault::{CrashMode, FaultInjector, FaultOp, ScopedFault};
 pub use self::probe::{fd_has_o_direct, io_alignment, is_tmpfs};
 pub use self::scratch::scratch_dir_on_real_disk;
 #[cfg(test)]

@@ -16,6 +16,7 @@ use crate::consume_queue::Dispatched;
 use crate::error::{Result, StorageError};
 use crate::index::key::split_keys;
 
+use super::failure_log::Report;
 use super::{
     now_ms, validate_queue_id, validate_topic, AppendMessage, AppendOutcome, BatchMessage,
     BatchOutcome, Durability, Store, WaitForFlush, REPUT_BATCH_BYTES,
@@ -81,8 +82,9 @@ impl Store {
     /// (so it is pullable when this returns) and, under SYNC_FLUSH, waits for durability.
     ///
     /// # Errors
-    /// [`StorageError::InvalidRecord`] (bad topic or queue id, too many queues),
-    /// [`StorageError::RecordTooLarge`], [`StorageError::DiskFull`], [`StorageError::Poisoned`],
+    /// [`StorageError::InvalidRecord`] (bad topic or queue id), [`StorageError::QueuesExhausted`]
+    /// (a new queue past `queues_max`), [`StorageError::RecordTooLarge`],
+    /// [`StorageError::DiskFull`], [`StorageError::Poisoned`],
     /// [`StorageError::Closed`], or consume-queue write errors that exhausted the pending budget
     /// (nothing is appended then).
     pub async fn append(&self, message: &AppendMessage<'_>) -> Result<AppendOutcome> {
@@ -103,6 +105,11 @@ impl Store {
         validate_topic(message.topic)?;
         validate_queue_id(message.queue_id)?;
         self.ensure_dispatch_room().await?;
+        // An idle queue's tail block is read back before the record is placed, so a failed
+        // read refuses the append with nothing stored (the reput would otherwise fail after).
+        self.cqs
+            .ensure_tail(message.topic, message.queue_id)
+            .await?;
         let store_timestamp_ms = message.store_timestamp_ms.unwrap_or_else(now_ms);
         let (appended, queue_offset) = {
             let _guard = self.append_lock.lock().await;
@@ -156,6 +163,7 @@ impl Store {
             });
         }
         self.ensure_dispatch_room().await?;
+        self.cqs.ensure_tail(topic, queue_id).await?;
         let store_timestamp_ms = store_timestamp_ms.unwrap_or_else(now_ms);
         let mut placed = Vec::with_capacity(messages.len());
         {
@@ -318,11 +326,42 @@ impl Store {
             // The records are stored whatever happens to their consume-queue blocks: a failed
             // block write stays pending (retried), and once the pending budget is exhausted new
             // appends are refused up front (`ensure_dispatch_room`) instead.
-            if let Err(error) = self.cqs.write_pending().await {
-                tracing::warn!(%error, "consume queue block write failed; will retry");
-            }
+            let written = self.cqs.write_pending().await;
+            self.report_block_writes(written.as_ref().err());
         }
         Ok(())
+    }
+
+    /// Logs a failed block write after a reput, rate-limited, and the recovery.
+    fn report_block_writes(&self, error: Option<&StorageError>) {
+        let now = std::time::Instant::now();
+        let mut streak = self.block_write_failures.borrow_mut();
+        let report = match error {
+            None => streak.succeeded(now),
+            Some(_) => streak.failed(now),
+        };
+        drop(streak);
+        match report {
+            Report::Fine | Report::Quiet => {}
+            Report::First => tracing::warn!(
+                store = %self.root.display(),
+                error = %error.expect("a failure"),
+                "consume queue block write failed; the block stays pending and is retried"
+            ),
+            Report::Ongoing { failures, since } => tracing::warn!(
+                store = %self.root.display(),
+                error = %error.expect("a failure"),
+                failures,
+                failing_for_s = since.as_secs(),
+                "consume queue block writes still failing"
+            ),
+            Report::Recovered { failures, lasted } => tracing::info!(
+                store = %self.root.display(),
+                failures,
+                failed_for_ms = u64::try_from(lasted.as_millis()).unwrap_or(u64::MAX),
+                "consume queue block writes succeed again"
+            ),
+        }
     }
 
     /// Dispatches one record into the consume queue and/or the index.
@@ -348,7 +387,8 @@ impl Store {
             return Err(corrupt("record topic or queue id invalid"));
         }
         if targets.consume_queue {
-            self.dispatch_consume_queue(topic, queue_offset, record)?;
+            self.dispatch_consume_queue(topic, queue_offset, record)
+                .await?;
         }
         if targets.index {
             self.dispatch_index(topic, record).await;
@@ -358,7 +398,7 @@ impl Store {
         Ok(())
     }
 
-    fn dispatch_consume_queue(
+    async fn dispatch_consume_queue(
         &self,
         topic: &str,
         queue_offset: u64,
@@ -373,7 +413,8 @@ impl Store {
         let queue_id = record.queue_id;
         let outcome = self
             .cqs
-            .with(|queues| queues.dispatch(topic, queue_id, queue_offset, &entry))?;
+            .dispatch(topic, queue_id, queue_offset, &entry)
+            .await?;
         if outcome != Dispatched::AlreadyPresent {
             self.notifier.wake(topic, queue_id);
         }

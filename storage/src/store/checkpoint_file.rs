@@ -3,7 +3,8 @@
 //! through [`crate::atomic_file`] (temp file, fsync, rename, directory fsync). The frame is the
 //! shared `crate::checkpoint::FrameFormat` with its own magic and CRC constant and without the
 //! 1 MiB payload cap of [`crate::checkpoint::write_atomic`], because the queue list grows with
-//! the number of queues (bounded by `CQ_QUEUES_MAX`, at most ~2.3 MiB).
+//! the number of queues: at most [`CHECKPOINT_BYTES_BOUND`] (17.3 MiB) for `CQ_QUEUES_MAX`
+//! (65,536) queues with 255-byte topic names, about 2.6 MiB with 20-byte names.
 //!
 //! Layout (little-endian): magic "RMQS" u32, version u16, reserved u16 (must be 0), payload
 //! length u32, CRC-32 of the payload xor a constant u32, then the payload: `dispatched_phys`
@@ -16,9 +17,10 @@ use std::path::Path;
 
 use crate::atomic_file;
 use crate::checkpoint::FrameFormat;
-use crate::consume_queue::QueueSnapshot;
+use crate::consume_queue::{QueueSnapshot, CQ_QUEUES_MAX};
 use crate::error::{Result, StorageError};
 use crate::file::Disk;
+use crate::limits::TOPIC_LEN_MAX;
 
 /// File name in the store root.
 pub const STORE_CHECKPOINT_FILE_NAME: &str = "store.checkpoint";
@@ -31,6 +33,24 @@ const FRAME: FrameFormat = FrameFormat {
     crc_xor: 0x3c6e_f372,
     payload_max: u32::MAX as usize,
     reserved_must_be_zero: true,
+};
+
+/// Bytes one queue takes in the payload at most: topic length, topic, queue id, min, max.
+const QUEUE_RECORD_BYTES_MAX: usize = 2 + TOPIC_LEN_MAX + 4 + 8 + 8;
+
+/// Largest store checkpoint file: frame header (16 bytes), the three fixed payload fields
+/// (20 bytes), and every queue the store may hold with the longest topic name.
+pub const CHECKPOINT_BYTES_BOUND: usize = 16 + 20 + CQ_QUEUES_MAX * QUEUE_RECORD_BYTES_MAX;
+
+const _: () = {
+    assert!(
+        CHECKPOINT_BYTES_BOUND - 16 <= u32::MAX as usize,
+        "the payload length is a u32"
+    );
+    assert!(
+        CHECKPOINT_BYTES_BOUND <= 18 * 1024 * 1024,
+        "the bound stated in the module doc (17.3 MiB) holds"
+    );
 };
 
 /// What the store checkpoint records.
@@ -217,6 +237,27 @@ mod tests {
         ];
         assert_eq!(encode(&checkpoint), golden);
         assert_eq!(decode(golden), Some(checkpoint));
+    }
+
+    /// The size bound stated for `CQ_QUEUES_MAX` queues follows the encoding.
+    #[test]
+    fn size_bound_matches_the_encoding() {
+        let empty = encode(&StoreCheckpoint::default()).len();
+        assert_eq!(empty, 16 + 20);
+        let longest = StoreCheckpoint {
+            queues: vec![QueueSnapshot {
+                topic: "t".repeat(TOPIC_LEN_MAX),
+                queue_id: i32::MAX,
+                min_offset: 0,
+                max_offset: u64::MAX,
+            }],
+            ..StoreCheckpoint::default()
+        };
+        assert_eq!(encode(&longest).len() - empty, QUEUE_RECORD_BYTES_MAX);
+        assert_eq!(
+            CHECKPOINT_BYTES_BOUND,
+            empty + CQ_QUEUES_MAX * QUEUE_RECORD_BYTES_MAX
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@
 
 mod append;
 pub mod checkpoint_file;
+pub mod failure_log;
 mod get;
 pub mod notify;
 mod recovery;
@@ -32,11 +33,11 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use crate::fifo_lock::FifoLock;
 
+use self::failure_log::{FailureStreak, Report};
 pub use get::{GetRequest, GetResult, GetStatus, QueryResult, TagFilter, GET_SCAN_ENTRIES_MAX};
 
 use crate::commitlog::{
@@ -244,8 +245,10 @@ pub struct Store {
     inflight: RefCell<append::Inflight>,
     /// (store timestamp, phys offset) of the last dispatched record.
     last_dispatch: Cell<(i64, u64)>,
-    /// A consume-queue flush failed: checkpoints stop advancing until the next open.
-    checkpoint_frozen: Cell<bool>,
+    /// Checkpoints failing in a row (rate-limited logging, recovery report).
+    checkpoint_failures: RefCell<FailureStreak>,
+    /// Consume-queue block writes after a reput failing in a row.
+    block_write_failures: RefCell<FailureStreak>,
 }
 
 impl Store {
@@ -294,7 +297,8 @@ impl Store {
     /// `NoMessageInQueue` (as Java's lazily created queues) rather than unknown.
     ///
     /// # Errors
-    /// [`StorageError::InvalidRecord`] for a bad topic or queue id, or past `queues_max`.
+    /// [`StorageError::InvalidRecord`] for a bad topic or queue id;
+    /// [`StorageError::QueuesExhausted`] past `queues_max`.
     pub fn create_queue(&self, topic: &str, queue_id: i32) -> Result<()> {
         validate_topic(topic)?;
         validate_queue_id(queue_id)?;
@@ -394,33 +398,66 @@ impl Store {
 
     /// Makes everything appended so far durable (CommitLog, consume queues) and writes the
     /// store checkpoint. Call it periodically (e.g. every second) to bound replay at the next
-    /// open.
+    /// open. A failure leaves the previous checkpoint in place and nothing forgotten, so a later
+    /// call retries and succeeds once the resource (file descriptors, disk space) is back;
+    /// failures are logged rate-limited ([`failure_log`]), and so is the recovery.
     ///
     /// # Errors
-    /// CommitLog or consume-queue write / fdatasync errors (the previous checkpoint stays).
+    /// CommitLog or consume-queue write / open / fdatasync errors (the previous checkpoint
+    /// stays); [`StorageError::Poisoned`] after a consume-queue fdatasync failed, until the
+    /// store is reopened.
     pub async fn checkpoint(&self) -> Result<()> {
         let _guard = self.checkpoint_lock.lock().await;
-        if self.checkpoint_frozen.get() {
-            return Err(StorageError::Poisoned {
-                cause: Arc::from("a consume queue flush failed; reopen the store to recover"),
-            });
+        let result = self.checkpoint_locked().await;
+        let now = std::time::Instant::now();
+        let report = match &result {
+            Ok(()) => self.checkpoint_failures.borrow_mut().succeeded(now),
+            Err(_) => self.checkpoint_failures.borrow_mut().failed(now),
+        };
+        let error = result.as_ref().err();
+        match report {
+            Report::Fine | Report::Quiet => {}
+            Report::First => tracing::warn!(
+                store = %self.root.display(),
+                error = %error.expect("a failure"),
+                "store checkpoint failed; retried at every checkpoint (replay at the next open grows until one succeeds)"
+            ),
+            Report::Ongoing { failures, since } => tracing::warn!(
+                store = %self.root.display(),
+                error = %error.expect("a failure"),
+                failures,
+                failing_for_s = since.as_secs(),
+                "store checkpoint still failing"
+            ),
+            Report::Recovered { failures, lasted } => tracing::info!(
+                store = %self.root.display(),
+                failures,
+                failed_for_ms = u64::try_from(lasted.as_millis()).unwrap_or(u64::MAX),
+                "store checkpoint succeeded again"
+            ),
         }
+        result
+    }
+
+    async fn checkpoint_locked(&self) -> Result<()> {
         self.log.flush().await?;
         let reput_end = self.log.appended_offset();
         self.reput_to(reput_end).await?;
         // Snapshot first (no await until the consume queues are flushed): the files then hold
-        // at least what the snapshot claims.
+        // at least what the snapshot claims once the flush succeeded.
         let snapshot = StoreCheckpoint {
             dispatched_phys: self.reput_phys.get(),
             index_phys: self.index.durable_phys(),
             queues: self.cqs.with(|queues| queues.snapshot()),
         };
-        if let Err(error) = self.cqs.flush().await {
-            tracing::error!(%error, "consume queue flush failed; checkpoints frozen until reopen");
-            self.checkpoint_frozen.set(true);
-            return Err(error);
-        }
+        self.cqs.flush().await?;
         checkpoint_file::write(&self.disk, &self.root, &snapshot).await
+    }
+
+    /// Checkpoints failed in a row so far (0 once one succeeded).
+    #[must_use]
+    pub fn checkpoint_failures(&self) -> u64 {
+        self.checkpoint_failures.borrow().failures()
     }
 
     /// Retention: deletes expired CommitLog segments, then raises consume-queue min offsets and

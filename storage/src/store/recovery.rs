@@ -114,7 +114,8 @@ pub(super) async fn open(config: StoreConfig, disk: Disk) -> Result<(Store, Stor
         checkpoint_lock: FifoLock::new(),
         inflight: RefCell::new(super::append::Inflight::default()),
         last_dispatch: Cell::new((0, 0)),
-        checkpoint_frozen: Cell::new(false),
+        checkpoint_failures: RefCell::default(),
+        block_write_failures: RefCell::default(),
     };
     let replay_from = cq_start.min(index_start);
     let records_replayed = store
