@@ -2,16 +2,19 @@
 //! Owns the read buffer and the write buffer (mini-redis `connection.rs`): the read loop runs
 //! `frame::check` before decoding, hands requests to a [`Handler`] concurrently (a held
 //! long-poll never blocks later requests), routes responses to the requests this side sent,
-//! and tells a clean EOF from an EOF mid-frame. The writer drains every queued command into
-//! one buffer per write syscall. Runs as one task on the core that owns the socket.
-//! Must never interpret a request, answer a oneway request, read past the in-flight cap, or
-//! keep a connection whose stream position can no longer be trusted.
+//! and tells a clean EOF from an EOF mid-frame. A frame still arriving is charged to the serve
+//! loop's budget and must complete within the frame completion timeout. The writer drains
+//! every queued command into one buffer per write syscall, and holds no buffer while the
+//! queue is empty. Runs as one task on the core that owns the socket.
+//! Must never interpret a request, answer a oneway request, read past the in-flight cap,
+//! reserve a frame's announced size before its bytes arrive, or keep a connection whose
+//! stream position can no longer be trusted.
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use compio::buf::BufResult;
@@ -22,12 +25,17 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::codec::codes::SerializeType;
 use crate::codec::command::{RemotingCommand, FLAG_ONEWAY, FLAG_RESPONSE};
-use crate::codec::frame::{self, FRAME_SIZE_MIN, LENGTH_FIELD_SIZE};
+use crate::codec::frame;
 use crate::codec::limits::FrameLimits;
 
-use super::config::{ConnConfig, READ_BUFFER_SIZE, WRITE_BATCH_BYTES_MAX, WRITE_BUFFER_RETAIN_MAX};
+use super::budget::{PartialFrameBudget, ShedRecord};
+use super::config::{
+    ConnConfig, PARTIAL_FRAME_BYTES_MAX_DEFAULT, WRITE_BATCH_BYTES_MAX, WRITE_BUFFER_RETAIN_MAX,
+    WRITE_BUFFER_SIZE_MIN,
+};
 use super::error::{ClientError, ConnError};
 use super::handle::{ConnContext, ConnHandle, ConnShared, RequestEncoding};
+use super::read_buffer::{announced_frame_size, ReadSizer};
 
 /// Serves the requests arriving on one connection. Runs on the connection's thread, so it
 /// may hold `Rc`s and be `!Send`.
@@ -55,6 +63,7 @@ pub struct Connection {
     stream: TcpStream,
     handle: ConnHandle,
     config: ConnConfig,
+    budget: Rc<PartialFrameBudget>,
 }
 
 impl Connection {
@@ -67,7 +76,16 @@ impl Connection {
     /// # Panics
     /// If `config` has a zero limit ([`ConnConfig::assert_valid`]).
     pub fn accept(stream: TcpStream, config: ConnConfig) -> Result<Self, ConnError> {
-        Self::new(stream, config, RequestEncoding::FollowPeer)
+        Self::accept_in(stream, config, own_budget())
+    }
+
+    /// Like [`Self::accept`], charging incomplete frames to the serve loop's `budget`.
+    pub(crate) fn accept_in(
+        stream: TcpStream,
+        config: ConnConfig,
+        budget: Rc<PartialFrameBudget>,
+    ) -> Result<Self, ConnError> {
+        Self::new(stream, config, RequestEncoding::FollowPeer, budget)
     }
 
     /// Wraps a client-side socket whose requests always use `serialize_type`.
@@ -76,13 +94,15 @@ impl Connection {
         config: ConnConfig,
         serialize_type: SerializeType,
     ) -> Result<Self, ConnError> {
-        Self::new(stream, config, RequestEncoding::Fixed(serialize_type))
+        let encoding = RequestEncoding::Fixed(serialize_type);
+        Self::new(stream, config, encoding, own_budget())
     }
 
     fn new(
         stream: TcpStream,
         config: ConnConfig,
         encoding: RequestEncoding,
+        budget: Rc<PartialFrameBudget>,
     ) -> Result<Self, ConnError> {
         let peer_addr = stream.peer_addr().map_err(ConnError::Setup)?;
         // Requests and responses are small and latency-bound; the writer coalesces already.
@@ -94,6 +114,7 @@ impl Connection {
                 shared: Rc::new(shared),
             },
             config,
+            budget,
         })
     }
 
@@ -114,12 +135,13 @@ impl Connection {
             stream,
             handle,
             config,
+            budget,
         } = self;
         let shared = handle.shared.clone();
         let _close_on_drop = CloseOnDrop(&shared);
         let ctx = ConnContext::new(handle);
         let result = {
-            let reader = pin!(read_loop(&stream, handler, &ctx, &config));
+            let reader = pin!(read_loop(&stream, handler, &ctx, &config, &budget));
             let writer = pin!(write_loop(&stream, &shared));
             match select(reader, writer).await {
                 Either::Left((result, _)) | Either::Right((result, _)) => result,
@@ -148,6 +170,11 @@ pub async fn serve_connection<H: Handler>(
     Connection::accept(stream, config)?.run(&*handler).await
 }
 
+/// The budget of a connection outside a serve loop: its own, so only its own frames count.
+fn own_budget() -> Rc<PartialFrameBudget> {
+    Rc::new(PartialFrameBudget::new(PARTIAL_FRAME_BYTES_MAX_DEFAULT))
+}
+
 /// Closes the shared state if the connection future is dropped before it finished.
 struct CloseOnDrop<'a>(&'a ConnShared);
 
@@ -161,7 +188,12 @@ fn log_end(shared: &ConnShared, result: &Result<(), ConnError>) {
     let peer = shared.peer_addr();
     match result {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
-        Err(error @ (ConnError::Malformed { .. } | ConnError::EofMidFrame { .. })) => {
+        Err(
+            error @ (ConnError::Malformed { .. }
+            | ConnError::EofMidFrame { .. }
+            | ConnError::FrameTimeout { .. }
+            | ConnError::PartialFramesShed { .. }),
+        ) => {
             tracing::warn!(%peer, %error, "closing connection");
         }
         Err(error) => tracing::debug!(%peer, %error, "connection ended"),
@@ -173,24 +205,30 @@ enum ReadEvent {
     Read(BufResult<usize, BytesMut>),
     Served,
     IdleCheck,
+    FrameCheck,
     Closed,
 }
 
-/// Reads frames, dispatches them, and watches the idle timeout and local close. Returns
-/// `Ok(())` on a clean end.
+/// Reads frames, dispatches them, and watches the idle timeout, the frame completion timeout,
+/// the budget and local close. Returns `Ok(())` on a clean end.
 async fn read_loop<H: Handler>(
     stream: &TcpStream,
     handler: &H,
     ctx: &ConnContext,
     config: &ConnConfig,
+    budget: &PartialFrameBudget,
 ) -> Result<(), ConnError> {
     let shared = &*ctx.handle().shared;
     let peer = shared.peer_addr();
     let inflight_max = config.inflight_requests_per_connection_max;
+    let _membership = budget.join(&ctx.handle().shared);
     let mut inflight = FuturesUnordered::new();
-    let mut buffer = Some(BytesMut::with_capacity(READ_BUFFER_SIZE));
+    let mut sizer = ReadSizer::default();
+    let mut buffer = Some(BytesMut::new());
+    let mut progress = FrameProgress::default();
     let mut read = pin!(Fuse::terminated());
     let mut idle = pin!(Fuse::terminated());
+    let mut frame_timer = pin!(Fuse::terminated());
     if let Some(timeout) = config.idle_timeout {
         idle.set(compio::time::sleep_until(shared.last_activity() + timeout).fuse());
     }
@@ -198,6 +236,7 @@ async fn read_loop<H: Handler>(
         // The buffer is ours (no read in flight): dispatch what it holds, then read more
         // unless the in-flight cap says to leave the rest in the socket.
         if let Some(buf) = buffer.as_mut() {
+            let frames_before = shared.frames_read();
             while inflight.len() < inflight_max {
                 let Some(request) = next_request(buf, shared, &config.frame_limits)? else {
                     break;
@@ -205,10 +244,28 @@ async fn read_loop<H: Handler>(
                 inflight.push(serve_request(handler, ctx, request));
             }
             assert!(inflight.len() <= inflight_max);
+            budget.charge(shared, buf.len());
+            if let Some(record) = shared.shed_record() {
+                return Err(shed_error(peer, record));
+            }
             if inflight.len() < inflight_max {
-                let mut buf = buffer.take().expect("buffer checked present above");
-                reserve_for_next_frame(&mut buf, &config.frame_limits);
+                let decoded = shared.frames_read() != frames_before;
+                let frame_size = announced_frame_size(buf, &config.frame_limits);
+                let started = progress.before_read(buf.len(), frame_size, decoded, Instant::now());
+                match (started, config.frame_completion_timeout) {
+                    (Some(since), Some(timeout)) => {
+                        frame_timer.set(compio::time::sleep_until(since + timeout).fuse());
+                    }
+                    (None, _) if progress.since.is_none() => frame_timer.set(Fuse::terminated()),
+                    _ => {}
+                }
+                let buf = buffer.take().expect("buffer checked present above");
+                let buf = sizer.prepare(buf, &config.frame_limits);
                 read.set(read_more(stream, buf).fuse());
+            } else {
+                // Our cap, not the peer, holds the frame up: its clock restarts on resuming.
+                progress.pause();
+                frame_timer.set(Fuse::terminated());
             }
         }
         let event = poll_fn(|cx| {
@@ -228,6 +285,9 @@ async fn read_loop<H: Handler>(
             if !idle.is_terminated() && idle.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(ReadEvent::IdleCheck);
             }
+            if !frame_timer.is_terminated() && frame_timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(ReadEvent::FrameCheck);
+            }
             Poll::Pending
         })
         .await;
@@ -241,6 +301,7 @@ async fn read_loop<H: Handler>(
             }
             ReadEvent::Read(BufResult(Ok(bytes), buf)) => {
                 shared.record_read(bytes);
+                sizer.record_read(bytes);
                 buffer = Some(buf);
             }
             ReadEvent::Read(BufResult(Err(source), _)) => {
@@ -260,8 +321,91 @@ async fn read_loop<H: Handler>(
                 }
                 idle.set(compio::time::sleep_until(deadline).fuse());
             }
-            ReadEvent::Closed => return Ok(()),
+            ReadEvent::FrameCheck => {
+                let timeout = config
+                    .frame_completion_timeout
+                    .expect("frame timer armed only with a timeout");
+                if let Some(error) = progress.overdue(peer, timeout, Instant::now()) {
+                    return Err(error);
+                }
+                if let Some(since) = progress.since {
+                    frame_timer.set(compio::time::sleep_until(since + timeout).fuse());
+                }
+            }
+            ReadEvent::Closed => {
+                return shared
+                    .shed_record()
+                    .map_or(Ok(()), |record| Err(shed_error(peer, record)));
+            }
         }
+    }
+}
+
+fn shed_error(peer: std::net::SocketAddr, record: ShedRecord) -> ConnError {
+    ConnError::PartialFramesShed {
+        peer,
+        buffered: record.buffered,
+        total: record.total,
+        limit: record.limit,
+    }
+}
+
+/// The frame at the front of the read buffer while it arrives, for the frame completion
+/// timeout.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct FrameProgress {
+    /// When its first bytes were seen; `None` between frames and while the in-flight cap
+    /// holds reading.
+    since: Option<Instant>,
+    /// Bytes of it buffered at the last read.
+    buffered: usize,
+    /// Its announced size, once the length word arrived.
+    frame_size: Option<usize>,
+}
+
+impl FrameProgress {
+    /// Notes the buffer as a read is about to be issued: `buffered` bytes of a frame (of
+    /// `frame_size`, if known), after `decoded` says whether frames were taken off the front
+    /// since the last read. Returns the start of a frame that began just now.
+    fn before_read(
+        &mut self,
+        buffered: usize,
+        frame_size: Option<usize>,
+        decoded: bool,
+        now: Instant,
+    ) -> Option<Instant> {
+        self.buffered = buffered;
+        self.frame_size = frame_size;
+        if buffered == 0 {
+            self.since = None;
+            return None;
+        }
+        if decoded || self.since.is_none() {
+            self.since = Some(now);
+            return self.since;
+        }
+        None
+    }
+
+    /// Reading stops (in-flight cap): the peer cannot be blamed for the wait.
+    fn pause(&mut self) {
+        self.since = None;
+    }
+
+    /// The error to close with if the frame is still incomplete `timeout` after it started.
+    fn overdue(
+        &self,
+        peer: std::net::SocketAddr,
+        timeout: Duration,
+        now: Instant,
+    ) -> Option<ConnError> {
+        let since = self.since?;
+        (now >= since + timeout).then_some(ConnError::FrameTimeout {
+            peer,
+            timeout,
+            buffered: self.buffered,
+            frame_size: self.frame_size,
+        })
     }
 }
 
@@ -295,23 +439,6 @@ async fn read_more(stream: &TcpStream, buf: BytesMut) -> BufResult<usize, BytesM
     reader.append(buf).await
 }
 
-/// Makes room for the rest of the frame at the front of `buf`, and at least a read buffer.
-/// `frame::check` has validated the length word once 8 bytes are present, so the frame size
-/// read here is within the limits.
-fn reserve_for_next_frame(buf: &mut BytesMut, limits: &FrameLimits) {
-    let mut want = READ_BUFFER_SIZE;
-    if buf.len() >= FRAME_SIZE_MIN {
-        let total = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        let frame_size = total + LENGTH_FIELD_SIZE;
-        assert!(
-            frame_size <= limits.frame_size_max,
-            "length word not checked"
-        );
-        want = want.max(frame_size.saturating_sub(buf.len()));
-    }
-    buf.reserve(want);
-}
-
 /// Runs the handler for one request and queues its response.
 async fn serve_request<H: Handler>(handler: &H, ctx: &ConnContext, request: RemotingCommand) {
     let opaque = request.opaque;
@@ -335,14 +462,19 @@ async fn serve_request<H: Handler>(handler: &H, ctx: &ConnContext, request: Remo
     }
 }
 
-/// Drains the write queue into one buffer per syscall until the queue closes.
+/// Drains the write queue into one buffer per syscall until the queue closes. The buffer is
+/// allocated when there is something to write and released once the queue is empty (or when
+/// it grew large), so an idle connection holds none.
 async fn write_loop(stream: &TcpStream, shared: &ConnShared) -> Result<(), ConnError> {
     let mut writer = stream;
-    let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX);
+    let mut buf = BytesMut::new();
     loop {
         let open = poll_fn(|cx| shared.outbound.poll_ready(cx)).await;
         if !open {
             return Ok(());
+        }
+        if buf.capacity() == 0 {
+            buf.reserve(WRITE_BUFFER_SIZE_MIN);
         }
         let frames = fill_batch(shared, &mut buf);
         if buf.is_empty() {
@@ -356,8 +488,8 @@ async fn write_loop(stream: &TcpStream, shared: &ConnShared) -> Result<(), ConnE
         })?;
         shared.record_write(frames, buf.len());
         buf.clear();
-        if buf.capacity() > WRITE_BUFFER_RETAIN_MAX {
-            buf = BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX);
+        if buf.capacity() > WRITE_BUFFER_RETAIN_MAX || shared.outbound.len() == 0 {
+            buf = BytesMut::new();
         }
     }
 }
@@ -391,4 +523,79 @@ fn fill_batch(shared: &ConnShared, buf: &mut BytesMut) -> u64 {
     }
     shared.outbound.notify_space();
     frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 9);
+
+    #[test]
+    fn the_frame_clock_starts_with_a_frame_and_runs_until_it_completes() {
+        let timeout = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let mut progress = FrameProgress::default();
+        // Between frames: no clock.
+        assert_eq!(progress.before_read(0, None, false, t0), None);
+        assert!(progress
+            .overdue(PEER.into(), timeout, t0 + timeout)
+            .is_none());
+        // First bytes of a frame: the clock starts.
+        assert_eq!(progress.before_read(3, None, false, t0), Some(t0));
+        // More bytes of the same frame (a trickle) do not restart it.
+        let t1 = t0 + Duration::from_secs(30);
+        assert_eq!(progress.before_read(9, Some(1000), false, t1), None);
+        assert!(progress.overdue(PEER.into(), timeout, t1).is_none());
+        let late = t0 + timeout;
+        match progress.overdue(PEER.into(), timeout, late) {
+            Some(ConnError::FrameTimeout {
+                buffered,
+                frame_size,
+                ..
+            }) => {
+                assert_eq!(buffered, 9);
+                assert_eq!(frame_size, Some(1000));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_completed_frame_restarts_the_clock_for_the_next() {
+        let timeout = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let mut progress = FrameProgress::default();
+        progress.before_read(100, Some(500), false, t0);
+        // A read completed that frame and brought the start of the next one.
+        let t1 = t0 + Duration::from_secs(50);
+        assert_eq!(progress.before_read(20, Some(800), true, t1), Some(t1));
+        assert!(progress
+            .overdue(PEER.into(), timeout, t0 + timeout)
+            .is_none());
+        assert!(progress
+            .overdue(PEER.into(), timeout, t1 + timeout)
+            .is_some());
+        // The buffer emptied: nothing to wait for.
+        progress.before_read(0, None, true, t1);
+        assert!(progress
+            .overdue(PEER.into(), timeout, t1 + timeout)
+            .is_none());
+    }
+
+    #[test]
+    fn a_pause_by_the_inflight_cap_is_not_the_peers_delay() {
+        let timeout = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let mut progress = FrameProgress::default();
+        progress.before_read(100, Some(500), false, t0);
+        progress.pause();
+        assert!(progress
+            .overdue(PEER.into(), timeout, t0 + timeout)
+            .is_none());
+        // Reading resumes much later: the clock restarts then.
+        let t1 = t0 + 2 * timeout;
+        assert_eq!(progress.before_read(100, Some(500), false, t1), Some(t1));
+        assert!(progress.overdue(PEER.into(), timeout, t1).is_none());
+    }
 }
