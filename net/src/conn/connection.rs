@@ -488,7 +488,11 @@ async fn write_loop(stream: &TcpStream, shared: &ConnShared) -> Result<(), ConnE
         })?;
         shared.record_write(frames, buf.len());
         buf.clear();
-        if buf.capacity() > WRITE_BUFFER_RETAIN_MAX || shared.outbound.len() == 0 {
+        if shared.outbound.len() == 0 {
+            // Quiet: hold nothing until the next command.
+            buf = BytesMut::new();
+            shared.outbound.release_if_empty();
+        } else if buf.capacity() > WRITE_BUFFER_RETAIN_MAX {
             buf = BytesMut::new();
         }
     }
