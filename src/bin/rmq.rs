@@ -13,6 +13,16 @@ use rmq::namesrv::kv::KvConfig;
 use rmq::namesrv::processor::{NameServer, NamesrvOptions};
 use rmq_net::conn::ServeConfig;
 
+// The global allocator (cargo features `mimalloc` / `jemalloc`; neither = glibc malloc).
+// Measured side by side in perf-reports/2026-12-06-allocator/. If both are on (e.g.
+// `--all-features`), jemalloc wins.
+#[cfg(all(feature = "mimalloc", not(feature = "jemalloc")))]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL_ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rmq",
