@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rmq_net::codec::body::topic::TopicConfig;
 use rmq_net::codec::message::UniqKeyGenerator;
-use rmq_net::conn::{serve, ClientConfig, RemotingClient, ServeConfig};
+use rmq_net::conn::{serve, ClientConfig, ConnConfig, RemotingClient, ServeConfig};
 use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy, RetentionClock, RetentionPolicy};
 use rmq_storage::file::Disk;
 use rmq_storage::store::{Store, StoreConfig};
@@ -393,8 +393,21 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
             .detach();
     }
     let _ = ready.send(Ok(id.0));
+    let serve_config = serve_config(&shard.config);
     let handler = Rc::new(BrokerHandler { shard });
-    serve(&listener, handler, ServeConfig::default()).await;
+    serve(&listener, handler, serve_config).await;
+}
+
+/// The client-facing listener's limits: the defaults, with what broker.conf may change.
+fn serve_config(config: &BrokerConfig) -> ServeConfig {
+    ServeConfig {
+        conn: ConnConfig {
+            frame_completion_timeout: Some(config.frame_completion_timeout),
+            ..ConnConfig::default()
+        },
+        partial_frame_bytes_max: config.partial_frame_bytes_max,
+        ..ServeConfig::default()
+    }
 }
 
 /// Binds the shard's listener and opens its store, offsets and delay offsets.
