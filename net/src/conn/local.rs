@@ -245,7 +245,11 @@ mod tests {
     #[test]
     fn a_drained_queue_gives_its_storage_back() {
         let queue = LocalQueue::new(1024);
-        assert_eq!(queue.items.borrow().capacity(), 0, "nothing before the first item");
+        assert_eq!(
+            queue.items.borrow().capacity(),
+            0,
+            "nothing before the first item"
+        );
         for item in 0..100 {
             assert!(queue.try_push(item).is_ok());
         }
