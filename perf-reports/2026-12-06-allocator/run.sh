@@ -10,7 +10,7 @@
 #     (as perf-reports/2026-11-22-broker/run.sh); broker VmRSS/VmHWM read before SIGTERM.
 # Usage (repo root): ALLOC_DIR=/tmp/alloc perf-reports/2026-12-06-allocator/run.sh
 #   where $ALLOC_DIR/{glibc,mimalloc,jemalloc}/rmq are release builds:
-#   cargo build --release -p rmq --bin rmq [--features mimalloc|jemalloc]
+#   cargo build --release -p rmq --bin rmq --no-default-features [--features mimalloc|jemalloc]
 #   and $ALLOC_DIR/old-glibc/rmq the same build of the baseline commit.
 #   and $ALLOC_DIR/rmq-bench (cargo build --release -p rmq-bench --bin rmq-bench).
 # PASSES=3 DURATION=10 override; OUT=DIR writes raw files elsewhere than ./raw.
