@@ -102,7 +102,8 @@ impl PartialFrameBudget {
             let buffered = victim.partial_bytes();
             victim.set_partial_bytes(0);
             self.total.set(total - buffered);
-            tracing::warn!(
+            // The connection logs the WARN (peer, bytes, total, limit) as it ends.
+            tracing::debug!(
                 peer = %victim.peer_addr(),
                 buffered,
                 total,

@@ -251,12 +251,17 @@ async fn read_loop<H: Handler>(
             if inflight.len() < inflight_max {
                 let decoded = shared.frames_read() != frames_before;
                 let frame_size = announced_frame_size(buf, &config.frame_limits);
-                let started = progress.before_read(buf.len(), frame_size, decoded, Instant::now());
-                match (started, config.frame_completion_timeout) {
-                    (Some(since), Some(timeout)) => {
+                progress.before_read(buf.len(), frame_size, decoded, Instant::now());
+                match (progress.since, config.frame_completion_timeout) {
+                    // A timer armed for an earlier frame stays: it fires no later than this
+                    // frame's deadline and is then re-armed for it (one timer per timeout
+                    // period on a connection streaming frames, not one per read).
+                    (Some(since), Some(timeout)) if frame_timer.is_terminated() => {
                         frame_timer.set(compio::time::sleep_until(since + timeout).fuse());
                     }
-                    (None, _) if progress.since.is_none() => frame_timer.set(Fuse::terminated()),
+                    (None, _) if !frame_timer.is_terminated() => {
+                        frame_timer.set(Fuse::terminated());
+                    }
                     _ => {}
                 }
                 let buf = buffer.take().expect("buffer checked present above");
@@ -366,25 +371,21 @@ struct FrameProgress {
 impl FrameProgress {
     /// Notes the buffer as a read is about to be issued: `buffered` bytes of a frame (of
     /// `frame_size`, if known), after `decoded` says whether frames were taken off the front
-    /// since the last read. Returns the start of a frame that began just now.
+    /// since the last read. A frame that began since then starts its clock `now`.
     fn before_read(
         &mut self,
         buffered: usize,
         frame_size: Option<usize>,
         decoded: bool,
         now: Instant,
-    ) -> Option<Instant> {
+    ) {
         self.buffered = buffered;
         self.frame_size = frame_size;
         if buffered == 0 {
             self.since = None;
-            return None;
-        }
-        if decoded || self.since.is_none() {
+        } else if decoded || self.since.is_none() {
             self.since = Some(now);
-            return self.since;
         }
-        None
     }
 
     /// Reading stops (in-flight cap): the peer cannot be blamed for the wait.
@@ -541,15 +542,18 @@ mod tests {
         let t0 = Instant::now();
         let mut progress = FrameProgress::default();
         // Between frames: no clock.
-        assert_eq!(progress.before_read(0, None, false, t0), None);
+        progress.before_read(0, None, false, t0);
+        assert_eq!(progress.since, None);
         assert!(progress
             .overdue(PEER.into(), timeout, t0 + timeout)
             .is_none());
         // First bytes of a frame: the clock starts.
-        assert_eq!(progress.before_read(3, None, false, t0), Some(t0));
+        progress.before_read(3, None, false, t0);
+        assert_eq!(progress.since, Some(t0));
         // More bytes of the same frame (a trickle) do not restart it.
         let t1 = t0 + Duration::from_secs(30);
-        assert_eq!(progress.before_read(9, Some(1000), false, t1), None);
+        progress.before_read(9, Some(1000), false, t1);
+        assert_eq!(progress.since, Some(t0));
         assert!(progress.overdue(PEER.into(), timeout, t1).is_none());
         let late = t0 + timeout;
         match progress.overdue(PEER.into(), timeout, late) {
@@ -573,7 +577,8 @@ mod tests {
         progress.before_read(100, Some(500), false, t0);
         // A read completed that frame and brought the start of the next one.
         let t1 = t0 + Duration::from_secs(50);
-        assert_eq!(progress.before_read(20, Some(800), true, t1), Some(t1));
+        progress.before_read(20, Some(800), true, t1);
+        assert_eq!(progress.since, Some(t1));
         assert!(progress
             .overdue(PEER.into(), timeout, t0 + timeout)
             .is_none());
@@ -599,7 +604,8 @@ mod tests {
             .is_none());
         // Reading resumes much later: the clock restarts then.
         let t1 = t0 + 2 * timeout;
-        assert_eq!(progress.before_read(100, Some(500), false, t1), Some(t1));
+        progress.before_read(100, Some(500), false, t1);
+        assert_eq!(progress.since, Some(t1));
         assert!(progress.overdue(PEER.into(), timeout, t1).is_none());
     }
 }
