@@ -14,7 +14,7 @@ use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::BytesMut;
 use compio::buf::BufResult;
@@ -34,6 +34,7 @@ use super::config::{
     WRITE_BUFFER_SIZE_MIN,
 };
 use super::error::{ClientError, ConnError};
+use super::frame_clock::FrameProgress;
 use super::handle::{ConnContext, ConnHandle, ConnShared, RequestEncoding};
 use super::read_buffer::{announced_frame_size, ReadSizer};
 
@@ -355,61 +356,6 @@ fn shed_error(peer: std::net::SocketAddr, record: ShedRecord) -> ConnError {
     }
 }
 
-/// The frame at the front of the read buffer while it arrives, for the frame completion
-/// timeout.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct FrameProgress {
-    /// When its first bytes were seen; `None` between frames and while the in-flight cap
-    /// holds reading.
-    since: Option<Instant>,
-    /// Bytes of it buffered at the last read.
-    buffered: usize,
-    /// Its announced size, once the length word arrived.
-    frame_size: Option<usize>,
-}
-
-impl FrameProgress {
-    /// Notes the buffer as a read is about to be issued: `buffered` bytes of a frame (of
-    /// `frame_size`, if known), after `decoded` says whether frames were taken off the front
-    /// since the last read. A frame that began since then starts its clock `now`.
-    fn before_read(
-        &mut self,
-        buffered: usize,
-        frame_size: Option<usize>,
-        decoded: bool,
-        now: Instant,
-    ) {
-        self.buffered = buffered;
-        self.frame_size = frame_size;
-        if buffered == 0 {
-            self.since = None;
-        } else if decoded || self.since.is_none() {
-            self.since = Some(now);
-        }
-    }
-
-    /// Reading stops (in-flight cap): the peer cannot be blamed for the wait.
-    fn pause(&mut self) {
-        self.since = None;
-    }
-
-    /// The error to close with if the frame is still incomplete `timeout` after it started.
-    fn overdue(
-        &self,
-        peer: std::net::SocketAddr,
-        timeout: Duration,
-        now: Instant,
-    ) -> Option<ConnError> {
-        let since = self.since?;
-        (now >= since + timeout).then_some(ConnError::FrameTimeout {
-            peer,
-            timeout,
-            buffered: self.buffered,
-            frame_size: self.frame_size,
-        })
-    }
-}
-
 /// Decodes buffered frames until a request turns up, handing responses to their waiters on
 /// the way. `Ok(None)` when no whole frame is buffered.
 fn next_request(
@@ -528,84 +474,4 @@ fn fill_batch(shared: &ConnShared, buf: &mut BytesMut) -> u64 {
     }
     shared.outbound.notify_space();
     frames
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PEER: ([u8; 4], u16) = ([127, 0, 0, 1], 9);
-
-    #[test]
-    fn the_frame_clock_starts_with_a_frame_and_runs_until_it_completes() {
-        let timeout = Duration::from_secs(60);
-        let t0 = Instant::now();
-        let mut progress = FrameProgress::default();
-        // Between frames: no clock.
-        progress.before_read(0, None, false, t0);
-        assert_eq!(progress.since, None);
-        assert!(progress
-            .overdue(PEER.into(), timeout, t0 + timeout)
-            .is_none());
-        // First bytes of a frame: the clock starts.
-        progress.before_read(3, None, false, t0);
-        assert_eq!(progress.since, Some(t0));
-        // More bytes of the same frame (a trickle) do not restart it.
-        let t1 = t0 + Duration::from_secs(30);
-        progress.before_read(9, Some(1000), false, t1);
-        assert_eq!(progress.since, Some(t0));
-        assert!(progress.overdue(PEER.into(), timeout, t1).is_none());
-        let late = t0 + timeout;
-        match progress.overdue(PEER.into(), timeout, late) {
-            Some(ConnError::FrameTimeout {
-                buffered,
-                frame_size,
-                ..
-            }) => {
-                assert_eq!(buffered, 9);
-                assert_eq!(frame_size, Some(1000));
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn a_completed_frame_restarts_the_clock_for_the_next() {
-        let timeout = Duration::from_secs(60);
-        let t0 = Instant::now();
-        let mut progress = FrameProgress::default();
-        progress.before_read(100, Some(500), false, t0);
-        // A read completed that frame and brought the start of the next one.
-        let t1 = t0 + Duration::from_secs(50);
-        progress.before_read(20, Some(800), true, t1);
-        assert_eq!(progress.since, Some(t1));
-        assert!(progress
-            .overdue(PEER.into(), timeout, t0 + timeout)
-            .is_none());
-        assert!(progress
-            .overdue(PEER.into(), timeout, t1 + timeout)
-            .is_some());
-        // The buffer emptied: nothing to wait for.
-        progress.before_read(0, None, true, t1);
-        assert!(progress
-            .overdue(PEER.into(), timeout, t1 + timeout)
-            .is_none());
-    }
-
-    #[test]
-    fn a_pause_by_the_inflight_cap_is_not_the_peers_delay() {
-        let timeout = Duration::from_secs(60);
-        let t0 = Instant::now();
-        let mut progress = FrameProgress::default();
-        progress.before_read(100, Some(500), false, t0);
-        progress.pause();
-        assert!(progress
-            .overdue(PEER.into(), timeout, t0 + timeout)
-            .is_none());
-        // Reading resumes much later: the clock restarts then.
-        let t1 = t0 + 2 * timeout;
-        progress.before_read(100, Some(500), false, t1);
-        assert_eq!(progress.since, Some(t1));
-        assert!(progress.overdue(PEER.into(), timeout, t1).is_none());
-    }
 }
