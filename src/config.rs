@@ -221,6 +221,13 @@ pub struct BrokerConfig {
     pub ha_max_gap_not_in_sync: u64,
     /// `shards` (ours): shard count; default = number of cores.
     pub shards: Option<usize>,
+    /// `frameCompletionTimeoutMillis` (ours): how long one frame may take to arrive once its
+    /// first bytes did (`rmq_net::conn::config::FRAME_COMPLETION_TIMEOUT_DEFAULT`, 60 s).
+    pub frame_completion_timeout: Duration,
+    /// `partialFrameBytesMax` (ours): bytes of incomplete frames one shard buffers over all its
+    /// connections before shedding the largest holders
+    /// (`rmq_net::conn::config::PARTIAL_FRAME_BYTES_MAX_DEFAULT`, 256 MiB).
+    pub partial_frame_bytes_max: usize,
     /// `messageDelayLevel`: the delay of each level, level 1 first (PROTOCOL.md §7.4).
     pub message_delay_level: Vec<Duration>,
 }
@@ -265,6 +272,8 @@ impl Default for BrokerConfig {
             ha_send_heartbeat_interval: Duration::from_secs(5),
             ha_max_gap_not_in_sync: 256 * 1024 * 1024,
             shards: None,
+            frame_completion_timeout: rmq_net::conn::config::FRAME_COMPLETION_TIMEOUT_DEFAULT,
+            partial_frame_bytes_max: rmq_net::conn::config::PARTIAL_FRAME_BYTES_MAX_DEFAULT,
             message_delay_level: parse_delay_levels(MESSAGE_DELAY_LEVEL_DEFAULT)
                 .expect("the default delay levels parse"),
         }
@@ -490,6 +499,15 @@ impl BrokerConfig {
                 "shards" | "shardCount" => {
                     c.shards = Some(parse_range(key, v, 1, limits::SHARDS_MAX)?);
                 }
+                "frameCompletionTimeoutMillis" => c.frame_completion_timeout = millis(key, v)?,
+                "partialFrameBytesMax" => {
+                    c.partial_frame_bytes_max = parse_range(
+                        key,
+                        v,
+                        limits::PARTIAL_FRAME_BYTES_MIN,
+                        limits::PARTIAL_FRAME_BYTES_LIMIT,
+                    )?;
+                }
                 "messageDelayLevel" => {
                     c.message_delay_level =
                         parse_delay_levels(v).map_err(|reason| invalid(key, v, &reason))?;
@@ -660,6 +678,44 @@ Key = continued\\u0041
             Some("shards")
         );
         assert_eq!(refused(&[("shards", limits::SHARDS_MAX.to_string())]), None);
+    }
+
+    #[test]
+    fn connection_limits_default_to_the_net_defaults_and_are_checked() {
+        let defaults = BrokerConfig::default();
+        assert_eq!(
+            defaults.frame_completion_timeout,
+            rmq_net::conn::config::FRAME_COMPLETION_TIMEOUT_DEFAULT
+        );
+        assert_eq!(
+            defaults.partial_frame_bytes_max,
+            rmq_net::conn::config::PARTIAL_FRAME_BYTES_MAX_DEFAULT
+        );
+        let props: BTreeMap<String, String> = [
+            ("frameCompletionTimeoutMillis", "1500"),
+            ("partialFrameBytesMax", "33554432"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let loaded = BrokerConfig::from_properties(&props).expect("valid");
+        assert!(loaded.unknown_keys.is_empty());
+        assert_eq!(
+            loaded.config.frame_completion_timeout,
+            Duration::from_millis(1500)
+        );
+        assert_eq!(loaded.config.partial_frame_bytes_max, 32 << 20);
+        for (key, value) in [
+            ("frameCompletionTimeoutMillis", "0".to_owned()),
+            (
+                "partialFrameBytesMax",
+                (limits::PARTIAL_FRAME_BYTES_MIN - 1).to_string(),
+            ),
+        ] {
+            let props = BTreeMap::from([(key.to_owned(), value)]);
+            let err = BrokerConfig::from_properties(&props).expect_err("out of range");
+            assert!(matches!(err, ConfigError::Invalid { key: ref k, .. } if k == key));
+        }
     }
 
     #[test]

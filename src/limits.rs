@@ -25,6 +25,20 @@ const _: () = assert!(
     "a shard's local offsets must fit below the shard bits"
 );
 
+// ---- connections ---------------------------------------------------------------------------
+
+/// Smallest `partialFrameBytesMax` accepted: one frame of the largest size must fit, or a
+/// lone large send would be shed.
+pub const PARTIAL_FRAME_BYTES_MIN: usize = net::FRAME_SIZE_MAX_DEFAULT;
+/// Largest `partialFrameBytesMax` accepted (per shard): 64 GiB, beyond any machine this runs
+/// on; a larger value is a typo.
+pub const PARTIAL_FRAME_BYTES_LIMIT: usize = 64 << 30;
+const _: () = assert!(
+    PARTIAL_FRAME_BYTES_MIN <= rmq_net::conn::config::PARTIAL_FRAME_BYTES_MAX_DEFAULT
+        && rmq_net::conn::config::PARTIAL_FRAME_BYTES_MAX_DEFAULT <= PARTIAL_FRAME_BYTES_LIMIT,
+    "the default partialFrameBytesMax is within what broker.conf accepts"
+);
+
 // ---- messages ------------------------------------------------------------------------------
 
 /// Default `maxMessageSize` (Java's, 4 MiB).

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rmq_net::codec::body::topic::TopicConfig;
 use rmq_net::codec::message::UniqKeyGenerator;
-use rmq_net::conn::{serve, ClientConfig, RemotingClient, ServeConfig};
+use rmq_net::conn::{serve, ClientConfig, ConnConfig, RemotingClient, ServeConfig};
 use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy, RetentionClock, RetentionPolicy};
 use rmq_storage::file::Disk;
 use rmq_storage::store::{Store, StoreConfig};
@@ -386,10 +386,7 @@ fn bind_first(
 /// One shard thread's life: open its state, start its tasks, report ready, serve forever.
 async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError>>) {
     let id = seed.id;
-    let serve_config = ServeConfig {
-        connections_max: seed.connections_max,
-        ..ServeConfig::default()
-    };
+    let connections_max = seed.connections_max;
     let inbox_and_listener = open_shard(seed).await;
     let (shard, inbox, listener) = match inbox_and_listener {
         Ok(opened) => opened,
@@ -406,6 +403,10 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
             .detach();
     }
     let _ = ready.send(Ok(id.0));
+    let serve_config = ServeConfig {
+        connections_max,
+        ..serve_config(&shard.config)
+    };
     let handler = Rc::new(BrokerHandler {
         shard: Rc::clone(&shard),
     });
@@ -418,6 +419,18 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
     // The shard keeps serving its inbox (the rest of the shutdown runs through it) until the
     // process exits.
     std::future::pending::<()>().await;
+}
+
+/// The client-facing listener's limits: the defaults, with what broker.conf may change.
+fn serve_config(config: &BrokerConfig) -> ServeConfig {
+    ServeConfig {
+        conn: ConnConfig {
+            frame_completion_timeout: Some(config.frame_completion_timeout),
+            ..ConnConfig::default()
+        },
+        partial_frame_bytes_max: config.partial_frame_bytes_max,
+        ..ServeConfig::default()
+    }
 }
 
 /// Binds the shard's listener and opens its store, offsets and delay offsets.

@@ -29,25 +29,64 @@ pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(120);
 /// Java clients give up connecting after 3 s (`connectTimeoutMillis`).
 pub const CONNECT_TIMEOUT_DEFAULT: Duration = Duration::from_secs(3);
 
-/// Bytes reserved in the read buffer before each read: enough for a few hundred small
-/// pipelined requests per syscall. Larger frames grow the buffer to their exact size.
-pub const READ_BUFFER_SIZE: usize = 64 * 1024;
+/// Room offered to each read of a quiet connection, and what an idle connection holds while
+/// it waits for its next request: a heartbeat or a small send fits in one read. Kept small
+/// because every connection pays it (10,000 idle clients hold 40 MiB, not 640 MiB).
+pub const READ_BUFFER_SIZE_MIN: usize = 4 * 1024;
+
+/// Largest room offered to one read: enough for a few hundred small pipelined requests per
+/// syscall. A connection whose reads fill the room gets it doubled up to this; one whose reads
+/// come back small gets it halved back to [`READ_BUFFER_SIZE_MIN`].
+pub const READ_BUFFER_SIZE_MAX: usize = 64 * 1024;
+
+/// Room the writer starts a batch with when it holds no buffer (a quiet connection holds
+/// none); encoding grows it as needed, up to about [`WRITE_BATCH_BYTES_MAX`].
+pub const WRITE_BUFFER_SIZE_MIN: usize = 4 * 1024;
 
 /// The writer stops draining its queue into one buffer once it holds this many bytes, so one
 /// syscall stays bounded and the queue frees room in steps.
 pub const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
 
-/// A write buffer that grew past this (a large body) is replaced after the write instead of
-/// being kept for the connection's lifetime.
-pub const WRITE_BUFFER_RETAIN_MAX: usize = 1024 * 1024;
+/// A write buffer that grew past this (a large body) is released after the write. Any buffer
+/// is released once the write queue is empty, so only a connection with more to write keeps
+/// one. Twice the batch size: a batch ends past the batch size by at most one frame, and a
+/// pull reply is at most 256 KiB of records (`PULL_BYTES_MAX`).
+pub const WRITE_BUFFER_RETAIN_MAX: usize = 2 * WRITE_BATCH_BYTES_MAX;
+
+/// Longest time one frame may take to arrive once its first bytes did; past it the
+/// connection is closed ([`crate::conn::ConnError::FrameTimeout`]). Java has no such limit,
+/// so a peer trickling one byte a minute kept its connection (and the buffer of a frame it
+/// never finishes) forever: every byte resets the idle timeout. 60 s is 20 times a Java
+/// producer's default send timeout (3 s, `sendMsgTimeout`), after which the client has given
+/// up on the frame anyway, and lets the largest frame (16 MiB) arrive at 2.2 Mbit/s.
+pub const FRAME_COMPLETION_TIMEOUT_DEFAULT: Duration = Duration::from_secs(60);
+
+/// Bytes one [`crate::conn::serve`] loop (one per shard) may hold for frames not yet
+/// complete, over all its connections. Past it the connections holding the most stop being
+/// read and are closed ([`crate::conn::ConnError::PartialFramesShed`]) until the total is
+/// back under; connections sending whole frames are not touched. Counted per serve loop, not
+/// per process, so no atomic is shared between cores; the process bound is shards × this.
+/// A buffer holds at most twice the bytes it received plus [`READ_BUFFER_SIZE_MAX`] (it grows
+/// by doubling), so memory pinned by partial frames stays under about 2 × this per shard.
+/// 256 MiB is 16 frames of the largest size (16 MiB) or 64 of the default `maxMessageSize`
+/// (4 MiB) arriving at once on one shard: far above a healthy shard's need, while 120
+/// connections announcing 15 MiB each (1.8 GiB) can no longer all be buffered.
+pub const PARTIAL_FRAME_BYTES_MAX_DEFAULT: usize = 256 * 1024 * 1024;
 
 /// Live connections one [`crate::conn::serve`] loop accepts. When reached it stops
 /// accepting until one closes (the kernel backlog then applies back-pressure).
 pub const CONNECTIONS_MAX_DEFAULT: usize = 16 * 1024;
 
 const _: () = assert!(WRITE_QUEUE_CAPACITY_DEFAULT >= INFLIGHT_REQUESTS_PER_CONNECTION_MAX_DEFAULT);
-const _: () = assert!(READ_BUFFER_SIZE <= WRITE_BATCH_BYTES_MAX);
+const _: () = assert!(READ_BUFFER_SIZE_MIN >= crate::codec::frame::FRAME_SIZE_MIN);
+const _: () = assert!(READ_BUFFER_SIZE_MIN < READ_BUFFER_SIZE_MAX);
+const _: () = assert!(READ_BUFFER_SIZE_MAX <= WRITE_BATCH_BYTES_MAX);
+const _: () = assert!(WRITE_BUFFER_SIZE_MIN <= WRITE_BATCH_BYTES_MAX);
 const _: () = assert!(WRITE_BATCH_BYTES_MAX <= WRITE_BUFFER_RETAIN_MAX);
+const _: () = assert!(
+    PARTIAL_FRAME_BYTES_MAX_DEFAULT >= crate::codec::limits::FRAME_SIZE_MAX_DEFAULT,
+    "one frame of the largest size must fit the budget, or a lone large send is shed"
+);
 
 /// Limits of one connection, server or client side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +101,8 @@ pub struct ConnConfig {
     pub pending_requests_max: usize,
     /// See [`IDLE_TIMEOUT_DEFAULT`]; `None` never closes an idle connection.
     pub idle_timeout: Option<Duration>,
+    /// See [`FRAME_COMPLETION_TIMEOUT_DEFAULT`]; `None` lets a frame take forever.
+    pub frame_completion_timeout: Option<Duration>,
 }
 
 impl Default for ConnConfig {
@@ -72,6 +113,7 @@ impl Default for ConnConfig {
             write_queue_capacity: WRITE_QUEUE_CAPACITY_DEFAULT,
             pending_requests_max: PENDING_REQUESTS_MAX_DEFAULT,
             idle_timeout: Some(IDLE_TIMEOUT_DEFAULT),
+            frame_completion_timeout: Some(FRAME_COMPLETION_TIMEOUT_DEFAULT),
         }
     }
 }
@@ -94,6 +136,9 @@ impl ConnConfig {
         assert!(self.frame_limits.header_size_max < self.frame_limits.frame_size_max);
         if let Some(idle) = self.idle_timeout {
             assert!(!idle.is_zero(), "idle timeout is zero");
+        }
+        if let Some(frame) = self.frame_completion_timeout {
+            assert!(!frame.is_zero(), "frame completion timeout is zero");
         }
     }
 }
@@ -127,6 +172,8 @@ pub struct ServeConfig {
     pub conn: ConnConfig,
     /// See [`CONNECTIONS_MAX_DEFAULT`].
     pub connections_max: usize,
+    /// See [`PARTIAL_FRAME_BYTES_MAX_DEFAULT`].
+    pub partial_frame_bytes_max: usize,
 }
 
 impl Default for ServeConfig {
@@ -134,6 +181,7 @@ impl Default for ServeConfig {
         Self {
             conn: ConnConfig::default(),
             connections_max: CONNECTIONS_MAX_DEFAULT,
+            partial_frame_bytes_max: PARTIAL_FRAME_BYTES_MAX_DEFAULT,
         }
     }
 }

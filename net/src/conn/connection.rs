@@ -2,10 +2,13 @@
 //! Owns the read buffer and the write buffer (mini-redis `connection.rs`): the read loop runs
 //! `frame::check` before decoding, hands requests to a [`Handler`] concurrently (a held
 //! long-poll never blocks later requests), routes responses to the requests this side sent,
-//! and tells a clean EOF from an EOF mid-frame. The writer drains every queued command into
-//! one buffer per write syscall. Runs as one task on the core that owns the socket.
-//! Must never interpret a request, answer a oneway request, read past the in-flight cap, or
-//! keep a connection whose stream position can no longer be trusted.
+//! and tells a clean EOF from an EOF mid-frame. A frame still arriving is charged to the serve
+//! loop's budget and must complete within the frame completion timeout. The writer drains
+//! every queued command into one buffer per write syscall, and holds no buffer while the
+//! queue is empty. Runs as one task on the core that owns the socket.
+//! Must never interpret a request, answer a oneway request, read past the in-flight cap,
+//! reserve a frame's announced size before its bytes arrive, or keep a connection whose
+//! stream position can no longer be trusted.
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
@@ -22,12 +25,18 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::codec::codes::SerializeType;
 use crate::codec::command::{RemotingCommand, FLAG_ONEWAY, FLAG_RESPONSE};
-use crate::codec::frame::{self, FRAME_SIZE_MIN, LENGTH_FIELD_SIZE};
+use crate::codec::frame;
 use crate::codec::limits::FrameLimits;
 
-use super::config::{ConnConfig, READ_BUFFER_SIZE, WRITE_BATCH_BYTES_MAX, WRITE_BUFFER_RETAIN_MAX};
+use super::budget::{PartialFrameBudget, ShedRecord};
+use super::config::{
+    ConnConfig, PARTIAL_FRAME_BYTES_MAX_DEFAULT, WRITE_BATCH_BYTES_MAX, WRITE_BUFFER_RETAIN_MAX,
+    WRITE_BUFFER_SIZE_MIN,
+};
 use super::error::{ClientError, ConnError};
+use super::frame_clock::FrameProgress;
 use super::handle::{ConnContext, ConnHandle, ConnShared, RequestEncoding};
+use super::read_buffer::{announced_frame_size, ReadSizer};
 
 /// Serves the requests arriving on one connection. Runs on the connection's thread, so it
 /// may hold `Rc`s and be `!Send`.
@@ -55,6 +64,7 @@ pub struct Connection {
     stream: TcpStream,
     handle: ConnHandle,
     config: ConnConfig,
+    budget: Rc<PartialFrameBudget>,
 }
 
 impl Connection {
@@ -67,7 +77,16 @@ impl Connection {
     /// # Panics
     /// If `config` has a zero limit ([`ConnConfig::assert_valid`]).
     pub fn accept(stream: TcpStream, config: ConnConfig) -> Result<Self, ConnError> {
-        Self::new(stream, config, RequestEncoding::FollowPeer)
+        Self::accept_in(stream, config, own_budget())
+    }
+
+    /// Like [`Self::accept`], charging incomplete frames to the serve loop's `budget`.
+    pub(crate) fn accept_in(
+        stream: TcpStream,
+        config: ConnConfig,
+        budget: Rc<PartialFrameBudget>,
+    ) -> Result<Self, ConnError> {
+        Self::new(stream, config, RequestEncoding::FollowPeer, budget)
     }
 
     /// Wraps a client-side socket whose requests always use `serialize_type`.
@@ -76,13 +95,15 @@ impl Connection {
         config: ConnConfig,
         serialize_type: SerializeType,
     ) -> Result<Self, ConnError> {
-        Self::new(stream, config, RequestEncoding::Fixed(serialize_type))
+        let encoding = RequestEncoding::Fixed(serialize_type);
+        Self::new(stream, config, encoding, own_budget())
     }
 
     fn new(
         stream: TcpStream,
         config: ConnConfig,
         encoding: RequestEncoding,
+        budget: Rc<PartialFrameBudget>,
     ) -> Result<Self, ConnError> {
         let peer_addr = stream.peer_addr().map_err(ConnError::Setup)?;
         // Requests and responses are small and latency-bound; the writer coalesces already.
@@ -94,6 +115,7 @@ impl Connection {
                 shared: Rc::new(shared),
             },
             config,
+            budget,
         })
     }
 
@@ -114,12 +136,13 @@ impl Connection {
             stream,
             handle,
             config,
+            budget,
         } = self;
         let shared = handle.shared.clone();
         let _close_on_drop = CloseOnDrop(&shared);
         let ctx = ConnContext::new(handle);
         let result = {
-            let reader = pin!(read_loop(&stream, handler, &ctx, &config));
+            let reader = pin!(read_loop(&stream, handler, &ctx, &config, &budget));
             let writer = pin!(write_loop(&stream, &shared));
             match select(reader, writer).await {
                 Either::Left((result, _)) | Either::Right((result, _)) => result,
@@ -148,6 +171,11 @@ pub async fn serve_connection<H: Handler>(
     Connection::accept(stream, config)?.run(&*handler).await
 }
 
+/// The budget of a connection outside a serve loop: its own, so only its own frames count.
+fn own_budget() -> Rc<PartialFrameBudget> {
+    Rc::new(PartialFrameBudget::new(PARTIAL_FRAME_BYTES_MAX_DEFAULT))
+}
+
 /// Closes the shared state if the connection future is dropped before it finished.
 struct CloseOnDrop<'a>(&'a ConnShared);
 
@@ -161,7 +189,12 @@ fn log_end(shared: &ConnShared, result: &Result<(), ConnError>) {
     let peer = shared.peer_addr();
     match result {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
-        Err(error @ (ConnError::Malformed { .. } | ConnError::EofMidFrame { .. })) => {
+        Err(
+            error @ (ConnError::Malformed { .. }
+            | ConnError::EofMidFrame { .. }
+            | ConnError::FrameTimeout { .. }
+            | ConnError::PartialFramesShed { .. }),
+        ) => {
             tracing::warn!(%peer, %error, "closing connection");
         }
         Err(error) => tracing::debug!(%peer, %error, "connection ended"),
@@ -173,24 +206,30 @@ enum ReadEvent {
     Read(BufResult<usize, BytesMut>),
     Served,
     IdleCheck,
+    FrameCheck,
     Closed,
 }
 
-/// Reads frames, dispatches them, and watches the idle timeout and local close. Returns
-/// `Ok(())` on a clean end.
+/// Reads frames, dispatches them, and watches the idle timeout, the frame completion timeout,
+/// the budget and local close. Returns `Ok(())` on a clean end.
 async fn read_loop<H: Handler>(
     stream: &TcpStream,
     handler: &H,
     ctx: &ConnContext,
     config: &ConnConfig,
+    budget: &PartialFrameBudget,
 ) -> Result<(), ConnError> {
     let shared = &*ctx.handle().shared;
     let peer = shared.peer_addr();
     let inflight_max = config.inflight_requests_per_connection_max;
+    let _membership = budget.join(&ctx.handle().shared);
     let mut inflight = FuturesUnordered::new();
-    let mut buffer = Some(BytesMut::with_capacity(READ_BUFFER_SIZE));
+    let mut sizer = ReadSizer::default();
+    let mut buffer = Some(BytesMut::new());
+    let mut progress = FrameProgress::default();
     let mut read = pin!(Fuse::terminated());
     let mut idle = pin!(Fuse::terminated());
+    let mut frame_timer = pin!(Fuse::terminated());
     if let Some(timeout) = config.idle_timeout {
         idle.set(compio::time::sleep_until(shared.last_activity() + timeout).fuse());
     }
@@ -198,6 +237,7 @@ async fn read_loop<H: Handler>(
         // The buffer is ours (no read in flight): dispatch what it holds, then read more
         // unless the in-flight cap says to leave the rest in the socket.
         if let Some(buf) = buffer.as_mut() {
+            let frames_before = shared.frames_read();
             while inflight.len() < inflight_max {
                 let Some(request) = next_request(buf, shared, &config.frame_limits)? else {
                     break;
@@ -205,10 +245,33 @@ async fn read_loop<H: Handler>(
                 inflight.push(serve_request(handler, ctx, request));
             }
             assert!(inflight.len() <= inflight_max);
+            budget.charge(shared, buf.len());
+            if let Some(record) = shared.shed_record() {
+                return Err(shed_error(peer, record));
+            }
             if inflight.len() < inflight_max {
-                let mut buf = buffer.take().expect("buffer checked present above");
-                reserve_for_next_frame(&mut buf, &config.frame_limits);
+                let decoded = shared.frames_read() != frames_before;
+                let frame_size = announced_frame_size(buf, &config.frame_limits);
+                progress.before_read(buf.len(), frame_size, decoded, Instant::now());
+                match (progress.since, config.frame_completion_timeout) {
+                    // A timer armed for an earlier frame stays: it fires no later than this
+                    // frame's deadline and is then re-armed for it (one timer per timeout
+                    // period on a connection streaming frames, not one per read).
+                    (Some(since), Some(timeout)) if frame_timer.is_terminated() => {
+                        frame_timer.set(compio::time::sleep_until(since + timeout).fuse());
+                    }
+                    (None, _) if !frame_timer.is_terminated() => {
+                        frame_timer.set(Fuse::terminated());
+                    }
+                    _ => {}
+                }
+                let buf = buffer.take().expect("buffer checked present above");
+                let buf = sizer.prepare(buf, &config.frame_limits);
                 read.set(read_more(stream, buf).fuse());
+            } else {
+                // Our cap, not the peer, holds the frame up: its clock restarts on resuming.
+                progress.pause();
+                frame_timer.set(Fuse::terminated());
             }
         }
         let event = poll_fn(|cx| {
@@ -228,6 +291,9 @@ async fn read_loop<H: Handler>(
             if !idle.is_terminated() && idle.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(ReadEvent::IdleCheck);
             }
+            if !frame_timer.is_terminated() && frame_timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(ReadEvent::FrameCheck);
+            }
             Poll::Pending
         })
         .await;
@@ -241,6 +307,7 @@ async fn read_loop<H: Handler>(
             }
             ReadEvent::Read(BufResult(Ok(bytes), buf)) => {
                 shared.record_read(bytes);
+                sizer.record_read(bytes);
                 buffer = Some(buf);
             }
             ReadEvent::Read(BufResult(Err(source), _)) => {
@@ -260,8 +327,32 @@ async fn read_loop<H: Handler>(
                 }
                 idle.set(compio::time::sleep_until(deadline).fuse());
             }
-            ReadEvent::Closed => return Ok(()),
+            ReadEvent::FrameCheck => {
+                let timeout = config
+                    .frame_completion_timeout
+                    .expect("frame timer armed only with a timeout");
+                if let Some(error) = progress.overdue(peer, timeout, Instant::now()) {
+                    return Err(error);
+                }
+                if let Some(since) = progress.since {
+                    frame_timer.set(compio::time::sleep_until(since + timeout).fuse());
+                }
+            }
+            ReadEvent::Closed => {
+                return shared
+                    .shed_record()
+                    .map_or(Ok(()), |record| Err(shed_error(peer, record)));
+            }
         }
+    }
+}
+
+fn shed_error(peer: std::net::SocketAddr, record: ShedRecord) -> ConnError {
+    ConnError::PartialFramesShed {
+        peer,
+        buffered: record.buffered,
+        total: record.total,
+        limit: record.limit,
     }
 }
 
@@ -295,23 +386,6 @@ async fn read_more(stream: &TcpStream, buf: BytesMut) -> BufResult<usize, BytesM
     reader.append(buf).await
 }
 
-/// Makes room for the rest of the frame at the front of `buf`, and at least a read buffer.
-/// `frame::check` has validated the length word once 8 bytes are present, so the frame size
-/// read here is within the limits.
-fn reserve_for_next_frame(buf: &mut BytesMut, limits: &FrameLimits) {
-    let mut want = READ_BUFFER_SIZE;
-    if buf.len() >= FRAME_SIZE_MIN {
-        let total = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        let frame_size = total + LENGTH_FIELD_SIZE;
-        assert!(
-            frame_size <= limits.frame_size_max,
-            "length word not checked"
-        );
-        want = want.max(frame_size.saturating_sub(buf.len()));
-    }
-    buf.reserve(want);
-}
-
 /// Runs the handler for one request and queues its response.
 async fn serve_request<H: Handler>(handler: &H, ctx: &ConnContext, request: RemotingCommand) {
     let opaque = request.opaque;
@@ -335,14 +409,19 @@ async fn serve_request<H: Handler>(handler: &H, ctx: &ConnContext, request: Remo
     }
 }
 
-/// Drains the write queue into one buffer per syscall until the queue closes.
+/// Drains the write queue into one buffer per syscall until the queue closes. The buffer is
+/// allocated when there is something to write and released once the queue is empty (or when
+/// it grew large), so an idle connection holds none.
 async fn write_loop(stream: &TcpStream, shared: &ConnShared) -> Result<(), ConnError> {
     let mut writer = stream;
-    let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX);
+    let mut buf = BytesMut::new();
     loop {
         let open = poll_fn(|cx| shared.outbound.poll_ready(cx)).await;
         if !open {
             return Ok(());
+        }
+        if buf.capacity() == 0 {
+            buf.reserve(WRITE_BUFFER_SIZE_MIN);
         }
         let frames = fill_batch(shared, &mut buf);
         if buf.is_empty() {
@@ -356,8 +435,12 @@ async fn write_loop(stream: &TcpStream, shared: &ConnShared) -> Result<(), ConnE
         })?;
         shared.record_write(frames, buf.len());
         buf.clear();
-        if buf.capacity() > WRITE_BUFFER_RETAIN_MAX {
-            buf = BytesMut::with_capacity(WRITE_BATCH_BYTES_MAX);
+        if shared.outbound.len() == 0 {
+            // Quiet: hold nothing until the next command.
+            buf = BytesMut::new();
+            shared.outbound.release_if_empty();
+        } else if buf.capacity() > WRITE_BUFFER_RETAIN_MAX {
+            buf = BytesMut::new();
         }
     }
 }

@@ -42,6 +42,39 @@ pub enum ConnError {
     /// No bytes moved in either direction for the configured idle timeout.
     #[error("{peer} idle for {idle:?}, closing")]
     Idle { peer: SocketAddr, idle: Duration },
+    /// A frame whose first bytes arrived did not complete within the frame completion
+    /// timeout (a trickling or stalled peer).
+    #[error(
+        "{peer} did not complete a frame within {timeout:?}: {buffered} bytes received{}",
+        announced_text(*frame_size)
+    )]
+    FrameTimeout {
+        peer: SocketAddr,
+        timeout: Duration,
+        /// Bytes of the frame received when the deadline passed.
+        buffered: usize,
+        /// The frame's announced size, once its length word arrived.
+        frame_size: Option<usize>,
+    },
+    /// The serve loop held more bytes of incomplete frames than its limit, and this
+    /// connection held the most: it stopped being read and was closed.
+    #[error(
+        "{peer} shed: it held {buffered} bytes of incomplete frames while its serve loop held \
+         {total} (limit {limit})"
+    )]
+    PartialFramesShed {
+        peer: SocketAddr,
+        /// Bytes of incomplete frames this connection held.
+        buffered: usize,
+        /// Bytes of incomplete frames the serve loop held, this connection's included.
+        total: usize,
+        /// The serve loop's limit.
+        limit: usize,
+    },
+}
+
+fn announced_text(frame_size: Option<usize>) -> String {
+    frame_size.map_or_else(String::new, |size| format!(" of {size} announced"))
 }
 
 /// Why one request failed. Cloneable so one failure (a dead connection) can be handed to

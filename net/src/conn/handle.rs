@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::codec::codes::{LanguageCode, SerializeType};
 use crate::codec::command::{RemotingCommand, FLAG_ONEWAY, FLAG_RESPONSE};
 
+use super::budget::ShedRecord;
 use super::config::ConnConfig;
 use super::error::ClientError;
 use super::local::{oneshot, LocalQueue, OneshotSender, PushError};
@@ -67,6 +68,10 @@ pub(crate) struct ConnShared {
     last_version: Cell<Option<i32>>,
     last_activity: Cell<Instant>,
     stats: Cell<ConnStats>,
+    /// Bytes of incomplete frames, as last charged to the serve loop's budget.
+    partial_bytes: Cell<usize>,
+    /// Set when the budget shed this connection.
+    shed: Cell<Option<ShedRecord>>,
     close_reason: RefCell<Option<String>>,
     close_waker: RefCell<Option<Waker>>,
 }
@@ -92,6 +97,8 @@ impl ConnShared {
             last_version: Cell::new(None),
             last_activity: Cell::new(Instant::now()),
             stats: Cell::new(ConnStats::default()),
+            partial_bytes: Cell::new(0),
+            shed: Cell::new(None),
             close_reason: RefCell::new(None),
             close_waker: RefCell::new(None),
         }
@@ -99,6 +106,39 @@ impl ConnShared {
 
     pub(crate) fn peer_addr(&self) -> SocketAddr {
         self.peer_addr
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Frames decoded so far.
+    pub(crate) fn frames_read(&self) -> u64 {
+        self.stats.get().frames_read
+    }
+
+    /// Bytes of incomplete frames charged to the budget (see `budget.rs`).
+    pub(crate) fn partial_bytes(&self) -> usize {
+        self.partial_bytes.get()
+    }
+
+    /// Only the budget sets this, keeping its total equal to the sum over its members.
+    pub(crate) fn set_partial_bytes(&self, bytes: usize) {
+        self.partial_bytes.set(bytes);
+    }
+
+    /// Why the budget shed this connection, if it did.
+    pub(crate) fn shed_record(&self) -> Option<ShedRecord> {
+        self.shed.get()
+    }
+
+    /// Closes the connection because its serve loop held too many bytes of incomplete frames
+    /// and this connection held the most; its read loop reports `record`.
+    pub(crate) fn shed(&self, record: ShedRecord) {
+        if self.shed.get().is_none() && !self.is_closed() {
+            self.shed.set(Some(record));
+        }
+        self.close("shed: too many bytes of incomplete frames");
     }
 
     /// Records one read of `bytes` bytes (also resets the idle clock).

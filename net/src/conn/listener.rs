@@ -1,7 +1,8 @@
 //! Accept loop for one listener on one core: a connection cap (stop accepting when reached,
-//! so the kernel backlog pushes back) and backoff on accept errors (EMFILE and friends),
-//! after mini-redis `server.rs`. Connections run inside this future, so dropping it closes
-//! every connection it accepted. Must never spawn work onto another core, nor exceed the cap.
+//! so the kernel backlog pushes back), backoff on accept errors (EMFILE and friends), after
+//! mini-redis `server.rs`, and the budget for bytes of incomplete frames that every connection
+//! of the loop shares. Connections run inside this future, so dropping it closes every
+//! connection it accepted. Must never spawn work onto another core, nor exceed the cap.
 
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use compio::net::{TcpListener, TcpStream};
 use futures_util::future::{Fuse, FusedFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
+use super::budget::PartialFrameBudget;
 use super::config::{ConnConfig, ServeConfig};
 use super::connection::{Connection, Handler};
 
@@ -34,10 +36,12 @@ enum ServeEvent {
 /// dropped (it never returns). At most `config.connections_max` connections are live.
 ///
 /// # Panics
-/// If `config.connections_max` is zero or `config.conn` has a zero limit.
+/// If `config.connections_max` or `config.partial_frame_bytes_max` is zero, or
+/// `config.conn` has a zero limit.
 pub async fn serve<H: Handler>(listener: &TcpListener, handler: Rc<H>, config: ServeConfig) {
     assert!(config.connections_max > 0, "connection cap is zero");
     config.conn.assert_valid();
+    let budget = Rc::new(PartialFrameBudget::new(config.partial_frame_bytes_max));
     let handler = &*handler;
     let conn_config = &config.conn;
     let mut connections = FuturesUnordered::new();
@@ -72,7 +76,8 @@ pub async fn serve<H: Handler>(listener: &TcpListener, handler: Rc<H>, config: S
             ServeEvent::Accepted(Ok((stream, peer))) => {
                 backoff_delay = ACCEPT_BACKOFF_MIN;
                 tracing::debug!(%peer, live = connections.len() + 1, "accepted");
-                connections.push(serve_one(stream, peer, handler, conn_config));
+                let budget = Rc::clone(&budget);
+                connections.push(serve_one(stream, peer, handler, conn_config, budget));
                 assert!(connections.len() <= config.connections_max);
             }
             ServeEvent::Accepted(Err(error)) => {
@@ -91,8 +96,9 @@ async fn serve_one<H: Handler>(
     peer: SocketAddr,
     handler: &H,
     config: &ConnConfig,
+    budget: Rc<PartialFrameBudget>,
 ) {
-    match Connection::accept(stream, config.clone()) {
+    match Connection::accept_in(stream, config.clone(), budget) {
         Ok(connection) => {
             // The connection logs why it ended.
             let _ended = connection.run(handler).await;

@@ -120,7 +120,8 @@ impl<T> LocalQueue<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         assert!(capacity > 0, "queue capacity must be positive");
         Self {
-            items: RefCell::new(VecDeque::with_capacity(capacity.min(64))),
+            // Storage comes with the first item: an idle connection's queue holds none.
+            items: RefCell::new(VecDeque::new()),
             capacity,
             closed: Cell::new(false),
             consumer: RefCell::new(None),
@@ -188,6 +189,15 @@ impl<T> LocalQueue<T> {
         self.items.borrow_mut().pop_front()
     }
 
+    /// Frees the queue's storage if it holds nothing (the writer drained it), so a queue that
+    /// once held a burst does not keep its size for the connection's lifetime.
+    pub(crate) fn release_if_empty(&self) {
+        let mut items = self.items.borrow_mut();
+        if items.is_empty() && items.capacity() > 0 {
+            *items = VecDeque::new();
+        }
+    }
+
     /// Wakes producers waiting for room.
     pub(crate) fn notify_space(&self) {
         let producers = std::mem::take(&mut *self.producers.borrow_mut());
@@ -233,6 +243,25 @@ mod tests {
     }
 
     #[test]
+    fn a_drained_queue_gives_its_storage_back() {
+        let queue = LocalQueue::new(1024);
+        assert_eq!(
+            queue.items.borrow().capacity(),
+            0,
+            "nothing before the first item"
+        );
+        for item in 0..100 {
+            assert!(queue.try_push(item).is_ok());
+        }
+        while queue.pop().is_some() {}
+        assert!(queue.items.borrow().capacity() >= 100);
+        queue.release_if_empty();
+        assert_eq!(queue.items.borrow().capacity(), 0);
+        assert!(queue.try_push(1).is_ok(), "still usable");
+        assert_eq!(queue.pop(), Some(1));
+    }
+
+    #[test]
     fn queue_is_bounded_and_close_fails_pushes() {
         let queue = LocalQueue::new(2);
         assert!(queue.try_push(1).is_ok());
@@ -244,6 +273,8 @@ mod tests {
         queue.notify_space();
         assert_eq!(poll_once(push.as_mut()), Poll::Ready(Ok(())));
         assert_eq!(queue.len(), 2);
+        queue.release_if_empty();
+        assert_eq!(queue.len(), 2, "a queue holding items keeps them");
         queue.close();
         assert_eq!(queue.len(), 0);
         assert!(matches!(queue.try_push(4), Err(PushError::Closed(4))));
