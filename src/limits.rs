@@ -179,6 +179,10 @@ pub const REGISTER_PENDING_TOPICS_MAX: usize = 1024;
 /// member: one notification per interval instead of N.
 pub const NOTIFY_GROUP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long a shard gathers connection closes before telling the control shard about them in
+/// one notice (a wave of closes costs a few notices, not one each).
+pub const CLOSED_CONNS_BATCH_DELAY: Duration = Duration::from_millis(10);
+
 // ---- shutdown ----
 
 /// How long a clean stop waits for the client requests being handled when it began (sends

@@ -331,8 +331,8 @@ fn a_clean_stop_leaves_no_abort_marker_and_loses_nothing() {
     }
 }
 
-/// Raises this process's soft RLIMIT_NOFILE to its hard limit (children inherit it), so a test
-/// can hold thousands of connections.
+/// Raises this process's open-files limit (children inherit it), so a test can hold thousands
+/// of connections: the soft limit to the hard one, and both to 65,536 when allowed (root).
 fn raise_open_files_limit() -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
@@ -341,6 +341,14 @@ fn raise_open_files_limit() -> u64 {
     // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        let wanted = limit.rlim_max.max(65_536);
+        let raised = libc::rlimit {
+            rlim_cur: wanted,
+            rlim_max: wanted,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return wanted;
+        }
         limit.rlim_cur = limit.rlim_max;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
     }
@@ -866,4 +874,82 @@ fn registrations_coalesce_when_thousands_of_topics_are_auto_created() {
         "{registrations} registrations for {TOPICS} new topics"
     );
     drop(broker);
+}
+
+/// 10,000 consumers of one group disconnect at once: every close reaches the control shard
+/// (batched per shard, retried when its channel is full), so the group empties at once instead
+/// of keeping dead members until the 120 s channel expiry.
+#[test]
+fn ten_thousand_connections_closing_at_once_all_leave_their_group() {
+    const MEMBERS: usize = 10_000;
+    let open_files = raise_open_files_limit();
+    assert!(
+        open_files > MEMBERS as u64 + 1_000,
+        "RLIMIT_NOFILE {open_files} too low"
+    );
+    let broker = Broker::start(2, "");
+    // Ten groups of 1,000 (a group holds at most CLIENTS_PER_GROUP_MAX = 4,096 members).
+    let group = |c: usize| format!("WaveGroup{c}");
+    block_on(async {
+        let admin = broker.client();
+        let consumer_count = |reply: &RemotingCommand| {
+            String::from_utf8_lossy(&reply.body)
+                .matches("@wave")
+                .count()
+        };
+        let list_request = |c: usize| {
+            let mut ext = rmq_net::codec::command::ExtFields::new();
+            ext.insert("consumerGroup".into(), group(c));
+            RemotingCommand::request(RequestCode::GetConsumerListByGroup, ext)
+        };
+        let listed = || async {
+            let mut total = 0;
+            for c in 0..MEMBERS / 1_000 {
+                total += consumer_count(&call(&admin, list_request(c)).await);
+            }
+            total
+        };
+        let members: Vec<_> = (0..MEMBERS).map(|_| broker.client()).collect();
+        for chunk in members.chunks(1_000).enumerate() {
+            let (c, clients) = chunk;
+            let replies =
+                futures_util::future::join_all(clients.iter().enumerate().map(|(i, client)| {
+                    let id = format!("10.2.{c}.{i}@wave");
+                    let group = group(c);
+                    async move {
+                        // Consumers only: producer groups are capped at 4,096 members too.
+                        let request = common::heartbeat_request(&id, &group, "WaveTopic", "*");
+                        let mut data: rmq_net::codec::body::heartbeat::HeartbeatData =
+                            rmq_net::codec::body::JsonBody::from_json(&request.body)
+                                .expect("heartbeat body");
+                        data.producer_data_set.clear();
+                        let request =
+                            request.with_body(rmq_net::codec::body::JsonBody::to_json(&data));
+                        client.invoke(request, Duration::from_secs(60)).await
+                    }
+                }))
+                .await;
+            for reply in replies {
+                assert_code(&reply.expect("heartbeat answered"), ResponseCode::Success);
+            }
+        }
+        assert_eq!(listed().await, MEMBERS);
+        for client in &members {
+            client.close();
+        }
+        drop(members);
+        let mut left = MEMBERS;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            left = listed().await;
+            if left == 0 {
+                break;
+            }
+            compio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(
+            left, 0,
+            "members still listed after their connections closed"
+        );
+    });
 }

@@ -70,6 +70,11 @@ pub struct Shard {
     pub stopping: crate::runtime::latch::Latch,
     /// The drain is over: the serve loop ends (listener and connections close).
     pub stop_serving: crate::runtime::latch::Latch,
+    /// Connections closed since the last notice to the control shard (bounded by this
+    /// shard's connections; see `control::clients::connection_closed`).
+    pub closed_conns: RefCell<Vec<crate::runtime::mesh::ConnKey>>,
+    /// A task is sending `closed_conns`.
+    pub closed_conns_flushing: std::cell::Cell<bool>,
     /// Client requests this shard's connections are being answered for (the drain waits).
     pub requests_in_flight: std::cell::Cell<usize>,
 }

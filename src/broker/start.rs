@@ -521,6 +521,8 @@ async fn open_shard(
         stopping: crate::runtime::latch::Latch::default(),
         stop_serving: crate::runtime::latch::Latch::default(),
         requests_in_flight: Cell::new(0),
+        closed_conns: RefCell::new(Vec::new()),
+        closed_conns_flushing: Cell::new(false),
         conns: RefCell::new(HashMap::new()),
         uniq_keys: RefCell::new(uniq),
         delay_offsets,

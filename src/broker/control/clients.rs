@@ -27,7 +27,7 @@ use rmq_net::RemotingCommand;
 use crate::broker::replicate;
 use crate::broker::shard::{Shard, CONTROL_SHARD};
 use crate::broker::{success, Failure, Outcome};
-use crate::limits::CLIENT_NAME_LENGTH_MAX;
+use crate::limits::{CLIENT_NAME_LENGTH_MAX, CLOSED_CONNS_BATCH_DELAY};
 use crate::runtime::clock::now_ms;
 use crate::runtime::mesh::{notify, submit_to, ClientMeta, ConnKey};
 use crate::tables::clients::GroupChange;
@@ -221,20 +221,45 @@ pub async fn after_membership_change(shard: &Rc<Shard>, changes: &[GroupChange])
 }
 
 /// A connection closed on some shard: its client state is dropped on the control shard.
+/// Closes are batched per shard (one notice carries every close since the last one) and a
+/// batch the control shard's channel refused is retried, so 10,000 connections closing at
+/// once cost a few notices and none is lost. The batch is bounded by the shard's connections.
 pub fn connection_closed(shard: &Rc<Shard>, key: ConnKey) {
-    let sent = notify(shard, CONTROL_SHARD, move |control: Rc<Shard>| async move {
-        assert_control(&control);
-        let changes = control
-            .control()
-            .clients
-            .borrow_mut()
-            .connection_closed(key);
-        after_membership_change(&control, &changes).await;
-    });
-    if let Err(err) = sent {
-        // The client's channel then expires by the heartbeat timeout instead.
-        tracing::warn!(%err, ?key, "connection close not delivered to the control shard");
+    shard.closed_conns.borrow_mut().push(key);
+    if shard.closed_conns_flushing.replace(true) {
+        return;
     }
+    let shard = Rc::clone(shard);
+    compio::runtime::spawn(async move {
+        loop {
+            // Let the closes of this moment gather into one batch.
+            compio::time::sleep(CLOSED_CONNS_BATCH_DELAY).await;
+            let batch = std::mem::take(&mut *shard.closed_conns.borrow_mut());
+            if batch.is_empty() {
+                break;
+            }
+            let retry = batch.clone();
+            let sent = notify(&shard, CONTROL_SHARD, move |control: Rc<Shard>| async move {
+                assert_control(&control);
+                let changes: Vec<GroupChange> = {
+                    let mut clients = control.control().clients.borrow_mut();
+                    batch
+                        .into_iter()
+                        .flat_map(|key| clients.connection_closed(key))
+                        .collect()
+                };
+                after_membership_change(&control, &changes).await;
+            });
+            if let Err(err) = sent {
+                tracing::debug!(%err, closes = retry.len(), "connection closes not delivered yet; retrying");
+                let mut pending = shard.closed_conns.borrow_mut();
+                let newer = std::mem::replace(&mut *pending, retry);
+                pending.extend(newer);
+            }
+        }
+        shard.closed_conns_flushing.set(false);
+    })
+    .detach();
 }
 
 /// Installs the control shard's subscription snapshot on this shard if it is newer. Pulls call
