@@ -65,6 +65,24 @@ mod tests {
     use crate::runtime::ShardId;
 
     #[test]
+    fn resource_exhaustion_is_never_message_illegal() {
+        let exhausted = StorageError::QueuesExhausted {
+            topic: "T".into(),
+            queue_id: 3,
+            limit: 65_536,
+        };
+        let Failure::Code(code, remark) = storage_failure(&exhausted);
+        assert_eq!(code, ResponseCode::SystemError, "clients retry it");
+        assert!(remark.contains("65536"), "{remark}");
+        let full = StorageError::DiskFull {
+            path: "x".into(),
+            needed_bytes: 1,
+        };
+        let Failure::Code(code, _) = storage_failure(&full);
+        assert_eq!(code, ResponseCode::ServiceNotAvailable);
+    }
+
+    #[test]
     fn a_call_that_did_not_cross_is_system_busy() {
         for err in [MeshError::Busy(ShardId(1)), MeshError::Stopped(ShardId(1))] {
             let Failure::Code(code, remark) = Failure::from(err);

@@ -509,6 +509,18 @@ impl ClientRegistry {
         self.remove_everywhere(|key, _| *key == conn)
     }
 
+    /// Connections closed: they leave every group, in one pass over the registry (a wave of
+    /// closes costs one pass per batch, not one per connection), with one change per group.
+    pub fn connections_closed(
+        &mut self,
+        conns: &std::collections::HashSet<ConnKey>,
+    ) -> Vec<GroupChange> {
+        if conns.is_empty() {
+            return Vec::new();
+        }
+        self.remove_everywhere(|key, _| conns.contains(key))
+    }
+
     /// Drops every channel without a heartbeat for more than [`CLIENT_CHANNEL_EXPIRY_MS`].
     pub fn expire(&mut self, now_ms: i64) -> ExpireOutcome {
         let mut expired = BTreeSet::new();
@@ -1091,6 +1103,30 @@ mod tests {
         assert_eq!(registry.producer_group_count(), 0);
         assert_eq!(registry.consumer_group_count(), 1);
         assert!(registry.connection_closed(conn(1)).is_empty());
+    }
+
+    #[test]
+    fn a_batch_of_closes_is_one_change_per_group() {
+        let mut registry = ClientRegistry::new();
+        for id in 1..=5 {
+            beat(&mut registry, id, &clustering(&format!("c{id}"), &[]), 0);
+        }
+        let closed: std::collections::HashSet<ConnKey> = [conn(1), conn(2), conn(4)].into();
+        let changes = registry.connections_closed(&closed);
+        assert_eq!(
+            changes,
+            vec![GroupChange {
+                group: "G".into(),
+                notify: vec![conn(3), conn(5)],
+                group_removed: false
+            }]
+        );
+        assert_eq!(
+            registry.consumer_ids("G"),
+            vec!["c3".to_owned(), "c5".to_owned()]
+        );
+        assert!(registry.connections_closed(&closed).is_empty());
+        assert!(registry.connections_closed(&Default::default()).is_empty());
     }
 
     #[test]

@@ -241,13 +241,12 @@ pub fn connection_closed(shard: &Rc<Shard>, key: ConnKey) {
             let retry = batch.clone();
             let sent = notify(&shard, CONTROL_SHARD, move |control: Rc<Shard>| async move {
                 assert_control(&control);
-                let changes: Vec<GroupChange> = {
-                    let mut clients = control.control().clients.borrow_mut();
-                    batch
-                        .into_iter()
-                        .flat_map(|key| clients.connection_closed(key))
-                        .collect()
-                };
+                let closed: std::collections::HashSet<ConnKey> = batch.into_iter().collect();
+                let changes = control
+                    .control()
+                    .clients
+                    .borrow_mut()
+                    .connections_closed(&closed);
                 after_membership_change(&control, &changes).await;
             });
             if let Err(err) = sent {
