@@ -195,6 +195,8 @@ pub struct DelayOffsets {
     /// Shards whose CommitLog received deliveries since the last persist (at most the shard
     /// count): they are flushed before the offsets that cover those deliveries are written.
     delivered_to: RefCell<BTreeSet<usize>>,
+    /// One write of the file at a time (the periodic task and shutdown may both persist).
+    persisting: rmq_storage::fifo_lock::FifoLock,
 }
 
 impl DelayOffsets {
@@ -217,6 +219,7 @@ impl DelayOffsets {
             table: RefCell::new(table),
             dirty: Cell::new(false),
             delivered_to: RefCell::new(BTreeSet::new()),
+            persisting: rmq_storage::fifo_lock::FifoLock::default(),
         })
     }
 
@@ -285,6 +288,7 @@ pub fn start(shard: &Rc<Shard>) {
 /// entry is already behind the persisted offset). Failures are logged; the next call retries.
 pub async fn persist(shard: &Rc<Shard>) {
     let offsets = &shard.delay_offsets;
+    let _one_at_a_time = offsets.persisting.lock().await;
     if !offsets.dirty.replace(false) {
         return;
     }
@@ -301,7 +305,12 @@ pub async fn persist(shard: &Rc<Shard>) {
             return;
         }
     }
-    if let Err(err) = persist::write_json_atomic(&offsets.path, &file) {
+    // Encoded here, written and fsynced in the blocking pool (off the event loop).
+    let written = match persist::encode_json(&offsets.path, &file) {
+        Ok(bytes) => persist::write_bytes_off_loop(offsets.path.clone(), bytes).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = written {
         tracing::warn!(shard = shard.id.0, %err, "persisting delay offsets failed");
         offsets.dirty.set(true);
     }

@@ -750,20 +750,12 @@ async fn persist_offsets(shard: &Shard) {
         }
         offsets.encode_for_save(&shard.offsets_path)
     };
-    let path = shard.offsets_path.clone();
     let written = match encoded {
-        Ok(bytes) => compio::runtime::spawn_blocking(move || {
-            crate::tables::persist::write_bytes_atomic(&path, &bytes)
-        })
-        .await
-        .unwrap_or_else(|_| {
-            Err(crate::tables::persist::PersistError::Io {
-                op: "write (blocking task panicked)",
-                path: shard.offsets_path.clone(),
-                source: std::io::Error::other("blocking task panicked"),
-            })
-        })
-        .map_err(crate::tables::offsets::OffsetError::from),
+        Ok(bytes) => {
+            crate::tables::persist::write_bytes_off_loop(shard.offsets_path.clone(), bytes)
+                .await
+                .map_err(crate::tables::offsets::OffsetError::from)
+        }
         Err(err) => Err(err),
     };
     if let Err(err) = written {

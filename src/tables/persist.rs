@@ -6,8 +6,8 @@
 //!
 //! Uses blocking `std::fs` on purpose; the atomic replace itself is the storage crate's
 //! (`rmq_storage::atomic_file`, the one implementation in the workspace). Replicated tables are
-//! written on the blocking pool (`broker::replicate`); consumer and delay offsets from the
-//! owning shard's periodic task. Must never: return an empty value for a corrupt file, or write in
+//! written on the blocking pool (`broker::replicate`); consumer and delay offsets are encoded by
+//! the owning shard and written on the blocking pool too ([`write_bytes_off_loop`]). Must never: return an empty value for a corrupt file, or write in
 //! place.
 
 use std::fs;
@@ -128,6 +128,24 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), PersistError>
         path: e.path,
         source: e.source,
     })
+}
+
+/// [`write_bytes_atomic`] in the runtime's blocking pool, so a shard's event loop never waits
+/// for the fsyncs.
+///
+/// # Errors
+/// As [`write_bytes_atomic`]; a panicked blocking task is reported as an I/O error.
+pub async fn write_bytes_off_loop(path: PathBuf, bytes: Vec<u8>) -> Result<(), PersistError> {
+    let shown = path.clone();
+    compio::runtime::spawn_blocking(move || write_bytes_atomic(&path, &bytes))
+        .await
+        .unwrap_or_else(|_| {
+            Err(PersistError::Io {
+                op: "write (blocking task panicked)",
+                path: shown,
+                source: std::io::Error::other("blocking task panicked"),
+            })
+        })
 }
 
 /// Reads a file's bytes; `None` when it does not exist.
