@@ -140,8 +140,103 @@ pub enum BrokerRole {
     AsyncMaster,
     /// Master, replies after a slave acknowledged.
     SyncMaster,
-    /// Slave.
+    /// Slave: refuses sends (SERVICE_NOT_AVAILABLE, as Java's store does).
     Slave,
+}
+
+impl BrokerRole {
+    /// The `brokerRole` value as written in broker.conf.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AsyncMaster => "ASYNC_MASTER",
+            Self::SyncMaster => "SYNC_MASTER",
+            Self::Slave => "SLAVE",
+        }
+    }
+
+    /// Whether this is one of the master roles.
+    #[must_use]
+    pub fn is_master(self) -> bool {
+        self != Self::Slave
+    }
+}
+
+/// `haMasterAddress`: where a slave connects for replication (`host:port`; the host is an IP
+/// address, `[IPv6]`, or a name resolved when connecting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaMasterAddress {
+    /// IP address or host name (an IPv6 address without its brackets).
+    pub host: String,
+    /// TCP port, 1 to 65535.
+    pub port: u16,
+}
+
+impl std::fmt::Display for HaMasterAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl std::str::FromStr for HaMasterAddress {
+    type Err = String;
+
+    /// Parses `host:port`: `1.2.3.4:10912`, `[::1]:10912` or `master-a.example:10912`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (host, port) = text
+            .rsplit_once(':')
+            .ok_or_else(|| "expected host:port".to_owned())?;
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| format!("port `{port}` is not 1 to 65535"))?;
+        let host = if let Some(inner) = host.strip_prefix('[') {
+            let inner = inner
+                .strip_suffix(']')
+                .ok_or_else(|| "unclosed `[` in an IPv6 address".to_owned())?;
+            inner
+                .parse::<std::net::Ipv6Addr>()
+                .map_err(|e| format!("`{inner}`: {e}"))?;
+            inner
+        } else {
+            check_host_name(host)?;
+            host
+        };
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+/// A host name or IPv4 address: DNS labels of letters, digits and `-`, dot-separated.
+fn check_host_name(host: &str) -> Result<(), String> {
+    if host.is_empty() {
+        return Err("empty host".into());
+    }
+    if host.len() > 253 {
+        return Err("host name longer than 253 bytes".into());
+    }
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if !host.split('.').all(label_ok) {
+        return Err(format!(
+            "`{host}` is not a host name or IPv4 address (an IPv6 address needs [brackets])"
+        ));
+    }
+    Ok(())
 }
 
 /// Typed broker configuration with RocketMQ's defaults.
@@ -164,8 +259,9 @@ pub struct BrokerConfig {
     pub listen_ip: Ipv4Addr,
     /// `brokerIP2`: the HA address.
     pub broker_ip2: Ipv4Addr,
-    /// `haListenPort` (default listenPort + 1).
-    pub ha_listen_port: u16,
+    /// `haListenPort` when set; [`BrokerConfig::ha_listen_port`] gives the effective port
+    /// (default `listenPort + 1`).
+    pub ha_listen_port_explicit: Option<u16>,
     /// `storePathRootDir`.
     pub store_path_root_dir: PathBuf,
     /// `storePathCommitLog` (default `<root>/commitlog`).
@@ -212,13 +308,17 @@ pub struct BrokerConfig {
     pub short_polling_time: Duration,
     /// `slaveReadEnable`.
     pub slave_read_enable: bool,
-    /// `haMasterAddress` (slaves).
-    pub ha_master_address: Option<String>,
+    /// `haMasterAddress` (slaves only; a slave without one will learn its master from the
+    /// NameServer).
+    pub ha_master_address: Option<HaMasterAddress>,
     /// `haSendHeartbeatInterval`.
     pub ha_send_heartbeat_interval: Duration,
     /// `haMaxGapNotInSync`: a slave further behind than this many bytes is not in sync
     /// (SYNC_MASTER then answers SLAVE_NOT_AVAILABLE).
     pub ha_max_gap_not_in_sync: u64,
+    /// `haTransferBatchSize`: log bytes per HA Data frame, at most
+    /// [`limits::HA_TRANSFER_BATCH_SIZE_MAX`].
+    pub ha_transfer_batch_size: usize,
     /// `shards` (ours): shard count; default = number of cores.
     pub shards: Option<usize>,
     /// `frameCompletionTimeoutMillis` (ours): how long one frame may take to arrive once its
@@ -244,7 +344,7 @@ impl Default for BrokerConfig {
             broker_ip1: Ipv4Addr::LOCALHOST,
             listen_ip: Ipv4Addr::UNSPECIFIED,
             broker_ip2: Ipv4Addr::LOCALHOST,
-            ha_listen_port: 10912,
+            ha_listen_port_explicit: None,
             store_path_commit_log: root.join("commitlog"),
             store_path_root_dir: root,
             mapped_file_size_commit_log: 1 << 30,
@@ -269,8 +369,9 @@ impl Default for BrokerConfig {
             short_polling_time: Duration::from_millis(1000),
             slave_read_enable: false,
             ha_master_address: None,
-            ha_send_heartbeat_interval: Duration::from_secs(5),
-            ha_max_gap_not_in_sync: 256 * 1024 * 1024,
+            ha_send_heartbeat_interval: limits::HA_SEND_HEARTBEAT_INTERVAL_DEFAULT,
+            ha_max_gap_not_in_sync: limits::HA_MAX_GAP_NOT_IN_SYNC_DEFAULT,
+            ha_transfer_batch_size: limits::HA_TRANSFER_BATCH_SIZE_DEFAULT,
             shards: None,
             frame_completion_timeout: rmq_net::conn::config::FRAME_COMPLETION_TIMEOUT_DEFAULT,
             partial_frame_bytes_max: rmq_net::conn::config::PARTIAL_FRAME_BYTES_MAX_DEFAULT,
@@ -379,7 +480,6 @@ const IGNORED_KEYS: &[&str] = &[
     "accessMessageInMemoryMaxRatio",
     "messageIndexEnable",
     "duplicationEnable",
-    "haTransferBatchSize",
     "haHousekeepingInterval",
     "slaveTimeout",
     "enableControllerMode",
@@ -405,12 +505,11 @@ impl BrokerConfig {
         let mut c = Self::default();
         let mut unknown_keys = Vec::new();
         let mut commit_log_set = false;
-        let mut ha_port_set = false;
         for (key, value) in props {
             let v = value.trim();
             match key.as_str() {
-                "brokerClusterName" => c.broker_cluster_name = non_empty(key, v)?,
-                "brokerName" => c.broker_name = non_empty(key, v)?,
+                "brokerClusterName" => c.broker_cluster_name = name(key, v)?,
+                "brokerName" => c.broker_name = name(key, v)?,
                 "brokerId" => c.broker_id = parse_range(key, v, 0, i64::from(u16::MAX))?,
                 "namesrvAddr" => {
                     c.namesrv_addrs = v
@@ -424,8 +523,7 @@ impl BrokerConfig {
                 "brokerIP1" => c.broker_ip1 = parse(key, v)?,
                 "brokerIP2" => c.broker_ip2 = parse(key, v)?,
                 "haListenPort" => {
-                    c.ha_listen_port = parse_range(key, v, 1, u16::MAX)?;
-                    ha_port_set = true;
+                    c.ha_listen_port_explicit = Some(parse_range(key, v, 1, u16::MAX)?)
                 }
                 "storePathRootDir" => c.store_path_root_dir = PathBuf::from(non_empty(key, v)?),
                 "storePathCommitLog" => {
@@ -493,9 +591,21 @@ impl BrokerConfig {
                 "longPollingEnable" => c.long_polling_enable = boolean(key, v)?,
                 "shortPollingTimeMills" => c.short_polling_time = millis(key, v)?,
                 "slaveReadEnable" => c.slave_read_enable = boolean(key, v)?,
-                "haMasterAddress" => c.ha_master_address = Some(non_empty(key, v)?),
+                "haMasterAddress" => {
+                    c.ha_master_address = Some(
+                        v.parse()
+                            .map_err(|reason: String| invalid(key, v, &reason))?,
+                    );
+                }
                 "haSendHeartbeatInterval" => c.ha_send_heartbeat_interval = millis(key, v)?,
-                "haMaxGapNotInSync" => c.ha_max_gap_not_in_sync = parse(key, v)?,
+                "haMaxGapNotInSync" => {
+                    c.ha_max_gap_not_in_sync =
+                        parse_range(key, v, 1, limits::HA_MAX_GAP_NOT_IN_SYNC_MAX)?;
+                }
+                "haTransferBatchSize" => {
+                    c.ha_transfer_batch_size =
+                        parse_range(key, v, 1, limits::HA_TRANSFER_BATCH_SIZE_MAX)?;
+                }
                 "shards" | "shardCount" => {
                     c.shards = Some(parse_range(key, v, 1, limits::SHARDS_MAX)?);
                 }
@@ -519,9 +629,6 @@ impl BrokerConfig {
         if !commit_log_set {
             c.store_path_commit_log = c.store_path_root_dir.join("commitlog");
         }
-        if !ha_port_set {
-            c.ha_listen_port = c.listen_port.saturating_add(1);
-        }
         let record_max = u64::from(limits::record_size_max_bytes(c.max_message_size));
         if c.mapped_file_size_commit_log < record_max {
             return Err(invalid(
@@ -533,10 +640,67 @@ impl BrokerConfig {
                 ),
             ));
         }
+        c.check_relations()?;
         Ok(Loaded {
             config: c,
             unknown_keys,
         })
+    }
+
+    /// The HA port: `haListenPort`, else `listenPort + 1` (Java's default); 0 (any free port)
+    /// when `listenPort` is 0.
+    #[must_use]
+    pub fn ha_listen_port(&self) -> u16 {
+        self.ha_listen_port_explicit
+            .unwrap_or(match self.listen_port {
+                0 => 0,
+                port => port.saturating_add(1),
+            })
+    }
+
+    /// Checks what keys must agree on. [`BrokerConfig::from_properties`] calls it; call it
+    /// again after changing `listenPort`, `brokerRole`, `brokerId` or the HA keys in code.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key that contradicts the others:
+    /// - `brokerId`: 0 on a SLAVE (0 is the master's id), or > 0 on a master;
+    /// - `haListenPort`: equal to `listenPort`;
+    /// - `haMasterAddress`: set on a master (only a slave connects to a master; a master copy
+    ///   of a slave's file is refused rather than silently run as a second master).
+    pub fn check_relations(&self) -> Result<(), ConfigError> {
+        let role = self.broker_role.as_str();
+        if self.broker_role == BrokerRole::Slave && self.broker_id == 0 {
+            return Err(invalid(
+                "brokerId",
+                "0",
+                "brokerRole=SLAVE needs a brokerId > 0 (0 is the master's id)",
+            ));
+        }
+        if self.broker_role.is_master() && self.broker_id != 0 {
+            return Err(invalid(
+                "brokerId",
+                &self.broker_id.to_string(),
+                &format!("brokerRole={role} needs brokerId=0 (ids > 0 are slaves)"),
+            ));
+        }
+        let ha_port = self.ha_listen_port();
+        if ha_port != 0 && ha_port == self.listen_port {
+            return Err(invalid(
+                "haListenPort",
+                &ha_port.to_string(),
+                "must differ from listenPort",
+            ));
+        }
+        if let Some(address) = self.ha_master_address.as_ref() {
+            if self.broker_role.is_master() {
+                return Err(invalid(
+                    "haMasterAddress",
+                    &address.to_string(),
+                    &format!("only a SLAVE connects to a master; this broker is {role}"),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -553,6 +717,18 @@ fn non_empty(key: &str, v: &str) -> Result<String, ConfigError> {
         return Err(invalid(key, v, "must not be empty"));
     }
     Ok(v.to_owned())
+}
+
+/// A broker or cluster name: non-empty, at most [`limits::BROKER_NAME_LENGTH_MAX`] bytes.
+fn name(key: &str, v: &str) -> Result<String, ConfigError> {
+    if v.len() > limits::BROKER_NAME_LENGTH_MAX {
+        return Err(invalid(
+            key,
+            v,
+            &format!("longer than {} bytes", limits::BROKER_NAME_LENGTH_MAX),
+        ));
+    }
+    non_empty(key, v)
 }
 
 fn parse<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, ConfigError>
@@ -621,7 +797,7 @@ Key = continued\\u0041
         assert_eq!(c.flush_disk_type, FlushDiskType::SyncFlush);
         assert_eq!(c.namesrv_addrs, vec!["10.0.0.1:9876", "10.0.0.2:9876"]);
         assert_eq!(c.listen_port, 10921);
-        assert_eq!(c.ha_listen_port, 10922);
+        assert_eq!(c.ha_listen_port(), 10922);
         assert_eq!(c.broker_ip1, Ipv4Addr::new(127, 0, 0, 2));
         assert_eq!(
             c.store_path_commit_log,
@@ -794,6 +970,206 @@ Key = continued\\u0041
         props.insert("messageDelayLevel".to_owned(), "1s 2q".to_owned());
         let err = BrokerConfig::from_properties(&props).expect_err("invalid");
         assert!(matches!(err, ConfigError::Invalid { ref key, .. } if key == "messageDelayLevel"));
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        let props: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        BrokerConfig::from_properties(&props).map(|loaded| {
+            assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+            loaded.config
+        })
+    }
+
+    /// The key a refused config names (panics if it was accepted).
+    fn refused_key(pairs: &[(&str, &str)]) -> String {
+        match load(pairs) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{pairs:?} must be refused naming a key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ha_keys_default_as_java() {
+        let c = load(&[]).expect("defaults");
+        assert_eq!(c.broker_role, BrokerRole::AsyncMaster);
+        assert_eq!(c.broker_id, 0);
+        assert_eq!(c.ha_listen_port(), 10912, "listenPort + 1");
+        assert_eq!(c.ha_master_address, None);
+        assert_eq!(c.ha_send_heartbeat_interval, Duration::from_millis(5000));
+        assert_eq!(c.ha_max_gap_not_in_sync, 256 * 1024 * 1024);
+        assert_eq!(c.ha_transfer_batch_size, 32 * 1024);
+        assert!(!c.slave_read_enable);
+        let c = load(&[("listenPort", "20000")]).expect("valid");
+        assert_eq!(c.ha_listen_port(), 20001, "follows listenPort");
+    }
+
+    #[test]
+    fn a_slave_conf_is_read() {
+        let c = load(&[
+            ("brokerRole", "SLAVE"),
+            ("brokerId", "2"),
+            ("haListenPort", "30912"),
+            ("haMasterAddress", "10.0.0.1:10912"),
+            ("haSendHeartbeatInterval", "1000"),
+            ("haMaxGapNotInSync", "1048576"),
+            ("haTransferBatchSize", "65536"),
+            ("slaveReadEnable", "true"),
+        ])
+        .expect("valid");
+        assert_eq!(c.broker_role, BrokerRole::Slave);
+        assert_eq!(c.broker_id, 2);
+        assert_eq!(c.ha_listen_port(), 30912);
+        assert_eq!(
+            c.ha_master_address,
+            Some(HaMasterAddress {
+                host: "10.0.0.1".into(),
+                port: 10912
+            })
+        );
+        assert_eq!(c.ha_send_heartbeat_interval, Duration::from_secs(1));
+        assert_eq!(c.ha_max_gap_not_in_sync, 1 << 20);
+        assert_eq!(c.ha_transfer_batch_size, 1 << 16);
+        assert!(c.slave_read_enable);
+        let sync = load(&[("brokerRole", "SYNC_MASTER"), ("brokerId", "0")]).expect("valid");
+        assert_eq!(sync.broker_role, BrokerRole::SyncMaster);
+    }
+
+    #[test]
+    fn role_and_id_must_agree() {
+        assert_eq!(
+            refused_key(&[("brokerRole", "SLAVE")]),
+            "brokerId",
+            "default id 0"
+        );
+        assert_eq!(
+            refused_key(&[("brokerRole", "SLAVE"), ("brokerId", "0")]),
+            "brokerId"
+        );
+        assert_eq!(
+            refused_key(&[("brokerId", "1")]),
+            "brokerId",
+            "default ASYNC_MASTER"
+        );
+        assert_eq!(
+            refused_key(&[("brokerRole", "SYNC_MASTER"), ("brokerId", "3")]),
+            "brokerId"
+        );
+        let err = load(&[("brokerRole", "ASYNC_MASTER"), ("brokerId", "1")]).expect_err("refused");
+        assert!(err.to_string().contains("ASYNC_MASTER"), "{err}");
+        assert_eq!(refused_key(&[("brokerId", "-1")]), "brokerId");
+        assert_eq!(refused_key(&[("brokerRole", "slave")]), "brokerRole");
+    }
+
+    #[test]
+    fn ha_listen_port_must_differ_from_listen_port() {
+        assert_eq!(
+            refused_key(&[("listenPort", "20000"), ("haListenPort", "20000")]),
+            "haListenPort"
+        );
+        assert_eq!(refused_key(&[("haListenPort", "10911")]), "haListenPort");
+        assert_eq!(refused_key(&[("haListenPort", "0")]), "haListenPort");
+        assert_eq!(refused_key(&[("haListenPort", "65536")]), "haListenPort");
+        assert_eq!(
+            load(&[("listenPort", "20000"), ("haListenPort", "10911")])
+                .expect("valid")
+                .ha_listen_port(),
+            10911
+        );
+        // `rmq standalone --broker-port` changes listenPort after the file was read.
+        let mut c = load(&[("haListenPort", "20000")]).expect("valid");
+        c.listen_port = 20000;
+        let err = c.check_relations().expect_err("now equal");
+        assert!(matches!(err, ConfigError::Invalid { ref key, .. } if key == "haListenPort"));
+        let mut c = load(&[]).expect("defaults");
+        c.listen_port = 0;
+        assert_eq!(c.ha_listen_port(), 0, "any free port, as listenPort");
+        c.check_relations().expect("both ephemeral");
+    }
+
+    #[test]
+    fn ha_master_address_is_host_port_on_a_slave_only() {
+        let slave = [("brokerRole", "SLAVE"), ("brokerId", "1")];
+        for (text, host, port) in [
+            ("10.0.0.1:10912", "10.0.0.1", 10912),
+            ("[::1]:10912", "::1", 10912),
+            ("master-a.example.com:1", "master-a.example.com", 1),
+            ("localhost:65535", "localhost", 65535),
+        ] {
+            let mut pairs = slave.to_vec();
+            pairs.push(("haMasterAddress", text));
+            let address = load(&pairs).expect(text).ha_master_address.expect("set");
+            assert_eq!((address.host.as_str(), address.port), (host, port));
+            assert_eq!(address.to_string(), text, "displays as written");
+        }
+        for bad in [
+            "master",
+            "master:",
+            ":10912",
+            "master:0",
+            "master:65536",
+            "master:port",
+            "[::1",
+            "[::1:10912",
+            "[zz]:1",
+            "::1:10912",
+            "a b:1",
+            "-bad:1",
+            "a..b:1",
+            "a_b:1",
+        ] {
+            let mut pairs = slave.to_vec();
+            pairs.push(("haMasterAddress", bad));
+            assert_eq!(refused_key(&pairs), "haMasterAddress", "{bad:?}");
+        }
+        let err = load(&[("haMasterAddress", "10.0.0.1:10912")]).expect_err("master");
+        assert!(
+            matches!(err, ConfigError::Invalid { ref key, .. } if key == "haMasterAddress"),
+            "{err}"
+        );
+        assert_eq!(
+            refused_key(&[("brokerRole", "SYNC_MASTER"), ("haMasterAddress", "h:1")]),
+            "haMasterAddress"
+        );
+    }
+
+    #[test]
+    fn ha_numbers_are_range_checked() {
+        let batch_max = limits::HA_TRANSFER_BATCH_SIZE_MAX.to_string();
+        assert_eq!(
+            load(&[("haTransferBatchSize", batch_max.as_str())])
+                .expect("the largest batch fits one frame")
+                .ha_transfer_batch_size,
+            rmq_net::ha::limits::HA_DATA_BYTES_MAX
+        );
+        let over = (limits::HA_TRANSFER_BATCH_SIZE_MAX + 1).to_string();
+        for (key, value) in [
+            ("haTransferBatchSize", over.as_str()),
+            ("haTransferBatchSize", "0"),
+            ("haMaxGapNotInSync", "0"),
+            ("haMaxGapNotInSync", "9223372036854775808"),
+            ("haMaxGapNotInSync", "-1"),
+            ("haSendHeartbeatInterval", "0"),
+            ("haSendHeartbeatInterval", "5s"),
+            ("slaveReadEnable", "yes"),
+        ] {
+            assert_eq!(refused_key(&[(key, value)]), key, "{key}={value}");
+        }
+        let long = "b".repeat(limits::BROKER_NAME_LENGTH_MAX + 1);
+        assert_eq!(refused_key(&[("brokerName", long.as_str())]), "brokerName");
+        assert_eq!(
+            refused_key(&[("brokerClusterName", long.as_str())]),
+            "brokerClusterName"
+        );
+        let longest = "b".repeat(limits::BROKER_NAME_LENGTH_MAX);
+        assert_eq!(
+            load(&[("brokerName", longest.as_str())])
+                .expect("valid")
+                .broker_name,
+            longest
+        );
     }
 
     #[test]

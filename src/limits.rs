@@ -73,6 +73,29 @@ pub const SEGMENT_SIZE_MIN: u64 = 1 << 20;
 pub const SEGMENT_SIZE_MAX: u64 = storage::SEGMENT_SIZE_BYTES_MAX;
 const _: () = assert!(SEGMENT_SIZE_MIN >= storage::SEGMENT_SIZE_BYTES_MIN);
 
+// ---- replication (HA) -------------------------------------------------------------------------
+
+/// Default `haTransferBatchSize`: log bytes the master ships per Data frame (Java's 32 KiB).
+pub const HA_TRANSFER_BATCH_SIZE_DEFAULT: usize = 32 * 1024;
+/// Largest `haTransferBatchSize` accepted: what one HA Data frame may carry (the protocol's
+/// limit, so a configured batch always fits one frame). A larger value stops the start.
+pub const HA_TRANSFER_BATCH_SIZE_MAX: usize = rmq_net::ha::limits::HA_DATA_BYTES_MAX;
+const _: () = assert!(HA_TRANSFER_BATCH_SIZE_DEFAULT <= HA_TRANSFER_BATCH_SIZE_MAX);
+/// Default `haMaxGapNotInSync` (Java's 256 MiB): a slave further behind is not in sync.
+pub const HA_MAX_GAP_NOT_IN_SYNC_DEFAULT: u64 = 256 * 1024 * 1024;
+/// Largest `haMaxGapNotInSync`: offsets are `i64` (the HA protocol refuses larger ones too).
+pub const HA_MAX_GAP_NOT_IN_SYNC_MAX: u64 = rmq_net::ha::limits::HA_OFFSET_MAX;
+/// Default `haSendHeartbeatInterval` (Java's 5 s): how often an idle HA connection sends a
+/// heartbeat (the master an empty Data frame, the slave an Ack).
+pub const HA_SEND_HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);
+/// Longest `brokerName` and `brokerClusterName`: a slave sends both in its HA Hello, whose
+/// name fields have a one-byte length.
+pub const BROKER_NAME_LENGTH_MAX: usize = rmq_net::ha::limits::HA_NAME_SIZE_MAX;
+const _: () = assert!(
+    BROKER_NAME_LENGTH_MAX >= 64,
+    "room for any real broker name"
+);
+
 // ---- file descriptors (src/runtime/fds.rs) ---------------------------------------------------
 
 /// Descriptors kept for everything that is not a client connection, besides the shards' own:

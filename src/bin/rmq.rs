@@ -366,6 +366,9 @@ fn run_standalone(args: &StandaloneArgs) -> anyhow::Result<()> {
         config = load_broker_config(Some(path))?;
     }
     config.listen_port = args.broker_port;
+    config
+        .check_relations()
+        .context("--broker-port and broker.conf disagree")?;
     config.store_path_root_dir.clone_from(&args.store_dir);
     config.store_path_commit_log = args.store_dir.join("commitlog");
     // The all-in-one development command stays on loopback unless told otherwise: an

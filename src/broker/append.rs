@@ -3,12 +3,19 @@
 //! deliveries. Local when this shard owns the (topic, queue); otherwise one `submit_to` with the
 //! append's fields owned (the payload is copied once to cross).
 //!
-//! Must never: append to a queue the running shard does not own (asserted on arrival).
+//! Also owns the refusal of every client-driven write on a SLAVE ([`refuse_on_slave`]): a
+//! slave's CommitLog is a copy of its master's, appended to only by replication.
+//!
+//! Must never: append to a queue the running shard does not own (asserted on arrival), or
+//! append on a SLAVE.
 
 use std::rc::Rc;
 
 use bytes::Bytes;
+use rmq_net::codec::codes::ResponseCode;
 use rmq_storage::store::{AppendMessage, AppendOutcome, WaitForFlush};
+
+use crate::config::{BrokerConfig, BrokerRole};
 
 use crate::runtime::mesh::submit_to;
 use crate::runtime::placement::shard_for;
@@ -16,6 +23,27 @@ use crate::runtime::ShardId;
 
 use super::shard::Shard;
 use super::{storage_failure, Failure};
+
+/// Remark of a write refused on a slave: the words Java's store logs for it
+/// (`DefaultMessageStore.putMessage`); Java's reply carries a generic "service not available
+/// now" remark with the same code.
+pub const SLAVE_WRITE_REMARK: &str = "message store is slave mode, so putMessage is forbidden";
+
+/// Refuses a write on a SLAVE as Java's store does: SERVICE_NOT_AVAILABLE, which producers
+/// retry on another broker. Checked before anything else a write would change (topic or group
+/// auto-creation) and again before every append.
+///
+/// # Errors
+/// SERVICE_NOT_AVAILABLE with [`SLAVE_WRITE_REMARK`] on a slave.
+pub fn refuse_on_slave(config: &BrokerConfig) -> Result<(), Failure> {
+    if config.broker_role == BrokerRole::Slave {
+        return Err(Failure::Code(
+            ResponseCode::ServiceNotAvailable,
+            SLAVE_WRITE_REMARK.into(),
+        ));
+    }
+    Ok(())
+}
 
 /// An append that crosses the mesh: [`AppendMessage`] with owned fields.
 struct OwnedAppend {
@@ -58,7 +86,8 @@ impl OwnedAppend {
 /// call (the payload is copied once to cross). Returns the owner and where the message landed.
 ///
 /// # Errors
-/// The storage error's response code; SYSTEM_BUSY when the owner's mesh channel is full.
+/// The storage error's response code; SYSTEM_BUSY when the owner's mesh channel is full;
+/// SERVICE_NOT_AVAILABLE on a slave ([`refuse_on_slave`]).
 pub async fn append_routed(
     shard: &Rc<Shard>,
     message: &AppendMessage<'_>,
@@ -72,6 +101,7 @@ pub async fn append_routed_waiting(
     message: &AppendMessage<'_>,
     wait: WaitForFlush,
 ) -> Result<(ShardId, AppendOutcome), Failure> {
+    refuse_on_slave(&shard.config)?;
     let owner = shard_for(message.topic, message.queue_id, shard.shard_count());
     if owner == shard.id {
         let outcome = shard.store.append_waiting(message, wait).await;

@@ -2,6 +2,8 @@
 //! the target queue (PROTOCOL.md §4.1): validate, ensure UNIQ_KEY and CLUSTER, encode the
 //! §6.6 record, append to the shard's store, reply with the offset msgId.
 //!
+//! A SLAVE refuses every send (SERVICE_NOT_AVAILABLE, `append::refuse_on_slave`).
+//!
 //! Must never: acknowledge a SYNC_FLUSH message before the store says it is durable (the store
 //! decides; a timeout becomes FLUSH_DISK_TIMEOUT with the message stored), or store a message
 //! for a queue this shard does not own (asserted).
@@ -116,10 +118,13 @@ pub struct SendPlan {
 /// queue.
 ///
 /// # Errors
-/// The response Java gives for a bad header, a forbidden or unknown topic, a bad queue id.
+/// The response Java gives for a bad header, a forbidden or unknown topic, a bad queue id;
+/// SERVICE_NOT_AVAILABLE on a slave.
 pub async fn plan(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<SendPlan, Failure> {
     let header =
         SendMessageRequestHeader::decode_for_code(request.request_code(), &request.ext_fields)?;
+    // Before the topic checks: a slave must not auto-create topics either.
+    super::append::refuse_on_slave(&shard.config)?;
     check_topic(shard, &header)?;
     let config = ensure_send_topic(shard, &header).await?;
     if !perm::is_writeable(config.perm) {
@@ -360,6 +365,7 @@ async fn send_batch(
             payload,
         })
         .collect();
+    super::append::refuse_on_slave(&shard.config)?;
     let outcome = shard
         .store
         .append_batch(&header.topic, queue_id, &messages, Some(now))

@@ -7,9 +7,10 @@
 //!
 //! Group and retry/DLQ topic lookups that miss this shard's snapshot go to the control shard
 //! (which auto-creates, persists and broadcasts, as Java's `findSubscriptionGroupConfig` and
-//! `createTopicInSendMessageBackMethod` do). Must never: read a record from another shard's
-//! store (the dispatcher routes by the offset's shard bits; asserted), or store a send-back
-//! anywhere but its retry queue's schedule level or its DLQ.
+//! `createTopicInSendMessageBackMethod` do). A SLAVE refuses send-backs before any lookup
+//! (SERVICE_NOT_AVAILABLE, `append::refuse_on_slave`). Must never: read a record from another
+//! shard's store (the dispatcher routes by the offset's shard bits; asserted), or store a
+//! send-back anywhere but its retry queue's schedule level or its DLQ.
 
 use std::rc::Rc;
 
@@ -63,6 +64,8 @@ fn lookup_failed(offset: i64) -> Failure {
 /// CONSUMER_SEND_MSG_BACK on the shard that holds the original record.
 pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
     let header = ConsumerSendMsgBackRequestHeader::decode_command(request)?;
+    // Before the group and retry-topic lookups, which may create them.
+    super::append::refuse_on_slave(&shard.config)?;
     let group = group_config(shard, &header.group).await?;
     if !perm::is_writeable(shard.config.broker_permission) {
         return Err(Failure::Code(

@@ -397,7 +397,11 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
     };
     compio::runtime::spawn(serve_inbox(Rc::clone(&shard), inbox)).detach();
     compio::runtime::spawn(maintenance(Rc::clone(&shard))).detach();
-    super::schedule::start(&shard);
+    // As Java's ScheduleMessageService: only a master delivers delayed messages; a slave's
+    // schedule queues are its master's, delivered there and replicated.
+    if shard.config.broker_role.is_master() {
+        super::schedule::start(&shard);
+    }
     if id == CONTROL_SHARD {
         compio::runtime::spawn(super::control::register::run_background(Rc::clone(&shard)))
             .detach();

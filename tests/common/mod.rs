@@ -359,6 +359,12 @@ impl Broker {
         self.addr = self.server.addr("broker");
     }
 
+    /// Rewrites broker.conf as [`write_broker_conf`] does with `extra`; the next restart
+    /// ([`Broker::terminate_and_restart`], [`Broker::kill_and_restart`]) reads it.
+    pub fn rewrite_conf(&mut self, extra: &str) {
+        self.conf = write_broker_conf(self.dir.path(), extra);
+    }
+
     /// `storePathRootDir`.
     pub fn store_dir(&self) -> PathBuf {
         self.dir.path().join("store")

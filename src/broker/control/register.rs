@@ -149,7 +149,7 @@ async fn register(shard: &Rc<Shard>, topics: Option<&[&str]>) -> bool {
         broker_name: config.broker_name.clone(),
         broker_addr: shard.store_host.to_string(),
         cluster_name: config.broker_cluster_name.clone(),
-        ha_server_addr: format!("{}:{}", config.broker_ip2, config.ha_listen_port),
+        ha_server_addr: format!("{}:{}", config.broker_ip2, config.ha_listen_port()),
         broker_id: config.broker_id,
         heartbeat_timeout_millis: Some(REGISTER_HEARTBEAT_TIMEOUT_MS),
         enable_acting_master: Some(false),

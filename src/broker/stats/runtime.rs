@@ -222,7 +222,7 @@ pub fn broker_config_text(config: &BrokerConfig, shards: usize) -> String {
         ("listenPort", config.listen_port.to_string()),
         ("brokerIP1", config.broker_ip1.to_string()),
         ("brokerIP2", config.broker_ip2.to_string()),
-        ("haListenPort", config.ha_listen_port.to_string()),
+        ("haListenPort", config.ha_listen_port().to_string()),
         (
             "storePathRootDir",
             config.store_path_root_dir.display().to_string(),
@@ -252,15 +252,7 @@ pub fn broker_config_text(config: &BrokerConfig, shards: usize) -> String {
             "commitIntervalCommitLog",
             millis(config.commit_interval_commit_log),
         ),
-        (
-            "brokerRole",
-            match config.broker_role {
-                BrokerRole::AsyncMaster => "ASYNC_MASTER",
-                BrokerRole::SyncMaster => "SYNC_MASTER",
-                BrokerRole::Slave => "SLAVE",
-            }
-            .to_owned(),
-        ),
+        ("brokerRole", config.broker_role.as_str().to_owned()),
         (
             "autoCreateTopicEnable",
             config.auto_create_topic_enable.to_string(),
@@ -307,6 +299,10 @@ pub fn broker_config_text(config: &BrokerConfig, shards: usize) -> String {
             "haMaxGapNotInSync",
             config.ha_max_gap_not_in_sync.to_string(),
         ),
+        (
+            "haTransferBatchSize",
+            config.ha_transfer_batch_size.to_string(),
+        ),
         ("shards", shards.to_string()),
         (
             "defaultQueryMaxNum",
@@ -314,7 +310,7 @@ pub fn broker_config_text(config: &BrokerConfig, shards: usize) -> String {
         ),
     ];
     if let Some(master) = &config.ha_master_address {
-        entries.push(("haMasterAddress", master.clone()));
+        entries.push(("haMasterAddress", master.to_string()));
     }
     entries.sort_by(|a, b| a.0.cmp(b.0));
     let mut text = String::new();
