@@ -104,6 +104,35 @@ pub enum StorageError {
         reason: String,
     },
 
+    /// No CommitLog entry (record or filler) starts at this offset: not an entry boundary, or
+    /// the bytes there are damaged. Replication reads and truncation must start at one.
+    #[error("no CommitLog entry starts at offset {offset}: {reason}")]
+    NotAnEntry {
+        /// The offset asked for.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+
+    /// Replicated bytes must continue the log exactly at its end; nothing was placed.
+    #[error("replication gap: the log ends at {expected}, the replicated bytes start at {got}")]
+    ReplicationGap {
+        /// The log's appended end (where the bytes must start).
+        expected: u64,
+        /// Where they start.
+        got: u64,
+    },
+
+    /// A replicated chunk was refused: one of its entries failed validation. Nothing of the
+    /// chunk was placed.
+    #[error("replicated entry at offset {offset} refused: {refusal}")]
+    ReplicationRefused {
+        /// Log offset of the first entry that failed.
+        offset: u64,
+        /// Which check failed.
+        refusal: ReplicationRefusal,
+    },
+
     /// Bytes on disk (or in a read) failed validation: bad length, CRC, magic or position.
     #[error("corrupt data in {path} at offset {offset}: {reason}")]
     Corrupt {
@@ -122,6 +151,84 @@ pub enum StorageError {
     /// The log was closed (or abandoned) and accepts no more calls.
     #[error("commit log is closed")]
     Closed,
+}
+
+/// Why a replicated chunk was refused ([`StorageError::ReplicationRefused`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicationRefusal {
+    /// The chunk is larger than the store accepts in one call.
+    #[error("chunk of {len} bytes exceeds the maximum of {max} bytes")]
+    ChunkTooLarge {
+        /// Bytes in the chunk.
+        len: usize,
+        /// The limit (`REPLICATION_CHUNK_BYTES_MAX`, or one record if larger).
+        max: usize,
+    },
+    /// The entry does not parse: bad length, magic, CRC, own offset or padding.
+    #[error("not a valid entry: {0}")]
+    Malformed(String),
+    /// The chunk ends inside an entry.
+    #[error("the chunk ends inside an entry of {needed} bytes ({available} left in the chunk)")]
+    Incomplete {
+        /// Bytes the entry needs.
+        needed: u64,
+        /// Bytes left in the chunk.
+        available: u64,
+    },
+    /// The entry's generation is below the last entry's in the log (or in the chunk).
+    #[error("generation {got} below the previous entry's {last}")]
+    GenerationDecreased {
+        /// Generation of the entry before it.
+        last: u32,
+        /// The entry's generation.
+        got: u32,
+    },
+    /// A record would straddle this log's segment end: the master's segments are larger.
+    #[error("entry ending at {entry_end} crosses the segment end {segment_end}: master and slave segment sizes differ")]
+    CrossesSegmentEnd {
+        /// End of this log's segment holding the entry.
+        segment_end: u64,
+        /// Where the entry ends.
+        entry_end: u64,
+    },
+    /// A filler does not end where this log's segment ends: the segment sizes differ (or the
+    /// filler is longer than a record, which no master writes).
+    #[error("filler ending at {filler_end} but the segment ends at {segment_end}: master and slave segment sizes differ")]
+    FillerMisplaced {
+        /// End of this log's segment holding the filler.
+        segment_end: u64,
+        /// Where the filler ends.
+        filler_end: u64,
+    },
+    /// The record's queue offset is not the next one of its queue here: the slave's consume
+    /// queue and the master's disagree.
+    #[error("record for {topic}/{queue_id} at queue offset {got}, but the queue's next offset is {expected}")]
+    QueueOffsetMismatch {
+        /// Topic.
+        topic: String,
+        /// Queue id.
+        queue_id: i32,
+        /// The slave's next queue offset.
+        expected: u64,
+        /// The record's queue offset.
+        got: i64,
+    },
+    /// A record field no queue can take (topic charset, negative queue id, ...).
+    #[error("invalid {field}: {reason}")]
+    InvalidField {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The chunk needs more new queues than the store may still create.
+    #[error("the chunk needs {needed} new queues, only {available} more may be created")]
+    QueuesExhausted {
+        /// New queues the chunk needs.
+        needed: usize,
+        /// Queues the store may still create.
+        available: usize,
+    },
 }
 
 impl StorageError {

@@ -102,6 +102,13 @@ pub const RECOVERY_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// A single `read_batch` returns at most this many bytes of records (bounds one read buffer).
 pub const READ_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// Replication: one chunk of shipped log bytes (`read_log`) or placed ones (`append_replicated`)
+/// holds at most this many bytes, unless its single entry is larger (at most one record). It
+/// bounds the memory one shipping step takes on either side (about twice this: the aligned
+/// read buffer and the chunk) whatever the backlog, and is the same as a reput batch: large
+/// enough that per-chunk costs (a round trip, a dispatch) stay small next to 8 MiB of copying.
+pub const REPLICATION_CHUNK_BYTES_MAX: usize = 8 * 1024 * 1024;
+
 /// One coalesced read of `CommitLog::read_many` (a pull of one queue's records) covers at most
 /// this many bytes, gaps between the wanted records included: one 1 MiB O_DIRECT read instead of
 /// hundreds of 4 KiB ones for a cold pull.
@@ -166,6 +173,14 @@ const _: () = {
     assert!(RECOVERY_READ_CHUNK_BYTES >= RECORD_SIZE_BYTES_MAX_DEFAULT as usize / 2);
     assert!(READ_BATCH_BYTES_MAX >= RECORD_SIZE_BYTES_MAX_DEFAULT as usize + BLOCK_SIZE_MAX);
     assert!(TOPIC_LEN_MAX <= u16::MAX as usize);
+    assert!(
+        REPLICATION_CHUNK_BYTES_MAX >= RECORD_SIZE_BYTES_MAX_DEFAULT as usize,
+        "a chunk holds at least one record of the default maximum"
+    );
+    assert!(
+        REPLICATION_CHUNK_BYTES_MAX % BLOCK_SIZE_MAX == 0,
+        "a chunk read is whole blocks"
+    );
     assert!(FLUSH_EAGER_DIVISOR >= 2);
     assert!(DELETE_WHEN_HOUR_DEFAULT < 24);
     assert!(DISK_MAX_USED_SPACE_RATIO_PERCENT_DEFAULT <= 100);

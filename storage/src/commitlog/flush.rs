@@ -166,6 +166,7 @@ impl Inner {
     /// the writes it submitted.
     async fn stream_full_blocks(&self) {
         let mut next = align_down(self.state.borrow().written, self.alignment as u64);
+        let truncations = self.truncations.get();
         let mut in_flight = FuturesOrdered::new();
         loop {
             while in_flight.len() < STREAM_WRITES_IN_FLIGHT {
@@ -181,6 +182,11 @@ impl Inner {
             let Some((end, file, result)) = in_flight.next().await else {
                 return;
             };
+            assert_eq!(
+                self.truncations.get(),
+                truncations,
+                "a truncation waits until nothing is left to write"
+            );
             if let Err(error) = result {
                 self.poison(&error);
                 while in_flight.next().await.is_some() {}
@@ -260,11 +266,17 @@ impl Inner {
         let Some(plan) = self.plan_flush() else {
             return true;
         };
+        let truncations = self.truncations.get();
         let writes = plan.pieces.into_iter().map(|piece| async move {
             let (result, _) = piece.file.write_all_at(piece.slice, piece.file_pos).await;
             result
         });
         let results = futures_util::future::join_all(writes).await;
+        assert_eq!(
+            self.truncations.get(),
+            truncations,
+            "a truncation waits until nothing is left to write"
+        );
         if let Some(error) = results.into_iter().find_map(Result::err) {
             self.poison(&error);
             return false;
@@ -302,10 +314,17 @@ impl Inner {
             let mut state = self.state.borrow_mut();
             (state.written, std::mem::take(&mut state.unsynced_files))
         };
+        let truncations = self.truncations.get();
         let syncs = files.iter().map(|file| file.sync_data());
         let results = futures_util::future::join_all(syncs).await;
         if let Some(error) = results.into_iter().find_map(Result::err) {
             self.poison(&error);
+            return;
+        }
+        if self.truncations.get() != truncations {
+            // The log was truncated meanwhile: `target` may lie past its new end, and the
+            // truncation made its own bytes durable.
+            self.durable_waiters.wake_all();
             return;
         }
         {
@@ -403,34 +422,52 @@ impl Inner {
         }
     }
 
-    /// Writes the checkpoint `{durable, generation}` atomically, one writer at a time; skips an
-    /// offset older than the newest checkpoint.
+    /// Writes the checkpoint `{durable, generation, floor}` atomically, one writer at a time;
+    /// skips an offset older than the newest checkpoint, or one a truncation took back.
     pub(super) async fn write_checkpoint(&self, durable: u64) -> Result<()> {
-        assert!(
-            durable <= self.state.borrow().durable,
-            "checkpoint only durable offsets"
-        );
         while self.checkpoint_busy.replace(true) {
             self.wait_for_change(&self.checkpoint_idle).await;
         }
-        let result = if durable < self.state.borrow().checkpointed {
-            Ok(())
-        } else {
-            let checkpoint = Checkpoint {
-                durable_offset: durable,
-                generation: self.generation,
-            };
-            let payload = encode_checkpoint(&checkpoint);
-            crate::checkpoint::write_atomic(&self.disk, &self.dir, CHECKPOINT_FILE_NAME, &payload)
-                .await
-        };
-        if result.is_ok() {
-            let mut state = self.state.borrow_mut();
-            state.checkpointed = state.checkpointed.max(durable);
-        }
+        let result = self.write_checkpoint_locked(durable).await;
         self.checkpoint_busy.set(false);
         self.checkpoint_idle.wake_all();
         result
+    }
+
+    /// [`Inner::write_checkpoint`] with the checkpoint slot held (truncation holds it too).
+    pub(super) async fn write_checkpoint_locked(&self, durable: u64) -> Result<()> {
+        let floor_generation = {
+            let state = self.state.borrow();
+            if durable > state.durable {
+                // Only a truncation moves the durable mark back: `durable` was read before it.
+                assert!(
+                    self.truncations.get() > 0,
+                    "checkpoint only durable offsets"
+                );
+                return Ok(());
+            }
+            if durable < state.checkpointed {
+                return Ok(());
+            }
+            state
+                .generations
+                .before(durable)
+                .expect("the generation base never passes the newest checkpoint")
+        };
+        let checkpoint = Checkpoint {
+            durable_offset: durable,
+            generation: self.generation,
+            floor_generation,
+        };
+        let payload = encode_checkpoint(&checkpoint);
+        crate::checkpoint::write_atomic(&self.disk, &self.dir, CHECKPOINT_FILE_NAME, &payload)
+            .await?;
+        let mut state = self.state.borrow_mut();
+        if durable >= state.checkpointed {
+            state.checkpointed = durable;
+            state.generations.forget_before(durable);
+        }
+        Ok(())
     }
 }
 
@@ -448,18 +485,27 @@ fn write_limit(segment: &Segment, block: u64) -> u64 {
 pub(super) struct Checkpoint {
     /// Every record below this offset was covered by a completed fdatasync.
     pub(super) durable_offset: u64,
-    /// Generation of the open that wrote it; records written later have a generation >= it.
+    /// Generation of the open that wrote it; the next open takes a higher one.
     pub(super) generation: u32,
+    /// Generation of the last entry before `durable_offset`: every entry after it has at least
+    /// this one (the recovery scan's floor). Below `generation` in a slave's log, whose entries
+    /// carry the master's generations.
+    pub(super) floor_generation: u32,
 }
 
-const CHECKPOINT_FORMAT: u32 = 1;
-const CHECKPOINT_PAYLOAD_BYTES: usize = 16;
+/// Format 1 (16 bytes) had no floor: the open's generation served as one.
+const CHECKPOINT_FORMAT_V1: u32 = 1;
+const CHECKPOINT_PAYLOAD_BYTES_V1: usize = 16;
+const CHECKPOINT_FORMAT: u32 = 2;
+const CHECKPOINT_PAYLOAD_BYTES: usize = 24;
 
 pub(super) fn encode_checkpoint(checkpoint: &Checkpoint) -> Vec<u8> {
     let mut payload = Vec::with_capacity(CHECKPOINT_PAYLOAD_BYTES);
     payload.extend_from_slice(&CHECKPOINT_FORMAT.to_le_bytes());
     payload.extend_from_slice(&checkpoint.generation.to_le_bytes());
     payload.extend_from_slice(&checkpoint.durable_offset.to_le_bytes());
+    payload.extend_from_slice(&checkpoint.floor_generation.to_le_bytes());
+    payload.extend_from_slice(&0u32.to_le_bytes());
     assert_eq!(payload.len(), CHECKPOINT_PAYLOAD_BYTES);
     payload
 }
@@ -470,19 +516,34 @@ pub(super) fn decode_checkpoint(payload: &[u8]) -> std::result::Result<Checkpoin
         offset: 0,
         reason,
     };
-    if payload.len() != CHECKPOINT_PAYLOAD_BYTES {
+    if payload.len() < 4 {
         return Err(bad(format!(
             "checkpoint payload of {} bytes",
             payload.len()
         )));
     }
     let format = u32::from_le_bytes(payload[0..4].try_into().expect("4 bytes"));
-    if format != CHECKPOINT_FORMAT {
-        return Err(bad(format!("unknown checkpoint format {format}")));
+    let expected_len = match format {
+        CHECKPOINT_FORMAT_V1 => CHECKPOINT_PAYLOAD_BYTES_V1,
+        CHECKPOINT_FORMAT => CHECKPOINT_PAYLOAD_BYTES,
+        _ => return Err(bad(format!("unknown checkpoint format {format}"))),
+    };
+    if payload.len() != expected_len {
+        return Err(bad(format!(
+            "checkpoint payload of {} bytes for format {format}",
+            payload.len()
+        )));
     }
+    let generation = u32::from_le_bytes(payload[4..8].try_into().expect("4 bytes"));
+    let floor_generation = if format == CHECKPOINT_FORMAT_V1 {
+        generation
+    } else {
+        u32::from_le_bytes(payload[16..20].try_into().expect("4 bytes"))
+    };
     Ok(Checkpoint {
-        generation: u32::from_le_bytes(payload[4..8].try_into().expect("4 bytes")),
+        generation,
         durable_offset: u64::from_le_bytes(payload[8..16].try_into().expect("8 bytes")),
+        floor_generation,
     })
 }
 
@@ -495,6 +556,7 @@ mod tests {
         let checkpoint = Checkpoint {
             durable_offset: 1 << 40,
             generation: 7,
+            floor_generation: 4,
         };
         assert_eq!(
             decode_checkpoint(&encode_checkpoint(&checkpoint)).expect("decode"),
@@ -504,5 +566,23 @@ mod tests {
         let mut other_format = encode_checkpoint(&checkpoint);
         other_format[0] = 9;
         assert!(decode_checkpoint(&other_format).is_err());
+        let short = &encode_checkpoint(&checkpoint)[..16];
+        assert!(decode_checkpoint(short).is_err(), "format 2 is 24 bytes");
+    }
+
+    #[test]
+    fn format_1_checkpoints_use_their_generation_as_the_floor() {
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        v1.extend_from_slice(&6u32.to_le_bytes());
+        v1.extend_from_slice(&4096u64.to_le_bytes());
+        assert_eq!(
+            decode_checkpoint(&v1).expect("v1"),
+            Checkpoint {
+                durable_offset: 4096,
+                generation: 6,
+                floor_generation: 6
+            }
+        );
     }
 }

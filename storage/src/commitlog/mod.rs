@@ -44,12 +44,16 @@ pub mod config;
 pub mod crc32c;
 mod decision;
 mod flush;
+mod generations;
 mod read;
 pub mod record;
 mod recovery;
+mod replicate;
 mod retention;
 mod ring;
 pub mod segment;
+mod ship;
+mod truncate;
 mod wait;
 
 use std::cell::{Cell, RefCell};
@@ -66,9 +70,11 @@ use compio::runtime::JoinHandle;
 
 pub use config::{CommitLogConfig, FlushPolicy};
 pub use read::{ReadBatch, StoredRecord};
-pub use record::AppendRecord;
+pub use record::{AppendRecord, EntryHeader, EntryKind};
 pub use recovery::RecoveryReport;
+pub use replicate::ReplicatedEntry;
 pub use retention::{RetentionClock, RetentionOutcome, RetentionPolicy};
+pub use ship::{LogChunk, ShipLimit};
 
 use crate::align::{align_down, align_up};
 use crate::error::{Result, StorageError};
@@ -147,6 +153,8 @@ struct State {
     last_checkpoint: Instant,
     /// Durable offset recorded in the newest checkpoint on disk.
     checkpointed: u64,
+    /// Generations of the entries from the newest checkpoint to the append mark.
+    generations: generations::Generations,
 }
 
 /// Background task handles.
@@ -182,6 +190,9 @@ struct Inner {
     checkpoint_busy: Cell<bool>,
     /// Woken when a checkpoint write ends.
     checkpoint_idle: WaitList,
+    /// Truncations so far: a write or fdatasync that started before one must not move the
+    /// marks after it.
+    truncations: Cell<u64>,
     tasks: RefCell<Tasks>,
 }
 
@@ -285,6 +296,19 @@ impl CommitLog {
             .collect()
     }
 
+    /// Poisons the log with `error` (first failure wins): appends fail until it is reopened.
+    /// The store uses it when a multi-step change (a truncation) fails half-way.
+    pub(crate) fn poison(&self, error: &StorageError) {
+        self.inner.poison(error);
+    }
+
+    /// Generation of the last entry in the log (0 for an empty log): a replicated entry must
+    /// not carry a lower one.
+    #[must_use]
+    pub fn last_generation(&self) -> u32 {
+        self.inner.state.borrow().generations.last()
+    }
+
     /// The failure that poisoned the log, if any.
     #[must_use]
     pub fn poisoned(&self) -> Option<Arc<str>> {
@@ -304,10 +328,21 @@ impl CommitLog {
         let mut state = inner.state.borrow_mut();
         let was_all_written = state.appended == state.written;
         state.usable()?;
+        if state.generations.last() > inner.generation {
+            return Err(StorageError::InvalidRecord {
+                field: "generation",
+                reason: format!(
+                    "the log ends with replicated entries of generation {} above this open's {}: a slave appends no records of its own",
+                    state.generations.last(),
+                    inner.generation
+                ),
+            });
+        }
         let Some(rolled) = inner.make_room(&mut state, size)? else {
             return Ok(None);
         };
         let phys_offset = state.appended;
+        state.generations.appended(phys_offset, inner.generation);
         let active = state
             .segments
             .back()
@@ -352,13 +387,18 @@ impl CommitLog {
     /// [`StorageError::DiskFull`] (or another preallocation error) when the next segment cannot
     /// be created; [`StorageError::Poisoned`]; [`StorageError::Closed`].
     pub async fn ready(&self, record_size: u64) -> Result<()> {
+        self.ready_for(Want::Record(record_size)).await
+    }
+
+    /// [`CommitLog::ready`] for a local record or a replicated entry.
+    async fn ready_for(&self, want: Want) -> Result<()> {
         let inner = &self.inner;
         let mut retried = false;
         loop {
             let start_preallocation = {
                 let mut state = inner.state.borrow_mut();
                 state.usable()?;
-                match inner.readiness(&state, record_size) {
+                match inner.readiness(&state, want) {
                     Readiness::Ready => return Ok(()),
                     Readiness::NeedRoom => false,
                     Readiness::NeedSegment => match &state.next {
@@ -546,6 +586,15 @@ impl Drop for CommitLog {
     }
 }
 
+/// What is to be appended at the append mark.
+#[derive(Debug, Clone, Copy)]
+enum Want {
+    /// A local record of this encoded size (the log adds a filler if it rolls).
+    Record(u64),
+    /// A replicated entry spanning this many bytes (placed as is; rolls only at a segment end).
+    Entry(u64),
+}
+
 /// Whether a record of a given size can be appended now.
 enum Readiness {
     Ready,
@@ -588,8 +637,23 @@ impl Inner {
         unwritten <= self.config.flush_pending_bytes_max as u64
     }
 
-    fn readiness(&self, state: &State, size: u64) -> Readiness {
-        let (footprint, rolls) = self.footprint(state, size);
+    /// [`Inner::footprint`] for what is wanted: a replicated entry brings its own filler, so
+    /// it rolls only when the active segment is full.
+    fn footprint_of(&self, state: &State, want: Want) -> (u64, bool) {
+        match want {
+            Want::Record(size) => self.footprint(state, size),
+            Want::Entry(span) => {
+                let active = state
+                    .segments
+                    .back()
+                    .expect("an active segment always exists");
+                (span, state.appended == active.end())
+            }
+        }
+    }
+
+    fn readiness(&self, state: &State, want: Want) -> Readiness {
+        let (footprint, rolls) = self.footprint_of(state, want);
         if !self.has_room(state, footprint) {
             return Readiness::NeedRoom;
         }
@@ -637,11 +701,17 @@ impl Inner {
             .segments
             .back()
             .expect("an active segment always exists");
+        if active.sealed_at.get().is_some() {
+            // Sealed by a replicated filler: the append mark is already at its end.
+            assert_eq!(state.appended, active.end(), "a sealed segment is full");
+            return;
+        }
         let at = state.appended;
         let remaining = active.end() - at;
         if remaining > 0 {
             let filler = encode_filler(at, remaining, self.generation);
             self.ring.write(at, &filler);
+            state.generations.appended(at, self.generation);
             let filler_end = at + FILLER_BYTES as u64;
             let zero_end = align_up(filler_end, self.alignment as u64).min(active.end());
             self.ring.zero(filler_end, (zero_end - filler_end) as usize);

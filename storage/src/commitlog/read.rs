@@ -278,7 +278,7 @@ impl CommitLog {
 
 impl Inner {
     /// Lowest offset currently served from the ring.
-    fn ring_floor(&self, state: &State) -> u64 {
+    pub(super) fn ring_floor(&self, state: &State) -> u64 {
         let block = self.alignment as u64;
         let lap = align_up(state.appended, block).saturating_sub(self.ring.capacity() as u64);
         state.cache_floor.max(lap)
@@ -413,7 +413,7 @@ fn parse_batch(
 }
 
 /// O_DIRECT read of `[offset, offset + len)` of a segment: aligned read, trimmed.
-async fn read_disk(
+pub(super) async fn read_disk(
     file: &DirectFile,
     segment_start: u64,
     offset: u64,

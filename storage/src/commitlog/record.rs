@@ -338,6 +338,8 @@ pub struct RecordView<'a> {
     pub phys_offset: u64,
     /// Generation (log open count) that wrote it.
     pub generation: u32,
+    /// The stored (xored) CRC over the whole record.
+    pub crc: u32,
     /// See [`AppendRecord`].
     pub sys_flag: i32,
     /// See [`AppendRecord`].
@@ -494,6 +496,7 @@ fn parse_record(
         total_len,
         phys_offset,
         generation: get_u32(record, OFFSET_GENERATION),
+        crc: get_u32(record, OFFSET_CRC),
         sys_flag: get_u32(record, OFFSET_SYS_FLAG) as i32,
         queue_offset: get_u64(record, OFFSET_QUEUE_OFFSET) as i64,
         store_timestamp_ms: get_u64(record, OFFSET_STORE_TIMESTAMP) as i64,
@@ -503,6 +506,128 @@ fn parse_record(
         keys: &record[keys_start..payload_start],
         payload: &record[payload_start..payload_end],
     })
+}
+
+/// What an entry's header says, without reading (or checking the CRC of) the rest of a record.
+/// Two logs hold the same entry at an offset iff offset, span, generation and stored CRC agree
+/// (the CRC covers the whole record), which is what a replication divergence check compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryHeader {
+    /// Log offset of the entry.
+    pub offset: u64,
+    /// Bytes the entry spans in the log (a filler: up to its segment's end).
+    pub span: u64,
+    /// Generation that wrote it.
+    pub generation: u32,
+    /// The CRC stored in the entry (as stored, xored).
+    pub crc: u32,
+    /// Record or filler.
+    pub kind: EntryKind,
+}
+
+/// Kind of a CommitLog entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A message record.
+    Record,
+    /// An end-of-segment filler.
+    Filler,
+}
+
+impl EntryHeader {
+    /// One past the entry's last byte.
+    #[must_use]
+    pub fn end(&self) -> u64 {
+        self.offset + self.span
+    }
+
+    /// Bytes of the entry as it is shipped: the whole record, or a filler's 16-byte header
+    /// (the rest of its span is unused space).
+    #[must_use]
+    pub fn shipped_len(&self) -> u64 {
+        match self.kind {
+            EntryKind::Record => self.span,
+            EntryKind::Filler => FILLER_BYTES as u64,
+        }
+    }
+}
+
+/// Reads the header of the entry at `bytes[0]` (log offset `phys_offset`): a filler is fully
+/// checked (its CRC covers its offset); a record's length, magic, own offset and field lengths
+/// are checked, not its CRC (that needs the whole record: [`parse_entry`]). `bytes` needs
+/// [`FILLER_BYTES`] for a filler and [`RECORD_HEADER_BYTES`] for a record.
+///
+/// # Errors
+/// [`ParseError::NeedMore`] if `bytes` is shorter than the header; [`ParseError::Invalid`] if
+/// no entry for `phys_offset` starts there.
+pub fn peek_header(
+    bytes: &[u8],
+    phys_offset: u64,
+    size_max: u32,
+) -> Result<EntryHeader, ParseError> {
+    if bytes.len() < FILLER_BYTES {
+        return Err(ParseError::NeedMore {
+            total_len: FILLER_BYTES as u64,
+        });
+    }
+    let total_len = get_u32(bytes, OFFSET_TOTAL_LEN);
+    if total_len == 0 {
+        return Err(ParseError::Invalid(UNWRITTEN_SPACE.into()));
+    }
+    if total_len as usize % RECORD_ALIGN != 0 {
+        return Err(ParseError::Invalid(format!(
+            "length {total_len} not a multiple of {RECORD_ALIGN}"
+        )));
+    }
+    match get_u32(bytes, OFFSET_MAGIC) {
+        FILLER_MAGIC => match parse_filler(bytes, phys_offset)? {
+            Entry::Filler {
+                total_len,
+                generation,
+            } => Ok(EntryHeader {
+                offset: phys_offset,
+                span: total_len,
+                generation,
+                crc: get_u32(bytes, OFFSET_CRC),
+                kind: EntryKind::Filler,
+            }),
+            Entry::Record(_) => unreachable!("parse_filler returns fillers"),
+        },
+        RECORD_MAGIC => {
+            if (total_len as usize) < RECORD_HEADER_BYTES || total_len > size_max {
+                return Err(ParseError::Invalid(format!(
+                    "record length {total_len} out of range"
+                )));
+            }
+            if bytes.len() < RECORD_HEADER_BYTES {
+                return Err(ParseError::NeedMore {
+                    total_len: RECORD_HEADER_BYTES as u64,
+                });
+            }
+            let stored_offset = get_u64(bytes, OFFSET_PHYS_OFFSET);
+            if stored_offset != phys_offset {
+                return Err(ParseError::Invalid(format!(
+                    "record for offset {stored_offset} found at {phys_offset}"
+                )));
+            }
+            let topic_len = usize::from(get_u16(bytes, OFFSET_TOPIC_LEN));
+            let keys_len = usize::from(get_u16(bytes, OFFSET_KEYS_LEN));
+            let payload_len = get_u32(bytes, OFFSET_PAYLOAD_LEN) as usize;
+            if encoded_size(topic_len, keys_len, payload_len) != u64::from(total_len) {
+                return Err(ParseError::Invalid(
+                    "field lengths disagree with the record length".into(),
+                ));
+            }
+            Ok(EntryHeader {
+                offset: phys_offset,
+                span: u64::from(total_len),
+                generation: get_u32(bytes, OFFSET_GENERATION),
+                crc: get_u32(bytes, OFFSET_CRC),
+                kind: EntryKind::Record,
+            })
+        }
+        other => Err(ParseError::Invalid(format!("bad magic {other:#010x}"))),
+    }
 }
 
 /// Reads `total_len` from an entry's first bytes (no validation).
@@ -645,6 +770,37 @@ mod tests {
             record.validate(MAX).expect("fits") as u64,
             record.encoded_size()
         );
+    }
+
+    #[test]
+    fn peek_header_agrees_with_parse_and_skips_the_crc() {
+        let record = sample(b"payload", b"k");
+        let mut bytes = encode_to_vec(&record, 4096, 7);
+        let header = peek_header(&bytes, 4096, MAX).expect("header");
+        assert_eq!(header.span, record.encoded_size());
+        assert_eq!((header.generation, header.kind), (7, EntryKind::Record));
+        assert_eq!(header.shipped_len(), header.span);
+        assert_eq!(header.end(), 4096 + record.encoded_size());
+        assert!(matches!(
+            peek_header(&bytes, 4112, MAX),
+            Err(ParseError::Invalid(_))
+        ));
+        assert_eq!(
+            peek_header(&bytes[..32], 4096, MAX),
+            Err(ParseError::NeedMore {
+                total_len: RECORD_HEADER_BYTES as u64
+            })
+        );
+        // A damaged payload is not seen by the header (cheap), only by the full parse.
+        let last = bytes.len() - 1;
+        bytes[last - 8] ^= 1;
+        assert!(peek_header(&bytes, 4096, MAX).is_ok());
+        assert!(parse_entry(&bytes, 4096, MAX).is_err());
+        let filler = encode_filler(8192, 4096, 3);
+        let header = peek_header(&filler, 8192, MAX).expect("filler");
+        assert_eq!((header.span, header.kind), (4096, EntryKind::Filler));
+        assert_eq!(header.shipped_len(), FILLER_BYTES as u64);
+        assert!(peek_header(&filler, 8208, MAX).is_err());
     }
 
     proptest! {

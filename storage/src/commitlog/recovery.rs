@@ -18,6 +18,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use super::flush::{decode_checkpoint, encode_checkpoint, flusher_task, Checkpoint};
+use super::generations::Generations;
 use super::record::{parse_entry, Entry, ParseError};
 use super::ring::Ring;
 use super::segment::{parse_segment_file_name, preallocate, segment_file_name, Segment};
@@ -59,6 +60,8 @@ struct ScanOutcome {
     end: u64,
     records: u64,
     max_generation: u32,
+    /// Generation of the last entry scanned (the floor if none was).
+    last_generation: u32,
     stop_reason: Option<String>,
 }
 
@@ -94,7 +97,7 @@ pub(super) async fn open(
                 reason: format!("checkpoint beyond the last segment end {last_end}"),
             });
         }
-        Some(cp) if cp.durable_offset >= first_start => (cp.durable_offset, cp.generation),
+        Some(cp) if cp.durable_offset >= first_start => (cp.durable_offset, cp.floor_generation),
         _ => (first_start, 0),
     };
     let scan = scan(
@@ -169,6 +172,7 @@ pub(super) async fn open(
     let checkpoint = Checkpoint {
         durable_offset: end,
         generation,
+        floor_generation: scan.last_generation,
     };
     crate::checkpoint::write_atomic(
         &disk,
@@ -194,7 +198,15 @@ pub(super) async fn open(
         checkpoint_ignored,
     };
     let log = start(
-        dir, config, disk, alignment, generation, ring, segments, next, end,
+        dir,
+        config,
+        disk,
+        alignment,
+        (generation, scan.last_generation),
+        ring,
+        segments,
+        next,
+        end,
     );
     Ok((log, report))
 }
@@ -205,7 +217,7 @@ fn start(
     config: CommitLogConfig,
     disk: Disk,
     alignment: usize,
-    generation: u32,
+    (generation, last_generation): (u32, u32),
     ring: Rc<Ring>,
     segments: VecDeque<Segment>,
     next: Option<Segment>,
@@ -227,6 +239,7 @@ fn start(
         unsynced_files: Vec::new(),
         last_checkpoint: now,
         checkpointed: end,
+        generations: Generations::new(end, last_generation),
     };
     let inner = Rc::new(Inner {
         dir: dir.to_path_buf(),
@@ -244,6 +257,7 @@ fn start(
         stop: Rc::new(Cell::new(false)),
         checkpoint_busy: Cell::new(false),
         checkpoint_idle: WaitList::default(),
+        truncations: Cell::new(0),
         tasks: RefCell::new(Tasks::default()),
     });
     let flusher = compio::runtime::spawn(flusher_task(
@@ -311,6 +325,7 @@ async fn scan(
         end: start,
         records: 0,
         max_generation: min_generation,
+        last_generation: min_generation,
         stop_reason: None,
     };
     let mut last_generation = min_generation;
@@ -347,6 +362,7 @@ async fn scan(
                     }
                     last_generation = entry.generation();
                     outcome.max_generation = outcome.max_generation.max(last_generation);
+                    outcome.last_generation = last_generation;
                     if let Entry::Filler { total_len, .. } = entry {
                         if pos + total_len != segment.end() {
                             outcome.stop_reason =

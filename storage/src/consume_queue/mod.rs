@@ -155,6 +155,22 @@ pub struct QueueSnapshot {
     pub max_offset: u64,
 }
 
+/// Where a queue is cut when the CommitLog is truncated: its entries at and after `new_max`
+/// point at or past the truncation point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCut {
+    /// Topic.
+    pub topic: Rc<str>,
+    /// Queue id.
+    pub queue_id: i32,
+    /// The queue instance the cut was planned for.
+    pub uid: u64,
+    /// The new max offset.
+    pub new_max: u64,
+    /// The entry at `new_max - 1`; `None` when the queue becomes empty.
+    pub last_entry: Option<CqEntry>,
+}
+
 /// What [`ConsumeQueues::dispatch`] did with a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dispatched {
@@ -554,6 +570,40 @@ impl ConsumeQueues {
         if let Some(queue) = self.queue_mut(topic, queue_id) {
             queue.advance_min(offset.min(queue.max_offset()));
         }
+    }
+
+    /// Drops a queue's entries at and after `cut.new_max` (see [`QueueState::truncate`]);
+    /// returns the paths of its files that then hold no entry. Does nothing if the queue is
+    /// gone or was re-created since the cut was planned.
+    pub fn truncate_queue(&mut self, cut: &QueueCut) -> Vec<PathBuf> {
+        let dir = self.queue_dir(&cut.topic, cut.queue_id);
+        let Some(queue) = self.queue_mut(&cut.topic, cut.queue_id) else {
+            return Vec::new();
+        };
+        if queue.uid() != cut.uid {
+            return Vec::new();
+        }
+        let old_max = queue.max_offset();
+        let dropped = queue.truncate(cut.new_max, cut.last_entry);
+        let uid = queue.uid();
+        let still_pending = queue.pending_blocks() > 0;
+        let epf = queue.entries_per_file();
+        let kept_file = queue.file_first(cut.new_max);
+        let last_file = queue.file_first(old_max.max(1) - 1);
+        self.pending_blocks -= dropped;
+        if !still_pending {
+            self.pending
+                .retain(|(topic, queue_id)| **topic != *cut.topic || *queue_id != cut.queue_id);
+        }
+        // Blocks of the dropped entries may be cached as immutable: never serve them again.
+        self.cache.remove_owner(uid);
+        let mut doomed = Vec::new();
+        let mut file_first = kept_file + epf;
+        while file_first <= last_file {
+            doomed.push(QueueState::file_path(&dir, file_first));
+            file_first += epf;
+        }
+        doomed
     }
 
     /// Removes every queue of `topic` from memory; returns the topic directory to delete.

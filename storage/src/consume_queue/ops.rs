@@ -1,6 +1,6 @@
 //! [`CqStore`]: the consume queues plus the I/O that serves them — entry reads through the
 //! block cache, block writes, flush (tail blocks + fdatasync), search by timestamp, topic
-//! deletion and retention. Single-threaded: the state sits in a `RefCell` that is never
+//! deletion, retention and truncation. Single-threaded: the state sits in a `RefCell` that is never
 //! borrowed across an `.await`; block writes are serialised by one async lock so two writes of
 //! the same block can never reorder, and flushes by another.
 //!
@@ -29,7 +29,7 @@ use super::io::{self, SyncFailure};
 use super::queue::{BlockWrite, Located, QueueState, TailLoad};
 use super::search::{Boundary, TimeSearch};
 use super::{
-    ConsumeQueueConfig, ConsumeQueues, Dispatched, QueueKey, CQ_SYNCS_IN_FLIGHT_MAX,
+    ConsumeQueueConfig, ConsumeQueues, Dispatched, QueueCut, QueueKey, CQ_SYNCS_IN_FLIGHT_MAX,
     CQ_WRITES_IN_FLIGHT_MAX,
 };
 
@@ -429,6 +429,84 @@ impl CqStore {
         let root = self.with(|queues| queues.config().root.clone());
         self.disk.sync_dir(&root).await?;
         Ok(true)
+    }
+
+    /// Plans the consume-queue side of truncating the CommitLog at `phys`: for each queue whose
+    /// last entry points at or past it, the first queue offset whose record starts at or past
+    /// it (a binary search: CommitLog offsets grow with queue offsets) and the entry before.
+    /// Queues ending below `phys` cost no I/O. Changes nothing.
+    ///
+    /// # Errors
+    /// As [`Self::read_entry`]; [`StorageError::Corrupt`] when the entry before the cut is
+    /// unreadable or a queue shrinks under the search.
+    pub async fn plan_truncation(&self, phys: u64) -> Result<Vec<QueueCut>> {
+        let mut cuts = Vec::new();
+        for (topic, queue_id) in self.with(|queues| queues.keys()) {
+            let found = self.with(|queues| {
+                queues.queue(&topic, queue_id).map(|queue| {
+                    (
+                        queue.min_offset(),
+                        queue.max_offset(),
+                        queue.last_entry(),
+                        queue.uid(),
+                    )
+                })
+            });
+            let Some((min_offset, max_offset, Some(last), uid)) = found else {
+                continue; // gone or empty
+            };
+            if last.phys_offset < phys {
+                continue;
+            }
+            let changed = || StorageError::Corrupt {
+                path: self.with(|queues| queues.queue_dir(&topic, queue_id)),
+                offset: phys,
+                reason: "consume queue changed or unreadable while planning a truncation".into(),
+            };
+            let (mut low, mut high) = (min_offset, max_offset);
+            while low < high {
+                let mid = low + (high - low) / 2;
+                match self.read_entry(&topic, queue_id, mid).await? {
+                    EntryRead::Found(found) if found.phys_offset >= phys => high = mid,
+                    EntryRead::Found(_) | EntryRead::FileMissing { .. } => low = mid + 1,
+                    EntryRead::OutOfRange => return Err(changed()),
+                }
+            }
+            let last_entry = if low > min_offset {
+                match self.read_entry(&topic, queue_id, low - 1).await? {
+                    EntryRead::Found(found) => Some(found),
+                    EntryRead::OutOfRange | EntryRead::FileMissing { .. } => return Err(changed()),
+                }
+            } else {
+                None
+            };
+            cuts.push(QueueCut {
+                topic: std::rc::Rc::clone(&topic),
+                queue_id,
+                uid,
+                new_max: low,
+                last_entry,
+            });
+        }
+        Ok(cuts)
+    }
+
+    /// Applies cuts from [`Self::plan_truncation`] (under the write lock, so no block write is
+    /// in flight) and deletes the files left without entries.
+    ///
+    /// # Errors
+    /// I/O errors removing files (the in-memory cut is done by then).
+    pub async fn apply_truncation(&self, cuts: &[QueueCut]) -> Result<()> {
+        let _guard = self.write_lock.lock().await;
+        let doomed: Vec<PathBuf> = self.with(|queues| {
+            cuts.iter()
+                .flat_map(|cut| queues.truncate_queue(cut))
+                .collect()
+        });
+        for path in doomed {
+            self.disk.remove_file(&path).await?;
+        }
+        Ok(())
     }
 
     /// Retention: raises every queue's min offset past entries whose record lies before

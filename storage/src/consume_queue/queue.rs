@@ -352,6 +352,60 @@ impl QueueState {
         self.last_entry = None;
     }
 
+    /// Drops the entries at and after `new_max` (the CommitLog was truncated under them);
+    /// `last_entry` is the entry at `new_max - 1` (`None` when the queue becomes empty).
+    /// Returns how many pending full blocks were dropped. The new tail block comes from memory
+    /// when it is the current tail or a pending block (zeroed past `new_max`, rewritten at the
+    /// next flush); otherwise it is on disk and loaded before the next push. Entries on disk
+    /// past `new_max` stay until overwritten: no read reaches them (reads stop at the max
+    /// offset, a tail load zeroes them, recovery trusts no more than the checkpoint's max).
+    ///
+    /// # Panics
+    /// If `new_max` lies outside `[min_offset, max_offset]`, or `last_entry` disagrees with
+    /// the queue becoming empty.
+    pub fn truncate(&mut self, new_max: u64, last_entry: Option<CqEntry>) -> usize {
+        assert!(
+            new_max >= self.min_offset,
+            "truncation below the min offset"
+        );
+        assert!(new_max <= self.max_offset, "truncation past the max offset");
+        assert_eq!(
+            last_entry.is_some(),
+            new_max > self.min_offset,
+            "last entry iff non-empty"
+        );
+        if new_max == self.max_offset {
+            return 0;
+        }
+        let new_tail_first = block_floor(new_max);
+        let mut tail: Option<Box<[u8]>> = if new_tail_first == self.tail_first {
+            self.tail.take()
+        } else {
+            self.pending
+                .iter()
+                .find(|(first, _)| *first == new_tail_first)
+                .map(|(_, bytes)| Box::from(&bytes[..]))
+        };
+        let before = self.pending.len();
+        self.pending.retain(|(first, _)| *first < new_tail_first);
+        let dropped = before - self.pending.len();
+        if let Some(bytes) = tail.as_mut() {
+            let keep = usize::try_from(new_max - new_tail_first).expect("< 128");
+            bytes[keep * entry::ENTRY_SIZE..].fill(0);
+        }
+        self.max_offset = new_max;
+        self.tail_first = new_tail_first;
+        self.last_entry = last_entry;
+        self.tail = tail;
+        self.tail_version += 1;
+        if self.tail.is_none() {
+            // Nothing in memory to write: the block on disk holds the entries below `new_max`.
+            self.tail_written_version = self.tail_version;
+        }
+        self.pushed_recently = true;
+        dropped
+    }
+
     /// Raises the min offset (retention). Entries below it are never served again.
     ///
     /// # Panics
@@ -655,6 +709,56 @@ mod tests {
         queue.push(1001, &cq_entry(1001));
         queue.advance_min(1001);
         assert_eq!(queue.min_offset(), 1001);
+    }
+
+    #[test]
+    fn truncate_keeps_the_prefix_in_memory_or_on_disk() {
+        // Into the current tail: zeroed past the new max, rewritten at the next flush.
+        let mut queue = queue((0, 0));
+        for offset in 0..300 {
+            queue.push(offset, &cq_entry(offset));
+        }
+        assert_eq!(queue.truncate(290, Some(cq_entry(289))), 0);
+        assert_eq!(
+            (queue.max_offset(), queue.last_entry()),
+            (290, Some(cq_entry(289)))
+        );
+        assert_eq!(queue.locate(289), Located::Memory(cq_entry(289)));
+        let tail = queue.tail_write(dir()).expect("tail rewritten");
+        assert!(entry::decode(290, entry::slot(&tail.bytes, 256, 290)).is_none());
+        // Into a pending full block: it becomes the tail, the blocks after it are dropped.
+        assert_eq!(queue.truncate(200, Some(cq_entry(199))), 1);
+        assert_eq!(
+            queue.pending_blocks(),
+            1,
+            "block 0..128 still waits for its write"
+        );
+        assert_eq!(queue.locate(199), Located::Memory(cq_entry(199)));
+        queue.push(200, &cq_entry(1000));
+        assert_eq!(queue.locate(200), Located::Memory(cq_entry(1000)));
+        // Into a written block: loaded from disk before the next push.
+        let first = queue.next_pending_write(dir()).expect("pending");
+        queue.complete_write(&first);
+        assert_eq!(queue.truncate(100, Some(cq_entry(99))), 0);
+        assert!(queue.needs_tail_load());
+        assert!(
+            queue.tail_write(dir()).is_none(),
+            "nothing in memory to write"
+        );
+        assert_eq!(
+            queue.locate(99),
+            Located::Disk {
+                file_first: 0,
+                block_first: 0,
+                immutable: false
+            }
+        );
+        // Down to empty.
+        assert_eq!(queue.truncate(0, None), 0);
+        assert_eq!((queue.min_offset(), queue.max_offset()), (0, 0));
+        assert!(!queue.needs_tail_load());
+        queue.push(0, &cq_entry(5000));
+        assert_eq!(queue.locate(0), Located::Memory(cq_entry(5000)));
     }
 
     #[test]

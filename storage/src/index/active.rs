@@ -161,6 +161,34 @@ impl ActiveTable {
         }
     }
 
+    /// Drops the entries of records at or after `phys` (the CommitLog was truncated there) and
+    /// ends the covered range at `phys`.
+    ///
+    /// # Panics
+    /// If `phys` lies before the table's covered range.
+    pub fn truncate(&mut self, phys: u64) {
+        assert!(
+            phys >= self.covered_begin,
+            "truncation before the table's range"
+        );
+        // Entries were inserted in CommitLog order.
+        let cut = self
+            .entries
+            .partition_point(|slot| slot.entry.phys_offset < phys);
+        self.entries.truncate(cut);
+        // Chains point only at older entries, so the kept prefix stays linked; heads move back.
+        self.heads.clear();
+        self.store_timestamp_min = i64::MAX;
+        self.store_timestamp_max = i64::MIN;
+        for (index, slot) in self.entries.iter().enumerate() {
+            let index = u32::try_from(index).expect("bounded by capacity");
+            self.heads.insert(slot.entry.key_hash, index);
+            self.store_timestamp_min = self.store_timestamp_min.min(slot.entry.store_timestamp);
+            self.store_timestamp_max = self.store_timestamp_max.max(slot.entry.store_timestamp);
+        }
+        self.covered_end = self.covered_end.min(phys);
+    }
+
     /// All entries, oldest first (the order they were inserted).
     pub fn entries(&self) -> impl ExactSizeIterator<Item = &IndexEntry> + '_ {
         self.entries.iter().map(|slot| &slot.entry)
@@ -201,6 +229,32 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(table.covered(), (0, 60));
         assert_eq!(table.store_timestamp_range(), Some((0, 500)));
+    }
+
+    #[test]
+    fn truncate_drops_entries_from_an_offset_and_keeps_chains() {
+        let mut table = ActiveTable::new(16, 0);
+        for i in 0..6u64 {
+            table.insert(entry(1, i * 10, i64::try_from(i).expect("small")));
+            table.insert(entry(2, i * 10 + 5, 100));
+        }
+        table.advance_covered(60);
+        table.truncate(25);
+        let mut out = Vec::new();
+        table.query(1, 0, i64::MAX, 100, &mut out);
+        assert_eq!(out, [20, 10, 0]);
+        out.clear();
+        table.query(2, 0, i64::MAX, 100, &mut out);
+        assert_eq!(out, [15, 5]);
+        assert_eq!(table.covered(), (0, 25));
+        assert_eq!(table.store_timestamp_range(), Some((0, 100)));
+        table.insert(entry(1, 30, 7));
+        out.clear();
+        table.query(1, 0, i64::MAX, 100, &mut out);
+        assert_eq!(out, [30, 20, 10, 0], "new entries chain onto the kept ones");
+        table.truncate(0);
+        assert!(table.is_empty());
+        assert_eq!(table.store_timestamp_range(), None);
     }
 
     #[test]

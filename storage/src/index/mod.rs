@@ -504,6 +504,60 @@ impl Index {
         Ok(doomed.len())
     }
 
+    /// Drops the entries of records at or after `phys` (the CommitLog is being truncated
+    /// there): sealed files covering anything at or past it are deleted, and the active table
+    /// is cut. Returns the CommitLog offset from which the records below `phys` must be offered
+    /// again (to [`Self::dispatch`] / [`Self::advance`]) when a deleted file also covered
+    /// records before `phys`; `None` when the index is complete up to `phys`. A table set
+    /// aside for sealing is written first.
+    ///
+    /// # Errors
+    /// I/O errors writing the set-aside table (nothing changed then) or deleting files.
+    pub async fn truncate(&self, phys: u64) -> Result<Option<u64>> {
+        self.write_sealing().await?;
+        let _guard = self.seal_lock.lock().await;
+        let (doomed, rebuild_from) = {
+            let mut state = self.state.borrow_mut();
+            assert!(
+                state.sealing.is_none(),
+                "no dispatch (and so no seal) while the index is truncated"
+            );
+            let keep = state
+                .sealed
+                .iter()
+                .position(|file| file.header.covered_end > phys)
+                .unwrap_or(state.sealed.len());
+            let doomed: Vec<SealedFile> = state.sealed.drain(keep..).collect();
+            for file in &doomed {
+                state.cache.remove_owner(file.uid);
+            }
+            let capacity = self.config.active_entries_max;
+            let rebuild_from = match doomed.first() {
+                Some(first) => {
+                    let begin = first.header.covered_begin;
+                    state.active = ActiveTable::new(capacity, begin.min(phys));
+                    (begin < phys).then_some(begin)
+                }
+                None if state.active.covered().0 >= phys => {
+                    state.active = ActiveTable::new(capacity, phys);
+                    None
+                }
+                None => {
+                    state.active.truncate(phys);
+                    None
+                }
+            };
+            (doomed, rebuild_from)
+        };
+        for file in &doomed {
+            self.disk.remove_file(&file.path).await?;
+        }
+        if !doomed.is_empty() {
+            self.disk.sync_dir(&self.config.root).await?;
+        }
+        Ok(rebuild_from)
+    }
+
     /// The directory of sealed files.
     #[must_use]
     pub fn root(&self) -> &Path {

@@ -42,7 +42,7 @@ pub(super) struct Inflight {
 }
 
 impl Inflight {
-    fn placed(&mut self, topic: &str, queue_id: i32, queue_offset: u64) {
+    pub(super) fn placed(&mut self, topic: &str, queue_id: i32, queue_offset: u64) {
         if let Some(queues) = self.topics.get_mut(topic) {
             queues.insert(queue_id, queue_offset + 1);
         } else {
@@ -53,7 +53,7 @@ impl Inflight {
         }
     }
 
-    fn next(&self, topic: &str, queue_id: i32) -> Option<u64> {
+    pub(super) fn next(&self, topic: &str, queue_id: i32) -> Option<u64> {
         self.topics.get(topic)?.get(&queue_id).copied()
     }
 
@@ -74,6 +74,11 @@ impl Inflight {
 
     pub(super) fn remove_topic(&mut self, topic: &str) {
         self.topics.remove(topic);
+    }
+
+    /// True when every placed record is dispatched.
+    pub(super) fn is_empty(&self) -> bool {
+        self.topics.is_empty()
     }
 }
 
@@ -202,7 +207,7 @@ impl Store {
     }
 
     /// Refuses new appends while consume-queue blocks cannot be written (memory bound).
-    async fn ensure_dispatch_room(&self) -> Result<()> {
+    pub(super) async fn ensure_dispatch_room(&self) -> Result<()> {
         if self.cqs.with(|queues| queues.pending_over_budget()) {
             self.cqs.write_pending().await?;
         }
@@ -258,7 +263,7 @@ impl Store {
 
     /// Pair assertion: the consume-queue entry built from the read-back record is the record
     /// this call appended.
-    async fn check_dispatched(
+    pub(super) async fn check_dispatched(
         &self,
         topic: &str,
         queue_id: i32,
@@ -282,7 +287,7 @@ impl Store {
         Ok(())
     }
 
-    async fn durability(&self, end_offset: u64) -> Result<Durability> {
+    pub(super) async fn durability(&self, end_offset: u64) -> Result<Durability> {
         // Pair with `WaitForFlush::No`: only SYNC_FLUSH waits here.
         let config = self.log.config();
         if config.flush_policy == FlushPolicy::Async {

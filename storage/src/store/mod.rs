@@ -27,6 +27,7 @@ pub mod failure_log;
 mod get;
 pub mod notify;
 mod recovery;
+mod replication;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -443,6 +444,12 @@ impl Store {
         self.log.flush().await?;
         let reput_end = self.log.appended_offset();
         self.reput_to(reput_end).await?;
+        self.write_checkpoint_snapshot().await
+    }
+
+    /// Flushes the consume queues and writes the store checkpoint of what is dispatched now
+    /// (the caller holds the checkpoint lock).
+    async fn write_checkpoint_snapshot(&self) -> Result<()> {
         // Snapshot first (no await until the consume queues are flushed): the files then hold
         // at least what the snapshot claims once the flush succeeded.
         let snapshot = StoreCheckpoint {

@@ -142,7 +142,13 @@ pub(super) async fn open(config: StoreConfig, disk: Disk) -> Result<(Store, Stor
 impl Store {
     /// Dispatches the records in `[from, end)` again: into consume queues from `cq_start`,
     /// into the index from `index_start`.
-    async fn replay(&self, from: u64, end: u64, cq_start: u64, index_start: u64) -> Result<u64> {
+    pub(super) async fn replay(
+        &self,
+        from: u64,
+        end: u64,
+        cq_start: u64,
+        index_start: u64,
+    ) -> Result<u64> {
         let mut offset = from;
         let mut records = 0u64;
         while offset < end {

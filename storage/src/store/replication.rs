@@ -1,0 +1,283 @@
+//! The store's replication primitives (RocketMQ HA, per shard, sans network): the master reads
+//! raw CommitLog entries to ship; the slave appends them verbatim at the same offsets and
+//! dispatches them as local appends, so its consume queues and index answer as the master's;
+//! either side truncates to a common prefix after a divergence. See
+//! `docs/replication-storage.md`.
+//!
+//! Owns `read_log`, `entry_header_at`, `append_replicated` and `truncate_to`. A chunk is
+//! checked whole (entries, generations, segment geometry, queue offsets, queue capacity)
+//! before any of it is placed. A truncation plans every cut first (changing nothing), then
+//! cuts consume queues and index, writes the store checkpoint, and truncates the CommitLog
+//! last, so a crash at any point recovers a consistent store; a failure after the first change
+//! poisons the CommitLog (appends refused until the store is reopened and recovers).
+//!
+//! Must never: place part of a chunk that failed a check, dispatch a replicated record to a
+//! queue offset other than the one it carries, or let a consume queue, the index or the store
+//! checkpoint point at or past a truncation point once `truncate_to` returned.
+
+use std::collections::HashMap;
+
+use crate::commitlog::{Appended, FlushPolicy};
+use crate::commitlog::{EntryHeader, LogChunk, ReplicatedEntry, ShipLimit};
+use crate::error::{ReplicationRefusal, Result, StorageError};
+
+use super::{validate_topic, Store};
+
+/// A queue a replicated chunk writes to, and the offset of its last record in the chunk.
+struct QueueUse<'a> {
+    topic: &'a str,
+    queue_id: i32,
+    last: Appended,
+    last_queue_offset: u64,
+}
+
+impl Store {
+    /// Master side: whole CommitLog entries from `from` (an entry boundary) for shipping, at
+    /// most `max_bytes` of them (a single larger entry comes whole), up to the append mark or
+    /// the durable mark. See [`crate::commitlog::CommitLog::read_log`].
+    ///
+    /// # Errors
+    /// [`StorageError::OffsetOutOfRange`], [`StorageError::NotAnEntry`] (bad `from`),
+    /// [`StorageError::Corrupt`], [`StorageError::Io`].
+    pub async fn read_log(
+        &self,
+        from: u64,
+        max_bytes: usize,
+        limit: ShipLimit,
+    ) -> Result<LogChunk> {
+        self.log.read_log(from, max_bytes, limit).await
+    }
+
+    /// The header of the entry at `offset` (span, generation, stored CRC): what a divergence
+    /// check compares between master and slave.
+    ///
+    /// # Errors
+    /// [`StorageError::OffsetOutOfRange`], [`StorageError::NotAnEntry`], [`StorageError::Io`].
+    pub async fn entry_header_at(&self, offset: u64) -> Result<EntryHeader> {
+        self.log.entry_header_at(offset).await
+    }
+
+    /// Slave side: appends entries shipped by the master ([`Store::read_log`]'s bytes) at
+    /// `offset`, which must be this log's end; returns the new end. Every entry is checked
+    /// before anything is placed (CRC, own offset, generation not below the log's last,
+    /// segment geometry equal to the master's, valid topic and queue id, queue offset equal to
+    /// the queue's next one here, room for new queues); then the entries are placed byte for
+    /// byte at their offsets and dispatched into consume queues and index as local appends are,
+    /// so a pull here returns what the master returns. Under SYNC_FLUSH it waits (at most
+    /// `sync_flush_timeout_ms`) for the fdatasync; report
+    /// `commitlog().durable_offset()` to the master either way. A slave must not take local
+    /// appends (the broker refuses sends on a slave): they would take the queue offsets the
+    /// master's records carry.
+    ///
+    /// # Errors
+    /// [`StorageError::ReplicationGap`], [`StorageError::ReplicationRefused`]: nothing placed.
+    /// Consume-queue read errors before placing: nothing placed. Operating errors while
+    /// placing ([`StorageError::DiskFull`] for the next segment, [`StorageError::Poisoned`],
+    /// [`StorageError::Closed`]) can leave a prefix of the chunk placed (and dispatched):
+    /// resume from `commitlog().appended_offset()`.
+    pub async fn append_replicated(&self, offset: u64, bytes: &[u8]) -> Result<u64> {
+        self.ensure_dispatch_room().await?;
+        let (end, queues) = {
+            let _guard = self.append_lock.lock().await;
+            let entries = self.log.check_replicated(offset, bytes)?;
+            if entries.is_empty() {
+                return Ok(offset);
+            }
+            let queues = self.check_replicated_records(&entries)?;
+            for queue in &queues {
+                // An idle queue's tail block is read back now, so a failed read refuses the
+                // chunk with nothing placed.
+                self.cqs.ensure_tail(queue.topic, queue.queue_id).await?;
+            }
+            for queue in &queues {
+                self.cqs
+                    .with(|cqs| cqs.ensure_queue(queue.topic, queue.queue_id))?;
+            }
+            let mut end = offset;
+            for entry in &entries {
+                end = self.log.place_replicated(entry).await?;
+                if let Some(record) = &entry.record {
+                    let topic = std::str::from_utf8(record.topic).expect("checked UTF-8");
+                    let queue_offset = u64::try_from(record.queue_offset).expect("checked >= 0");
+                    self.inflight
+                        .borrow_mut()
+                        .placed(topic, record.queue_id, queue_offset);
+                }
+            }
+            (end, queues)
+        };
+        self.reput_to(end).await?;
+        for queue in &queues {
+            self.check_dispatched(
+                queue.topic,
+                queue.queue_id,
+                queue.last_queue_offset,
+                &queue.last,
+            )
+            .await?;
+        }
+        if self.log.config().flush_policy == FlushPolicy::Sync {
+            self.durability(end).await?;
+        }
+        Ok(end)
+    }
+
+    /// Checks the records of a chunk against the consume queues: valid topic and queue id,
+    /// queue offsets continuing each queue, and room for the queues it creates. Returns the
+    /// queues it writes to. The caller holds the append lock.
+    fn check_replicated_records<'a>(
+        &self,
+        entries: &[ReplicatedEntry<'a>],
+    ) -> Result<Vec<QueueUse<'a>>> {
+        let mut next: HashMap<(&'a str, i32), usize> = HashMap::new();
+        let mut queues: Vec<QueueUse<'a>> = Vec::new();
+        let mut expected_offsets: Vec<u64> = Vec::new();
+        for entry in entries {
+            let Some(record) = &entry.record else {
+                continue;
+            };
+            let offset = entry.header.offset;
+            let refused = |refusal| StorageError::ReplicationRefused { offset, refusal };
+            let invalid =
+                |field, reason: String| refused(ReplicationRefusal::InvalidField { field, reason });
+            let topic = std::str::from_utf8(record.topic)
+                .map_err(|_| invalid("topic", "not UTF-8".into()))?;
+            validate_topic(topic).map_err(|error| invalid("topic", error.to_string()))?;
+            if record.queue_id < 0 {
+                return Err(invalid(
+                    "queue_id",
+                    format!("{} is negative", record.queue_id),
+                ));
+            }
+            let slot = *next.entry((topic, record.queue_id)).or_insert_with(|| {
+                let queue_offset = self.next_queue_offset_any(topic, record.queue_id);
+                queues.push(QueueUse {
+                    topic,
+                    queue_id: record.queue_id,
+                    last: placed(&entry.header),
+                    last_queue_offset: queue_offset,
+                });
+                expected_offsets.push(queue_offset);
+                queues.len() - 1
+            });
+            let expected = expected_offsets[slot];
+            if u64::try_from(record.queue_offset) != Ok(expected) {
+                return Err(refused(ReplicationRefusal::QueueOffsetMismatch {
+                    topic: topic.to_owned(),
+                    queue_id: record.queue_id,
+                    expected,
+                    got: record.queue_offset,
+                }));
+            }
+            expected_offsets[slot] = expected + 1;
+            queues[slot].last = placed(&entry.header);
+            queues[slot].last_queue_offset = expected;
+        }
+        let (known, limit) = self.cqs.with(|cqs| (cqs.len(), cqs.config().queues_max));
+        let new_queues = queues
+            .iter()
+            .filter(|queue| self.offsets(queue.topic, queue.queue_id).is_none())
+            .count();
+        let available = limit.saturating_sub(known);
+        if new_queues > available {
+            let offset = entries[0].header.offset;
+            return Err(StorageError::ReplicationRefused {
+                offset,
+                refusal: ReplicationRefusal::QueuesExhausted {
+                    needed: new_queues,
+                    available,
+                },
+            });
+        }
+        Ok(queues)
+    }
+
+    /// Next queue offset of a queue, 0 for one that does not exist yet.
+    fn next_queue_offset_any(&self, topic: &str, queue_id: i32) -> u64 {
+        let max = self.offsets(topic, queue_id).map_or(0, |(_, max)| max);
+        let pending = self.inflight.borrow().next(topic, queue_id);
+        pending.unwrap_or(0).max(max)
+    }
+
+    /// Drops every entry at and after `offset` (an entry boundary in `[min, appended]`):
+    /// consume-queue entries pointing there (queue max offsets move back; long-poll waiters
+    /// keep waiting), index entries (a key query never returns a dropped record), the
+    /// CommitLog tail, durable bytes included, with the checkpoints rewritten. After it returns,
+    /// a reopen recovers exactly to `offset`, and [`Store::append_replicated`] continues from
+    /// there. Costs: a flush, a binary search per queue whose last entry is past `offset`, a
+    /// replay of the records a deleted index file covered below `offset`, and the CommitLog's
+    /// truncation (see [`crate::commitlog::CommitLog::truncate`]).
+    ///
+    /// # Errors
+    /// [`StorageError::OffsetOutOfRange`] / [`StorageError::NotAnEntry`] for a bad `offset`,
+    /// and I/O errors while planning: nothing changed. An error after the first change poisons
+    /// the CommitLog: reopen the store (recovery ends at `offset` or at the old end, either one
+    /// consistent).
+    pub async fn truncate_to(&self, offset: u64) -> Result<()> {
+        let _append = self.append_lock.lock().await;
+        let _checkpoint = self.checkpoint_lock.lock().await;
+        let (min_offset, appended) = (self.log.min_offset(), self.log.appended_offset());
+        if offset < min_offset || offset > appended {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                min_offset,
+                max_offset: appended,
+            });
+        }
+        if offset == appended {
+            return Ok(());
+        }
+        self.log.entry_header_at(offset).await?;
+        self.reput_to(appended).await?;
+        let _reput = self.reput_lock.lock().await;
+        assert_eq!(self.reput_phys.get(), appended, "reput caught up");
+        assert!(
+            self.inflight.borrow().is_empty(),
+            "every placed record dispatched"
+        );
+        self.log.flush().await?;
+        let cuts = self.cqs.plan_truncation(offset).await?;
+        let result = self.truncate_planned(offset, &cuts).await;
+        if let Err(error) = &result {
+            self.log.poison(error);
+        }
+        result
+    }
+
+    async fn truncate_planned(
+        &self,
+        offset: u64,
+        cuts: &[crate::consume_queue::QueueCut],
+    ) -> Result<()> {
+        self.cqs.apply_truncation(cuts).await?;
+        self.reput_phys.set(offset);
+        if self.last_dispatch.get().1 >= offset {
+            self.last_dispatch.set((0, 0));
+        }
+        if let Some(rebuild_from) = self.index.truncate(offset).await? {
+            // Index only: the consume queues already hold everything below `offset`.
+            self.replay(rebuild_from, offset, offset, rebuild_from)
+                .await?;
+        }
+        // The store checkpoint first: from now on recovery trusts no queue entry past the
+        // cuts, whether or not the CommitLog truncation below completes.
+        self.write_checkpoint_snapshot().await?;
+        self.log.truncate(offset).await?;
+        tracing::info!(
+            store = %self.root.display(),
+            offset,
+            queues_cut = cuts.len(),
+            "store truncated"
+        );
+        Ok(())
+    }
+}
+
+/// The [`Appended`] of a placed replicated record (for the dispatch pair check).
+fn placed(header: &EntryHeader) -> Appended {
+    Appended {
+        phys_offset: header.offset,
+        size: u32::try_from(header.span).expect("a record fits u32"),
+        end_offset: header.end(),
+    }
+}
