@@ -13,6 +13,7 @@ pub mod admin;
 pub mod broker;
 pub mod config;
 pub mod failure;
+pub mod ha;
 pub mod limits;
 pub mod namesrv;
 pub mod runtime;

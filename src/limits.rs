@@ -88,6 +88,26 @@ pub const HA_MAX_GAP_NOT_IN_SYNC_MAX: u64 = rmq_net::ha::limits::HA_OFFSET_MAX;
 /// Default `haSendHeartbeatInterval` (Java's 5 s): how often an idle HA connection sends a
 /// heartbeat (the master an empty Data frame, the slave an Ack).
 pub const HA_SEND_HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);
+/// Default silence limit of an HA connection (Java's `haHousekeepingInterval`, 20 s): either
+/// side closes a connection on which nothing arrived for this long, four missed heartbeats.
+pub const HA_SILENCE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(20);
+const _: () = assert!(
+    HA_SILENCE_TIMEOUT_DEFAULT.as_millis() >= 2 * HA_SEND_HEARTBEAT_INTERVAL_DEFAULT.as_millis(),
+    "a connection survives one lost heartbeat"
+);
+/// How often a caught-up master looks at its log's append mark for new bytes to ship: the
+/// CommitLog has no append notifier yet, so this bounds the extra replication latency (and a
+/// SYNC_MASTER send's) at the cost of 500 wake-ups a second per connected slave.
+pub const HA_CAUGHT_UP_POLL_INTERVAL: Duration = Duration::from_millis(2);
+/// Most tasks waiting at once on one slave's acknowledgements ([`crate::ha::SlaveProgress`]):
+/// one per SYNC_MASTER send in flight on the shard. Past it a waiter is refused at once (the
+/// broker answers it as if the slave were not available) instead of growing the list.
+pub const HA_PROGRESS_WAITERS_MAX: usize = 16 * 1024;
+/// Free room an HA connection's read buffer gets before a read when the next frame's size is
+/// not known yet (a header is incomplete): small, since control frames are tiny and a Data
+/// frame's header announces its size, which is then reserved exactly (at most
+/// `HA_FRAME_SIZE_MAX`).
+pub const HA_READ_SIZE_MIN: usize = 16 * 1024;
 /// Longest `brokerName` and `brokerClusterName`: a slave sends both in its HA Hello, whose
 /// name fields have a one-byte length.
 pub const BROKER_NAME_LENGTH_MAX: usize = rmq_net::ha::limits::HA_NAME_SIZE_MAX;

@@ -1,0 +1,258 @@
+//! A slave's acknowledged progress on one shard, as the master sees it: the appended and
+//! durable ends of its last Ack, and the tasks awaiting "acked ≥ offset" (what a SYNC_MASTER
+//! send will wait on). Single-shard (`Rc`, `Cell`): the session and the waiters run on the
+//! shard that owns the store.
+//!
+//! Owns the waiter list, bounded by [`HA_PROGRESS_WAITERS_MAX`]; woken on each Ack. Must
+//! never: keep a waker after its future was dropped, wake a waiter before its offset is
+//! acknowledged at its level, or grow past the bound (a waiter past it is refused at once).
+//! Timeouts are the caller's (race the future against a timer).
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use crate::limits::HA_PROGRESS_WAITERS_MAX;
+
+/// Which of the slave's ends a waiter needs past its offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckLevel {
+    /// The slave appended the bytes (in its memory, readable there).
+    Appended,
+    /// The slave made them durable (fdatasync).
+    Durable,
+}
+
+/// The waiter list is full: answer without waiting for the slave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("more than {HA_PROGRESS_WAITERS_MAX} tasks wait on the slave's acks")]
+pub struct ProgressWaitersFull;
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    offset: u64,
+    level: AckLevel,
+    waker: Waker,
+}
+
+/// One slave's acknowledged ends on one shard, and who waits on them.
+#[derive(Debug, Default)]
+pub struct SlaveProgress {
+    appended: Cell<u64>,
+    durable: Cell<u64>,
+    acks: Cell<u64>,
+    next_id: Cell<u64>,
+    waiters: RefCell<Vec<Waiter>>,
+}
+
+impl SlaveProgress {
+    /// Nothing acknowledged yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The slave's appended end in its last Ack (or its Hello, at a session's start).
+    #[must_use]
+    pub fn appended(&self) -> u64 {
+        self.appended.get()
+    }
+
+    /// The slave's durable end in its last Ack (or its Hello).
+    #[must_use]
+    pub fn durable(&self) -> u64 {
+        self.durable.get()
+    }
+
+    /// Acks received over all sessions.
+    #[must_use]
+    pub fn acks(&self) -> u64 {
+        self.acks.get()
+    }
+
+    /// Tasks waiting now.
+    #[must_use]
+    pub fn waiters(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
+    /// Records where an accepted session starts (the slave's ends from its Hello; they may be
+    /// lower than an earlier session's after a truncation).
+    pub(crate) fn begin_session(&self, appended: u64, durable: u64) {
+        assert!(durable <= appended, "checked by the codec");
+        self.appended.set(appended);
+        self.durable.set(durable);
+        self.wake_reached();
+    }
+
+    /// Records an Ack and wakes the waiters it satisfies.
+    pub(crate) fn acked(&self, appended: u64, durable: u64) {
+        assert!(durable <= appended, "checked by the codec");
+        assert!(appended >= self.appended.get(), "checked by the session");
+        self.appended.set(appended);
+        self.durable.set(durable.max(self.durable.get()));
+        self.acks.set(self.acks.get() + 1);
+        self.wake_reached();
+    }
+
+    /// Resolves once the slave acknowledged `offset` at `level` (already done: at once).
+    pub fn wait_acked(&self, offset: u64, level: AckLevel) -> AckWait<'_> {
+        AckWait {
+            progress: self,
+            offset,
+            level,
+            id: None,
+        }
+    }
+
+    fn reached(&self, offset: u64, level: AckLevel) -> bool {
+        match level {
+            AckLevel::Appended => self.appended.get() >= offset,
+            AckLevel::Durable => self.durable.get() >= offset,
+        }
+    }
+
+    fn wake_reached(&self) {
+        let mut woken = Vec::new();
+        self.waiters.borrow_mut().retain(|waiter| {
+            let reached = self.reached(waiter.offset, waiter.level);
+            if reached {
+                woken.push(waiter.waker.clone());
+            }
+            !reached
+        });
+        // Woken after the borrow ends: a waker may poll its future inline.
+        woken.into_iter().for_each(Waker::wake);
+    }
+}
+
+/// The future of [`SlaveProgress::wait_acked`].
+#[derive(Debug)]
+pub struct AckWait<'a> {
+    progress: &'a SlaveProgress,
+    offset: u64,
+    level: AckLevel,
+    id: Option<u64>,
+}
+
+impl Future for AckWait<'_> {
+    type Output = Result<(), ProgressWaitersFull>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let progress = this.progress;
+        if progress.reached(this.offset, this.level) {
+            this.forget();
+            return Poll::Ready(Ok(()));
+        }
+        let mut waiters = progress.waiters.borrow_mut();
+        if let Some(id) = this.id {
+            if let Some(waiter) = waiters.iter_mut().find(|waiter| waiter.id == id) {
+                waiter.waker.clone_from(cx.waker());
+                return Poll::Pending;
+            }
+            // Removed by a wake whose ack a later session's start then undid: register anew.
+        }
+        if waiters.len() >= HA_PROGRESS_WAITERS_MAX {
+            this.id = None;
+            return Poll::Ready(Err(ProgressWaitersFull));
+        }
+        let id = progress.next_id.get();
+        progress.next_id.set(id + 1);
+        waiters.push(Waiter {
+            id,
+            offset: this.offset,
+            level: this.level,
+            waker: cx.waker().clone(),
+        });
+        this.id = Some(id);
+        Poll::Pending
+    }
+}
+
+impl AckWait<'_> {
+    fn forget(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.progress
+                .waiters
+                .borrow_mut()
+                .retain(|waiter| waiter.id != id);
+        }
+    }
+}
+
+impl Drop for AckWait<'_> {
+    fn drop(&mut self) {
+        self.forget();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_waiter_resolves_once_its_level_is_acked() {
+        let progress = SlaveProgress::new();
+        progress.begin_session(100, 50);
+        let mut appended = pin!(progress.wait_acked(300, AckLevel::Appended));
+        let mut durable = pin!(progress.wait_acked(300, AckLevel::Durable));
+        assert!(poll_once(appended.as_mut()).is_pending());
+        assert!(poll_once(durable.as_mut()).is_pending());
+        assert_eq!(progress.waiters(), 2);
+        progress.acked(299, 299);
+        assert!(poll_once(appended.as_mut()).is_pending());
+        progress.acked(300, 200);
+        assert_eq!(poll_once(appended.as_mut()), Poll::Ready(Ok(())));
+        assert!(poll_once(durable.as_mut()).is_pending());
+        assert_eq!(progress.waiters(), 1);
+        progress.acked(400, 350);
+        assert_eq!(poll_once(durable.as_mut()), Poll::Ready(Ok(())));
+        assert_eq!(progress.waiters(), 0);
+        assert_eq!(progress.acks(), 3);
+    }
+
+    #[test]
+    fn a_reached_offset_resolves_at_once_and_a_dropped_waiter_leaves() {
+        let progress = SlaveProgress::new();
+        progress.begin_session(10, 10);
+        let mut done = pin!(progress.wait_acked(10, AckLevel::Durable));
+        assert_eq!(poll_once(done.as_mut()), Poll::Ready(Ok(())));
+        {
+            let mut waiting = Box::pin(progress.wait_acked(11, AckLevel::Appended));
+            assert!(poll_once(waiting.as_mut()).is_pending());
+            assert_eq!(progress.waiters(), 1);
+        }
+        assert_eq!(progress.waiters(), 0);
+    }
+
+    #[test]
+    fn the_waiter_list_is_bounded() {
+        let progress = SlaveProgress::new();
+        let mut waits: Vec<_> = (0..HA_PROGRESS_WAITERS_MAX)
+            .map(|_| Box::pin(progress.wait_acked(1, AckLevel::Appended)))
+            .collect();
+        for wait in &mut waits {
+            assert!(poll_once(wait.as_mut()).is_pending());
+        }
+        let mut extra = pin!(progress.wait_acked(1, AckLevel::Appended));
+        assert_eq!(
+            poll_once(extra.as_mut()),
+            Poll::Ready(Err(ProgressWaitersFull))
+        );
+        progress.acked(1, 0);
+        assert_eq!(progress.waiters(), 0);
+        for wait in &mut waits {
+            assert_eq!(poll_once(wait.as_mut()), Poll::Ready(Ok(())));
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The slave's side of one shard's replication session ([`follow_master`]): sends the Hello
+//! from its log's end, answers Probes from its own log, obeys the Welcome (truncate, refused,
+//! or accept), then appends each Data frame's entries verbatim and acknowledges them.
+//!
+//! Runs on the shard that owns `store`. Must never: append bytes anywhere but at its log's
+//! end, answer a Probe from anything but its log, or keep going after a frame breaks the
+//! protocol (it returns; the caller reconnects after a backoff).
+
+use std::time::{Duration, Instant};
+
+use compio::net::TcpStream;
+use futures_util::future::{select, Either};
+use rmq_net::ha::limits::HA_PROBES_PER_HANDSHAKE_MAX;
+use rmq_net::ha::{
+    Ack, Body, Data, EntrySummary, Frame, Hello, ProbeReply, Sender, Welcome, HA_PROTOCOL_VERSION,
+};
+use rmq_storage::error::StorageError;
+use rmq_storage::store::Store;
+
+use super::conn::{write_frame, FrameReader};
+use super::master::{next_before, out_of_turn, summary};
+use super::HaError;
+
+/// What the slave side of a session needs besides the store and the socket.
+#[derive(Debug, Clone)]
+pub struct SlaveParams {
+    /// The shard this connection replicates (the store's).
+    pub shard_id: u16,
+    /// This broker's shard count (must equal the master's).
+    pub shard_count: u16,
+    /// This broker's `brokerId` (> 0).
+    pub broker_id: u64,
+    /// `brokerClusterName` (must equal the master's).
+    pub cluster_name: String,
+    /// `brokerName` (must equal the master's).
+    pub broker_name: String,
+    /// `haSendHeartbeatInterval`: an Ack at least this often.
+    pub heartbeat_interval: Duration,
+    /// Close the connection when no frame arrived for this long.
+    pub silence_timeout: Duration,
+}
+
+/// Follows the master on one connection. `Ok(())` after a Truncate welcome: the log was cut to
+/// the common prefix; reconnect at once. Otherwise it runs until the connection ends.
+///
+/// Not cancel-safe while a chunk is being appended: to stop it, close the master's end (the
+/// session returns [`HaError::Closed`]).
+///
+/// # Errors
+/// [`HaError::Refused`] with the master's reason; [`HaError::Storage`] when appending or
+/// truncating failed (an append refusal means the logs disagree: reconnect, the handshake
+/// decides again); [`HaError::Closed`], [`HaError::Silent`], [`HaError::Io`],
+/// [`HaError::Codec`], [`HaError::Protocol`] for the connection.
+pub async fn follow_master(
+    store: &Store,
+    stream: TcpStream,
+    params: SlaveParams,
+) -> Result<(), HaError> {
+    let hello = hello(store, &params).await?;
+    write_frame(&stream, &frame_of(&params, Body::Hello(hello))).await?;
+    let mut reader = FrameReader::new(params.shard_id, Sender::Master);
+    let mut probes = 0usize;
+    let welcome = loop {
+        let frame = next_before(&mut reader, &stream, params.silence_timeout).await?;
+        match frame.body {
+            Body::Probe(probe) => {
+                probes += 1;
+                if probes > HA_PROBES_PER_HANDSHAKE_MAX {
+                    return Err(HaError::Protocol(format!("more than {probes} probes")));
+                }
+                let entry = own_entry(store, probe.offset).await?;
+                let reply = Body::ProbeReply(ProbeReply {
+                    offset: probe.offset,
+                    entry,
+                });
+                write_frame(&stream, &frame_of(&params, reply)).await?;
+            }
+            Body::Welcome(welcome) => break welcome,
+            other => return Err(out_of_turn(&other, "before the Welcome")),
+        }
+    };
+    match welcome {
+        Welcome::Refused { reason, text } => Err(HaError::Refused { reason, text }),
+        Welcome::Truncate { to } => {
+            let to = to.max(store.commitlog().min_offset());
+            tracing::warn!(
+                shard = params.shard_id,
+                to,
+                "HA: truncating to the master's log"
+            );
+            store.truncate_to(to).await?;
+            Ok(())
+        }
+        Welcome::Accept { start_offset, .. } => {
+            let end = store.commitlog().appended_offset();
+            if start_offset != end {
+                return Err(HaError::Protocol(format!(
+                    "accepted at {start_offset}, this log ends at {end}"
+                )));
+            }
+            apply(store, &stream, reader, &params).await
+        }
+    }
+}
+
+/// The Hello from the log's end and its last entry.
+async fn hello(store: &Store, params: &SlaveParams) -> Result<Hello, HaError> {
+    let log = store.commitlog();
+    let appended_end = log.appended_offset();
+    Ok(Hello {
+        protocol_version: HA_PROTOCOL_VERSION,
+        shard_count: params.shard_count,
+        segment_size: log.config().segment_size_bytes,
+        slave_broker_id: params.broker_id,
+        appended_end,
+        durable_end: log.durable_offset().min(appended_end),
+        last_entry: last_entry(store, appended_end).await?,
+        cluster_name: params.cluster_name.clone(),
+        broker_name: params.broker_name.clone(),
+    })
+}
+
+/// The entry ending at `end`, found by walking from the start of the segment holding the
+/// byte before it (segment starts are entry boundaries; the walk reads one header per entry
+/// of that segment). `None` for an empty log.
+async fn last_entry(store: &Store, end: u64) -> Result<Option<EntrySummary>, HaError> {
+    let log = store.commitlog();
+    if end == log.min_offset() {
+        return Ok(None);
+    }
+    let segment_start = log
+        .segment_starts()
+        .into_iter()
+        .filter(|start| *start < end)
+        .max()
+        .expect("a non-empty log has a segment below its end");
+    let mut at = segment_start;
+    loop {
+        let header = store.entry_header_at(at).await?;
+        if header.end() == end {
+            return Ok(Some(summary(&header)));
+        }
+        assert!(header.end() < end, "entries tile the log up to its end");
+        at = header.end();
+    }
+}
+
+/// This log's entry starting at `offset`, for a ProbeReply.
+async fn own_entry(store: &Store, offset: u64) -> Result<Option<EntrySummary>, HaError> {
+    match store.entry_header_at(offset).await {
+        Ok(header) => Ok(Some(summary(&header))),
+        Err(StorageError::OffsetOutOfRange { .. } | StorageError::NotAnEntry { .. }) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Appends Data frames as they come and acknowledges them; an Ack also goes out every
+/// heartbeat interval. The read stays pending across the heartbeat timer (a dropped read
+/// would lose bytes), so one future reads while the loop also waits on the timer.
+async fn apply(
+    store: &Store,
+    stream: &TcpStream,
+    reader: FrameReader,
+    params: &SlaveParams,
+) -> Result<(), HaError> {
+    let mut last_heard = Instant::now();
+    let mut last_acked = Instant::now();
+    let mut reading = Box::pin(reader.next_owned(stream));
+    loop {
+        let until_ack = params
+            .heartbeat_interval
+            .saturating_sub(last_acked.elapsed());
+        let timer = std::pin::pin!(compio::time::sleep(until_ack));
+        match select(reading, timer).await {
+            Either::Left(((reader, frame), _)) => {
+                last_heard = Instant::now();
+                let Body::Data(data) = frame?.body else {
+                    return Err(HaError::Protocol(
+                        "a non-Data frame after the Welcome".into(),
+                    ));
+                };
+                append(store, &data).await?;
+                ack(store, stream, params).await?;
+                last_acked = Instant::now();
+                reading = Box::pin(reader.next_owned(stream));
+            }
+            Either::Right(((), pending)) => {
+                if last_heard.elapsed() >= params.silence_timeout {
+                    return Err(HaError::Silent(params.silence_timeout));
+                }
+                ack(store, stream, params).await?;
+                last_acked = Instant::now();
+                reading = pending;
+            }
+        }
+    }
+}
+
+/// Appends one Data frame's entries at this log's end (a heartbeat appends nothing).
+async fn append(store: &Store, data: &Data) -> Result<(), HaError> {
+    let end = store.commitlog().appended_offset();
+    if data.start_offset != end {
+        return Err(HaError::Protocol(format!(
+            "Data at {}, this log ends at {end}",
+            data.start_offset
+        )));
+    }
+    if data.bytes.is_empty() {
+        return Ok(());
+    }
+    let new_end = store
+        .append_replicated(data.start_offset, &data.bytes)
+        .await?;
+    assert!(new_end > end, "a non-empty chunk moves the log's end");
+    Ok(())
+}
+
+async fn ack(store: &Store, stream: &TcpStream, params: &SlaveParams) -> Result<(), HaError> {
+    let log = store.commitlog();
+    let appended_end = log.appended_offset();
+    let ack = Ack {
+        appended_end,
+        durable_end: log.durable_offset().min(appended_end),
+    };
+    write_frame(stream, &frame_of(params, Body::Ack(ack))).await
+}
+
+fn frame_of(params: &SlaveParams, body: Body) -> Frame {
+    Frame {
+        shard_id: params.shard_id,
+        body,
+    }
+}
