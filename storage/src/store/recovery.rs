@@ -140,8 +140,8 @@ pub(super) async fn open(config: StoreConfig, disk: Disk) -> Result<(Store, Stor
 }
 
 impl Store {
-    /// Dispatches the records in `[from, end)` again: into consume queues from `cq_start`,
-    /// into the index from `index_start`.
+    /// Dispatches the records in `[from, end)` again (never one at or past `end`): into
+    /// consume queues from `cq_start`, into the index from `index_start`.
     pub(super) async fn replay(
         &self,
         from: u64,
@@ -160,7 +160,9 @@ impl Store {
                     reason: "replay made no progress".into(),
                 });
             }
-            for record in &batch.records {
+            // A batch may read past `end` (a truncation replays below bytes it has not cut
+            // yet): records from `end` on are not this replay's.
+            for record in batch.records.iter().take_while(|r| r.phys_offset < end) {
                 let targets = Targets {
                     consume_queue: record.phys_offset >= cq_start,
                     index: record.phys_offset >= index_start,
