@@ -6,7 +6,7 @@
 
 use bytes::{Bytes, BytesMut};
 use compio::buf::BufResult;
-use compio::io::{AsyncRead, AsyncWriteExt};
+use compio::io::{AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use rmq_net::ha::{self, Frame, Sender};
 
@@ -46,7 +46,8 @@ impl FrameReader {
             self.buf.reserve(wanted);
             let mut reader = stream;
             let buf = std::mem::take(&mut self.buf);
-            let BufResult(result, buf) = reader.read(buf).await;
+            // `append` reads after the buffered bytes (`read` would overwrite them).
+            let BufResult(result, buf) = reader.append(buf).await;
             self.buf = buf;
             if result? == 0 {
                 return Err(HaError::Closed);

@@ -1,0 +1,400 @@
+//! Replication sessions in process: a master Store and a slave Store in two real-disk
+//! directories, `serve_slave` and `follow_master` connected over 127.0.0.1 TCP in one compio
+//! runtime. Checks catch-up, live following, resume after a slave restart, refusals, and
+//! truncation after a divergence. Nothing here asserts a duration: waits are on the slave's
+//! acknowledgements, with a generous bound only so that a bug fails instead of hanging.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
+
+use compio::net::{TcpListener, TcpStream};
+use futures_util::future::{join, select, Either};
+use rmq::ha::{
+    follow_master, serve_slave, AckLevel, HaError, MasterParams, SlaveParams, SlaveProgress,
+};
+use rmq_net::ha::RefuseReason;
+use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy, ShipLimit};
+use rmq_storage::file::{scratch_dir_on_real_disk, Disk};
+use rmq_storage::store::{AppendMessage, GetRequest, Store, StoreConfig, TagFilter};
+
+const TOPICS: [&str; 2] = ["ha-orders", "ha-events"];
+const QUEUES: i32 = 2;
+/// Only so that a broken session fails the test instead of hanging it.
+const LIVENESS_BOUND: Duration = Duration::from_secs(120);
+
+fn run<F: Future>(future: F) -> F::Output {
+    rmq::runtime::new_runtime()
+        .expect("runtime")
+        .block_on(future)
+}
+
+/// Small segments (256 KiB), so a few thousand records span several segments and fillers.
+fn config(root: &Path, flush_policy: FlushPolicy) -> StoreConfig {
+    let mut config = StoreConfig::new(root);
+    config.commitlog = CommitLogConfig {
+        segment_size_bytes: 256 * 1024,
+        record_size_max_bytes: 16 * 1024,
+        tail_cache_bytes: 256 * 1024,
+        flush_pending_bytes_max: 64 * 1024,
+        flush_policy,
+        flush_interval_ms: 10,
+        ..CommitLogConfig::default()
+    };
+    config.cq_entries_per_file = 256;
+    config.cq_block_cache_blocks = 8;
+    config.index_active_entries_max = 64;
+    config
+}
+
+/// Opens a store under ASYNC_FLUSH.
+async fn open(root: &Path) -> Store {
+    open_with(root, FlushPolicy::Async).await
+}
+
+async fn open_with(root: &Path, flush_policy: FlushPolicy) -> Store {
+    Store::open(config(root, flush_policy), Disk::real())
+        .await
+        .expect("open store")
+        .0
+}
+
+/// Appends `count` records round-robin over the topics and queues; `label` goes into every
+/// payload and key, so two brokers appending with different labels write different entries.
+async fn append(store: &Store, label: &str, count: u64) {
+    for i in 0..count {
+        let topic = TOPICS[usize::try_from(i % 2).expect("small")];
+        let queue_id = i32::try_from(i / 2 % 2).expect("small");
+        let payload = format!(
+            "{label}/{i}:{}",
+            "x".repeat(usize::try_from(i % 90).expect("small"))
+        );
+        let keys = format!("{label}-{i}");
+        let message = AppendMessage {
+            topic,
+            queue_id,
+            tags_code: i64::try_from(i % 3).expect("small"),
+            keys: &keys,
+            store_timestamp_ms: Some(1_000 + i64::try_from(i).expect("small")),
+            sys_flag: 0,
+            payload: payload.as_bytes(),
+        };
+        store.append(&message).await.expect("append");
+    }
+}
+
+fn master_params(progress: &Rc<SlaveProgress>) -> MasterParams {
+    MasterParams {
+        shard_id: 0,
+        shard_count: 1,
+        cluster_name: "HaCluster".into(),
+        broker_name: "broker-a".into(),
+        transfer_batch_bytes: 32 * 1024,
+        heartbeat_interval: Duration::from_millis(50),
+        silence_timeout: Duration::from_secs(30),
+        progress: Rc::clone(progress),
+    }
+}
+
+fn slave_params() -> SlaveParams {
+    SlaveParams {
+        shard_id: 0,
+        shard_count: 1,
+        broker_id: 1,
+        cluster_name: "HaCluster".into(),
+        broker_name: "broker-a".into(),
+        heartbeat_interval: Duration::from_millis(50),
+        silence_timeout: Duration::from_secs(30),
+    }
+}
+
+/// A connected pair: (the master's end, the slave's end).
+async fn connect(listener: &TcpListener) -> (TcpStream, TcpStream) {
+    let address = listener.local_addr().expect("address");
+    let (accepted, connected) = join(listener.accept(), TcpStream::connect(address)).await;
+    (accepted.expect("accept").0, connected.expect("connect"))
+}
+
+/// Runs one session pair while `driver` runs; the sessions must outlive it (a session that
+/// ends first fails the test with both results). Dropping the sessions closes both ends.
+async fn while_following<T>(
+    master: &Store,
+    slave: &Store,
+    listener: &TcpListener,
+    progress: &Rc<SlaveProgress>,
+    driver: impl Future<Output = T>,
+) -> T {
+    let (master_end, slave_end) = connect(listener).await;
+    let sessions = join(
+        serve_slave(master, master_end, master_params(progress)),
+        follow_master(slave, slave_end, slave_params()),
+    );
+    let bounded = compio::time::timeout(LIVENESS_BOUND, driver);
+    match select(pin!(sessions), pin!(bounded)).await {
+        Either::Left((results, _)) => panic!("a session ended under the driver: {results:?}"),
+        Either::Right((Ok(value), _)) => value,
+        Either::Right((Err(_), _)) => panic!("the driver did not finish within the bound"),
+    }
+}
+
+/// Waits until the slave acknowledged the master's whole log at `level`. (Under ASYNC_FLUSH
+/// a slave's durable end may trail by the flusher's interval for a partial page, so tests
+/// wait for durable acks only from a SYNC_FLUSH slave, which acks durable bytes at once.)
+async fn caught_up(master: &Store, progress: &SlaveProgress, level: AckLevel) {
+    let end = master.commitlog().appended_offset();
+    progress.wait_acked(end, level).await.expect("room to wait");
+}
+
+/// The two logs hold the same entries (compared as shipped: whole records, fillers by their
+/// headers), the same segments, the same queues with the same max offsets, and the same
+/// records at the first, middle and last offset of every queue.
+async fn assert_same(master: &Store, slave: &Store) {
+    let (log, copy) = (master.commitlog(), slave.commitlog());
+    assert_eq!(log.appended_offset(), copy.appended_offset());
+    assert_eq!(log.segment_starts(), copy.segment_starts());
+    let mut at = log.min_offset();
+    let mut entries = 0;
+    while at < log.appended_offset() {
+        let ours = master
+            .read_log(at, 64 * 1024, ShipLimit::Appended)
+            .await
+            .expect("read");
+        let theirs = slave
+            .read_log(at, 64 * 1024, ShipLimit::Appended)
+            .await
+            .expect("read");
+        assert_eq!(ours, theirs, "entries from {at}");
+        assert!(!ours.is_empty());
+        entries += ours.entries;
+        at = ours.next_offset;
+    }
+    assert!(entries > 0);
+    for topic in TOPICS {
+        assert_eq!(master.queue_ids(topic), slave.queue_ids(topic), "{topic}");
+        for queue_id in 0..QUEUES {
+            let max = master.max_offset(topic, queue_id);
+            assert!(max > 0, "{topic}/{queue_id} has records");
+            assert_eq!(max, slave.max_offset(topic, queue_id), "{topic}/{queue_id}");
+            for queue_offset in [0, max / 2, max - 1] {
+                let request = GetRequest {
+                    topic,
+                    queue_id,
+                    queue_offset,
+                    max_count: 1,
+                    max_bytes: 1 << 20,
+                    filter: TagFilter::All,
+                };
+                let ours = master.get_messages(&request).await.expect("get");
+                let theirs = slave.get_messages(&request).await.expect("get");
+                assert_eq!(ours.records.len(), 1, "{topic}/{queue_id}@{queue_offset}");
+                assert_eq!(ours, theirs, "{topic}/{queue_id}@{queue_offset}");
+            }
+        }
+    }
+}
+
+struct Dirs {
+    master: PathBuf,
+    slave: PathBuf,
+}
+
+impl Dirs {
+    fn new(name: &str) -> Self {
+        Self {
+            master: scratch_dir_on_real_disk(&format!("{name}-master")).expect("dir"),
+            slave: scratch_dir_on_real_disk(&format!("{name}-slave")).expect("dir"),
+        }
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.master);
+        let _ = std::fs::remove_dir_all(&self.slave);
+    }
+}
+
+async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.expect("bind")
+}
+
+#[test]
+fn an_empty_slave_catches_up_and_follows_new_appends() {
+    let dirs = Dirs::new("ha-catch-up");
+    run(async {
+        let master = open(&dirs.master).await;
+        let slave = open_with(&dirs.slave, FlushPolicy::Sync).await;
+        append(&master, "first", 3_000).await;
+        assert!(
+            master.commitlog().segment_starts().len() > 1,
+            "several segments"
+        );
+        let listener = listener().await;
+        let progress = Rc::new(SlaveProgress::new());
+        while_following(&master, &slave, &listener, &progress, async {
+            caught_up(&master, &progress, AckLevel::Durable).await;
+            assert_same(&master, &slave).await;
+            // Live: appends made while the slave follows arrive too.
+            append(&master, "live", 700).await;
+            caught_up(&master, &progress, AckLevel::Durable).await;
+            assert_same(&master, &slave).await;
+        })
+        .await;
+        assert!(progress.acks() > 0);
+        assert_eq!(progress.durable(), master.commitlog().appended_offset());
+        master.close().await.expect("close");
+        slave.close().await.expect("close");
+    });
+}
+
+#[test]
+fn a_restarted_slave_resumes_from_its_end() {
+    let dirs = Dirs::new("ha-resume");
+    run(async {
+        let master = open(&dirs.master).await;
+        append(&master, "first", 1_500).await;
+        let listener = listener().await;
+        let progress = Rc::new(SlaveProgress::new());
+        let slave = open(&dirs.slave).await;
+        while_following(
+            &master,
+            &slave,
+            &listener,
+            &progress,
+            caught_up(&master, &progress, AckLevel::Appended),
+        )
+        .await;
+        let end = slave.commitlog().appended_offset();
+        slave.close().await.expect("close");
+        drop(slave);
+
+        append(&master, "while-down", 900).await;
+        let slave = open(&dirs.slave).await;
+        assert_eq!(
+            slave.commitlog().appended_offset(),
+            end,
+            "recovered its end"
+        );
+        // A Truncate would end the sessions under the driver and fail the test: the slave
+        // continues from its end (the fast path of the handshake).
+        while_following(&master, &slave, &listener, &progress, async {
+            caught_up(&master, &progress, AckLevel::Appended).await;
+            assert_same(&master, &slave).await;
+        })
+        .await;
+        master.close().await.expect("close");
+        slave.close().await.expect("close");
+    });
+}
+
+#[test]
+fn a_slave_of_another_shape_or_cluster_is_refused() {
+    let dirs = Dirs::new("ha-refused");
+    run(async {
+        let (master, slave) = (open(&dirs.master).await, open(&dirs.slave).await);
+        append(&master, "first", 10).await;
+        let listener = listener().await;
+        let progress = Rc::new(SlaveProgress::new());
+        let cases = [
+            (
+                SlaveParams {
+                    shard_count: 2,
+                    ..slave_params()
+                },
+                RefuseReason::ShardCount,
+            ),
+            (
+                SlaveParams {
+                    cluster_name: "OtherCluster".into(),
+                    ..slave_params()
+                },
+                RefuseReason::ClusterName,
+            ),
+            (
+                SlaveParams {
+                    broker_id: 0,
+                    ..slave_params()
+                },
+                RefuseReason::BrokerId,
+            ),
+        ];
+        for (params, expected) in cases {
+            let (master_end, slave_end) = connect(&listener).await;
+            let (served, followed) = join(
+                serve_slave(&master, master_end, master_params(&progress)),
+                follow_master(&slave, slave_end, params),
+            )
+            .await;
+            assert!(
+                matches!(served, Err(HaError::Refused { reason, .. }) if reason == expected),
+                "{served:?}"
+            );
+            assert!(
+                matches!(followed, Err(HaError::Refused { reason, .. }) if reason == expected),
+                "{followed:?}"
+            );
+        }
+        assert_eq!(slave.commitlog().appended_offset(), 0, "nothing shipped");
+        master.close().await.expect("close");
+        slave.close().await.expect("close");
+    });
+}
+
+#[test]
+fn a_diverged_slave_truncates_to_the_common_prefix_then_catches_up() {
+    let dirs = Dirs::new("ha-diverged");
+    run(async {
+        let (master, slave) = (open(&dirs.master).await, open(&dirs.slave).await);
+        append(&master, "shared", 1_200).await;
+        let listener = listener().await;
+        let progress = Rc::new(SlaveProgress::new());
+        while_following(
+            &master,
+            &slave,
+            &listener,
+            &progress,
+            caught_up(&master, &progress, AckLevel::Appended),
+        )
+        .await;
+        let common = master.commitlog().appended_offset();
+        // The logs diverge at `common`: entries of the slave's own, different ones on the
+        // master at the same offsets (and further).
+        append(&slave, "slave-only", 300).await;
+        append(&master, "master-only", 500).await;
+        assert!(slave.commitlog().appended_offset() > common);
+
+        let (master_end, slave_end) = connect(&listener).await;
+        let (served, followed) = join(
+            serve_slave(&master, master_end, master_params(&progress)),
+            follow_master(&slave, slave_end, slave_params()),
+        )
+        .await;
+        assert!(served.is_ok(), "{served:?}");
+        assert!(followed.is_ok(), "{followed:?}");
+        assert_eq!(
+            slave.commitlog().appended_offset(),
+            common,
+            "cut to the common prefix"
+        );
+        for topic in TOPICS {
+            for queue_id in 0..QUEUES {
+                let queue = format!("{topic}/{queue_id}");
+                assert_eq!(
+                    slave.max_offset(topic, queue_id),
+                    300,
+                    "{queue} cut with the log"
+                );
+            }
+        }
+
+        while_following(&master, &slave, &listener, &progress, async {
+            caught_up(&master, &progress, AckLevel::Appended).await;
+            assert_same(&master, &slave).await;
+        })
+        .await;
+        master.close().await.expect("close");
+        slave.close().await.expect("close");
+    });
+}
