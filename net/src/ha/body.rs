@@ -57,8 +57,8 @@ pub struct Hello {
     pub segment_size: u64,
     /// The slave's `brokerId` (> 0 for a slave; the master checks).
     pub slave_broker_id: u64,
-    /// End of the slave's log for this shard: an entry boundary (an incomplete tail entry is
-    /// dropped before the Hello).
+    /// End of the slave's log for this shard: an entry boundary (a slave places whole entries
+    /// only).
     pub appended_end: u64,
     /// How much of it is on disk (fdatasync'd); never past `appended_end`.
     pub durable_end: u64,
@@ -166,8 +166,8 @@ pub enum Welcome {
     },
 }
 
-/// Master → slave: raw CommitLog bytes, verbatim; not aligned to entries. With no bytes it is
-/// the master's heartbeat.
+/// Master → slave: raw CommitLog bytes, verbatim, as whole entries (one `read_log` chunk; the
+/// slave's storage refuses anything else). With no bytes it is the master's heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Data {
     /// Log offset of the first byte: always the end of the previous Data (or the accepted
