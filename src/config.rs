@@ -1142,7 +1142,7 @@ Key = continued\\u0041
             load(&[("haTransferBatchSize", batch_max.as_str())])
                 .expect("the largest batch fits one frame")
                 .ha_transfer_batch_size,
-            rmq_net::ha::limits::HA_DATA_BYTES_MAX
+            limits::HA_TRANSFER_BATCH_SIZE_MAX
         );
         let over = (limits::HA_TRANSFER_BATCH_SIZE_MAX + 1).to_string();
         for (key, value) in [

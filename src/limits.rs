@@ -77,10 +77,19 @@ const _: () = assert!(SEGMENT_SIZE_MIN >= storage::SEGMENT_SIZE_BYTES_MIN);
 
 /// Default `haTransferBatchSize`: log bytes the master ships per Data frame (Java's 32 KiB).
 pub const HA_TRANSFER_BATCH_SIZE_DEFAULT: usize = 32 * 1024;
-/// Largest `haTransferBatchSize` accepted: what one HA Data frame may carry (the protocol's
-/// limit, so a configured batch always fits one frame). A larger value stops the start.
-pub const HA_TRANSFER_BATCH_SIZE_MAX: usize = rmq_net::ha::limits::HA_DATA_BYTES_MAX;
+/// Largest `haTransferBatchSize` accepted: 4 MiB (Java's default `maxMessageSize`), far above
+/// Java's 32 KiB default; a batch is what the master reads and the slave buffers per frame
+/// (a single larger record still ships whole). A larger value stops the start.
+pub const HA_TRANSFER_BATCH_SIZE_MAX: usize = 4 * 1024 * 1024;
 const _: () = assert!(HA_TRANSFER_BATCH_SIZE_DEFAULT <= HA_TRANSFER_BATCH_SIZE_MAX);
+const _: () = assert!(
+    HA_TRANSFER_BATCH_SIZE_MAX <= rmq_net::ha::limits::HA_DATA_BYTES_MAX,
+    "a configured batch fits one HA Data frame"
+);
+const _: () = assert!(
+    MESSAGE_SIZE_MAX + RECORD_OVERHEAD_MAX <= rmq_net::ha::limits::HA_DATA_BYTES_MAX,
+    "HA Data frames carry whole entries: the largest record the broker stores must fit one"
+);
 /// Default `haMaxGapNotInSync` (Java's 256 MiB): a slave further behind is not in sync.
 pub const HA_MAX_GAP_NOT_IN_SYNC_DEFAULT: u64 = 256 * 1024 * 1024;
 /// Largest `haMaxGapNotInSync`: offsets are `i64` (the HA protocol refuses larger ones too).

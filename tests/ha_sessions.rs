@@ -85,6 +85,24 @@ async fn append(store: &Store, label: &str, count: u64) {
     }
 }
 
+/// Appends `count` records of 12 KiB (under the 16 KiB record limit) to one queue.
+async fn append_large(store: &Store, count: u64) {
+    for i in 0..count {
+        let payload = vec![u8::try_from(i % 251).expect("small"); 12 * 1024];
+        let keys = format!("large-{i}");
+        let message = AppendMessage {
+            topic: TOPICS[0],
+            queue_id: 0,
+            tags_code: 0,
+            keys: &keys,
+            store_timestamp_ms: Some(5_000),
+            sys_flag: 0,
+            payload: &payload,
+        };
+        store.append(&message).await.expect("append");
+    }
+}
+
 fn master_params(progress: &Rc<SlaveProgress>) -> MasterParams {
     MasterParams {
         shard_id: 0,
@@ -126,9 +144,20 @@ async fn while_following<T>(
     progress: &Rc<SlaveProgress>,
     driver: impl Future<Output = T>,
 ) -> T {
+    let params = master_params(progress);
+    while_following_with(master, slave, listener, params, driver).await
+}
+
+async fn while_following_with<T>(
+    master: &Store,
+    slave: &Store,
+    listener: &TcpListener,
+    params: MasterParams,
+    driver: impl Future<Output = T>,
+) -> T {
     let (master_end, slave_end) = connect(listener).await;
     let sessions = join(
-        serve_slave(master, master_end, master_params(progress)),
+        serve_slave(master, master_end, params),
         follow_master(slave, slave_end, slave_params()),
     );
     let bounded = compio::time::timeout(LIVENESS_BOUND, driver);
@@ -244,6 +273,30 @@ fn an_empty_slave_catches_up_and_follows_new_appends() {
         .await;
         assert!(progress.acks() > 0);
         assert_eq!(progress.durable(), master.commitlog().appended_offset());
+        master.close().await.expect("close");
+        slave.close().await.expect("close");
+    });
+}
+
+#[test]
+fn entries_larger_than_the_batch_ship_whole() {
+    let dirs = Dirs::new("ha-large");
+    run(async {
+        let (master, slave) = (open(&dirs.master).await, open(&dirs.slave).await);
+        append(&master, "small", 40).await;
+        append_large(&master, 30).await;
+        append(&master, "small-after", 40).await;
+        let listener = listener().await;
+        let progress = Rc::new(SlaveProgress::new());
+        let params = MasterParams {
+            transfer_batch_bytes: 4 * 1024,
+            ..master_params(&progress)
+        };
+        while_following_with(&master, &slave, &listener, params, async {
+            caught_up(&master, &progress, AckLevel::Appended).await;
+            assert_same(&master, &slave).await;
+        })
+        .await;
         master.close().await.expect("close");
         slave.close().await.expect("close");
     });

@@ -1,14 +1,18 @@
 //! Every limit of the HA protocol, named once with the reason for its value. The decoder checks
 //! a frame's declared length against these from its 16 header bytes, before buffering the rest.
 
+use crate::codec::limits::FRAME_SIZE_MAX_DEFAULT;
+
 /// Bytes of the fixed frame header (magic, version, type, shard id, payload length, CRC).
 pub const HA_HEADER_SIZE: usize = 16;
 
-/// Most raw CommitLog bytes in one Data frame. 4 MiB is Java's default `maxMessageSize`: a
-/// batch of that size keeps a frame a bounded read buffer on the slave while far above the
-/// 32 KiB Java ships per transfer by default. Records are not aligned to frames (a record may
-/// span several Data frames), so this bounds no record size.
-pub const HA_DATA_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Most CommitLog bytes in one Data frame. Data frames carry whole entries (a record never
+/// spans frames), so one frame must hold the largest record a broker stores: a message is at
+/// most one remoting frame ([`FRAME_SIZE_MAX_DEFAULT`], 16 MiB), plus up to 64 KiB of record
+/// envelope (the broker checks its own `RECORD_OVERHEAD_MAX` against this at compile time).
+/// Batches are far smaller (`haTransferBatchSize`, 32 KiB by default, at most 4 MiB): only a
+/// single larger record makes a frame this big, and it is what a slave may have to buffer.
+pub const HA_DATA_BYTES_MAX: usize = FRAME_SIZE_MAX_DEFAULT + 64 * 1024;
 
 /// Bytes of a Data payload before the log bytes: start offset and the master's appended end.
 pub const HA_DATA_FIXED_SIZE: usize = 16;
@@ -74,7 +78,9 @@ const _: () = assert!(
     HA_FRAME_SIZE_MAX <= u32::MAX as usize,
     "the payload length field is a u32"
 );
+// An HA frame may exceed a remoting frame by a record's envelope: Data frames carry whole
+// entries, and the largest record holds a message of (almost) a whole remoting frame.
 const _: () = assert!(
-    HA_FRAME_SIZE_MAX <= super::super::codec::limits::FRAME_SIZE_MAX_DEFAULT,
-    "an HA frame is no larger than a remoting frame: one read-buffer budget serves both"
+    HA_DATA_BYTES_MAX > FRAME_SIZE_MAX_DEFAULT,
+    "a record holding a remoting frame's message fits one Data frame"
 );
