@@ -10,12 +10,13 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
+use compio::io::AsyncWriteExt;
 use compio::net::{TcpListener, TcpStream};
 use futures_util::future::{join, select, Either};
 use rmq::ha::{
     follow_master, serve_slave, AckLevel, HaError, MasterParams, SlaveParams, SlaveProgress,
 };
-use rmq_net::ha::RefuseReason;
+use rmq_net::ha::{HaCodecError, RefuseReason};
 use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy, ShipLimit};
 use rmq_storage::file::{scratch_dir_on_real_disk, Disk};
 use rmq_storage::store::{AppendMessage, GetRequest, Store, StoreConfig, TagFilter};
@@ -392,6 +393,42 @@ fn a_slave_of_another_shape_or_cluster_is_refused() {
         assert_eq!(slave.commitlog().appended_offset(), 0, "nothing shipped");
         master.close().await.expect("close");
         slave.close().await.expect("close");
+    });
+}
+
+#[test]
+fn a_peer_that_is_not_a_slave_or_stays_silent_is_dropped() {
+    let dirs = Dirs::new("ha-foreign");
+    run(async {
+        let master = open(&dirs.master).await;
+        append(&master, "first", 10).await;
+        let listener = listener().await;
+        let progress = Rc::new(SlaveProgress::new());
+        // A remoting client: its first word is a frame length, not the HA magic.
+        let (master_end, mut client) = connect(&listener).await;
+        let mut remoting = 42_u32.to_be_bytes().to_vec();
+        remoting.extend_from_slice(&[0; 42]);
+        let (served, written) = join(
+            serve_slave(&master, master_end, master_params(&progress)),
+            client.write_all(remoting),
+        )
+        .await;
+        written.0.expect("write");
+        assert!(
+            matches!(served, Err(HaError::Codec(HaCodecError::Magic { .. }))),
+            "{served:?}"
+        );
+        // A peer that connects and says nothing.
+        let (master_end, _silent) = connect(&listener).await;
+        let params = MasterParams {
+            heartbeat_interval: Duration::from_millis(10),
+            silence_timeout: Duration::from_millis(100),
+            ..master_params(&progress)
+        };
+        let served = serve_slave(&master, master_end, params).await;
+        assert!(matches!(served, Err(HaError::Silent(_))), "{served:?}");
+        assert_eq!(progress.acks(), 0);
+        master.close().await.expect("close");
     });
 }
 

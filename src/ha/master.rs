@@ -49,6 +49,10 @@ pub struct MasterParams {
 /// (`Ok(())`: the slave cuts its log and reconnects). Cancel-safe: dropping the future only
 /// closes the connection (the store is only read).
 ///
+/// # Panics
+/// If `params.silence_timeout` is not longer than `params.heartbeat_interval` (a session would
+/// close on a healthy idle peer).
+///
 /// # Errors
 /// [`HaError::Refused`] when this master refused the slave (the Welcome was sent);
 /// [`HaError::Closed`], [`HaError::Silent`], [`HaError::Io`], [`HaError::Codec`],
@@ -58,6 +62,10 @@ pub async fn serve_slave(
     stream: TcpStream,
     params: MasterParams,
 ) -> Result<(), HaError> {
+    assert!(
+        params.silence_timeout > params.heartbeat_interval,
+        "silence limit above the heartbeat interval"
+    );
     let mut reader = FrameReader::new(params.shard_id, Sender::Slave);
     let hello = match next_before(&mut reader, &stream, params.silence_timeout)
         .await?
@@ -379,8 +387,10 @@ async fn ship(
         }
         assert_eq!(chunk.from, next, "a chunk starts where it was asked");
         assert!(chunk.next_offset > next, "a chunk moves forward");
-        write_data(stream, params.shard_id, next, master_end, chunk.bytes).await?;
+        // Counted as shipped before the write completes: an Ack for these bytes may be read
+        // as soon as they leave, before this future runs again.
         shipped.set(chunk.next_offset);
+        write_data(stream, params.shard_id, next, master_end, chunk.bytes).await?;
         last_sent = Instant::now();
     }
 }

@@ -46,6 +46,9 @@ pub struct SlaveParams {
 /// Not cancel-safe while a chunk is being appended: to stop it, close the master's end (the
 /// session returns [`HaError::Closed`]).
 ///
+/// # Panics
+/// If `params.silence_timeout` is not longer than `params.heartbeat_interval`.
+///
 /// # Errors
 /// [`HaError::Refused`] with the master's reason; [`HaError::Storage`] when appending or
 /// truncating failed (an append refusal means the logs disagree: reconnect, the handshake
@@ -56,6 +59,10 @@ pub async fn follow_master(
     stream: TcpStream,
     params: SlaveParams,
 ) -> Result<(), HaError> {
+    assert!(
+        params.silence_timeout > params.heartbeat_interval,
+        "silence limit above the heartbeat interval"
+    );
     let hello = hello(store, &params).await?;
     write_frame(&stream, &frame_of(&params, Body::Hello(hello))).await?;
     let mut reader = FrameReader::new(params.shard_id, Sender::Master);
