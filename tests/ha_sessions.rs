@@ -432,59 +432,92 @@ fn a_peer_that_is_not_a_slave_or_stays_silent_is_dropped() {
     });
 }
 
+/// The slave follows `shared` records, then the logs diverge: `slave_only` records of the
+/// slave's own, `master_only` different ones on the master at the same offsets. The next
+/// handshake must tell the slave to truncate to exactly the shared end (the fast path fails,
+/// the probe search finds it), with its queues cut back; after reconnecting it equals the
+/// master. `shared_segments` is how many segments the shared part spans at least.
+async fn diverge_then_reconcile(
+    name: &str,
+    shared: u64,
+    slave_only: u64,
+    master_only: u64,
+    shared_segments: usize,
+) {
+    let dirs = Dirs::new(name);
+    let (master, slave) = (open(&dirs.master).await, open(&dirs.slave).await);
+    append(&master, "shared", shared).await;
+    let listener = listener().await;
+    let progress = Rc::new(SlaveProgress::new());
+    while_following(
+        &master,
+        &slave,
+        &listener,
+        &progress,
+        caught_up(&master, &progress, AckLevel::Appended),
+    )
+    .await;
+    let common = master.commitlog().appended_offset();
+    let segments = master.commitlog().segment_starts();
+    let spanned = segments.iter().filter(|start| **start < common).count();
+    assert!(spanned >= shared_segments, "{spanned} segments");
+    let queue_maxes: Vec<u64> = TOPICS
+        .iter()
+        .flat_map(|topic| (0..QUEUES).map(|queue_id| master.max_offset(topic, queue_id)))
+        .collect();
+    append(&slave, "slave-only", slave_only).await;
+    append(&master, "master-only", master_only).await;
+    assert!(slave.commitlog().appended_offset() > common);
+
+    let (master_end, slave_end) = connect(&listener).await;
+    let (served, followed) = join(
+        serve_slave(&master, master_end, master_params(&progress)),
+        follow_master(&slave, slave_end, slave_params()),
+    )
+    .await;
+    assert!(served.is_ok(), "{served:?}");
+    assert!(followed.is_ok(), "{followed:?}");
+    assert_eq!(
+        slave.commitlog().appended_offset(),
+        common,
+        "cut to the common prefix"
+    );
+    let slave_maxes: Vec<u64> = TOPICS
+        .iter()
+        .flat_map(|topic| (0..QUEUES).map(|queue_id| slave.max_offset(topic, queue_id)))
+        .collect();
+    assert_eq!(slave_maxes, queue_maxes, "queues cut with the log");
+
+    while_following(&master, &slave, &listener, &progress, async {
+        caught_up(&master, &progress, AckLevel::Appended).await;
+        assert_same(&master, &slave).await;
+    })
+    .await;
+    master.close().await.expect("close");
+    slave.close().await.expect("close");
+}
+
 #[test]
 fn a_diverged_slave_truncates_to_the_common_prefix_then_catches_up() {
-    let dirs = Dirs::new("ha-diverged");
-    run(async {
-        let (master, slave) = (open(&dirs.master).await, open(&dirs.slave).await);
-        append(&master, "shared", 1_200).await;
-        let listener = listener().await;
-        let progress = Rc::new(SlaveProgress::new());
-        while_following(
-            &master,
-            &slave,
-            &listener,
-            &progress,
-            caught_up(&master, &progress, AckLevel::Appended),
-        )
-        .await;
-        let common = master.commitlog().appended_offset();
-        // The logs diverge at `common`: entries of the slave's own, different ones on the
-        // master at the same offsets (and further).
-        append(&slave, "slave-only", 300).await;
-        append(&master, "master-only", 500).await;
-        assert!(slave.commitlog().appended_offset() > common);
+    // Divergence in the first segment.
+    run(diverge_then_reconcile("ha-diverged", 1_200, 300, 500, 1));
+}
 
-        let (master_end, slave_end) = connect(&listener).await;
-        let (served, followed) = join(
-            serve_slave(&master, master_end, master_params(&progress)),
-            follow_master(&slave, slave_end, slave_params()),
-        )
-        .await;
-        assert!(served.is_ok(), "{served:?}");
-        assert!(followed.is_ok(), "{followed:?}");
-        assert_eq!(
-            slave.commitlog().appended_offset(),
-            common,
-            "cut to the common prefix"
-        );
-        for topic in TOPICS {
-            for queue_id in 0..QUEUES {
-                let queue = format!("{topic}/{queue_id}");
-                assert_eq!(
-                    slave.max_offset(topic, queue_id),
-                    300,
-                    "{queue} cut with the log"
-                );
-            }
-        }
+#[test]
+fn a_divergence_in_a_later_segment_is_found_by_bisection() {
+    // 2,500 shared records span two segments and more: the probe search bisects over the
+    // segment starts before the entries of one segment.
+    run(diverge_then_reconcile(
+        "ha-diverged-late",
+        2_500,
+        400,
+        900,
+        2,
+    ));
+}
 
-        while_following(&master, &slave, &listener, &progress, async {
-            caught_up(&master, &progress, AckLevel::Appended).await;
-            assert_same(&master, &slave).await;
-        })
-        .await;
-        master.close().await.expect("close");
-        slave.close().await.expect("close");
-    });
+#[test]
+fn a_slave_ahead_of_its_master_truncates_to_the_masters_end() {
+    // The slave holds entries past the master's end (a former master's unreplicated tail).
+    run(diverge_then_reconcile("ha-ahead", 600, 200, 0, 1));
 }
