@@ -344,15 +344,20 @@ fn a_restarted_slave_resumes_from_its_end() {
 }
 
 #[test]
-fn a_slave_of_another_shape_or_cluster_is_refused() {
+fn a_slave_of_another_shape_cluster_or_shard_is_refused() {
     let dirs = Dirs::new("ha-refused");
     run(async {
         let (master, slave) = (open(&dirs.master).await, open(&dirs.slave).await);
         append(&master, "first", 10).await;
         let listener = listener().await;
         let progress = Rc::new(SlaveProgress::new());
+        let two_shards = MasterParams {
+            shard_count: 2,
+            ..master_params(&progress)
+        };
         let cases = [
             (
+                master_params(&progress),
                 SlaveParams {
                     shard_count: 2,
                     ..slave_params()
@@ -360,6 +365,7 @@ fn a_slave_of_another_shape_or_cluster_is_refused() {
                 RefuseReason::ShardCount,
             ),
             (
+                master_params(&progress),
                 SlaveParams {
                     cluster_name: "OtherCluster".into(),
                     ..slave_params()
@@ -367,18 +373,29 @@ fn a_slave_of_another_shape_or_cluster_is_refused() {
                 RefuseReason::ClusterName,
             ),
             (
+                master_params(&progress),
                 SlaveParams {
                     broker_id: 0,
                     ..slave_params()
                 },
                 RefuseReason::BrokerId,
             ),
+            (
+                // Shard 1's Hello reaching shard 0's session.
+                two_shards,
+                SlaveParams {
+                    shard_id: 1,
+                    shard_count: 2,
+                    ..slave_params()
+                },
+                RefuseReason::ShardId,
+            ),
         ];
-        for (params, expected) in cases {
+        for (master_side, slave_side, expected) in cases {
             let (master_end, slave_end) = connect(&listener).await;
             let (served, followed) = join(
-                serve_slave(&master, master_end, master_params(&progress)),
-                follow_master(&slave, slave_end, params),
+                serve_slave(&master, master_end, master_side),
+                follow_master(&slave, slave_end, slave_side),
             )
             .await;
             assert!(

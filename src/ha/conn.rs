@@ -35,6 +35,21 @@ impl FrameReader {
     ///
     /// Not cancel-safe: bytes of a dropped read are lost; drop it only to end the session.
     pub(crate) async fn next(&mut self, stream: &TcpStream) -> Result<Frame, HaError> {
+        let frame = self.next_any_shard(stream).await?;
+        if frame.shard_id != self.shard_id {
+            return Err(HaError::Protocol(format!(
+                "{:?} for shard {} on shard {}'s connection",
+                frame.body.frame_type(),
+                frame.shard_id,
+                self.shard_id
+            )));
+        }
+        Ok(frame)
+    }
+
+    /// [`FrameReader::next`] without the shard check: for the Hello, which the master answers
+    /// with a refusal when it names another shard.
+    pub(crate) async fn next_any_shard(&mut self, stream: &TcpStream) -> Result<Frame, HaError> {
         loop {
             if let Some(frame) = ha::decode(&mut self.buf)? {
                 return self.checked(frame);
@@ -67,12 +82,6 @@ impl FrameReader {
         if frame_type.sender() != self.from {
             return Err(HaError::Protocol(format!(
                 "{frame_type:?} from the wrong side"
-            )));
-        }
-        if frame.shard_id != self.shard_id {
-            return Err(HaError::Protocol(format!(
-                "{frame_type:?} for shard {} on shard {}'s connection",
-                frame.shard_id, self.shard_id
             )));
         }
         Ok(frame)

@@ -67,15 +67,22 @@ pub async fn serve_slave(
         "silence limit above the heartbeat interval"
     );
     let mut reader = FrameReader::new(params.shard_id, Sender::Slave);
-    let hello = match next_before(&mut reader, &stream, params.silence_timeout)
-        .await?
-        .body
-    {
-        Body::Hello(hello) => hello,
-        other => return Err(out_of_turn(&other, "before the Hello")),
+    let first = compio::time::timeout(params.silence_timeout, reader.next_any_shard(&stream))
+        .await
+        .map_err(|_| HaError::Silent(params.silence_timeout))??;
+    let Body::Hello(hello) = first.body else {
+        return Err(out_of_turn(&first.body, "before the Hello"));
     };
     if let Some((reason, text)) = identity_refusal(store, &params, &hello) {
-        return refuse(&stream, params.shard_id, reason, text).await;
+        // Answered on the Hello's shard id, so the slave reads the refusal.
+        return refuse(&stream, first.shard_id, reason, text).await;
+    }
+    if first.shard_id != params.shard_id {
+        let text = format!(
+            "shard {} reached shard {}'s session",
+            first.shard_id, params.shard_id
+        );
+        return refuse(&stream, first.shard_id, RefuseReason::ShardId, text).await;
     }
     let welcome = match decide_start(store, &mut reader, &stream, &params, &hello).await? {
         Start::Accept(start_offset) => Welcome::Accept {
@@ -169,9 +176,7 @@ fn identity_refusal(
         );
         return Some((RefuseReason::SegmentSize, text));
     }
-    // The reader only returns frames carrying the connection's shard id, so the Hello reached
-    // the shard it names; a shard id the master does not have is the caller's to refuse
-    // before handing the connection to a shard.
+    // Last: the shard id (`serve_slave`, from the frame header).
     None
 }
 
