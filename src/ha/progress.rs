@@ -87,12 +87,14 @@ impl SlaveProgress {
         self.wake_reached();
     }
 
-    /// Records an Ack and wakes the waiters it satisfies.
+    /// Records an Ack and wakes the waiters it satisfies. Its session checked that its acks
+    /// never go back; across sessions they may (a reconnected slave that truncated, or a stale
+    /// connection of the same slave still open: keeping one session per slave is the caller's),
+    /// so the latest ack is what counts.
     pub(crate) fn acked(&self, appended: u64, durable: u64) {
         assert!(durable <= appended, "checked by the codec");
-        assert!(appended >= self.appended.get(), "checked by the session");
         self.appended.set(appended);
-        self.durable.set(durable.max(self.durable.get()));
+        self.durable.set(durable);
         self.acks.set(self.acks.get() + 1);
         self.wake_reached();
     }
