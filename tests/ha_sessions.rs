@@ -10,13 +10,14 @@ use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
 
-use compio::io::AsyncWriteExt;
+use bytes::BytesMut;
+use compio::io::{AsyncReadExt, AsyncWriteExt};
 use compio::net::{TcpListener, TcpStream};
 use futures_util::future::{join, select, Either};
 use rmq::ha::{
     follow_master, serve_slave, AckLevel, HaError, MasterParams, SlaveParams, SlaveProgress,
 };
-use rmq_net::ha::{HaCodecError, RefuseReason};
+use rmq_net::ha::{Body, Data, Frame, HaCodecError, RefuseReason, Welcome};
 use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy, ShipLimit};
 use rmq_storage::file::{scratch_dir_on_real_disk, Disk};
 use rmq_storage::store::{AppendMessage, GetRequest, Store, StoreConfig, TagFilter};
@@ -537,4 +538,88 @@ fn a_divergence_in_a_later_segment_is_found_by_bisection() {
 fn a_slave_ahead_of_its_master_truncates_to_the_masters_end() {
     // The slave holds entries past the master's end (a former master's unreplicated tail).
     run(diverge_then_reconcile("ha-ahead", 600, 200, 0, 1));
+}
+
+/// A hand-written master: reads the Hello, then writes `frames` and keeps the connection open
+/// (returned) so the slave's session ends on what it was sent.
+async fn fake_master(mut stream: TcpStream, frames: Vec<Frame>) -> TcpStream {
+    let mut buf = BytesMut::with_capacity(4096);
+    loop {
+        if let Some(frame) = rmq_net::ha::decode(&mut buf).expect("a valid Hello") {
+            assert!(matches!(frame.body, Body::Hello(_)), "{frame:?}");
+            break;
+        }
+        buf.reserve(4096);
+        let compio::buf::BufResult(read, returned) = stream.append(buf).await;
+        buf = returned;
+        assert!(read.expect("read") > 0, "the slave sends a Hello");
+    }
+    let mut out = BytesMut::new();
+    for frame in &frames {
+        rmq_net::ha::encode(frame, &mut out).expect("encode");
+    }
+    stream.write_all(out).await.0.expect("write");
+    stream
+}
+
+#[test]
+fn a_slave_refuses_data_that_is_not_whole_entries_at_its_end() {
+    let dirs = Dirs::new("ha-bad-data");
+    run(async {
+        let (master, slave) = (open(&dirs.master).await, open(&dirs.slave).await);
+        append(&master, "first", 50).await;
+        let end = master.commitlog().appended_offset();
+        let chunk = master
+            .read_log(0, 64 * 1024, ShipLimit::Appended)
+            .await
+            .expect("read");
+        assert!(chunk.entries > 1);
+        let accept = Frame {
+            shard_id: 0,
+            body: Body::Welcome(Welcome::Accept {
+                start_offset: 0,
+                master_appended_end: end,
+            }),
+        };
+        let data = |start_offset: u64, bytes: bytes::Bytes| Frame {
+            shard_id: 0,
+            body: Body::Data(Data {
+                start_offset,
+                master_appended_end: end,
+                bytes,
+            }),
+        };
+        let listener = listener().await;
+        // Half an entry at the end: the storage refuses the chunk whole.
+        let torn = chunk.bytes.slice(..chunk.bytes.len() - 7);
+        // Whole entries, but not at the slave's end.
+        let elsewhere = chunk.bytes.slice(..chunk.bytes.len() - 64);
+        let cases = [
+            vec![accept.clone(), data(0, torn)],
+            vec![accept, data(1, elsewhere)],
+        ];
+        let mut outcomes = Vec::new();
+        for frames in cases {
+            let (master_end, slave_end) = connect(&listener).await;
+            let (_kept_open, followed) = join(
+                fake_master(master_end, frames),
+                follow_master(&slave, slave_end, slave_params()),
+            )
+            .await;
+            assert_eq!(slave.commitlog().appended_offset(), 0, "nothing placed");
+            outcomes.push(followed);
+        }
+        assert!(
+            matches!(outcomes[0], Err(HaError::Storage(_))),
+            "{:?}",
+            outcomes[0]
+        );
+        assert!(
+            matches!(outcomes[1], Err(HaError::Protocol(_))),
+            "{:?}",
+            outcomes[1]
+        );
+        master.close().await.expect("close");
+        slave.close().await.expect("close");
+    });
 }
