@@ -537,7 +537,7 @@ async fn open_shard(
 }
 
 /// Stops the broker cleanly: new requests are refused and those in flight drained
-/// ([`drain`]), then every shard flushes its CommitLog, writes its store checkpoint and
+/// (phase 0, `drain`), then every shard flushes its CommitLog, writes its store checkpoint and
 /// persists consumer offsets; the control shard unregisters from the NameServers. Returns when
 /// all shards answered (or after `timeout`).
 pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {

@@ -2,7 +2,8 @@
 //! its own compio runtime (io_uring). This is the only module that creates executors.
 //!
 //! Owns: thread start-up, pinning, the per-shard listener sockets (SO_REUSEPORT) and shutdown.
-//! Must never: share data-plane state between shards (that crosses only as [`mesh::ShardMsg`] over the bounded mesh).
+//! Must never: share data-plane state between shards (it crosses only through the
+//! [`mesh`] API, over bounded channels).
 
 pub mod clock;
 pub mod fds;
