@@ -40,7 +40,8 @@ impl CommitLog {
     ///
     /// # Errors
     /// [`StorageError::ReplicationGap`] if `offset` is not the append mark;
-    /// [`StorageError::ReplicationRefused`] naming the first entry that fails.
+    /// [`StorageError::ReplicationRefused`] naming the first entry that fails;
+    /// [`StorageError::Poisoned`], [`StorageError::Closed`].
     pub fn check_replicated<'a>(
         &self,
         offset: u64,
@@ -49,6 +50,7 @@ impl CommitLog {
         let inner = &self.inner;
         let record_max = inner.config.record_size_max_bytes;
         let state = inner.state.borrow();
+        state.usable()?;
         if offset != state.appended {
             return Err(StorageError::ReplicationGap {
                 expected: state.appended,

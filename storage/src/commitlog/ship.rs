@@ -104,7 +104,8 @@ impl CommitLog {
                 .expect("an offset below the append mark lies in a segment");
             (limit_end.min(segment.end()), segment.end())
         };
-        let want = max_bytes.min(end - from);
+        // At least a record header, so a too-large first entry is known by its length.
+        let want = max_bytes.max(RECORD_HEADER_BYTES as u64).min(end - from);
         let bytes = inner.read_range(from, from + want).await?;
         let (taken, next_offset, entries) = match self.take_entries(&bytes, from, segment_end)? {
             Taken::Entries {

@@ -140,8 +140,8 @@ pub(super) async fn open(config: StoreConfig, disk: Disk) -> Result<(Store, Stor
 }
 
 impl Store {
-    /// Dispatches the records in `[from, end)` again: into consume queues from `cq_start`,
-    /// into the index from `index_start`.
+    /// Dispatches the records in `[from, end)` again (never one at or past `end`): into
+    /// consume queues from `cq_start`, into the index from `index_start`.
     pub(super) async fn replay(
         &self,
         from: u64,
@@ -161,6 +161,10 @@ impl Store {
                 });
             }
             for record in &batch.records {
+                if record.phys_offset >= end {
+                    // A batch may read past `end` (a truncation replays below its cut).
+                    break;
+                }
                 let targets = Targets {
                     consume_queue: record.phys_offset >= cq_start,
                     index: record.phys_offset >= index_start,
@@ -168,7 +172,7 @@ impl Store {
                 self.dispatch_record(record, targets).await?;
                 records += 1;
             }
-            offset = batch.next_offset;
+            offset = batch.next_offset.min(end);
             self.cqs.write_pending().await?;
         }
         Ok(records)
