@@ -12,9 +12,9 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use replication_support::{
-    append_random, append_sized, assert_same, assert_same_queries, assert_same_segment_files,
-    entry_headers, entry_stream, open, run, ship, ship_until, unique_key, Sent, QUEUES, RECORD_MAX,
-    SEGMENT_BYTES,
+    append_exact, append_random, append_sized, assert_same, assert_same_queries,
+    assert_same_segment_files, entry_headers, entry_stream, open, run, ship, ship_until,
+    unique_key, Sent, QUEUES, RECORD_MAX, SEGMENT_BYTES,
 };
 use rmq_storage::commitlog::record::{encode_to_vec, AppendRecord};
 use rmq_storage::commitlog::{EntryKind, FlushPolicy, ShipLimit};
@@ -311,6 +311,86 @@ fn divergence_is_resolved_by_truncating_to_the_common_prefix() {
         let serials: Vec<u64> = fresh.iter().step_by(11).map(|s| s.serial).collect();
         assert_same_queries(&new_master, &slave, &serials).await;
         assert_same_queries(&new_master, &slave, &[0, 100, 169, 170, 250]).await;
+    });
+}
+
+#[test]
+fn a_stale_tail_in_the_masters_unused_span_is_not_taken_for_common_entries() {
+    let root = scratch_dir_on_real_disk("repl-stale").expect("scratch dir");
+    let (master_root, slave_root) = (root.join("master"), root.join("slave"));
+    run(async {
+        // The master's CommitLog checkpoint moves only when the test says so.
+        let mut config =
+            replication_support::config(&master_root, FlushPolicy::Async, SEGMENT_BYTES);
+        config.commitlog.flush_interval_ms = 60_000;
+        config.commitlog.checkpoint_interval_ms = 3_600_000;
+        let (master, _) = Store::open(config.clone(), Disk::real())
+            .await
+            .expect("open");
+        // Records of 50,000 bytes: 18 end at 900,000; the 19th and 20th fill the segment to
+        // 1,000,000, a filler the rest.
+        for serial in 0..18 {
+            append_exact(&master, QUEUES[0], serial, 50_000).await;
+        }
+        master.commitlog().flush().await.expect("flush");
+        assert_eq!(
+            master.commitlog().checkpoint().await.expect("checkpoint"),
+            900_000
+        );
+        for serial in 18..30 {
+            append_exact(&master, QUEUES[1], serial, 50_000).await;
+        }
+        let (slave, _) = open(&slave_root, FlushPolicy::Async, SEGMENT_BYTES, Disk::real()).await;
+        ship(&master, &slave, &[1 << 20], ShipLimit::Appended).await;
+        master.commitlog().flush().await.expect("flush");
+        master.abandon().await;
+        // The record at 900,000 is damaged: the master recovers to 900,000, and its records at
+        // 950,000 and in the next segment stay on disk, valid but past its end.
+        let segment = master_root.join("commitlog").join(format!("{:020}", 0));
+        {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&segment)
+                .expect("segment file");
+            file.write_all_at(&[0u8; 16], 900_000).expect("damage");
+            file.sync_all().expect("sync");
+        }
+        let (master, recovery) = Store::open(config, Disk::real()).await.expect("reopen");
+        assert_eq!(recovery.commitlog.recovered_end, 900_000);
+        // A record that does not fit the 148,576 bytes left: a filler at 900,000 spans the
+        // stale record at 950,000. Then enough that 950,000 is read from disk, not the ring.
+        let big = append_exact(&master, QUEUES[2], 100, u64::from(RECORD_MAX)).await;
+        assert_eq!(big.outcome.phys_offset, SEGMENT_BYTES);
+        for serial in 101..110 {
+            append_exact(&master, QUEUES[2], serial, 190_000).await;
+        }
+        assert!(
+            matches!(
+                master.entry_header_at(950_000).await,
+                Err(StorageError::NotAnEntry { .. })
+            ),
+            "the unused span after the filler reads as zeros"
+        );
+        let headers = entry_headers(&slave).await;
+        assert!(headers.iter().any(|h| h.offset == 950_000));
+        let mut prefix_end = 0;
+        for header in headers.iter().rev() {
+            if let Ok(theirs) = master.entry_header_at(header.offset).await {
+                if theirs == *header {
+                    prefix_end = header.end();
+                    break;
+                }
+            }
+        }
+        assert_eq!(prefix_end, 900_000, "the stale copy is not a common entry");
+        slave.truncate_to(prefix_end).await.expect("truncate");
+        ship(&master, &slave, &[300_000], ShipLimit::Appended).await;
+        assert_same(&master, &slave).await;
+        master.checkpoint().await.expect("checkpoint");
+        slave.checkpoint().await.expect("checkpoint");
+        let end = master.commitlog().appended_offset();
+        assert_same_segment_files(&master_root, &slave_root, end);
     });
 }
 

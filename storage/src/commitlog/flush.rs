@@ -30,8 +30,6 @@ use crate::limits::{STREAM_PIECE_BYTES_MIN, STREAM_WRITES_IN_FLIGHT, WRITE_CHUNK
 use futures_util::future::{select, Either};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 
-use super::record::FILLER_BYTES;
-
 /// One O_DIRECT write of a flush round.
 struct Piece {
     file: Rc<DirectFile>,
@@ -243,7 +241,7 @@ impl Inner {
             if segment.end() <= at {
                 continue;
             }
-            let limit = write_limit(segment, block);
+            let limit = write_limit(segment);
             at = at.max(segment.start);
             if at >= limit {
                 continue; // sealed and fully written: continue in the next segment
@@ -347,7 +345,7 @@ impl Inner {
     }
 
     /// Plans a round over `[align_down(written), align_up(appended))`, split at segment ends
-    /// (a sealed segment is written only up to its filler), at the ring end, and into pieces of
+    /// (a sealed segment's unused span after its filler included, as zeros), at the ring end, and into pieces of
     /// at most [`WRITE_CHUNK_BYTES_MAX`]. Zeroes the ring past the append mark up to the block
     /// end so the padding written is zeros.
     fn plan_flush(&self) -> Option<FlushPlan> {
@@ -375,22 +373,14 @@ impl Inner {
             .filter(|s| s.end() > from && s.start < end)
         {
             let piece_start = from.max(segment.start);
-            let piece_end = end_aligned.min(write_limit(segment, block));
+            let piece_end = end_aligned.min(write_limit(segment));
             if piece_start >= piece_end {
                 continue;
             }
             self.split_into_pieces(segment, piece_start, piece_end, &mut pieces);
             files.push(Rc::clone(&segment.file));
         }
-        if pieces.is_empty() {
-            // Only the unused span after a replicated filler is unwritten (the filler was the
-            // last entry, and streaming already wrote its block): the mark just moves.
-            assert_eq!(
-                active.sealed_at.get().map(|_| active.end()),
-                Some(end),
-                "a round with nothing to write ends a sealed segment"
-            );
-        }
+        assert!(!pieces.is_empty(), "a non-empty round writes something");
         Some(FlushPlan { end, pieces, files })
     }
 
@@ -487,13 +477,12 @@ impl Inner {
     }
 }
 
-/// Where the flusher may write in `segment`: its end, or just past its filler once sealed.
-fn write_limit(segment: &Segment, block: u64) -> u64 {
-    match segment.sealed_at.get() {
-        None => segment.end(),
-        Some(at) if at == segment.end() => at,
-        Some(at) => align_up(at + FILLER_BYTES as u64, block).min(segment.end()),
-    }
+/// Where the flusher may write in `segment`: its end. A sealed segment's unused span after
+/// its filler is written too (the ring holds zeros there), so no bytes of an earlier run (a
+/// tail that recovery dropped) stay inside the log's range, where an entry-header read, e.g. a
+/// replication divergence check, could take them for entries.
+fn write_limit(segment: &Segment) -> u64 {
+    segment.end()
 }
 
 /// The CommitLog checkpoint contents.

@@ -84,7 +84,7 @@ pub use replicate::ReplicatedEntry;
 pub use retention::{RetentionClock, RetentionOutcome, RetentionPolicy};
 pub use ship::{LogChunk, ShipLimit};
 
-use crate::align::{align_down, align_up};
+use crate::align::align_down;
 use crate::error::{Result, StorageError};
 use crate::file::Disk;
 use crate::limits::{FLUSH_EAGER_DIVISOR, LOCAL_OFFSET_LIMIT};
@@ -720,9 +720,11 @@ impl Inner {
             let filler = encode_filler(at, remaining, self.generation);
             self.ring.write(at, &filler);
             state.generations.appended(at, self.generation);
+            // The unused span is written as zeros (see `flush.rs`, `write_limit`); it is shorter
+            // than the record that did not fit, so it fits the ring.
             let filler_end = at + FILLER_BYTES as u64;
-            let zero_end = align_up(filler_end, self.alignment as u64).min(active.end());
-            self.ring.zero(filler_end, (zero_end - filler_end) as usize);
+            self.ring
+                .zero(filler_end, (active.end() - filler_end) as usize);
         }
         active.sealed_at.set(Some(at));
         state.appended = active.end();

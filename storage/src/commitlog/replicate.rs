@@ -16,7 +16,6 @@ use super::record::{
     parse_entry, Entry, EntryHeader, EntryKind, ParseError, RecordView, FILLER_BYTES,
 };
 use super::{CommitLog, NextSegment, Want};
-use crate::align::align_up;
 use crate::error::{ReplicationRefusal, Result, StorageError};
 use crate::limits::{LOCAL_OFFSET_LIMIT, REPLICATION_CHUNK_BYTES_MAX};
 
@@ -216,11 +215,12 @@ impl CommitLog {
                 inner
                     .ring
                     .write(header.offset, &entry.bytes[..FILLER_BYTES]);
+                // The unused span is written as zeros, as after a local filler; checked to be
+                // no longer than a record, so it fits the ring.
                 let filler_end = header.offset + FILLER_BYTES as u64;
-                let zero_end = align_up(filler_end, inner.alignment as u64).min(active.end());
                 inner
                     .ring
-                    .zero(filler_end, (zero_end - filler_end) as usize);
+                    .zero(filler_end, (active.end() - filler_end) as usize);
                 active.sealed_at.set(Some(header.offset));
             }
         }

@@ -123,6 +123,22 @@ pub async fn append_sized(
     }
 }
 
+/// Appends message `serial` to `queue` with a payload making its record exactly `size` bytes
+/// (a multiple of 16, at most [`RECORD_MAX`]).
+pub async fn append_exact(
+    store: &Store,
+    queue: (&'static str, i32),
+    serial: u64,
+    size: u64,
+) -> Sent {
+    let keys = format!("{} biz{}", unique_key(serial), serial % 7);
+    let overhead = encoded(queue.0, &keys, 0);
+    let len = usize::try_from(size - overhead).expect("fits");
+    let sent = append_sized(store, queue, serial, len).await;
+    assert_eq!(u64::from(sent.outcome.size), size);
+    sent
+}
+
 /// Appends `count` random messages (serials from `first`) to random queues.
 pub async fn append_random(store: &Store, rng: &mut StdRng, first: u64, count: u64) -> Vec<Sent> {
     let mut sent = Vec::new();
@@ -253,13 +269,13 @@ pub async fn assert_same(master: &Store, slave: &Store) {
         slave.commitlog().segment_starts()
     );
     for (topic, queue_id) in QUEUES {
-        let offsets = master.offsets(topic, queue_id);
-        assert_eq!(
-            offsets,
-            slave.offsets(topic, queue_id),
-            "{topic}/{queue_id}"
-        );
-        let Some((min, max)) = offsets else { continue };
+        // A queue whose every record was dropped (by a truncation, or by recovery on a master)
+        // is empty or unknown depending on whether a checkpoint listed it: both read as (0, 0).
+        let offsets = |store: &Store| store.offsets(topic, queue_id).filter(|&(_, max)| max > 0);
+        assert_eq!(offsets(master), offsets(slave), "{topic}/{queue_id}");
+        let Some((min, max)) = offsets(master) else {
+            continue;
+        };
         for queue_offset in [min, (min + max) / 2, max.saturating_sub(1), max] {
             let request = GetRequest {
                 topic,
