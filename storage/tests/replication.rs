@@ -19,8 +19,10 @@ use replication_support::{
 use rmq_storage::commitlog::record::{encode_to_vec, AppendRecord};
 use rmq_storage::commitlog::{EntryKind, FlushPolicy, ShipLimit};
 use rmq_storage::error::{ReplicationRefusal, StorageError};
-use rmq_storage::file::{scratch_dir_on_real_disk, CrashMode, Disk, FaultInjector};
-use rmq_storage::store::{GetRequest, GetStatus, Store, TagFilter};
+use rmq_storage::file::{
+    scratch_dir_on_real_disk, CrashMode, Disk, FaultInjector, FaultOp, ScopedFault,
+};
+use rmq_storage::store::{AppendMessage, GetRequest, GetStatus, Store, TagFilter};
 
 fn dirs(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let root = scratch_dir_on_real_disk(name).expect("scratch dir");
@@ -614,6 +616,65 @@ fn a_truncation_survives_a_power_loss_and_later_unsynced_appends() {
         // Every queue holds exactly the surviving records, each pullable at its offset.
         check_cut_at(&store, &sent, survivors).await;
     });
+}
+
+#[test]
+fn a_failed_truncation_poisons_and_a_reopen_recovers_a_consistent_store() {
+    // An EIO on every write under the CommitLog (its zeroing, after its checkpoint moved) or
+    // under the consume queues (the store checkpoint's block writes, before the CommitLog is
+    // touched).
+    for failing in ["commitlog", "consumequeue"] {
+        let (root, _) = dirs("repl-truncate-eio");
+        run(async {
+            let faults = FaultInjector::new();
+            let disk = Disk::with_faults(faults.clone());
+            let (store, _) = open(&root, FlushPolicy::Sync, SEGMENT_BYTES, disk).await;
+            let mut rng = StdRng::seed_from_u64(81);
+            let sent = append_random(&store, &mut rng, 0, 300).await;
+            store.checkpoint().await.expect("checkpoint");
+            let end = store.commitlog().appended_offset();
+            faults.add_scoped_fault(ScopedFault {
+                under: root.join(failing),
+                op: FaultOp::Write,
+                errno: libc::EIO,
+            });
+            let cut = sent[200].outcome.phys_offset;
+            let error = store.truncate_to(cut).await.expect_err("EIO");
+            assert!(
+                matches!(error, StorageError::Io { .. }),
+                "{failing}: {error}"
+            );
+            faults.clear_scoped_faults();
+            let message = AppendMessage {
+                topic: "Orders",
+                queue_id: 0,
+                tags_code: 0,
+                keys: "late",
+                store_timestamp_ms: Some(1),
+                sys_flag: 0,
+                payload: b"late",
+            };
+            assert!(
+                matches!(
+                    store.append(&message).await,
+                    Err(StorageError::Poisoned { .. })
+                ),
+                "{failing}: the store takes no append until reopened"
+            );
+            assert!(matches!(
+                store.append_replicated(end, &[]).await,
+                Err(StorageError::Poisoned { .. })
+            ));
+            store.abandon().await;
+            let (store, recovery) =
+                open(&root, FlushPolicy::Sync, SEGMENT_BYTES, Disk::real()).await;
+            // Either failure left the old log whole: every record, queue entry and key is back.
+            assert_eq!(recovery.commitlog.recovered_end, end, "{failing}");
+            check_cut_at(&store, &sent, sent.len()).await;
+            store.truncate_to(cut).await.expect("truncate");
+            check_cut(&store, &sent, 200).await;
+        });
+    }
 }
 
 #[test]
