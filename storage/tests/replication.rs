@@ -22,7 +22,7 @@ use rmq_storage::error::{ReplicationRefusal, StorageError};
 use rmq_storage::file::{
     scratch_dir_on_real_disk, CrashMode, Disk, FaultInjector, FaultOp, ScopedFault,
 };
-use rmq_storage::store::{AppendMessage, GetRequest, GetStatus, Store, TagFilter};
+use rmq_storage::store::{AppendMessage, GetRequest, GetStatus, Store, TagFilter, WaitOutcome};
 
 fn dirs(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let root = scratch_dir_on_real_disk(name).expect("scratch dir");
@@ -513,6 +513,43 @@ fn truncate_then_reopen_then_append_again() {
             assert_eq!(found.records.len(), 1, "message {}", message.serial);
             assert_eq!(found.records[0].phys_offset, message.outcome.phys_offset);
         }
+    });
+}
+
+#[test]
+fn long_poll_waiters_keep_waiting_across_a_truncation() {
+    use futures_util::FutureExt;
+    let (root, _) = dirs("repl-truncate-wait");
+    run(async {
+        let (store, _) = open(&root, FlushPolicy::Sync, SEGMENT_BYTES, Disk::real()).await;
+        let queue = QUEUES[0];
+        let mut sent = Vec::new();
+        for serial in 0..20 {
+            sent.push(append_sized(&store, queue, serial, 100).await);
+        }
+        let mut waiter = store.wait_for_message(queue.0, queue.1, 20);
+        assert!(
+            (&mut waiter).now_or_never().is_none(),
+            "nothing past 20 yet"
+        );
+        store
+            .truncate_to(sent[15].outcome.phys_offset)
+            .await
+            .expect("truncate");
+        assert_eq!(store.max_offset(queue.0, queue.1), 15);
+        assert!(
+            (&mut waiter).now_or_never().is_none(),
+            "a truncation wakes no waiter with a message"
+        );
+        assert_eq!(store.waiters(), 1);
+        for serial in 15..21 {
+            append_sized(&store, queue, 100 + serial, 100).await;
+        }
+        assert_eq!(
+            waiter.await,
+            WaitOutcome::Arrived,
+            "queue offset 20 exists again"
+        );
     });
 }
 

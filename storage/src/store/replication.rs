@@ -73,8 +73,8 @@ impl Store {
     /// [`StorageError::ReplicationGap`], [`StorageError::ReplicationRefused`]: nothing placed.
     /// Consume-queue read errors before placing: nothing placed. Operating errors while
     /// placing ([`StorageError::DiskFull`] for the next segment, [`StorageError::Poisoned`],
-    /// [`StorageError::Closed`]) can leave a prefix of the chunk placed (and dispatched):
-    /// resume from `commitlog().appended_offset()`.
+    /// [`StorageError::Closed`]) can leave a prefix of the chunk placed (dispatched by the
+    /// next reput): resume from `commitlog().appended_offset()`.
     pub async fn append_replicated(&self, offset: u64, bytes: &[u8]) -> Result<u64> {
         self.ensure_dispatch_room().await?;
         let (end, queues) = {
