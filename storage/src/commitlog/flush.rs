@@ -30,8 +30,6 @@ use crate::limits::{STREAM_PIECE_BYTES_MIN, STREAM_WRITES_IN_FLIGHT, WRITE_CHUNK
 use futures_util::future::{select, Either};
 use futures_util::stream::{FuturesOrdered, StreamExt};
 
-use super::record::FILLER_BYTES;
-
 /// One O_DIRECT write of a flush round.
 struct Piece {
     file: Rc<DirectFile>,
@@ -102,7 +100,13 @@ pub(super) async fn flusher_task(weak: Weak<Inner>, signal: Rc<Signal>) {
                 let Some(inner) = weak.upgrade() else {
                     continue;
                 };
-                alongside_sync(&mut syncing, inner.stream_full_blocks()).await;
+                let streamed = alongside_sync(&mut syncing, inner.stream_full_blocks()).await;
+                // Nothing whole to stream although a quarter of the pending bound is unwritten:
+                // the rest is a partial block or the unused span after a filler. One write
+                // round instead, so the loop never spins deciding to stream.
+                if !streamed {
+                    alongside_sync(&mut syncing, inner.write_pending()).await;
+                }
             }
         }
     }
@@ -163,16 +167,18 @@ impl Inner {
     /// no later write overlaps one in flight) with up to [`STREAM_WRITES_IN_FLIGHT`] writes in
     /// flight, for as long as whole blocks keep coming. `written` advances in submission order
     /// as writes complete. Stops submitting when the log stops being open, and always waits for
-    /// the writes it submitted.
-    async fn stream_full_blocks(&self) {
+    /// the writes it submitted. Returns whether it submitted any.
+    async fn stream_full_blocks(&self) -> bool {
         let mut next = align_down(self.state.borrow().written, self.alignment as u64);
         let truncations = self.truncations.get();
         let mut in_flight = FuturesOrdered::new();
+        let mut submitted = false;
         loop {
             while in_flight.len() < STREAM_WRITES_IN_FLIGHT {
                 let Some(piece) = self.next_stream_piece(next, !in_flight.is_empty()) else {
                     break;
                 };
+                submitted = true;
                 next = piece.log_end;
                 in_flight.push_back(async move {
                     let (result, _) = piece.file.write_all_at(piece.slice, piece.file_pos).await;
@@ -180,7 +186,7 @@ impl Inner {
                 });
             }
             let Some((end, file, result)) = in_flight.next().await else {
-                return;
+                return submitted;
             };
             assert_eq!(
                 self.truncations.get(),
@@ -190,7 +196,7 @@ impl Inner {
             if let Err(error) = result {
                 self.poison(&error);
                 while in_flight.next().await.is_some() {}
-                return;
+                return true;
             }
             {
                 let mut state = self.state.borrow_mut();
@@ -235,7 +241,7 @@ impl Inner {
             if segment.end() <= at {
                 continue;
             }
-            let limit = write_limit(segment, block);
+            let limit = write_limit(segment);
             at = at.max(segment.start);
             if at >= limit {
                 continue; // sealed and fully written: continue in the next segment
@@ -339,7 +345,7 @@ impl Inner {
     }
 
     /// Plans a round over `[align_down(written), align_up(appended))`, split at segment ends
-    /// (a sealed segment is written only up to its filler), at the ring end, and into pieces of
+    /// (a sealed segment's unused span after its filler included, as zeros), at the ring end, and into pieces of
     /// at most [`WRITE_CHUNK_BYTES_MAX`]. Zeroes the ring past the append mark up to the block
     /// end so the padding written is zeros.
     fn plan_flush(&self) -> Option<FlushPlan> {
@@ -367,7 +373,7 @@ impl Inner {
             .filter(|s| s.end() > from && s.start < end)
         {
             let piece_start = from.max(segment.start);
-            let piece_end = end_aligned.min(write_limit(segment, block));
+            let piece_end = end_aligned.min(write_limit(segment));
             if piece_start >= piece_end {
                 continue;
             }
@@ -471,13 +477,12 @@ impl Inner {
     }
 }
 
-/// Where the flusher may write in `segment`: its end, or just past its filler once sealed.
-fn write_limit(segment: &Segment, block: u64) -> u64 {
-    match segment.sealed_at.get() {
-        None => segment.end(),
-        Some(at) if at == segment.end() => at,
-        Some(at) => align_up(at + FILLER_BYTES as u64, block).min(segment.end()),
-    }
+/// Where the flusher may write in `segment`: its end. A sealed segment's unused span after
+/// its filler is written too (the ring holds zeros there), so no bytes of an earlier run (a
+/// tail that recovery dropped) stay inside the log's range, where an entry-header read, e.g. a
+/// replication divergence check, could take them for entries.
+fn write_limit(segment: &Segment) -> u64 {
+    segment.end()
 }
 
 /// The CommitLog checkpoint contents.

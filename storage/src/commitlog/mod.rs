@@ -23,6 +23,12 @@
 //! log.read(phys_offset, size_hint: Option<u32>).await -> Result<StoredRecord>
 //! log.read_batch(from, max_bytes).await -> Result<ReadBatch>  // reput iteration, skips fillers
 //! log.delete_expired(RetentionClock, &RetentionPolicy).await -> Result<RetentionOutcome>
+//! log.read_log(from, max_bytes, ShipLimit).await -> Result<LogChunk>  // replication: ship
+//! log.entry_header_at(offset).await -> Result<EntryHeader>   // divergence checks
+//! log.check_replicated(offset, &bytes) -> Result<Vec<ReplicatedEntry>> // slave: check a chunk
+//! log.place_replicated(&ReplicatedEntry).await -> Result<u64>  // slave: place one, verbatim
+//! log.truncate(offset).await -> Result<()>  // drop the tail from an entry boundary
+//! log.last_generation() -> u32             // a replicated entry may not carry a lower one
 //! log.checkpoint().await -> Result<u64>  // checkpoint the durable mark now (also periodic)
 //! log.request_flush()                    // wake the flusher without waiting
 //! log.close().await -> Result<()>    // flush, checkpoint, remove abort marker
@@ -38,7 +44,9 @@
 //! fdatasync serves every append that was waiting. Under async flush, whole blocks are also
 //! streamed out early (several writes in flight), the fdatasync follows the interval, and writes
 //! go on while it runs (it covers what was written before it started). See
-//! `flush.rs`, `recovery.rs`, `read.rs`, `retention.rs`, `record.rs` (on-disk format).
+//! `flush.rs`, `recovery.rs`, `read.rs`, `retention.rs`, `record.rs` (on-disk format),
+//! `generations.rs` (the checkpoint's generation floor), and for replication `ship.rs`,
+//! `replicate.rs`, `truncate.rs`.
 
 pub mod config;
 pub mod crc32c;
@@ -76,7 +84,7 @@ pub use replicate::ReplicatedEntry;
 pub use retention::{RetentionClock, RetentionOutcome, RetentionPolicy};
 pub use ship::{LogChunk, ShipLimit};
 
-use crate::align::{align_down, align_up};
+use crate::align::align_down;
 use crate::error::{Result, StorageError};
 use crate::file::Disk;
 use crate::limits::{FLUSH_EAGER_DIVISOR, LOCAL_OFFSET_LIMIT};
@@ -712,9 +720,11 @@ impl Inner {
             let filler = encode_filler(at, remaining, self.generation);
             self.ring.write(at, &filler);
             state.generations.appended(at, self.generation);
+            // The unused span is written as zeros (see `flush.rs`, `write_limit`); it is shorter
+            // than the record that did not fit, so it fits the ring.
             let filler_end = at + FILLER_BYTES as u64;
-            let zero_end = align_up(filler_end, self.alignment as u64).min(active.end());
-            self.ring.zero(filler_end, (zero_end - filler_end) as usize);
+            self.ring
+                .zero(filler_end, (active.end() - filler_end) as usize);
         }
         active.sealed_at.set(Some(at));
         state.appended = active.end();

@@ -1,7 +1,7 @@
 //! The CommitLog read path: recent records from the tail ring, older ones with O_DIRECT reads.
 //!
 //! Owns [`StoredRecord`], [`ReadBatch`], `read` (one record by offset) and `read_batch` (records
-//! from an offset, for reput and replication). Reads from disk are aligned (the buffer is sized
+//! from an offset, for reput and replay; replication ships raw entries: `ship.rs`). Reads from disk are aligned (the buffer is sized
 //! to the request, at most [`READ_BATCH_BYTES_MAX`] plus a record) and trimmed to the record, so
 //! memory use does not depend on the backlog. Every record read is validated (pair assertion
 //! with the checks before writing): from the ring a failure is a bug (panic), from disk it is

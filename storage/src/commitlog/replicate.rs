@@ -15,8 +15,7 @@
 use super::record::{
     parse_entry, Entry, EntryHeader, EntryKind, ParseError, RecordView, FILLER_BYTES,
 };
-use super::{CommitLog, NextSegment, Want};
-use crate::align::align_up;
+use super::{CommitLog, Inner, NextSegment, State, Want};
 use crate::error::{ReplicationRefusal, Result, StorageError};
 use crate::limits::{LOCAL_OFFSET_LIMIT, REPLICATION_CHUNK_BYTES_MAX};
 
@@ -40,7 +39,8 @@ impl CommitLog {
     ///
     /// # Errors
     /// [`StorageError::ReplicationGap`] if `offset` is not the append mark;
-    /// [`StorageError::ReplicationRefused`] naming the first entry that fails.
+    /// [`StorageError::ReplicationRefused`] naming the first entry that fails;
+    /// [`StorageError::Poisoned`], [`StorageError::Closed`].
     pub fn check_replicated<'a>(
         &self,
         offset: u64,
@@ -49,6 +49,7 @@ impl CommitLog {
         let inner = &self.inner;
         let record_max = inner.config.record_size_max_bytes;
         let state = inner.state.borrow();
+        state.usable()?;
         if offset != state.appended {
             return Err(StorageError::ReplicationGap {
                 expected: state.appended,
@@ -79,24 +80,7 @@ impl CommitLog {
             if log == segment_end {
                 segment_end += inner.config.segment_size_bytes;
             }
-            let (header, record) = match parse_entry(&bytes[at..], log, record_max) {
-                Ok(Entry::Record(view)) => (record_header(&view), Some(view)),
-                Ok(Entry::Filler {
-                    total_len,
-                    generation,
-                }) => (filler_header(bytes, at, log, total_len, generation), None),
-                Err(ParseError::NeedMore { total_len }) => {
-                    let available = (bytes.len() - at) as u64;
-                    let refusal = ReplicationRefusal::Incomplete {
-                        needed: total_len,
-                        available,
-                    };
-                    return Err(refused(log, refusal));
-                }
-                Err(ParseError::Invalid(reason)) => {
-                    return Err(refused(log, ReplicationRefusal::Malformed(reason)));
-                }
-            };
+            let (header, record) = parse_shipped(&bytes[at..], log, record_max)?;
             check_geometry(&header, segment_end, record_max)?;
             if header.generation < last_generation {
                 let refusal = ReplicationRefusal::GenerationDecreased {
@@ -162,26 +146,49 @@ impl CommitLog {
             if !matches!(state.next, NextSegment::Ready(_)) {
                 return Ok(None);
             }
-            let NextSegment::Ready(next) = std::mem::replace(&mut state.next, NextSegment::Idle)
-            else {
-                unreachable!("checked just above");
-            };
-            let active = state.segments.back().expect("an active segment exists");
-            if active.sealed_at.get().is_none() {
-                // The master's last record filled the segment exactly: no filler.
-                active.sealed_at.set(Some(active.end()));
-            }
-            assert_eq!(
-                next.start, state.appended,
-                "next segment starts at the mark"
-            );
-            state.segments.push_back(next);
+            roll(&mut state);
         }
+        inner.write_replicated(&state, entry);
+        state.generations.appended(header.offset, header.generation);
+        state.appended = header.end();
+        let end = state.appended;
+        drop(state);
+        if rolls {
+            inner.start_preallocation();
+        }
+        inner.flusher_signal.notify();
+        Ok(Some(end))
+    }
+}
+
+/// Activates the prepared next segment (the active one is full: sealed by a filler, or filled
+/// exactly by the master's last record).
+fn roll(state: &mut State) {
+    let NextSegment::Ready(next) = std::mem::replace(&mut state.next, NextSegment::Idle) else {
+        unreachable!("the caller checked the next segment is ready");
+    };
+    let active = state.segments.back().expect("an active segment exists");
+    if active.sealed_at.get().is_none() {
+        active.sealed_at.set(Some(active.end()));
+    }
+    assert_eq!(
+        next.start, state.appended,
+        "next segment starts at the mark"
+    );
+    state.segments.push_back(next);
+}
+
+impl Inner {
+    /// Copies a checked entry into the ring at its offset (a filler: its header, then zeros to
+    /// the segment end) and reads it back (pair check).
+    fn write_replicated(&self, state: &State, entry: &ReplicatedEntry<'_>) {
+        let header = entry.header;
         let active = state.segments.back().expect("an active segment exists");
         assert!(
             active.contains(header.offset),
             "entry inside the active segment"
         );
+        let inner = self;
         match header.kind {
             EntryKind::Record => {
                 assert!(
@@ -214,23 +221,40 @@ impl CommitLog {
                 inner
                     .ring
                     .write(header.offset, &entry.bytes[..FILLER_BYTES]);
+                // The unused span is written as zeros, as after a local filler; checked to be
+                // no longer than a record, so it fits the ring.
                 let filler_end = header.offset + FILLER_BYTES as u64;
-                let zero_end = align_up(filler_end, inner.alignment as u64).min(active.end());
                 inner
                     .ring
-                    .zero(filler_end, (zero_end - filler_end) as usize);
+                    .zero(filler_end, (active.end() - filler_end) as usize);
                 active.sealed_at.set(Some(header.offset));
             }
         }
-        state.generations.appended(header.offset, header.generation);
-        state.appended = header.end();
-        let end = state.appended;
-        drop(state);
-        if rolls {
-            inner.start_preallocation();
+    }
+}
+
+/// The entry at the front of `bytes` (shipped: a filler is its 16-byte header), at `offset`.
+fn parse_shipped(
+    bytes: &[u8],
+    offset: u64,
+    record_max: u32,
+) -> Result<(EntryHeader, Option<RecordView<'_>>)> {
+    match parse_entry(bytes, offset, record_max) {
+        Ok(Entry::Record(view)) => Ok((record_header(&view), Some(view))),
+        Ok(Entry::Filler {
+            total_len,
+            generation,
+        }) => Ok((filler_header(bytes, offset, total_len, generation), None)),
+        Err(ParseError::NeedMore { total_len }) => {
+            let refusal = ReplicationRefusal::Incomplete {
+                needed: total_len,
+                available: bytes.len() as u64,
+            };
+            Err(refused(offset, refusal))
         }
-        inner.flusher_signal.notify();
-        Ok(Some(end))
+        Err(ParseError::Invalid(reason)) => {
+            Err(refused(offset, ReplicationRefusal::Malformed(reason)))
+        }
     }
 }
 
@@ -244,8 +268,8 @@ fn record_header(view: &RecordView<'_>) -> EntryHeader {
     }
 }
 
-fn filler_header(bytes: &[u8], at: usize, offset: u64, span: u64, generation: u32) -> EntryHeader {
-    let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+fn filler_header(bytes: &[u8], offset: u64, span: u64, generation: u32) -> EntryHeader {
+    let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
     EntryHeader {
         offset,
         span,

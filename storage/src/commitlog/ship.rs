@@ -104,46 +104,60 @@ impl CommitLog {
                 .expect("an offset below the append mark lies in a segment");
             (limit_end.min(segment.end()), segment.end())
         };
-        let want = max_bytes.min(end - from);
+        // At least a record header, so a too-large first entry is known by its length.
+        let want = max_bytes.max(RECORD_HEADER_BYTES as u64).min(end - from);
         let bytes = inner.read_range(from, from + want).await?;
-        let (taken, next_offset, entries) = match self.take_entries(&bytes, from, segment_end)? {
+        match self.take_entries(&bytes, from, segment_end)? {
             Taken::Entries {
                 bytes_len,
                 next_offset,
                 entries,
-            } => (bytes_len, next_offset, entries),
-            Taken::FirstNeeds(total_len) if from + total_len <= end => {
-                // The first entry is larger than asked: read exactly it.
-                let bytes = inner.read_range(from, from + total_len).await?;
-                return match self.take_entries(&bytes, from, segment_end)? {
-                    Taken::Entries {
-                        bytes_len,
-                        next_offset,
-                        entries,
-                    } => {
-                        assert_eq!(entries, 1, "exactly the first entry was read");
-                        Ok(LogChunk {
-                            from,
-                            bytes: bytes.slice(..bytes_len),
-                            next_offset,
-                            entries,
-                        })
-                    }
-                    Taken::FirstNeeds(_) => Err(not_an_entry(from, "entry length changed")),
-                };
+            } => Ok(LogChunk {
+                from,
+                bytes: bytes.slice(..bytes_len),
+                next_offset,
+                entries,
+            }),
+            Taken::FirstNeeds(total_len) => {
+                self.read_first_entry(from, total_len, end, segment_end)
+                    .await
             }
-            Taken::FirstNeeds(total_len) if total_len > segment_end - from => {
-                return Err(not_an_entry(from, "entry would cross its segment end"));
+        }
+    }
+
+    /// The chunk of the single entry at `from` that needs `total_len` bytes, more than the
+    /// first read: read exactly it if it is complete below `end`; empty if it completes only
+    /// past the limit (a durable mark inside it).
+    async fn read_first_entry(
+        &self,
+        from: u64,
+        total_len: u64,
+        end: u64,
+        segment_end: u64,
+    ) -> Result<LogChunk> {
+        if total_len > segment_end - from {
+            return Err(not_an_entry(from, "entry would cross its segment end"));
+        }
+        if from + total_len > end {
+            return Ok(LogChunk::empty(from));
+        }
+        let bytes = self.inner.read_range(from, from + total_len).await?;
+        match self.take_entries(&bytes, from, segment_end)? {
+            Taken::Entries {
+                bytes_len,
+                next_offset,
+                entries,
+            } => {
+                assert_eq!(entries, 1, "exactly the first entry was read");
+                Ok(LogChunk {
+                    from,
+                    bytes: bytes.slice(..bytes_len),
+                    next_offset,
+                    entries,
+                })
             }
-            // Complete only past the limit (a durable mark inside the entry): nothing yet.
-            Taken::FirstNeeds(_) => return Ok(LogChunk::empty(from)),
-        };
-        Ok(LogChunk {
-            from,
-            bytes: bytes.slice(..taken),
-            next_offset,
-            entries,
-        })
+            Taken::FirstNeeds(_) => Err(not_an_entry(from, "entry length changed")),
+        }
     }
 
     /// The header of the entry at `offset` (an entry boundary below the append mark): its

@@ -92,6 +92,16 @@ impl IndexConfig {
     }
 }
 
+/// What [`Index::truncate`] dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexCut {
+    /// Where records must be offered again (a dropped file also covered records before the
+    /// truncation point); `None` when the index is complete up to it.
+    pub rebuild_from: Option<u64>,
+    /// Files of the dropped sealed tables, to delete once nothing relies on them.
+    pub files: Vec<PathBuf>,
+}
+
 /// A sealed file known to the index.
 #[derive(Debug, Clone)]
 struct SealedFile {
@@ -505,57 +515,77 @@ impl Index {
     }
 
     /// Drops the entries of records at or after `phys` (the CommitLog is being truncated
-    /// there): sealed files covering anything at or past it are deleted, and the active table
-    /// is cut. Returns the CommitLog offset from which the records below `phys` must be offered
-    /// again (to [`Self::dispatch`] / [`Self::advance`]) when a deleted file also covered
-    /// records before `phys`; `None` when the index is complete up to `phys`. A table set
-    /// aside for sealing is written first.
+    /// there), in memory: sealed files covering anything at or past it leave the index (their
+    /// files are deleted by [`Self::remove_cut_files`], after the store checkpoint no longer
+    /// relies on them), and the active table is cut. Returns where the records below `phys`
+    /// must be offered again (to [`Self::dispatch`] / [`Self::advance`]) when a dropped file
+    /// also covered records before `phys`. A table set aside for sealing is written first.
     ///
     /// # Errors
-    /// I/O errors writing the set-aside table (nothing changed then) or deleting files.
-    pub async fn truncate(&self, phys: u64) -> Result<Option<u64>> {
+    /// I/O errors writing the set-aside table (nothing changed then).
+    pub async fn truncate(&self, phys: u64) -> Result<IndexCut> {
         self.write_sealing().await?;
         let _guard = self.seal_lock.lock().await;
-        let (doomed, rebuild_from) = {
-            let mut state = self.state.borrow_mut();
-            assert!(
-                state.sealing.is_none(),
-                "no dispatch (and so no seal) while the index is truncated"
-            );
-            let keep = state
+        let mut state = self.state.borrow_mut();
+        assert!(
+            state.sealing.is_none(),
+            "no dispatch (and so no seal) while the index is truncated"
+        );
+        let keep = state
+            .sealed
+            .iter()
+            .position(|file| file.header.covered_end > phys)
+            .unwrap_or(state.sealed.len());
+        let dropped: Vec<SealedFile> = state.sealed.drain(keep..).collect();
+        for file in &dropped {
+            state.cache.remove_owner(file.uid);
+        }
+        let capacity = self.config.active_entries_max;
+        let rebuild_from = match dropped.first() {
+            Some(first) => {
+                let begin = first.header.covered_begin;
+                state.active = ActiveTable::new(capacity, begin.min(phys));
+                (begin < phys).then_some(begin)
+            }
+            None if state.active.covered().0 >= phys => {
+                state.active = ActiveTable::new(capacity, phys);
+                None
+            }
+            None => {
+                state.active.truncate(phys);
+                None
+            }
+        };
+        Ok(IndexCut {
+            rebuild_from,
+            files: dropped.into_iter().map(|file| file.path).collect(),
+        })
+    }
+
+    /// Deletes the files a [`Self::truncate`] dropped (skipping any name a seal has used again
+    /// since: it is a new, valid file).
+    ///
+    /// # Errors
+    /// I/O errors deleting files.
+    pub async fn remove_cut_files(&self, files: &[PathBuf]) -> Result<()> {
+        let _guard = self.seal_lock.lock().await;
+        let mut removed = 0;
+        for path in files {
+            let reused = self
+                .state
+                .borrow()
                 .sealed
                 .iter()
-                .position(|file| file.header.covered_end > phys)
-                .unwrap_or(state.sealed.len());
-            let doomed: Vec<SealedFile> = state.sealed.drain(keep..).collect();
-            for file in &doomed {
-                state.cache.remove_owner(file.uid);
+                .any(|file| &file.path == path);
+            if !reused {
+                self.disk.remove_file(path).await?;
+                removed += 1;
             }
-            let capacity = self.config.active_entries_max;
-            let rebuild_from = match doomed.first() {
-                Some(first) => {
-                    let begin = first.header.covered_begin;
-                    state.active = ActiveTable::new(capacity, begin.min(phys));
-                    (begin < phys).then_some(begin)
-                }
-                None if state.active.covered().0 >= phys => {
-                    state.active = ActiveTable::new(capacity, phys);
-                    None
-                }
-                None => {
-                    state.active.truncate(phys);
-                    None
-                }
-            };
-            (doomed, rebuild_from)
-        };
-        for file in &doomed {
-            self.disk.remove_file(&file.path).await?;
         }
-        if !doomed.is_empty() {
+        if removed > 0 {
             self.disk.sync_dir(&self.config.root).await?;
         }
-        Ok(rebuild_from)
+        Ok(())
     }
 
     /// The directory of sealed files.

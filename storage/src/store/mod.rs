@@ -14,6 +14,9 @@
 //! fdatasync covering the record (`Durable` or `FlushTimeout`). Recovery ([`Store::open`]):
 //! the CommitLog validates its records; consume queues and index are trusted up to their
 //! checkpoint (and only as far as their files prove), and the CommitLog is replayed from there.
+//! Replication (`replication.rs`): the master ships raw entries (`read_log`), the slave
+//! appends them verbatim (`append_replicated`, then the same reput), either truncates to a
+//! common prefix (`truncate_to`).
 //!
 //! Threading: owned by one shard, `!Send`; state lives in `RefCell`s never borrowed across an
 //! `.await`; appends, reput, block writes and checkpoints are each serialised by an async lock.

@@ -170,7 +170,7 @@ impl Store {
                 self.dispatch_record(record, targets).await?;
                 records += 1;
             }
-            offset = batch.next_offset;
+            offset = batch.next_offset.min(end);
             self.cqs.write_pending().await?;
         }
         Ok(records)

@@ -73,8 +73,8 @@ impl Store {
     /// [`StorageError::ReplicationGap`], [`StorageError::ReplicationRefused`]: nothing placed.
     /// Consume-queue read errors before placing: nothing placed. Operating errors while
     /// placing ([`StorageError::DiskFull`] for the next segment, [`StorageError::Poisoned`],
-    /// [`StorageError::Closed`]) can leave a prefix of the chunk placed (and dispatched):
-    /// resume from `commitlog().appended_offset()`.
+    /// [`StorageError::Closed`]) can leave a prefix of the chunk placed (dispatched by the
+    /// next reput): resume from `commitlog().appended_offset()`.
     pub async fn append_replicated(&self, offset: u64, bytes: &[u8]) -> Result<u64> {
         self.ensure_dispatch_room().await?;
         let (end, queues) = {
@@ -254,14 +254,18 @@ impl Store {
         if self.last_dispatch.get().1 >= offset {
             self.last_dispatch.set((0, 0));
         }
-        if let Some(rebuild_from) = self.index.truncate(offset).await? {
+        let index_cut = self.index.truncate(offset).await?;
+        if let Some(rebuild_from) = index_cut.rebuild_from {
             // Index only: the consume queues already hold everything below `offset`.
             self.replay(rebuild_from, offset, offset, rebuild_from)
                 .await?;
         }
         // The store checkpoint first: from now on recovery trusts no queue entry past the
-        // cuts, whether or not the CommitLog truncation below completes.
+        // cuts and no index coverage past the rebuilt table, whether or not the steps below
+        // complete. Only then may the dropped index files go (the previous checkpoint counted
+        // on them).
         self.write_checkpoint_snapshot().await?;
+        self.index.remove_cut_files(&index_cut.files).await?;
         self.log.truncate(offset).await?;
         tracing::info!(
             store = %self.root.display(),
