@@ -416,6 +416,17 @@ pub const UNWRITTEN_SPACE: &str = "zero length (unwritten space)";
 /// [`ParseError::NeedMore`] if `bytes` is shorter than the entry; [`ParseError::Invalid`]
 /// otherwise ([`UNWRITTEN_SPACE`] where the written log ends).
 pub fn parse_entry(bytes: &[u8], phys_offset: u64, size_max: u32) -> Result<Entry<'_>, ParseError> {
+    entry_length(bytes)?;
+    match get_u32(bytes, OFFSET_MAGIC) {
+        FILLER_MAGIC => parse_filler(bytes, phys_offset),
+        RECORD_MAGIC => parse_record(bytes, phys_offset, size_max).map(Entry::Record),
+        other => Err(ParseError::Invalid(format!("bad magic {other:#010x}"))),
+    }
+}
+
+/// The length word of the entry at `bytes[0]`, checked as every entry's must be: present,
+/// not zero (zero is [`UNWRITTEN_SPACE`]), a multiple of [`RECORD_ALIGN`].
+fn entry_length(bytes: &[u8]) -> Result<u32, ParseError> {
     if bytes.len() < FILLER_BYTES {
         return Err(ParseError::NeedMore {
             total_len: FILLER_BYTES as u64,
@@ -430,11 +441,7 @@ pub fn parse_entry(bytes: &[u8], phys_offset: u64, size_max: u32) -> Result<Entr
             "length {total_len} not a multiple of {RECORD_ALIGN}"
         )));
     }
-    match get_u32(bytes, OFFSET_MAGIC) {
-        FILLER_MAGIC => parse_filler(bytes, phys_offset),
-        RECORD_MAGIC => parse_record(bytes, phys_offset, size_max).map(Entry::Record),
-        other => Err(ParseError::Invalid(format!("bad magic {other:#010x}"))),
-    }
+    Ok(total_len)
 }
 
 fn parse_filler(bytes: &[u8], phys_offset: u64) -> Result<Entry<'_>, ParseError> {
@@ -565,20 +572,7 @@ pub fn peek_header(
     phys_offset: u64,
     size_max: u32,
 ) -> Result<EntryHeader, ParseError> {
-    if bytes.len() < FILLER_BYTES {
-        return Err(ParseError::NeedMore {
-            total_len: FILLER_BYTES as u64,
-        });
-    }
-    let total_len = get_u32(bytes, OFFSET_TOTAL_LEN);
-    if total_len == 0 {
-        return Err(ParseError::Invalid(UNWRITTEN_SPACE.into()));
-    }
-    if total_len as usize % RECORD_ALIGN != 0 {
-        return Err(ParseError::Invalid(format!(
-            "length {total_len} not a multiple of {RECORD_ALIGN}"
-        )));
-    }
+    let total_len = entry_length(bytes)?;
     match get_u32(bytes, OFFSET_MAGIC) {
         FILLER_MAGIC => match parse_filler(bytes, phys_offset)? {
             Entry::Filler {
