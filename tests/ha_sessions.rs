@@ -18,9 +18,12 @@ use rmq::ha::{
     follow_master, serve_slave, AckLevel, HaError, MasterParams, SlaveParams, SlaveProgress,
 };
 use rmq_net::ha::{Body, Data, Frame, HaCodecError, RefuseReason, Welcome};
-use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy, ShipLimit};
+use rmq_storage::commitlog::{FlushPolicy, ShipLimit};
 use rmq_storage::file::{scratch_dir_on_real_disk, Disk};
-use rmq_storage::store::{AppendMessage, GetRequest, Store, StoreConfig, TagFilter};
+use rmq_storage::store::{AppendMessage, GetRequest, Store, TagFilter};
+
+#[path = "../storage/tests/store_support/mod.rs"]
+mod store_support;
 
 const TOPICS: [&str; 2] = ["ha-orders", "ha-events"];
 const QUEUES: i32 = 2;
@@ -33,33 +36,16 @@ fn run<F: Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// Small segments (256 KiB), so a few thousand records span several segments and fillers.
-fn config(root: &Path, flush_policy: FlushPolicy) -> StoreConfig {
-    let mut config = StoreConfig::new(root);
-    config.commitlog = CommitLogConfig {
-        segment_size_bytes: 256 * 1024,
-        record_size_max_bytes: 16 * 1024,
-        tail_cache_bytes: 256 * 1024,
-        flush_pending_bytes_max: 64 * 1024,
-        flush_policy,
-        flush_interval_ms: 10,
-        ..CommitLogConfig::default()
-    };
-    config.cq_entries_per_file = 256;
-    config.cq_block_cache_blocks = 8;
-    config.index_active_entries_max = 64;
-    config
-}
-
 /// Opens a store under ASYNC_FLUSH.
 async fn open(root: &Path) -> Store {
     open_with(root, FlushPolicy::Async).await
 }
 
 async fn open_with(root: &Path, flush_policy: FlushPolicy) -> Store {
-    Store::open(config(root, flush_policy), Disk::real())
+    // The storage tests' small geometry (256 KiB segments): a few thousand records span
+    // several segments and fillers.
+    store_support::open(root, flush_policy, Disk::real())
         .await
-        .expect("open store")
         .0
 }
 
