@@ -331,30 +331,6 @@ fn a_clean_stop_leaves_no_abort_marker_and_loses_nothing() {
     }
 }
 
-/// Raises this process's open-files limit (children inherit it), so a test can hold thousands
-/// of connections: the soft limit to the hard one, and both to 65,536 when allowed (root).
-fn raise_open_files_limit() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        let wanted = limit.rlim_max.max(65_536);
-        let raised = libc::rlimit {
-            rlim_cur: wanted,
-            rlim_max: wanted,
-        };
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-            return wanted;
-        }
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-    limit.rlim_cur
-}
-
 /// A large consumer group (1,000 connections) joining at once: every heartbeat is answered,
 /// each member gets at most one NOTIFY_CONSUMER_IDS_CHANGED per coalescing interval (not one
 /// per join: ~N²/2 in all before), and SIGTERM still stops the broker cleanly.
@@ -362,7 +338,7 @@ fn raise_open_files_limit() -> u64 {
 fn a_heartbeat_storm_of_one_group_is_answered_and_notifications_coalesce() {
     const MEMBERS: usize = 1_000;
     const INTERVAL: Duration = Duration::from_secs(1); // src/limits.rs NOTIFY_GROUP_INTERVAL
-    let open_files = raise_open_files_limit();
+    let open_files = common::raise_open_files_limit(65_536);
     assert!(
         open_files > 3 * MEMBERS as u64,
         "RLIMIT_NOFILE hard limit {open_files} too low for this test"
@@ -882,7 +858,7 @@ fn registrations_coalesce_when_thousands_of_topics_are_auto_created() {
 #[test]
 fn ten_thousand_connections_closing_at_once_all_leave_their_group() {
     const MEMBERS: usize = 10_000;
-    let open_files = raise_open_files_limit();
+    let open_files = common::raise_open_files_limit(65_536);
     assert!(
         open_files > MEMBERS as u64 + 1_000,
         "RLIMIT_NOFILE {open_files} too low"

@@ -47,35 +47,6 @@ fn open_fds(pid: u32) -> usize {
         .count()
 }
 
-/// Raises this process's RLIMIT_NOFILE to at least `want` (the hard limit too when allowed,
-/// as for root; else up to the hard limit); returns the soft limit now in force. Brokers
-/// started afterwards inherit it (the broker itself never changes its limit).
-fn raise_open_files_limit(want: u64) -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we own.
-    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    assert_eq!(read, 0, "getrlimit");
-    if limit.rlim_cur >= want {
-        return limit.rlim_cur;
-    }
-    let raised = libc::rlimit {
-        rlim_cur: want,
-        rlim_max: limit.rlim_max.max(want),
-    };
-    // SAFETY: setrlimit reads one rlimit from a struct we own.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-        return want;
-    }
-    limit.rlim_cur = limit.rlim_max;
-    // SAFETY: as above.
-    let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
-    assert_eq!(set, 0, "setrlimit up to the hard limit");
-    limit.rlim_cur
-}
-
 /// The first bytes of a frame announcing `frame_size` bytes (JSON, empty header), followed
 /// by `body` body bytes.
 fn partial_frame(frame_size: usize, body: usize) -> Vec<u8> {
@@ -323,7 +294,7 @@ fn settled_rss_kib(pid: u32) -> u64 {
 #[test]
 fn waves_of_connections_give_their_memory_back() {
     // Both ends of 10,000 connections, plus the broker's files: the broker inherits the limit.
-    let nofile = raise_open_files_limit(2 * WAVE_CONNECTIONS as u64 + 1024);
+    let nofile = common::raise_open_files_limit(2 * WAVE_CONNECTIONS as u64 + 1024);
     assert!(
         nofile >= WAVE_CONNECTIONS as u64 + 1024,
         "RLIMIT_NOFILE {nofile} is too low for {WAVE_CONNECTIONS} connections"

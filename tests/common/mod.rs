@@ -848,3 +848,32 @@ impl RawConn {
         }
     }
 }
+
+/// Raises this process's RLIMIT_NOFILE to at least `want` (the hard limit too when allowed,
+/// as for root; else up to the hard limit); returns the soft limit now in force. Brokers
+/// started afterwards inherit it (and raise their soft limit to this hard one).
+pub fn raise_open_files_limit(want: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we own.
+    let read = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    assert_eq!(read, 0, "getrlimit");
+    if limit.rlim_cur >= want {
+        return limit.rlim_cur;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: want,
+        rlim_max: limit.rlim_max.max(want),
+    };
+    // SAFETY: setrlimit reads one rlimit from a struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        return want;
+    }
+    limit.rlim_cur = limit.rlim_max;
+    // SAFETY: as above.
+    let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    assert_eq!(set, 0, "setrlimit up to the hard limit");
+    limit.rlim_cur
+}
