@@ -112,6 +112,18 @@ pub const HA_CAUGHT_UP_POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// one per SYNC_MASTER send in flight on the shard. Past it a waiter is refused at once (the
 /// broker answers it as if the slave were not available) instead of growing the list.
 pub const HA_PROGRESS_WAITERS_MAX: usize = 16 * 1024;
+/// Longest wait for a new HA connection's Hello (the slave sends it at once).
+pub const HA_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most HA connections whose Hello the master's listener is reading at once; more are closed
+/// at accept (a slave has one connection per shard, so this is far above any real need).
+pub const HA_HANDSHAKES_MAX: usize = 256;
+/// Longest TCP connect of a slave to its master's HA port.
+pub const HA_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A slave's first reconnect delay after a session ended; doubled per failure up to
+/// [`HA_RECONNECT_BACKOFF_MAX`] (a refusal waits the maximum at once).
+pub const HA_RECONNECT_BACKOFF_MIN: Duration = Duration::from_secs(1);
+/// A slave's longest reconnect delay.
+pub const HA_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Free room an HA connection's read buffer gets before a read when the next frame's size is
 /// not known yet (a header is incomplete): small, since control frames are tiny and a Data
 /// frame's header announces its size, which is then reserved exactly (at most

@@ -21,6 +21,7 @@ use crate::runtime::mesh::submit_to;
 use crate::runtime::placement::shard_for;
 use crate::runtime::ShardId;
 
+use super::ha::SlaveAck;
 use super::shard::Shard;
 use super::{storage_failure, Failure};
 
@@ -101,13 +102,41 @@ pub async fn append_routed_waiting(
     message: &AppendMessage<'_>,
     wait: WaitForFlush,
 ) -> Result<(ShardId, AppendOutcome), Failure> {
+    append_on_owner(shard, message, wait, false)
+        .await
+        .map(|(owner, outcome, _)| (owner, outcome))
+}
+
+/// [`append_routed_waiting`] for a producer's send: on a SYNC_MASTER it also waits, on the
+/// owner, for the slave's acknowledgement ([`super::ha::await_slave`]) unless the send asked
+/// not to wait (`WAIT=false`).
+///
+/// # Errors
+/// As [`append_routed`].
+pub async fn append_routed_replicated(
+    shard: &Rc<Shard>,
+    message: &AppendMessage<'_>,
+    wait: WaitForFlush,
+) -> Result<(ShardId, AppendOutcome, SlaveAck), Failure> {
+    append_on_owner(shard, message, wait, wait == WaitForFlush::AsPolicy).await
+}
+
+async fn append_on_owner(
+    shard: &Rc<Shard>,
+    message: &AppendMessage<'_>,
+    wait: WaitForFlush,
+    replicated: bool,
+) -> Result<(ShardId, AppendOutcome, SlaveAck), Failure> {
     refuse_on_slave(&shard.config)?;
     let owner = shard_for(message.topic, message.queue_id, shard.shard_count());
     if owner == shard.id {
-        let outcome = shard.store.append_waiting(message, wait).await;
-        return outcome
-            .map(|outcome| (owner, outcome))
-            .map_err(|e| storage_failure(&e));
+        let outcome = shard
+            .store
+            .append_waiting(message, wait)
+            .await
+            .map_err(|e| storage_failure(&e))?;
+        let ack = slave_ack(shard, &outcome, replicated).await;
+        return Ok((owner, outcome, ack));
     }
     let owned = OwnedAppend::of(message);
     let result = submit_to(shard, owner, move |target: Rc<Shard>| async move {
@@ -117,9 +146,22 @@ pub async fn append_routed_waiting(
             target.id,
             "routed append reached a shard that does not own the queue"
         );
-        let outcome = target.store.append_waiting(&message, wait).await;
-        outcome.map_err(|e| storage_failure(&e))
+        let outcome = target
+            .store
+            .append_waiting(&message, wait)
+            .await
+            .map_err(|e| storage_failure(&e))?;
+        let ack = slave_ack(&target, &outcome, replicated).await;
+        Ok((outcome, ack))
     })
     .await?;
-    result.map(|outcome| (owner, outcome))
+    result.map(|(outcome, ack)| (owner, outcome, ack))
+}
+
+async fn slave_ack(shard: &Shard, outcome: &AppendOutcome, replicated: bool) -> SlaveAck {
+    if !replicated {
+        return SlaveAck::NotAsked;
+    }
+    let end = outcome.phys_offset + u64::from(outcome.size);
+    super::ha::await_slave(shard, end).await
 }

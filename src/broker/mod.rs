@@ -3,7 +3,8 @@
 //! request processors ([`send`], [`pull`], [`offset`], [`view`], [`query`], [`sendback`], the
 //! control plane in [`control`], the map-reduce admin views in [`stats`]), the
 //! append-on-the-owner step ([`append`]), delayed delivery ([`schedule`]), record encoding at
-//! the edge ([`message`]), and the publish path of replicated tables ([`replicate`]).
+//! the edge ([`message`]), and the publish path of replicated tables ([`replicate`]), and the wiring of master/slave
+//! replication sessions ([`ha`]).
 //!
 //! Storage and mesh errors become RocketMQ response codes here ([`storage_failure`], and
 //! [`Failure`]'s `From<MeshError>`); `Failure` itself is shared with the NameServer.
@@ -12,6 +13,7 @@
 pub mod append;
 pub mod control;
 pub mod dispatch;
+pub mod ha;
 pub mod message;
 pub mod offset;
 pub mod pull;

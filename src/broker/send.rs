@@ -24,6 +24,7 @@ use crate::runtime::clock::now_ms;
 use crate::runtime::placement::{global_offset, shard_for};
 use crate::tables::topics::{is_retry_topic, queue_id_in_range, validate_topic_name};
 
+use super::ha::SlaveAck;
 use super::message::{encode_payload, index_keys, Inbound};
 use super::shard::Shard;
 use super::{storage_failure, success, Failure, Outcome};
@@ -254,8 +255,8 @@ pub async fn process(
         payload: &payload,
     };
     // Local unless diverted or parked into a queue another shard owns.
-    let (owner, outcome) =
-        super::append::append_routed_waiting(shard, &message, wait_for_flush(&wait)).await?;
+    let (owner, outcome, slave) =
+        super::append::append_routed_replicated(shard, &message, wait_for_flush(&wait)).await?;
     let phys = global_offset(
         owner,
         i64::try_from(outcome.phys_offset).unwrap_or(i64::MAX),
@@ -270,7 +271,11 @@ pub async fn process(
         msg_region: DEFAULT_REGION.into(),
         trace_on: true,
     };
-    Ok(with_durability(success(request), outcome.durability).with_ext_fields(reply.to_ext()))
+    let response = with_slave_ack(
+        with_durability(success(request), outcome.durability),
+        &slave,
+    );
+    Ok(response.with_ext_fields(reply.to_ext()))
 }
 
 /// `WAIT=false` (any case) skips the SYNC_FLUSH wait; absent or anything else waits (Java's
@@ -286,6 +291,24 @@ fn with_durability(mut response: RemotingCommand, durability: Durability) -> Rem
     if durability == Durability::FlushTimeout {
         response.code = ResponseCode::FlushDiskTimeout.value();
         response.remark = Some("flush disk timeout".into());
+    }
+    response
+}
+
+/// A SYNC_MASTER's answer when the slave did not acknowledge: the message is stored on the
+/// master (the reply carries its msgId and offsets, as Java's does), with the code clients
+/// map to `SendStatus.FLUSH_SLAVE_TIMEOUT` or `SLAVE_NOT_AVAILABLE`.
+fn with_slave_ack(mut response: RemotingCommand, slave: &SlaveAck) -> RemotingCommand {
+    match slave {
+        SlaveAck::NotAsked | SlaveAck::Acked => {}
+        SlaveAck::Timeout => {
+            response.code = ResponseCode::FlushSlaveTimeout.value();
+            response.remark = Some("flush slave timeout".into());
+        }
+        SlaveAck::NotAvailable(why) => {
+            response.code = ResponseCode::SlaveNotAvailable.value();
+            response.remark = Some(format!("slave not available: {why}"));
+        }
     }
     response
 }
@@ -371,6 +394,19 @@ async fn send_batch(
         .append_batch(&header.topic, queue_id, &messages, Some(now))
         .await
         .map_err(|e| storage_failure(&e))?;
+    let end = outcome
+        .records
+        .iter()
+        .map(|(phys, size)| phys + u64::from(*size))
+        .max()
+        .expect("a stored batch has records");
+    let slave = if wait_for_flush(&batch_properties.get(keys::WAIT).map(str::to_owned))
+        == WaitForFlush::AsPolicy
+    {
+        super::ha::await_slave(shard, end).await
+    } else {
+        SlaveAck::NotAsked
+    };
     let mut ids = String::new();
     for (index, (phys, _)) in outcome.records.iter().enumerate() {
         if index > 0 {
@@ -389,5 +425,9 @@ async fn send_batch(
         msg_region: DEFAULT_REGION.into(),
         trace_on: true,
     };
-    Ok(with_durability(success(request), outcome.durability).with_ext_fields(reply.to_ext()))
+    let response = with_slave_ack(
+        with_durability(success(request), outcome.durability),
+        &slave,
+    );
+    Ok(response.with_ext_fields(reply.to_ext()))
 }

@@ -77,6 +77,10 @@ pub struct Shard {
     pub closed_conns_flushing: std::cell::Cell<bool>,
     /// Client requests this shard's connections are being answered for (the drain waits).
     pub requests_in_flight: std::cell::Cell<usize>,
+    /// Replication state (master: the slave's session and progress; slave: the follow loop).
+    pub ha: super::ha::HaShard,
+    /// The HA address registered with the NameServers (`brokerIP2:<bound haListenPort>`).
+    pub ha_server_addr: String,
 }
 
 impl ShardContext for Shard {

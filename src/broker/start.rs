@@ -171,6 +171,8 @@ pub fn start_broker(
         subscriptions: ClientRegistry::new().subscriptions_snapshot(),
     };
     let (first, listen_addr, store_host) = bind_first(&config)?;
+    let (ha_listener, ha_server_addr) = bind_ha(&config)?;
+    let mut ha_listener = Some(ha_listener).flatten();
     let (mesh, inboxes) = Mesh::<Shard>::new(shards);
     let mut tables = Some(tables);
     let mut first = Some(first);
@@ -186,6 +188,8 @@ pub fn start_broker(
                 inbox,
                 tables: if control { tables.take() } else { None },
                 listener: if control { first.take() } else { None },
+                ha_listener: if control { ha_listener.take() } else { None },
+                ha_server_addr: ha_server_addr.clone(),
                 listen_addr,
                 store_host,
                 snapshots: snapshots.clone(),
@@ -312,6 +316,10 @@ struct ShardSeed {
     listener: Option<std::net::TcpListener>,
     listen_addr: SocketAddr,
     store_host: SocketAddr,
+    /// The HA listener (masters, control shard only).
+    ha_listener: Option<std::net::TcpListener>,
+    /// `brokerIP2:<HA port>`, registered with the NameServers.
+    ha_server_addr: String,
     snapshots: Snapshots,
     /// This shard's connection cap ([`crate::runtime::fds`]).
     connections_max: usize,
@@ -383,12 +391,34 @@ fn bind_first(
     Ok((first, listen_addr, store_host))
 }
 
+/// Binds `haListenPort` on a master (port 0 picks one); returns the listener and the HA address
+/// registered with the NameServers (`brokerIP2:port`). A slave does not listen.
+fn bind_ha(config: &BrokerConfig) -> Result<(Option<std::net::TcpListener>, String), StartError> {
+    let port = config.ha_listen_port();
+    if !config.broker_role.is_master() {
+        return Ok((None, format!("{}:{port}", config.broker_ip2)));
+    }
+    let bind_addr = SocketAddr::V4(SocketAddrV4::new(config.listen_ip, port));
+    let listener = std::net::TcpListener::bind(bind_addr).map_err(|source| StartError::Io {
+        what: format!("bind haListenPort {bind_addr} (is another broker or process using it?)"),
+        source,
+    })?;
+    let port = listener
+        .local_addr()
+        .map_err(|source| StartError::Io {
+            what: "HA local address".into(),
+            source,
+        })?
+        .port();
+    Ok((Some(listener), format!("{}:{port}", config.broker_ip2)))
+}
+
 /// One shard thread's life: open its state, start its tasks, report ready, serve forever.
 async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError>>) {
     let id = seed.id;
     let connections_max = seed.connections_max;
     let inbox_and_listener = open_shard(seed).await;
-    let (shard, inbox, listener) = match inbox_and_listener {
+    let (shard, inbox, listener, ha_listener) = match inbox_and_listener {
         Ok(opened) => opened,
         Err(err) => {
             let _ = ready.send(Err(err));
@@ -405,6 +435,12 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
     if id == CONTROL_SHARD {
         compio::runtime::spawn(super::control::register::run_background(Rc::clone(&shard)))
             .detach();
+    }
+    if let Some(ha_listener) = ha_listener {
+        compio::runtime::spawn(super::ha::listen(Rc::clone(&shard), ha_listener)).detach();
+    }
+    if !shard.config.broker_role.is_master() {
+        compio::runtime::spawn(super::ha::follow(Rc::clone(&shard))).detach();
     }
     let _ = ready.send(Ok(id.0));
     let serve_config = ServeConfig {
@@ -438,9 +474,14 @@ fn serve_config(config: &BrokerConfig) -> ServeConfig {
 }
 
 /// Binds the shard's listener and opens its store, offsets and delay offsets.
-async fn open_shard(
-    seed: ShardSeed,
-) -> Result<(Rc<Shard>, Inbox<Shard>, compio::net::TcpListener), StartError> {
+type Opened = (
+    Rc<Shard>,
+    Inbox<Shard>,
+    compio::net::TcpListener,
+    Option<compio::net::TcpListener>,
+);
+
+async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
     let ShardSeed {
         id,
         config,
@@ -450,9 +491,18 @@ async fn open_shard(
         listener,
         listen_addr,
         store_host,
+        ha_listener,
+        ha_server_addr,
         snapshots,
         connections_max: _,
     } = seed;
+    let ha_listener = ha_listener
+        .map(compio::net::TcpListener::from_std)
+        .transpose()
+        .map_err(|source| StartError::Io {
+            what: format!("shard {} HA listener", id.0),
+            source,
+        })?;
     let listener = listener
         .map_or_else(|| bind_reuseport(listen_addr), Ok)
         .and_then(compio::net::TcpListener::from_std)
@@ -532,8 +582,13 @@ async fn open_shard(
         delay_offsets,
         stats: super::stats::ShardStats::new(now_ms()),
         control,
+        ha: super::ha::HaShard::default(),
+        ha_server_addr,
     });
-    Ok((shard, inbox, listener))
+    if let Some(master) = &shard.config.ha_master_address {
+        shard.ha.configure_master(master.to_string());
+    }
+    Ok((shard, inbox, listener, ha_listener))
 }
 
 /// Stops the broker cleanly: new requests are refused and those in flight drained

@@ -31,6 +31,22 @@ impl FrameReader {
         }
     }
 
+    /// A reader that starts with `buffered`: the bytes another reader of the same connection
+    /// read past its last frame ([`FrameReader::into_buffered`]), when a connection moves to
+    /// the shard its Hello names.
+    pub(crate) fn with_buffered(shard_id: u16, from: Sender, buffered: BytesMut) -> Self {
+        Self {
+            buf: buffered,
+            shard_id,
+            from,
+        }
+    }
+
+    /// The bytes read past the last frame returned.
+    pub(crate) fn into_buffered(self) -> BytesMut {
+        self.buf
+    }
+
     /// The next frame. [`HaError::Closed`] on an end of stream (clean or inside a frame).
     ///
     /// Not cancel-safe: bytes of a dropped read are lost; drop it only to end the session.

@@ -67,9 +67,41 @@ pub async fn serve_slave(
         "silence limit above the heartbeat interval"
     );
     let mut reader = FrameReader::new(params.shard_id, Sender::Slave);
-    let first = compio::time::timeout(params.silence_timeout, reader.next_any_shard(&stream))
+    let first = read_hello(&mut reader, &stream, params.silence_timeout).await?;
+    serve_slave_after_hello(store, stream, reader, first, params).await
+}
+
+/// The first frame of an HA connection, whichever shard it names (the listener reads it to
+/// hand the connection to that shard).
+///
+/// # Errors
+/// [`HaError::Silent`] when nothing arrives within `silence_timeout`; the connection's errors.
+pub(crate) async fn read_hello(
+    reader: &mut FrameReader,
+    stream: &TcpStream,
+    silence_timeout: Duration,
+) -> Result<Frame, HaError> {
+    compio::time::timeout(silence_timeout, reader.next_any_shard(stream))
         .await
-        .map_err(|_| HaError::Silent(params.silence_timeout))??;
+        .map_err(|_| HaError::Silent(silence_timeout))?
+}
+
+/// [`serve_slave`] once the first frame was read (by the HA listener, on another shard):
+/// `reader` holds whatever arrived after it.
+///
+/// # Errors
+/// As [`serve_slave`].
+pub(crate) async fn serve_slave_after_hello(
+    store: &Store,
+    stream: TcpStream,
+    mut reader: FrameReader,
+    first: Frame,
+    params: MasterParams,
+) -> Result<(), HaError> {
+    assert!(
+        params.silence_timeout > params.heartbeat_interval,
+        "silence limit above the heartbeat interval"
+    );
     let Body::Hello(hello) = first.body else {
         return Err(out_of_turn(&first.body, "before the Hello"));
     };
@@ -180,7 +212,8 @@ fn identity_refusal(
     None
 }
 
-async fn refuse(
+/// Sends a Welcome Refused and returns the refusal as an error.
+pub(crate) async fn refuse(
     stream: &TcpStream,
     shard_id: u16,
     reason: RefuseReason,

@@ -12,7 +12,7 @@
 //! accepting, reconnect backoff, role changes are the caller's), place bytes the handshake did
 //! not agree on, or buffer more than one Data frame per connection.
 
-mod conn;
+pub(crate) mod conn;
 pub mod master;
 pub mod progress;
 pub mod slave;

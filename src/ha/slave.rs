@@ -187,6 +187,7 @@ async fn apply(
                     ));
                 };
                 append(store, &data).await?;
+                durable_if_sync(store).await?;
                 ack(store, stream, params).await?;
                 last_acked = Instant::now();
                 reading = Box::pin(reader.next_owned(stream));
@@ -224,6 +225,18 @@ async fn append(store: &Store, data: &Data) -> Result<(), HaError> {
             "Data at {end} with {} bytes placed no entry",
             data.bytes.len()
         )));
+    }
+    Ok(())
+}
+
+/// Under SYNC_FLUSH the Ack waits for the fdatasync of everything appended (the store's own
+/// wait inside `append_replicated` is bounded by `syncFlushTimeout`; this one is not), so a
+/// SYNC_FLUSH slave never acknowledges bytes it could lose: a master waiting on its appended
+/// end waits on its disk.
+async fn durable_if_sync(store: &Store) -> Result<(), HaError> {
+    let log = store.commitlog();
+    if log.config().flush_policy == rmq_storage::commitlog::FlushPolicy::Sync {
+        log.wait_durable(log.appended_offset()).await?;
     }
     Ok(())
 }

@@ -18,7 +18,9 @@ use std::time::Duration;
 use rmq_net::codec::body::register::RegisterBrokerBody;
 use rmq_net::codec::body::JsonBody;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
-use rmq_net::codec::header::namesrv::{RegisterBrokerRequestHeader, UnregisterBrokerRequestHeader};
+use rmq_net::codec::header::namesrv::{
+    RegisterBrokerRequestHeader, RegisterBrokerResponseHeader, UnregisterBrokerRequestHeader,
+};
 use rmq_net::codec::header::CommandHeader;
 use rmq_net::codec::message::body_crc;
 use rmq_net::RemotingCommand;
@@ -149,7 +151,7 @@ async fn register(shard: &Rc<Shard>, topics: Option<&[&str]>) -> bool {
         broker_name: config.broker_name.clone(),
         broker_addr: shard.store_host.to_string(),
         cluster_name: config.broker_cluster_name.clone(),
-        ha_server_addr: format!("{}:{}", config.broker_ip2, config.ha_listen_port()),
+        ha_server_addr: shard.ha_server_addr.clone(),
         broker_id: config.broker_id,
         heartbeat_timeout_millis: Some(REGISTER_HEARTBEAT_TIMEOUT_MS),
         enable_acting_master: Some(false),
@@ -162,7 +164,9 @@ async fn register(shard: &Rc<Shard>, topics: Option<&[&str]>) -> bool {
     let mut all_ok = true;
     for client in &control.namesrv {
         match client.invoke(request.clone(), REGISTER_TIMEOUT).await {
-            Ok(reply) if reply.response_code() == ResponseCode::Success => {}
+            Ok(reply) if reply.response_code() == ResponseCode::Success => {
+                learn_master(shard, &reply).await;
+            }
             Ok(reply) => {
                 all_ok = false;
                 tracing::warn!(namesrv = client.addr(), code = reply.code, remark = ?reply.remark, "register refused");
@@ -174,6 +178,26 @@ async fn register(shard: &Rc<Shard>, topics: Option<&[&str]>) -> bool {
         }
     }
     all_ok
+}
+
+/// A slave learns its master's HA and remoting addresses from a REGISTER_BROKER reply (as
+/// Java's slave does), unless `haMasterAddress` fixes the HA address.
+async fn learn_master(shard: &Rc<Shard>, reply: &RemotingCommand) {
+    if shard.config.broker_role.is_master() {
+        return;
+    }
+    let Ok(header) = RegisterBrokerResponseHeader::from_ext_fields(&reply.ext_fields) else {
+        tracing::warn!("REGISTER_BROKER reply with an unreadable header");
+        return;
+    };
+    let master_addr = header.master_addr.filter(|a| !a.is_empty());
+    let ha_addr = match &shard.config.ha_master_address {
+        Some(configured) => Some(configured.to_string()),
+        None => header.ha_server_addr.filter(|a| !a.is_empty()),
+    };
+    if let Some(ha_addr) = ha_addr {
+        crate::broker::ha::set_master(shard, ha_addr, master_addr).await;
+    }
 }
 
 /// Unregisters this broker from every NameServer (clean shutdown).
@@ -194,6 +218,9 @@ pub async fn unregister_all(shard: &Rc<Shard>) {
     }
 }
 
+/// How often a slave that does not know its master yet registers (the reply names the master).
+const HA_MASTER_DISCOVERY_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Background control tasks, forever: periodic registration (the first one runs during
 /// start-up, before READY), client expiry and the re-sync of replicas a busy shard refused.
 pub async fn run_background(shard: Rc<Shard>) {
@@ -201,7 +228,8 @@ pub async fn run_background(shard: Rc<Shard>) {
     let period = shard.config.register_name_server_period;
     let mut next_register = std::time::Instant::now() + period;
     loop {
-        compio::time::sleep(CLIENT_SCAN_INTERVAL.min(period)).await;
+        let until_register = next_register.saturating_duration_since(std::time::Instant::now());
+        compio::time::sleep(CLIENT_SCAN_INTERVAL.min(period).min(until_register)).await;
         let expired = shard.control().clients.borrow_mut().expire(now_ms());
         clients::after_membership_change(&shard, &expired.groups_changed).await;
         for key in expired.expired {
@@ -210,7 +238,17 @@ pub async fn run_background(shard: Rc<Shard>) {
         replicate::resync_if_stale(&shard).await;
         if std::time::Instant::now() >= next_register {
             request_full_and_wait(&shard).await;
-            next_register = std::time::Instant::now() + period;
+            // A slave that has not learnt its master yet (it registered before its master
+            // did) asks again soon rather than a whole period later.
+            let discovering = !shard.config.broker_role.is_master()
+                && shard.ha.master_addr().is_none()
+                && shard.config.ha_master_address.is_none();
+            let wait = if discovering {
+                period.min(HA_MASTER_DISCOVERY_INTERVAL)
+            } else {
+                period
+            };
+            next_register = std::time::Instant::now() + wait;
         }
     }
 }
