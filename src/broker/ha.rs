@@ -24,7 +24,7 @@ use rmq_net::ha::{Body, Frame, RefuseReason, Sender};
 use crate::config::BrokerRole;
 use crate::ha::conn::FrameReader;
 use crate::ha::master::{read_hello, refuse, serve_slave_after_hello};
-use crate::ha::{AckLevel, HaError, MasterParams, SlaveParams, SlaveProgress};
+use crate::ha::{AckLevel, AckWaitError, HaError, MasterParams, SlaveParams, SlaveProgress};
 use crate::limits::{
     HA_CONNECT_TIMEOUT, HA_HANDSHAKES_MAX, HA_HELLO_TIMEOUT, HA_RECONNECT_BACKOFF_MAX,
     HA_RECONNECT_BACKOFF_MIN, HA_SILENCE_TIMEOUT_DEFAULT,
@@ -288,6 +288,11 @@ async fn run_master_session(
             *slot = None;
         }
     }
+    // Sends waiting on this session's acks answer now instead of at their timeout.
+    if !cancel.is_set() {
+        shard.ha.progress.end_session();
+    }
+    cancel.set();
     match ended {
         Ok(()) => tracing::info!(
             shard = shard.id.0,
@@ -385,7 +390,10 @@ pub async fn await_slave(shard: &Shard, end_offset: u64) -> SlaveAck {
     let waiting = ha.progress.wait_acked(end_offset, AckLevel::Appended);
     match compio::time::timeout(shard.config.sync_flush_timeout, waiting).await {
         Ok(Ok(())) => SlaveAck::Acked,
-        Ok(Err(_full)) => SlaveAck::NotAvailable("too many sends wait on the slave"),
+        Ok(Err(AckWaitError::WaitersFull)) => {
+            SlaveAck::NotAvailable("too many sends wait on the slave")
+        }
+        Ok(Err(AckWaitError::SessionEnded)) => SlaveAck::NotAvailable("the slave disconnected"),
         Err(_elapsed) => SlaveAck::Timeout,
     }
 }

@@ -24,7 +24,7 @@ use rmq_storage::error::StorageError;
 use thiserror::Error;
 
 pub use master::{serve_slave, MasterParams};
-pub use progress::{AckLevel, ProgressWaitersFull, SlaveProgress};
+pub use progress::{AckLevel, AckWaitError, SlaveProgress};
 pub use slave::{follow_master, SlaveParams};
 
 /// Why a replication session ended (other than by a Truncate welcome, which is `Ok`). Every

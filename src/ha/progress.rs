@@ -24,10 +24,16 @@ pub enum AckLevel {
     Durable,
 }
 
-/// The waiter list is full: answer without waiting for the slave.
+/// Why a wait on the slave's acks ended without the acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("more than {HA_PROGRESS_WAITERS_MAX} tasks wait on the slave's acks")]
-pub struct ProgressWaitersFull;
+pub enum AckWaitError {
+    /// The waiter list is full: answer without waiting for the slave.
+    #[error("more than {HA_PROGRESS_WAITERS_MAX} tasks wait on the slave's acks")]
+    WaitersFull,
+    /// The session the waiter started under ended ([`SlaveProgress::end_session`]).
+    #[error("the slave's session ended")]
+    SessionEnded,
+}
 
 #[derive(Debug)]
 struct Waiter {
@@ -44,6 +50,9 @@ pub struct SlaveProgress {
     durable: Cell<u64>,
     acks: Cell<u64>,
     next_id: Cell<u64>,
+    /// Sessions ended so far: a waiter from an earlier epoch is answered
+    /// [`AckWaitError::SessionEnded`].
+    epoch: Cell<u64>,
     waiters: RefCell<Vec<Waiter>>,
 }
 
@@ -99,12 +108,28 @@ impl SlaveProgress {
         self.wake_reached();
     }
 
-    /// Resolves once the slave acknowledged `offset` at `level` (already done: at once).
+    /// Ends the current session: every waiter is woken and answered
+    /// [`AckWaitError::SessionEnded`] (unless its offset was acknowledged), so sends do not
+    /// wait out their timeout for a slave that is gone.
+    pub fn end_session(&self) {
+        self.epoch.set(self.epoch.get() + 1);
+        let woken: Vec<Waker> = self
+            .waiters
+            .borrow_mut()
+            .drain(..)
+            .map(|waiter| waiter.waker)
+            .collect();
+        woken.into_iter().for_each(Waker::wake);
+    }
+
+    /// Resolves once the slave acknowledged `offset` at `level` (already done: at once), or
+    /// with an error when the session ends first or the waiter list is full.
     pub fn wait_acked(&self, offset: u64, level: AckLevel) -> AckWait<'_> {
         AckWait {
             progress: self,
             offset,
             level,
+            epoch: self.epoch.get(),
             id: None,
         }
     }
@@ -136,11 +161,12 @@ pub struct AckWait<'a> {
     progress: &'a SlaveProgress,
     offset: u64,
     level: AckLevel,
+    epoch: u64,
     id: Option<u64>,
 }
 
 impl Future for AckWait<'_> {
-    type Output = Result<(), ProgressWaitersFull>;
+    type Output = Result<(), AckWaitError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -148,6 +174,10 @@ impl Future for AckWait<'_> {
         if progress.reached(this.offset, this.level) {
             this.forget();
             return Poll::Ready(Ok(()));
+        }
+        if progress.epoch.get() != this.epoch {
+            this.forget();
+            return Poll::Ready(Err(AckWaitError::SessionEnded));
         }
         let mut waiters = progress.waiters.borrow_mut();
         if let Some(id) = this.id {
@@ -159,7 +189,7 @@ impl Future for AckWait<'_> {
         }
         if waiters.len() >= HA_PROGRESS_WAITERS_MAX {
             this.id = None;
-            return Poll::Ready(Err(ProgressWaitersFull));
+            return Poll::Ready(Err(AckWaitError::WaitersFull));
         }
         let id = progress.next_id.get();
         progress.next_id.set(id + 1);
@@ -238,6 +268,29 @@ mod tests {
     }
 
     #[test]
+    fn ending_the_session_answers_every_waiter() {
+        let progress = SlaveProgress::new();
+        progress.begin_session(10, 10);
+        let mut early = Box::pin(progress.wait_acked(20, AckLevel::Appended));
+        let mut late = Box::pin(progress.wait_acked(30, AckLevel::Appended));
+        assert!(poll_once(early.as_mut()).is_pending());
+        progress.end_session();
+        assert_eq!(progress.waiters(), 0);
+        assert_eq!(
+            poll_once(early.as_mut()),
+            Poll::Ready(Err(AckWaitError::SessionEnded))
+        );
+        assert_eq!(
+            poll_once(late.as_mut()),
+            Poll::Ready(Err(AckWaitError::SessionEnded)),
+            "created before the end, polled after"
+        );
+        progress.begin_session(40, 40);
+        let mut next = pin!(progress.wait_acked(30, AckLevel::Appended));
+        assert_eq!(poll_once(next.as_mut()), Poll::Ready(Ok(())));
+    }
+
+    #[test]
     fn the_waiter_list_is_bounded() {
         let progress = SlaveProgress::new();
         let mut waits: Vec<_> = (0..HA_PROGRESS_WAITERS_MAX)
@@ -249,7 +302,7 @@ mod tests {
         let mut extra = pin!(progress.wait_acked(1, AckLevel::Appended));
         assert_eq!(
             poll_once(extra.as_mut()),
-            Poll::Ready(Err(ProgressWaitersFull))
+            Poll::Ready(Err(AckWaitError::WaitersFull))
         );
         progress.acked(1, 0);
         assert_eq!(progress.waiters(), 0);
