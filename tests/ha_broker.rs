@@ -232,7 +232,7 @@ fn sync_master_replicates_and_recovers(shards: usize) {
                 ResponseCode::SlaveNotAvailable => {
                     refused += 1;
                     // Java's reply: stored, with its msgId and offsets.
-                    assert!(reply.ext_fields.get("msgId").is_some(), "{reply:?}");
+                    assert!(reply.ext_fields.contains_key("msgId"), "{reply:?}");
                 }
                 ResponseCode::Success | ResponseCode::FlushSlaveTimeout => {}
                 other => panic!("unexpected {other:?}"),
