@@ -104,10 +104,6 @@ const _: () = assert!(
     HA_SILENCE_TIMEOUT_DEFAULT.as_millis() >= 2 * HA_SEND_HEARTBEAT_INTERVAL_DEFAULT.as_millis(),
     "a connection survives one lost heartbeat"
 );
-/// How often a caught-up master looks at its log's append mark for new bytes to ship: the
-/// CommitLog has no append notifier yet, so this bounds the extra replication latency (and a
-/// SYNC_MASTER send's) at the cost of 500 wake-ups a second per connected slave.
-pub const HA_CAUGHT_UP_POLL_INTERVAL: Duration = Duration::from_millis(2);
 /// Most tasks waiting at once on one slave's acknowledgements ([`crate::ha::SlaveProgress`]):
 /// one per SYNC_MASTER send in flight on the shard. Past it a waiter is refused at once (the
 /// broker answers it as if the slave were not available) instead of growing the list.

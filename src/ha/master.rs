@@ -22,7 +22,6 @@ use rmq_storage::store::Store;
 use super::conn::{write_data, write_frame, FrameReader};
 use super::progress::SlaveProgress;
 use super::HaError;
-use crate::limits::HA_CAUGHT_UP_POLL_INTERVAL;
 
 /// What the master side of a session needs besides the store and the socket.
 #[derive(Debug, Clone)]
@@ -420,7 +419,13 @@ async fn ship(
                 write_data(stream, params.shard_id, next, master_end, chunk.bytes).await?;
                 last_sent = Instant::now();
             }
-            compio::time::sleep(HA_CAUGHT_UP_POLL_INTERVAL).await;
+            // Caught up: the next append wakes this session (or the heartbeat is due).
+            let heartbeat_due = params
+                .heartbeat_interval
+                .saturating_sub(last_sent.elapsed());
+            let appended = std::pin::pin!(store.commitlog().wait_appended_past(next));
+            let heartbeat = std::pin::pin!(compio::time::sleep(heartbeat_due));
+            futures_util::future::select(appended, heartbeat).await;
             continue;
         }
         assert_eq!(chunk.from, next, "a chunk starts where it was asked");

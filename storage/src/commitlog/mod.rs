@@ -192,6 +192,9 @@ struct Inner {
     room: WaitList,
     /// Callers waiting for the durable mark.
     durable_waiters: WaitList,
+    /// Callers waiting for the append mark to move ([`CommitLog::wait_appended_past`]: the
+    /// replication sessions of a caught-up master).
+    appended_waiters: WaitList,
     /// Set when background tasks must stop (close, abandon, drop).
     stop: Rc<Cell<bool>>,
     /// A checkpoint write is in progress (they share a temp file name: one at a time).
@@ -367,6 +370,7 @@ impl CommitLog {
         state.appended = phys_offset + size;
         let pending = state.appended - state.written;
         drop(state);
+        inner.appended_waiters.wake_all();
         if rolled {
             inner.start_preallocation();
         }
@@ -482,6 +486,26 @@ impl CommitLog {
         .await
     }
 
+    /// Resolves once the append mark is past `offset` (at once if it already is), or once the
+    /// log stopped (closed, abandoned, poisoned: the caller's next read reports why). Woken by
+    /// every append, local or replicated.
+    pub async fn wait_appended_past(&self, offset: u64) {
+        let inner = &self.inner;
+        poll_fn(|cx| {
+            let state = inner.state.borrow();
+            if state.appended > offset
+                || state.poison.is_some()
+                || matches!(state.lifecycle, Lifecycle::Abandoning | Lifecycle::Closed)
+            {
+                return Poll::Ready(());
+            }
+            drop(state);
+            inner.appended_waiters.register(cx.waker());
+            Poll::Pending
+        })
+        .await;
+    }
+
     /// [`CommitLog::wait_durable`] bounded by `timeout` (RocketMQ `syncFlushTimeout`; see
     /// [`CommitLogConfig::sync_flush_timeout`]).
     ///
@@ -545,6 +569,7 @@ impl CommitLog {
         inner.stop_background().await;
         inner.state.borrow_mut().lifecycle = Lifecycle::Closed;
         inner.durable_waiters.wake_all();
+        inner.appended_waiters.wake_all();
         let poison = inner.state.borrow().poison.clone();
         if let Some(cause) = poison {
             return Err(StorageError::Poisoned { cause });
@@ -567,6 +592,7 @@ impl CommitLog {
         inner.flusher_signal.notify();
         inner.room.wake_all();
         inner.durable_waiters.wake_all();
+        inner.appended_waiters.wake_all();
         let flusher = inner.tasks.borrow_mut().flusher.take();
         if let Some(flusher) = flusher {
             let _ = flusher.await;
@@ -591,6 +617,7 @@ impl Drop for CommitLog {
         self.inner.flusher_signal.notify();
         self.inner.room.wake_all();
         self.inner.durable_waiters.wake_all();
+        self.inner.appended_waiters.wake_all();
     }
 }
 
@@ -862,5 +889,6 @@ impl Inner {
         }
         self.room.wake_all();
         self.durable_waiters.wake_all();
+        self.appended_waiters.wake_all();
     }
 }

@@ -254,6 +254,7 @@ fn start(
         sync_in_flight: Cell::new(false),
         room: WaitList::default(),
         durable_waiters: WaitList::default(),
+        appended_waiters: WaitList::default(),
         stop: Rc::new(Cell::new(false)),
         checkpoint_busy: Cell::new(false),
         checkpoint_idle: WaitList::default(),

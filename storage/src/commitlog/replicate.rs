@@ -153,6 +153,7 @@ impl CommitLog {
         state.appended = header.end();
         let end = state.appended;
         drop(state);
+        inner.appended_waiters.wake_all();
         if rolls {
             inner.start_preallocation();
         }
