@@ -2,7 +2,8 @@
 //! a master and a slave started from broker.conf files as an operator would; the slave learns
 //! its master from the NameServer and follows it per shard.
 //!
-//! - SYNC_MASTER: sends are answered SUCCESS once the slave has them; the slave serves the same
+//! - SYNC_MASTER (ASYNC_FLUSH on 1 shard, SYNC_FLUSH on both sides on 2 shards): sends are
+//!   answered SUCCESS once the slave has them; the slave serves the same
 //!   messages (every field of every record) as the master.
 //! - Without its slave a SYNC_MASTER answers SLAVE_NOT_AVAILABLE (the message is stored on the
 //!   master); a restarted slave catches up and sends are SUCCESS again.
@@ -195,12 +196,13 @@ async fn slave_equals_master(master: &RemotingClient, slave: &RemotingClient, li
     }
 }
 
-fn sync_master_replicates_and_recovers(shards: usize) {
+fn sync_master_replicates_and_recovers(shards: usize, flush: &str) {
     let ns_dir = TempDir::new("ns");
     let namesrv = start_namesrv(&ns_dir);
     let ns = namesrv.addr("namesrv");
-    let master = Node::start(ns, "SYNC_MASTER", shards, "");
-    let mut slave = Node::start(ns, "SLAVE", shards, "");
+    let flush = format!("flushDiskType={flush}\n");
+    let master = Node::start(ns, "SYNC_MASTER", shards, &flush);
+    let mut slave = Node::start(ns, "SLAVE", shards, &flush);
     block_on(async {
         let client = master.client();
         create_topic(&client, TOPIC, QUEUES, 6).await;
@@ -255,12 +257,12 @@ fn sync_master_replicates_and_recovers(shards: usize) {
 
 #[test]
 fn sync_master_replicates_and_recovers_1_shard() {
-    sync_master_replicates_and_recovers(1);
+    sync_master_replicates_and_recovers(1, "ASYNC_FLUSH");
 }
 
 #[test]
-fn sync_master_replicates_and_recovers_2_shards() {
-    sync_master_replicates_and_recovers(2);
+fn sync_master_replicates_and_recovers_2_shards_sync_flush() {
+    sync_master_replicates_and_recovers(2, "SYNC_FLUSH");
 }
 
 #[test]

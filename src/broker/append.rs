@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use rmq_net::codec::codes::ResponseCode;
+use rmq_storage::commitlog::FlushPolicy;
 use rmq_storage::store::{AppendMessage, AppendOutcome, WaitForFlush};
 
 use crate::config::{BrokerConfig, BrokerRole};
@@ -130,12 +131,7 @@ async fn append_on_owner(
     refuse_on_slave(&shard.config)?;
     let owner = shard_for(message.topic, message.queue_id, shard.shard_count());
     if owner == shard.id {
-        let outcome = shard
-            .store
-            .append_waiting(message, wait)
-            .await
-            .map_err(|e| storage_failure(&e))?;
-        let ack = slave_ack(shard, &outcome, replicated).await;
+        let (outcome, ack) = append_here(shard, message, wait, replicated).await?;
         return Ok((owner, outcome, ack));
     }
     let owned = OwnedAppend::of(message);
@@ -146,22 +142,51 @@ async fn append_on_owner(
             target.id,
             "routed append reached a shard that does not own the queue"
         );
-        let outcome = target
-            .store
-            .append_waiting(&message, wait)
-            .await
-            .map_err(|e| storage_failure(&e))?;
-        let ack = slave_ack(&target, &outcome, replicated).await;
-        Ok((outcome, ack))
+        append_here(&target, &message, wait, replicated).await
     })
     .await?;
     result.map(|(outcome, ack)| (owner, outcome, ack))
 }
 
-async fn slave_ack(shard: &Shard, outcome: &AppendOutcome, replicated: bool) -> SlaveAck {
-    if !replicated {
-        return SlaveAck::NotAsked;
+/// Appends on the owner. On a SYNC_MASTER asked to replicate, its own flush and the slave's
+/// acknowledgement are awaited at once (the reply waits for the slower, not the sum).
+async fn append_here(
+    shard: &Shard,
+    message: &AppendMessage<'_>,
+    wait: WaitForFlush,
+    replicated: bool,
+) -> Result<(AppendOutcome, SlaveAck), Failure> {
+    let sync_master = shard.config.broker_role == BrokerRole::SyncMaster;
+    if !(replicated && sync_master && wait == WaitForFlush::AsPolicy) {
+        let outcome = shard
+            .store
+            .append_waiting(message, wait)
+            .await
+            .map_err(|e| storage_failure(&e))?;
+        return Ok((outcome, SlaveAck::NotAsked));
     }
+    if shard.store.commitlog().config().flush_policy == FlushPolicy::Async {
+        // Nothing of the master's own to wait for.
+        let outcome = shard
+            .store
+            .append_waiting(message, wait)
+            .await
+            .map_err(|e| storage_failure(&e))?;
+        let end = outcome.phys_offset + u64::from(outcome.size);
+        let ack = super::ha::await_slave(shard, end).await;
+        return Ok((outcome, ack));
+    }
+    let mut outcome = shard
+        .store
+        .append_waiting(message, WaitForFlush::No)
+        .await
+        .map_err(|e| storage_failure(&e))?;
     let end = outcome.phys_offset + u64::from(outcome.size);
-    super::ha::await_slave(shard, end).await
+    let (durability, ack) = futures_util::future::join(
+        shard.store.wait_durability(end),
+        super::ha::await_slave(shard, end),
+    )
+    .await;
+    outcome.durability = durability.map_err(|e| storage_failure(&e))?;
+    Ok((outcome, ack))
 }

@@ -287,6 +287,20 @@ impl Store {
         Ok(())
     }
 
+    /// The durability wait of an append made with [`WaitForFlush::No`], done later by the
+    /// caller (a SYNC_MASTER waits for its own flush and its slave at once): under SYNC_FLUSH
+    /// it waits (at most `syncFlushTimeout`) for the fdatasync covering `end_offset`; under
+    /// ASYNC_FLUSH it answers [`Durability::Appended`] at once.
+    ///
+    /// # Errors
+    /// [`StorageError::Poisoned`], [`StorageError::Closed`].
+    ///
+    /// # Panics
+    /// If `end_offset` is past the append mark.
+    pub async fn wait_durability(&self, end_offset: u64) -> Result<Durability> {
+        self.durability(end_offset).await
+    }
+
     pub(super) async fn durability(&self, end_offset: u64) -> Result<Durability> {
         // Pair with `WaitForFlush::No`: only SYNC_FLUSH waits here.
         let config = self.log.config();
