@@ -10,8 +10,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    assert_code, block_on, call, create_topic, eventually, heartbeat_request, properties, pull,
-    recording_client, send_v2, Broker, Inbox, PullSpec, BROKER_NAME, CLUSTER_NAME,
+    assert_code, await_route, block_on, call, create_topic, eventually, heartbeat_request,
+    properties, pull, recording_client, send_v2, Broker, Inbox, PullSpec, BROKER_NAME,
+    CLUSTER_NAME,
 };
 use rmq_net::codec::body::client::GetConsumerListByGroupResponseBody;
 use rmq_net::codec::body::heartbeat::HeartbeatData;
@@ -21,7 +22,6 @@ use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::header::client::{
     GetConsumerListByGroupRequestHeader, HeartbeatResponseHeader, UnregisterClientRequestHeader,
 };
-use rmq_net::codec::header::namesrv::GetRouteInfoRequestHeader;
 use rmq_net::codec::header::CommandHeader as _;
 use rmq_net::conn::RemotingClient;
 use rmq_net::{ExtFields, RemotingCommand};
@@ -228,40 +228,6 @@ fn heartbeat_membership_and_notify_1_shard() {
 #[test]
 fn heartbeat_membership_and_notify_2_shards() {
     heartbeat_membership_and_notify(2);
-}
-
-async fn route(namesrv: &RemotingClient, topic: &str) -> Option<TopicRouteData> {
-    let header = GetRouteInfoRequestHeader {
-        topic: topic.into(),
-        accept_standard_json_only: Some(true),
-    };
-    let reply = call(
-        namesrv,
-        RemotingCommand::request(RequestCode::GetRouteinfoByTopic, header.to_ext()),
-    )
-    .await;
-    match reply.response_code() {
-        ResponseCode::Success => Some(TopicRouteData::from_json(&reply.body).expect("route body")),
-        ResponseCode::TopicNotExist => None,
-        other => panic!("route of {topic}: {other:?}"),
-    }
-}
-
-/// Waits until the route of `topic` satisfies `check`; returns the last route seen.
-async fn await_route(
-    namesrv: &RemotingClient,
-    topic: &str,
-    check: impl Fn(&Option<TopicRouteData>) -> bool,
-) -> Option<TopicRouteData> {
-    let mut last = None;
-    for _ in 0..250 {
-        last = route(namesrv, topic).await;
-        if check(&last) {
-            return last;
-        }
-        compio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("route of {topic} never matched; last: {last:?}");
 }
 
 fn rmq_admin(args: &[&str]) {

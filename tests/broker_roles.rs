@@ -15,16 +15,12 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use common::{
     all_topics, assert_code, block_on, call, create_topic, properties, pull_all, send_header,
-    send_request, send_v2, sent, Broker, Server, TempDir, BROKER_NAME,
+    send_request, send_v2, sent, topic_route, Broker, Server, TempDir, BROKER_NAME,
 };
-use rmq_net::codec::body::route::TopicRouteData;
-use rmq_net::codec::body::JsonBody as _;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
-use rmq_net::codec::header::namesrv::GetRouteInfoRequestHeader;
 use rmq_net::codec::header::send::ConsumerSendMsgBackRequestHeader;
 use rmq_net::codec::header::CommandHeader as _;
 use rmq_net::codec::message::{encode_batch, BatchEntry, Properties};
-use rmq_net::conn::RemotingClient;
 use rmq_net::RemotingCommand;
 
 const TOPIC: &str = "RolesTopic";
@@ -128,17 +124,6 @@ fn a_slave_refuses_writes_and_serves_pulls_2_shards() {
     slave_refuses_writes_and_serves_pulls(2);
 }
 
-async fn route(namesrv: &RemotingClient, topic: &str) -> TopicRouteData {
-    let header = GetRouteInfoRequestHeader {
-        topic: topic.into(),
-        accept_standard_json_only: Some(true),
-    };
-    let request = RemotingCommand::request(RequestCode::GetRouteinfoByTopic, header.to_ext());
-    let reply = call(namesrv, request).await;
-    assert_code(&reply, ResponseCode::Success);
-    TopicRouteData::from_json(&reply.body).expect("route body")
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -181,7 +166,7 @@ fn each_broker_registers_its_configured_broker_id() {
     let slave_addr = slave.addr("broker");
     block_on(async {
         let namesrv = master.namesrv_client();
-        let route = route(&namesrv, TOPIC).await;
+        let route = topic_route(&namesrv, TOPIC).await.expect("a route");
         assert_eq!(route.broker_datas.len(), 1, "{route:?}");
         let data = &route.broker_datas[0];
         assert_eq!(data.broker_name, BROKER_NAME);

@@ -18,12 +18,14 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use rmq_net::codec::body::heartbeat::{ConsumerData, HeartbeatData, ProducerData};
+use rmq_net::codec::body::route::TopicRouteData;
 use rmq_net::codec::body::subscription::SubscriptionData;
 use rmq_net::codec::body::topic::{TopicConfigAndMappingSerializeWrapper, TopicFilterType};
 use rmq_net::codec::body::JsonBody as _;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::frame;
 use rmq_net::codec::header::admin::CreateTopicRequestHeader;
+use rmq_net::codec::header::namesrv::GetRouteInfoRequestHeader;
 use rmq_net::codec::header::offset::{
     QueryConsumerOffsetRequestHeader, UpdateConsumerOffsetRequestHeader,
 };
@@ -66,10 +68,6 @@ impl Server {
         log_level: Option<&str>,
         open_files: Option<u64>,
     ) -> Self {
-        let level = log_level.map_or_else(
-            || std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            str::to_owned,
-        );
         let mut command = Command::new(env!("CARGO_BIN_EXE_rmq"));
         if let Some(open_files) = open_files {
             use std::os::unix::process::CommandExt;
@@ -88,8 +86,20 @@ impl Server {
                 });
             }
         }
+        command.args(args);
+        Self::start_command(command, expect, log_level)
+    }
+
+    /// Starts a prepared `command` running `rmq` (its arguments set; for instance inside a
+    /// network namespace) and waits until it printed `expect` READY lines. Its stdout, stderr
+    /// and `RUST_LOG` are set here, `log_level` as in [`Server::start_logged`].
+    pub fn start_command(mut command: Command, expect: usize, log_level: Option<&str>) -> Self {
+        let level = log_level.map_or_else(
+            || std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            str::to_owned,
+        );
+        let shown = format!("{command:?}");
         let mut child = command
-            .args(args)
             .env("RUST_LOG", level)
             .stdout(Stdio::piped())
             .stderr(if log_level.is_some() {
@@ -98,7 +108,7 @@ impl Server {
                 Stdio::inherit()
             })
             .spawn()
-            .expect("spawn rmq");
+            .unwrap_or_else(|e| panic!("spawn {shown}: {e}"));
         let log = child.stderr.take().map(|stderr| {
             let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
             let sink = std::sync::Arc::clone(&lines);
@@ -131,7 +141,7 @@ impl Server {
                 Ok(entry) => addrs.push(entry),
                 Err(_) => {
                     let _ = child.kill();
-                    panic!("rmq {args:?} did not print {expect} READY lines within 30 s");
+                    panic!("{shown} did not print {expect} READY lines within 30 s");
                 }
             }
         }
@@ -440,6 +450,42 @@ pub fn all_topics(broker: &Broker) -> TopicConfigAndMappingSerializeWrapper {
 pub async fn create_topic(client: &RemotingClient, topic: &str, queues: i32, perm: i32) {
     let reply = call(client, create_topic_request(topic, queues, perm)).await;
     assert_code(&reply, ResponseCode::Success);
+}
+
+/// GET_ROUTEINFO_BY_TOPIC (standard JSON) from a NameServer: the route, `None` on
+/// TOPIC_NOT_EXIST; any other code fails the test.
+pub async fn topic_route(namesrv: &RemotingClient, topic: &str) -> Option<TopicRouteData> {
+    let header = GetRouteInfoRequestHeader {
+        topic: topic.into(),
+        accept_standard_json_only: Some(true),
+    };
+    let reply = call(
+        namesrv,
+        RemotingCommand::request(RequestCode::GetRouteinfoByTopic, header.to_ext()),
+    )
+    .await;
+    match reply.response_code() {
+        ResponseCode::Success => Some(TopicRouteData::from_json(&reply.body).expect("route body")),
+        ResponseCode::TopicNotExist => None,
+        other => panic!("route of {topic}: {other:?}"),
+    }
+}
+
+/// Waits (up to 5 s) until the route of `topic` satisfies `check`; returns the last route seen.
+pub async fn await_route(
+    namesrv: &RemotingClient,
+    topic: &str,
+    check: impl Fn(&Option<TopicRouteData>) -> bool,
+) -> Option<TopicRouteData> {
+    let mut last = None;
+    for _ in 0..250 {
+        last = topic_route(namesrv, topic).await;
+        if check(&last) {
+            return last;
+        }
+        compio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("route of {topic} never matched; last: {last:?}");
 }
 
 /// Message properties with the optional `TAGS`, `KEYS` and `UNIQ_KEY`.
