@@ -118,8 +118,9 @@ pub const HA_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A slave's first reconnect delay after a session ended; doubled per failure up to
 /// [`HA_RECONNECT_BACKOFF_MAX`] (a refusal waits the maximum at once).
 pub const HA_RECONNECT_BACKOFF_MIN: Duration = Duration::from_secs(1);
-/// A slave's longest reconnect delay.
-pub const HA_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A slave's longest reconnect delay (Java's HAClient retries every 5 s): a restarted master
+/// is followed again within this.
+pub const HA_RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Free room an HA connection's read buffer gets before a read when the next frame's size is
 /// not known yet (a header is incomplete): small, since control frames are tiny and a Data
 /// frame's header announces its size, which is then reserved exactly (at most

@@ -37,7 +37,7 @@ use crate::runtime::ShardId;
 use super::shard::Shard;
 
 /// A session that lasted this long resets the slave's reconnect backoff.
-const SESSION_HEALTHY_AFTER: Duration = Duration::from_secs(10);
+const SESSION_HEALTHY_AFTER: Duration = Duration::from_secs(1);
 
 /// One shard's replication state.
 #[derive(Debug, Default)]
@@ -402,7 +402,7 @@ pub async fn await_slave(shard: &Shard, end_offset: u64) -> SlaveAck {
 // Slave side
 
 /// A slave shard's life: connect to the master's HA address, follow it, reconnect after a
-/// backoff (1 s doubling to 30 s; at once after a truncation; reset by a healthy session).
+/// backoff (1 s doubling to 5 s; at once after a truncation; reset by a session that lasted).
 /// Ends when shutdown begins (a live session ends with the store's close).
 pub async fn follow(shard: Rc<Shard>) {
     let mut backoff = HA_RECONNECT_BACKOFF_MIN;
