@@ -1,5 +1,5 @@
 //! Master/slave replication sessions (RocketMQ HA, issue 13), one TCP connection per shard,
-//! speaking `rmq_net::ha` (`docs/replication-protocol.md`; what exists and what is not wired
+//! speaking `rmq_net::ha` (`docs/replication-protocol.md`; what exists and what is not built
 //! yet: `docs/replication.md`).
 //!
 //! Map: [`master`] ([`serve_slave`]: handshake, divergence search, shipping, acks),
