@@ -164,8 +164,8 @@ enum Start {
 }
 
 /// The identity checks of `docs/replication-protocol.md` §4, in order. Not checked here (the
-/// caller's, once the broker wires sessions): that the broker is a master, and that no other
-/// session of the same slave id is live on the shard.
+/// caller's: `crate::broker::ha` checks both): that the broker is a master, and that no other
+/// slave holds the shard's session (the same slave again replaces its old session).
 fn identity_refusal(
     store: &Store,
     params: &MasterParams,
