@@ -108,6 +108,16 @@ const _: () = assert!(
 /// one per SYNC_MASTER send in flight on the shard. Past it a waiter is refused at once (the
 /// broker answers it as if the slave were not available) instead of growing the list.
 pub const HA_PROGRESS_WAITERS_MAX: usize = 16 * 1024;
+/// Bytes per HA Data frame while a slave is further behind than this (catch-up): larger than
+/// `haTransferBatchSize` because old bytes come from disk with O_DIRECT, where small reads
+/// would bound catch-up far below the disk's bandwidth. The master holds at most two such
+/// chunks per slave (one being written, one read ahead).
+pub const HA_CATCH_UP_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+const _: () = assert!(
+    HA_CATCH_UP_CHUNK_BYTES <= rmq_net::ha::limits::HA_DATA_BYTES_MAX
+        && HA_CATCH_UP_CHUNK_BYTES <= rmq_storage::limits::REPLICATION_CHUNK_BYTES_MAX,
+    "a catch-up chunk fits one Data frame and one read_log"
+);
 /// Longest wait for a new HA connection's Hello (the slave sends it at once).
 pub const HA_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most HA connections whose Hello the master's listener is reading at once; more are closed

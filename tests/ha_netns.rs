@@ -117,7 +117,10 @@ impl Cluster {
     }
 
     fn start_node(&self, node: &str, conf: &PathBuf) -> Server {
-        let mut command = self.topology.command(node, env!("CARGO_BIN_EXE_rmq"));
+        // `RMQ_TEST_BIN` runs another build (e.g. release, for the catch-up measurement).
+        let binary =
+            std::env::var("RMQ_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rmq").into());
+        let mut command = self.topology.command(node, binary);
         command.args(["broker", "--shards", "1", "-c"]).arg(conf);
         Server::start_command(command, 1, Some("info"))
     }
@@ -472,7 +475,8 @@ async fn queue_bounds(client: &RemotingClient) -> Vec<(i64, i64)> {
 /// master's RSS stays flat (old bytes are read from disk with O_DIRECT, not buffered).
 /// Ignored by default: filling 5 GiB through a debug broker takes minutes on a 2-core
 /// machine. Run: `cargo test --test ha_netns -- --ignored --nocapture`
-/// (`RMQ_CATCH_UP_GIB` overrides the size).
+/// (`RMQ_CATCH_UP_GIB` overrides the size; `RMQ_TEST_BIN=target/release/rmq` measures a
+/// release build).
 #[test]
 #[ignore = "fills 5 GiB; run by hand (see the doc comment)"]
 fn a_wiped_slave_catches_up_on_gigabytes_with_the_master_rss_flat() {

@@ -15,13 +15,14 @@ use rmq_net::ha::limits::HA_PROBES_PER_HANDSHAKE_MAX;
 use rmq_net::ha::{
     Body, EntrySummary, Frame, Hello, Probe, RefuseReason, Sender, Welcome, HA_PROTOCOL_VERSION,
 };
-use rmq_storage::commitlog::{EntryHeader, ShipLimit};
+use rmq_storage::commitlog::{EntryHeader, LogChunk, ShipLimit};
 use rmq_storage::error::StorageError;
 use rmq_storage::store::Store;
 
 use super::conn::{write_data, write_frame, FrameReader};
 use super::progress::SlaveProgress;
 use super::HaError;
+use crate::limits::HA_CATCH_UP_CHUNK_BYTES;
 
 /// What the master side of a session needs besides the store and the socket.
 #[derive(Debug, Clone)]
@@ -408,11 +409,18 @@ async fn ship(
     shipped: &std::cell::Cell<u64>,
 ) -> Result<(), HaError> {
     let mut last_sent = Instant::now();
+    // The next chunk, read while the previous one was being written (catch-up pipelining).
+    let mut prefetched: Option<LogChunk> = None;
     loop {
         let next = shipped.get();
-        let chunk = store
-            .read_log(next, params.transfer_batch_bytes, ShipLimit::Appended)
-            .await?;
+        let chunk = match prefetched.take() {
+            Some(chunk) => chunk,
+            None => {
+                store
+                    .read_log(next, batch_bytes(store, params, next), ShipLimit::Appended)
+                    .await?
+            }
+        };
         let master_end = store.commitlog().appended_offset();
         if chunk.is_empty() {
             if last_sent.elapsed() >= params.heartbeat_interval {
@@ -433,8 +441,35 @@ async fn ship(
         // Counted as shipped before the write completes: an Ack for these bytes may be read
         // as soon as they leave, before this future runs again.
         shipped.set(chunk.next_offset);
-        write_data(stream, params.shard_id, next, master_end, chunk.bytes).await?;
+        let after = chunk.next_offset;
+        let written = write_data(stream, params.shard_id, next, master_end, chunk.bytes);
+        if after < master_end {
+            // Behind: read the next chunk while this one is written (a disk read and a socket
+            // write overlap; at most one chunk is held besides the one in the socket).
+            let reading = store.read_log(
+                after,
+                batch_bytes(store, params, after),
+                ShipLimit::Appended,
+            );
+            let (written, read) = futures_util::future::join(written, reading).await;
+            written?;
+            prefetched = Some(read?);
+        } else {
+            written.await?;
+        }
         last_sent = Instant::now();
+    }
+}
+
+/// Bytes per Data frame from `from`: `haTransferBatchSize`, or [`HA_CATCH_UP_CHUNK_BYTES`]
+/// when the slave is further behind than that (old bytes come from disk with O_DIRECT, where
+/// 32 KiB reads would bound catch-up far below the disk's bandwidth).
+fn batch_bytes(store: &Store, params: &MasterParams, from: u64) -> usize {
+    let behind = store.commitlog().appended_offset().saturating_sub(from);
+    if behind > HA_CATCH_UP_CHUNK_BYTES as u64 {
+        params.transfer_batch_bytes.max(HA_CATCH_UP_CHUNK_BYTES)
+    } else {
+        params.transfer_batch_bytes
     }
 }
 

@@ -163,7 +163,9 @@ async fn own_entry(store: &Store, offset: u64) -> Result<Option<EntrySummary>, H
 
 /// Appends Data frames as they come and acknowledges them; an Ack also goes out every
 /// heartbeat interval. The read stays pending across the heartbeat timer (a dropped read
-/// would lose bytes), so one future reads while the loop also waits on the timer.
+/// would lose bytes), so one future reads while the loop also waits on the timer. The next
+/// frame is read while the previous one is appended and acknowledged (catch-up pipelining):
+/// at most two Data frames are held, the one being appended and the one arriving.
 async fn apply(
     store: &Store,
     stream: &TcpStream,
@@ -172,35 +174,54 @@ async fn apply(
 ) -> Result<(), HaError> {
     let mut last_heard = Instant::now();
     let mut last_acked = Instant::now();
-    let mut reading = Box::pin(reader.next_owned(stream));
+    let mut reading = Some(Box::pin(reader.next_owned(stream)));
+    let mut arrived = None;
     loop {
-        let until_ack = params
-            .heartbeat_interval
-            .saturating_sub(last_acked.elapsed());
-        let timer = std::pin::pin!(compio::time::sleep(until_ack));
-        match select(reading, timer).await {
-            Either::Left(((reader, frame), _)) => {
-                last_heard = Instant::now();
-                let Body::Data(data) = frame?.body else {
-                    return Err(HaError::Protocol(
-                        "a non-Data frame after the Welcome".into(),
-                    ));
-                };
-                append(store, &data).await?;
-                durable_if_sync(store).await?;
-                ack(store, stream, params).await?;
-                last_acked = Instant::now();
-                reading = Box::pin(reader.next_owned(stream));
-            }
-            Either::Right(((), pending)) => {
-                if last_heard.elapsed() >= params.silence_timeout {
-                    return Err(HaError::Silent(params.silence_timeout));
+        let (reader, frame) = match arrived.take() {
+            Some(done) => done,
+            None => {
+                let until_ack = params
+                    .heartbeat_interval
+                    .saturating_sub(last_acked.elapsed());
+                let timer = std::pin::pin!(compio::time::sleep(until_ack));
+                let pending = reading.take().expect("a read is pending");
+                match select(pending, timer).await {
+                    Either::Left((done, _)) => done,
+                    Either::Right(((), pending)) => {
+                        if last_heard.elapsed() >= params.silence_timeout {
+                            return Err(HaError::Silent(params.silence_timeout));
+                        }
+                        ack(store, stream, params).await?;
+                        last_acked = Instant::now();
+                        reading = Some(pending);
+                        continue;
+                    }
                 }
-                ack(store, stream, params).await?;
-                last_acked = Instant::now();
-                reading = pending;
+            }
+        };
+        last_heard = Instant::now();
+        let Body::Data(data) = frame?.body else {
+            return Err(HaError::Protocol(
+                "a non-Data frame after the Welcome".into(),
+            ));
+        };
+        let next = Box::pin(reader.next_owned(stream));
+        let work = std::pin::pin!(async {
+            append(store, &data).await?;
+            durable_if_sync(store).await?;
+            ack(store, stream, params).await
+        });
+        match select(work, next).await {
+            Either::Left((done, next)) => {
+                done?;
+                reading = Some(next);
+            }
+            Either::Right((done, work)) => {
+                work.await?;
+                arrived = Some(done);
             }
         }
+        last_acked = Instant::now();
     }
 }
 
