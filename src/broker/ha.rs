@@ -9,6 +9,10 @@
 //! keep two sessions of one shard alive at once (a reconnecting slave replaces its old session),
 //! let a SYNC_MASTER send wait without a bound, or block the event loop (name resolution runs on
 //! the blocking pool).
+//!
+//! What operators see of it (runtime info keys, the lag alarm) is [`watch`].
+
+pub mod watch;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -61,6 +65,8 @@ pub struct HaShard {
     follow: RefCell<FollowState>,
     /// Slave: what the sessions heard of the master (its end, the last Data frame).
     follow_progress: Rc<FollowProgress>,
+    /// Master: the lag alarm's state ([`watch`]).
+    alarm: RefCell<watch::LagAlarm>,
 }
 
 /// The live slave session of a master shard.
@@ -137,6 +143,12 @@ impl HaShard {
             last_data_ago: self.follow_progress.last_data().map(|at| at.elapsed()),
             ..self.follow.borrow().clone()
         }
+    }
+
+    /// Whether this master shard's lag alarm is raised ([`watch`]).
+    #[must_use]
+    pub fn lag_alarm(&self) -> bool {
+        self.alarm.borrow().is_on()
     }
 
     /// The master's remoting address, as last learnt from the NameServer (slaves).
