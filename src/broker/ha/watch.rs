@@ -212,50 +212,45 @@ pub async fn watch(shard: Rc<Shard>) {
 }
 
 fn log_event(shard: &Shard, event: AlarmEvent, slave: Option<&SlaveLag>, bounds: LagBounds) {
-    let crossings = shard.ha.alarm.borrow().crossings();
-    let (slave_id, peer, lag) = match slave {
-        Some(slave) => (
-            Some(slave.view.broker_id),
-            Some(slave.view.peer),
-            Some(slave.lag),
-        ),
-        None => (None, None, None),
-    };
-    let lag_bytes = lag.map(|lag| lag.bytes);
-    let lag_ms = lag.and_then(|lag| lag.millis);
-    match event {
-        AlarmEvent::Quiet | AlarmEvent::Over { warn: false } => {}
-        AlarmEvent::Over { warn: true } => tracing::warn!(
-            shard = shard.id.0,
-            slave = ?slave_id,
-            peer = ?peer,
-            lag_bytes = ?lag_bytes,
-            lag_ms = ?lag_ms,
+    let shard_id = shard.id.0;
+    match (event, slave) {
+        (AlarmEvent::Over { warn: true }, Some(slave)) => tracing::warn!(
+            shard = shard_id,
+            slave = slave.view.broker_id,
+            peer = %slave.view.peer,
+            lag_bytes = slave.lag.bytes,
+            lag_ms = ?slave.lag.millis,
             max_gap_bytes = bounds.bytes,
             max_lag_ms = bounds.millis,
-            crossings,
-            "HA: the slave is further behind than the lag bound (haMaxGapNotInSync / \
-             haMaxLagMillis): what it has not acknowledged is lost if this master dies"
+            crossings = shard.ha.alarm.borrow().crossings(),
+            "HA: the slave is past the lag bound (haMaxGapNotInSync or haMaxLagMillis); \
+             what it has not acknowledged is lost if this master dies"
         ),
-        AlarmEvent::Cleared {
-            warned: true,
-            slave_left: false,
-        } => tracing::info!(
-            shard = shard.id.0,
-            slave = ?slave_id,
-            peer = ?peer,
-            lag_bytes = ?lag_bytes,
-            lag_ms = ?lag_ms,
+        (
+            AlarmEvent::Cleared {
+                warned: true,
+                slave_left: false,
+            },
+            Some(slave),
+        ) => tracing::info!(
+            shard = shard_id,
+            slave = slave.view.broker_id,
+            peer = %slave.view.peer,
+            lag_bytes = slave.lag.bytes,
+            lag_ms = ?slave.lag.millis,
             "HA: the slave is back within the lag bound"
         ),
-        AlarmEvent::Cleared {
-            warned: true,
-            slave_left: true,
-        } => tracing::info!(
-            shard = shard.id.0,
+        (
+            AlarmEvent::Cleared {
+                warned: true,
+                slave_left: true,
+            },
+            _,
+        ) => tracing::info!(
+            shard = shard_id,
             "HA: lag alarm ends: the slave disconnected"
         ),
-        AlarmEvent::Cleared { warned: false, .. } => {}
+        _ => {}
     }
 }
 
