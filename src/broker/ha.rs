@@ -145,12 +145,6 @@ impl HaShard {
         }
     }
 
-    /// Whether this master shard's lag alarm is raised ([`watch`]).
-    #[must_use]
-    pub fn lag_alarm(&self) -> bool {
-        self.alarm.borrow().is_on()
-    }
-
     /// The master's remoting address, as last learnt from the NameServer (slaves).
     #[must_use]
     pub fn master_addr(&self) -> Option<String> {

@@ -19,9 +19,8 @@ use rmq_storage::commitlog::{EntryHeader, ShipLimit};
 use rmq_storage::error::StorageError;
 use rmq_storage::store::Store;
 
-use super::conn::{write_data, write_frame, FrameReader};
+use super::conn::{peer_of, write_data, write_frame, FrameReader};
 use super::progress::SlaveProgress;
-use super::slave::peer_of;
 use super::HaError;
 use crate::limits::HA_CAUGHT_UP_POLL_INTERVAL;
 

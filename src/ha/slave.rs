@@ -8,7 +8,6 @@
 //! protocol (it returns; the caller reconnects after a backoff).
 
 use std::cell::Cell;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use rmq_net::ha::{
 use rmq_storage::error::StorageError;
 use rmq_storage::store::Store;
 
-use super::conn::{write_frame, FrameReader};
+use super::conn::{peer_of, write_frame, FrameReader};
 use super::master::{next_before, out_of_turn, summary};
 use super::HaError;
 
@@ -253,13 +252,6 @@ impl CatchUp {
             "HA: caught up with the master"
         );
     }
-}
-
-/// The peer's address for logs (`0.0.0.0:0` if the socket no longer knows it).
-pub(crate) fn peer_of(stream: &TcpStream) -> SocketAddr {
-    stream
-        .peer_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
 /// Appends Data frames as they come and acknowledges them; an Ack also goes out every
