@@ -1,6 +1,8 @@
 //! `rmq admin`: the operations tests and users need first, over the remoting protocol with our
-//! own client: create/update/delete topic, topic list, topic route, cluster list, consumer
-//! progress (GET_CONSUME_STATS from every master) and broker status (GET_BROKER_RUNTIME_INFO).
+//! own client: create/update/delete topic, topic list, topic route, cluster list (every
+//! broker, masters and slaves, with its role and replication lag per shard from its runtime
+//! info), consumer progress (GET_CONSUME_STATS from every master) and broker status
+//! (GET_BROKER_RUNTIME_INFO).
 //! Runs in the CLI's own runtime; never touches broker state directly.
 
 use std::fmt::Write as _;
@@ -241,6 +243,174 @@ pub async fn broker_runtime_info(broker: &str) -> Result<KvTable, AdminError> {
     )
     .await?;
     Ok(KvTable::from_json(&reply.body)?)
+}
+
+/// One broker of `cluster-list`: where the NameServer places it, and its runtime info.
+#[derive(Debug, Clone)]
+pub struct ClusterBroker {
+    /// Cluster name.
+    pub cluster: String,
+    /// Broker name.
+    pub name: String,
+    /// Broker id (0: the master).
+    pub id: i64,
+    /// Remoting address.
+    pub addr: String,
+    /// Its GET_BROKER_RUNTIME_INFO, or why it could not be read.
+    pub info: Result<KvTable, String>,
+}
+
+/// Every broker of every cluster the NameServer knows (masters and slaves, in cluster, name
+/// and id order), each with its runtime info (asked of all brokers at once).
+///
+/// # Errors
+/// [`AdminError`] when the NameServer cannot be asked; a broker that cannot be asked is
+/// listed with its error.
+pub async fn cluster_list(namesrv: &str) -> Result<Vec<ClusterBroker>, AdminError> {
+    let info = cluster_info(namesrv).await?;
+    let mut brokers = Vec::new();
+    for (cluster, names) in &info.cluster_addr_table {
+        for name in names {
+            let Some(data) = info.broker_addr_table.get(name) else {
+                continue;
+            };
+            for (id, addr) in &data.broker_addrs {
+                brokers.push((cluster.clone(), name.clone(), *id, addr.clone()));
+            }
+        }
+    }
+    let infos = futures_util::future::join_all(
+        brokers
+            .iter()
+            .map(|(_, _, _, addr)| broker_runtime_info(addr)),
+    )
+    .await;
+    Ok(brokers
+        .into_iter()
+        .zip(infos)
+        .map(|((cluster, name, id, addr), info)| ClusterBroker {
+            cluster,
+            name,
+            id,
+            addr,
+            info: info.map_err(|err| err.to_string()),
+        })
+        .collect())
+}
+
+/// `cluster-list` output: Java's `clusterList` columns that apply (`#Cluster Name`,
+/// `#Broker Name`, `#BID`, `#Addr`, `#Version`, `#InTPS`, `#OutTPS`, `#Hour`, `#SPACE`), then
+/// `#Role` and `#HA`: per shard `s<N>:...`, on a master `slave<id>,<lag bytes>B,<lag ms>ms`
+/// (`,ALARM` while the lag alarm is raised) or `no-slave`; on a slave `up,<bytes behind the
+/// master>B` or `down`.
+#[must_use]
+pub fn render_cluster_list(brokers: &[ClusterBroker], now_ms: i64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<22}  {:<22}  {:<4}  {:<22} {:<16}  {:>10}  {:>10}  {:>8}  {:>7}  {:<12}  #HA",
+        "#Cluster Name",
+        "#Broker Name",
+        "#BID",
+        "#Addr",
+        "#Version",
+        "#InTPS",
+        "#OutTPS",
+        "#Hour",
+        "#SPACE",
+        "#Role"
+    );
+    for broker in brokers {
+        let (version, tps_in, tps_out, hour, space, role, ha) = match &broker.info {
+            Ok(info) => {
+                let get = |key: &str| info.table.get(key).map_or("", String::as_str);
+                let first_tps = |key: &str| {
+                    get(key)
+                        .split_whitespace()
+                        .next()
+                        .and_then(|tps| tps.parse::<f64>().ok())
+                        .unwrap_or(0.0)
+                };
+                let earliest = get("earliestMessageTimeStamp").parse::<i64>().unwrap_or(-1);
+                let hour = if earliest > 0 {
+                    (now_ms - earliest) as f64 / 3_600_000.0
+                } else {
+                    0.0
+                };
+                let space = get("commitLogDiskRatio").parse::<f64>().unwrap_or(0.0);
+                (
+                    get("brokerVersionDesc").to_owned(),
+                    format!("{:.2}", first_tps("putTps")),
+                    format!("{:.2}", first_tps("getTransferedTps")),
+                    format!("{hour:.2}"),
+                    format!("{space:.4}"),
+                    get("brokerRole").to_owned(),
+                    ha_column(info),
+                )
+            }
+            Err(err) => (
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                "?".to_owned(),
+                format!("unreachable: {err}"),
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "{:<22}  {:<22}  {:<4}  {:<22} {:<16}  {:>10}  {:>10}  {:>8}  {:>7}  {:<12}  {}",
+            broker.cluster,
+            broker.name,
+            broker.id,
+            broker.addr,
+            version,
+            tps_in,
+            tps_out,
+            hour,
+            space,
+            role,
+            ha
+        );
+    }
+    out
+}
+
+/// The `#HA` column of one broker from its runtime info's `shard<N>.*` keys.
+fn ha_column(info: &KvTable) -> String {
+    let get = |key: String| info.table.get(&key).map(String::as_str);
+    let shards = get("shardCount".to_owned())
+        .and_then(|count| count.parse::<usize>().ok())
+        .unwrap_or(0);
+    let slave = get("brokerRole".to_owned()) == Some("SLAVE");
+    let mut cells = Vec::with_capacity(shards);
+    for index in 0..shards {
+        let key = |name: &str| get(format!("shard{index}.{name}"));
+        let cell = if slave {
+            match (key("haConnected"), key("haMasterBehindBytes")) {
+                (Some("true"), Some("-1") | None) => "up,?".to_owned(),
+                (Some("true"), Some(behind)) => format!("up,{behind}B"),
+                _ => "down".to_owned(),
+            }
+        } else {
+            match key("haSlaveBrokerId") {
+                Some(id) => format!(
+                    "slave{id},{}B,{}ms{}",
+                    key("haLagBytes").unwrap_or("?"),
+                    key("haLagMillis").unwrap_or("?"),
+                    if key("haLagAlarm") == Some("true") {
+                        ",ALARM"
+                    } else {
+                        ""
+                    }
+                ),
+                None => "no-slave".to_owned(),
+            }
+        };
+        cells.push(format!("s{index}:{cell}"));
+    }
+    cells.join(" ")
 }
 
 /// `broker-status` output: one `key : value` line per runtime key, sorted (Java's layout).
@@ -486,6 +656,96 @@ mod tests {
             },
         );
         assert_eq!(parse_topic_stats(&table.to_json()).expect("parses"), table);
+    }
+
+    fn kv(pairs: &[(&str, &str)]) -> KvTable {
+        KvTable {
+            table: pairs
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn cluster_list_shows_role_and_lag_per_shard() {
+        let master = kv(&[
+            ("brokerVersionDesc", "V5_3_3"),
+            ("brokerRole", "ASYNC_MASTER"),
+            ("putTps", "12.5 3.0 1.0"),
+            ("getTransferedTps", "2.0 1.0 1.0"),
+            ("earliestMessageTimeStamp", "0"),
+            ("commitLogDiskRatio", "0.25"),
+            ("shardCount", "2"),
+            ("shard0.haSlaveBrokerId", "1"),
+            ("shard0.haLagBytes", "0"),
+            ("shard0.haLagMillis", "0"),
+            ("shard0.haLagAlarm", "false"),
+            ("shard1.haLagAlarm", "true"),
+        ]);
+        let slave = kv(&[
+            ("brokerRole", "SLAVE"),
+            ("earliestMessageTimeStamp", "3600000"),
+            ("shardCount", "2"),
+            ("shard0.haConnected", "true"),
+            ("shard0.haMasterBehindBytes", "512"),
+            ("shard1.haConnected", "false"),
+        ]);
+        let broker = |id: i64, info: Result<KvTable, String>| ClusterBroker {
+            cluster: "DefaultCluster".into(),
+            name: "broker-a".into(),
+            id,
+            addr: format!("127.0.0.1:{}", 10911 + id),
+            info,
+        };
+        let out = render_cluster_list(
+            &[
+                broker(0, Ok(master)),
+                broker(1, Ok(slave)),
+                broker(2, Err("connection refused".into())),
+            ],
+            2 * 3_600_000,
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(lines[0].starts_with("#Cluster Name"), "{out}");
+        assert!(
+            lines[0].contains("#Role") && lines[0].ends_with("#HA"),
+            "{out}"
+        );
+        let words = |line: &str| {
+            line.split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            words(lines[1]),
+            [
+                "DefaultCluster",
+                "broker-a",
+                "0",
+                "127.0.0.1:10911",
+                "V5_3_3",
+                "12.50",
+                "2.00",
+                "0.00",
+                "0.2500",
+                "ASYNC_MASTER",
+                "s0:slave1,0B,0ms",
+                "s1:no-slave"
+            ]
+        );
+        let slave_words = words(lines[2]);
+        assert_eq!(slave_words[2], "1");
+        assert!(
+            slave_words.contains(&"1.00".to_owned()),
+            "an hour of messages: {out}"
+        );
+        assert_eq!(
+            slave_words[slave_words.len() - 3..],
+            ["SLAVE", "s0:up,512B", "s1:down"]
+        );
+        assert!(lines[3].contains("?") && lines[3].contains("unreachable: connection refused"));
     }
 
     #[test]

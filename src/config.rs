@@ -316,6 +316,10 @@ pub struct BrokerConfig {
     /// `haMaxGapNotInSync`: a slave further behind than this many bytes is not in sync
     /// (SYNC_MASTER then answers SLAVE_NOT_AVAILABLE).
     pub ha_max_gap_not_in_sync: u64,
+    /// `haMaxLagMillis` (ours): a master raises its lag alarm when its slave's oldest
+    /// unacknowledged record is older than this (or the slave is further behind than
+    /// `haMaxGapNotInSync` bytes).
+    pub ha_max_lag: Duration,
     /// `haTransferBatchSize`: log bytes per HA Data frame, at most
     /// [`limits::HA_TRANSFER_BATCH_SIZE_MAX`].
     pub ha_transfer_batch_size: usize,
@@ -371,6 +375,7 @@ impl Default for BrokerConfig {
             ha_master_address: None,
             ha_send_heartbeat_interval: limits::HA_SEND_HEARTBEAT_INTERVAL_DEFAULT,
             ha_max_gap_not_in_sync: limits::HA_MAX_GAP_NOT_IN_SYNC_DEFAULT,
+            ha_max_lag: limits::HA_MAX_LAG_DEFAULT,
             ha_transfer_batch_size: limits::HA_TRANSFER_BATCH_SIZE_DEFAULT,
             shards: None,
             frame_completion_timeout: rmq_net::conn::config::FRAME_COMPLETION_TIMEOUT_DEFAULT,
@@ -602,6 +607,7 @@ impl BrokerConfig {
                     c.ha_max_gap_not_in_sync =
                         parse_range(key, v, 1, limits::HA_MAX_GAP_NOT_IN_SYNC_MAX)?;
                 }
+                "haMaxLagMillis" => c.ha_max_lag = millis(key, v)?,
                 "haTransferBatchSize" => {
                     c.ha_transfer_batch_size =
                         parse_range(key, v, 1, limits::HA_TRANSFER_BATCH_SIZE_MAX)?;
@@ -1000,6 +1006,7 @@ Key = continued\\u0041
         assert_eq!(c.ha_master_address, None);
         assert_eq!(c.ha_send_heartbeat_interval, Duration::from_millis(5000));
         assert_eq!(c.ha_max_gap_not_in_sync, 256 * 1024 * 1024);
+        assert_eq!(c.ha_max_lag, Duration::from_secs(10), "ours");
         assert_eq!(c.ha_transfer_batch_size, 32 * 1024);
         assert!(!c.slave_read_enable);
         let c = load(&[("listenPort", "20000")]).expect("valid");
@@ -1015,6 +1022,7 @@ Key = continued\\u0041
             ("haMasterAddress", "10.0.0.1:10912"),
             ("haSendHeartbeatInterval", "1000"),
             ("haMaxGapNotInSync", "1048576"),
+            ("haMaxLagMillis", "2500"),
             ("haTransferBatchSize", "65536"),
             ("slaveReadEnable", "true"),
         ])
@@ -1031,6 +1039,7 @@ Key = continued\\u0041
         );
         assert_eq!(c.ha_send_heartbeat_interval, Duration::from_secs(1));
         assert_eq!(c.ha_max_gap_not_in_sync, 1 << 20);
+        assert_eq!(c.ha_max_lag, Duration::from_millis(2500));
         assert_eq!(c.ha_transfer_batch_size, 1 << 16);
         assert!(c.slave_read_enable);
         let sync = load(&[("brokerRole", "SYNC_MASTER"), ("brokerId", "0")]).expect("valid");
@@ -1153,6 +1162,7 @@ Key = continued\\u0041
             ("haMaxGapNotInSync", "-1"),
             ("haSendHeartbeatInterval", "0"),
             ("haSendHeartbeatInterval", "5s"),
+            ("haMaxLagMillis", "0"),
             ("slaveReadEnable", "yes"),
         ] {
             assert_eq!(refused_key(&[(key, value)]), key, "{key}={value}");

@@ -94,6 +94,22 @@ const _: () = assert!(
 pub const HA_MAX_GAP_NOT_IN_SYNC_DEFAULT: u64 = 256 * 1024 * 1024;
 /// Largest `haMaxGapNotInSync`: offsets are `i64` (the HA protocol refuses larger ones too).
 pub const HA_MAX_GAP_NOT_IN_SYNC_MAX: u64 = rmq_net::ha::limits::HA_OFFSET_MAX;
+/// Default `haMaxLagMillis` (ours): a master whose slave's oldest unacknowledged record is
+/// older than this raises the lag alarm (`docs/replication.md`, "Lag bound"), as it does past
+/// `haMaxGapNotInSync` bytes. Ten seconds: two heartbeats, well past a healthy slave's lag
+/// (milliseconds) and well short of an operator's patience.
+pub const HA_MAX_LAG_DEFAULT: Duration = Duration::from_secs(10);
+/// How often a master shard evaluates its slave's lag against the bounds (one record header
+/// and one record read while the slave is behind, nothing while it is caught up).
+pub const HA_LAG_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// A lag alarm crossing is logged at WARN at most this often per shard (a lag hovering at the
+/// bound would flap); a crossing inside this window is warned once the window ends, if the
+/// lag is still past the bound then.
+pub const HA_LAG_WARN_INTERVAL_MIN: Duration = Duration::from_secs(60);
+const _: () = assert!(
+    HA_LAG_CHECK_INTERVAL.as_millis() < HA_MAX_LAG_DEFAULT.as_millis(),
+    "the default time bound is checked several times before it passes"
+);
 /// Default `haSendHeartbeatInterval` (Java's 5 s): how often an idle HA connection sends a
 /// heartbeat (the master an empty Data frame, the slave an Ack).
 pub const HA_SEND_HEARTBEAT_INTERVAL_DEFAULT: Duration = Duration::from_secs(5);

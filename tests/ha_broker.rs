@@ -351,7 +351,7 @@ fn a_slave_ahead_of_its_restarted_master_truncates_to_it() {
         records
     });
     assert!(
-        slave.log_has(&["truncating to the master's log"]),
+        slave.log_has(&["truncating this slave's log to the master's"]),
         "the slave truncated (master kept {master_after} of 120)"
     );
 }

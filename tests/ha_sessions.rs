@@ -15,7 +15,8 @@ use compio::io::{AsyncReadExt, AsyncWriteExt};
 use compio::net::{TcpListener, TcpStream};
 use futures_util::future::{join, select, Either};
 use rmq::ha::{
-    follow_master, serve_slave, AckLevel, HaError, MasterParams, SlaveParams, SlaveProgress,
+    follow_master, serve_slave, AckLevel, FollowProgress, HaError, MasterParams, SlaveParams,
+    SlaveProgress,
 };
 use rmq_net::ha::{Body, Data, Frame, HaCodecError, RefuseReason, Welcome};
 use rmq_storage::commitlog::{FlushPolicy, ShipLimit};
@@ -113,6 +114,7 @@ fn slave_params() -> SlaveParams {
         broker_name: "broker-a".into(),
         heartbeat_interval: Duration::from_millis(50),
         silence_timeout: Duration::from_secs(30),
+        follow: Rc::new(FollowProgress::new()),
     }
 }
 
@@ -133,7 +135,7 @@ async fn while_following<T>(
     driver: impl Future<Output = T>,
 ) -> T {
     let params = master_params(progress);
-    while_following_with(master, slave, listener, params, driver).await
+    while_following_with(master, slave, listener, params, slave_params(), driver).await
 }
 
 async fn while_following_with<T>(
@@ -141,12 +143,13 @@ async fn while_following_with<T>(
     slave: &Store,
     listener: &TcpListener,
     params: MasterParams,
+    slave_side: SlaveParams,
     driver: impl Future<Output = T>,
 ) -> T {
     let (master_end, slave_end) = connect(listener).await;
     let sessions = join(
         serve_slave(master, master_end, params),
-        follow_master(slave, slave_end, slave_params()),
+        follow_master(slave, slave_end, slave_side),
     );
     let bounded = compio::time::timeout(LIVENESS_BOUND, driver);
     match select(pin!(sessions), pin!(bounded)).await {
@@ -250,16 +253,25 @@ fn an_empty_slave_catches_up_and_follows_new_appends() {
         );
         let listener = listener().await;
         let progress = Rc::new(SlaveProgress::new());
-        while_following(&master, &slave, &listener, &progress, async {
+        let slave_side = slave_params();
+        let follow = Rc::clone(&slave_side.follow);
+        let params = master_params(&progress);
+        while_following_with(&master, &slave, &listener, params, slave_side, async {
             caught_up(&master, &progress, AckLevel::Durable).await;
             assert_same(&master, &slave).await;
+            // What the slave heard of the master: its end, and the backlog replicated.
+            assert_eq!(follow.master_end(), master.commitlog().appended_offset());
+            assert!(follow.caught_up());
+            assert!(follow.last_data().is_some());
             // Live: appends made while the slave follows arrive too.
             append(&master, "live", 700).await;
             caught_up(&master, &progress, AckLevel::Durable).await;
             assert_same(&master, &slave).await;
+            assert_eq!(follow.master_end(), master.commitlog().appended_offset());
         })
         .await;
         assert!(progress.acks() > 0);
+        assert!(progress.last_ack().is_some());
         assert_eq!(progress.durable(), master.commitlog().appended_offset());
         master.close().await.expect("close");
         slave.close().await.expect("close");
@@ -280,7 +292,7 @@ fn entries_larger_than_the_batch_ship_whole() {
             transfer_batch_bytes: 4 * 1024,
             ..master_params(&progress)
         };
-        while_following_with(&master, &slave, &listener, params, async {
+        while_following_with(&master, &slave, &listener, params, slave_params(), async {
             caught_up(&master, &progress, AckLevel::Appended).await;
             assert_same(&master, &slave).await;
         })

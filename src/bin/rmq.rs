@@ -187,7 +187,8 @@ enum AdminCommand {
         #[arg(short = 't', long)]
         topic: String,
     },
-    /// Show clusters and brokers.
+    /// Show clusters and brokers (masters and slaves), each with its role and replication lag
+    /// per shard.
     ClusterList {
         /// NameServer address.
         #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
@@ -467,20 +468,11 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                 print!("{}", admin::render_topic_status(&stats));
             }
             AdminCommand::ClusterList { namesrv } => {
-                let info = admin::cluster_info(&namesrv).await?;
-                println!(
-                    "{:<20} {:<20} {:<4} {:<24}",
-                    "#Cluster", "#Broker", "#BID", "#Addr"
+                let brokers = admin::cluster_list(&namesrv).await?;
+                print!(
+                    "{}",
+                    admin::render_cluster_list(&brokers, rmq::runtime::clock::now_ms())
                 );
-                for (cluster, brokers) in &info.cluster_addr_table {
-                    for name in brokers {
-                        if let Some(broker) = info.broker_addr_table.get(name) {
-                            for (id, addr) in &broker.broker_addrs {
-                                println!("{cluster:<20} {name:<20} {id:<4} {addr:<24}");
-                            }
-                        }
-                    }
-                }
             }
             AdminCommand::ConsumerProgress {
                 namesrv,

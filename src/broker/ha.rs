@@ -9,6 +9,10 @@
 //! keep two sessions of one shard alive at once (a reconnecting slave replaces its old session),
 //! let a SYNC_MASTER send wait without a bound, or block the event loop (name resolution runs on
 //! the blocking pool).
+//!
+//! What operators see of it (runtime info keys, the lag alarm) is [`watch`].
+
+pub mod watch;
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -24,7 +28,9 @@ use rmq_net::ha::{Body, Frame, RefuseReason, Sender};
 use crate::config::BrokerRole;
 use crate::ha::conn::FrameReader;
 use crate::ha::master::{read_hello, refuse, serve_slave_after_hello};
-use crate::ha::{AckLevel, AckWaitError, HaError, MasterParams, SlaveParams, SlaveProgress};
+use crate::ha::{
+    AckLevel, AckWaitError, FollowProgress, HaError, MasterParams, SlaveParams, SlaveProgress,
+};
 use crate::limits::{
     HA_CONNECT_TIMEOUT, HA_HANDSHAKES_MAX, HA_HELLO_TIMEOUT, HA_RECONNECT_BACKOFF_MAX,
     HA_RECONNECT_BACKOFF_MIN, HA_SILENCE_TIMEOUT_DEFAULT,
@@ -59,6 +65,10 @@ pub struct HaShard {
     master_stale: Cell<bool>,
     /// Slave: the follow loop's state.
     follow: RefCell<FollowState>,
+    /// Slave: what the sessions heard of the master (its end, the last Data frame).
+    follow_progress: Rc<FollowProgress>,
+    /// Master: the lag alarm's state ([`watch`]).
+    alarm: RefCell<watch::LagAlarm>,
 }
 
 /// The live slave session of a master shard.
@@ -76,8 +86,12 @@ struct SlaveSlot {
 pub struct FollowState {
     /// Connected to the master now.
     pub connected: bool,
-    /// The master's appended end in its latest Data frame (0 before any).
+    /// The master's appended end in its latest Data frame or Accept welcome (0 before any).
     pub master_end: u64,
+    /// The current (or last) session replicated what the master held when it accepted it.
+    pub caught_up: bool,
+    /// How long ago the latest Data frame (a heartbeat included) arrived.
+    pub last_data_ago: Option<Duration>,
     /// When the current or last session started (ms since the epoch, 0 never).
     pub since_ms: i64,
     /// Sessions started.
@@ -103,6 +117,8 @@ pub struct SlaveView {
     pub durable: u64,
     /// This shard's appended end minus `acked`.
     pub lag_bytes: u64,
+    /// How long ago its last Ack arrived (`None` before the first).
+    pub last_ack_ago: Option<Duration>,
 }
 
 impl HaShard {
@@ -116,13 +132,19 @@ impl HaShard {
             acked: self.progress.appended(),
             durable: self.progress.durable(),
             lag_bytes: appended_end.saturating_sub(self.progress.appended()),
+            last_ack_ago: self.progress.last_ack().map(|at| at.elapsed()),
         })
     }
 
     /// This slave shard's follow state.
     #[must_use]
     pub fn follow_state(&self) -> FollowState {
-        self.follow.borrow().clone()
+        FollowState {
+            master_end: self.follow_progress.master_end(),
+            caught_up: self.follow_progress.caught_up(),
+            last_data_ago: self.follow_progress.last_data().map(|at| at.elapsed()),
+            ..self.follow.borrow().clone()
+        }
     }
 
     /// The master's remoting address, as last learnt from the NameServer (slaves).
@@ -474,6 +496,7 @@ async fn follow_once(shard: &Rc<Shard>, addr: &str) -> Result<(), HaError> {
         broker_name: config.broker_name.clone(),
         heartbeat_interval: config.ha_send_heartbeat_interval,
         silence_timeout: silence_timeout(config.ha_send_heartbeat_interval),
+        follow: Rc::clone(&shard.ha.follow_progress),
     };
     crate::ha::follow_master(&shard.store, stream, params).await
 }

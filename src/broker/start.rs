@@ -439,7 +439,9 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
     if let Some(ha_listener) = ha_listener {
         compio::runtime::spawn(super::ha::listen(Rc::clone(&shard), ha_listener)).detach();
     }
-    if !shard.config.broker_role.is_master() {
+    if shard.config.broker_role.is_master() {
+        compio::runtime::spawn(super::ha::watch::watch(Rc::clone(&shard))).detach();
+    } else {
         compio::runtime::spawn(super::ha::follow(Rc::clone(&shard))).detach();
     }
     let _ = ready.send(Ok(id.0));

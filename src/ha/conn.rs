@@ -136,3 +136,10 @@ pub(crate) async fn write_data(
     result?;
     Ok(())
 }
+
+/// The peer's address for logs (`0.0.0.0:0` if the socket no longer knows it).
+pub(crate) fn peer_of(stream: &TcpStream) -> std::net::SocketAddr {
+    stream
+        .peer_addr()
+        .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+}

@@ -19,7 +19,7 @@ use rmq_storage::commitlog::{EntryHeader, LogChunk, ShipLimit};
 use rmq_storage::error::StorageError;
 use rmq_storage::store::Store;
 
-use super::conn::{write_data, write_frame, FrameReader};
+use super::conn::{peer_of, write_data, write_frame, FrameReader};
 use super::progress::SlaveProgress;
 use super::HaError;
 use crate::limits::HA_CATCH_UP_CHUNK_BYTES;
@@ -131,10 +131,17 @@ pub(crate) async fn serve_slave_after_hello(
         body: Body::Welcome(welcome.clone()),
     };
     write_frame(&stream, &frame).await?;
-    let Welcome::Accept { start_offset, .. } = welcome else {
+    let Welcome::Accept {
+        start_offset,
+        master_appended_end,
+    } = welcome
+    else {
         tracing::info!(
             shard = params.shard_id,
+            slave = hello.slave_broker_id,
+            peer = %peer_of(&stream),
             ?welcome,
+            slave_end = hello.appended_end,
             "HA slave told to truncate"
         );
         return Ok(());
@@ -142,15 +149,23 @@ pub(crate) async fn serve_slave_after_hello(
     tracing::info!(
         shard = params.shard_id,
         slave = hello.slave_broker_id,
+        peer = %peer_of(&stream),
         start_offset,
+        behind_bytes = master_appended_end.saturating_sub(start_offset),
         "HA slave accepted"
     );
     params
         .progress
         .begin_session(hello.appended_end, hello.durable_end);
     let shipped = std::cell::Cell::new(start_offset);
+    let catch_up = CatchUp {
+        slave: hello.slave_broker_id,
+        from: start_offset,
+        to: master_appended_end,
+        started: Instant::now(),
+    };
     let shipping = std::pin::pin!(ship(store, &stream, &params, &shipped));
-    let acking = std::pin::pin!(read_acks(reader, &stream, &params, &shipped));
+    let acking = std::pin::pin!(read_acks(reader, &stream, &params, &shipped, catch_up));
     match futures_util::future::select(shipping, acking).await {
         futures_util::future::Either::Left((result, _))
         | futures_util::future::Either::Right((result, _)) => result,
@@ -219,7 +234,7 @@ pub(crate) async fn refuse(
     reason: RefuseReason,
     text: String,
 ) -> Result<(), HaError> {
-    tracing::warn!(shard = shard_id, ?reason, %text, "HA slave refused");
+    tracing::warn!(shard = shard_id, peer = %peer_of(stream), ?reason, %text, "HA slave refused");
     let frame = Frame {
         shard_id,
         body: Body::Welcome(Welcome::Refused {
@@ -473,13 +488,24 @@ fn batch_bytes(store: &Store, params: &MasterParams, from: u64) -> usize {
     }
 }
 
+/// The master's end when it accepted the slave: the slave acknowledging it is "caught up"
+/// (logged once per session).
+struct CatchUp {
+    slave: u64,
+    from: u64,
+    to: u64,
+    started: Instant,
+}
+
 /// Reads Acks until the connection ends, publishing each.
 async fn read_acks(
     mut reader: FrameReader,
     stream: &TcpStream,
     params: &MasterParams,
     shipped: &std::cell::Cell<u64>,
+    catch_up: CatchUp,
 ) -> Result<(), HaError> {
+    let mut caught_up = false;
     let mut appended = params.progress.appended();
     loop {
         let frame = next_before(&mut reader, stream, params.silence_timeout).await?;
@@ -501,6 +527,18 @@ async fn read_acks(
         }
         appended = ack.appended_end;
         params.progress.acked(ack.appended_end, ack.durable_end);
+        if !caught_up && appended >= catch_up.to {
+            caught_up = true;
+            tracing::info!(
+                shard = params.shard_id,
+                slave = catch_up.slave,
+                peer = %peer_of(stream),
+                end = catch_up.to,
+                bytes = catch_up.to.saturating_sub(catch_up.from),
+                took_ms = u64::try_from(catch_up.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "HA slave caught up"
+            );
+        }
     }
 }
 

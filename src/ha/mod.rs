@@ -3,7 +3,8 @@
 //! yet: `docs/replication.md`).
 //!
 //! Map: [`master`] ([`serve_slave`]: handshake, divergence search, shipping, acks),
-//! [`slave`] ([`follow_master`]: Hello, truncation, applying Data, acks, probe replies),
+//! [`slave`] ([`follow_master`]: Hello, truncation, applying Data, acks, probe replies;
+//! [`FollowProgress`]: the master's end as the slave last heard it),
 //! [`progress`] ([`SlaveProgress`]: a slave's acknowledged offsets and the tasks awaiting
 //! them), `conn` (framed reads and writes on a `compio` TCP stream).
 //!
@@ -26,7 +27,7 @@ use thiserror::Error;
 
 pub use master::{serve_slave, MasterParams};
 pub use progress::{AckLevel, AckWaitError, SlaveProgress};
-pub use slave::{follow_master, SlaveParams};
+pub use slave::{follow_master, FollowProgress, SlaveParams};
 
 /// Why a replication session ended (other than by a Truncate welcome, which is `Ok`). Every
 /// one means: close the connection; the slave reconnects after a backoff.

@@ -1,5 +1,5 @@
 //! A slave's acknowledged progress on one shard, as the master sees it: the appended and
-//! durable ends of its last Ack, and the tasks awaiting "acked ≥ offset" (what a SYNC_MASTER
+//! durable ends of its last Ack and when it arrived, and the tasks awaiting "acked ≥ offset" (what a SYNC_MASTER
 //! send will wait on). Single-shard (`Rc`, `Cell`): the session and the waiters run on the
 //! shard that owns the store.
 //!
@@ -12,6 +12,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 use crate::limits::HA_PROGRESS_WAITERS_MAX;
 
@@ -49,6 +50,7 @@ pub struct SlaveProgress {
     appended: Cell<u64>,
     durable: Cell<u64>,
     acks: Cell<u64>,
+    last_ack: Cell<Option<Instant>>,
     next_id: Cell<u64>,
     /// Sessions ended so far: a waiter from an earlier epoch is answered
     /// [`AckWaitError::SessionEnded`].
@@ -81,6 +83,12 @@ impl SlaveProgress {
         self.acks.get()
     }
 
+    /// When the last Ack arrived (any session; `None` before the first).
+    #[must_use]
+    pub fn last_ack(&self) -> Option<Instant> {
+        self.last_ack.get()
+    }
+
     /// Tasks waiting now.
     #[must_use]
     pub fn waiters(&self) -> usize {
@@ -105,6 +113,7 @@ impl SlaveProgress {
         self.appended.set(appended);
         self.durable.set(durable);
         self.acks.set(self.acks.get() + 1);
+        self.last_ack.set(Some(Instant::now()));
         self.wake_reached();
     }
 
@@ -251,12 +260,14 @@ mod tests {
         assert_eq!(poll_once(durable.as_mut()), Poll::Ready(Ok(())));
         assert_eq!(progress.waiters(), 0);
         assert_eq!(progress.acks(), 3);
+        assert!(progress.last_ack().is_some());
     }
 
     #[test]
     fn a_reached_offset_resolves_at_once_and_a_dropped_waiter_leaves() {
         let progress = SlaveProgress::new();
         progress.begin_session(10, 10);
+        assert_eq!(progress.last_ack(), None, "a Hello is not an Ack");
         let mut done = pin!(progress.wait_acked(10, AckLevel::Durable));
         assert_eq!(poll_once(done.as_mut()), Poll::Ready(Ok(())));
         {

@@ -1,11 +1,14 @@
 //! The slave's side of one shard's replication session ([`follow_master`]): sends the Hello
 //! from its log's end, answers Probes from its own log, obeys the Welcome (truncate, refused,
-//! or accept), then appends each Data frame's entries verbatim and acknowledges them.
+//! or accept), then appends each Data frame's entries verbatim and acknowledges them. Publishes
+//! what it learns of the master into a [`FollowProgress`] the caller shares (broker-status).
 //!
 //! Runs on the shard that owns `store`. Must never: append bytes anywhere but at its log's
 //! end, answer a Probe from anything but its log, or keep going after a frame breaks the
 //! protocol (it returns; the caller reconnects after a backoff).
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use compio::net::TcpStream;
@@ -17,7 +20,7 @@ use rmq_net::ha::{
 use rmq_storage::error::StorageError;
 use rmq_storage::store::Store;
 
-use super::conn::{write_frame, FrameReader};
+use super::conn::{peer_of, write_frame, FrameReader};
 use super::master::{next_before, out_of_turn, summary};
 use super::HaError;
 
@@ -38,6 +41,57 @@ pub struct SlaveParams {
     pub heartbeat_interval: Duration,
     /// Close the connection when no frame arrived for this long.
     pub silence_timeout: Duration,
+    /// Where the session publishes the master's end as its frames tell it.
+    pub follow: Rc<FollowProgress>,
+}
+
+/// What a slave's sessions learnt of the master on one shard (single-shard: `Cell`s, shared
+/// by `Rc` between the session and whoever reports on it). Kept across sessions.
+#[derive(Debug, Default)]
+pub struct FollowProgress {
+    master_end: Cell<u64>,
+    last_data: Cell<Option<Instant>>,
+    caught_up: Cell<bool>,
+}
+
+impl FollowProgress {
+    /// Nothing heard yet.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The master's appended end in its latest Data frame, or its Accept welcome (0 before
+    /// any).
+    #[must_use]
+    pub fn master_end(&self) -> u64 {
+        self.master_end.get()
+    }
+
+    /// When the latest Data frame (a heartbeat included) arrived.
+    #[must_use]
+    pub fn last_data(&self) -> Option<Instant> {
+        self.last_data.get()
+    }
+
+    /// Whether the current (or last) session has replicated everything the master held when
+    /// it accepted this slave.
+    #[must_use]
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.get()
+    }
+
+    fn begin_session(&self, master_end: u64) {
+        self.master_end.set(master_end);
+        self.caught_up.set(false);
+    }
+
+    fn data(&self, master_end: u64) {
+        // A frame's end is the master's end when it was sent: it never goes back within a
+        // session, but a new master (after a truncation) may hold less.
+        self.master_end.set(master_end);
+        self.last_data.set(Some(Instant::now()));
+    }
 }
 
 /// Follows the master on one connection. `Ok(())` after a Truncate welcome: the log was cut to
@@ -89,23 +143,37 @@ pub async fn follow_master(
     match welcome {
         Welcome::Refused { reason, text } => Err(HaError::Refused { reason, text }),
         Welcome::Truncate { to } => {
-            let to = to.max(store.commitlog().min_offset());
+            let log = store.commitlog();
+            let (to, from) = (to.max(log.min_offset()), log.appended_offset());
             tracing::warn!(
                 shard = params.shard_id,
+                master = %peer_of(&stream),
+                from,
                 to,
-                "HA: truncating to the master's log"
+                dropped_bytes = from.saturating_sub(to),
+                "HA: truncating this slave's log to the master's"
             );
             store.truncate_to(to).await?;
             Ok(())
         }
-        Welcome::Accept { start_offset, .. } => {
+        Welcome::Accept {
+            start_offset,
+            master_appended_end,
+        } => {
             let end = store.commitlog().appended_offset();
             if start_offset != end {
                 return Err(HaError::Protocol(format!(
                     "accepted at {start_offset}, this log ends at {end}"
                 )));
             }
-            apply(store, &stream, reader, &params).await
+            params.follow.begin_session(master_appended_end);
+            let catch_up = CatchUp {
+                from: start_offset,
+                to: master_appended_end,
+                started: Instant::now(),
+            };
+            catch_up.check(store, &stream, &params);
+            apply(store, &stream, reader, &params, &catch_up).await
         }
     }
 }
@@ -161,6 +229,31 @@ async fn own_entry(store: &Store, offset: u64) -> Result<Option<EntrySummary>, H
     }
 }
 
+/// The master's end when it accepted this slave: reaching it is "caught up" (logged once per
+/// session; later appends keep coming, so the master's live end is a moving target).
+struct CatchUp {
+    from: u64,
+    to: u64,
+    started: Instant,
+}
+
+impl CatchUp {
+    fn check(&self, store: &Store, stream: &TcpStream, params: &SlaveParams) {
+        if params.follow.caught_up() || store.commitlog().appended_offset() < self.to {
+            return;
+        }
+        params.follow.caught_up.set(true);
+        tracing::info!(
+            shard = params.shard_id,
+            master = %peer_of(stream),
+            end = self.to,
+            bytes = self.to.saturating_sub(self.from),
+            took_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "HA: caught up with the master"
+        );
+    }
+}
+
 /// Appends Data frames as they come and acknowledges them; an Ack also goes out every
 /// heartbeat interval. The read stays pending across the heartbeat timer (a dropped read
 /// would lose bytes), so one future reads while the loop also waits on the timer. The next
@@ -171,6 +264,7 @@ async fn apply(
     stream: &TcpStream,
     reader: FrameReader,
     params: &SlaveParams,
+    catch_up: &CatchUp,
 ) -> Result<(), HaError> {
     let mut last_heard = Instant::now();
     let mut last_acked = Instant::now();
@@ -208,6 +302,8 @@ async fn apply(
         let next = Box::pin(reader.next_owned(stream));
         let work = std::pin::pin!(async {
             append(store, &data).await?;
+            params.follow.data(data.master_appended_end);
+            catch_up.check(store, stream, params);
             durable_if_sync(store).await?;
             ack(store, stream, params).await
         });

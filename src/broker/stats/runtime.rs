@@ -1,5 +1,6 @@
 //! GET_BROKER_RUNTIME_INFO (28) and GET_BROKER_CONFIG (26): Java's runtime keys, summed over
-//! the shards by a map-reduce, and the effective configuration as properties text.
+//! the shards by a map-reduce (with each shard's replication keys, [`crate::broker::ha::watch`]),
+//! and the effective configuration as properties text.
 //! Must never: report one shard's CommitLog offsets as the broker's (they are shard-local).
 
 use std::fmt::Write as _;
@@ -12,6 +13,7 @@ use rmq_storage::file::Disk;
 use crate::config::{BrokerConfig, BrokerRole, FlushDiskType};
 use crate::runtime::clock::now_ms;
 
+use super::super::ha::watch::{insert_runtime_keys, shard_ha, ShardHa};
 use super::super::shard::Shard;
 use super::super::Failure;
 use super::counters::TrafficSnapshot;
@@ -30,6 +32,7 @@ struct ShardRuntime {
     commitlog_max_offset: u64,
     commitlog_durable_offset: u64,
     earliest_store_time_ms: Option<i64>,
+    ha: ShardHa,
 }
 
 async fn shard_runtime(shard: Rc<Shard>) -> ShardRuntime {
@@ -46,6 +49,7 @@ async fn shard_runtime(shard: Rc<Shard>) -> ShardRuntime {
     } else {
         None
     };
+    let ha = shard_ha(&shard).await;
     ShardRuntime {
         boot_timestamp_ms: shard.stats.boot_timestamp_ms,
         put: shard.stats.put.snapshot(now),
@@ -54,6 +58,7 @@ async fn shard_runtime(shard: Rc<Shard>) -> ShardRuntime {
         commitlog_max_offset: max,
         commitlog_durable_offset: log.durable_offset(),
         earliest_store_time_ms: earliest,
+        ha,
     }
 }
 
@@ -92,7 +97,8 @@ pub(super) async fn runtime_info(shard: &Rc<Shard>) -> Result<KvTable, Failure> 
     Ok(table)
 }
 
-/// Reduce step: sums of counters and CommitLog offsets, the earliest boot and message time.
+/// Reduce step: sums of counters and CommitLog offsets, the earliest boot and message time
+/// (replication keys are reduced by [`insert_runtime_keys`]).
 fn reduce(parts: &[ShardRuntime]) -> ShardRuntime {
     let mut total = ShardRuntime {
         boot_timestamp_ms: i64::MAX,
@@ -143,6 +149,7 @@ fn runtime_table(parts: &[ShardRuntime], role: BrokerRole, now_ms: i64) -> KvTab
         ("bootTimestamp", boot.to_string()),
         ("runtime", format_runtime(now_ms - boot)),
         ("brokerActive", (role != BrokerRole::Slave).to_string()),
+        ("brokerRole", role.as_str().to_owned()),
         ("shardCount", parts.len().to_string()),
         ("msgPutTotalTodayNow", total.put.total.to_string()),
         (
@@ -176,6 +183,8 @@ fn runtime_table(parts: &[ShardRuntime], role: BrokerRole, now_ms: i64) -> KvTab
     for (key, value) in entries {
         table.table.insert(key.to_owned(), value);
     }
+    let ha: Vec<ShardHa> = parts.iter().map(|part| part.ha.clone()).collect();
+    insert_runtime_keys(&ha, now_ms, &mut table.table);
     table
 }
 
@@ -299,6 +308,7 @@ pub fn broker_config_text(config: &BrokerConfig, shards: usize) -> String {
             "haMaxGapNotInSync",
             config.ha_max_gap_not_in_sync.to_string(),
         ),
+        ("haMaxLagMillis", millis(config.ha_max_lag)),
         (
             "haTransferBatchSize",
             config.ha_transfer_batch_size.to_string(),
@@ -341,6 +351,7 @@ mod tests {
                 commitlog_max_offset: 4096,
                 commitlog_durable_offset: 4096,
                 earliest_store_time_ms: Some(1_500_000),
+                ha: ShardHa::None,
             },
             ShardRuntime {
                 boot_timestamp_ms: 1_000_050,
@@ -350,6 +361,7 @@ mod tests {
                 commitlog_max_offset: 2148,
                 commitlog_durable_offset: 100,
                 earliest_store_time_ms: Some(1_200_000),
+                ha: ShardHa::None,
             },
         ];
         let table = runtime_table(&parts, BrokerRole::AsyncMaster, 1_000_000 + 65_000).table;
@@ -371,6 +383,7 @@ mod tests {
         assert_eq!(table["putTps"], "4.00 2.00 1.85");
         assert_eq!(table["shardCount"], "2");
         assert_eq!(table["brokerActive"], "true");
+        assert_eq!(table["brokerRole"], "ASYNC_MASTER");
         let slave = runtime_table(&parts[..1], BrokerRole::Slave, 1_000_000).table;
         assert_eq!(slave["brokerActive"], "false");
         assert_eq!(slave["earliestMessageTimeStamp"], "1500000");
