@@ -1,13 +1,15 @@
 //! Process harness for the black-box interop tests: starts the built `rmq` binary (path in
-//! `RMQ_BIN`) as `standalone` or `namesrv` on ephemeral ports with a store directory under
-//! this crate's `target/`, parses its `READY <role> <addr>` lines, waits until the NameServer
-//! serves the route of the auto-create key topic `TBW102`, and SIGKILLs the process on drop.
+//! `RMQ_BIN`) as `standalone`, `namesrv` or `broker -c CONF` on ephemeral (or picked free)
+//! ports with a store directory under this crate's `target/`, parses its `READY <role> <addr>`
+//! lines, waits (standalone) until the NameServer serves the route of the auto-create key topic
+//! `TBW102`, and SIGKILLs the process on drop.
 //!
 //! It owns nothing of the client under test: no rocketmq-client-rust types appear here, so the
-//! harness builds in seconds and its probe talks to the NameServer with a hand-framed
-//! GET_ROUTEINFO_BY_TOPIC request (JSON header, PROTOCOL.md §2). Must never: leave a child
-//! process running after its [`Rmq`] is dropped, reuse a store directory it did not create
-//! (except on an explicit restart), or wait without a bound.
+//! harness builds in seconds, and its probes talk to the NameServer and brokers with
+//! hand-framed requests (JSON header, PROTOCOL.md §2): routes, max offsets, committed consumer
+//! offsets. `rmq admin` runs as a child under a deadline. Must never: leave a child process
+//! running after its [`Rmq`] is dropped, reuse a store directory it did not create (except on
+//! an explicit restart), or wait without a bound.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -30,8 +32,18 @@ pub const AUTO_CREATE_KEY_TOPIC: &str = "TBW102";
 const PROBE_FRAME_MAX: usize = 16 * 1024 * 1024;
 /// Request code GET_ROUTEINFO_BY_TOPIC.
 const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
+/// Request code QUERY_CONSUMER_OFFSET.
+const QUERY_CONSUMER_OFFSET: i32 = 14;
+/// Request code GET_MAX_OFFSET.
+const GET_MAX_OFFSET: i32 = 30;
 /// Response code SUCCESS.
-const SUCCESS: i64 = 0;
+pub const SUCCESS: i64 = 0;
+/// Response code QUERY_NOT_FOUND (no committed offset for the group on that queue).
+pub const QUERY_NOT_FOUND: i64 = 22;
+/// Connect and read timeout of one probe round trip.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often [`admin`] polls its child for exit.
+const ADMIN_POLL: Duration = Duration::from_millis(50);
 /// Lines of the server log quoted in a start-up failure message.
 const LOG_TAIL_LINES: usize = 40;
 
@@ -154,6 +166,14 @@ pub enum Mode {
         /// Directory for the KV config file.
         dir: PathBuf,
     },
+    /// `rmq broker -c CONFIG` (log next to it: `CONFIG` with extension `log`). The config
+    /// names everything: ports (`listenPort` must be a real port, see [`free_port`]), store,
+    /// role, NameServer. Start-up waits for the READY line only: what the broker registered
+    /// is for the caller to wait on (e.g. [`topic_route`]).
+    Broker {
+        /// The broker.conf.
+        config: PathBuf,
+    },
 }
 
 /// A running `rmq` child; SIGKILLed and reaped when dropped.
@@ -172,6 +192,15 @@ impl Rmq {
     /// If the process does not start, exits, or is not ready within the timeouts; the message
     /// quotes the tail of its log.
     pub fn start(mode: &Mode) -> Self {
+        Self::try_start(mode).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Rmq::start`], returning the failure (with the log tail) instead of panicking, for
+    /// callers that retry, e.g. when a port picked by [`free_port`] was taken meanwhile.
+    ///
+    /// # Errors
+    /// The process did not start, exited, or was not ready within the timeouts.
+    pub fn try_start(mode: &Mode) -> Result<Self, String> {
         let (args, log, roles): (Vec<String>, PathBuf, &[&str]) = match mode {
             Mode::Standalone { store_dir, config } => {
                 let mut args: Vec<String> = [
@@ -212,6 +241,14 @@ impl Rmq {
                 .collect();
                 (args, dir.join("rmq.log"), &["namesrv"])
             }
+            Mode::Broker { config } => {
+                let args = vec![
+                    "broker".to_owned(),
+                    "-c".into(),
+                    config.display().to_string(),
+                ];
+                (args, config.with_extension("log"), &["broker"])
+            }
         };
         let mut log_file = File::options()
             .create(true)
@@ -226,7 +263,7 @@ impl Rmq {
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|e| panic!("spawn {} {args:?}: {e}", rmq_bin().display()));
+            .map_err(|e| format!("spawn {} {args:?}: {e}", rmq_bin().display()))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
         // Drains stdout for the life of the process (so it never blocks on a full pipe),
@@ -258,20 +295,20 @@ impl Rmq {
                          (got {:?}; exit status {status:?})",
                         this.addrs
                     );
-                    this.fail(&what)
+                    return Err(this.fail(&what));
                 }
             }
         }
         if matches!(mode, Mode::Standalone { .. }) {
             let namesrv = this.addr("namesrv");
             if let Err(e) = wait_route(namesrv, AUTO_CREATE_KEY_TOPIC, ROUTE_TIMEOUT) {
-                this.fail(&format!(
+                return Err(this.fail(&format!(
                     "NameServer {namesrv} never served the {AUTO_CREATE_KEY_TOPIC} route \
                      (the broker's registration): {e}"
-                ));
+                )));
             }
         }
-        this
+        Ok(this)
     }
 
     /// The address announced for `role` (`namesrv`, `broker`).
@@ -309,13 +346,14 @@ impl Rmq {
         let _ = self.child.wait();
     }
 
-    fn fail(&mut self, what: &str) -> ! {
+    /// Kills the process and describes the failure with the tail of its log.
+    fn fail(&mut self, what: &str) -> String {
         self.kill();
-        panic!(
+        format!(
             "rmq {what}\n--- tail of {} ---\n{}",
             self.log.display(),
             self.log_tail()
-        );
+        )
     }
 }
 
@@ -357,16 +395,53 @@ pub fn wait_route(namesrv: SocketAddr, topic: &str, timeout: Duration) -> Result
 /// # Errors
 /// I/O errors, an oversized frame, or a header without a numeric `code`.
 pub fn route_code(namesrv: SocketAddr, topic: &str) -> std::io::Result<i64> {
+    let reply = request(
+        namesrv,
+        GET_ROUTEINFO_BY_TOPIC,
+        &serde_json::json!({ "topic": topic }),
+    )?;
+    Ok(reply.code)
+}
+
+/// A response to a hand-framed [`request`].
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Response code.
+    pub code: i64,
+    /// Remark, if any.
+    pub remark: Option<String>,
+    /// `extFields` (values as sent: RocketMQ sends strings).
+    pub ext: serde_json::Map<String, serde_json::Value>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// An `extFields` entry as an integer (sent as a string or a number).
+    pub fn ext_i64(&self, key: &str) -> Option<i64> {
+        match self.ext.get(key)? {
+            serde_json::Value::String(s) => s.parse().ok(),
+            v => v.as_i64(),
+        }
+    }
+}
+
+/// One request/response round trip with a JSON header (`language` JAVA, version 401) on a
+/// fresh connection, bounded by [`PROBE_TIMEOUT`] for connect and read.
+///
+/// # Errors
+/// I/O errors, an oversized frame, or a header that is not JSON with a numeric `code`.
+pub fn request(addr: SocketAddr, code: i32, ext: &serde_json::Value) -> std::io::Result<Reply> {
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let mut stream = TcpStream::connect_timeout(&namesrv, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut stream = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT)?;
+    stream.set_read_timeout(Some(PROBE_TIMEOUT))?;
     let header = serde_json::json!({
-        "code": GET_ROUTEINFO_BY_TOPIC,
+        "code": code,
         "language": "JAVA",
         "version": 401,
         "opaque": 1,
         "flag": 0,
-        "extFields": { "topic": topic },
+        "extFields": ext,
     })
     .to_string();
     let header_len = u32::try_from(header.len()).map_err(|_| bad("header too long"))?;
@@ -395,10 +470,200 @@ pub fn route_code(namesrv: SocketAddr, topic: &str) -> std::io::Result<i64> {
         .ok_or_else(|| bad("header overruns frame"))?;
     let value: serde_json::Value =
         serde_json::from_slice(header).map_err(|_| bad("response header is not JSON"))?;
-    value
+    let code = value
         .get("code")
         .and_then(serde_json::Value::as_i64)
-        .ok_or_else(|| bad("response header has no numeric code"))
+        .ok_or_else(|| bad("response header has no numeric code"))?;
+    Ok(Reply {
+        code,
+        remark: value
+            .get("remark")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+        ext: value
+            .get("extFields")
+            .and_then(serde_json::Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+        body: rest[4 + len..].to_vec(),
+    })
+}
+
+/// The NameServer's route of `topic` (GET_ROUTEINFO_BY_TOPIC body), or `None` when it
+/// answers anything but SUCCESS (TOPIC_NOT_EXIST).
+///
+/// # Errors
+/// I/O errors, or a SUCCESS body that is not JSON.
+pub fn topic_route(namesrv: SocketAddr, topic: &str) -> std::io::Result<Option<serde_json::Value>> {
+    let reply = request(
+        namesrv,
+        GET_ROUTEINFO_BY_TOPIC,
+        &serde_json::json!({ "topic": topic }),
+    )?;
+    if reply.code != SUCCESS {
+        return Ok(None);
+    }
+    serde_json::from_slice(&reply.body).map(Some).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("route body is not JSON: {e}"),
+        )
+    })
+}
+
+/// Broker addresses by broker id of `broker_name` in a route (`brokerDatas[].brokerAddrs`).
+pub fn route_broker_addrs(route: &serde_json::Value, broker_name: &str) -> HashMap<u64, String> {
+    route
+        .get("brokerDatas")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|b| b.get("brokerName").and_then(serde_json::Value::as_str) == Some(broker_name))
+        .filter_map(|b| b.get("brokerAddrs").and_then(serde_json::Value::as_object))
+        .flatten()
+        .filter_map(|(id, addr)| Some((id.parse().ok()?, addr.as_str()?.to_owned())))
+        .collect()
+}
+
+/// GET_MAX_OFFSET: the ConsumeQueue max offset (next offset to be written) of one queue.
+///
+/// # Errors
+/// I/O errors, a response other than SUCCESS, or one without `offset`.
+pub fn max_offset(broker: SocketAddr, topic: &str, queue_id: i32) -> std::io::Result<i64> {
+    let reply = request(
+        broker,
+        GET_MAX_OFFSET,
+        &serde_json::json!({ "topic": topic, "queueId": queue_id.to_string() }),
+    )?;
+    if reply.code != SUCCESS {
+        return Err(std::io::Error::other(format!(
+            "GET_MAX_OFFSET {topic}/{queue_id} on {broker}: code {} {:?}",
+            reply.code, reply.remark
+        )));
+    }
+    reply.ext_i64("offset").ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "GET_MAX_OFFSET reply without offset",
+        )
+    })
+}
+
+/// QUERY_CONSUMER_OFFSET with `setZeroIfNotFound=false`: the offset `group` committed on one
+/// queue of `broker`, `Ok(None)` on QUERY_NOT_FOUND.
+///
+/// # Errors
+/// I/O errors or any other response code.
+pub fn committed_offset(
+    broker: SocketAddr,
+    group: &str,
+    topic: &str,
+    queue_id: i32,
+) -> std::io::Result<Option<i64>> {
+    let reply = request(
+        broker,
+        QUERY_CONSUMER_OFFSET,
+        &serde_json::json!({
+            "consumerGroup": group,
+            "topic": topic,
+            "queueId": queue_id.to_string(),
+            "setZeroIfNotFound": "false",
+        }),
+    )?;
+    match reply.code {
+        SUCCESS => Ok(reply.ext_i64("offset")),
+        QUERY_NOT_FOUND => Ok(None),
+        code => Err(std::io::Error::other(format!(
+            "QUERY_CONSUMER_OFFSET {group} {topic}/{queue_id} on {broker}: code {code} {:?}",
+            reply.remark
+        ))),
+    }
+}
+
+/// A port that was free on 127.0.0.1 a moment ago (bound to port 0, then released), for
+/// configs that must name one (`listenPort`, `haListenPort`). Another process may take it
+/// before the server binds it: start with [`Rmq::try_start`] and retry on failure.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind an ephemeral port on 127.0.0.1")
+        .port()
+}
+
+/// Writes `dir/<name>.conf` holding [`TEST_COMMIT_LOG_FILE_SIZE`] and `lines` (`key=value`)
+/// and returns the [`Mode::Broker`] that starts `rmq broker -c` on it.
+pub fn broker_mode(dir: &Path, name: &str, lines: &[String]) -> Mode {
+    let config = dir.join(format!("{name}.conf"));
+    let mut text = format!("mappedFileSizeCommitLog={TEST_COMMIT_LOG_FILE_SIZE}\n");
+    for line in lines {
+        assert!(line.contains('='), "broker.conf line {line:?} is key=value");
+        text.push_str(line);
+        text.push('\n');
+    }
+    fs::write(&config, text).expect("write broker.conf");
+    Mode::Broker { config }
+}
+
+/// Runs `rmq admin ARGS` and returns its stdout; kills it if it runs past `timeout`.
+///
+/// # Errors
+/// It could not be spawned, exited non-zero (with its stderr), or overran `timeout`.
+pub fn admin(args: &[&str], timeout: Duration) -> Result<String, String> {
+    let mut child = Command::new(rmq_bin())
+        .arg("admin")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn rmq admin {args:?}: {e}"))?;
+    // Drain both pipes off this thread so a chatty child never blocks on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(ADMIN_POLL),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "rmq admin {args:?} did not finish within {timeout:?}"
+                ));
+            }
+        }
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    if status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "rmq admin {args:?} exited {status}: {}{}",
+            stderr.trim(),
+            stdout.trim()
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -447,5 +712,53 @@ mod tests {
         drop(a);
         drop(b);
         assert!(!kept.exists(), "removed on drop");
+    }
+
+    #[test]
+    fn route_broker_addrs_reads_ids_of_one_broker_name() {
+        let route = serde_json::json!({
+            "brokerDatas": [
+                {"brokerName": "a", "brokerAddrs": {"0": "127.0.0.1:1", "1": "127.0.0.1:2"}},
+                {"brokerName": "b", "brokerAddrs": {"0": "127.0.0.1:3"}},
+            ],
+            "queueDatas": [],
+        });
+        let a = route_broker_addrs(&route, "a");
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[&0], "127.0.0.1:1");
+        assert_eq!(a[&1], "127.0.0.1:2");
+        assert!(route_broker_addrs(&route, "c").is_empty());
+        assert!(route_broker_addrs(&serde_json::json!({}), "a").is_empty());
+    }
+
+    #[test]
+    fn reply_ext_integers_parse_from_strings_and_numbers() {
+        let ext = serde_json::json!({"offset": "42", "n": 7, "bad": "x"});
+        let reply = Reply {
+            code: SUCCESS,
+            remark: None,
+            ext: ext.as_object().expect("object").clone(),
+            body: Vec::new(),
+        };
+        assert_eq!(reply.ext_i64("offset"), Some(42));
+        assert_eq!(reply.ext_i64("n"), Some(7));
+        assert_eq!(reply.ext_i64("bad"), None);
+        assert_eq!(reply.ext_i64("missing"), None);
+    }
+
+    #[test]
+    fn broker_mode_writes_the_conf_it_starts_on() {
+        let dir = fresh_dir("harness-selftest");
+        let Mode::Broker { config } = broker_mode(dir.path(), "node", &["brokerId=1".into()])
+        else {
+            unreachable!("broker_mode builds a broker mode");
+        };
+        assert_eq!(config, dir.path().join("node.conf"));
+        let text = fs::read_to_string(&config).expect("read conf");
+        assert_eq!(
+            text,
+            format!("mappedFileSizeCommitLog={TEST_COMMIT_LOG_FILE_SIZE}\nbrokerId=1\n")
+        );
+        assert_ne!(free_port(), 0);
     }
 }
