@@ -89,6 +89,7 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             min_offset,
             max_offset: shard.store.max_offset(&header.topic, header.queue_id),
             records: Vec::new(),
+            last_scanned_phys_offset: None,
         };
         return respond(shard, request, &header, result);
     }
