@@ -14,11 +14,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rmq_net::codec::codes::ResponseCode;
@@ -419,7 +416,7 @@ async fn deliver_due(shard: &Rc<Shard>, level: i32) -> Result<Next, Failure> {
             offsets.set(level, offset);
         }
         batch = (batch * 2).min(DELIVER_BATCH_MAX);
-        YieldNow(false).await;
+        crate::runtime::cooperate::yield_now().await;
     }
 }
 
@@ -489,22 +486,6 @@ async fn deliver_one(
         Ok((owner, _)) => Ok(Some(owner)),
         Err(Failure::Code(ResponseCode::MessageIllegal, remark)) => skip(&remark),
         Err(failure) => Err(failure),
-    }
-}
-
-/// Yields to the shard's other tasks once (a long backlog must not starve them).
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
 
