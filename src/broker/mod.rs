@@ -4,8 +4,8 @@
 //! control plane in [`control`], the map-reduce admin views in [`stats`]), the
 //! append-on-the-owner step ([`append`]), delayed delivery ([`schedule`]), record encoding at
 //! the edge ([`message`]), the publish path of replicated tables ([`replicate`]), the wiring of
-//! master/slave replication sessions ([`ha`]) and the node-wide offset tables both ways
-//! ([`offset_tables`]).
+//! master/slave replication sessions ([`ha`]), the node-wide offset tables both ways
+//! ([`offset_tables`]) and a slave's copy of its master's metadata ([`slave_sync`]).
 //!
 //! Storage and mesh errors become RocketMQ response codes here ([`storage_failure`], and
 //! [`Failure`]'s `From<MeshError>`); `Failure` itself is shared with the NameServer.
@@ -25,6 +25,7 @@ pub mod schedule;
 pub mod send;
 pub mod sendback;
 pub mod shard;
+pub mod slave_sync;
 pub mod start;
 pub mod stats;
 pub mod view;

@@ -448,6 +448,9 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
     }
     if !shard.config.broker_role.is_master() {
         compio::runtime::spawn(super::ha::follow(Rc::clone(&shard))).detach();
+        if id == CONTROL_SHARD {
+            compio::runtime::spawn(super::slave_sync::run(Rc::clone(&shard))).detach();
+        }
     }
     let _ = ready.send(Ok(id.0));
     let serve_config = ServeConfig {
