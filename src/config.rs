@@ -250,7 +250,7 @@ pub struct BrokerConfig {
     pub broker_id: i64,
     /// `namesrvAddr`, `;`-separated in the file.
     pub namesrv_addrs: Vec<String>,
-    /// `listenPort`.
+    /// `listenPort`; 0 binds any free port (then the default HA port is any free one too).
     pub listen_port: u16,
     /// `brokerIP1`: the address put in routes and msgIds.
     pub broker_ip1: Ipv4Addr,
@@ -306,8 +306,20 @@ pub struct BrokerConfig {
     pub long_polling_enable: bool,
     /// `shortPollingTimeMills`.
     pub short_polling_time: Duration,
-    /// `slaveReadEnable`.
+    /// `slaveReadEnable`: pull replies suggest a slave for cold reads (the group's
+    /// `whichBrokerWhenConsumeSlowly`) or the group's `brokerId`; off, they always say 0.
     pub slave_read_enable: bool,
+    /// `accessMessageInMemoryMaxRatio` in percent of physical memory (Java's 40): a pull
+    /// reading further behind the CommitLog's end than this reads cold data (on a master with
+    /// `slaveReadEnable`, consumers are sent to a slave).
+    pub access_message_in_memory_max_ratio: u8,
+    /// `offsetCheckInSlave`: on a slave, a pull at an offset the slave cannot serve answers
+    /// PULL_OFFSET_MOVED (true) or PULL_RETRY_IMMEDIATELY leaving the consumer's offset alone
+    /// (false, Java's default: the slave may only be behind its master).
+    pub offset_check_in_slave: bool,
+    /// `slaveSyncIntervalMillis` (ours): how often a slave copies its master's tables and
+    /// offsets ([`limits::SLAVE_SYNC_INTERVAL_DEFAULT`]).
+    pub slave_sync_interval: Duration,
     /// `haMasterAddress` (slaves only; a slave without one will learn its master from the
     /// NameServer).
     pub ha_master_address: Option<HaMasterAddress>,
@@ -372,6 +384,9 @@ impl Default for BrokerConfig {
             long_polling_enable: true,
             short_polling_time: Duration::from_millis(1000),
             slave_read_enable: false,
+            access_message_in_memory_max_ratio: 40,
+            offset_check_in_slave: false,
+            slave_sync_interval: limits::SLAVE_SYNC_INTERVAL_DEFAULT,
             ha_master_address: None,
             ha_send_heartbeat_interval: limits::HA_SEND_HEARTBEAT_INTERVAL_DEFAULT,
             ha_max_gap_not_in_sync: limits::HA_MAX_GAP_NOT_IN_SYNC_DEFAULT,
@@ -482,7 +497,6 @@ const IGNORED_KEYS: &[&str] = &[
     "rocketmqHome",
     "maxTransferCountOnMessageInMemory",
     "maxTransferBytesOnMessageInMemory",
-    "accessMessageInMemoryMaxRatio",
     "messageIndexEnable",
     "duplicationEnable",
     "haHousekeepingInterval",
@@ -524,6 +538,8 @@ impl BrokerConfig {
                         .map(String::from)
                         .collect();
                 }
+                // 0: any free port (the READY line and registrations carry the bound one).
+                "listenPort" if v == "0" => c.listen_port = 0,
                 "listenPort" => c.listen_port = parse_range(key, v, 3, u16::MAX - 1)?,
                 "brokerIP1" => c.broker_ip1 = parse(key, v)?,
                 "brokerIP2" => c.broker_ip2 = parse(key, v)?,
@@ -596,6 +612,19 @@ impl BrokerConfig {
                 "longPollingEnable" => c.long_polling_enable = boolean(key, v)?,
                 "shortPollingTimeMills" => c.short_polling_time = millis(key, v)?,
                 "slaveReadEnable" => c.slave_read_enable = boolean(key, v)?,
+                "accessMessageInMemoryMaxRatio" => {
+                    c.access_message_in_memory_max_ratio = parse_range(key, v, 0, 100)?;
+                }
+                "offsetCheckInSlave" => c.offset_check_in_slave = boolean(key, v)?,
+                "slaveSyncIntervalMillis" => {
+                    let ms = parse_range(
+                        key,
+                        v,
+                        duration_ms(limits::SLAVE_SYNC_INTERVAL_MIN),
+                        duration_ms(limits::SLAVE_SYNC_INTERVAL_MAX),
+                    )?;
+                    c.slave_sync_interval = Duration::from_millis(ms);
+                }
                 "haMasterAddress" => {
                     c.ha_master_address = Some(
                         v.parse()
@@ -763,6 +792,10 @@ fn boolean(key: &str, v: &str) -> Result<bool, ConfigError> {
         "false" => Ok(false),
         _ => Err(invalid(key, v, "expected true or false")),
     }
+}
+
+const fn duration_ms(duration: Duration) -> u64 {
+    duration.as_secs() * 1000 + duration.subsec_millis() as u64
 }
 
 fn millis(key: &str, v: &str) -> Result<Duration, ConfigError> {
@@ -1009,8 +1042,14 @@ Key = continued\\u0041
         assert_eq!(c.ha_max_lag, Duration::from_secs(10), "ours");
         assert_eq!(c.ha_transfer_batch_size, 32 * 1024);
         assert!(!c.slave_read_enable);
+        assert_eq!(c.access_message_in_memory_max_ratio, 40);
+        assert!(!c.offset_check_in_slave);
+        assert_eq!(c.slave_sync_interval, Duration::from_secs(10));
         let c = load(&[("listenPort", "20000")]).expect("valid");
         assert_eq!(c.ha_listen_port(), 20001, "follows listenPort");
+        let any = load(&[("listenPort", "0")]).expect("any free port");
+        assert_eq!((any.listen_port, any.ha_listen_port()), (0, 0));
+        assert_eq!(refused_key(&[("listenPort", "2")]), "listenPort");
     }
 
     #[test]
@@ -1025,8 +1064,14 @@ Key = continued\\u0041
             ("haMaxLagMillis", "2500"),
             ("haTransferBatchSize", "65536"),
             ("slaveReadEnable", "true"),
+            ("accessMessageInMemoryMaxRatio", "0"),
+            ("offsetCheckInSlave", "true"),
+            ("slaveSyncIntervalMillis", "250"),
         ])
         .expect("valid");
+        assert_eq!(c.access_message_in_memory_max_ratio, 0);
+        assert!(c.offset_check_in_slave);
+        assert_eq!(c.slave_sync_interval, Duration::from_millis(250));
         assert_eq!(c.broker_role, BrokerRole::Slave);
         assert_eq!(c.broker_id, 2);
         assert_eq!(c.ha_listen_port(), 30912);
@@ -1044,6 +1089,19 @@ Key = continued\\u0041
         assert!(c.slave_read_enable);
         let sync = load(&[("brokerRole", "SYNC_MASTER"), ("brokerId", "0")]).expect("valid");
         assert_eq!(sync.broker_role, BrokerRole::SyncMaster);
+    }
+
+    #[test]
+    fn slave_read_keys_out_of_range_are_refused() {
+        for (key, value) in [
+            ("accessMessageInMemoryMaxRatio", "101"),
+            ("accessMessageInMemoryMaxRatio", "-1"),
+            ("slaveSyncIntervalMillis", "99"),
+            ("slaveSyncIntervalMillis", "3600001"),
+            ("offsetCheckInSlave", "yes"),
+        ] {
+            assert_eq!(refused_key(&[(key, value)]), key, "{key}={value}");
+        }
     }
 
     #[test]

@@ -160,6 +160,41 @@ const _: () = assert!(
     "room for any real broker name"
 );
 
+// ---- slave synchronisation (src/broker/slave_sync.rs) -----------------------------------------
+
+/// Default `slaveSyncIntervalMillis` (ours): how often a slave copies its master's topics,
+/// subscription groups, consumer and delay offsets (Java 4.x `SlaveSynchronize` runs every
+/// 10 s; 5.x every 60 s). The first copy runs as soon as the master is known.
+pub const SLAVE_SYNC_INTERVAL_DEFAULT: Duration = Duration::from_secs(10);
+/// Shortest `slaveSyncIntervalMillis` accepted: each sync is four requests and a table diff,
+/// so a shorter period is load on the master for no gain.
+pub const SLAVE_SYNC_INTERVAL_MIN: Duration = Duration::from_millis(100);
+/// Longest `slaveSyncIntervalMillis` accepted (an hour); a larger value is a typo.
+pub const SLAVE_SYNC_INTERVAL_MAX: Duration = Duration::from_secs(3600);
+const _: () = assert!(
+    SLAVE_SYNC_INTERVAL_MIN.as_millis() <= SLAVE_SYNC_INTERVAL_DEFAULT.as_millis()
+        && SLAVE_SYNC_INTERVAL_DEFAULT.as_millis() <= SLAVE_SYNC_INTERVAL_MAX.as_millis()
+);
+/// Longest one request of a sync may take (Java's `BrokerOuterAPI` waits 3 s); the next
+/// period retries.
+pub const SLAVE_SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often an idle sync loop looks whether the master became known or changed, so the first
+/// copy follows the NameServer's answer closely.
+pub const SLAVE_SYNC_MASTER_POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// A failing sync is logged at most once per this interval (with the count of failures not
+/// logged), so a master that is down for hours does not flood the log.
+pub const SLAVE_SYNC_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// Table entries a shard applies from a sync before yielding to its other tasks (an offset
+/// table of a million entries must not stall the shard's requests).
+pub const SLAVE_SYNC_APPLY_BATCH: usize = 4096;
+/// Largest body of a whole-table reply (GET_ALL_TOPIC_CONFIG, GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+/// GET_ALL_CONSUMER_OFFSET, GET_ALL_DELAY_OFFSET): one frame less the largest header, so the
+/// reply always reaches the peer; a larger table is refused with SYSTEM_ERROR naming its size
+/// (the slave keeps what it has and says why).
+pub const TABLE_REPLY_BODY_BYTES_MAX: usize =
+    net::FRAME_SIZE_MAX_DEFAULT - net::HEADER_SIZE_MAX_DEFAULT;
+const _: () = assert!(TABLE_REPLY_BODY_BYTES_MAX > 8 * 1024 * 1024);
+
 // ---- file descriptors (src/runtime/fds.rs) ---------------------------------------------------
 
 /// Descriptors kept for everything that is not a client connection, besides the shards' own:

@@ -16,7 +16,8 @@ use crate::runtime::ShardId;
 
 use super::shard::{Shard, CONTROL_SHARD};
 use super::{
-    control, error_response, offset, pull, query, send, sendback, stats, view, Failure, Outcome,
+    control, error_response, offset, offset_tables, pull, query, send, sendback, stats, view,
+    Failure, Outcome,
 };
 
 /// What routing learned about a request, carried to the shard that processes it so nothing is
@@ -152,6 +153,9 @@ enum Family {
     Query,
     /// Broker statistics and config: map-reduce from the accepting shard.
     Stats,
+    /// Every shard's consumer or delay offsets (what a slave copies): map-reduce from the
+    /// accepting shard.
+    OffsetTables,
     /// This broker's topic list (replicated snapshot).
     TopicList,
     /// Not served: REQUEST_CODE_NOT_SUPPORTED.
@@ -190,6 +194,7 @@ fn family(code: RequestCode) -> Family {
         | RequestCode::GetTopicStatsInfo
         | RequestCode::GetConsumeStats
         | RequestCode::GetBrokerConfig => Family::Stats,
+        RequestCode::GetAllConsumerOffset | RequestCode::GetAllDelayOffset => Family::OffsetTables,
         RequestCode::GetAllTopicListFromNameserver => Family::TopicList,
         _ => Family::Unsupported,
     }
@@ -232,7 +237,11 @@ async fn route(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<Route, Fa
             }
         }
         Family::Control => CONTROL_SHARD,
-        Family::Query | Family::Stats | Family::TopicList | Family::Unsupported => shard.id,
+        Family::Query
+        | Family::Stats
+        | Family::OffsetTables
+        | Family::TopicList
+        | Family::Unsupported => shard.id,
     };
     Ok(Route {
         target,
@@ -261,6 +270,7 @@ pub async fn process_local(
         Family::Query => query::process(shard, request).await,
         Family::SendBack => sendback::process(shard, request).await,
         Family::Stats => stats::process(shard, request).await,
+        Family::OffsetTables => offset_tables::process(shard, request).await,
         Family::TopicList => Ok(super::success(request).with_body(
             rmq_net::codec::body::JsonBody::to_json(&control::topic_list(shard)),
         )),

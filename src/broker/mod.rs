@@ -3,8 +3,9 @@
 //! request processors ([`send`], [`pull`], [`offset`], [`view`], [`query`], [`sendback`], the
 //! control plane in [`control`], the map-reduce admin views in [`stats`]), the
 //! append-on-the-owner step ([`append`]), delayed delivery ([`schedule`]), record encoding at
-//! the edge ([`message`]), and the publish path of replicated tables ([`replicate`]), and the wiring of master/slave
-//! replication sessions ([`ha`]).
+//! the edge ([`message`]), the publish path of replicated tables ([`replicate`]), the wiring of
+//! master/slave replication sessions ([`ha`]), the node-wide offset tables both ways
+//! ([`offset_tables`]) and a slave's copy of its master's metadata ([`slave_sync`]).
 //!
 //! Storage and mesh errors become RocketMQ response codes here ([`storage_failure`], and
 //! [`Failure`]'s `From<MeshError>`); `Failure` itself is shared with the NameServer.
@@ -16,6 +17,7 @@ pub mod dispatch;
 pub mod ha;
 pub mod message;
 pub mod offset;
+pub mod offset_tables;
 pub mod pull;
 pub mod query;
 pub mod replicate;
@@ -23,11 +25,13 @@ pub mod schedule;
 pub mod send;
 pub mod sendback;
 pub mod shard;
+pub mod slave_sync;
 pub mod start;
 pub mod stats;
 pub mod view;
 
 use rmq_net::codec::codes::ResponseCode;
+use rmq_net::RemotingCommand;
 use rmq_storage::error::StorageError;
 
 use crate::runtime::mesh::MeshError;
@@ -42,6 +46,26 @@ impl From<MeshError> for Failure {
             format!("[REJECTREQUEST]system busy, {err}"),
         )
     }
+}
+
+/// A SUCCESS reply carrying a whole table (`what` names it in the refusal), or SYSTEM_ERROR
+/// when the body would not fit one frame ([`crate::limits::TABLE_REPLY_BODY_BYTES_MAX`]):
+/// the peer hears why instead of losing the connection to an oversized frame.
+///
+/// # Errors
+/// SYSTEM_ERROR naming the table and its size.
+pub fn table_reply(request: &RemotingCommand, what: &str, body: Vec<u8>) -> Outcome {
+    let limit = crate::limits::TABLE_REPLY_BODY_BYTES_MAX;
+    if body.len() > limit {
+        return Err(Failure::Code(
+            ResponseCode::SystemError,
+            format!(
+                "the {what} table is {} bytes of JSON, over the {limit}-byte reply limit",
+                body.len()
+            ),
+        ));
+    }
+    Ok(success(request).with_body(body))
 }
 
 /// Maps a storage error to the code Java gives for the matching store status.

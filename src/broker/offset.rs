@@ -17,6 +17,7 @@ use rmq_net::RemotingCommand;
 use rmq_storage::consume_queue::search::Boundary;
 use rmq_storage::store::{GetRequest, GetStatus, TagFilter};
 
+use crate::runtime::memory::is_cold;
 use crate::tables::groups::validate_group_name;
 use crate::tables::offsets::{query_offset_decision, OffsetQuery};
 use crate::tables::topics::queue_id_in_range;
@@ -155,8 +156,8 @@ fn check_offset_target(
 
 /// Java answers offset 0 to a new group only while message 0 is still "in memory"
 /// (`checkInDiskByConsumeOffset`), i.e. the queue is young. Ours: the first message's record
-/// is within the most recent `accessMessageInMemoryMaxRatio` (40 %) of RAM of CommitLog bytes,
-/// or the queue is empty.
+/// is within the last `accessMessageInMemoryMaxRatio` % of RAM of CommitLog bytes
+/// ([`Shard::in_memory_window_bytes`]), or the queue is empty.
 async fn offset_zero_is_recent(shard: &Shard, topic: &str, queue_id: i32) -> bool {
     let get = GetRequest {
         topic,
@@ -177,24 +178,5 @@ async fn offset_zero_is_recent(shard: &Shard, topic: &str, queue_id: i32) -> boo
         return result.max_offset == 0;
     };
     let appended = shard.store.commitlog().appended_offset();
-    appended.saturating_sub(first.phys_offset) < memory_window_bytes()
-}
-
-/// 40 % of physical memory (Java `accessMessageInMemoryMaxRatio`), read once per process.
-fn memory_window_bytes() -> u64 {
-    static WINDOW: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *WINDOW.get_or_init(|| {
-        // SAFETY: sysconf has no preconditions; it returns -1 for unknown names.
-        let (pages, page_size) = unsafe {
-            (
-                libc::sysconf(libc::_SC_PHYS_PAGES),
-                libc::sysconf(libc::_SC_PAGESIZE),
-            )
-        };
-        let total = u64::try_from(pages)
-            .unwrap_or(0)
-            .saturating_mul(u64::try_from(page_size).unwrap_or(0));
-        let total = if total == 0 { 8 << 30 } else { total };
-        total / 100 * 40
-    })
+    !is_cold(appended, first.phys_offset, shard.in_memory_window_bytes)
 }

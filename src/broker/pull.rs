@@ -1,10 +1,12 @@
 //! PULL_MESSAGE (11) and LITE_PULL_MESSAGE (361) on the shard that owns the queue
 //! (PROTOCOL.md §4.4): subscription from the request or from the heartbeat registry, tag
 //! filtering by hash in the store, commit-offset piggyback, the GetMessageStatus → response
-//! code table, and long polling parked on the store's per-queue notifier.
+//! code table, long polling parked on the store's per-queue notifier, and the reply's
+//! `suggestWhichBrokerId` with the slave's rules ([`advise`], Java 4.x `PullMessageProcessor`).
 //!
 //! Must never: hold a pull longer than its `suspendTimeoutMillis` (bounded by
-//! [`SUSPEND_TIMEOUT_MAX`]), or return a record of another topic or queue.
+//! [`SUSPEND_TIMEOUT_MAX`]), return a record of another topic or queue, or store a commit
+//! offset on a slave (its offsets follow the master's).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,6 +21,8 @@ use rmq_net::codec::header::pull::{
 use rmq_net::codec::header::CommandHeader;
 use rmq_net::RemotingCommand;
 use rmq_storage::store::{GetRequest, GetResult, GetStatus, TagFilter, WaitOutcome};
+
+use crate::runtime::memory::is_cold;
 
 use super::message::serve_record;
 use super::shard::Shard;
@@ -67,7 +71,11 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
         super::control::refresh_subscriptions(shard).await;
     }
     let subscription = subscription_for(shard, &header, flags)?;
-    if flags.has_commit_offset() && header.commit_offset >= 0 {
+    // Java 4.x stores the piggybacked offset on a master only: a slave's offsets are copied
+    // from its master (src/broker/slave_sync.rs), and a consumer reading a slave commits
+    // through UPDATE_CONSUMER_OFFSET.
+    let store_commit = shard.config.broker_role.is_master();
+    if store_commit && flags.has_commit_offset() && header.commit_offset >= 0 {
         let committed = shard.offsets.borrow_mut().commit(
             &header.topic,
             &header.consumer_group,
@@ -89,6 +97,7 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             min_offset,
             max_offset: shard.store.max_offset(&header.topic, header.queue_id),
             records: Vec::new(),
+            last_scanned_phys_offset: None,
         };
         return respond(shard, request, &header, result);
     }
@@ -224,6 +233,67 @@ fn subscription_for(
     Ok(subscription)
 }
 
+/// Java's `MixAll.MASTER_ID`: the broker id consumers are sent back to the master with.
+pub const MASTER_ID: i64 = 0;
+
+/// What the broker's role and settings say about pull replies ([`advise`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullRules {
+    /// `brokerRole=SLAVE`.
+    pub slave: bool,
+    /// `slaveReadEnable`.
+    pub slave_read_enable: bool,
+    /// `offsetCheckInSlave`.
+    pub offset_check_in_slave: bool,
+}
+
+/// The consumer group's broker choices (its `SubscriptionGroupConfig`; Java's defaults when
+/// the group is unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupBrokers {
+    /// `brokerId`: where a consumer reading warm data is sent (0, the master, by default).
+    pub broker_id: i64,
+    /// `whichBrokerWhenConsumeSlowly`: where a consumer reading cold data is sent (1).
+    pub which_broker_when_consume_slowly: i64,
+}
+
+impl Default for GroupBrokers {
+    fn default() -> Self {
+        let defaults = crate::tables::groups::SubscriptionGroupConfig::default();
+        Self {
+            broker_id: defaults.broker_id,
+            which_broker_when_consume_slowly: defaults.which_broker_when_consume_slowly,
+        }
+    }
+}
+
+/// A pull reply's code and `suggestWhichBrokerId`, from the code the store status maps to,
+/// whether the pull read cold data ([`crate::runtime::memory::is_cold`]), the group and the
+/// broker's rules (Java 4.x `PullMessageProcessor`):
+/// - `slaveReadEnable` off: always [`MASTER_ID`] (a slave then still serves the pull);
+/// - on: the group's `whichBrokerWhenConsumeSlowly` for a cold read, else its `brokerId`, on a
+///   master and a slave alike (each judges by its own CommitLog);
+/// - on a slave without `offsetCheckInSlave`, PULL_OFFSET_MOVED becomes PULL_RETRY_IMMEDIATELY
+///   suggesting the group's `brokerId`: a slave may be behind its master, so it never moves a
+///   consumer's offset.
+#[must_use]
+pub fn advise(
+    code: ResponseCode,
+    cold: bool,
+    group: GroupBrokers,
+    rules: PullRules,
+) -> (ResponseCode, i64) {
+    let suggested = match (rules.slave_read_enable, cold) {
+        (false, _) => MASTER_ID,
+        (true, true) => group.which_broker_when_consume_slowly,
+        (true, false) => group.broker_id,
+    };
+    if rules.slave && !rules.offset_check_in_slave && code == ResponseCode::PullOffsetMoved {
+        return (ResponseCode::PullRetryImmediately, group.broker_id);
+    }
+    (code, suggested)
+}
+
 fn respond(
     shard: &Shard,
     request: &RemotingCommand,
@@ -250,6 +320,27 @@ fn respond(
             (ResponseCode::PullOffsetMoved, result.next_begin_offset)
         }
     };
+    let cold = result.last_scanned_phys_offset.is_some_and(|pulled| {
+        is_cold(
+            shard.store.commitlog().appended_offset(),
+            pulled,
+            shard.in_memory_window_bytes,
+        )
+    });
+    let group = shard.groups.get().get(&header.consumer_group).map_or_else(
+        GroupBrokers::default,
+        |config| GroupBrokers {
+            broker_id: config.broker_id,
+            which_broker_when_consume_slowly: config.which_broker_when_consume_slowly,
+        },
+    );
+    let config = &shard.config;
+    let rules = PullRules {
+        slave: !config.broker_role.is_master(),
+        slave_read_enable: config.slave_read_enable,
+        offset_check_in_slave: config.offset_check_in_slave,
+    };
+    let (code, suggest_which_broker_id) = advise(code, cold, group, rules);
     let mut response = success(request);
     response.code = code.value();
     if code == ResponseCode::Success {
@@ -265,7 +356,7 @@ fn respond(
         response.body = body.freeze();
     }
     let reply = PullMessageResponseHeader {
-        suggest_which_broker_id: 0,
+        suggest_which_broker_id,
         next_begin_offset: to_i64(next),
         min_offset: to_i64(result.min_offset),
         max_offset: to_i64(result.max_offset),
@@ -275,4 +366,94 @@ fn respond(
         forbidden_type: None,
     };
     Ok(response.with_ext_fields(reply.to_ext()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUP: GroupBrokers = GroupBrokers {
+        broker_id: 3,
+        which_broker_when_consume_slowly: 2,
+    };
+
+    fn rules(slave: bool, slave_read_enable: bool, offset_check_in_slave: bool) -> PullRules {
+        PullRules {
+            slave,
+            slave_read_enable,
+            offset_check_in_slave,
+        }
+    }
+
+    #[test]
+    fn without_slave_read_every_reply_names_the_master() {
+        for slave in [false, true] {
+            for cold in [false, true] {
+                let advice = advise(
+                    ResponseCode::Success,
+                    cold,
+                    GROUP,
+                    rules(slave, false, false),
+                );
+                assert_eq!(
+                    advice,
+                    (ResponseCode::Success, MASTER_ID),
+                    "slave={slave} cold={cold}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn with_slave_read_cold_reads_go_to_the_slow_broker_and_warm_ones_to_the_group_broker() {
+        for slave in [false, true] {
+            let on = rules(slave, true, false);
+            assert_eq!(
+                advise(ResponseCode::Success, true, GROUP, on),
+                (ResponseCode::Success, 2)
+            );
+            assert_eq!(
+                advise(ResponseCode::Success, false, GROUP, on),
+                (ResponseCode::Success, 3)
+            );
+            assert_eq!(
+                advise(
+                    ResponseCode::PullNotFound,
+                    true,
+                    GroupBrokers::default(),
+                    on
+                ),
+                (ResponseCode::PullNotFound, 1),
+                "Java's default whichBrokerWhenConsumeSlowly"
+            );
+            assert_eq!(
+                advise(ResponseCode::Success, false, GroupBrokers::default(), on),
+                (ResponseCode::Success, MASTER_ID)
+            );
+        }
+    }
+
+    #[test]
+    fn a_slave_never_moves_a_consumer_offset_unless_told_to() {
+        for slave_read_enable in [false, true] {
+            for cold in [false, true] {
+                let slave = rules(true, slave_read_enable, false);
+                assert_eq!(
+                    advise(ResponseCode::PullOffsetMoved, cold, GROUP, slave),
+                    (ResponseCode::PullRetryImmediately, 3),
+                    "suggests the group's brokerId"
+                );
+                let checking = rules(true, slave_read_enable, true);
+                assert_eq!(
+                    advise(ResponseCode::PullOffsetMoved, cold, GROUP, checking).0,
+                    ResponseCode::PullOffsetMoved
+                );
+                let master = rules(false, slave_read_enable, false);
+                assert_eq!(
+                    advise(ResponseCode::PullOffsetMoved, cold, GROUP, master).0,
+                    ResponseCode::PullOffsetMoved
+                );
+            }
+        }
+    }
 }

@@ -14,11 +14,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rmq_net::codec::codes::ResponseCode;
@@ -235,6 +232,22 @@ impl DelayOffsets {
         self.table.borrow().get(&level).copied().unwrap_or(0)
     }
 
+    /// Every level's offset (GET_ALL_DELAY_OFFSET gathers them from every shard).
+    #[must_use]
+    pub fn levels(&self) -> BTreeMap<i32, u64> {
+        self.table.borrow().clone()
+    }
+
+    /// Sets `level`'s offset to `offset` (a slave applying its master's table); returns
+    /// whether it changed (the table then needs persisting).
+    pub fn assign(&self, level: i32, offset: u64) -> bool {
+        if self.table.borrow().get(&level) == Some(&offset) {
+            return false;
+        }
+        self.set(level, offset);
+        true
+    }
+
     fn to_file(&self) -> DelayOffsetFile {
         DelayOffsetFile {
             offset_table: self
@@ -419,7 +432,7 @@ async fn deliver_due(shard: &Rc<Shard>, level: i32) -> Result<Next, Failure> {
             offsets.set(level, offset);
         }
         batch = (batch * 2).min(DELIVER_BATCH_MAX);
-        YieldNow(false).await;
+        crate::runtime::cooperate::yield_now().await;
     }
 }
 
@@ -489,22 +502,6 @@ async fn deliver_one(
         Ok((owner, _)) => Ok(Some(owner)),
         Err(Failure::Code(ResponseCode::MessageIllegal, remark)) => skip(&remark),
         Err(failure) => Err(failure),
-    }
-}
-
-/// Yields to the shard's other tasks once (a long backlog must not starve them).
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
 
@@ -641,6 +638,15 @@ mod tests {
         assert_eq!(reloaded.next_offset(3), 12);
         assert_eq!(reloaded.next_offset(1), 2);
         assert!(!reloaded.dirty.get());
+        assert!(!reloaded.assign(3, 12), "same offset: nothing to persist");
+        assert!(!reloaded.dirty.get());
+        assert!(
+            reloaded.assign(3, 4),
+            "a slave may move a level back to its master's"
+        );
+        assert!(reloaded.assign(7, 1));
+        assert!(reloaded.dirty.get());
+        assert_eq!(reloaded.levels(), BTreeMap::from([(1, 2), (3, 4), (7, 1)]));
         std::fs::write(&path, r#"{"offsetTable":{"2":-4}}"#).expect("write");
         assert!(DelayOffsets::load(path.clone()).is_err());
         let _ = std::fs::remove_dir_all(&dir);

@@ -81,6 +81,10 @@ pub struct Shard {
     pub ha: super::ha::HaShard,
     /// The HA address registered with the NameServers (`brokerIP2:<bound haListenPort>`).
     pub ha_server_addr: String,
+    /// CommitLog bytes behind the log's end that still count as "in memory" (Java's
+    /// `accessMessageInMemoryMaxRatio` % of physical memory, read once at start:
+    /// [`crate::runtime::memory`]); reads further behind are cold.
+    pub in_memory_window_bytes: u64,
 }
 
 impl ShardContext for Shard {

@@ -172,6 +172,10 @@ pub fn start_broker(
     };
     let (first, listen_addr, store_host) = bind_first(&config)?;
     let (ha_listener, ha_server_addr) = bind_ha(&config)?;
+    let in_memory_window_bytes = crate::runtime::memory::in_memory_window_bytes(
+        crate::runtime::memory::physical_memory_bytes(),
+        config.access_message_in_memory_max_ratio,
+    );
     let mut ha_listener = Some(ha_listener).flatten();
     let (mesh, inboxes) = Mesh::<Shard>::new(shards);
     let mut tables = Some(tables);
@@ -190,6 +194,7 @@ pub fn start_broker(
                 listener: if control { first.take() } else { None },
                 ha_listener: if control { ha_listener.take() } else { None },
                 ha_server_addr: ha_server_addr.clone(),
+                in_memory_window_bytes,
                 listen_addr,
                 store_host,
                 snapshots: snapshots.clone(),
@@ -320,6 +325,8 @@ struct ShardSeed {
     ha_listener: Option<std::net::TcpListener>,
     /// `brokerIP2:<HA port>`, registered with the NameServers.
     ha_server_addr: String,
+    /// [`Shard::in_memory_window_bytes`].
+    in_memory_window_bytes: u64,
     snapshots: Snapshots,
     /// This shard's connection cap ([`crate::runtime::fds`]).
     connections_max: usize,
@@ -443,6 +450,9 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
         compio::runtime::spawn(super::ha::watch::watch(Rc::clone(&shard))).detach();
     } else {
         compio::runtime::spawn(super::ha::follow(Rc::clone(&shard))).detach();
+        if id == CONTROL_SHARD {
+            compio::runtime::spawn(super::slave_sync::run(Rc::clone(&shard))).detach();
+        }
     }
     let _ = ready.send(Ok(id.0));
     let serve_config = ServeConfig {
@@ -495,6 +505,7 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
         store_host,
         ha_listener,
         ha_server_addr,
+        in_memory_window_bytes,
         snapshots,
         connections_max: _,
     } = seed;
@@ -586,6 +597,7 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
         control,
         ha: super::ha::HaShard::default(),
         ha_server_addr,
+        in_memory_window_bytes,
     });
     if let Some(master) = &shard.config.ha_master_address {
         shard.ha.configure_master(master.to_string());

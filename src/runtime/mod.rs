@@ -6,9 +6,11 @@
 //! [`mesh`] API, over bounded channels).
 
 pub mod clock;
+pub mod cooperate;
 pub mod fds;
 pub mod latch;
 pub mod listener;
+pub mod memory;
 pub mod mesh;
 pub mod placement;
 pub mod signal;

@@ -28,7 +28,7 @@ use serde_json::Value;
 use super::clients::GroupPolicy;
 use super::journal;
 use super::persist::{self, PersistError};
-use super::replicated::{HasTable, LoadError, Snapshot, Table};
+use super::replicated::{HasTable, LoadError, ReplaceOutcome, Snapshot, Table};
 use super::topics::is_legal_name_character;
 
 pub use crate::limits::{GROUPS_MAX, GROUP_NAME_LENGTH_MAX};
@@ -414,6 +414,38 @@ impl SubscriptionGroupTable {
         self.groups.remove(group, now_ms)
     }
 
+    /// Makes the table hold exactly `groups` (a slave applying its master's
+    /// GET_ALL_SUBSCRIPTIONGROUP_CONFIG, Java `SlaveSynchronize.syncSubscriptionGroupConfig`):
+    /// groups absent from it are deleted first, then each one is written under its key's name
+    /// with the checks of [`Self::update`]; one that fails them is refused and the rest
+    /// applied. Identical entries leave the version alone.
+    pub fn replace_with(
+        &mut self,
+        groups: BTreeMap<String, SubscriptionGroupConfig>,
+        now_ms: i64,
+    ) -> ReplaceOutcome {
+        let mut outcome = ReplaceOutcome::default();
+        let absent: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(name, _)| !groups.contains_key(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in absent {
+            self.delete(&name, now_ms);
+            outcome.deleted.push(name);
+        }
+        for (name, mut config) in groups {
+            config.group_name.clone_from(&name);
+            match self.update(config, now_ms) {
+                Ok(true) => outcome.written.push(name),
+                Ok(false) => {}
+                Err(err) => outcome.refused.push((name, err.to_string())),
+            }
+        }
+        outcome
+    }
+
     /// The table for GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201).
     #[must_use]
     pub fn to_wrapper(&self) -> SubscriptionGroupWrapper {
@@ -513,6 +545,42 @@ mod tests {
             SubscriptionGroupConfig::from_json(&with_set.to_json()).expect("round trip"),
             with_set
         );
+    }
+
+    #[test]
+    fn replace_with_takes_the_other_table_whole() {
+        let mut slave = SubscriptionGroupTable::new(true, 1_000);
+        slave
+            .update(SubscriptionGroupConfig::new("OnlyOnSlave"), 2_000)
+            .expect("create");
+        let mut master = SubscriptionGroupTable::new(true, 1_000);
+        let slow = SubscriptionGroupConfig {
+            which_broker_when_consume_slowly: 2,
+            ..SubscriptionGroupConfig::new("G")
+        };
+        master.update(slow.clone(), 3_000).expect("create");
+        let mut copy = master.to_wrapper().subscription_group_table;
+        copy.insert(
+            "bad group".into(),
+            SubscriptionGroupConfig::new("bad group"),
+        );
+        let outcome = slave.replace_with(copy, 4_000);
+        assert_eq!(outcome.deleted, vec!["OnlyOnSlave".to_owned()]);
+        assert_eq!(
+            outcome.written,
+            vec!["G".to_owned()],
+            "system groups were equal"
+        );
+        assert_eq!(outcome.refused.len(), 1);
+        assert_eq!(slave.get("G"), Some(&slow));
+        assert_eq!(
+            slave.to_wrapper().subscription_group_table,
+            master.to_wrapper().subscription_group_table
+        );
+        let version = slave.version();
+        let again = slave.replace_with(master.to_wrapper().subscription_group_table, 5_000);
+        assert!(!again.changed());
+        assert_eq!(slave.version(), version);
     }
 
     #[test]

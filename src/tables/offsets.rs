@@ -225,6 +225,50 @@ impl ConsumerOffsetTable {
         Ok(None)
     }
 
+    /// Makes the offsets of (topic, group) in this table exactly `queues` (queue id ->
+    /// offset): a slave applying its master's table, as Java's `offsetTable.putAll` replaces a
+    /// `topic@group` entry whole. Empty `queues` removes the pair. Returns whether anything
+    /// changed (the table is dirty then).
+    ///
+    /// # Errors
+    /// [`OffsetError::Limit`] when the new entries would pass [`OFFSET_ENTRIES_MAX`]; nothing
+    /// changes then.
+    pub fn replace_queues(
+        &mut self,
+        topic: &str,
+        group: &str,
+        queues: QueueOffsets,
+    ) -> Result<bool, OffsetError> {
+        let current = self.offsets(topic, group);
+        let current_len = current.map_or(0, BTreeMap::len);
+        if current.map_or(queues.is_empty(), |current| *current == queues) {
+            return Ok(false);
+        }
+        let entries = self.entries - current_len + queues.len();
+        if entries > self.entries_max {
+            return Err(OffsetError::Limit {
+                topic: topic.to_owned(),
+                group: group.to_owned(),
+            });
+        }
+        if queues.is_empty() {
+            let groups = self.topics.get_mut(topic).expect("the pair has offsets");
+            groups.remove(group);
+            if groups.is_empty() {
+                self.topics.remove(topic);
+            }
+        } else {
+            self.topics
+                .entry(topic.to_owned())
+                .or_default()
+                .insert(group.to_owned(), queues);
+        }
+        self.entries = entries;
+        assert!(self.entries <= self.entries_max);
+        self.dirty = true;
+        Ok(true)
+    }
+
     /// The committed offset of one queue.
     #[must_use]
     pub fn query(&self, topic: &str, group: &str, queue_id: i32) -> Option<i64> {
@@ -459,6 +503,57 @@ mod tests {
             Err(OffsetNotFound),
             "messages already deleted"
         );
+    }
+
+    #[test]
+    fn replace_queues_makes_a_pair_exactly_the_given_offsets() {
+        let mut table = ConsumerOffsetTable {
+            entries_max: 4,
+            ..ConsumerOffsetTable::new()
+        };
+        table.commit("T", "G", 0, 1).expect("ok");
+        table.commit("T", "G", 1, 2).expect("ok");
+        table.commit("T", "H", 0, 9).expect("ok");
+        table.dirty = false;
+        let same = BTreeMap::from([(0, 1), (1, 2)]);
+        assert!(!table.replace_queues("T", "G", same).expect("ok"));
+        assert!(!table.is_dirty(), "nothing changed");
+        let master = BTreeMap::from([(1, 5), (2, 7)]);
+        assert!(table.replace_queues("T", "G", master.clone()).expect("ok"));
+        assert!(table.is_dirty());
+        assert_eq!(
+            table.offsets("T", "G"),
+            Some(&master),
+            "queue 0 dropped, as putAll"
+        );
+        assert_eq!(table.query("T", "H", 0), Some(9), "other pairs untouched");
+        assert_eq!(table.len(), 3);
+        let too_many = BTreeMap::from([(0, 1), (1, 1), (2, 1), (3, 1)]);
+        assert!(matches!(
+            table.replace_queues("T", "G", too_many),
+            Err(OffsetError::Limit { .. })
+        ));
+        assert_eq!(table.offsets("T", "G"), Some(&master), "refused: unchanged");
+        assert!(table
+            .replace_queues("T", "G", QueueOffsets::new())
+            .expect("ok"));
+        assert_eq!(table.offsets("T", "G"), None);
+        assert!(table
+            .replace_queues("T", "H", QueueOffsets::new())
+            .expect("ok"));
+        assert!(table.is_empty());
+        assert!(
+            table.groups_of_topic("T").is_empty(),
+            "emptied topic dropped"
+        );
+        assert!(!table
+            .replace_queues("U", "G", QueueOffsets::new())
+            .expect("ok"));
+        assert!(table
+            .replace_queues("U", "G", BTreeMap::from([(3, 4)]))
+            .expect("ok"));
+        assert_eq!(table.query("U", "G", 3), Some(4));
+        assert_eq!(table.len(), 1);
     }
 
     #[test]

@@ -357,6 +357,27 @@ impl<V: Clone> Table<V> {
     }
 }
 
+/// What replacing a whole table with another broker's copy did (a slave applying its
+/// master's topics or groups): names written, names removed, and entries refused with the
+/// reason (an invalid name or config, or a full table).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplaceOutcome {
+    /// Entries added or changed.
+    pub written: Vec<String>,
+    /// Entries removed (absent from the new copy).
+    pub deleted: Vec<String>,
+    /// Entries not taken, with why.
+    pub refused: Vec<(String, String)>,
+}
+
+impl ReplaceOutcome {
+    /// Whether the table changed.
+    #[must_use]
+    pub fn changed(&self) -> bool {
+        !self.written.is_empty() || !self.deleted.is_empty()
+    }
+}
+
 /// A domain table (topics, groups) built on a [`Table`]: the persist and publish paths reach
 /// its generic part through this, so they are written once.
 pub trait HasTable {

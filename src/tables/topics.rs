@@ -19,7 +19,7 @@
 //! [`TopicError::Limit`] and [`TopicError::Persist`] -> SYSTEM_ERROR with the message as
 //! remark.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ use rmq_net::codec::body::topic::{
 
 use super::journal;
 use super::persist::{self, PersistError};
-use super::replicated::{Entries, HasTable, LoadError, Snapshot, Table};
+use super::replicated::{Entries, HasTable, LoadError, ReplaceOutcome, Snapshot, Table};
 use crate::config::BrokerConfig;
 
 pub use crate::limits::{
@@ -653,6 +653,38 @@ impl TopicTable {
         self.topics.remove(topic, now_ms)
     }
 
+    /// Makes the table hold exactly `topics` (a slave applying its master's
+    /// GET_ALL_TOPIC_CONFIG, Java `SlaveSynchronize.syncTopicConfig`): topics absent from it
+    /// are deleted first (so a full table has room), then each one is created or updated
+    /// under its key's name with the checks of [`Self::create_or_update`]; one that fails them
+    /// is refused and the rest applied. Identical entries leave the version alone.
+    pub fn replace_with(
+        &mut self,
+        topics: BTreeMap<String, TopicConfig>,
+        now_ms: i64,
+    ) -> ReplaceOutcome {
+        let mut outcome = ReplaceOutcome::default();
+        let absent: Vec<String> = self
+            .topics
+            .iter()
+            .filter(|(name, _)| !topics.contains_key(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in absent {
+            self.delete(&name, now_ms);
+            outcome.deleted.push(name);
+        }
+        for (name, mut config) in topics {
+            config.topic_name.clone_from(&name);
+            match self.create_or_update(config, now_ms) {
+                Ok(true) => outcome.written.push(name),
+                Ok(false) => {}
+                Err(err) => outcome.refused.push((name, err.to_string())),
+            }
+        }
+        outcome
+    }
+
     /// Send-path auto-create (PROTOCOL.md §4.1 step 3). If `topic` exists it is returned
     /// unchanged. Otherwise the template must exist and carry PERM_INHERIT (TBW102 counts as
     /// not inheriting while `autoCreateTopicEnable` is off, as in Java); the new topic gets
@@ -764,6 +796,21 @@ impl TopicTable {
         self.topics
             .get(topic)
             .is_some_and(|config| queue_id_in_range(config, queue_id))
+    }
+
+    /// The whole table as it is, for GET_ALL_TOPIC_CONFIG (21; Java returns the table
+    /// unmasked, unlike a registration).
+    #[must_use]
+    pub fn to_wrapper(&self) -> TopicConfigAndMappingSerializeWrapper {
+        TopicConfigAndMappingSerializeWrapper {
+            data_version: self.topics.data_version(),
+            topic_config_table: self
+                .topics
+                .iter()
+                .map(|(name, config)| (name.clone(), config.clone()))
+                .collect(),
+            ..TopicConfigAndMappingSerializeWrapper::default()
+        }
     }
 
     /// The whole table for REGISTER_BROKER. When `brokerPermission` is not read-write, every
@@ -910,6 +957,96 @@ mod tests {
                 assert!(matches!(result, Err(TopicError::InvalidName { .. })));
             }
         }
+    }
+
+    #[test]
+    fn replace_with_takes_the_other_table_whole() {
+        let mut slave = table();
+        slave
+            .create_or_update(TopicConfig::new("OnlyOnSlave"), 2_000)
+            .expect("create");
+        slave
+            .create_or_update(TopicConfig::new("Both"), 2_000)
+            .expect("create");
+        let mut master = table();
+        let both = TopicConfig {
+            read_queue_nums: 4,
+            write_queue_nums: 4,
+            ..TopicConfig::new("Both")
+        };
+        master
+            .create_or_update(both.clone(), 3_000)
+            .expect("create");
+        master
+            .create_or_update(TopicConfig::new("OnlyOnMaster"), 3_000)
+            .expect("create");
+        let mut copy = master.to_wrapper().topic_config_table;
+        // A key and its entry's name disagree: the key wins (as Java's loader).
+        copy.insert("Renamed".into(), TopicConfig::new("Other"));
+        copy.insert("bad.name".into(), TopicConfig::new("bad.name"));
+        let before = slave.version().counter;
+        let outcome = slave.replace_with(copy, 4_000);
+        assert_eq!(outcome.deleted, vec!["OnlyOnSlave".to_owned()]);
+        assert_eq!(
+            outcome.written,
+            vec![
+                "Both".to_owned(),
+                "OnlyOnMaster".to_owned(),
+                "Renamed".to_owned()
+            ]
+        );
+        assert_eq!(outcome.refused.len(), 1);
+        assert_eq!(outcome.refused[0].0, "bad.name");
+        assert!(outcome.changed());
+        assert!(
+            slave.version().counter > before,
+            "the slave's own version moves"
+        );
+        assert_eq!(slave.get("Both"), Some(&both));
+        assert_eq!(
+            slave.get("Renamed").map(|c| c.topic_name.as_str()),
+            Some("Renamed")
+        );
+        assert!(!slave.contains("OnlyOnSlave"));
+        let mut expected: Vec<&String> = master.iter().map(|(name, _)| name).collect();
+        expected.push(&outcome.written[2]);
+        expected.sort();
+        assert_eq!(
+            slave.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            expected
+        );
+        let version = slave.version();
+        let mut again = master.to_wrapper().topic_config_table;
+        again.insert("Renamed".into(), TopicConfig::new("Renamed"));
+        let unchanged = slave.replace_with(again, 5_000);
+        assert!(!unchanged.changed(), "{unchanged:?}");
+        assert_eq!(
+            slave.version(),
+            version,
+            "an identical copy leaves the version alone"
+        );
+    }
+
+    #[test]
+    fn get_all_topic_config_is_unmasked_unlike_a_registration() {
+        let mut read_only = TopicTable::new(
+            TopicTableOptions {
+                broker_permission: perm::READ,
+                ..options(true)
+            },
+            1_000,
+        );
+        read_only
+            .create_or_update(TopicConfig::new("T"), 2_000)
+            .expect("create");
+        assert_eq!(
+            read_only.to_wrapper().topic_config_table["T"].perm,
+            perm::READ_WRITE
+        );
+        assert_eq!(
+            read_only.to_register_wrapper().topic_config_table["T"].perm,
+            perm::READ
+        );
     }
 
     #[test]

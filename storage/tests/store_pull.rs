@@ -163,6 +163,15 @@ fn tag_filter_skips_and_moves_next_past() {
             (tail.status, tail.next_begin_offset),
             (GetStatus::NoMatchedMessage, 1000)
         );
+        // How far the scan read (Java's maxPhyOffsetPulling): filtered entries count, and so
+        // does the entry that no longer fit the batch.
+        let phys_of = |result: &GetResult| result.records[0].phys_offset;
+        let last = get(&store, 999, 1, TagFilter::All).await;
+        assert_eq!(tail.last_scanned_phys_offset, Some(phys_of(&last)));
+        let twelfth = get(&store, 12, 1, TagFilter::All).await;
+        assert_eq!(matched.last_scanned_phys_offset, Some(phys_of(&twelfth)));
+        let past_end = get(&store, 1000, 1, TagFilter::All).await;
+        assert_eq!(past_end.last_scanned_phys_offset, None, "nothing read");
     });
 }
 

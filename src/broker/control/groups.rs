@@ -46,7 +46,7 @@ pub async fn admin(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
         }
         RequestCode::GetAllSubscriptionGroupConfig => {
             let wrapper = control.groups.borrow().to_wrapper();
-            Ok(success(request).with_body(wrapper.to_json()))
+            crate::broker::table_reply(request, "subscription group", wrapper.to_json())
         }
         RequestCode::DeleteSubscriptionGroup => {
             let group = required_ext(request, "groupName")?.to_owned();

@@ -68,7 +68,7 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand, client: &Clie
         RequestCode::GetProducerConnectionList => clients::producer_connections(shard, request),
         RequestCode::UpdateAndCreateTopic => topics::create_topic(shard, request).await,
         RequestCode::DeleteTopicInBroker => topics::delete_topic(shard, request).await,
-        RequestCode::GetAllTopicConfig => Ok(topics::all_topic_config(shard, request)),
+        RequestCode::GetAllTopicConfig => topics::all_topic_config(shard, request),
         RequestCode::UpdateAndCreateSubscriptionGroup
         | RequestCode::GetAllSubscriptionGroupConfig
         | RequestCode::DeleteSubscriptionGroup => groups::admin(shard, request).await,

@@ -87,29 +87,37 @@ pub async fn delete_topic(shard: &Rc<Shard>, request: &RemotingCommand) -> Outco
         .delete(&header.topic, now_ms());
     if removed.is_some() {
         replicate::publish_topics(shard).await;
-        let topic = header.topic.clone();
-        let dropped = broadcast(shard, move |s: Rc<Shard>| async move {
-            s.offsets.borrow_mut().delete_topic(&topic);
-            if let Err(err) = s.store.delete_topic(&topic).await {
-                tracing::warn!(%err, topic, "deleting topic data failed");
-            }
-        })
-        .await;
-        for (target, answer) in dropped.iter().enumerate() {
-            if let Err(err) = answer {
-                tracing::warn!(%err, target, topic = header.topic, "topic data not deleted");
-            }
-        }
+        drop_topic_data(shard, &header.topic).await;
         register::request_full_and_wait(shard).await;
     }
     Ok(success(request))
 }
 
-/// GET_ALL_TOPIC_CONFIG (21).
-#[must_use]
-pub fn all_topic_config(shard: &Rc<Shard>, request: &RemotingCommand) -> RemotingCommand {
-    let wrapper = shard.control().topics.borrow().to_register_wrapper();
-    success(request).with_body(wrapper.to_json())
+/// Drops a deleted topic's consumer offsets and queue data on every shard (its config is
+/// already gone everywhere). Failures are logged: the topic is deleted either way.
+pub async fn drop_topic_data(shard: &Rc<Shard>, topic: &str) {
+    let owned = topic.to_owned();
+    let dropped = broadcast(shard, move |s: Rc<Shard>| async move {
+        s.offsets.borrow_mut().delete_topic(&owned);
+        if let Err(err) = s.store.delete_topic(&owned).await {
+            tracing::warn!(%err, topic = owned, "deleting topic data failed");
+        }
+    })
+    .await;
+    for (target, answer) in dropped.iter().enumerate() {
+        if let Err(err) = answer {
+            tracing::warn!(%err, target, topic, "topic data not deleted");
+        }
+    }
+}
+
+/// GET_ALL_TOPIC_CONFIG (21): the table as it is (unmasked, as Java).
+///
+/// # Errors
+/// SYSTEM_ERROR when the table does not fit one reply ([`crate::broker::table_reply`]).
+pub fn all_topic_config(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
+    let wrapper = shard.control().topics.borrow().to_wrapper();
+    crate::broker::table_reply(request, "topic config", wrapper.to_json())
 }
 
 /// Auto-creates `topic` from `template` on the control shard (PROTOCOL.md §4.1 step 3); a new

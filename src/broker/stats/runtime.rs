@@ -301,6 +301,18 @@ pub fn broker_config_text(config: &BrokerConfig, shards: usize) -> String {
         ("shortPollingTimeMills", millis(config.short_polling_time)),
         ("slaveReadEnable", config.slave_read_enable.to_string()),
         (
+            "accessMessageInMemoryMaxRatio",
+            config.access_message_in_memory_max_ratio.to_string(),
+        ),
+        (
+            "offsetCheckInSlave",
+            config.offset_check_in_slave.to_string(),
+        ),
+        (
+            "slaveSyncIntervalMillis",
+            millis(config.slave_sync_interval),
+        ),
+        (
             "haSendHeartbeatInterval",
             millis(config.ha_send_heartbeat_interval),
         ),

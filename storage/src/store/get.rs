@@ -95,6 +95,10 @@ pub struct GetResult {
     pub max_offset: u64,
     /// Records found, in queue-offset order (each carries its queue offset).
     pub records: Vec<StoredRecord>,
+    /// CommitLog offset of the last consume-queue entry the scan read, matched or filtered
+    /// out (Java's `maxPhyOffsetPulling`): how far behind the log's end the consumer reads.
+    /// `None` when no entry was read.
+    pub last_scanned_phys_offset: Option<u64>,
 }
 
 /// Answer of a key query.
@@ -115,6 +119,7 @@ struct Scan {
     next: u64,
     bytes: u64,
     records: Vec<StoredRecord>,
+    last_phys_offset: Option<u64>,
 }
 
 impl Store {
@@ -148,6 +153,7 @@ impl Store {
                 min_offset,
                 max_offset,
                 records: scan.records,
+                last_scanned_phys_offset: scan.last_phys_offset,
             });
         };
         Ok(empty(status, next, min_offset, max_offset))
@@ -162,6 +168,7 @@ impl Store {
             next: request.queue_offset,
             bytes: 0,
             records: Vec::new(),
+            last_phys_offset: None,
         };
         // First the consume-queue entries (which records, within count and bytes), then the
         // records in one go, so a cold pull costs a few large reads instead of one per record:
@@ -185,6 +192,7 @@ impl Store {
                 // Retention raised the min offset under the scan: stop here.
                 EntryRead::OutOfRange => break,
             };
+            scan.last_phys_offset = Some(entry.phys_offset);
             let full = !picked.is_empty()
                 && (picked.len() >= max_count
                     || picked_bytes + u64::from(entry.size) > request.max_bytes);
@@ -285,6 +293,7 @@ fn empty(status: GetStatus, next_begin_offset: u64, min_offset: u64, max_offset:
         min_offset,
         max_offset,
         records: Vec::new(),
+        last_scanned_phys_offset: None,
     }
 }
 

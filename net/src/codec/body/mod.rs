@@ -14,6 +14,7 @@
 //! (RegisterBrokerBody, JSON and zlib forms), [`heartbeat`] and [`subscription`]
 //! (HeartbeatData and the tag hash), [`queue`] (MessageQueue, lock bodies), [`client`]
 //! (consumer list, connections, CheckClientRequestBody), [`table`] (KVTable, TopicList),
+//! [`offsets`] (the consumer and delay offset tables a slave syncs),
 //! [`stats`] (TopicStatsTable, ConsumeStats), [`lenient`] (the tolerant parser),
 //! [`object_keys`] (the reader for fastjson's object-keyed maps).
 //!
@@ -99,6 +100,7 @@ pub mod client;
 pub mod heartbeat;
 pub mod lenient;
 pub mod object_keys;
+pub mod offsets;
 pub mod queue;
 pub mod register;
 pub mod route;
@@ -170,4 +172,6 @@ serde_json_body! {
     client::CheckClientRequestBody => "CheckClientRequestBody",
     table::KvTable => "KVTable",
     table::TopicList => "TopicList",
+    offsets::ConsumerOffsetSerializeWrapper => "ConsumerOffsetSerializeWrapper",
+    offsets::DelayOffsetSerializeWrapper => "DelayOffsetSerializeWrapper",
 }
