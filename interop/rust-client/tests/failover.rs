@@ -6,8 +6,8 @@
 //!   the master) a first batch keeps consuming from the slave after the master dies: it gets
 //!   every message of the second batch and no message twice; restarted afterwards, it resumes
 //!   from the offsets it committed to the slave after the failover.
-//! - `restarted_consumer_resumes_from_master_commits_on_the_slave` (ignored until the slave
-//!   syncs consumer offsets from its master): a consumer started only after the master died
+//! - `restarted_consumer_resumes_from_master_commits_on_the_slave`: a consumer started only
+//!   after the master died (the slave synced the group's offsets from its master)
 //!   reads the offsets the group committed to the master from the slave, and does not start
 //!   again from offset 0.
 //!
@@ -21,8 +21,8 @@
 //! retried 3 s later. Its queues stay assigned (same broker name, same queue ids), so the pull
 //! requests keep their in-memory offsets: no offset is read from the slave for them.
 //!
-//! The topic is created on both brokers (`rmq admin update-topic -b`): the slave does not yet
-//! sync topic configs from its master.
+//! The topic is created on both brokers (`rmq admin update-topic -b`), so the test does not wait
+//! for the slave's periodic sync of topic configs (`slaveSyncIntervalMillis`).
 
 #![recursion_limit = "512"]
 
@@ -702,16 +702,13 @@ struct RestartRun {
 /// 3. A new consumer of the group starts: the slave is the only broker. It must receive every
 ///    second-batch message and none of the first batch.
 ///
-/// DEPENDS ON THE SLAVE'S OFFSET SYNC: a slave knows a group's offsets only if it syncs them
-/// from its master (Java: `SlaveSynchronize`, GET_ALL_CONSUMER_OFFSET every 10 s). Without it
+/// Relies on the slave's offset sync: a slave knows a group's offsets only because it syncs
+/// them from its master (Java: `SlaveSynchronize`, GET_ALL_CONSUMER_OFFSET every 10 s). Without it
 /// the slave answers QUERY_CONSUMER_OFFSET with QUERY_NOT_FOUND (or offset 0 under the
 /// client's default `setZeroIfNotFound`), and the client (CONSUME_FROM_FIRST_OFFSET) starts
 /// again from offset 0: the whole first batch is re-delivered. Duplicate bound once synced: 0,
 /// as every first-batch offset was committed before the kill and synced before it too.
 #[test]
-#[ignore = "needs the slave's periodic sync of consumer offsets from its master \
-            (GET_ALL_CONSUMER_OFFSET), not in main yet: without it the restarted consumer \
-            starts from offset 0"]
 fn restarted_consumer_resumes_from_master_commits_on_the_slave() {
     let pair = ReplicaPair::start("failover-restart", "ASYNC_MASTER");
     let token = run_token();
