@@ -124,10 +124,10 @@ const _: () = assert!(
 /// one per SYNC_MASTER send in flight on the shard. Past it a waiter is refused at once (the
 /// broker answers it as if the slave were not available) instead of growing the list.
 pub const HA_PROGRESS_WAITERS_MAX: usize = 16 * 1024;
-/// Bytes per HA Data frame while a slave is further behind than this (catch-up): larger than
-/// `haTransferBatchSize` because old bytes come from disk with O_DIRECT, where small reads
-/// would bound catch-up far below the disk's bandwidth. The master holds at most two such
-/// chunks per slave (one being written, one read ahead).
+/// Most bytes per HA Data frame when more than `haTransferBatchSize` is pending (a frame then
+/// carries everything pending up to this): group commit for a slave slowed by its fdatasync,
+/// and large O_DIRECT reads for a catching-up one. The master holds at most two such chunks
+/// per slave (one being written, one read ahead).
 pub const HA_CATCH_UP_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 const _: () = assert!(
     HA_CATCH_UP_CHUNK_BYTES <= rmq_net::ha::limits::HA_DATA_BYTES_MAX

@@ -476,16 +476,18 @@ async fn ship(
     }
 }
 
-/// Bytes per Data frame from `from`: `haTransferBatchSize`, or [`HA_CATCH_UP_CHUNK_BYTES`]
-/// when the slave is further behind than that (old bytes come from disk with O_DIRECT, where
-/// 32 KiB reads would bound catch-up far below the disk's bandwidth).
+/// Bytes per Data frame from `from`: `haTransferBatchSize` while the slave keeps up; when more
+/// is pending, everything pending up to [`HA_CATCH_UP_CHUNK_BYTES`]. So frames grow with the
+/// lag: a slave slowed by its fdatasync (SYNC_FLUSH) gets all that accumulated meanwhile in its
+/// next frame and one fdatasync and one Ack cover it (group commit across the replication
+/// hop), and a catching-up slave gets large O_DIRECT reads (32 KiB reads would bound catch-up
+/// far below the disk's bandwidth).
 fn batch_bytes(store: &Store, params: &MasterParams, from: u64) -> usize {
-    let behind = store.commitlog().appended_offset().saturating_sub(from);
-    if behind > HA_CATCH_UP_CHUNK_BYTES as u64 {
-        params.transfer_batch_bytes.max(HA_CATCH_UP_CHUNK_BYTES)
-    } else {
-        params.transfer_batch_bytes
-    }
+    let pending = store.commitlog().appended_offset().saturating_sub(from);
+    let pending = usize::try_from(pending).unwrap_or(usize::MAX);
+    pending
+        .min(HA_CATCH_UP_CHUNK_BYTES)
+        .max(params.transfer_batch_bytes)
 }
 
 /// The master's end when it accepted the slave: the slave acknowledging it is "caught up"
