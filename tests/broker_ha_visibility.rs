@@ -96,42 +96,6 @@ fn slave_in_sync(keys: &Keys, shards: usize) -> bool {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// The slave process: `rmq broker -c <conf> -n <namesrv>`, brokerRole=SLAVE, brokerId=1, on a
-/// free port (`listenPort` cannot be 0 in broker.conf; a slave binds no HA port), logging at
-/// INFO.
-fn start_slave(dir: &TempDir, namesrv: SocketAddr, shards: usize) -> Server {
-    let conf = common::write_broker_conf(
-        dir.path(),
-        &format!(
-            "brokerRole=SLAVE\nbrokerId=1\nlistenPort={}\nbrokerIP1=127.0.0.1\n\
-             storePathRootDir={}\n",
-            free_port(),
-            dir.path().join("store").display()
-        ),
-    );
-    let shards = shards.to_string();
-    Server::start_logged(
-        &[
-            "broker",
-            "-c",
-            conf.to_str().expect("utf-8"),
-            "-n",
-            &namesrv.to_string(),
-            "--shards",
-            &shards,
-        ],
-        1,
-        Some("info"),
-    )
-}
-
 /// Sends `count` messages round the topic's queues (so every shard gets some).
 fn send_messages(master: &Broker, count: usize, tag: &str) {
     block_on(async {
@@ -198,7 +162,7 @@ fn replication_is_visible(shards: usize) {
     );
     block_on(create_topic(&master.client(), TOPIC, QUEUES, 6));
     let slave_dir = TempDir::new("ha-visible-slave");
-    let mut slave = start_slave(&slave_dir, master.namesrv, shards);
+    let mut slave = common::start_slave(&slave_dir, master.namesrv, 1, shards, "", Some("info"));
     let slave_addr = slave.addr("broker");
     // Sent once the slave follows, so no backlog's age raises the alarm before the stall.
     wait_keys(master.addr, "the slave connects on every shard", |keys| {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use common::{
     all_topics, assert_code, block_on, call, create_topic, properties, pull_all, send_header,
-    send_request, send_v2, sent, topic_route, Broker, Server, TempDir, BROKER_NAME,
+    send_request, send_v2, sent, topic_route, Broker, TempDir, BROKER_NAME,
 };
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::header::send::ConsumerSendMsgBackRequestHeader;
@@ -124,37 +124,6 @@ fn a_slave_refuses_writes_and_serves_pulls_2_shards() {
     slave_refuses_writes_and_serves_pulls(2);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A slave process (`rmq broker`, brokerRole=SLAVE, brokerId=`id`) registering with the
-/// NameServer at `namesrv`, over its own store in `dir`.
-fn start_slave(dir: &TempDir, namesrv: std::net::SocketAddr, id: u32) -> Server {
-    let conf = common::write_broker_conf(
-        dir.path(),
-        &format!(
-            "brokerRole=SLAVE\nbrokerId={id}\nlistenPort={}\nbrokerIP1=127.0.0.1\n\
-             namesrvAddr={namesrv}\nstorePathRootDir={}\n",
-            free_port(),
-            dir.path().join("store").display()
-        ),
-    );
-    Server::start(
-        &[
-            "broker",
-            "-c",
-            conf.to_str().expect("utf-8"),
-            "--shards",
-            "1",
-        ],
-        1,
-    )
-}
-
 /// The master (standalone, id 0) and a slave of the same brokerName (id 1) both register: the
 /// NameServer's route of the master's topic lists each under its configured id.
 #[test]
@@ -162,7 +131,7 @@ fn each_broker_registers_its_configured_broker_id() {
     let master = Broker::start(1, "");
     block_on(create_topic(&master.client(), TOPIC, 2, 6));
     let slave_dir = TempDir::new("slave");
-    let slave = start_slave(&slave_dir, master.namesrv, 1);
+    let slave = common::start_slave(&slave_dir, master.namesrv, 1, 1, "", None);
     let slave_addr = slave.addr("broker");
     block_on(async {
         let namesrv = master.namesrv_client();

@@ -40,29 +40,11 @@ const FOLLOW_WAIT: Duration = Duration::from_secs(10);
 /// Queues of the test topics (with 2 shards they land on both).
 const QUEUES: i32 = 4;
 
-/// A slave of `broker-a` (`rmq broker`, brokerId 1, ephemeral port) over its own store,
-/// registering with `namesrv`; `extra` is appended to its broker.conf.
+/// A slave of `broker-a` syncing every [`SYNC_INTERVAL_MS`]; `extra` is appended to its
+/// broker.conf.
 fn start_slave(dir: &TempDir, namesrv: SocketAddr, shards: usize, extra: &str) -> Server {
-    let conf = common::write_broker_conf(
-        dir.path(),
-        &format!(
-            "brokerRole=SLAVE\nbrokerId=1\nlistenPort=0\nbrokerIP1=127.0.0.1\n\
-             namesrvAddr={namesrv}\nstorePathRootDir={}\n\
-             slaveSyncIntervalMillis={SYNC_INTERVAL_MS}\n{extra}",
-            dir.path().join("store").display()
-        ),
-    );
-    let shards = shards.to_string();
-    Server::start(
-        &[
-            "broker",
-            "-c",
-            conf.to_str().expect("utf-8"),
-            "--shards",
-            &shards,
-        ],
-        1,
-    )
+    let extra = format!("slaveSyncIntervalMillis={SYNC_INTERVAL_MS}\n{extra}");
+    common::start_slave(dir, namesrv, 1, shards, &extra, None)
 }
 
 fn table_request(code: RequestCode) -> RemotingCommand {

@@ -19,7 +19,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{assert_code, block_on, create_topic, properties, pull_all, send_v2, Server, TempDir};
+use common::{
+    assert_code, block_on, create_topic, free_port, properties, pull_all, send_v2, start_namesrv,
+    Server, TempDir,
+};
 use rmq_net::codec::codes::ResponseCode;
 use rmq_net::codec::message::MessageRecord;
 use rmq_net::conn::{ClientConfig, RemotingClient};
@@ -27,30 +30,6 @@ use rmq_net::RemotingCommand;
 
 const TOPIC: &str = "HaTopic";
 const QUEUES: i32 = 4;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A NameServer on an ephemeral loopback port.
-fn start_namesrv(dir: &TempDir) -> Server {
-    let kv = dir.path().join("kv.json");
-    Server::start(
-        &[
-            "namesrv",
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--kv-config",
-            kv.to_str().expect("utf-8"),
-        ],
-        1,
-    )
-}
 
 /// One broker process of the pair: its store and conf survive restarts.
 struct Node {

@@ -258,6 +258,66 @@ pub fn write_broker_conf(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// A free TCP port on loopback (bound and released: a test that needs a fixed port across
+/// restarts takes one; racing another process for it is possible but unlikely).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `rmq namesrv` on an ephemeral loopback port, its KV config in `dir`.
+pub fn start_namesrv(dir: &TempDir) -> Server {
+    let kv = dir.path().join("kv.json");
+    Server::start(
+        &[
+            "namesrv",
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--kv-config",
+            kv.to_str().expect("utf-8"),
+        ],
+        1,
+    )
+}
+
+/// A SLAVE (`rmq broker -c`, brokerId `id`) of [`BROKER_NAME`] on loopback (any free port)
+/// over its own store in `dir`, registering with `namesrv` (it learns its master from the
+/// NameServer); `extra` is appended to its broker.conf; with `log_level` its log is kept
+/// ([`Server::start_logged`]).
+pub fn start_slave(
+    dir: &TempDir,
+    namesrv: SocketAddr,
+    id: u32,
+    shards: usize,
+    extra: &str,
+    log_level: Option<&str>,
+) -> Server {
+    let conf = write_broker_conf(
+        dir.path(),
+        &format!(
+            "brokerRole=SLAVE\nbrokerId={id}\nlistenPort=0\nbrokerIP1=127.0.0.1\n\
+             namesrvAddr={namesrv}\nstorePathRootDir={}\n{extra}\n",
+            dir.path().join("store").display()
+        ),
+    );
+    let shards = shards.to_string();
+    Server::start_logged(
+        &[
+            "broker",
+            "-c",
+            conf.to_str().expect("utf-8"),
+            "--shards",
+            &shards,
+        ],
+        1,
+        log_level,
+    )
+}
+
 /// `rmq standalone` (NameServer + broker) on ephemeral ports over a temporary store.
 pub struct Broker {
     /// The running process (declared before `dir`, so it dies before the store is removed).
