@@ -25,14 +25,16 @@ conf() { # FILE ROLE ID FLUSH PORT HAPORT STORE
 }
 ready() { until grep -q '^READY' "$1"; do sleep 0.1; done; sed -n 's/^READY [a-z]* //p' "$1"; }
 touch "$dir/ns.out" "$dir/m.out" "$dir/s.out"
+pids=()
+trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done' EXIT
 taskset -c 0 "$rmq" namesrv --port 0 --bind 127.0.0.1 --kv-config "$dir/kv.json" >"$dir/ns.out" 2>/dev/null &
-ns_pid=$!; ns="$(ready "$dir/ns.out")"
+ns_pid=$!; pids+=("$ns_pid"); ns="$(ready "$dir/ns.out")"
 conf "$dir/m.conf" "$role" 0 "$mflush" "$p1" "$p2" "$dir/master"
 conf "$dir/s.conf" SLAVE 1 "$sflush" "$p3" "$p4" "$dir/slave"
 taskset -c 1 "$rmq" broker -c "$dir/m.conf" -n "$ns" --shards 1 >"$dir/m.out" 2>"$dir/m.log" &
-m_pid=$!; ready "$dir/m.out" >/dev/null
+m_pid=$!; pids+=("$m_pid"); ready "$dir/m.out" >/dev/null
 taskset -c 0 "$rmq" broker -c "$dir/s.conf" -n "$ns" --shards 1 >"$dir/s.out" 2>"$dir/s.log" &
-s_pid=$!; ready "$dir/s.out" >/dev/null
+s_pid=$!; pids+=("$s_pid"); ready "$dir/s.out" >/dev/null
 until grep -q 'HA slave connected' "$dir/m.log"; do sleep 0.1; done
 sleep 1
 "$bench" --mode produce --namesrv "$ns" --send-mode async --producers 4 --connections 4 --inflight 64 \
@@ -67,4 +69,5 @@ r=json.load(open(sys.argv[1]))["results"]
 print("bench: %.0f msgs/s, p50 %.0f us, events %s, errors %s" % (r["acked"]["msgs_per_s"], r["send_latency"]["p50_us"], r["events"], r["errors"]))' "$dir/bench.json" | tee -a "$out/$name.fsync.txt"
 kill -TERM "$s_pid" "$m_pid"; wait "$s_pid" "$m_pid" || true
 kill -TERM "$ns_pid"; wait "$ns_pid" || true
+pids=()
 rm -rf "$dir"
