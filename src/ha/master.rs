@@ -508,7 +508,9 @@ async fn read_acks(
     catch_up: CatchUp,
 ) -> Result<(), HaError> {
     let mut caught_up = false;
-    let mut appended = params.progress.appended();
+    // Acks never go back within a session. The first may be below the Hello's appended end: a
+    // SYNC_FLUSH slave acknowledges only its durable end.
+    let mut appended = 0;
     loop {
         let frame = next_before(&mut reader, stream, params.silence_timeout).await?;
         let Body::Ack(ack) = frame.body else {

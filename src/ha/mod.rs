@@ -11,8 +11,8 @@
 //! Owns one session per call, on the shard that owns the store; runs on that shard's runtime
 //! and never touches another shard's store. Must never: decide the broker's wiring (listening,
 //! accepting, reconnect backoff, role changes are the caller's), place bytes the handshake did
-//! not agree on, or buffer more than two Data frames per connection (the slave reads the next
-//! while it appends one; the master reads the next chunk while it writes one).
+//! not agree on, or buffer more than two Data frames per connection (the master reads the
+//! next chunk while it writes one; the slave holds the one it appends).
 
 pub(crate) mod conn;
 pub mod master;

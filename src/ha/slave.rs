@@ -17,8 +17,9 @@ use rmq_net::ha::limits::HA_PROBES_PER_HANDSHAKE_MAX;
 use rmq_net::ha::{
     Ack, Body, Data, EntrySummary, Frame, Hello, ProbeReply, Sender, Welcome, HA_PROTOCOL_VERSION,
 };
+use rmq_storage::commitlog::FlushPolicy;
 use rmq_storage::error::StorageError;
-use rmq_storage::store::Store;
+use rmq_storage::store::{Store, WaitForFlush};
 
 use super::conn::{peer_of, write_frame, FrameReader};
 use super::master::{next_before, out_of_turn, summary};
@@ -255,10 +256,11 @@ impl CatchUp {
 }
 
 /// Appends Data frames as they come and acknowledges them; an Ack also goes out every
-/// heartbeat interval. The read stays pending across the heartbeat timer (a dropped read
-/// would lose bytes), so one future reads while the loop also waits on the timer. The next
-/// frame is read while the previous one is appended and acknowledged (catch-up pipelining):
-/// at most two Data frames are held, the one being appended and the one arriving.
+/// heartbeat interval and, on a SYNC_FLUSH slave, whenever more of the log became durable.
+/// Appends do not wait for the fdatasync: frames that arrive while one runs are appended at
+/// once and the next fdatasync covers them all (group commit across frames), and a SYNC_FLUSH
+/// slave acknowledges as appended only what is durable ([`ack`]). The read stays pending
+/// across the timer and the durability wait (a dropped read would lose bytes).
 async fn apply(
     store: &Store,
     stream: &TcpStream,
@@ -266,57 +268,49 @@ async fn apply(
     params: &SlaveParams,
     catch_up: &CatchUp,
 ) -> Result<(), HaError> {
+    let log = store.commitlog();
+    let sync_flush = log.config().flush_policy == FlushPolicy::Sync;
     let mut last_heard = Instant::now();
     let mut last_acked = Instant::now();
-    let mut reading = Some(Box::pin(reader.next_owned(stream)));
-    let mut arrived = None;
+    let mut reading = Box::pin(reader.next_owned(stream));
     loop {
-        let (reader, frame) = match arrived.take() {
-            Some(done) => done,
-            None => {
-                let until_ack = params
-                    .heartbeat_interval
-                    .saturating_sub(last_acked.elapsed());
-                let timer = std::pin::pin!(compio::time::sleep(until_ack));
-                let pending = reading.take().expect("a read is pending");
-                match select(pending, timer).await {
-                    Either::Left((done, _)) => done,
-                    Either::Right(((), pending)) => {
-                        if last_heard.elapsed() >= params.silence_timeout {
-                            return Err(HaError::Silent(params.silence_timeout));
-                        }
-                        ack(store, stream, params).await?;
-                        last_acked = Instant::now();
-                        reading = Some(pending);
-                        continue;
-                    }
-                }
+        let until_ack = params
+            .heartbeat_interval
+            .saturating_sub(last_acked.elapsed());
+        let timer = std::pin::pin!(compio::time::sleep(until_ack));
+        let appended = log.appended_offset();
+        let more_durable = std::pin::pin!(async move {
+            if sync_flush && log.durable_offset() < appended {
+                log.wait_durable(appended).await
+            } else {
+                std::future::pending().await
             }
-        };
-        last_heard = Instant::now();
-        let Body::Data(data) = frame?.body else {
-            return Err(HaError::Protocol(
-                "a non-Data frame after the Welcome".into(),
-            ));
-        };
-        let next = Box::pin(reader.next_owned(stream));
-        let work = std::pin::pin!(async {
-            append(store, &data).await?;
-            params.follow.data(data.master_appended_end);
-            catch_up.check(store, stream, params);
-            durable_if_sync(store).await?;
-            ack(store, stream, params).await
         });
-        match select(work, next).await {
-            Either::Left((done, next)) => {
-                done?;
-                reading = Some(next);
+        match select(reading, select(timer, more_durable)).await {
+            Either::Left(((reader, frame), _)) => {
+                last_heard = Instant::now();
+                let Body::Data(data) = frame?.body else {
+                    return Err(HaError::Protocol(
+                        "a non-Data frame after the Welcome".into(),
+                    ));
+                };
+                reading = Box::pin(reader.next_owned(stream));
+                append(store, &data).await?;
+                params.follow.data(data.master_appended_end);
+                catch_up.check(store, stream, params);
             }
-            Either::Right((done, work)) => {
-                work.await?;
-                arrived = Some(done);
+            Either::Right((Either::Left(((), _)), pending)) => {
+                if last_heard.elapsed() >= params.silence_timeout {
+                    return Err(HaError::Silent(params.silence_timeout));
+                }
+                reading = pending;
+            }
+            Either::Right((Either::Right((durable, _)), pending)) => {
+                durable?;
+                reading = pending;
             }
         }
+        ack(store, stream, params).await?;
         last_acked = Instant::now();
     }
 }
@@ -334,7 +328,7 @@ async fn append(store: &Store, data: &Data) -> Result<(), HaError> {
         return Ok(());
     }
     let new_end = store
-        .append_replicated(data.start_offset, &data.bytes)
+        .append_replicated_waiting(data.start_offset, &data.bytes, WaitForFlush::No)
         .await?;
     if new_end <= end {
         // The storage refuses bytes that are not whole entries; this is the master's fault.
@@ -346,24 +340,20 @@ async fn append(store: &Store, data: &Data) -> Result<(), HaError> {
     Ok(())
 }
 
-/// Under SYNC_FLUSH the Ack waits for the fdatasync of everything appended (the store's own
-/// wait inside `append_replicated` is bounded by `syncFlushTimeout`; this one is not), so a
-/// SYNC_FLUSH slave never acknowledges bytes it could lose: a master waiting on its appended
-/// end waits on its disk.
-async fn durable_if_sync(store: &Store) -> Result<(), HaError> {
-    let log = store.commitlog();
-    if log.config().flush_policy == rmq_storage::commitlog::FlushPolicy::Sync {
-        log.wait_durable(log.appended_offset()).await?;
-    }
-    Ok(())
-}
-
+/// Acknowledges this log's ends. A SYNC_FLUSH slave reports as appended only what is durable:
+/// a master waiting on the appended end (a SYNC_MASTER send) then waits on this slave's disk,
+/// and the acknowledged end never counts bytes this slave could lose.
 async fn ack(store: &Store, stream: &TcpStream, params: &SlaveParams) -> Result<(), HaError> {
     let log = store.commitlog();
-    let appended_end = log.appended_offset();
+    let durable_end = log.durable_offset().min(log.appended_offset());
+    let appended_end = if log.config().flush_policy == FlushPolicy::Sync {
+        durable_end
+    } else {
+        log.appended_offset()
+    };
     let ack = Ack {
         appended_end,
-        durable_end: log.durable_offset().min(appended_end),
+        durable_end,
     };
     write_frame(stream, &frame_of(params, Body::Ack(ack))).await
 }

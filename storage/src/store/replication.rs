@@ -21,7 +21,7 @@ use crate::commitlog::{Appended, FlushPolicy};
 use crate::commitlog::{EntryHeader, LogChunk, ReplicatedEntry, ShipLimit};
 use crate::error::{ReplicationRefusal, Result, StorageError};
 
-use super::{validate_topic, Store};
+use super::{validate_topic, Store, WaitForFlush};
 
 /// A queue a replicated chunk writes to, and the offset of its last record in the chunk.
 struct QueueUse<'a> {
@@ -76,6 +76,23 @@ impl Store {
     /// [`StorageError::Closed`]) can leave a prefix of the chunk placed (dispatched by the
     /// next reput): resume from `commitlog().appended_offset()`.
     pub async fn append_replicated(&self, offset: u64, bytes: &[u8]) -> Result<u64> {
+        self.append_replicated_waiting(offset, bytes, WaitForFlush::AsPolicy)
+            .await
+    }
+
+    /// [`Store::append_replicated`] with an explicit flush wait: with [`WaitForFlush::No`] a
+    /// SYNC_FLUSH slave does not wait for the fdatasync here (the flusher is asked to run at
+    /// once); it acknowledges durability later, so chunks arriving meanwhile share one
+    /// fdatasync (group commit across chunks).
+    ///
+    /// # Errors
+    /// As [`Store::append_replicated`].
+    pub async fn append_replicated_waiting(
+        &self,
+        offset: u64,
+        bytes: &[u8],
+        wait: WaitForFlush,
+    ) -> Result<u64> {
         self.ensure_dispatch_room().await?;
         let (end, queues) = {
             let _guard = self.append_lock.lock().await;
@@ -116,8 +133,12 @@ impl Store {
             )
             .await?;
         }
-        if self.log.config().flush_policy == FlushPolicy::Sync {
-            self.durability(end).await?;
+        match wait {
+            WaitForFlush::AsPolicy if self.log.config().flush_policy == FlushPolicy::Sync => {
+                self.durability(end).await?;
+            }
+            WaitForFlush::AsPolicy => {}
+            WaitForFlush::No => self.log.request_flush(),
         }
         Ok(end)
     }
