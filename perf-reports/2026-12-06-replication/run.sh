@@ -217,6 +217,13 @@ run_pass() { # PASS ORDER
       runs+=("sync-syncflush SYNC_MASTER yes SYNC_FLUSH $size -")
       continue
     fi
+    if [[ "${DIAG:-}" == ab ]]; then
+      # A/B of the follow-up commit (ab.sh): the configurations it changes.
+      [[ "$size" == 1024 ]] && runs+=("async ASYNC_MASTER yes ASYNC_FLUSH $size -")
+      [[ "$size" == 1024 ]] && runs+=("sync SYNC_MASTER yes ASYNC_FLUSH $size -")
+      runs+=("sync-syncflush SYNC_MASTER yes SYNC_FLUSH $size -")
+      continue
+    fi
     if [[ "${DIAG:-}" == batch ]]; then
       # Diagnostic: the SYNC_FLUSH pair with Java's 32 KiB haTransferBatchSize and with 1 MiB.
       runs+=("sync-syncflush SYNC_MASTER yes SYNC_FLUSH $size -")
