@@ -289,6 +289,9 @@ fn settled_rss_kib(pid: u32) -> u64 {
         .expect("samples")
 }
 
+/// Least RSS growth from the first wave to the last that still counts as "given back".
+const WAVE_GROWTH_FLOOR_KIB: u64 = 64 * 1024;
+
 /// Defect 7: with 320 KiB of buffers per connection left in glibc arenas, RSS after waves of
 /// 10,000 connections climbed 345 → 540 → 698 → 834 → 981 → 1,125 MB.
 #[test]
@@ -309,10 +312,15 @@ fn waves_of_connections_give_their_memory_back() {
         after.push(settled_rss_kib(pid));
     }
     eprintln!("VmRSS after each wave of {WAVE_CONNECTIONS} connections (KiB): {after:?}");
+    // The defect climbed by ~150 MB a wave. What jemalloc keeps between waves varies by tens
+    // of MB without a trend (12 waves of one healthy run here: 102, 132, 132, 108, 108, 119,
+    // 95, 100, 132, 134, 141, 116 MB), so the bound is 30 % of wave 1 or 64 MiB, whichever is
+    // larger: a climb like the defect's fails it by the third wave.
     let (first, last) = (after[0], after[4]);
+    let allowed = (first * 3 / 10).max(WAVE_GROWTH_FLOOR_KIB);
     assert!(
-        last * 10 <= first * 13,
-        "RSS after wave 5 ({last} KiB) is more than 1.3 × after wave 1 ({first} KiB): {after:?}"
+        last <= first + allowed,
+        "RSS after wave 5 ({last} KiB) grew more than {allowed} KiB past wave 1 ({first} KiB): {after:?}"
     );
     assert_served(&broker);
 }

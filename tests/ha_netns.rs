@@ -10,6 +10,9 @@
 //! - SYNC_MASTER with its slave partitioned (link down): every send is answered
 //!   FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE within `syncFlushTimeout` (nothing hangs);
 //!   when the link returns the slave catches up and sends are SUCCESS again.
+//! - Divergence: an ASYNC_FLUSH master killed with its tail unwritten restarts behind its
+//!   slave; the slave truncates and then equals it.
+//! - (Ignored by default) a wiped slave catching up on gigabytes, the master's RSS flat.
 //!
 //! Needs root (`RMQ_NETNS_SKIP=1` skips, see `netns::require`).
 
@@ -592,4 +595,80 @@ fn a_wiped_slave_catches_up_on_gigabytes_with_the_master_rss_flat() {
             }
         }
     });
+}
+
+/// Divergence across hosts: an ASYNC_FLUSH master that writes its tail only every 30 s is
+/// SIGKILLed after its slave received everything; it restarts with less. The slave is told to
+/// truncate to the master's log, and from then on serves exactly the master's messages (the
+/// lost tail is gone from both; new messages take its offsets with a new generation).
+#[test]
+fn a_slave_ahead_of_its_restarted_master_truncates_to_it() {
+    let master_conf = "brokerRole=ASYNC_MASTER\nflushDiskType=ASYNC_FLUSH\n\
+                       commitIntervalCommitLog=30000\nflushIntervalCommitLog=30000\n";
+    let Some(mut cluster) = Cluster::start(master_conf, "") else {
+        return;
+    };
+    block_on(async {
+        prepare(&cluster, false).await;
+        let master = cluster.master_client();
+        for i in 0..200 {
+            let body = format!("before-{i}");
+            let reply = send_v2(
+                &master,
+                TOPIC,
+                i % QUEUES,
+                body.as_bytes(),
+                &properties(None, None, None),
+            )
+            .await;
+            assert_code(&reply, ResponseCode::Success);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while records_by_position(&cluster.slave_client()).await.len() < 200 {
+            assert!(Instant::now() < deadline, "the slave never had the 200");
+            compio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    cluster.kill_master();
+    cluster.start_master();
+    let kept = block_on(async {
+        let master = cluster.master_client();
+        let kept = records_by_position(&master).await.len();
+        assert!(kept < 200, "the kill lost the unwritten tail ({kept} kept)");
+        for i in 0..50 {
+            let body = format!("after-{i}");
+            let reply = send_v2(
+                &master,
+                TOPIC,
+                i % QUEUES,
+                body.as_bytes(),
+                &properties(None, None, None),
+            )
+            .await;
+            assert_code(&reply, ResponseCode::Success);
+        }
+        let on_master = records_by_position(&master).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let on_slave = records_by_position(&cluster.slave_client()).await;
+            if on_slave == on_master {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slave {} records, master {}",
+                on_slave.len(),
+                on_master.len()
+            );
+            compio::time::sleep(Duration::from_millis(200)).await;
+        }
+        kept
+    });
+    let slave = cluster.slave.as_ref().expect("slave");
+    assert!(
+        !slave
+            .log_lines_with(&["truncating this slave's log to the master's"])
+            .is_empty(),
+        "the slave truncated (the master kept {kept} of 200)"
+    );
 }
