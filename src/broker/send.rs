@@ -2,11 +2,14 @@
 //! the target queue (PROTOCOL.md §4.1): validate, ensure UNIQ_KEY and CLUSTER, encode the
 //! §6.6 record, append to the shard's store, reply with the offset msgId.
 //!
-//! A SLAVE refuses every send (SERVICE_NOT_AVAILABLE, `append::refuse_on_slave`).
+//! A SLAVE refuses every send (SERVICE_NOT_AVAILABLE, `append::refuse_on_slave`). A SYNC_MASTER
+//! answers SEND_OK only once its slave acknowledged the record (`super::ha::await_slave`);
+//! otherwise FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE, with the message stored.
 //!
 //! Must never: acknowledge a SYNC_FLUSH message before the store says it is durable (the store
-//! decides; a timeout becomes FLUSH_DISK_TIMEOUT with the message stored), or store a message
-//! for a queue this shard does not own (asserted).
+//! decides; a timeout becomes FLUSH_DISK_TIMEOUT with the message stored), answer SEND_OK on a
+//! SYNC_MASTER before the slave's ack, or store a message for a queue this shard does not own
+//! (asserted).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
