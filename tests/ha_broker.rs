@@ -20,8 +20,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_code, block_on, create_topic, free_port, properties, pull_all, send_v2, start_namesrv,
-    Server, TempDir,
+    assert_code, block_on, create_topic, free_port, properties, send_v2, start_namesrv, Server,
+    TempDir,
 };
 use rmq_net::codec::codes::ResponseCode;
 use rmq_net::codec::message::MessageRecord;
@@ -146,33 +146,14 @@ async fn until_replicated(client: &RemotingClient, limit: Duration) -> usize {
     }
 }
 
-/// Every queue's records, pulled from `client`.
+/// Every queue's records of the test topic.
 async fn all_records(client: &RemotingClient) -> Vec<Vec<MessageRecord>> {
-    let mut queues = Vec::new();
-    for queue in 0..QUEUES {
-        queues.push(pull_all(client, TOPIC, queue).await);
-    }
-    queues
+    common::all_records(client, TOPIC, QUEUES).await
 }
 
 /// Waits until the slave serves exactly what the master serves.
 async fn slave_equals_master(master: &RemotingClient, slave: &RemotingClient, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    let expected = all_records(master).await;
-    loop {
-        let got = all_records(slave).await;
-        if got == expected {
-            return;
-        }
-        let counts = |q: &Vec<Vec<MessageRecord>>| q.iter().map(Vec::len).collect::<Vec<_>>();
-        assert!(
-            Instant::now() < deadline,
-            "the slave never matched the master: {:?} vs {:?}",
-            counts(&got),
-            counts(&expected)
-        );
-        compio::time::sleep(Duration::from_millis(200)).await;
-    }
+    common::slave_equals_master(master, slave, TOPIC, QUEUES, limit).await;
 }
 
 fn sync_master_replicates_and_recovers(shards: usize, flush: &str) {

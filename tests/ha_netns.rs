@@ -433,21 +433,14 @@ fn a_partitioned_slave_makes_sync_sends_fail_fast_and_catches_up_after() {
             assert_code(&reply, ResponseCode::Success);
         }
         // The slave holds everything the master does, the partition's sends included.
-        let on_master = records_by_position(&master).await;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let on_slave = records_by_position(&cluster.slave_client()).await;
-            if on_slave == on_master {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "slave has {} records, master {}",
-                on_slave.len(),
-                on_master.len()
-            );
-            compio::time::sleep(Duration::from_millis(200)).await;
-        }
+        common::slave_equals_master(
+            &master,
+            &cluster.slave_client(),
+            TOPIC,
+            QUEUES,
+            Duration::from_secs(20),
+        )
+        .await;
     });
 }
 
@@ -647,21 +640,14 @@ fn a_slave_ahead_of_its_restarted_master_truncates_to_it() {
             .await;
             assert_code(&reply, ResponseCode::Success);
         }
-        let on_master = records_by_position(&master).await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let on_slave = records_by_position(&cluster.slave_client()).await;
-            if on_slave == on_master {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "slave {} records, master {}",
-                on_slave.len(),
-                on_master.len()
-            );
-            compio::time::sleep(Duration::from_millis(200)).await;
-        }
+        common::slave_equals_master(
+            &master,
+            &cluster.slave_client(),
+            TOPIC,
+            QUEUES,
+            Duration::from_secs(30),
+        )
+        .await;
         kept
     });
     let slave = cluster.slave.as_ref().expect("slave");

@@ -754,6 +754,46 @@ pub async fn pull_all(client: &RemotingClient, topic: &str, queue_id: i32) -> Ve
     }
 }
 
+/// Every queue's records of `topic` (queues `0..queues`), pulled from `client`.
+pub async fn all_records(
+    client: &RemotingClient,
+    topic: &str,
+    queues: i32,
+) -> Vec<Vec<MessageRecord>> {
+    let mut all = Vec::new();
+    for queue in 0..queues {
+        all.push(pull_all(client, topic, queue).await);
+    }
+    all
+}
+
+/// Waits (at most `limit`) until `slave` serves exactly the records `master` serves for
+/// `topic`'s queues `0..queues` (every field of every record, queue by queue).
+pub async fn slave_equals_master(
+    master: &RemotingClient,
+    slave: &RemotingClient,
+    topic: &str,
+    queues: i32,
+    limit: Duration,
+) {
+    let deadline = Instant::now() + limit;
+    let expected = all_records(master, topic, queues).await;
+    loop {
+        let got = all_records(slave, topic, queues).await;
+        if got == expected {
+            return;
+        }
+        let counts = |q: &Vec<Vec<MessageRecord>>| q.iter().map(Vec::len).collect::<Vec<_>>();
+        assert!(
+            Instant::now() < deadline,
+            "the slave never matched the master: {:?} vs {:?}",
+            counts(&got),
+            counts(&expected)
+        );
+        compio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// QUERY_CONSUMER_OFFSET request.
 pub fn query_offset_request(
     group: &str,
