@@ -148,40 +148,33 @@ async fn append_on_owner(
     result.map(|(outcome, ack)| (owner, outcome, ack))
 }
 
-/// Appends on the owner. On a SYNC_MASTER asked to replicate, its own flush and the slave's
-/// acknowledgement are awaited at once (the reply waits for the slower, not the sum).
+/// Appends on the owner. On a SYNC_MASTER asked to replicate, the slave's acknowledgement is
+/// awaited too; under SYNC_FLUSH at once with the master's own fdatasync (the reply waits for
+/// the slower, not the sum).
 async fn append_here(
     shard: &Shard,
     message: &AppendMessage<'_>,
     wait: WaitForFlush,
     replicated: bool,
 ) -> Result<(AppendOutcome, SlaveAck), Failure> {
-    let sync_master = shard.config.broker_role == BrokerRole::SyncMaster;
-    if !(replicated && sync_master && wait == WaitForFlush::AsPolicy) {
-        let outcome = shard
-            .store
-            .append_waiting(message, wait)
-            .await
-            .map_err(|e| storage_failure(&e))?;
-        return Ok((outcome, SlaveAck::NotAsked));
-    }
-    if shard.store.commitlog().config().flush_policy == FlushPolicy::Async {
-        // Nothing of the master's own to wait for.
-        let outcome = shard
-            .store
-            .append_waiting(message, wait)
-            .await
-            .map_err(|e| storage_failure(&e))?;
-        let end = outcome.phys_offset + u64::from(outcome.size);
-        let ack = super::ha::await_slave(shard, end).await;
-        return Ok((outcome, ack));
-    }
+    let await_slave = replicated
+        && wait == WaitForFlush::AsPolicy
+        && shard.config.broker_role == BrokerRole::SyncMaster;
+    let joined = await_slave && shard.store.commitlog().config().flush_policy == FlushPolicy::Sync;
+    // Joined: the append does not wait for the fdatasync itself; it is awaited below.
+    let append_wait = if joined { WaitForFlush::No } else { wait };
     let mut outcome = shard
         .store
-        .append_waiting(message, WaitForFlush::No)
+        .append_waiting(message, append_wait)
         .await
         .map_err(|e| storage_failure(&e))?;
+    if !await_slave {
+        return Ok((outcome, SlaveAck::NotAsked));
+    }
     let end = outcome.phys_offset + u64::from(outcome.size);
+    if !joined {
+        return Ok((outcome, super::ha::await_slave(shard, end).await));
+    }
     let (durability, ack) = futures_util::future::join(
         shard.store.wait_durability(end),
         super::ha::await_slave(shard, end),

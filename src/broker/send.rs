@@ -259,7 +259,8 @@ pub async fn process(
     };
     // Local unless diverted or parked into a queue another shard owns.
     let (owner, outcome, slave) =
-        super::append::append_routed_replicated(shard, &message, wait_for_flush(&wait)).await?;
+        super::append::append_routed_replicated(shard, &message, wait_for_flush(wait.as_deref()))
+            .await?;
     let phys = global_offset(
         owner,
         i64::try_from(outcome.phys_offset).unwrap_or(i64::MAX),
@@ -283,8 +284,8 @@ pub async fn process(
 
 /// `WAIT=false` (any case) skips the SYNC_FLUSH wait; absent or anything else waits (Java's
 /// `isWaitStoreMsgOK` defaults to true).
-fn wait_for_flush(wait: &Option<String>) -> WaitForFlush {
-    match wait.as_deref() {
+fn wait_for_flush(wait: Option<&str>) -> WaitForFlush {
+    match wait {
         Some(v) if v.eq_ignore_ascii_case("false") => WaitForFlush::No,
         _ => WaitForFlush::AsPolicy,
     }
@@ -403,9 +404,7 @@ async fn send_batch(
         .map(|(phys, size)| phys + u64::from(*size))
         .max()
         .expect("a stored batch has records");
-    let slave = if wait_for_flush(&batch_properties.get(keys::WAIT).map(str::to_owned))
-        == WaitForFlush::AsPolicy
-    {
+    let slave = if wait_for_flush(batch_properties.get(keys::WAIT)) == WaitForFlush::AsPolicy {
         super::ha::await_slave(shard, end).await
     } else {
         SlaveAck::NotAsked
