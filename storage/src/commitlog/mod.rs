@@ -638,6 +638,11 @@ enum Readiness {
 }
 
 impl State {
+    /// The lowest offset stored: the oldest segment's start (the append mark if none).
+    fn min_offset(&self) -> u64 {
+        self.segments.front().map_or(self.appended, |s| s.start)
+    }
+
     fn usable(&self) -> Result<()> {
         if let Some(cause) = &self.poison {
             return Err(StorageError::Poisoned {

@@ -286,7 +286,7 @@ impl Inner {
 
     fn source(&self, offset: u64) -> Result<Source> {
         let state = self.state.borrow();
-        let min_offset = state.segments.front().map_or(state.appended, |s| s.start);
+        let min_offset = state.min_offset();
         if offset < min_offset || offset >= state.appended {
             return Err(StorageError::OffsetOutOfRange {
                 offset,

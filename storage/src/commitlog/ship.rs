@@ -86,7 +86,7 @@ impl CommitLog {
                 ShipLimit::Appended => state.appended,
                 ShipLimit::Durable => state.durable.min(state.appended),
             };
-            let min_offset = state.segments.front().map_or(state.appended, |s| s.start);
+            let min_offset = state.min_offset();
             if from < min_offset || from > limit_end {
                 return Err(StorageError::OffsetOutOfRange {
                     offset: from,
@@ -171,7 +171,7 @@ impl CommitLog {
         let inner = &self.inner;
         let (to, segment_end) = {
             let state = inner.state.borrow();
-            let min_offset = state.segments.front().map_or(state.appended, |s| s.start);
+            let min_offset = state.min_offset();
             if offset < min_offset || offset >= state.appended {
                 return Err(StorageError::OffsetOutOfRange {
                     offset,

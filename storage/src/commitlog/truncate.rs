@@ -60,7 +60,7 @@ impl CommitLog {
         let appended = {
             let state = inner.state.borrow();
             state.usable()?;
-            let min_offset = state.segments.front().map_or(state.appended, |s| s.start);
+            let min_offset = state.min_offset();
             if offset < min_offset || offset > state.appended {
                 return Err(StorageError::OffsetOutOfRange {
                     offset,
