@@ -26,7 +26,9 @@ use rmq_storage::store::{Store, StoreConfig};
 use crate::config::{BrokerConfig, FlushDiskType};
 use crate::limits::SHUTDOWN_DRAIN_TIMEOUT;
 use crate::runtime::clock::now_ms;
-use crate::runtime::listener::{bind_reuseport, probe_exclusive};
+use crate::runtime::listener::{
+    bind_exclusive, bind_reuseport, probe_exclusive, retry_while_in_use,
+};
 use crate::runtime::mesh::{serve_inbox, Inbox, Mesh};
 use crate::runtime::{spawn_shards, ShardId};
 use crate::tables::clients::{ClientRegistry, GroupSubscriptions};
@@ -377,7 +379,7 @@ fn bind_first(
     let any = config.listen_ip;
     let bind_addr = SocketAddr::V4(SocketAddrV4::new(any, config.listen_port));
     if config.listen_port != 0 {
-        probe_exclusive(bind_addr).map_err(|source| StartError::Io {
+        retry_while_in_use(|| probe_exclusive(bind_addr)).map_err(|source| StartError::Io {
             what: format!("bind {bind_addr} (is another broker or process using listenPort?)"),
             source,
         })?;
@@ -406,10 +408,11 @@ fn bind_ha(config: &BrokerConfig) -> Result<(Option<std::net::TcpListener>, Stri
         return Ok((None, format!("{}:{port}", config.broker_ip2)));
     }
     let bind_addr = SocketAddr::V4(SocketAddrV4::new(config.listen_ip, port));
-    let listener = std::net::TcpListener::bind(bind_addr).map_err(|source| StartError::Io {
-        what: format!("bind haListenPort {bind_addr} (is another broker or process using it?)"),
-        source,
-    })?;
+    let listener =
+        retry_while_in_use(|| bind_exclusive(bind_addr)).map_err(|source| StartError::Io {
+            what: format!("bind haListenPort {bind_addr} (is another broker or process using it?)"),
+            source,
+        })?;
     let port = listener
         .local_addr()
         .map_err(|source| StartError::Io {

@@ -50,10 +50,12 @@ pub async fn run(listener: compio::net::TcpListener, server: Rc<NameServer>, con
     drop(expiry);
 }
 
-/// Binds `addr` for the NameServer.
+/// Binds `addr` for the NameServer (retrying a moment while a just-killed predecessor's port is
+/// released: `runtime::listener::retry_while_in_use`).
 ///
 /// # Errors
 /// When the address cannot be bound.
 pub fn bind(addr: SocketAddr) -> std::io::Result<compio::net::TcpListener> {
-    compio::net::TcpListener::from_std(crate::runtime::listener::bind_exclusive(addr)?)
+    use crate::runtime::listener::{bind_exclusive, retry_while_in_use};
+    compio::net::TcpListener::from_std(retry_while_in_use(|| bind_exclusive(addr))?)
 }
