@@ -795,14 +795,13 @@ fn registrations_coalesce_when_thousands_of_topics_are_auto_created() {
     });
     let namesrv_addr = addr_rx.recv().expect("fake NameServer address");
     let dir = common::TempDir::new("coalesce");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    // Both ports picked free: a master also binds haListenPort (default listenPort + 1, which
+    // may be some connection's ephemeral port on a busy test machine).
+    let (port, ha_port) = (common::free_port(), common::free_port());
     let conf = common::write_broker_conf(
         dir.path(),
         &format!(
-            "listenPort={port}\nbrokerIP1=127.0.0.1\nnamesrvAddr={namesrv_addr}\nstorePathRootDir={}\n",
+            "listenPort={port}\nhaListenPort={ha_port}\nbrokerIP1=127.0.0.1\nnamesrvAddr={namesrv_addr}\nstorePathRootDir={}\n",
             dir.path().join("store").display()
         ),
     );
