@@ -283,8 +283,10 @@ fn missing_on(slave: &HashMap<(i32, i64), MessageRecord>, acked: &[Acked]) -> Ve
 #[test]
 fn sync_master_sync_flush_loses_no_acknowledged_message_across_master_kills() {
     let flush = "flushDiskType=SYNC_FLUSH\n";
-    let Some(mut cluster) = Cluster::start(&format!("brokerRole=SYNC_MASTER\n{flush}"), flush)
-    else {
+    // syncFlushTimeout below the clients' request timeout (REQUEST_TIMEOUT, and the 5 s of
+    // common::call): a slow ack is answered FLUSH_SLAVE_TIMEOUT before a client gives up.
+    let master = format!("brokerRole=SYNC_MASTER\nsyncFlushTimeout=2000\n{flush}");
+    let Some(mut cluster) = Cluster::start(&master, flush) else {
         return;
     };
     let mut total_acked = 0;
