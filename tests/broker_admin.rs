@@ -534,7 +534,7 @@ fn producer_heartbeat(client_id: &str, group: &str) -> RemotingCommand {
 
 fn producer_list_request(group: &str) -> RemotingCommand {
     let mut ext = ExtFields::new();
-    ext.insert("producerGroup".into(), group.into());
+    ext.insert("producerGroup", group);
     RemotingCommand::request(RequestCode::GetProducerConnectionList, ext)
 }
 
@@ -550,8 +550,8 @@ async fn all_groups(client: &RemotingClient) -> SubscriptionGroupWrapper {
 
 fn delete_group_request(group: &str, clean_offset: bool) -> RemotingCommand {
     let mut ext = ExtFields::new();
-    ext.insert("groupName".into(), group.into());
-    ext.insert("cleanOffset".into(), clean_offset.to_string());
+    ext.insert("groupName", group);
+    ext.insert("cleanOffset", clean_offset.to_string());
     RemotingCommand::request(RequestCode::DeleteSubscriptionGroup, ext)
 }
 

@@ -370,7 +370,7 @@ fn a_heartbeat_storm_of_one_group_is_answered_and_notifications_coalesce() {
         compio::time::sleep(2 * INTERVAL).await;
         let admin = broker.client();
         let mut ext = rmq_net::codec::command::ExtFields::new();
-        ext.insert("consumerGroup".into(), group.into());
+        ext.insert("consumerGroup", group);
         let list = call(
             &admin,
             RemotingCommand::request(RequestCode::GetConsumerListByGroup, ext),
@@ -874,7 +874,7 @@ fn ten_thousand_connections_closing_at_once_all_leave_their_group() {
         };
         let list_request = |c: usize| {
             let mut ext = rmq_net::codec::command::ExtFields::new();
-            ext.insert("consumerGroup".into(), group(c));
+            ext.insert("consumerGroup", group(c));
             RemotingCommand::request(RequestCode::GetConsumerListByGroup, ext)
         };
         let listed = || async {

@@ -152,7 +152,7 @@ fn sync_flush_restart(shards: usize) {
         for (_, sent) in acknowledged.iter().step_by(37) {
             let (_, physical) = msg_id::decode(&sent.header.msg_id).expect("msgId");
             let mut ext = ExtFields::new();
-            ext.insert("offset".into(), physical.to_string());
+            ext.insert("offset", physical.to_string());
             let reply = call(
                 &client,
                 RemotingCommand::request(RequestCode::ViewMessageById, ext),

@@ -221,7 +221,7 @@ fn send_forms_and_pull_round_trip(shards: usize) {
                 check_record(&broker, topic, queue_id, record, want);
                 // VIEW_MESSAGE_BY_ID with the msgId's offset returns the same record.
                 let mut ext = rmq_net::ExtFields::new();
-                ext.insert("offset".into(), want.physical_offset.to_string());
+                ext.insert("offset", want.physical_offset.to_string());
                 let reply = call(
                     &client,
                     RemotingCommand::request(RequestCode::ViewMessageById, ext),
@@ -256,11 +256,9 @@ fn send_forms_and_pull_round_trip(shards: usize) {
                     queue_request(RequestCode::SearchOffsetByTimestamp, topic, queue_id);
                 request
                     .ext_fields
-                    .insert("timestamp".into(), timestamp.to_string());
+                    .insert("timestamp", timestamp.to_string());
                 if let Some(boundary) = boundary {
-                    request
-                        .ext_fields
-                        .insert("boundaryType".into(), boundary.into());
+                    request.ext_fields.insert("boundaryType", boundary);
                 }
                 request
             };
@@ -288,7 +286,7 @@ fn send_forms_and_pull_round_trip(shards: usize) {
 
         // A message whose msgId names no stored record.
         let mut ext = rmq_net::ExtFields::new();
-        ext.insert("offset".into(), (1i64 << 40).to_string());
+        ext.insert("offset", (1i64 << 40).to_string());
         let reply = call(
             &client,
             RemotingCommand::request(RequestCode::ViewMessageById, ext),
@@ -296,7 +294,7 @@ fn send_forms_and_pull_round_trip(shards: usize) {
         .await;
         assert_code(&reply, ResponseCode::SystemError);
         let mut ext = rmq_net::ExtFields::new();
-        ext.insert("offset".into(), (5i64 << 56).to_string());
+        ext.insert("offset", (5i64 << 56).to_string());
         let reply = call(
             &client,
             RemotingCommand::request(RequestCode::ViewMessageById, ext),

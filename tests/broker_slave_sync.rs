@@ -86,7 +86,7 @@ async fn create_group(client: &RemotingClient, config: &SubscriptionGroupConfig)
 
 async fn delete_group(client: &RemotingClient, group: &str) {
     let mut ext = ExtFields::new();
-    ext.insert("groupName".into(), group.into());
+    ext.insert("groupName", group);
     let request = RemotingCommand::request(RequestCode::DeleteSubscriptionGroup, ext);
     assert_code(&call(client, request).await, ResponseCode::Success);
 }
@@ -326,7 +326,7 @@ fn a_slave_copies_and_follows_its_master(shards: usize) {
         // Deletions follow too: the group and the topic go on the slave.
         delete_group(&client, "LaterGroup").await;
         let mut ext = ExtFields::new();
-        ext.insert("topic".into(), "SyncTopicLater".into());
+        ext.insert("topic", "SyncTopicLater");
         let deleted = call(
             &client,
             RemotingCommand::request(RequestCode::DeleteTopicInBroker, ext),

@@ -233,7 +233,10 @@ async fn broker_config(
 ) -> Option<BTreeMap<String, String>> {
     let addr = route.broker_addrs().into_iter().next()?;
     let client = RemotingClient::new(addr, config.clone());
-    let request = RemotingCommand::request(RequestCode::GetBrokerConfig, BTreeMap::new());
+    let request = RemotingCommand::request(
+        RequestCode::GetBrokerConfig,
+        rmq_net::codec::command::ExtFields::new(),
+    );
     let response = client.invoke(request, timeout).await.ok()?;
     if response.response_code() != ResponseCode::Success {
         return None;

@@ -195,7 +195,7 @@ fn rust_client_v1_send_header_with_bname() {
     assert_eq!(header.to_ext_in(SendHeaderForm::V1), expected_ext);
     // The same header in V2 letters decodes identically from a 310 request.
     let v2 = header.to_ext_in(SendHeaderForm::V2);
-    assert_eq!(v2.get("n").map(String::as_str), Some("broker-a"));
+    assert_eq!(v2.get("n"), Some("broker-a"));
     assert_eq!(
         SendMessageRequestHeader::decode_for_code(RequestCode::SendMessageV2, &v2),
         Ok(header)
@@ -276,7 +276,7 @@ fn rpc_extras_are_ignored_and_required_fields_enforced() {
         SendMessageRequestHeader::decode_for_code(RequestCode::SendMessageV2, &v2),
         Err(CodecError::MissingField("h"))
     );
-    v2.insert("h".into(), "zero".into());
+    v2.insert("h", "zero");
     assert_eq!(
         SendMessageRequestHeader::decode_for_code(RequestCode::SendMessageV2, &v2),
         Err(CodecError::InvalidField {

@@ -59,7 +59,7 @@ fn json_command() -> impl Strategy<Value = RemotingCommand> {
                     opaque,
                     flag,
                     remark,
-                    ext_fields,
+                    ext_fields: ext_fields.into_iter().collect(),
                     body,
                     serialize_type: SerializeType::Json,
                 }
@@ -93,7 +93,7 @@ fn binary_command() -> impl Strategy<Value = RemotingCommand> {
                     opaque,
                     flag,
                     remark,
-                    ext_fields,
+                    ext_fields: ext_fields.into_iter().collect(),
                     body,
                     serialize_type: SerializeType::RocketMq,
                 }
@@ -176,7 +176,12 @@ proptest! {
         prop_assert_eq!(value["code"].as_i64(), Some(i64::from(command.code)));
         prop_assert_eq!(value["remark"].as_str(), command.remark.as_deref());
         if !command.ext_fields.is_empty() {
-            let ext: ExtFields = serde_json::from_value(value["extFields"].clone()).expect("map");
+            let ext: ExtFields = serde_json::from_value::<std::collections::BTreeMap<String, String>>(
+                value["extFields"].clone(),
+            )
+            .expect("map")
+            .into_iter()
+            .collect();
             prop_assert_eq!(&ext, &command.ext_fields);
         }
         let keys = top_level_keys(&header);

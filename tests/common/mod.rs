@@ -839,8 +839,8 @@ pub fn offset_of(reply: &RemotingCommand) -> i64 {
 /// A request with only `topic` and `queueId` (GET_MAX_OFFSET, GET_MIN_OFFSET, ...).
 pub fn queue_request(code: RequestCode, topic: &str, queue_id: i32) -> RemotingCommand {
     let mut ext = ExtFields::new();
-    ext.insert("topic".into(), topic.into());
-    ext.insert("queueId".into(), queue_id.to_string());
+    ext.insert("topic", topic);
+    ext.insert("queueId", queue_id.to_string());
     RemotingCommand::request(code, ext)
 }
 

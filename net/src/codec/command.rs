@@ -1,15 +1,13 @@
 //! `RemotingCommand`: one request or response, independent of its header encoding.
 //! Owns no I/O; [`crate::codec::frame`] turns it into bytes and back.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 
 use super::codes::{LanguageCode, RequestCode, ResponseCode, SerializeType, SERVER_VERSION};
 
 /// The "custom header": every request/response header field as text (PROTOCOL.md §1.3).
 /// Sorted, as fastjson writes it, so encoding is deterministic.
-pub type ExtFields = BTreeMap<String, String>;
+pub use super::ext_fields::ExtFields;
 
 /// Flag bit 0: this command is a response.
 pub const FLAG_RESPONSE: i32 = 0b01;
@@ -129,6 +127,6 @@ impl RemotingCommand {
     /// One extField, if present.
     #[must_use]
     pub fn ext(&self, key: &str) -> Option<&str> {
-        self.ext_fields.get(key).map(String::as_str)
+        self.ext_fields.get(key)
     }
 }

@@ -123,10 +123,9 @@ pub fn decode_from(
     let mut frame = buf.split_to(info.frame_size).freeze();
     let header_start = FRAME_SIZE_MIN;
     let body_start = header_start + info.header_len;
-    let header = &frame[header_start..body_start];
     let mut command = match info.serialize_type {
-        SerializeType::Json => header_json::decode(header)?,
-        SerializeType::RocketMq => header_binary::decode(header)?,
+        SerializeType::Json => header_json::decode_shared(&frame.slice(header_start..body_start))?,
+        SerializeType::RocketMq => header_binary::decode(&frame[header_start..body_start])?,
     };
     command.serialize_type = info.serialize_type;
     command.body = frame.split_off(body_start);

@@ -9,10 +9,10 @@
 //! alphabetical order. Must never: panic on input, or accept more extFields entries or a longer
 //! remark than [`limits`](super::limits) allows.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::codes::LanguageCode;
@@ -21,17 +21,27 @@ use super::error::CodecError;
 use super::limits::{EXT_FIELDS_COUNT_MAX, REMARK_SIZE_MAX};
 
 /// Decodes a JSON header (no body). `serialize_type` is set to JSON and `body` left empty;
-/// [`frame`](super::frame) fills them.
+/// [`frame`](super::frame) fills them. Copies the header once; [`decode_shared`] does not.
+///
+/// # Errors
+/// As [`decode_shared`].
+pub fn decode(header: &[u8]) -> Result<RemotingCommand, CodecError> {
+    decode_shared(&Bytes::copy_from_slice(header))
+}
+
+/// Decodes a JSON header held in shared bytes: extFields keys and values without escapes are
+/// slices of `header`, not copies.
 ///
 /// # Errors
 /// [`CodecError::Json`] for malformed JSON or a field of the wrong type,
 /// [`CodecError::TooMany`] for more than [`EXT_FIELDS_COUNT_MAX`] extFields entries,
 /// [`CodecError::Length`] for a remark longer than [`REMARK_SIZE_MAX`] bytes.
-pub fn decode(header: &[u8]) -> Result<RemotingCommand, CodecError> {
+pub fn decode_shared(header: &Bytes) -> Result<RemotingCommand, CodecError> {
     let mut limit_error = None;
     let mut deserializer = serde_json::Deserializer::from_slice(header);
     let parsed = HeaderSeed {
         limit_error: &mut limit_error,
+        source: header,
     }
     .deserialize(&mut deserializer)
     .and_then(|command| deserializer.end().map(|()| command));
@@ -351,6 +361,8 @@ impl Visitor<'_> for KeyVisitor {
 /// cannot carry a `CodecError`), and parsing stops with a placeholder error.
 struct HeaderSeed<'a> {
     limit_error: &'a mut Option<CodecError>,
+    /// The header being parsed: borrowed strings are sliced out of it.
+    source: &'a Bytes,
 }
 
 impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {
@@ -399,6 +411,7 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
                 Key::ExtFields => {
                     command.ext_fields = map.next_value_seed(ExtFieldsSeed {
                         limit_error: &mut *self.limit_error,
+                        source: self.source,
                     })?;
                 }
                 Key::Ignored => {
@@ -493,6 +506,7 @@ impl Visitor<'_> for LanguageVisitor {
 /// Parses `extFields` (an object or `null`) and enforces [`EXT_FIELDS_COUNT_MAX`].
 struct ExtFieldsSeed<'a> {
     limit_error: &'a mut Option<CodecError>,
+    source: &'a Bytes,
 }
 
 impl<'de> DeserializeSeed<'de> for ExtFieldsSeed<'_> {
@@ -511,13 +525,14 @@ impl<'de> Visitor<'de> for ExtFieldsSeed<'_> {
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<ExtFields, E> {
-        Ok(BTreeMap::new())
+        Ok(ExtFields::new())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExtFields, A::Error> {
-        let mut fields = BTreeMap::new();
+        let mut fields = ExtFields::with_capacity(map.size_hint().unwrap_or(16).min(32));
         let mut count = 0_usize;
-        while let Some(key) = map.next_key::<String>()? {
+        let source = self.source;
+        while let Some(key) = map.next_key_seed(TextSeed { source })? {
             count += 1;
             if count > EXT_FIELDS_COUNT_MAX {
                 *self.limit_error = Some(CodecError::TooMany {
@@ -528,7 +543,7 @@ impl<'de> Visitor<'de> for ExtFieldsSeed<'_> {
                 return Err(de::Error::custom("too many extFields entries"));
             }
             // Duplicate keys: the last one wins, as in fastjson's HashMap.
-            if let Some(value) = map.next_value::<ExtValue>()?.0 {
+            if let Some(value) = map.next_value_seed(ExtValueSeed { source })? {
                 fields.insert(key, value);
             } else {
                 fields.remove(&key);
@@ -538,52 +553,112 @@ impl<'de> Visitor<'de> for ExtFieldsSeed<'_> {
     }
 }
 
-/// One extFields value as text: strings as they are, numbers and booleans as their JSON text
-/// (ali-ons sends `"d":4,"k":false`), `null` as absent. Objects and arrays are rejected.
-struct ExtValue(Option<String>);
+/// Text out of `source`: a slice of it when the JSON string had no escapes, else the unescaped
+/// copy serde made.
+#[derive(Clone, Copy)]
+struct TextSeed<'a> {
+    source: &'a Bytes,
+}
 
-impl<'de> de::Deserialize<'de> for ExtValue {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ExtValueVisitor)
+impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
+    type Value = ByteString;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
     }
 }
 
-struct ExtValueVisitor;
+impl<'de> Visitor<'de> for TextSeed<'_> {
+    type Value = ByteString;
 
-impl Visitor<'_> for ExtValueVisitor {
-    type Value = ExtValue;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<ByteString, E> {
+        Ok(shared_text(self.source, value))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<ByteString, E> {
+        Ok(ByteString::from(value.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<ByteString, E> {
+        Ok(ByteString::from(value))
+    }
+}
+
+/// `text` as a slice of `source` when it lies inside it (a string serde borrowed from the
+/// input), else a copy.
+fn shared_text(source: &Bytes, text: &str) -> ByteString {
+    let inside = source.as_ptr_range();
+    let range = text.as_bytes().as_ptr_range();
+    if text.is_empty() || range.start < inside.start || range.end > inside.end {
+        return ByteString::from(text.to_owned());
+    }
+    let slice = source.slice_ref(text.as_bytes());
+    // The bytes are exactly `text`'s, so they are UTF-8; the check cannot fail.
+    ByteString::try_from(slice).unwrap_or_else(|_| ByteString::from(text.to_owned()))
+}
+
+/// One extFields value as text: strings as they are, numbers and booleans as their JSON text
+/// (ali-ons sends `"d":4,"k":false`), `null` as absent (`None`). Objects and arrays are
+/// rejected.
+#[derive(Clone, Copy)]
+struct ExtValueSeed<'a> {
+    source: &'a Bytes,
+}
+
+impl<'de> DeserializeSeed<'de> for ExtValueSeed<'_> {
+    type Value = Option<ByteString>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ExtValueSeed<'_> {
+    type Value = Option<ByteString>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a string, number, boolean or null extFields value")
     }
 
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<ExtValue, E> {
-        Ok(ExtValue(Some(value.to_owned())))
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(shared_text(self.source, value)))
     }
 
-    fn visit_string<E: de::Error>(self, value: String) -> Result<ExtValue, E> {
-        Ok(ExtValue(Some(value)))
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(Some(ByteString::from(value.to_owned())))
     }
 
-    fn visit_bool<E: de::Error>(self, value: bool) -> Result<ExtValue, E> {
-        Ok(ExtValue(Some(value.to_string())))
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Self::Value, E> {
+        Ok(Some(ByteString::from(value)))
     }
 
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<ExtValue, E> {
-        Ok(ExtValue(Some(value.to_string())))
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(Some(ByteString::from_static(if value {
+            "true"
+        } else {
+            "false"
+        })))
     }
 
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<ExtValue, E> {
-        Ok(ExtValue(Some(value.to_string())))
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(Some(ByteString::from(value.to_string())))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(Some(ByteString::from(value.to_string())))
     }
 
     /// Fractions are not used by any header field; Rust's shortest round-trip text is kept.
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<ExtValue, E> {
-        Ok(ExtValue(Some(value.to_string())))
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(Some(ByteString::from(value.to_string())))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<ExtValue, E> {
-        Ok(ExtValue(None))
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
 
@@ -713,8 +788,8 @@ mod tests {
     #[test]
     fn encodes_fastjson_key_order_compactly() {
         let mut ext = ExtFields::new();
-        ext.insert("topic".into(), "TopicTest".into());
-        ext.insert("queueId".into(), "1".into());
+        ext.insert("topic", "TopicTest");
+        ext.insert("queueId", "1");
         let command = RemotingCommand {
             code: 310,
             language: LanguageCode::Rust,
@@ -798,9 +873,9 @@ mod tests {
     #[test]
     fn round_trips_through_encode() {
         let mut ext = ExtFields::new();
-        ext.insert("properties".into(), "TAGS\u{1}TagA\u{2}".into());
-        ext.insert("empty".into(), String::new());
-        ext.insert("ключ".into(), "значение\t".into());
+        ext.insert("properties", "TAGS\u{1}TagA\u{2}");
+        ext.insert("empty", String::new());
+        ext.insert("ключ", "значение\t");
         let command = RemotingCommand {
             code: 200_050,
             language: LanguageCode::Cpp,

@@ -1,7 +1,7 @@
 //! Sans-io remoting codec. No sockets, no async, no runtime, no logging, no `unsafe`.
 //!
 //! Map: [`frame`] (length words, `check` then `decode`), [`header_json`] and [`header_binary`]
-//! (the two header encodings), [`command`] (`RemotingCommand`), [`codes`] (request, response
+//! (the two header encodings), [`command`] (`RemotingCommand`), [`ext_fields`] (its custom header text), [`codes`] (request, response
 //! and language codes), [`header`] (typed custom headers <-> extFields), [`body`] (JSON bodies),
 //! [`message`] (properties, sysFlag, stored records, batch bodies, msgIds, tag hash),
 //! [`limits`] (every bound, named once), [`error`].
@@ -10,6 +10,7 @@ pub mod body;
 pub mod codes;
 pub mod command;
 pub mod error;
+pub mod ext_fields;
 pub mod frame;
 pub mod header;
 pub mod header_binary;

@@ -91,11 +91,8 @@ mod tests {
             ..CreateTopicRequestHeader::default()
         }
         .to_ext();
-        assert_eq!(
-            ext.get("topicFilterType").map(String::as_str),
-            Some("SINGLE_TAG")
-        );
-        ext.insert("topicFilterType".into(), "ANY_TAG".into());
+        assert_eq!(ext.get("topicFilterType"), Some("SINGLE_TAG"));
+        ext.insert("topicFilterType", "ANY_TAG");
         assert_eq!(
             CreateTopicRequestHeader::from_ext_fields(&ext),
             Err(CodecError::InvalidField {

@@ -21,6 +21,7 @@
 use super::body::topic::TopicFilterType;
 use super::command::{ExtFields, RemotingCommand};
 use super::error::CodecError;
+use bytestring::ByteString;
 
 pub use offset::BoundaryType;
 
@@ -309,7 +310,7 @@ macro_rules! header_field_impls {
             }
 
             fn write(&self, name: &'static str, out: &mut ExtFields) {
-                out.insert(name.to_owned(), FieldValue::to_text(self));
+                out.insert(ByteString::from_static(name), FieldValue::to_text(self));
             }
         }
 
@@ -322,7 +323,7 @@ macro_rules! header_field_impls {
 
             fn write(&self, name: &'static str, out: &mut ExtFields) {
                 if let Some(value) = self {
-                    out.insert(name.to_owned(), FieldValue::to_text(value));
+                    out.insert(ByteString::from_static(name), FieldValue::to_text(value));
                 }
             }
         }

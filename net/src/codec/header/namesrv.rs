@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(header.body_crc32, 0);
         assert_eq!(header.heartbeat_timeout_millis, None);
         let written = header.to_ext();
-        assert_eq!(written.get("compressed").map(String::as_str), Some("false"));
-        assert_eq!(written.get("bodyCrc32").map(String::as_str), Some("0"));
+        assert_eq!(written.get("compressed"), Some("false"));
+        assert_eq!(written.get("bodyCrc32"), Some("0"));
     }
 }

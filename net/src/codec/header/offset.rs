@@ -171,15 +171,15 @@ mod tests {
     #[test]
     fn defaults_apply_when_absent() {
         let mut ext = ExtFields::new();
-        ext.insert("topic".into(), "T".into());
-        ext.insert("queueId".into(), "3".into());
-        ext.insert("timestamp".into(), "1700000000000".into());
+        ext.insert("topic", "T");
+        ext.insert("queueId", "3");
+        ext.insert("timestamp", "1700000000000");
         let search = SearchOffsetRequestHeader::from_ext_fields(&ext).expect("valid header");
         assert_eq!(search.boundary_type, BoundaryType::Lower);
         let max = GetMaxOffsetRequestHeader::from_ext_fields(&ext).expect("valid header");
         assert!(max.committed);
-        ext.insert("boundaryType".into(), "UPPER".into());
-        ext.insert("committed".into(), "false".into());
+        ext.insert("boundaryType", "UPPER");
+        ext.insert("committed", "false");
         let search = SearchOffsetRequestHeader::from_ext_fields(&ext).expect("valid header");
         assert_eq!(search.boundary_type, BoundaryType::Upper);
         let max = GetMaxOffsetRequestHeader::from_ext_fields(&ext).expect("valid header");

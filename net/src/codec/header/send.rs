@@ -299,7 +299,7 @@ mod tests {
                 );
                 for name in SendMessageRequestHeader::required_names(form) {
                     let mut without = ext.clone();
-                    without.remove(*name);
+                    without.remove(name);
                     prop_assert_eq!(
                         SendMessageRequestHeader::from_ext_fields_in(form, &without),
                         Err(CodecError::MissingField(name))
@@ -345,11 +345,8 @@ mod tests {
             ..SendMessageResponseHeader::default()
         };
         let ext = header.to_ext();
-        assert_eq!(
-            ext.get("MSG_REGION").map(String::as_str),
-            Some("DefaultRegion")
-        );
-        assert_eq!(ext.get("TRACE_ON").map(String::as_str), Some("true"));
+        assert_eq!(ext.get("MSG_REGION"), Some("DefaultRegion"));
+        assert_eq!(ext.get("TRACE_ON"), Some("true"));
         assert!(!ext.contains_key("transactionId"));
         assert_eq!(ext.len(), 5);
     }
