@@ -20,6 +20,8 @@ use super::command::{ExtFields, RemotingCommand};
 use super::error::CodecError;
 use super::limits::{EXT_FIELDS_COUNT_MAX, REMARK_SIZE_MAX};
 
+mod fast;
+
 /// Decodes a JSON header (no body). `serialize_type` is set to JSON and `body` left empty;
 /// [`frame`](super::frame) fills them. Copies the header once; [`decode_shared`] does not.
 ///
@@ -30,13 +32,23 @@ pub fn decode(header: &[u8]) -> Result<RemotingCommand, CodecError> {
 }
 
 /// Decodes a JSON header held in shared bytes: extFields keys and values without escapes are
-/// slices of `header`, not copies.
+/// slices of `header`, not copies. The common shape takes the scanner in [`fast`]; anything
+/// else (and every error) goes through the serde decoder.
 ///
 /// # Errors
 /// [`CodecError::Json`] for malformed JSON or a field of the wrong type,
 /// [`CodecError::TooMany`] for more than [`EXT_FIELDS_COUNT_MAX`] extFields entries,
 /// [`CodecError::Length`] for a remark longer than [`REMARK_SIZE_MAX`] bytes.
 pub fn decode_shared(header: &Bytes) -> Result<RemotingCommand, CodecError> {
+    match fast::decode(header) {
+        Some(command) => Ok(command),
+        None => decode_with_serde(header),
+    }
+}
+
+/// The lenient serde decoder: every input the fast path declines, and the reference the fast
+/// path is tested against.
+fn decode_with_serde(header: &Bytes) -> Result<RemotingCommand, CodecError> {
     let mut limit_error = None;
     let mut deserializer = serde_json::Deserializer::from_slice(header);
     let parsed = HeaderSeed {
