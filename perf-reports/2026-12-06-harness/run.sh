@@ -15,8 +15,11 @@ declare -A configs=(
   [json-inflight64]="--inflight 64"
   [rocketmq-inflight64]="--inflight 64 --serialize rocketmq"
   [json-inflight1024]="--inflight 1024"
+  [rocketmq-inflight1024]="--inflight 1024 --serialize rocketmq"
 )
-order=(json-inflight64 rocketmq-inflight64 json-inflight1024)
+order=(json-inflight64 rocketmq-inflight64 json-inflight1024 rocketmq-inflight1024)
+# CONFIGS="a b" runs only those (the rocketmq-inflight1024 runs were added in a second session).
+if [ -n "${CONFIGS:-}" ]; then read -r -a order <<< "$CONFIGS"; fi
 for rep in $(seq 1 "$reps"); do
   for name in "${order[@]}"; do
     for side in before after; do

@@ -536,6 +536,66 @@ mod tests {
         opaque
     }
 
+    /// A lean connection to a listener that reads but never answers, then closes.
+    #[test]
+    fn unanswered_requests_time_out_and_a_closed_peer_fails_the_rest() {
+        let runtime = compio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let listener = compio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let addr = listener.local_addr().expect("addr").to_string();
+            let (close_tx, close_rx) = flume::bounded::<()>(1);
+            let peer = compio::runtime::spawn(async move {
+                let (stream, _) = listener.accept().await.expect("accept");
+                // Hold the connection open, unanswered, until told to close it.
+                let _ = close_rx.recv_async().await;
+                drop(stream);
+            });
+            let stats = Rc::new(RefCell::new(IntervalStats::new()));
+            let settings = LeanSettings {
+                inflight_max: 4,
+                stats: stats.clone(),
+                timeout: Duration::from_millis(50),
+                frame_limits: FrameLimits::default(),
+            };
+            let connection = LeanConnection::connect(&addr, Duration::from_secs(5), settings)
+                .await
+                .expect("connects");
+            let window = Window::new(4);
+            for _ in 0..3 {
+                let permit = window.acquire().await;
+                let queued = connection.send(permit, 1, 10, |out, _opaque| {
+                    out.extend_from_slice(&[0; 16]);
+                });
+                assert_eq!(queued, Queued::Yes);
+            }
+            assert_eq!(window.available(), 1);
+            compio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(stats.borrow().errors.get("send:timeout"), 3);
+            assert_eq!(
+                window.available(),
+                4,
+                "timed-out requests return their permits"
+            );
+            let permit = window.acquire().await;
+            assert_eq!(connection.send(permit, 1, 10, |_, _| {}), Queued::Yes);
+            close_tx.send(()).expect("peer alive");
+            let _ = peer.await;
+            compio::time::sleep(Duration::from_millis(100)).await;
+            assert!(connection.is_broken());
+            assert_eq!(stats.borrow().errors.get("send:connection"), 1);
+            assert_eq!(window.available(), 4);
+            let permit = window.acquire().await;
+            assert_eq!(
+                connection.send(permit, 1, 10, |_, _| {}),
+                Queued::ConnectionDead
+            );
+            assert_eq!(stats.borrow().errors.get("send:connection"), 2);
+            assert_eq!(window.available(), 4);
+        });
+    }
+
     #[test]
     fn the_table_skips_taken_slots_and_matches_opaques_exactly() {
         let window = Window::new(4);
