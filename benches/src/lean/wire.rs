@@ -258,38 +258,42 @@ fn json_fields<'a>(
         }
         at = skip_whitespace(header, at + 1);
         expect_key = false;
-        match header.get(at) {
-            Some(b'{') if depth == 1 => {
-                depth = 2;
-                in_ext_fields = key == b"extFields";
-                at += 1;
-                expect_key = header.get(skip_whitespace(header, at)) != Some(&b'}');
-            }
-            Some(b'"') => {
-                let end = string_end(header, at + 1)?;
-                visit(JsonField {
-                    in_ext_fields,
-                    key,
-                    value: &header[at + 1..end],
-                });
-                at = end + 1;
-            }
-            Some(byte) if byte.is_ascii_alphanumeric() || *byte == b'-' => {
-                let start = at;
-                while header
-                    .get(at)
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'))
-                {
-                    at += 1;
-                }
-                visit(JsonField {
-                    in_ext_fields,
-                    key,
-                    value: &header[start..at],
-                });
-            }
-            _ => return Err(json_error(at)),
+        if header.get(at) == Some(&b'{') && depth == 1 {
+            depth = 2;
+            in_ext_fields = key == b"extFields";
+            at += 1;
+            expect_key = header.get(skip_whitespace(header, at)) != Some(&b'}');
+            continue;
         }
+        let (value, next) = json_scalar(header, at)?;
+        visit(JsonField {
+            in_ext_fields,
+            key,
+            value,
+        });
+        at = next;
+    }
+}
+
+/// The scalar value starting at `at` (a string's content, or a number's or literal's text)
+/// and the index after it.
+fn json_scalar(header: &[u8], at: usize) -> Result<(&[u8], usize), WireError> {
+    match header.get(at) {
+        Some(b'"') => {
+            let end = string_end(header, at + 1)?;
+            Ok((&header[at + 1..end], end + 1))
+        }
+        Some(byte) if byte.is_ascii_alphanumeric() || *byte == b'-' => {
+            let mut end = at;
+            while header
+                .get(end)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.'))
+            {
+                end += 1;
+            }
+            Ok((&header[at..end], end))
+        }
+        _ => Err(json_error(at)),
     }
 }
 
