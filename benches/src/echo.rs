@@ -4,6 +4,9 @@
 //! `SendMessageResponseHeader`; route lookups get a route naming this server as the only
 //! broker; pulls get `maxMsgNums` freshly stamped synthetic records; offset, heartbeat and
 //! commit requests get the answers a new group would. Counts what it served.
+//! Send requests take a lean path (header fields read in place, the answer rendered from a
+//! template, many answers per write) so the server outpaces one harness core; every other
+//! request is decoded and encoded by `rmq-net` as a broker would.
 //! Must never store a message, nor answer a oneway request.
 
 use std::net::SocketAddr;
@@ -13,24 +16,30 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use bytes::{Bytes, BytesMut};
-use compio::net::TcpListener;
+use compio::buf::BufResult;
+use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::net::{TcpListener, TcpStream};
 use futures_util::future::{select, Either};
 use rmq_net::codec::body::route::{BrokerData, QueueData, TopicRouteData};
 use rmq_net::codec::body::topic::perm;
 use rmq_net::codec::body::JsonBody;
+use rmq_net::codec::codes::SerializeType;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
-use rmq_net::codec::command::RemotingCommand;
+use rmq_net::codec::command::{RemotingCommand, FLAG_ONEWAY, FLAG_RESPONSE};
+use rmq_net::codec::frame;
 use rmq_net::codec::header::offset::{
     GetMaxOffsetResponseHeader, QueryConsumerOffsetRequestHeader,
 };
 use rmq_net::codec::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader};
 use rmq_net::codec::header::send::SendMessageResponseHeader;
 use rmq_net::codec::header::CommandHeader;
+use rmq_net::codec::limits::FrameLimits;
 use rmq_net::codec::message::layout::BORN_TIMESTAMP_OFFSET;
 use rmq_net::codec::message::{patch_offsets, MessageRecord, Properties};
-use rmq_net::conn::{serve, ConnContext, Handler, ServeConfig};
 use serde::Serialize;
 
+use crate::lean::template::FrameTemplate;
+use crate::lean::wire::{next_frame, RawFrame};
 use crate::message::payload;
 use crate::producer::wall_clock_ms;
 use crate::route::{DEFAULT_TOPIC, MASTER_ID};
@@ -42,6 +51,8 @@ pub const ECHO_BROKER_NAME: &str = "echo-broker";
 pub const ECHO_CLUSTER: &str = "EchoCluster";
 /// Most records one echoed pull returns, whatever `maxMsgNums` asks (Java's cap).
 pub const ECHO_PULL_RECORDS_MAX: usize = 1024;
+/// Bytes read per read syscall on an echo connection.
+const ECHO_READ_CHUNK_SIZE: usize = 64 * 1024;
 
 /// Which topics the echo NameServer knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,12 +197,71 @@ async fn serve_until(
     let (listener, addr) = listener;
     let handler = Rc::new(EchoHandler::new(&config, addr, counters));
     let _ = ready.send(Ok(addr));
-    let served = std::pin::pin!(serve(&listener, handler, ServeConfig::default()));
+    let served = std::pin::pin!(accept_loop(&listener, handler));
     let stopped = std::pin::pin!(shutdown.recv_async());
     match select(served, stopped).await {
         Either::Left(((), _)) | Either::Right(_) => {}
     }
 }
+
+/// Accepts connections until the listener fails; each gets its own task, cancelled with
+/// this future.
+async fn accept_loop(listener: &TcpListener, handler: Rc<EchoHandler>) {
+    let mut connections = Vec::new();
+    while let Ok((stream, _)) = listener.accept().await {
+        connections.retain(|task: &compio::runtime::JoinHandle<()>| !task.is_finished());
+        connections.push(compio::runtime::spawn(echo_connection(
+            stream,
+            handler.clone(),
+        )));
+    }
+}
+
+/// Reads requests in bulk, answers every whole frame of a read, and writes the answers in
+/// one write; ends at EOF, on an I/O error or on a malformed frame.
+async fn echo_connection(stream: TcpStream, handler: Rc<EchoHandler>) {
+    // Without it a small answer can wait for the client's delayed ACK.
+    if stream.set_nodelay(true).is_err() {
+        return;
+    }
+    let limits = FrameLimits::default();
+    let mut io = &stream;
+    let mut input: Vec<u8> = Vec::with_capacity(ECHO_READ_CHUNK_SIZE);
+    let mut output: Vec<u8> = Vec::with_capacity(ECHO_READ_CHUNK_SIZE);
+    loop {
+        if input.capacity() - input.len() < ECHO_READ_CHUNK_SIZE / 4 {
+            input.reserve(ECHO_READ_CHUNK_SIZE);
+        }
+        let BufResult(result, returned) = io.append(input).await;
+        input = returned;
+        if !matches!(result, Ok(read) if read > 0) {
+            return;
+        }
+        let mut consumed = 0;
+        while let Ok(Some(frame)) = next_frame(&input[consumed..], &limits) {
+            consumed += frame.bytes.len();
+            if handler.answer_frame(&frame, &limits, &mut output).is_err() {
+                return;
+            }
+        }
+        if next_frame(&input[consumed..], &limits).is_err() {
+            return;
+        }
+        input.drain(..consumed);
+        if !output.is_empty() {
+            let BufResult(result, returned) = io.write_all(output).await;
+            output = returned;
+            output.clear();
+            if result.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A frame the echo server cannot read; its connection is closed.
+#[derive(Debug)]
+struct Unreadable;
 
 /// Answers requests; see the module doc.
 struct EchoHandler {
@@ -205,6 +275,8 @@ struct EchoHandler {
     msg_id: String,
     /// Queue offsets handed out (echo has no queues; this only makes replies plausible).
     next_queue_offset: std::cell::Cell<i64>,
+    /// SUCCESS send answers with `queueId` and `queueOffset` cut out: JSON, ROCKETMQ.
+    send_answers: [FrameTemplate; 2],
 }
 
 impl EchoHandler {
@@ -229,15 +301,104 @@ impl EchoHandler {
         record
             .encode(&mut encoded)
             .expect("a synthetic record within the CLI size limit encodes");
+        let msg_id = format!("7F00000100002A9F{:016X}", 0);
+        let send_answer = |serialize_type| {
+            let request = RemotingCommand {
+                serialize_type,
+                ..RemotingCommand::default()
+            };
+            let header = SendMessageResponseHeader {
+                msg_id: msg_id.clone(),
+                ..SendMessageResponseHeader::default()
+            };
+            let answer = RemotingCommand::response_to(&request, ResponseCode::Success)
+                .with_ext_fields(header.to_ext());
+            FrameTemplate::new(&answer, &["queueId", "queueOffset"])
+                .expect("the send answer has no marker text")
+        };
         Self {
             queues: config.queues,
             routes: config.routes,
             addr,
             counters,
             record: encoded.freeze(),
-            msg_id: format!("7F00000100002A9F{:016X}", 0),
+            send_answers: [
+                send_answer(SerializeType::Json),
+                send_answer(SerializeType::RocketMq),
+            ],
+            msg_id,
             next_queue_offset: std::cell::Cell::new(0),
         }
+    }
+
+    /// Answers one frame into `out`: sends from a template, anything else through the
+    /// codec and [`Self::answer`]. Oneway requests are counted, never answered.
+    fn answer_frame(
+        &self,
+        frame: &RawFrame<'_>,
+        limits: &FrameLimits,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Unreadable> {
+        // V2 keys (`m`, `e`) and the V1 ones (`batch`, `queueId`), in one pass.
+        let (head, [v2_batch, v1_batch, v2_queue_id, v1_queue_id]) = frame
+            .fields(["m", "batch", "e", "queueId"])
+            .map_err(|_| Unreadable)?;
+        if head.flag & FLAG_RESPONSE != 0 {
+            return Ok(());
+        }
+        let code = RequestCode::from_value(head.code);
+        if !is_send(code) {
+            let Ok(Some((request, _))) = frame::decode(frame.bytes, limits) else {
+                return Err(Unreadable);
+            };
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            if request.is_oneway() {
+                return Ok(());
+            }
+            let mut response = self.answer(&request);
+            response.opaque = request.opaque;
+            response.flag = (response.flag | FLAG_RESPONSE) & !FLAG_ONEWAY;
+            response.serialize_type = request.serialize_type;
+            let mut encoded = BytesMut::new();
+            frame::encode(&response, &mut encoded).map_err(|_| Unreadable)?;
+            out.extend_from_slice(&encoded);
+            return Ok(());
+        }
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let is_batch = [v2_batch, v1_batch].contains(&Some(&b"true"[..]));
+        let messages = if is_batch {
+            count_batch_entries(frame.body)
+        } else {
+            1
+        };
+        self.count_messages(messages);
+        if head.flag & FLAG_ONEWAY != 0 {
+            return Ok(());
+        }
+        let queue_id: i32 = v2_queue_id
+            .or(v1_queue_id)
+            .and_then(|text| std::str::from_utf8(text).ok()?.parse().ok())
+            .unwrap_or(0);
+        let queue_offset = self.next_queue_offset.get();
+        self.next_queue_offset
+            .set(queue_offset + i64::try_from(messages).unwrap_or(1));
+        let mut queue_id_text = [0_u8; 24];
+        let mut queue_offset_text = [0_u8; 24];
+        let queue_id_text = decimal_into(&mut queue_id_text, i64::from(queue_id));
+        let queue_offset_text = decimal_into(&mut queue_offset_text, queue_offset);
+        let template = match frame.serialize_type {
+            SerializeType::Json => &self.send_answers[0],
+            SerializeType::RocketMq => &self.send_answers[1],
+        };
+        template.render(out, head.opaque, &[queue_id_text, queue_offset_text], &[]);
+        Ok(())
+    }
+
+    fn count_messages(&self, messages: u64) {
+        self.counters.send_requests.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .send_messages
+            .fetch_add(messages, Ordering::Relaxed);
     }
 
     /// Counts a send request; returns its message count.
@@ -247,10 +408,7 @@ impl EchoHandler {
         } else {
             1
         };
-        self.counters.send_requests.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .send_messages
-            .fetch_add(messages, Ordering::Relaxed);
+        self.count_messages(messages);
         messages
     }
 
@@ -365,29 +523,31 @@ impl EchoHandler {
     }
 }
 
-impl Handler for EchoHandler {
-    fn handle(
-        &self,
-        _ctx: &ConnContext,
-        request: RemotingCommand,
-    ) -> impl std::future::Future<Output = Option<RemotingCommand>> {
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        if request.is_oneway() {
-            // No response goes back; only the count matters.
-            if is_send(request.request_code()) {
-                self.count_send(&request);
-            }
-            return std::future::ready(None);
-        }
-        std::future::ready(Some(self.answer(&request)))
-    }
-}
-
 fn is_send(code: RequestCode) -> bool {
     matches!(
         code,
         RequestCode::SendMessage | RequestCode::SendMessageV2 | RequestCode::SendBatchMessage
     )
+}
+
+/// The decimal text of `value`, written into `buf` (no allocation).
+fn decimal_into(buf: &mut [u8; 24], value: i64) -> &[u8] {
+    let mut position = buf.len();
+    let mut magnitude = value.unsigned_abs();
+    loop {
+        position -= 1;
+        // Below 10: the cast cannot truncate.
+        buf[position] = b'0' + (magnitude % 10) as u8;
+        magnitude /= 10;
+        if magnitude == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        position -= 1;
+        buf[position] = b'-';
+    }
+    &buf[position..]
 }
 
 /// Entries of a batch body, found by hopping over each entry's TOTALSIZE (no decoding).
@@ -413,6 +573,76 @@ mod tests {
     use rmq_net::codec::message::{encode_batch, BatchEntry};
 
     use super::*;
+    use crate::message::{MessageFactory, MessageSpec};
+    use crate::route::QueueTarget;
+
+    fn handler() -> EchoHandler {
+        let config = EchoConfig {
+            queues: 4,
+            routes: EchoRoutes::AllTopics,
+            pull_message_size: 16,
+            core: None,
+        };
+        let addr = "127.0.0.1:1".parse().expect("addr");
+        EchoHandler::new(&config, addr, Arc::default())
+    }
+
+    #[test]
+    fn send_answers_from_the_template_equal_the_codec_ones() {
+        let handler = handler();
+        let limits = FrameLimits::default();
+        let queues: Vec<QueueTarget> = (0..4)
+            .map(|queue_id| QueueTarget {
+                broker_name: ECHO_BROKER_NAME.into(),
+                broker_addr: "127.0.0.1:1".into(),
+                queue_id,
+            })
+            .collect();
+        for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {
+            for batch in [1, 5] {
+                let spec = MessageSpec {
+                    topic: "T".into(),
+                    producer_group: "PG".into(),
+                    default_queue_nums: 4,
+                    size: 10,
+                    batch,
+                    tags: Vec::new(),
+                    key_space: 0,
+                };
+                let mut factory = MessageFactory::new(spec, &queues, 0, 1).expect("factory");
+                let mut request = factory.request(3, batch, 2).expect("request");
+                request.opaque = 4321;
+                request.serialize_type = serialize_type;
+                let bytes = frame::encode_to_bytes(&request).expect("encodes");
+                let raw = next_frame(&bytes, &limits).expect("ok").expect("whole");
+                handler.next_queue_offset.set(1_000_000_007);
+                let mut out = Vec::new();
+                handler
+                    .answer_frame(&raw, &limits, &mut out)
+                    .expect("answers");
+                handler.next_queue_offset.set(1_000_000_007);
+                let expected = handler.answer(&request);
+                assert_eq!(expected.ext("queueId"), Some("3"));
+                let expected = frame::encode_to_bytes(&expected).expect("encodes");
+                assert_eq!(out, expected, "{serialize_type:?} batch {batch}");
+                assert_eq!(
+                    handler.next_queue_offset.get(),
+                    1_000_000_007 + i64::from(batch)
+                );
+                // Oneway: counted, never answered.
+                let oneway = frame::encode_to_bytes(&request.clone().oneway()).expect("encodes");
+                let raw = next_frame(&oneway, &limits).expect("ok").expect("whole");
+                out.clear();
+                handler
+                    .answer_frame(&raw, &limits, &mut out)
+                    .expect("reads");
+                assert!(out.is_empty());
+            }
+        }
+        let counted = handler.counters.send_messages.load(Ordering::Relaxed);
+        // Per encoding and batch size: the lean answer, the codec answer and the oneway.
+        assert_eq!(counted, 2 * 3 * (1 + 5));
+    }
 
     #[test]
     fn batch_entries_are_counted_without_decoding() {

@@ -5,7 +5,8 @@
 //! - [`cli`]: every parameter, validated once.
 //! - [`run`]: the coordinator (setup, start, stop rules, merging) on the main thread.
 //! - [`worker`]: one pinned compio runtime per harness thread, running [`producer`] loops
-//!   (sync / async / oneway sends built by [`message`]) and [`consumer`] pull loops.
+//!   (sync / async / oneway sends built by [`message`]) and [`consumer`] pull loops;
+//!   [`lean`] is the async send path (templates, bulk writes and reads).
 //! - [`route`]: topic route → write and read queues, with the TBW102 fallback.
 //! - [`rate`] (token bucket), [`sync`] (window and event for one runtime).
 //! - [`stats`] and [`aggregate`]: counters and HDR histograms per interval, merged into
@@ -21,6 +22,7 @@ pub mod aggregate;
 pub mod cli;
 pub mod consumer;
 pub mod echo;
+pub mod lean;
 pub mod message;
 pub mod procwatch;
 pub mod producer;

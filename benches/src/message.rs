@@ -50,9 +50,9 @@ pub struct MessageFactory {
 }
 
 /// Header key of the born timestamp.
-const BORN_TIMESTAMP_KEY: &str = "g";
+pub(crate) const BORN_TIMESTAMP_KEY: &str = "g";
 /// Header key of the properties string.
-const PROPERTIES_KEY: &str = "i";
+pub(crate) const PROPERTIES_KEY: &str = "i";
 
 impl MessageFactory {
     /// A factory for producer `producer_index` sending to `queues`, started at wall-clock
@@ -164,7 +164,7 @@ impl MessageFactory {
 }
 
 /// The header fields that do not change between requests to one queue.
-fn template(spec: &MessageSpec, queue: &QueueTarget) -> ExtFields {
+pub(crate) fn template(spec: &MessageSpec, queue: &QueueTarget) -> ExtFields {
     let header = SendMessageRequestHeader {
         producer_group: spec.producer_group.clone(),
         topic: spec.topic.clone(),
@@ -185,7 +185,7 @@ fn template(spec: &MessageSpec, queue: &QueueTarget) -> ExtFields {
 }
 
 /// Appends `name\x01value\x02`, the Java properties string form.
-fn push_property(out: &mut String, name: &str, value: &str) {
+pub(crate) fn push_property(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push(char::from(NAME_VALUE_SEPARATOR));
     out.push_str(value);

@@ -1,6 +1,8 @@
 //! Watches the broker process under test (`--broker-pid`) through `/proc`: its resident
 //! memory and the CPU it used since the last reading, once per sample, so a backlog run can
-//! plot broker RSS against backlog size. Reads two small files per second.
+//! plot broker RSS against backlog size. Reads two small files per second. Also reads the
+//! process's total CPU time ([`cpu_seconds`]) at the start and end of the measured interval,
+//! for the broker's CPU µs per message.
 //! Must never write to, signal or otherwise touch the watched process.
 
 use std::path::PathBuf;
@@ -30,11 +32,9 @@ impl ProcessProbe {
     /// # Errors
     /// The I/O error of the first reading.
     pub fn new(proc_root: impl Into<PathBuf>, pid: u32) -> std::io::Result<Self> {
-        // SAFETY: sysconf only reads a configuration value.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         let mut probe = Self {
             dir: proc_root.into().join(pid.to_string()),
-            ticks_per_s: if ticks > 0 { ticks as f64 } else { 100.0 },
+            ticks_per_s: clock_ticks_per_second(),
             last: None,
         };
         probe.try_read()?;
@@ -63,6 +63,29 @@ impl ProcessProbe {
             cpu_cores,
         })
     }
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` times.
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+/// CPU seconds (user + system, all threads) process `pid` has used so far, read from
+/// `<proc_root>/<pid>/stat`; resolution one clock tick (10 ms).
+///
+/// # Errors
+/// The read error, or `InvalidData` for a malformed file.
+pub fn cpu_seconds(proc_root: impl Into<PathBuf>, pid: u32) -> std::io::Result<f64> {
+    let stat = std::fs::read_to_string(proc_root.into().join(pid.to_string()).join("stat"))?;
+    let ticks = cpu_ticks(&stat)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "malformed stat"))?;
+    Ok(ticks as f64 / clock_ticks_per_second())
 }
 
 /// `VmRSS:   1234 kB` → bytes.
@@ -114,6 +137,9 @@ mod tests {
         std::fs::write(dir.join("status"), "VmRSS:\t1024 kB\n").expect("write");
         std::fs::write(dir.join("stat"), STAT).expect("write");
         let mut probe = ProcessProbe::new(&root, 4242).expect("readable");
+        let ticks_per_s = clock_ticks_per_second();
+        let cpu = cpu_seconds(&root, 4242).expect("readable");
+        assert!((cpu - 300.0 / ticks_per_s).abs() < 1e-9);
         std::fs::write(dir.join("stat"), STAT.replace(" 250 50 ", " 350 50 ")).expect("write");
         let reading = probe.read().expect("reading");
         assert_eq!(reading.rss_bytes, 1024 * 1024);

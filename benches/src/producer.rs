@@ -2,6 +2,8 @@
 //! and sends through its connection in one of three modes: sync (one request outstanding),
 //! async (requests outstanding bounded by the connection's [`Window`]) or oneway. Every
 //! outcome goes into the thread's [`IntervalStats`]; nothing is kept per message.
+//! Async sends take the lean path ([`crate::lean`]): frames rendered from templates into the
+//! connection's buffer, responses read in place; sync and oneway sends use `RemotingClient`.
 //! Must never retry a send (a failure is counted, the next message goes on), nor outlive the
 //! stop event by more than the request timeout.
 
@@ -16,6 +18,8 @@ use rmq_net::codec::command::RemotingCommand;
 use rmq_net::conn::{ClientError, RemotingClient};
 
 use crate::cli::SendMode;
+use crate::lean::conn::{LeanLinks, Queued};
+use crate::lean::request::LeanRequests;
 use crate::message::MessageFactory;
 use crate::rate::TokenBucket;
 use crate::route::QueueTarget;
@@ -33,6 +37,8 @@ pub struct ProducerConnection {
     pub clients: Rc<BTreeMap<String, RemotingClient>>,
     /// Async mode: bounds requests in flight on this connection.
     pub window: Option<Window>,
+    /// Async mode: the lean connection per broker address.
+    pub lean: Option<Rc<LeanLinks>>,
 }
 
 /// What a producer shares with the rest of its thread.
@@ -63,6 +69,8 @@ pub struct Producer {
     pub quota: Option<u64>,
     /// Messages per request.
     pub batch: u32,
+    /// Async mode: the same requests, rendered from templates.
+    pub lean: Option<LeanRequests>,
 }
 
 /// Wall clock, ms since the epoch (the born timestamp).
@@ -183,6 +191,23 @@ impl Producer {
             }
             let queue_index = self.next_queue % self.queues.len();
             self.next_queue = self.next_queue.wrapping_add(1);
+            if let (Some(requests), Some(links), Some(window)) =
+                (&mut self.lean, &connection.lean, &connection.window)
+            {
+                let count = u64::from(messages);
+                sent += count;
+                let send = LeanSend {
+                    queue_index,
+                    messages,
+                    bytes: count * size,
+                };
+                if !send_lean(requests, links, window, &self.queues, send, &context).await
+                    && !sleep_unless(&context.stop, CONNECTION_ERROR_BACKOFF).await
+                {
+                    break;
+                }
+                continue;
+            }
             let request = match self.factory.request(queue_index, messages, wall_clock_ms()) {
                 Ok(request) => request,
                 Err(_error) => {
@@ -214,6 +239,48 @@ impl Producer {
         }
         if let Some(window) = &connection.window {
             window.drained().await;
+        }
+    }
+}
+
+/// One request of the lean path.
+#[derive(Debug, Clone, Copy)]
+struct LeanSend {
+    queue_index: usize,
+    messages: u32,
+    bytes: u64,
+}
+
+/// One async send on the lean path, once the window has room; false when the connection is
+/// dead (after a reconnect attempt), so the producer backs off.
+async fn send_lean(
+    requests: &mut LeanRequests,
+    links: &LeanLinks,
+    window: &Window,
+    queues: &[QueueTarget],
+    send: LeanSend,
+    context: &ProducerContext,
+) -> bool {
+    let permit = window.acquire().await;
+    let addr = &queues[send.queue_index].broker_addr;
+    let connection = links.get(addr);
+    connection.room().await;
+    let messages = u64::from(send.messages);
+    context.stats.borrow_mut().sent.add(messages, send.bytes);
+    let queued = connection.send(permit, messages, send.bytes, |out, opaque| {
+        requests.render(
+            out,
+            opaque,
+            send.queue_index,
+            send.messages,
+            wall_clock_ms(),
+        );
+    });
+    match queued {
+        Queued::Yes => true,
+        Queued::ConnectionDead => {
+            links.repair(addr).await;
+            false
         }
     }
 }

@@ -134,6 +134,56 @@ pub struct Results {
     pub load_average_end: Option<[f64; 3]>,
     /// `--broker-pid`: the broker's resident memory over the run.
     pub broker_rss: Option<RssSummary>,
+    /// The broker's CPU per message (`--broker-pid`, or the echo server in echo mode).
+    pub broker_cpu: Option<BrokerCpu>,
+}
+
+/// Where the broker's CPU time was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BrokerCpuSource {
+    /// utime + stime of `/proc/<--broker-pid>/stat`, start → producers drained.
+    Process,
+    /// Echo mode: the echo server thread's CPU time over the whole run.
+    EchoServerThread,
+}
+
+/// The broker's CPU time over the measured interval, per message.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BrokerCpu {
+    /// Where it was read.
+    pub source: BrokerCpuSource,
+    /// CPU seconds, all threads.
+    pub cpu_s: f64,
+    /// Messages it is divided by: acknowledged (sent for oneway; consumed without producers).
+    pub messages: u64,
+    /// `cpu_s` in µs / `messages`.
+    pub us_per_message: Option<f64>,
+}
+
+impl BrokerCpu {
+    fn of(outcome: &RunOutcome, has_producers: bool) -> Option<Self> {
+        let (source, cpu_s) = match (&outcome.broker_cpu_s, &outcome.echo) {
+            (Some(cpu_s), _) => (BrokerCpuSource::Process, *cpu_s),
+            (None, Some(echo)) => (
+                BrokerCpuSource::EchoServerThread,
+                echo.usage.cpu_ns as f64 / 1e9,
+            ),
+            (None, None) => return None,
+        };
+        let stats = &outcome.stats;
+        let messages = match (has_producers, stats.acked.messages) {
+            (true, 0) => stats.sent.messages,
+            (true, acked) => acked,
+            (false, _) => stats.consumed.messages,
+        };
+        Some(Self {
+            source,
+            cpu_s,
+            messages,
+            us_per_message: (messages > 0).then(|| cpu_s * 1e6 / messages as f64),
+        })
+    }
 }
 
 /// The watched broker's resident memory over the run (one reading per sample).
@@ -287,6 +337,7 @@ impl Report {
             backlog: outcome.backlog.clone(),
             load_average_end: load_average(),
             broker_rss: RssSummary::of(&outcome.samples),
+            broker_cpu: BrokerCpu::of(&outcome, args.has_producers()),
         };
         Self {
             schema: REPORT_SCHEMA,
@@ -524,6 +575,24 @@ impl Report {
                 ));
             }
         }
+        if let Some(cpu) = &r.broker_cpu {
+            let rate = if self.parameters.has_producers() {
+                r.acked.msgs_per_s
+            } else {
+                r.consumed.msgs_per_s
+            };
+            let who = match cpu.source {
+                BrokerCpuSource::Process => "broker",
+                BrokerCpuSource::EchoServerThread => "echo server",
+            };
+            line(format!(
+                "{who} CPU: {} at {rate:.0} msgs/s ({:.2} CPU s / {} messages)",
+                cpu.us_per_message
+                    .map_or_else(|| "-".to_owned(), |us| format!("{us:.2} µs/message")),
+                cpu.cpu_s,
+                cpu.messages
+            ));
+        }
         line(format!(
             "{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}   (µs)",
             "latency", "p50", "p90", "p99", "p99.9", "p99.99", "max", "mean"
@@ -662,7 +731,32 @@ mod tests {
                     .into_iter()
                     .collect(),
             ),
+            broker_cpu_s: None,
         }
+    }
+
+    #[test]
+    fn broker_cpu_per_message_is_reported_beside_the_rate() {
+        let args = BenchArgs::parse_from(["rmq-bench", "--broker-pid", "1"]);
+        let mut run = outcome();
+        run.broker_cpu_s = Some(0.0099);
+        let report = Report::build(&args, vec!["rmq-bench".into()], MachineInfo::collect(), run);
+        let cpu = report.results.broker_cpu.expect("broker cpu");
+        assert_eq!(cpu.source, BrokerCpuSource::Process);
+        assert_eq!(cpu.messages, 990);
+        assert!((cpu.us_per_message.expect("messages") - 10.0).abs() < 1e-9);
+        assert!(report
+            .table()
+            .contains("broker CPU: 10.00 µs/message at 495 msgs/s"));
+        let json = serde_json::to_value(&report).expect("serialises");
+        assert_eq!(json["results"]["broker_cpu"]["source"], "process");
+        let plain = Report::build(
+            &BenchArgs::parse_from(["rmq-bench"]),
+            vec![],
+            MachineInfo::collect(),
+            outcome(),
+        );
+        assert_eq!(plain.results.broker_cpu, None);
     }
 
     #[test]

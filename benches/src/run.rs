@@ -20,7 +20,7 @@ use crate::cli::{ArgsError, BenchArgs, HeaderEncoding, Mode, SendMode};
 use crate::consumer::{max_offset, ConsumerSpec};
 use crate::echo::{EchoConfig, EchoRoutes, EchoServer, EchoStats};
 use crate::message::MessageSpec;
-use crate::procwatch::ProcessProbe;
+use crate::procwatch::{cpu_seconds, ProcessProbe};
 use crate::route::{resolve, ResolvedRoute, RouteError};
 use crate::stats::IntervalStats;
 use crate::usage::ThreadUsage;
@@ -113,6 +113,9 @@ pub struct RunOutcome {
     pub backlog: Option<BacklogCheck>,
     /// The broker's config (GET_BROKER_CONFIG), when it answered.
     pub broker_config: Option<BTreeMap<String, String>>,
+    /// `--broker-pid`: CPU seconds the broker process used from the start until producers
+    /// drained (until consumers stopped when there are no producers).
+    pub broker_cpu_s: Option<f64>,
 }
 
 /// The client settings of every harness connection.
@@ -341,10 +344,12 @@ fn run_with_namesrv(
         echo: None,
         backlog,
         broker_config: prepared.broker_config,
+        broker_cpu_s: coordinated.broker_cpu_s,
     })
 }
 
 struct Coordinated {
+    broker_cpu_s: Option<f64>,
     stats: IntervalStats,
     samples: Vec<Sample>,
     produce_secs: f64,
@@ -363,6 +368,8 @@ struct Phase {
     producers_stop_sent: bool,
     consumers_stop_sent: bool,
     produce_end: Option<Instant>,
+    /// The broker's CPU seconds when the measured interval ended.
+    broker_cpu_end_s: Option<f64>,
 }
 
 fn coordinate(
@@ -382,6 +389,7 @@ fn coordinate(
         producers_stop_sent: false,
         consumers_stop_sent: false,
         produce_end: None,
+        broker_cpu_end_s: None,
     };
     while phase.ready < threads {
         match events.recv() {
@@ -394,6 +402,14 @@ fn coordinate(
     }
     let start = Instant::now() + START_DELAY;
     broadcast(Control::Start { at: start });
+    // Read START_DELAY early; an idle broker uses no CPU in between.
+    let broker_cpu_start_s = args
+        .broker_pid
+        .and_then(|pid| cpu_seconds("/proc", pid).ok());
+    let broker_cpu_now = || {
+        args.broker_pid
+            .and_then(|pid| cpu_seconds("/proc", pid).ok())
+    };
     let probe = match args.broker_pid {
         Some(pid) => Some(
             ProcessProbe::new("/proc", pid).map_err(|error| RunError::Setup {
@@ -444,6 +460,9 @@ fn coordinate(
         let now = Instant::now();
         if phase.producers_done == threads && phase.produce_end.is_none() {
             phase.produce_end = Some(now);
+            if args.has_producers() {
+                phase.broker_cpu_end_s = broker_cpu_now();
+            }
         }
         apply_stop_rules(
             args,
@@ -456,9 +475,16 @@ fn coordinate(
         );
     }
     let end = Instant::now();
+    if phase.broker_cpu_end_s.is_none() {
+        phase.broker_cpu_end_s = broker_cpu_now();
+    }
+    let broker_cpu_s = broker_cpu_start_s
+        .zip(phase.broker_cpu_end_s)
+        .map(|(start, end)| (end - start).max(0.0));
     let (stats, samples) = aggregator.into_parts();
     let since_start = |instant: Instant| instant.saturating_duration_since(start).as_secs_f64();
     Ok(Coordinated {
+        broker_cpu_s,
         stats,
         samples,
         produce_secs: since_start(phase.produce_end.unwrap_or(end)),

@@ -19,6 +19,8 @@ use rmq_net::conn::{ClientConfig, RemotingClient};
 
 use crate::cli::{BenchArgs, SendMode};
 use crate::consumer::{heartbeat_loop, heartbeat_request, ConsumerSpec, QueueConsumer};
+use crate::lean::conn::{LeanLinks, LeanSettings};
+use crate::lean::request::LeanRequests;
 use crate::message::{MessageFactory, MessageSpec};
 use crate::producer::{wall_clock_ms, Producer, ProducerConnection, ProducerContext};
 use crate::rate::TokenBucket;
@@ -289,27 +291,71 @@ fn clients_for(
         .collect()
 }
 
-async fn set_up(plan: &ThreadPlan, shared: &RunShared) -> Result<Setup, String> {
+/// Async mode: the lean connections of one harness connection.
+async fn lean_links(
+    queues: &[QueueTarget],
+    shared: &RunShared,
+    stats: &Rc<RefCell<IntervalStats>>,
+) -> Result<Rc<LeanLinks>, String> {
+    let settings = LeanSettings {
+        inflight_max: shared.inflight,
+        stats: stats.clone(),
+        timeout: shared.timeout,
+        frame_limits: shared.client_config.conn.frame_limits,
+    };
+    let addrs = queues.iter().map(|queue| queue.broker_addr.clone());
+    LeanLinks::open(addrs, shared.client_config.connect_timeout, settings)
+        .await
+        .map(Rc::new)
+        .map_err(|(addr, error)| format!("cannot connect to {addr}: {error}"))
+}
+
+async fn set_up(
+    plan: &ThreadPlan,
+    shared: &RunShared,
+    stats: &Rc<RefCell<IntervalStats>>,
+) -> Result<Setup, String> {
     let now_ms = wall_clock_ms();
     let queues = Rc::new(shared.write_queues.clone());
     let mut producers = Vec::new();
     let mut producer_connections = Vec::new();
+    let is_async = shared.send_mode == SendMode::Async;
     for producer_plans in &plan.producer_connections {
         let addrs = queues.iter().map(|queue| queue.broker_addr.clone());
+        let lean = if is_async {
+            Some(lean_links(&queues, shared, stats).await?)
+        } else {
+            None
+        };
         let connection = ProducerConnection {
             clients: Rc::new(clients_for(addrs, &shared.client_config)),
-            window: (shared.send_mode == SendMode::Async).then(|| Window::new(shared.inflight)),
+            window: is_async.then(|| Window::new(shared.inflight)),
+            lean,
         };
         for producer_plan in producer_plans {
             let factory =
                 MessageFactory::new(shared.message.clone(), &queues, producer_plan.index, now_ms)
                     .map_err(|error| format!("bad message parameters: {error}"))?;
+            let lean = if is_async {
+                let requests = LeanRequests::new(
+                    shared.message.clone(),
+                    &queues,
+                    producer_plan.index,
+                    now_ms,
+                    shared.client_config.serialize_type,
+                )
+                .map_err(|error| format!("bad message parameters: {error}"))?;
+                Some(requests)
+            } else {
+                None
+            };
             let producer = Producer {
                 factory,
                 queues: queues.clone(),
                 next_queue: producer_plan.index,
                 quota: producer_plan.quota,
                 batch: shared.message.batch,
+                lean,
             };
             producers.push((producer, connection.clone()));
         }
@@ -363,7 +409,9 @@ async fn run_worker(
     events: mpsc::Sender<WorkerEvent>,
 ) {
     let thread = plan.index;
-    let setup = match set_up(&plan, &shared).await {
+    // Made before the setup so the lean connections can hold it; nothing counts before Start.
+    let stats = Rc::new(RefCell::new(IntervalStats::new()));
+    let setup = match set_up(&plan, &shared, &stats).await {
         Ok(setup) => setup,
         Err(error) => {
             let _ = events.send(WorkerEvent::SetupFailed { thread, error });
@@ -380,7 +428,6 @@ async fn run_worker(
     // Every thread starts at the same instant, so interval boundaries line up.
     compio::time::sleep_until(start).await;
     let usage_start = ThreadUsage::of_current_thread().unwrap_or_default();
-    let stats = Rc::new(RefCell::new(IntervalStats::new()));
     let producers_stop = Event::new();
     let consumers_stop = Event::new();
     let control_task = compio::runtime::spawn(listen(

@@ -75,6 +75,17 @@ impl UniqKeyGenerator {
     /// # Panics
     /// Only if the key length differs from [`Self::key_len`], a bug in this module.
     pub fn next_key(&mut self, now_ms: i64) -> String {
+        let mut key = String::with_capacity(self.key_len());
+        self.push_next_key(now_ms, &mut key);
+        key
+    }
+
+    /// Appends the next key at wall-clock `now_ms` to `out`, without allocating when `out`
+    /// has room (the load generator's per-message path).
+    ///
+    /// # Panics
+    /// Only if the key length differs from [`Self::key_len`], a bug in this module.
+    pub fn push_next_key(&mut self, now_ms: i64, out: &mut String) {
         if now_ms >= self.next_month_start_ms {
             (self.month_start_ms, self.next_month_start_ms) = month_bounds_utc(now_ms);
         }
@@ -90,11 +101,10 @@ impl UniqKeyGenerator {
         let mut suffix = [0u8; SUFFIX_SIZE];
         suffix[..4].copy_from_slice(&time.to_be_bytes());
         suffix[4..].copy_from_slice(&counter.to_be_bytes());
-        let mut key = String::with_capacity(self.key_len());
-        key.push_str(&self.prefix_hex);
-        hex::encode_upper(&suffix, &mut key);
-        assert_eq!(key.len(), self.key_len());
-        key
+        let start = out.len();
+        out.push_str(&self.prefix_hex);
+        hex::encode_upper(&suffix, out);
+        assert_eq!(out.len() - start, self.key_len());
     }
 }
 
