@@ -120,18 +120,18 @@ impl MessageFactory {
             "more messages than the batch size"
         );
         let mut ext = self.templates[queue_index].clone();
-        ext.insert(BORN_TIMESTAMP_KEY.to_owned(), now_ms.to_string());
+        ext.insert(BORN_TIMESTAMP_KEY, now_ms.to_string());
         if self.spec.batch == 1 {
             let mut properties = String::with_capacity(96);
             push_property(&mut properties, keys::WAIT, "true");
             self.push_message_properties(&mut properties, now_ms);
-            ext.insert(PROPERTIES_KEY.to_owned(), properties);
+            ext.insert(PROPERTIES_KEY, properties);
             return Ok(RemotingCommand::request(RequestCode::SendMessageV2, ext)
                 .with_body(self.body.clone()));
         }
         let mut header_properties = String::with_capacity(16);
         push_property(&mut header_properties, keys::WAIT, "true");
-        ext.insert(PROPERTIES_KEY.to_owned(), header_properties);
+        ext.insert(PROPERTIES_KEY, header_properties);
         let mut entries = Vec::with_capacity(messages as usize);
         for _ in 0..messages {
             let mut text = String::with_capacity(80);

@@ -251,7 +251,7 @@ fn cpp_v1_send_header_ignores_acl_keys() {
 fn rpc_extras_are_ignored_and_required_fields_enforced() {
     let mut fields = ext(&[("topic", "TopicTest"), ("acceptStandardJsonOnly", "TRUE")]);
     for key in RPC_EXTRA_KEYS.into_iter().chain(ACL_KEYS) {
-        fields.insert(key.to_owned(), "x".to_owned());
+        fields.insert(key, "x");
     }
     let header = GetRouteInfoRequestHeader::from_ext_fields(&fields).expect("valid");
     assert_eq!(header.topic, "TopicTest");

@@ -374,10 +374,10 @@ mod tests {
     fn send_back(offset: Option<&str>) -> RemotingCommand {
         let mut ext = ExtFields::new();
         if let Some(offset) = offset {
-            ext.insert("offset".to_owned(), offset.to_owned());
+            ext.insert("offset", offset);
         }
-        ext.insert("group".to_owned(), "G".to_owned());
-        ext.insert("delayLevel".to_owned(), "0".to_owned());
+        ext.insert("group", "G");
+        ext.insert("delayLevel", "0");
         RemotingCommand::request(RequestCode::ConsumerSendMsgBack, ext)
     }
 

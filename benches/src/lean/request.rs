@@ -76,8 +76,8 @@ impl LeanRequests {
             .iter()
             .map(|queue| {
                 let mut ext = template(&spec, queue);
-                ext.insert(BORN_TIMESTAMP_KEY.to_owned(), "0".to_owned());
-                ext.insert(PROPERTIES_KEY.to_owned(), wait_only.clone());
+                ext.insert(BORN_TIMESTAMP_KEY, "0");
+                ext.insert(PROPERTIES_KEY, wait_only.clone());
                 let mut command = RemotingCommand::request(code, ext);
                 command.serialize_type = serialize_type;
                 FrameTemplate::new(&command, slots)

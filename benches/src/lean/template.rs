@@ -342,7 +342,7 @@ mod tests {
                 );
                 let mut expected = base.clone().with_opaque(opaque).with_body(body.to_vec());
                 for (key, value) in [("e", queue), ("g", born), ("i", properties)] {
-                    expected.ext_fields.insert(key.to_owned(), value.to_owned());
+                    expected.ext_fields.insert(key, value);
                 }
                 let encoded = frame::encode_to_bytes(&expected).expect("encodes");
                 assert_eq!(out, encoded, "{serialize_type:?} opaque {opaque}");

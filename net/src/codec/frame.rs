@@ -124,7 +124,7 @@ pub fn decode_from(
     let header_start = FRAME_SIZE_MIN;
     let body_start = header_start + info.header_len;
     let mut command = match info.serialize_type {
-        SerializeType::Json => header_json::decode_shared(&frame.slice(header_start..body_start))?,
+        SerializeType::Json => header_json::decode(&frame[header_start..body_start])?,
         SerializeType::RocketMq => header_binary::decode(&frame[header_start..body_start])?,
     };
     command.serialize_type = info.serialize_type;

@@ -11,8 +11,9 @@
 
 use std::fmt;
 
-use bytes::{Bytes, BytesMut};
-use bytestring::ByteString;
+use std::borrow::Cow;
+
+use bytes::BytesMut;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use super::codes::LanguageCode;
@@ -23,23 +24,14 @@ use super::limits::{EXT_FIELDS_COUNT_MAX, REMARK_SIZE_MAX};
 mod fast;
 
 /// Decodes a JSON header (no body). `serialize_type` is set to JSON and `body` left empty;
-/// [`frame`](super::frame) fills them. Copies the header once; [`decode_shared`] does not.
-///
-/// # Errors
-/// As [`decode_shared`].
-pub fn decode(header: &[u8]) -> Result<RemotingCommand, CodecError> {
-    decode_shared(&Bytes::copy_from_slice(header))
-}
-
-/// Decodes a JSON header held in shared bytes: extFields keys and values without escapes are
-/// slices of `header`, not copies. The common shape takes the scanner in [`fast`]; anything
-/// else (and every error) goes through the serde decoder.
+/// [`frame`](super::frame) fills them. The common shape takes the scanner in [`fast`];
+/// anything else (and every error) goes through the serde decoder.
 ///
 /// # Errors
 /// [`CodecError::Json`] for malformed JSON or a field of the wrong type,
 /// [`CodecError::TooMany`] for more than [`EXT_FIELDS_COUNT_MAX`] extFields entries,
 /// [`CodecError::Length`] for a remark longer than [`REMARK_SIZE_MAX`] bytes.
-pub fn decode_shared(header: &Bytes) -> Result<RemotingCommand, CodecError> {
+pub fn decode(header: &[u8]) -> Result<RemotingCommand, CodecError> {
     match fast::decode(header) {
         Some(command) => Ok(command),
         None => decode_with_serde(header),
@@ -48,12 +40,11 @@ pub fn decode_shared(header: &Bytes) -> Result<RemotingCommand, CodecError> {
 
 /// The lenient serde decoder: every input the fast path declines, and the reference the fast
 /// path is tested against.
-fn decode_with_serde(header: &Bytes) -> Result<RemotingCommand, CodecError> {
+fn decode_with_serde(header: &[u8]) -> Result<RemotingCommand, CodecError> {
     let mut limit_error = None;
     let mut deserializer = serde_json::Deserializer::from_slice(header);
     let parsed = HeaderSeed {
         limit_error: &mut limit_error,
-        source: header,
     }
     .deserialize(&mut deserializer)
     .and_then(|command| deserializer.end().map(|()| command));
@@ -373,8 +364,6 @@ impl Visitor<'_> for KeyVisitor {
 /// cannot carry a `CodecError`), and parsing stops with a placeholder error.
 struct HeaderSeed<'a> {
     limit_error: &'a mut Option<CodecError>,
-    /// The header being parsed: borrowed strings are sliced out of it.
-    source: &'a Bytes,
 }
 
 impl<'de> DeserializeSeed<'de> for HeaderSeed<'_> {
@@ -423,7 +412,6 @@ impl<'de> Visitor<'de> for HeaderSeed<'_> {
                 Key::ExtFields => {
                     command.ext_fields = map.next_value_seed(ExtFieldsSeed {
                         limit_error: &mut *self.limit_error,
-                        source: self.source,
                     })?;
                 }
                 Key::Ignored => {
@@ -518,7 +506,6 @@ impl Visitor<'_> for LanguageVisitor {
 /// Parses `extFields` (an object or `null`) and enforces [`EXT_FIELDS_COUNT_MAX`].
 struct ExtFieldsSeed<'a> {
     limit_error: &'a mut Option<CodecError>,
-    source: &'a Bytes,
 }
 
 impl<'de> DeserializeSeed<'de> for ExtFieldsSeed<'_> {
@@ -543,8 +530,7 @@ impl<'de> Visitor<'de> for ExtFieldsSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExtFields, A::Error> {
         let mut fields = ExtFields::with_capacity(map.size_hint().unwrap_or(16).min(32));
         let mut count = 0_usize;
-        let source = self.source;
-        while let Some(key) = map.next_key_seed(TextSeed { source })? {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
             count += 1;
             if count > EXT_FIELDS_COUNT_MAX {
                 *self.limit_error = Some(CodecError::TooMany {
@@ -555,7 +541,7 @@ impl<'de> Visitor<'de> for ExtFieldsSeed<'_> {
                 return Err(de::Error::custom("too many extFields entries"));
             }
             // Duplicate keys: the last one wins, as in fastjson's HashMap.
-            if let Some(value) = map.next_value_seed(ExtValueSeed { source })? {
+            if let Some(value) = map.next_value::<ExtValue>()?.0 {
                 fields.insert(key, value);
             } else {
                 fields.remove(&key);
@@ -565,112 +551,91 @@ impl<'de> Visitor<'de> for ExtFieldsSeed<'_> {
     }
 }
 
-/// Text out of `source`: a slice of it when the JSON string had no escapes, else the unescaped
-/// copy serde made.
-#[derive(Clone, Copy)]
-struct TextSeed<'a> {
-    source: &'a Bytes,
-}
+/// A string key, borrowed from the input when it had no escapes.
+struct Text<'de>(Cow<'de, str>);
 
-impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
-    type Value = ByteString;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
+impl<'de> de::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(TextVisitor)
     }
 }
 
-impl<'de> Visitor<'de> for TextSeed<'_> {
-    type Value = ByteString;
+struct TextVisitor;
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Text<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a string")
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<ByteString, E> {
-        Ok(shared_text(self.source, value))
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Borrowed(value)))
     }
 
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<ByteString, E> {
-        Ok(ByteString::from(value.to_owned()))
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(value.to_owned())))
     }
 
-    fn visit_string<E: de::Error>(self, value: String) -> Result<ByteString, E> {
-        Ok(ByteString::from(value))
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Text<'de>, E> {
+        Ok(Text(Cow::Owned(value)))
     }
-}
-
-/// `text` as a slice of `source` when it lies inside it (a string serde borrowed from the
-/// input), else a copy.
-fn shared_text(source: &Bytes, text: &str) -> ByteString {
-    let inside = source.as_ptr_range();
-    let range = text.as_bytes().as_ptr_range();
-    if text.is_empty() || range.start < inside.start || range.end > inside.end {
-        return ByteString::from(text.to_owned());
-    }
-    let slice = source.slice_ref(text.as_bytes());
-    // The bytes are exactly `text`'s, so they are UTF-8; the check cannot fail.
-    ByteString::try_from(slice).unwrap_or_else(|_| ByteString::from(text.to_owned()))
 }
 
 /// One extFields value as text: strings as they are, numbers and booleans as their JSON text
-/// (ali-ons sends `"d":4,"k":false`), `null` as absent (`None`). Objects and arrays are
-/// rejected.
-#[derive(Clone, Copy)]
-struct ExtValueSeed<'a> {
-    source: &'a Bytes,
-}
+/// (ali-ons sends `"d":4,"k":false`), `null` as absent. Objects and arrays are rejected.
+struct ExtValue<'de>(Option<Cow<'de, str>>);
 
-impl<'de> DeserializeSeed<'de> for ExtValueSeed<'_> {
-    type Value = Option<ByteString>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
+impl<'de> de::Deserialize<'de> for ExtValue<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ExtValueVisitor)
     }
 }
 
-impl<'de> Visitor<'de> for ExtValueSeed<'_> {
-    type Value = Option<ByteString>;
+struct ExtValueVisitor;
+
+impl<'de> Visitor<'de> for ExtValueVisitor {
+    type Value = ExtValue<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a string, number, boolean or null extFields value")
     }
 
     fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
-        Ok(Some(shared_text(self.source, value)))
+        Ok(ExtValue(Some(Cow::Borrowed(value))))
     }
 
     fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-        Ok(Some(ByteString::from(value.to_owned())))
+        Ok(ExtValue(Some(Cow::Owned(value.to_owned()))))
     }
 
     fn visit_string<E: de::Error>(self, value: String) -> Result<Self::Value, E> {
-        Ok(Some(ByteString::from(value)))
+        Ok(ExtValue(Some(Cow::Owned(value))))
     }
 
     fn visit_bool<E: de::Error>(self, value: bool) -> Result<Self::Value, E> {
-        Ok(Some(ByteString::from_static(if value {
+        Ok(ExtValue(Some(Cow::Borrowed(if value {
             "true"
         } else {
             "false"
-        })))
+        }))))
     }
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
-        Ok(Some(ByteString::from(value.to_string())))
+        Ok(ExtValue(Some(Cow::Owned(value.to_string()))))
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
-        Ok(Some(ByteString::from(value.to_string())))
+        Ok(ExtValue(Some(Cow::Owned(value.to_string()))))
     }
 
     /// Fractions are not used by any header field; Rust's shortest round-trip text is kept.
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
-        Ok(Some(ByteString::from(value.to_string())))
+        Ok(ExtValue(Some(Cow::Owned(value.to_string()))))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(ExtValue(None))
     }
 }
 

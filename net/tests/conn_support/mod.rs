@@ -60,7 +60,7 @@ impl ScriptedHandler {
 fn echo(request: &RemotingCommand) -> RemotingCommand {
     let mut ext = ExtFields::new();
     if let Some(seq) = request.ext("seq") {
-        ext.insert("seq".to_owned(), seq.to_owned());
+        ext.insert("seq", seq);
     }
     let mut response = RemotingCommand::response_to(request, ResponseCode::Success)
         .with_ext_fields(ext)
@@ -98,7 +98,7 @@ impl Handler for ScriptedHandler {
             }
             CODE_NOTIFY_BACK => {
                 let mut ext = ExtFields::new();
-                ext.insert("consumerGroup".to_owned(), "G".to_owned());
+                ext.insert("consumerGroup", "G");
                 let notify = RemotingCommand::request(RequestCode::NotifyConsumerIdsChanged, ext);
                 ctx.handle()
                     .send_oneway(notify)
@@ -135,8 +135,8 @@ impl Handler for ScriptedHandler {
                     }
                 }
                 let mut ext = ExtFields::new();
-                ext.insert("sent".to_owned(), sent.to_string());
-                ext.insert("full".to_owned(), full.to_string());
+                ext.insert("sent", sent.to_string());
+                ext.insert("full", full.to_string());
                 let response = RemotingCommand::response_to(&request, ResponseCode::Success);
                 return Some(response.with_ext_fields(ext));
             }
@@ -149,9 +149,9 @@ impl Handler for ScriptedHandler {
 /// A request with code `code` and extFields `seq` (and more).
 pub fn request(code: i32, seq: usize, more: &[(&str, &str)]) -> RemotingCommand {
     let mut ext = ExtFields::new();
-    ext.insert("seq".to_owned(), seq.to_string());
+    ext.insert("seq", seq.to_string());
     for (key, value) in more {
-        ext.insert((*key).to_owned(), (*value).to_owned());
+        ext.insert(*key, *value);
     }
     RemotingCommand::request(RequestCode::from_value(code), ext)
 }

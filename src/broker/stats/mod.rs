@@ -105,7 +105,7 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             };
             let mut ext = ExtFields::new();
             ext.insert(
-                "version".to_owned(),
+                "version",
                 String::from_utf8(version.to_json()).expect("serde_json writes UTF-8"),
             );
             Ok(success(request)

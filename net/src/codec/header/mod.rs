@@ -21,7 +21,6 @@
 use super::body::topic::TopicFilterType;
 use super::command::{ExtFields, RemotingCommand};
 use super::error::CodecError;
-use bytestring::ByteString;
 
 pub use offset::BoundaryType;
 
@@ -310,7 +309,7 @@ macro_rules! header_field_impls {
             }
 
             fn write(&self, name: &'static str, out: &mut ExtFields) {
-                out.insert(ByteString::from_static(name), FieldValue::to_text(self));
+                out.insert(name, FieldValue::to_text(self));
             }
         }
 
@@ -323,7 +322,7 @@ macro_rules! header_field_impls {
 
             fn write(&self, name: &'static str, out: &mut ExtFields) {
                 if let Some(value) = self {
-                    out.insert(ByteString::from_static(name), FieldValue::to_text(value));
+                    out.insert(name, FieldValue::to_text(value));
                 }
             }
         }

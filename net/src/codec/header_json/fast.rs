@@ -8,8 +8,7 @@
 //! Must never: accept an input the serde decoder would reject or read differently (the
 //! differential tests below hold it to that), or panic on any input.
 
-use bytes::Bytes;
-use bytestring::ByteString;
+use std::ops::Range;
 
 use super::next_special;
 use crate::codec::codes::LanguageCode;
@@ -17,10 +16,11 @@ use crate::codec::command::{ExtFields, RemotingCommand};
 use crate::codec::limits::{EXT_FIELDS_COUNT_MAX, REMARK_SIZE_MAX};
 
 /// Decodes `header` when it has the common shape; `None` sends it to the serde decoder.
-pub(super) fn decode(header: &Bytes) -> Option<RemotingCommand> {
+pub(super) fn decode(header: &[u8]) -> Option<RemotingCommand> {
+    // A JSON text is UTF-8 as a whole; checking it once lets every string be a range of it.
+    let text = std::str::from_utf8(header).ok()?;
     let mut scanner = Scanner {
-        bytes: header,
-        source: header,
+        bytes: text.as_bytes(),
         position: 0,
     };
     let mut command = RemotingCommand::default();
@@ -29,35 +29,35 @@ pub(super) fn decode(header: &Bytes) -> Option<RemotingCommand> {
     scanner.skip_whitespace();
     if !scanner.eat_if(b'}') {
         loop {
-            let (start, end) = scanner.plain_key()?;
+            let key = scanner.plain_key()?;
             scanner.skip_whitespace();
             scanner.eat(b':')?;
             scanner.skip_whitespace();
-            match &header[start..end] {
+            match &header[key] {
                 b"code" => command.code = scanner.int32()?,
                 b"version" => command.version = scanner.int32()?,
                 b"opaque" => command.opaque = scanner.int32()?,
                 b"flag" => command.flag = scanner.int32()?,
                 b"language" => {
                     let name = scanner.string()?;
-                    command.language = LanguageCode::from_name(&name);
+                    command.language = LanguageCode::from_name(name.as_str(text));
                 }
                 b"remark" => {
                     command.remark = if scanner.eat_literal(b"null") {
                         None
                     } else {
-                        let remark = scanner.string()?;
+                        let remark = scanner.string()?.into_string(text);
                         if remark.len() > REMARK_SIZE_MAX {
                             return None;
                         }
-                        Some(remark.to_string())
+                        Some(remark)
                     };
                 }
                 b"extFields" => {
                     command.ext_fields = if scanner.eat_literal(b"null") {
                         ExtFields::new()
                     } else {
-                        scanner.ext_fields()?
+                        scanner.ext_fields(text)?
                     };
                 }
                 b"serializeTypeCurrentRPC" => {
@@ -77,9 +77,32 @@ pub(super) fn decode(header: &Bytes) -> Option<RemotingCommand> {
     (scanner.position == header.len()).then_some(command)
 }
 
+/// A string the scanner read: a range of the header, or its unescaped copy.
+enum Text {
+    Plain(Range<usize>),
+    Unescaped(String),
+}
+
+impl Text {
+    fn as_str<'a>(&'a self, header: &'a str) -> &'a str {
+        match self {
+            Self::Plain(range) => &header[range.clone()],
+            Self::Unescaped(text) => text,
+        }
+    }
+
+    fn into_string(self, header: &str) -> String {
+        match self {
+            Self::Plain(range) => header[range].to_owned(),
+            Self::Unescaped(text) => text,
+        }
+    }
+}
+
+/// Scans a header already known to be UTF-8: every range it returns is delimited by ASCII
+/// quotes, so it lies on character boundaries.
 struct Scanner<'a> {
     bytes: &'a [u8],
-    source: &'a Bytes,
     position: usize,
 }
 
@@ -119,8 +142,8 @@ impl Scanner<'_> {
         hit
     }
 
-    /// A key without escapes or control bytes: where its text starts and ends.
-    fn plain_key(&mut self) -> Option<(usize, usize)> {
+    /// A key without escapes or control bytes: the range of its text.
+    fn plain_key(&mut self) -> Option<Range<usize>> {
         self.eat(b'"')?;
         let start = self.position;
         let end = next_special(self.bytes, start)?;
@@ -128,7 +151,7 @@ impl Scanner<'_> {
             return None;
         }
         self.position = end + 1;
-        Some((start, end))
+        Some(start..end)
     }
 
     /// A plain decimal integer in `i32` range: `0|-?[1-9][0-9]*`, no fraction or exponent.
@@ -154,25 +177,24 @@ impl Scanner<'_> {
             .ok()
     }
 
-    /// A string: a slice of the source when it has no escapes, else its unescaped copy.
-    /// Gives up on control bytes, invalid UTF-8 and surrogate escapes.
-    fn string(&mut self) -> Option<ByteString> {
+    /// A string: its range when it has no escapes, else its unescaped copy. Gives up on
+    /// control bytes and surrogate escapes.
+    fn string(&mut self) -> Option<Text> {
         self.eat(b'"')?;
         let start = self.position;
         let special = next_special(self.bytes, start)?;
         match self.bytes[special] {
             b'"' => {
                 self.position = special + 1;
-                let raw = self.source.slice(start..special);
-                ByteString::try_from(raw).ok()
+                Some(Text::Plain(start..special))
             }
-            b'\\' => self.escaped_string(start, special),
+            b'\\' => self.escaped_string(start, special).map(Text::Unescaped),
             _ => None,
         }
     }
 
     /// The rest of a string that has an escape at `escape`; `start` is its first byte.
-    fn escaped_string(&mut self, start: usize, mut escape: usize) -> Option<ByteString> {
+    fn escaped_string(&mut self, start: usize, mut escape: usize) -> Option<String> {
         let mut text = String::with_capacity(escape - start + 16);
         let mut run = start;
         loop {
@@ -190,13 +212,12 @@ impl Scanner<'_> {
                 b't' => text.push('\t'),
                 b'u' => {
                     let hex = self.bytes.get(next..next + 4)?;
-                    let hex = std::str::from_utf8(hex).ok()?;
-                    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
                         return None;
                     }
-                    let unit = u32::from_str_radix(hex, 16).ok()?;
+                    let unit = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
                     // Surrogates (pairs or lone) are left to serde_json's rules.
-                    text.push(char::from_u32(unit).filter(|_| !(0xD800..0xE000).contains(&unit))?);
+                    text.push(char::from_u32(unit)?);
                     next += 4;
                 }
                 _ => return None,
@@ -207,7 +228,7 @@ impl Scanner<'_> {
                 b'"' => {
                     text.push_str(std::str::from_utf8(&self.bytes[run..special]).ok()?);
                     self.position = special + 1;
-                    return Some(ByteString::from(text));
+                    return Some(text);
                 }
                 b'\\' => escape = special,
                 _ => return None,
@@ -215,28 +236,31 @@ impl Scanner<'_> {
         }
     }
 
-    /// An object of plain keys and string values, within [`EXT_FIELDS_COUNT_MAX`] entries.
-    fn ext_fields(&mut self) -> Option<ExtFields> {
+    /// An object of plain keys and string values, within [`EXT_FIELDS_COUNT_MAX`] entries,
+    /// as ranges of an arena that starts as a copy of `header`.
+    fn ext_fields(&mut self, header: &str) -> Option<ExtFields> {
         self.eat(b'{')?;
-        let mut fields = ExtFields::with_capacity(16);
         self.skip_whitespace();
         if self.eat_if(b'}') {
-            return Some(fields);
+            return Some(ExtFields::new());
         }
+        let mut fields = ExtFields::over_text(header.to_owned(), 16);
         let mut count = 0_usize;
         loop {
             count += 1;
             if count > EXT_FIELDS_COUNT_MAX {
                 return None;
             }
-            let (start, end) = self.plain_key()?;
-            let key = ByteString::try_from(self.source.slice(start..end)).ok()?;
+            let key = self.plain_key()?;
             self.skip_whitespace();
             self.eat(b':')?;
             self.skip_whitespace();
-            let value = self.string()?;
+            let value = match self.string()? {
+                Text::Plain(range) => range,
+                Text::Unescaped(text) => fields.push_text(&text),
+            };
             // Duplicate keys: the last one wins, as in the serde path.
-            fields.insert(key, value);
+            fields.insert_spans(key, value);
             self.skip_whitespace();
             if self.eat_if(b'}') {
                 return Some(fields);
@@ -254,10 +278,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn both(header: &[u8]) -> (Option<RemotingCommand>, Result<RemotingCommand, String>) {
-        let bytes = Bytes::copy_from_slice(header);
         (
-            decode(&bytes),
-            decode_with_serde(&bytes).map_err(|e| e.to_string()),
+            decode(header),
+            decode_with_serde(header).map_err(|e| e.to_string()),
         )
     }
 
@@ -309,7 +332,7 @@ mod tests {
         ];
         for header in headers {
             assert!(
-                decode(&Bytes::copy_from_slice(header)).is_none(),
+                decode(header).is_none(),
                 "{}",
                 String::from_utf8_lossy(header)
             );
