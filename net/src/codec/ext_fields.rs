@@ -14,6 +14,10 @@
 use std::fmt;
 use std::ops::Range;
 
+/// Arena bytes reserved per entry by [`ExtFields::with_capacity`]: a response's key and value
+/// (`queueOffset` and a number, `msgId` and 32 hex digits) fit on average.
+const TEXT_PER_ENTRY: usize = 24;
+
 /// A range of the arena (`u32`: headers are far below 4 GiB, see the frame limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Span {
@@ -48,14 +52,18 @@ impl ExtFields {
     #[must_use]
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            text: String::with_capacity(capacity * 16),
+            text: String::with_capacity(capacity * TEXT_PER_ENTRY),
             entries: Vec::with_capacity(capacity),
         }
     }
 
-    /// A map whose arena starts as `text` (a decoder's copy of the header); entries are added
-    /// with [`Self::insert_spans`] as ranges of it.
-    pub(crate) fn over_text(text: String, capacity: usize) -> Self {
+    /// A map whose arena starts as a copy of `header` (a decoder's input), with room for as
+    /// much again: an unescaped value is never longer than its escaped text, so unescaping
+    /// every value onto the arena's end never reallocates. Entries are added with
+    /// [`Self::insert_spans`] as ranges of it.
+    pub(crate) fn over_header(header: &str, capacity: usize) -> Self {
+        let mut text = String::with_capacity(header.len() * 2);
+        text.push_str(header);
         Self {
             text,
             entries: Vec::with_capacity(capacity),
@@ -85,19 +93,17 @@ impl ExtFields {
     /// cost no search.
     ///
     /// # Panics
-    /// If a range is not inside the arena or not on character boundaries (a decoder bug).
+    /// If a range is not inside the arena or not on character boundaries (a decoder bug): the
+    /// arena is sliced with them here and on every read.
     pub(crate) fn insert_spans(&mut self, key: Range<usize>, value: Range<usize>) -> bool {
-        assert!(
-            self.text.get(key.clone()).is_some() && self.text.get(value.clone()).is_some(),
-            "extFields ranges must lie in the arena on character boundaries"
-        );
+        let _checked = &self.text[value.clone()];
         let key = Self::span(key.start, key.end);
         let value = Self::span(value.start, value.end);
         let key_text = self.str_of(key);
         if self
             .entries
             .last()
-            .is_none_or(|(last, _)| self.str_of(*last) < key_text)
+            .is_none_or(|(last, _)| text_cmp(self.str_of(*last), key_text).is_lt())
         {
             self.entries.push((key, value));
             return false;
@@ -116,7 +122,7 @@ impl ExtFields {
 
     fn position(&self, key: &str) -> Result<usize, usize> {
         self.entries
-            .binary_search_by(|(existing, _)| self.str_of(*existing).cmp(key))
+            .binary_search_by(|(existing, _)| text_cmp(self.str_of(*existing), key))
     }
 
     /// The value of `key`.
@@ -207,6 +213,15 @@ impl<'a> Iterator for Iter<'a> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
+/// `a.cmp(b)`, deciding on the first bytes when they differ (no `memcmp` call): keys are
+/// short and mostly differ there.
+fn text_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
 
 /// Equality of two short texts without a `memcmp` call for the common mismatches.
 fn same_text(a: &[u8], b: &[u8]) -> bool {

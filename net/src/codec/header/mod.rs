@@ -183,7 +183,7 @@ pub trait CommandHeader: Sized {
     /// The header as a fresh extFields map.
     #[must_use]
     fn to_ext(&self) -> ExtFields {
-        let mut out = ExtFields::new();
+        let mut out = ExtFields::with_capacity(Self::FIELDS.len());
         self.to_ext_fields(&mut out);
         out
     }

@@ -244,7 +244,7 @@ impl Scanner<'_> {
         if self.eat_if(b'}') {
             return Some(ExtFields::new());
         }
-        let mut fields = ExtFields::over_text(header.to_owned(), 16);
+        let mut fields = ExtFields::over_header(header, 16);
         let mut count = 0_usize;
         loop {
             count += 1;
