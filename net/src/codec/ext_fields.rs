@@ -159,6 +159,16 @@ impl ExtFields {
         old
     }
 
+    /// Sets `key` to the text `write` appends to the arena (a header field formatting itself
+    /// in place, without a `String` of its own).
+    pub fn insert_with(&mut self, key: &str, write: impl FnOnce(&mut String)) {
+        let key = self.push_text(key);
+        let start = self.text.len();
+        write(&mut self.text);
+        let value = start..self.text.len();
+        self.insert_spans(key, value);
+    }
+
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<String> {
         let index = self.position(key).ok()?;

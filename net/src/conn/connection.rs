@@ -284,7 +284,13 @@ async fn read_loop<H: Handler>(
                 }
             }
             if !inflight.is_empty() {
-                if let Poll::Ready(Some(())) = inflight.poll_next_unpin(cx) {
+                // Collect every request that completed, not one per turn of the loop: the
+                // set is finite (nothing is pushed here), so this ends.
+                let mut served = false;
+                while let Poll::Ready(Some(())) = inflight.poll_next_unpin(cx) {
+                    served = true;
+                }
+                if served {
                     return Poll::Ready(ReadEvent::Served);
                 }
             }

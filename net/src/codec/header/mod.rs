@@ -205,8 +205,9 @@ pub(crate) trait FieldValue: Sized {
     /// Parses the text of field `field`.
     fn parse_text(field: &'static str, text: &str) -> Result<Self, CodecError>;
 
-    /// The text written for this value.
-    fn to_text(&self) -> String;
+    /// Appends the text written for this value to `out` (an [`ExtFields`] arena: no
+    /// allocation per field).
+    fn write_text(&self, out: &mut String);
 }
 
 fn invalid(field: &'static str, text: &str) -> CodecError {
@@ -223,8 +224,8 @@ impl FieldValue for String {
         Ok(text.to_owned())
     }
 
-    fn to_text(&self) -> String {
-        self.clone()
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self);
     }
 }
 
@@ -233,8 +234,9 @@ impl FieldValue for i32 {
         text.trim().parse().map_err(|_| invalid(field, text))
     }
 
-    fn to_text(&self) -> String {
-        self.to_string()
+    fn write_text(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        write!(out, "{self}").expect("writing to a String cannot fail");
     }
 }
 
@@ -243,8 +245,9 @@ impl FieldValue for i64 {
         text.trim().parse().map_err(|_| invalid(field, text))
     }
 
-    fn to_text(&self) -> String {
-        self.to_string()
+    fn write_text(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        write!(out, "{self}").expect("writing to a String cannot fail");
     }
 }
 
@@ -253,8 +256,8 @@ impl FieldValue for bool {
         Ok(parse_java_bool(text))
     }
 
-    fn to_text(&self) -> String {
-        if *self { "true" } else { "false" }.to_owned()
+    fn write_text(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" });
     }
 }
 
@@ -263,8 +266,8 @@ impl FieldValue for BoundaryType {
         Ok(Self::from_name(text))
     }
 
-    fn to_text(&self) -> String {
-        self.name().to_owned()
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.name());
     }
 }
 
@@ -273,8 +276,8 @@ impl FieldValue for TopicFilterType {
         Self::from_name(text.trim()).ok_or_else(|| invalid(field, text))
     }
 
-    fn to_text(&self) -> String {
-        self.name().to_owned()
+    fn write_text(&self, out: &mut String) {
+        out.push_str(self.name());
     }
 }
 
@@ -309,7 +312,7 @@ macro_rules! header_field_impls {
             }
 
             fn write(&self, name: &'static str, out: &mut ExtFields) {
-                out.insert(name, FieldValue::to_text(self));
+                out.insert_with(name, |text| FieldValue::write_text(self, text));
             }
         }
 
@@ -322,7 +325,7 @@ macro_rules! header_field_impls {
 
             fn write(&self, name: &'static str, out: &mut ExtFields) {
                 if let Some(value) = self {
-                    out.insert(name, FieldValue::to_text(value));
+                    out.insert_with(name, |text| FieldValue::write_text(value, text));
                 }
             }
         }
