@@ -15,6 +15,11 @@
 //!    and below the slave's max offset of its queue; no position was received twice.
 //! 5. The master restarts on its store.
 //!
+//! Unlike `tests/ha_netns.rs` (our own client, addressing the slave directly), no round kills
+//! the slave too: with master and slave both gone the NameServer drops the broker name's queue
+//! data, and a slave registering alone does not bring it back (only broker id 0 registers queue
+//! data, as Java 4.x without `enableActingMaster`), so no real client finds a route to it.
+//!
 //! The master's `syncFlushTimeout` (2 s) is below the client's send timeout (3 s): a slow
 //! slave ack is answered FLUSH_SLAVE_TIMEOUT (not SEND_OK) before the client gives up.
 //! Needs root (`RMQ_NETNS_SKIP=1` skips).
@@ -51,6 +56,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(40);
 /// How long in-flight sends may take to end after the kill (the client's send timeout plus
 /// slack: a send whose connection died fails at once, one already written at its timeout).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the route may take to list the slave alone after the kill (the NameServer drops
+/// the master when its registration connection closes, within milliseconds).
+const SLAVE_ROUTE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the ali-ons consumer may take to read a round's topic from the slave.
 const ALI_ONS_TIMEOUT: Duration = Duration::from_secs(40);
 
@@ -262,6 +270,12 @@ fn sync_master_kill_loop_every_send_ok_is_on_the_slave() {
         let load = scenario(&format!("kill-round-{round}"), ROUND_BUDGET, move |rt| {
             load_until_killed(rt, ns, master, load_topic, round, tag, kill_after)
         });
+        // The NameServer drops the dead master at once (its registration connection closed).
+        let alone = BTreeMap::from([(1, cluster.slave_addr.to_string())]);
+        assert!(
+            cluster.await_route(&topic, &alone, SLAVE_ROUTE_TIMEOUT),
+            "round {round}: the route of {topic} never listed the slave alone"
+        );
         let slave_max: Vec<i64> = (0..QUEUES)
             .map(|q| max_offset(cluster.slave_addr, &topic, q).expect("slave max offset"))
             .collect();

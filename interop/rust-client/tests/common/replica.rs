@@ -145,6 +145,26 @@ impl ReplicaCluster {
         *self.master.lock().expect("master lock") = master;
     }
 
+    /// Waits until the NameServer's route of `topic` lists exactly `want` (broker id ->
+    /// address); returns whether it did within `timeout`.
+    pub fn await_route(
+        &self,
+        topic: &str,
+        want: &BTreeMap<u64, String>,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if broker_ids(self.namesrv_addr, topic).as_ref() == Some(want) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Creates `topic` with `queues` queues on the master and on the slave (`rmq admin
     /// update-topic -b`, so nobody waits for the slave's periodic sync of topic configs), then
     /// waits until the NameServer's route of it lists both.
