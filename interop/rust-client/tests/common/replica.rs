@@ -269,7 +269,8 @@ impl ReplicaCluster {
 /// One message as the ali-ons consumer printed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AliOnsMessage {
-    /// `msg.msgId` (the offset message id).
+    /// `msg.msgId`: the offset message id ali-ons computes from the record (store host and
+    /// commit-log offset).
     pub msg_id: String,
     /// The `UNIQ_KEY` property (rocketmq-client-rust's msgId).
     pub uniq_key: String,
@@ -295,8 +296,11 @@ impl AliOnsMessage {
     }
 }
 
-/// Acknowledged sends the ali-ons consumer did not receive from the slave exactly as sent
-/// (msgId, queue, queue offset, body bytes), with what it got instead.
+/// Acknowledged sends the ali-ons consumer did not receive from the slave exactly as sent, with
+/// what it got instead. Compared: the msgId (`UNIQ_KEY`), queue, queue offset and body bytes,
+/// and the offset msgId: ali-ons derives it from the record's store host and commit-log offset,
+/// so it equals the one the master answered only if the slave serves the master's record at
+/// the master's position in the log.
 pub fn mismatches<'a>(
     acked: &'a [Sent],
     received: &[AliOnsMessage],
@@ -308,6 +312,7 @@ pub fn mismatches<'a>(
         .filter_map(|sent| match by_key.get(sent.msg_id.as_str()) {
             Some(got)
                 if got.body == sent.body.as_bytes()
+                    && got.msg_id.eq_ignore_ascii_case(&sent.offset_msg_id)
                     && got.queue_id == sent.queue_id
                     && u64::try_from(got.queue_offset).ok() == Some(sent.queue_offset) =>
             {
@@ -371,7 +376,7 @@ fn tail(text: &str, lines: usize) -> String {
 
 /// Lower-case hex (as Node's `Buffer.toString('hex')`) to bytes.
 pub fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
