@@ -23,8 +23,9 @@ use rmq_interop_rust_client::{
 use super::netns::{self, Topology};
 use super::Sent;
 
-/// Cluster and broker name of the replica pair.
+/// Cluster name of the replica pair.
 pub const CLUSTER: &str = "HaCluster";
+/// Broker name of the replica pair (master and slave).
 pub const BROKER_NAME: &str = "broker-ha";
 /// Every node has its own address, so the ports are fixed (nothing else binds there).
 const NAMESRV_PORT: u16 = 9876;
@@ -55,8 +56,8 @@ pub struct ReplicaCluster {
 }
 
 impl ReplicaCluster {
-    /// Starts the cluster: `master_role` (`SYNC_MASTER`, `ASYNC_MASTER`) and `extra` config
-    /// lines for the master, `slave_extra` for the slave. `None` when namespaces are unusable
+    /// Starts the cluster: `master_role` (`SYNC_MASTER`, `ASYNC_MASTER`) and `master_extra`
+    /// config lines for the master, `slave_extra` for the slave. `None` when namespaces are unusable
     /// and `RMQ_NETNS_SKIP=1` (the test then returns).
     ///
     /// # Panics
