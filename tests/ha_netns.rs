@@ -14,6 +14,10 @@
 //!   slave; the slave truncates and then equals it.
 //! - (Ignored by default) a wiped slave catching up on gigabytes, the master's RSS flat.
 //!
+//! The kill loop and the consumer failover with real clients (rocketmq-client-rust producers
+//! and push consumer, ali-ons reading from the slave) run in the same kind of topology in
+//! `interop/rust-client/tests/ha_kill_loop.rs` and `failover.rs` (scripts/interop.sh).
+//!
 //! Needs root (`RMQ_NETNS_SKIP=1` skips, see `netns::require`).
 
 #[path = "common/netns.rs"]

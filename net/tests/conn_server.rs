@@ -193,6 +193,30 @@ async fn oneway_request_gets_no_reply() {
     assert_eq!(client.pending_count(), 0);
 }
 
+/// A client that writes oneway requests and closes at once (a producer's oneway sends, a
+/// consumer's oneway offset commits before its shutdown) still gets them served: the server
+/// runs the oneway requests it read to completion after the EOF, as Java's server does.
+/// Before, the EOF dropped every request still in its handler, so a slow oneway was lost.
+#[compio::test]
+async fn oneway_requests_read_before_the_peer_closes_run_to_completion() {
+    let handler = ScriptedHandler::new();
+    let (addr, _server) = start_server(handler.clone(), ServeConfig::default()).await;
+    let mut raw = TcpStream::connect(addr).await.expect("connect");
+    let mut bytes = Vec::new();
+    for seq in 0..3 {
+        let slow = request(CODE_DELAY, seq, &[("delay_ms", "200")]).oneway();
+        bytes.extend(frame_bytes(&slow));
+    }
+    write_raw(&mut raw, bytes).await;
+    assert!(eventually(WAIT, || handler.calls.get() == 3).await);
+    drop(raw);
+    assert!(
+        eventually(WAIT, || handler.completed.get() == 3).await,
+        "{} of 3 oneway requests ran to their end after the peer closed",
+        handler.completed.get()
+    );
+}
+
 /// Raw inputs the server must refuse by closing the connection.
 fn malformed_inputs() -> Vec<(&'static str, Vec<u8>)> {
     let mut over_limit = (32 * 1024 * 1024_u32).to_be_bytes().to_vec();

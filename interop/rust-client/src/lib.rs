@@ -166,6 +166,14 @@ pub enum Mode {
         /// Directory for the KV config file.
         dir: PathBuf,
     },
+    /// `rmq namesrv --port PORT --bind IP --kv-config DIR/kv.json` (log in `DIR/rmq.log`): a
+    /// NameServer on a fixed address, e.g. inside a network namespace ([`Rmq::try_start_via`]).
+    NameServerAt {
+        /// Directory for the KV config file.
+        dir: PathBuf,
+        /// Address to bind and announce.
+        addr: SocketAddr,
+    },
     /// `rmq broker -c CONFIG` (log next to it: `CONFIG` with extension `log`). The config
     /// names everything: ports (`listenPort` must be a real port, see [`free_port`]), store,
     /// role, NameServer. Start-up waits for the READY line only: what the broker registered
@@ -195,12 +203,31 @@ impl Rmq {
         Self::try_start(mode).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// [`Rmq::start`] through a launcher (see [`Rmq::try_start_via`]).
+    ///
+    /// # Panics
+    /// As [`Rmq::start`].
+    pub fn start_via(mode: &Mode, launcher: &[&str]) -> Self {
+        Self::try_start_via(mode, launcher).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// [`Rmq::start`], returning the failure (with the log tail) instead of panicking, for
     /// callers that retry, e.g. when a port picked by [`free_port`] was taken meanwhile.
     ///
     /// # Errors
     /// The process did not start, exited, or was not ready within the timeouts.
     pub fn try_start(mode: &Mode) -> Result<Self, String> {
+        Self::try_start_via(mode, &[])
+    }
+
+    /// [`Rmq::try_start`] with `rmq` run by a launcher that execs it in place, e.g.
+    /// `["ip", "netns", "exec", NAMESPACE]` to run it inside a network namespace (the child's
+    /// pid is then `rmq`'s own, so [`Rmq::kill`] still SIGKILLs the server). An empty
+    /// `launcher` runs `rmq` directly.
+    ///
+    /// # Errors
+    /// As [`Rmq::try_start`].
+    pub fn try_start_via(mode: &Mode, launcher: &[&str]) -> Result<Self, String> {
         let (args, log, roles): (Vec<String>, PathBuf, &[&str]) = match mode {
             Mode::Standalone { store_dir, config } => {
                 let mut args: Vec<String> = [
@@ -241,6 +268,18 @@ impl Rmq {
                 .collect();
                 (args, dir.join("rmq.log"), &["namesrv"])
             }
+            Mode::NameServerAt { dir, addr } => {
+                let args = vec![
+                    "namesrv".to_owned(),
+                    "--port".into(),
+                    addr.port().to_string(),
+                    "--bind".into(),
+                    addr.ip().to_string(),
+                    "--kv-config".into(),
+                    dir.join("kv.json").display().to_string(),
+                ];
+                (args, dir.join("rmq.log"), &["namesrv"])
+            }
             Mode::Broker { config } => {
                 let args = vec![
                     "broker".to_owned(),
@@ -257,7 +296,15 @@ impl Rmq {
             .expect("open server log");
         writeln!(log_file, "=== rmq {}", args.join(" ")).expect("write server log");
         let stderr = log_file.try_clone().expect("clone server log handle");
-        let mut child = Command::new(rmq_bin())
+        let mut command = match launcher.split_first() {
+            Some((program, launcher_args)) => {
+                let mut command = Command::new(program);
+                command.args(launcher_args).arg(rmq_bin());
+                command
+            }
+            None => Command::new(rmq_bin()),
+        };
+        let mut child = command
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

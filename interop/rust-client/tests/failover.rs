@@ -1,11 +1,17 @@
-//! Master failover seen through a rocketmq-client-rust push consumer: a NameServer, an
-//! ASYNC_MASTER and its SLAVE (`rmq broker -c`, one shard each, loopback); the master is
-//! SIGKILLed with messages the consumer has not read yet, which the slave holds.
+//! Master failover seen through real clients across hosts: a NameServer, an ASYNC_MASTER and
+//! its SLAVE (`rmq broker -c`, one shard each), each in its own network namespace
+//! (tests/common/replica.rs, on the root crate's netns harness); the master is SIGKILLed with
+//! messages the consumer has not read yet, which the slave holds. rocketmq-client-rust runs in
+//! the test process (the root namespace, which reaches every node by address); ali-ons runs in
+//! a `client` namespace. Needs root (`RMQ_NETNS_SKIP=1` skips).
 //!
-//! - `running_consumer_fails_over_to_the_slave`: a consumer that consumed (and committed to
-//!   the master) a first batch keeps consuming from the slave after the master dies: it gets
-//!   every message of the second batch and no message twice; restarted afterwards, it resumes
-//!   from the offsets it committed to the slave after the failover.
+//! - `running_consumer_fails_over_to_the_slave`: a rocketmq-client-rust push consumer that
+//!   consumed (and committed to the master) a first batch keeps consuming from the slave after
+//!   the master dies: it gets every message of the second batch and no message twice (0 of the
+//!   committed first batch again); restarted afterwards, it resumes from the offsets it
+//!   committed to the slave after the failover. Then a new ali-ons group, with the master still
+//!   dead, reads every acknowledged message (both batches and the fences) from the slave, byte
+//!   for byte.
 //! - `restarted_consumer_resumes_from_master_commits_on_the_slave`: a consumer started only
 //!   after the master died (the slave synced the group's offsets from its master)
 //!   reads the offsets the group committed to the master from the slave, and does not start
@@ -30,14 +36,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::replica::{broker_ids, mismatches, ReplicaCluster};
 use common::*;
-use rmq_interop_rust_client::{
-    admin, broker_mode, committed_offset, free_port, max_offset, route_broker_addrs, topic_route,
-};
+use rmq_interop_rust_client::{committed_offset, max_offset};
 use rocketmq_client_rust::DefaultMQProducer;
 use rocketmq_model::common::message::message_queue::MessageQueue;
 use rocketmq_model::common::message::message_single::Message;
@@ -49,13 +53,6 @@ const BUDGET: Duration = Duration::from_secs(240);
 const BATCH: usize = 100;
 /// Queues of the test topic (on both brokers).
 const QUEUES: i32 = 4;
-/// Cluster and broker name of the replica pair.
-const CLUSTER: &str = "FailoverCluster";
-const BROKER_NAME: &str = "broker-failover";
-/// Bound on `rmq admin` runs.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long the topic's route may take to list both brokers after its creation.
-const ROUTE_BOTH_TIMEOUT: Duration = Duration::from_secs(35);
 /// How long a batch may take to be consumed from a live master.
 const BATCH_CONSUME_TIMEOUT: Duration = Duration::from_secs(40);
 /// Longest a suspended consumer's pull can stay parked on the broker: the client's long-poll
@@ -76,145 +73,11 @@ const FAILOVER_TIMEOUT: Duration = Duration::from_secs(75);
 /// How long a restarted consumer is watched for re-deliveries: its first rebalance and pulls
 /// take about a second; stale offsets would show within this.
 const RESTART_WATCH: Duration = Duration::from_secs(10);
+/// How long the ali-ons consumer may take to read the topic from the slave.
+const ALI_ONS_TIMEOUT: Duration = Duration::from_secs(40);
 /// How long the slave is given to learn the group's offsets from its master (Java's slave
 /// syncs them every 10 s).
 const OFFSET_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A NameServer, a master and its slave on loopback. Field order is drop order: the processes
-/// die before the scratch directory is removed.
-struct ReplicaPair {
-    namesrv: Rmq,
-    /// Shared with the scenario thread, which kills it.
-    master: Arc<Mutex<Rmq>>,
-    slave: Rmq,
-    master_addr: SocketAddr,
-    slave_addr: SocketAddr,
-    _dir: Scratch,
-}
-
-impl ReplicaPair {
-    fn start(name: &str, master_role: &str) -> Self {
-        let dir = fresh_dir(name);
-        let namesrv = Rmq::start(&Mode::NameServer {
-            dir: dir.path().to_owned(),
-        });
-        let ns = namesrv.namesrv();
-        let master = start_node(
-            dir.path(),
-            "master",
-            &ns,
-            &[format!("brokerRole={master_role}"), "brokerId=0".into()],
-        );
-        let slave = start_node(
-            dir.path(),
-            "slave",
-            &ns,
-            &["brokerRole=SLAVE".into(), "brokerId=1".into()],
-        );
-        let master_addr = master.addr("broker");
-        let slave_addr = slave.addr("broker");
-        Self {
-            namesrv,
-            master: Arc::new(Mutex::new(master)),
-            slave,
-            master_addr,
-            slave_addr,
-            _dir: dir,
-        }
-    }
-
-    fn ns(&self) -> String {
-        self.namesrv.namesrv()
-    }
-
-    /// Creates `topic` with [`QUEUES`] queues on the master and on the slave, then waits until
-    /// the NameServer's route of it lists both.
-    fn create_topic(&self, topic: &str) {
-        let ns = self.ns();
-        let queues = QUEUES.to_string();
-        for broker in [self.master_addr, self.slave_addr] {
-            let broker = broker.to_string();
-            let args = [
-                "update-topic",
-                "-n",
-                &ns,
-                "-b",
-                &broker,
-                "-t",
-                topic,
-                "-r",
-                &queues,
-                "-w",
-                &queues,
-            ];
-            if let Err(e) = admin(&args, ADMIN_TIMEOUT) {
-                panic!("{e}");
-            }
-        }
-        let deadline = Instant::now() + ROUTE_BOTH_TIMEOUT;
-        loop {
-            let addrs = broker_ids(self.namesrv.addr("namesrv"), topic);
-            let want = BTreeMap::from([
-                (0, self.master_addr.to_string()),
-                (1, self.slave_addr.to_string()),
-            ]);
-            if addrs == Some(want) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the route of {topic} never listed master and slave within \
-                 {ROUTE_BOTH_TIMEOUT:?}: {addrs:?}\n--- master log ---\n{}\n--- slave log ---\n{}",
-                self.master.lock().expect("master lock").log_tail(),
-                self.slave.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-/// Starts one broker of the pair; ports are picked free and may be taken before the broker
-/// binds them, so a start that failed on a port in use is retried on new ones.
-fn start_node(dir: &Path, name: &str, namesrv: &str, role: &[String]) -> Rmq {
-    const ATTEMPTS: usize = 3;
-    for attempt in 1..=ATTEMPTS {
-        let mut lines: Vec<String> = vec![
-            format!("brokerClusterName={CLUSTER}"),
-            format!("brokerName={BROKER_NAME}"),
-            format!("listenPort={}", free_port()),
-            format!("haListenPort={}", free_port()),
-            "brokerIP1=127.0.0.1".into(),
-            "brokerIP2=127.0.0.1".into(),
-            format!("namesrvAddr={namesrv}"),
-            format!(
-                "storePathRootDir={}",
-                dir.join(format!("{name}-store-{attempt}")).display()
-            ),
-            // Master and slave must run the same shard count; one keeps the 2-core CI light.
-            "shards=1".into(),
-        ];
-        lines.extend(role.iter().cloned());
-        match Rmq::try_start(&broker_mode(dir, &format!("{name}-{attempt}"), &lines)) {
-            Ok(rmq) => return rmq,
-            Err(e) if attempt < ATTEMPTS && e.contains("in use") => {
-                eprintln!("{name}: a picked port was taken, retrying: {e}");
-            }
-            Err(e) => panic!("{name}: {e}"),
-        }
-    }
-    unreachable!("the last attempt returns or panics")
-}
-
-/// Broker ids -> addresses of [`BROKER_NAME`] in `topic`'s route (`None`: no route or probe
-/// error).
-fn broker_ids(namesrv: SocketAddr, topic: &str) -> Option<BTreeMap<u64, String>> {
-    let route = topic_route(namesrv, topic).ok()??;
-    Some(
-        route_broker_addrs(&route, BROKER_NAME)
-            .into_iter()
-            .collect(),
-    )
-}
 
 /// Runs a blocking probe off the client runtime's async threads.
 async fn off_thread<T: Send + 'static>(
@@ -345,10 +208,10 @@ struct Ctx {
 }
 
 impl Ctx {
-    fn new(pair: &ReplicaPair, token: &str, topic: String, group: String) -> Self {
+    fn new(pair: &ReplicaCluster, token: &str, topic: String, group: String) -> Self {
         Self {
             ns: pair.ns(),
-            namesrv_addr: pair.namesrv.addr("namesrv"),
+            namesrv_addr: pair.namesrv_addr,
             master_addr: pair.master_addr,
             slave_addr: pair.slave_addr,
             master: pair.master.clone(),
@@ -569,7 +432,9 @@ async fn fail_over_running(
 /// pulled once from the slave; nothing makes the client pull an offset twice.
 #[test]
 fn running_consumer_fails_over_to_the_slave() {
-    let pair = ReplicaPair::start("failover-running", "ASYNC_MASTER");
+    let Some(pair) = ReplicaCluster::start("failover-running", "ASYNC_MASTER", &[], &[]) else {
+        return;
+    };
     let token = run_token();
     let ctx = Ctx::new(
         &pair,
@@ -577,7 +442,8 @@ fn running_consumer_fails_over_to_the_slave() {
         format!("RustFailover_{token}"),
         format!("cg_failover_{token}"),
     );
-    pair.create_topic(&ctx.topic);
+    pair.create_topic(&ctx.topic, QUEUES);
+    let topic = ctx.topic.clone();
     let started = Instant::now();
     let run = scenario("failover-running", BUDGET, move |rt| async move {
         let mut producer = producer(&rt, &ctx.ns, &format!("pg_failover_{}", ctx.token)).await?;
@@ -671,6 +537,39 @@ fn running_consumer_fails_over_to_the_slave() {
         again.intersection(&want1).count(),
         again.intersection(&want2).count()
     );
+    // ali-ons, a new group in the client namespace, with the master still dead: every
+    // acknowledged message, from the slave, as sent.
+    let acked: Vec<Sent> = run
+        .batch1
+        .iter()
+        .chain(&run.fences)
+        .chain(&run.batch2)
+        .cloned()
+        .collect();
+    let on_slave = u64::try_from(run.slave_max.iter().sum::<i64>()).expect("non-negative");
+    let ali_started = Instant::now();
+    let received = pair
+        .ali_ons_consume(
+            &topic,
+            &format!("cg_failover_ons_{token}"),
+            on_slave,
+            ALI_ONS_TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("ali-ons after the failover: {e}"));
+    let wrong = mismatches(&acked, &received);
+    eprintln!(
+        "[failover-running] ali-ons read {} messages from the slave in {:.1?}",
+        received.len(),
+        ali_started.elapsed()
+    );
+    assert!(
+        wrong.is_empty(),
+        "ali-ons did not read {} of the {} acknowledged messages from the slave as sent; e.g. \
+         {:?}",
+        wrong.len(),
+        acked.len(),
+        wrong.first()
+    );
 }
 
 /// Distinct non-warm-up bodies of a reception log.
@@ -710,7 +609,9 @@ struct RestartRun {
 /// as every first-batch offset was committed before the kill and synced before it too.
 #[test]
 fn restarted_consumer_resumes_from_master_commits_on_the_slave() {
-    let pair = ReplicaPair::start("failover-restart", "ASYNC_MASTER");
+    let Some(pair) = ReplicaCluster::start("failover-restart", "ASYNC_MASTER", &[], &[]) else {
+        return;
+    };
     let token = run_token();
     let ctx = Ctx::new(
         &pair,
@@ -718,7 +619,7 @@ fn restarted_consumer_resumes_from_master_commits_on_the_slave() {
         format!("RustFailoverRestart_{token}"),
         format!("cg_failover_restart_{token}"),
     );
-    pair.create_topic(&ctx.topic);
+    pair.create_topic(&ctx.topic, QUEUES);
     let started = Instant::now();
     let run = scenario("failover-restart", BUDGET, move |rt| async move {
         let mut producer =

@@ -126,7 +126,8 @@ impl Connection {
     }
 
     /// Serves the connection until the peer closes it, it fails, it idles out or someone
-    /// calls [`ConnHandle::close`]. On return every pending request has failed and queued
+    /// calls [`ConnHandle::close`]. When the peer closed (EOF), the oneway requests already
+    /// read run to completion first. On return every pending request has failed and queued
     /// commands are dropped; dropping the future does the same.
     ///
     /// # Errors
@@ -224,6 +225,11 @@ async fn read_loop<H: Handler>(
     let inflight_max = config.inflight_requests_per_connection_max;
     let _membership = budget.join(&ctx.handle().shared);
     let mut inflight = FuturesUnordered::new();
+    // Oneway requests apart: when the peer closes, these still run to completion (nobody
+    // waits for an answer, so the request itself is all there is: a oneway send or offset
+    // commit written just before the client's close must not be dropped). Java's Netty
+    // server likewise processes what it read before the channel closed.
+    let mut oneways = FuturesUnordered::new();
     let mut sizer = ReadSizer::default();
     let mut buffer = Some(BytesMut::new());
     let mut progress = FrameProgress::default();
@@ -238,18 +244,22 @@ async fn read_loop<H: Handler>(
         // unless the in-flight cap says to leave the rest in the socket.
         if let Some(buf) = buffer.as_mut() {
             let frames_before = shared.frames_read();
-            while inflight.len() < inflight_max {
+            while inflight.len() + oneways.len() < inflight_max {
                 let Some(request) = next_request(buf, shared, &config.frame_limits)? else {
                     break;
                 };
-                inflight.push(serve_request(handler, ctx, request));
+                if request.is_oneway() {
+                    oneways.push(serve_request(handler, ctx, request));
+                } else {
+                    inflight.push(serve_request(handler, ctx, request));
+                }
             }
-            assert!(inflight.len() <= inflight_max);
+            assert!(inflight.len() + oneways.len() <= inflight_max);
             budget.charge(shared, buf.len());
             if let Some(record) = shared.shed_record() {
                 return Err(shed_error(peer, record));
             }
-            if inflight.len() < inflight_max {
+            if inflight.len() + oneways.len() < inflight_max {
                 let decoded = shared.frames_read() != frames_before;
                 let frame_size = announced_frame_size(buf, &config.frame_limits);
                 progress.before_read(buf.len(), frame_size, decoded, Instant::now());
@@ -294,6 +304,11 @@ async fn read_loop<H: Handler>(
                     return Poll::Ready(ReadEvent::Served);
                 }
             }
+            if !oneways.is_empty() {
+                if let Poll::Ready(Some(())) = oneways.poll_next_unpin(cx) {
+                    return Poll::Ready(ReadEvent::Served);
+                }
+            }
             if !idle.is_terminated() && idle.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(ReadEvent::IdleCheck);
             }
@@ -304,8 +319,12 @@ async fn read_loop<H: Handler>(
         })
         .await;
         match event {
-            ReadEvent::Read(BufResult(Ok(0), buf)) if buf.is_empty() => return Ok(()),
+            ReadEvent::Read(BufResult(Ok(0), buf)) if buf.is_empty() => {
+                drain(&mut oneways).await;
+                return Ok(());
+            }
             ReadEvent::Read(BufResult(Ok(0), buf)) => {
+                drain(&mut oneways).await;
                 return Err(ConnError::EofMidFrame {
                     peer,
                     buffered: buf.len(),
@@ -384,6 +403,13 @@ fn next_request(
         }
         shared.complete_pending(command);
     }
+}
+
+/// Runs every oneway request already read to completion (the peer closed: no more will come,
+/// and nothing waits for them). Two-way requests still in flight are dropped with the
+/// connection: their answers could not be delivered.
+async fn drain<F: std::future::Future<Output = ()>>(oneways: &mut FuturesUnordered<F>) {
+    while oneways.next().await.is_some() {}
 }
 
 /// Appends whatever the socket has to `buf`.

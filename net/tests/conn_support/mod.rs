@@ -37,6 +37,8 @@ pub const CODE_FLOOD: i32 = 9006;
 /// A handler whose behaviour the request code picks; counts calls.
 pub struct ScriptedHandler {
     pub calls: Cell<usize>,
+    /// Calls that ran to their end (those answered with the echo).
+    pub completed: Cell<usize>,
     /// Every connection a request came in on, by id.
     pub connections: RefCell<HashMap<u64, ConnHandle>>,
     pub gate: flume::Receiver<()>,
@@ -48,6 +50,7 @@ impl ScriptedHandler {
         let (release, gate) = flume::unbounded();
         Rc::new(Self {
             calls: Cell::new(0),
+            completed: Cell::new(0),
             connections: RefCell::new(HashMap::new()),
             gate,
             release,
@@ -142,6 +145,7 @@ impl Handler for ScriptedHandler {
             }
             _ => {}
         }
+        self.completed.set(self.completed.get() + 1);
         Some(echo(&request))
     }
 }

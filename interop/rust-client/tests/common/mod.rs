@@ -8,6 +8,11 @@
 
 #![allow(dead_code)]
 
+/// The root crate's network-namespace topology (std only, shared rather than copied).
+#[path = "../../../../tests/common/netns.rs"]
+pub mod netns;
+pub mod replica;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
