@@ -305,7 +305,11 @@ async fn read_loop<H: Handler>(
                 }
             }
             if !oneways.is_empty() {
-                if let Poll::Ready(Some(())) = oneways.poll_next_unpin(cx) {
+                let mut served = false;
+                while let Poll::Ready(Some(())) = oneways.poll_next_unpin(cx) {
+                    served = true;
+                }
+                if served {
                     return Poll::Ready(ReadEvent::Served);
                 }
             }
