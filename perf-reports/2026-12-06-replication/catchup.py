@@ -226,7 +226,7 @@ def main():
             if perf_s and rep == 1 and perf_started is None and off:
                 # PERF_S=s: profile both processes for s seconds once the transfer runs.
                 perf_started = [subprocess.Popen(
-                    ["perf", "record", "-F", "499", "-g", "-o", str(work / f"perf-{who}.data"),
+                    ["perf", "record", "-e", "cpu-clock", "-F", "499", "-g", "-o", str(out / f"catchup{tag}-perf-{who}.data"),
                      "-p", str(pid), "--", "sleep", str(perf_s)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                     for who, pid in (("master", m_p.pid), ("slave", s_p.pid))]
@@ -241,7 +241,7 @@ def main():
         for who, p in zip(("master", "slave"), perf_started or []):
             p.wait()
             rep_txt = subprocess.run(
-                ["perf", "report", "-i", str(work / f"perf-{who}.data"), "--stdio", "--no-children",
+                ["perf", "report", "-i", str(out / f"catchup{tag}-perf-{who}.data"), "--stdio", "--no-children",
                  "--sort", "symbol", "-g", "none", "--percent-limit", "0.5"],
                 capture_output=True, text=True).stdout
             (out / f"catchup{tag}-perf-{who}.txt").write_text(rep_txt)

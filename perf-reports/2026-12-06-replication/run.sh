@@ -224,6 +224,13 @@ run_pass() { # PASS ORDER
       runs+=("sync-syncflush SYNC_MASTER yes SYNC_FLUSH $size -")
       continue
     fi
+    if [[ "${DIAG:-}" == fair ]]; then
+      # SYNC_MASTER + SYNC_FLUSH against the fair baseline, ASYNC_MASTER + SYNC_FLUSH (both
+      # brokers SYNC_FLUSH in both), same sizes (../2026-12-06-catchup/).
+      runs+=("async-syncflush ASYNC_MASTER yes SYNC_FLUSH $size -")
+      runs+=("sync-syncflush SYNC_MASTER yes SYNC_FLUSH $size -")
+      continue
+    fi
     if [[ "${DIAG:-}" == batch ]]; then
       # Diagnostic: the SYNC_FLUSH pair with Java's 32 KiB haTransferBatchSize and with 1 MiB.
       runs+=("sync-syncflush SYNC_MASTER yes SYNC_FLUSH $size -")

@@ -457,6 +457,8 @@ async fn ship(
         // as soon as they leave, before this future runs again.
         shipped.set(chunk.next_offset);
         let after = chunk.next_offset;
+        let started = Instant::now();
+        let bytes_len = chunk.bytes.len();
         let written = write_data(stream, params.shard_id, next, master_end, chunk.bytes);
         if after < master_end {
             // Behind: read the next chunk while this one is written (a disk read and a socket
@@ -466,9 +468,26 @@ async fn ship(
                 batch_bytes(store, params, after),
                 ShipLimit::Appended,
             );
-            let (written, read) = futures_util::future::join(written, reading).await;
+            let written = async {
+                let result = written.await;
+                (result, started.elapsed())
+            };
+            let reading = async {
+                let result = reading.await;
+                (result, started.elapsed())
+            };
+            let ((written, write_took), (read, read_took)) =
+                futures_util::future::join(written, reading).await;
             written?;
             prefetched = Some(read?);
+            tracing::trace!(
+                shard = params.shard_id,
+                offset = next,
+                bytes = bytes_len,
+                write_us = write_took.as_micros(),
+                read_ahead_us = read_took.as_micros(),
+                "HA Data frame shipped"
+            );
         } else {
             written.await?;
         }

@@ -12,7 +12,7 @@
 //! and never touches another shard's store. Must never: decide the broker's wiring (listening,
 //! accepting, reconnect backoff, role changes are the caller's), place bytes the handshake did
 //! not agree on, or buffer more than two Data frames per connection (the master reads the
-//! next chunk while it writes one; the slave holds the one it appends).
+//! next chunk while it writes one; the slave reads the next frame while it appends one).
 
 pub(crate) mod conn;
 pub mod master;

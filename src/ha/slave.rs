@@ -259,8 +259,11 @@ impl CatchUp {
 /// heartbeat interval and, on a SYNC_FLUSH slave, whenever more of the log became durable.
 /// Appends do not wait for the fdatasync: frames that arrive while one runs are appended at
 /// once and the next fdatasync covers them all (group commit across frames), and a SYNC_FLUSH
-/// slave acknowledges as appended only what is durable ([`ack`]). The read stays pending
-/// across the timer and the durability wait (a dropped read would lose bytes).
+/// slave acknowledges as appended only what is durable ([`ack`]). The next frame is read off
+/// the socket while one is appended (pipelining: a catching-up slave's socket copy and CRC
+/// check overlap its placement, reput and disk writes), at most one frame ahead. The read stays
+/// pending across the timer, the durability wait and the append (a dropped read would lose
+/// bytes).
 async fn apply(
     store: &Store,
     stream: &TcpStream,
@@ -272,46 +275,83 @@ async fn apply(
     let sync_flush = log.config().flush_policy == FlushPolicy::Sync;
     let mut last_heard = Instant::now();
     let mut last_acked = Instant::now();
-    let mut reading = Box::pin(reader.next_owned(stream));
+    // Since when this loop waited for a frame (trace of where a catch-up's time goes).
+    let mut idle_since = Instant::now();
+    let mut reading = Some(Box::pin(reader.next_owned(stream)));
+    // A frame read while the previous one was appended; never more than this one.
+    let mut read_ahead = None;
     loop {
-        let until_ack = params
-            .heartbeat_interval
-            .saturating_sub(last_acked.elapsed());
-        let timer = std::pin::pin!(compio::time::sleep(until_ack));
-        let appended = log.appended_offset();
-        let more_durable = std::pin::pin!(async move {
-            if sync_flush && log.durable_offset() < appended {
-                log.wait_durable(appended).await
-            } else {
-                std::future::pending().await
-            }
-        });
-        match select(reading, select(timer, more_durable)).await {
-            Either::Left(((reader, frame), _)) => {
-                last_heard = Instant::now();
-                let Body::Data(data) = frame?.body else {
-                    return Err(HaError::Protocol(
-                        "a non-Data frame after the Welcome".into(),
-                    ));
-                };
-                reading = Box::pin(reader.next_owned(stream));
-                append(store, &data).await?;
-                params.follow.data(data.master_appended_end);
-                catch_up.check(store, stream, params);
-            }
-            Either::Right((Either::Left(((), _)), pending)) => {
-                if last_heard.elapsed() >= params.silence_timeout {
-                    return Err(HaError::Silent(params.silence_timeout));
+        let received = match read_ahead.take() {
+            Some(received) => Some(received),
+            None => {
+                let pending = reading
+                    .take()
+                    .expect("a read is pending unless one is ahead");
+                let until_ack = params
+                    .heartbeat_interval
+                    .saturating_sub(last_acked.elapsed());
+                let timer = std::pin::pin!(compio::time::sleep(until_ack));
+                let appended = log.appended_offset();
+                let more_durable = std::pin::pin!(async move {
+                    if sync_flush && log.durable_offset() < appended {
+                        log.wait_durable(appended).await
+                    } else {
+                        std::future::pending().await
+                    }
+                });
+                match select(pending, select(timer, more_durable)).await {
+                    Either::Left((received, _)) => Some(received),
+                    Either::Right((Either::Left(((), _)), pending)) => {
+                        if last_heard.elapsed() >= params.silence_timeout {
+                            return Err(HaError::Silent(params.silence_timeout));
+                        }
+                        reading = Some(pending);
+                        None
+                    }
+                    Either::Right((Either::Right((durable, _)), pending)) => {
+                        durable?;
+                        reading = Some(pending);
+                        None
+                    }
                 }
-                reading = pending;
             }
-            Either::Right((Either::Right((durable, _)), pending)) => {
-                durable?;
-                reading = pending;
+        };
+        if let Some((reader, frame)) = received {
+            last_heard = Instant::now();
+            let Body::Data(data) = frame?.body else {
+                return Err(HaError::Protocol(
+                    "a non-Data frame after the Welcome".into(),
+                ));
+            };
+            assert!(reading.is_none(), "one read at a time");
+            let appending_since = Instant::now();
+            let next = Box::pin(reader.next_owned(stream));
+            let appending = std::pin::pin!(append(store, &data));
+            match select(appending, next).await {
+                Either::Left((appended, next)) => {
+                    appended?;
+                    reading = Some(next);
+                }
+                Either::Right((received, appending)) => {
+                    appending.await?;
+                    read_ahead = Some(received);
+                }
             }
+            tracing::trace!(
+                shard = params.shard_id,
+                offset = data.start_offset,
+                bytes = data.bytes.len(),
+                waited_us = last_heard.duration_since(idle_since).as_micros(),
+                append_us = appending_since.elapsed().as_micros(),
+                read_ahead = read_ahead.is_some(),
+                "HA Data frame applied"
+            );
+            params.follow.data(data.master_appended_end);
+            catch_up.check(store, stream, params);
         }
         ack(store, stream, params).await?;
         last_acked = Instant::now();
+        idle_since = last_acked;
     }
 }
 

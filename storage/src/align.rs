@@ -162,6 +162,33 @@ impl AlignedBuf {
     }
 }
 
+// SAFETY: an `AlignedBuf` owns its allocation exclusively (as a `Box<[u8]>` does): nothing else
+// holds `ptr`, and `&self` methods only read. Needed to hand a filled buffer to `Bytes` without a
+// copy ([`AlignedBuf::into_bytes`]).
+unsafe impl Send for AlignedBuf {}
+
+impl AsRef<[u8]> for AlignedBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AlignedBuf {
+    /// `[start, end)` of the filled bytes as `Bytes`, without copying: the buffer is kept alive
+    /// (and freed) by the returned `Bytes` and its clones.
+    ///
+    /// # Panics
+    /// If `start > end` or `end > len`.
+    #[must_use]
+    pub fn into_bytes(self, start: usize, end: usize) -> bytes::Bytes {
+        assert!(
+            start <= end && end <= self.len,
+            "a slice of the filled bytes"
+        );
+        bytes::Bytes::slice(&bytes::Bytes::from_owner(self), start..end)
+    }
+}
+
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         let layout = Layout::from_size_align(self.capacity, self.alignment).expect("valid layout");

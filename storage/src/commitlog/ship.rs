@@ -277,17 +277,16 @@ impl Inner {
     /// below it read from the segment file (written there, never changed again).
     pub(super) async fn read_range(&self, from: u64, to: u64) -> Result<Bytes> {
         assert!(from <= to, "range inverted");
-        let mut out = vec![0u8; usize::try_from(to - from).expect("a chunk fits memory")];
-        let disk = {
+        let (ring_part, disk) = {
             let state = self.state.borrow();
             assert!(to <= state.appended, "reads stay below the append mark");
             let floor = self.ring_floor(&state);
             let ring_from = floor.clamp(from, to);
-            if ring_from < to {
-                let at = usize::try_from(ring_from - from).expect("fits");
-                self.ring.read(ring_from, &mut out[at..]);
-            }
-            if from < ring_from {
+            let ring_part = (ring_from < to).then(|| {
+                let len = usize::try_from(to - ring_from).expect("a chunk fits memory");
+                self.ring.read_to_vec(ring_from, len)
+            });
+            let disk = (from < ring_from).then(|| {
                 assert!(
                     ring_from <= state.written,
                     "bytes below the ring floor are written"
@@ -298,16 +297,27 @@ impl Inner {
                     .find(|s| s.contains(from))
                     .expect("an offset below the append mark lies in a segment");
                 assert!(to <= segment.end(), "a range read stays in one segment");
-                Some((std::rc::Rc::clone(&segment.file), segment.start, ring_from))
-            } else {
-                None
-            }
+                (std::rc::Rc::clone(&segment.file), segment.start, ring_from)
+            });
+            (ring_part, disk)
         };
-        if let Some((file, segment_start, disk_end)) = disk {
-            let bytes =
-                read_disk(&file, segment_start, from, disk_end - from, self.alignment).await?;
-            out[..bytes.len()].copy_from_slice(&bytes);
-        }
+        let Some((file, segment_start, disk_end)) = disk else {
+            return Ok(ring_part.map_or_else(Bytes::new, Bytes::from));
+        };
+        let on_disk =
+            read_disk(&file, segment_start, from, disk_end - from, self.alignment).await?;
+        assert_eq!(
+            on_disk.len() as u64,
+            disk_end - from,
+            "the disk part read whole"
+        );
+        // Usually all of a catch-up chunk is on disk: its bytes are returned without a copy.
+        let Some(ring_part) = ring_part else {
+            return Ok(on_disk);
+        };
+        let mut out = Vec::with_capacity(on_disk.len() + ring_part.len());
+        out.extend_from_slice(&on_disk);
+        out.extend_from_slice(&ring_part);
         Ok(Bytes::from(out))
     }
 }

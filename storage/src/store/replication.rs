@@ -93,6 +93,7 @@ impl Store {
         bytes: &[u8],
         wait: WaitForFlush,
     ) -> Result<u64> {
+        let started = std::time::Instant::now();
         self.ensure_dispatch_room().await?;
         let (end, queues) = {
             let _guard = self.append_lock.lock().await;
@@ -123,7 +124,9 @@ impl Store {
             }
             (end, queues)
         };
+        let placed = started.elapsed();
         self.reput_to(end).await?;
+        let reput = started.elapsed();
         for queue in &queues {
             self.check_dispatched(
                 queue.topic,
@@ -140,6 +143,14 @@ impl Store {
             WaitForFlush::AsPolicy => {}
             WaitForFlush::No => self.log.request_flush(),
         }
+        tracing::trace!(
+            offset,
+            bytes = bytes.len(),
+            placed_us = placed.as_micros(),
+            reput_us = (reput - placed).as_micros(),
+            total_us = started.elapsed().as_micros(),
+            "replicated chunk appended"
+        );
         Ok(end)
     }
 
