@@ -4,6 +4,9 @@
 //! - `send_v2_binary`: the same command with the ROCKETMQ binary header;
 //! - `send_result_json`: the small SEND_MESSAGE response (send result header, no body).
 //!
+//! - `decode_typed` (send requests): what the broker does first with a send frame, the
+//!   zero-copy frame decode plus the typed send header read from its extFields.
+//!
 //! Throughput is reported per frame byte; frames/s is 1 / time per iteration.
 //! Run: `cargo bench -p rmq-bench --bench codec`.
 
@@ -14,6 +17,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rmq_net::codec::codes::{LanguageCode, SerializeType};
 use rmq_net::codec::command::FLAG_RESPONSE;
 use rmq_net::codec::frame;
+use rmq_net::codec::header::send::SendMessageRequestHeader;
 use rmq_net::codec::limits::FrameLimits;
 use rmq_net::{ExtFields, RemotingCommand};
 
@@ -108,7 +112,37 @@ fn bench_command(c: &mut Criterion, name: &str, command: &RemotingCommand) {
     group.finish();
 }
 
+/// What the broker does with a send frame before it plans the send: the frame decode
+/// (header into extFields, body shared) and the typed send header read from the extFields.
+fn bench_send_decode(c: &mut Criterion, name: &str, command: &RemotingCommand) {
+    let limits = FrameLimits::default();
+    let encoded = frame::encode_to_bytes(command).expect("benchmark command encodes");
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Bytes(encoded.len() as u64));
+    group.bench_function("decode_typed", |b| {
+        b.iter(|| {
+            let mut buf = BytesMut::from(&black_box(&encoded)[..]);
+            let decoded = frame::decode_from(&mut buf, &limits)
+                .expect("decodes")
+                .expect("complete");
+            let header = SendMessageRequestHeader::decode_for_code(
+                decoded.request_code(),
+                &decoded.ext_fields,
+            )
+            .expect("a send header");
+            black_box((decoded, header))
+        });
+    });
+    group.finish();
+}
+
 fn codec(c: &mut Criterion) {
+    bench_send_decode(c, "send_v2_json", &send_v2_request(SerializeType::Json));
+    bench_send_decode(
+        c,
+        "send_v2_binary",
+        &send_v2_request(SerializeType::RocketMq),
+    );
     bench_command(c, "send_v2_json", &send_v2_request(SerializeType::Json));
     bench_command(
         c,
