@@ -57,6 +57,16 @@ impl ExtFields {
         }
     }
 
+    /// An empty map whose arena holds `text` bytes and whose index holds `entries` before
+    /// either reallocates.
+    #[must_use]
+    pub fn with_text_capacity(text: usize, entries: usize) -> Self {
+        Self {
+            text: String::with_capacity(text),
+            entries: Vec::with_capacity(entries),
+        }
+    }
+
     /// A map whose arena starts as a copy of `header` (a decoder's input), with room for as
     /// much again: an unescaped value is never longer than its escaped text, so unescaping
     /// every value onto the arena's end never reallocates. Entries are added with

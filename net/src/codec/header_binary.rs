@@ -63,7 +63,7 @@ pub fn decode(header: &[u8]) -> Result<RemotingCommand, CodecError> {
         version: i32::from(version),
         opaque,
         flag,
-        remark,
+        remark: remark.map(str::to_owned),
         ext_fields,
         serialize_type: SerializeType::RocketMq,
         ..RemotingCommand::default()
@@ -73,7 +73,8 @@ pub fn decode(header: &[u8]) -> Result<RemotingCommand, CodecError> {
 /// Decodes the ext section: entries back to back, filling it exactly.
 fn decode_ext_fields(section: &[u8], section_offset: usize) -> Result<ExtFields, CodecError> {
     let mut reader = Reader::new(section, section_offset);
-    let mut fields = ExtFields::new();
+    // The section's text fits in an arena of its size: no reallocation while filling it.
+    let mut fields = ExtFields::with_text_capacity(section.len(), 16);
     let mut count = 0_usize;
     while reader.remaining() > 0 {
         count += 1;
@@ -287,14 +288,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `len` bytes of UTF-8; zero length is `None` (Java null).
-    fn string(&mut self, what: &'static str, len: usize) -> Result<Option<String>, CodecError> {
+    fn string(&mut self, what: &'static str, len: usize) -> Result<Option<&'a str>, CodecError> {
         let offset = self.position;
         let bytes = self.bytes(what, len)?;
         if bytes.is_empty() {
             return Ok(None);
         }
         let text = std::str::from_utf8(bytes).map_err(|_| CodecError::Utf8 { what, offset })?;
-        Ok(Some(text.to_owned()))
+        Ok(Some(text))
     }
 
     /// Reads an i32 length, then that many bytes of UTF-8.
@@ -302,7 +303,7 @@ impl<'a> Reader<'a> {
         &mut self,
         what: &'static str,
         max: usize,
-    ) -> Result<Option<String>, CodecError> {
+    ) -> Result<Option<&'a str>, CodecError> {
         let len = self.length_i32(what, max)?;
         self.string(what, len)
     }
