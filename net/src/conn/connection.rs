@@ -224,12 +224,15 @@ async fn read_loop<H: Handler>(
     let peer = shared.peer_addr();
     let inflight_max = config.inflight_requests_per_connection_max;
     let _membership = budget.join(&ctx.handle().shared);
+    // Every request being served; each future yields whether its request was oneway.
     let mut inflight = FuturesUnordered::new();
-    // Oneway requests apart: when the peer closes, these still run to completion (nobody
+    // Oneway requests among them: when the peer closes, these still run to completion (nobody
     // waits for an answer, so the request itself is all there is: a oneway send or offset
     // commit written just before the client's close must not be dropped). Java's Netty
-    // server likewise processes what it read before the channel closed.
-    let mut oneways = FuturesUnordered::new();
+    // server likewise processes what it read before the channel closed. A count, not a second
+    // set: an empty `FuturesUnordered` already allocates a task the size of its future (KiB),
+    // which 10,000 connections felt.
+    let mut oneways = 0_usize;
     let mut sizer = ReadSizer::default();
     let mut buffer = Some(BytesMut::new());
     let mut progress = FrameProgress::default();
@@ -244,22 +247,19 @@ async fn read_loop<H: Handler>(
         // unless the in-flight cap says to leave the rest in the socket.
         if let Some(buf) = buffer.as_mut() {
             let frames_before = shared.frames_read();
-            while inflight.len() + oneways.len() < inflight_max {
+            while inflight.len() < inflight_max {
                 let Some(request) = next_request(buf, shared, &config.frame_limits)? else {
                     break;
                 };
-                if request.is_oneway() {
-                    oneways.push(serve_request(handler, ctx, request));
-                } else {
-                    inflight.push(serve_request(handler, ctx, request));
-                }
+                oneways += usize::from(request.is_oneway());
+                inflight.push(serve_request(handler, ctx, request));
             }
-            assert!(inflight.len() + oneways.len() <= inflight_max);
+            assert!(inflight.len() <= inflight_max && oneways <= inflight.len());
             budget.charge(shared, buf.len());
             if let Some(record) = shared.shed_record() {
                 return Err(shed_error(peer, record));
             }
-            if inflight.len() + oneways.len() < inflight_max {
+            if inflight.len() < inflight_max {
                 let decoded = shared.frames_read() != frames_before;
                 let frame_size = announced_frame_size(buf, &config.frame_limits);
                 progress.before_read(buf.len(), frame_size, decoded, Instant::now());
@@ -297,17 +297,9 @@ async fn read_loop<H: Handler>(
                 // Collect every request that completed, not one per turn of the loop: the
                 // set is finite (nothing is pushed here), so this ends.
                 let mut served = false;
-                while let Poll::Ready(Some(())) = inflight.poll_next_unpin(cx) {
+                while let Poll::Ready(Some(oneway)) = inflight.poll_next_unpin(cx) {
                     served = true;
-                }
-                if served {
-                    return Poll::Ready(ReadEvent::Served);
-                }
-            }
-            if !oneways.is_empty() {
-                let mut served = false;
-                while let Poll::Ready(Some(())) = oneways.poll_next_unpin(cx) {
-                    served = true;
+                    oneways -= usize::from(oneway);
                 }
                 if served {
                     return Poll::Ready(ReadEvent::Served);
@@ -324,11 +316,11 @@ async fn read_loop<H: Handler>(
         .await;
         match event {
             ReadEvent::Read(BufResult(Ok(0), buf)) if buf.is_empty() => {
-                drain(&mut oneways).await;
+                finish_oneways(&mut inflight, oneways).await;
                 return Ok(());
             }
             ReadEvent::Read(BufResult(Ok(0), buf)) => {
-                drain(&mut oneways).await;
+                finish_oneways(&mut inflight, oneways).await;
                 return Err(ConnError::EofMidFrame {
                     peer,
                     buffered: buf.len(),
@@ -409,11 +401,20 @@ fn next_request(
     }
 }
 
-/// Runs every oneway request already read to completion (the peer closed: no more will come,
-/// and nothing waits for them). Two-way requests still in flight are dropped with the
-/// connection: their answers could not be delivered.
-async fn drain<F: std::future::Future<Output = ()>>(oneways: &mut FuturesUnordered<F>) {
-    while oneways.next().await.is_some() {}
+/// Serves until the `oneways` oneway requests among `inflight` have completed (the peer
+/// closed: no more will come, and nothing waits for them). Two-way requests progress
+/// meanwhile and are dropped with the connection once the oneways are done: their answers
+/// could not be delivered, and a held pull must not hold the close up.
+async fn finish_oneways<F: std::future::Future<Output = bool>>(
+    inflight: &mut FuturesUnordered<F>,
+    mut oneways: usize,
+) {
+    while oneways > 0 {
+        match inflight.next().await {
+            Some(oneway) => oneways -= usize::from(oneway),
+            None => break,
+        }
+    }
 }
 
 /// Appends whatever the socket has to `buf`.
@@ -423,18 +424,23 @@ async fn read_more(stream: &TcpStream, buf: BytesMut) -> BufResult<usize, BytesM
 }
 
 /// Runs the handler for one request and queues its response.
-async fn serve_request<H: Handler>(handler: &H, ctx: &ConnContext, request: RemotingCommand) {
+/// Serves one request and queues its response; yields whether the request was oneway.
+async fn serve_request<H: Handler>(
+    handler: &H,
+    ctx: &ConnContext,
+    request: RemotingCommand,
+) -> bool {
     let opaque = request.opaque;
     let code = request.code;
     let oneway = request.is_oneway();
     let serialize_type = request.serialize_type;
     let Some(mut response) = handler.handle(ctx, request).await else {
-        return;
+        return oneway;
     };
     if oneway {
         let peer = ctx.peer_addr();
         tracing::debug!(%peer, code, opaque, "response to a oneway request dropped");
-        return;
+        return oneway;
     }
     response.opaque = opaque;
     response.flag = (response.flag | FLAG_RESPONSE) & !FLAG_ONEWAY;
@@ -443,6 +449,7 @@ async fn serve_request<H: Handler>(handler: &H, ctx: &ConnContext, request: Remo
         let peer = ctx.peer_addr();
         tracing::debug!(%peer, code, opaque, "connection closed before the response was sent");
     }
+    oneway
 }
 
 /// Drains the write queue into one buffer per syscall until the queue closes. The buffer is
