@@ -423,8 +423,8 @@ async fn read_more(stream: &TcpStream, buf: BytesMut) -> BufResult<usize, BytesM
     reader.append(buf).await
 }
 
-/// Runs the handler for one request and queues its response.
-/// Serves one request and queues its response; yields whether the request was oneway.
+/// Runs the handler for one request and queues its response; yields whether the request was
+/// oneway.
 async fn serve_request<H: Handler>(
     handler: &H,
     ctx: &ConnContext,
