@@ -206,6 +206,15 @@ impl ExtFields {
         }
     }
 
+    /// Entries in key order as bytes: what the encoders write, without re-checking character
+    /// boundaries on every step (the arena's ranges were checked when inserted).
+    pub fn iter_bytes(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
+        let text = self.text.as_bytes();
+        self.entries
+            .iter()
+            .map(move |(key, value)| (&text[key.range()], &text[value.range()]))
+    }
+
     /// Keys in order.
     pub fn keys(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         self.iter().map(|(key, _)| key)

@@ -109,7 +109,8 @@ pub fn encode(command: &RemotingCommand, out: &mut BytesMut) -> Result<(), Codec
     // Every length is checked before a byte is written, so a failure leaves `out` untouched.
     let remark = command.remark.as_deref().unwrap_or("");
     let remark_len = length_i32("remark", remark.len())?;
-    for (key, value) in &command.ext_fields {
+    let mut ext_size = 0;
+    for (key, value) in command.ext_fields.iter_bytes() {
         if key.len() > EXT_KEY_SIZE_MAX {
             return Err(CodecError::Encode {
                 what: "extFields key",
@@ -117,8 +118,9 @@ pub fn encode(command: &RemotingCommand, out: &mut BytesMut) -> Result<(), Codec
             });
         }
         length_i32("extFields value", value.len())?;
+        ext_size += ext_entry_size(key, value);
     }
-    let size = encoded_size(command);
+    let size = HEADER_SIZE_MIN + remark.len() + ext_size;
     let ext_len = length_i32("extFields", size - HEADER_SIZE_MIN - remark.len())?;
     let start = out.len();
     out.resize(start + size, 0);
@@ -135,14 +137,14 @@ pub fn encode(command: &RemotingCommand, out: &mut BytesMut) -> Result<(), Codec
     writer.put(&remark_len.to_be_bytes());
     writer.put(remark.as_bytes());
     writer.put(&ext_len.to_be_bytes());
-    for (key, value) in &command.ext_fields {
+    for (key, value) in command.ext_fields.iter_bytes() {
         // Both lengths were checked above.
         let key_len = i16::try_from(key.len()).expect("key length checked");
         let value_len = i32::try_from(value.len()).expect("value length checked");
         writer.put(&key_len.to_be_bytes());
-        writer.put(key.as_bytes());
+        writer.put(key);
         writer.put(&value_len.to_be_bytes());
-        writer.put(value.as_bytes());
+        writer.put(value);
     }
     assert_eq!(
         writer.position, size,
@@ -157,10 +159,15 @@ pub fn encoded_size(command: &RemotingCommand) -> usize {
     let remark = command.remark.as_ref().map_or(0, String::len);
     let ext: usize = command
         .ext_fields
-        .iter()
-        .map(|(key, value)| 2 + key.len() + 4 + value.len())
+        .iter_bytes()
+        .map(|(key, value)| ext_entry_size(key, value))
         .sum();
     HEADER_SIZE_MIN + remark + ext
+}
+
+/// Bytes of one ext entry: i16 key length, key, i32 value length, value.
+fn ext_entry_size(key: &[u8], value: &[u8]) -> usize {
+    2 + key.len() + 4 + value.len()
 }
 
 /// Writes into a slice sized in advance; indexing panics (a bug) rather than overruns.

@@ -101,7 +101,7 @@ pub fn encode(command: &RemotingCommand, out: &mut BytesMut) -> Result<(), Codec
     writer.put(code.as_bytes());
     if !command.ext_fields.is_empty() {
         writer.put(KEY_EXT_FIELDS);
-        for (index, (key, value)) in command.ext_fields.iter().enumerate() {
+        for (index, (key, value)) in command.ext_fields.iter_bytes().enumerate() {
             if index > 0 {
                 writer.put(b",");
             }
@@ -120,7 +120,7 @@ pub fn encode(command: &RemotingCommand, out: &mut BytesMut) -> Result<(), Codec
     writer.put(opaque.as_bytes());
     if let Some(remark) = &command.remark {
         writer.put(KEY_REMARK);
-        writer.put_json_string(remark);
+        writer.put_json_string(remark.as_bytes());
     }
     writer.put(KEY_SERIALIZE_TYPE_VERSION);
     writer.put(version.as_bytes());
@@ -156,16 +156,15 @@ fn encoded_size(command: &RemotingCommand, numbers: [&Decimal; 4], language: &[u
     } else {
         let entries: usize = command
             .ext_fields
-            .iter()
+            .iter_bytes()
             .map(|(key, value)| json_string_size(key) + 1 + json_string_size(value))
             .sum();
         // Key, entries, commas between them, closing brace.
         KEY_EXT_FIELDS.len() + entries + (command.ext_fields.len() - 1) + 1
     };
-    let remark = command
-        .remark
-        .as_ref()
-        .map_or(0, |remark| KEY_REMARK.len() + json_string_size(remark));
+    let remark = command.remark.as_ref().map_or(0, |remark| {
+        KEY_REMARK.len() + json_string_size(remark.as_bytes())
+    });
     fixed + numbers + ext + remark
 }
 
@@ -229,9 +228,8 @@ fn escaped_size(byte: u8) -> usize {
     }
 }
 
-/// Bytes of `text` as a quoted JSON string.
-fn json_string_size(text: &str) -> usize {
-    let bytes = text.as_bytes();
+/// Bytes of `bytes` (UTF-8 text) as a quoted JSON string.
+fn json_string_size(bytes: &[u8]) -> usize {
     let mut size = bytes.len() + 2;
     let mut from = 0;
     while let Some(index) = next_special(bytes, from) {
@@ -290,10 +288,10 @@ impl SliceWriter<'_> {
         self.position = end;
     }
 
-    /// Writes `text` as a quoted JSON string, copying unescaped runs in one slice each.
-    fn put_json_string(&mut self, text: &str) {
+    /// Writes `bytes` (UTF-8 text) as a quoted JSON string, copying unescaped runs in one
+    /// slice each.
+    fn put_json_string(&mut self, bytes: &[u8]) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let bytes = text.as_bytes();
         self.put(b"\"");
         let mut run_start = 0;
         while let Some(index) = next_special(bytes, run_start) {
