@@ -791,12 +791,12 @@ mod tests {
         let mut text: String = (0_u8..0x80).map(char::from).collect();
         text.push_str("é中🎉\u{7f}\u{2028}");
         let reference = serde_json::to_string(&text).expect("serde_json encodes strings");
-        let mut buf = vec![0_u8; json_string_size(&text)];
+        let mut buf = vec![0_u8; json_string_size(text.as_bytes())];
         let mut writer = SliceWriter {
             buf: &mut buf,
             position: 0,
         };
-        writer.put_json_string(&text);
+        writer.put_json_string(text.as_bytes());
         assert_eq!(writer.position, reference.len());
         assert_eq!(buf, reference.as_bytes());
     }
@@ -828,8 +828,8 @@ mod tests {
         }
         assert_eq!(next_special(b"", 0), None);
         assert_eq!(next_special(b"ab", 5), None);
-        assert_eq!(json_string_size("plain"), 7);
-        assert_eq!(json_string_size("a\u{1}\n\""), 2 + 1 + 6 + 2 + 2);
+        assert_eq!(json_string_size(b"plain"), 7);
+        assert_eq!(json_string_size(b"a\x01\n\""), 2 + 1 + 6 + 2 + 2);
     }
 
     #[test]
