@@ -38,7 +38,7 @@ use rmq_net::codec::message::layout::BORN_TIMESTAMP_OFFSET;
 use rmq_net::codec::message::{patch_offsets, MessageRecord, Properties};
 use serde::Serialize;
 
-use crate::lean::template::FrameTemplate;
+use crate::lean::template::{signed_decimal, FrameTemplate, DECIMAL_TEXT_MAX};
 use crate::lean::wire::{next_frame, RawFrame};
 use crate::message::payload;
 use crate::producer::wall_clock_ms;
@@ -382,10 +382,10 @@ impl EchoHandler {
         let queue_offset = self.next_queue_offset.get();
         self.next_queue_offset
             .set(queue_offset + i64::try_from(messages).unwrap_or(1));
-        let mut queue_id_text = [0_u8; 24];
-        let mut queue_offset_text = [0_u8; 24];
-        let queue_id_text = decimal_into(&mut queue_id_text, i64::from(queue_id));
-        let queue_offset_text = decimal_into(&mut queue_offset_text, queue_offset);
+        let mut queue_id_text = [0_u8; DECIMAL_TEXT_MAX];
+        let mut queue_offset_text = [0_u8; DECIMAL_TEXT_MAX];
+        let queue_id_text = signed_decimal(&mut queue_id_text, i64::from(queue_id));
+        let queue_offset_text = signed_decimal(&mut queue_offset_text, queue_offset);
         let template = match frame.serialize_type {
             SerializeType::Json => &self.send_answers[0],
             SerializeType::RocketMq => &self.send_answers[1],
@@ -528,26 +528,6 @@ fn is_send(code: RequestCode) -> bool {
         code,
         RequestCode::SendMessage | RequestCode::SendMessageV2 | RequestCode::SendBatchMessage
     )
-}
-
-/// The decimal text of `value`, written into `buf` (no allocation).
-fn decimal_into(buf: &mut [u8; 24], value: i64) -> &[u8] {
-    let mut position = buf.len();
-    let mut magnitude = value.unsigned_abs();
-    loop {
-        position -= 1;
-        // Below 10: the cast cannot truncate.
-        buf[position] = b'0' + (magnitude % 10) as u8;
-        magnitude /= 10;
-        if magnitude == 0 {
-            break;
-        }
-    }
-    if value < 0 {
-        position -= 1;
-        buf[position] = b'-';
-    }
-    &buf[position..]
 }
 
 /// Entries of a batch body, found by hopping over each entry's TOTALSIZE (no decoding).

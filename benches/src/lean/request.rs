@@ -14,7 +14,9 @@ use rmq_net::codec::message::batch::BATCH_ENTRY_FIXED_SIZE;
 use rmq_net::codec::message::properties::{NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR};
 use rmq_net::codec::message::{keys, UniqKeyGenerator};
 
-use super::template::{push_decimal, FrameTemplate, TemplateError};
+use super::template::{
+    push_decimal, unsigned_decimal, FrameTemplate, TemplateError, DECIMAL_TEXT_MAX,
+};
 use crate::message::{
     payload, push_property, template, MessageSpec, BORN_TIMESTAMP_KEY, PROPERTIES_KEY,
 };
@@ -160,27 +162,13 @@ impl LeanRequests {
             out.push_str(keys::KEYS);
             out.push(char::from(NAME_VALUE_SEPARATOR));
             out.push('k');
-            let mut digits = [0_u8; 20];
+            let mut digits = [0_u8; DECIMAL_TEXT_MAX];
             let key = sequence % self.spec.key_space;
-            out.push_str(decimal_u64(key, &mut digits));
+            let key = unsigned_decimal(&mut digits, key);
+            out.push_str(std::str::from_utf8(key).expect("ASCII digits"));
             out.push(char::from(PROPERTY_SEPARATOR));
         }
     }
-}
-
-/// The decimal text of `value`, written into `digits`.
-fn decimal_u64(mut value: u64, digits: &mut [u8; 20]) -> &str {
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        // Below 10: the cast cannot truncate.
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&digits[start..]).expect("ASCII digits")
 }
 
 /// Appends one batch entry as `BatchEntry::encode` writes it: `TOTALSIZE ‖ MAGICCODE 0 ‖
@@ -271,12 +259,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn decimal_text() {
-        let mut digits = [0_u8; 20];
-        assert_eq!(decimal_u64(0, &mut digits), "0");
-        assert_eq!(decimal_u64(u64::MAX, &mut digits), u64::MAX.to_string());
     }
 }

@@ -245,24 +245,42 @@ impl FrameTemplate {
     }
 }
 
-/// Appends the decimal text of `value` (no allocation).
-pub fn push_decimal(out: &mut Vec<u8>, value: i64) {
-    let mut digits = [0_u8; 20];
-    let mut magnitude = value.unsigned_abs();
-    let mut start = digits.len();
+/// Bytes of the longest text [`signed_decimal`] and [`unsigned_decimal`] write: the 20 digits
+/// of `u64::MAX`, or 19 digits and a sign.
+pub const DECIMAL_TEXT_MAX: usize = 21;
+
+/// The decimal text of `value`, written at the end of `buf` (no allocation).
+pub fn signed_decimal(buf: &mut [u8; DECIMAL_TEXT_MAX], value: i64) -> &[u8] {
+    decimal(buf, value < 0, value.unsigned_abs())
+}
+
+/// The decimal text of `value`, written at the end of `buf` (no allocation).
+pub fn unsigned_decimal(buf: &mut [u8; DECIMAL_TEXT_MAX], value: u64) -> &[u8] {
+    decimal(buf, false, value)
+}
+
+fn decimal(buf: &mut [u8; DECIMAL_TEXT_MAX], negative: bool, mut magnitude: u64) -> &[u8] {
+    let mut start = buf.len();
     loop {
         start -= 1;
         // Below 10: the cast cannot truncate.
-        digits[start] = b'0' + (magnitude % 10) as u8;
+        buf[start] = b'0' + (magnitude % 10) as u8;
         magnitude /= 10;
         if magnitude == 0 {
             break;
         }
     }
-    if value < 0 {
-        out.push(b'-');
+    if negative {
+        start -= 1;
+        buf[start] = b'-';
     }
-    out.extend_from_slice(&digits[start..]);
+    &buf[start..]
+}
+
+/// Appends the decimal text of `value` (no allocation).
+pub fn push_decimal(out: &mut Vec<u8>, value: i64) {
+    let mut buf = [0_u8; DECIMAL_TEXT_MAX];
+    out.extend_from_slice(signed_decimal(&mut buf, value));
 }
 
 /// Appends `text` as the content of a JSON string, escaped as `rmq-net`'s JSON header
@@ -393,6 +411,12 @@ mod tests {
             push_decimal(&mut out, value);
             assert_eq!(out, value.to_string().as_bytes());
         }
+        let mut digits = [0_u8; DECIMAL_TEXT_MAX];
+        assert_eq!(unsigned_decimal(&mut digits, 0), b"0");
+        assert_eq!(
+            unsigned_decimal(&mut digits, u64::MAX),
+            u64::MAX.to_string().as_bytes()
+        );
         out.clear();
         push_json_content(&mut out, b"a\x01\x02\"\\\tb");
         assert_eq!(out, br#"a\u0001\u0002\"\\\tb"#);
