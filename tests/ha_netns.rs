@@ -260,6 +260,23 @@ async fn produce_until_killed(
     (acked, others)
 }
 
+/// Sends `count` messages with bodies `{prefix}-{i}`, round robin over the queues; each must
+/// be answered SUCCESS.
+async fn send_numbered(client: &RemotingClient, prefix: &str, count: i32) {
+    for i in 0..count {
+        let body = format!("{prefix}-{i}");
+        let reply = send_v2(
+            client,
+            TOPIC,
+            i % QUEUES,
+            body.as_bytes(),
+            &properties(None, None, None),
+        )
+        .await;
+        assert_code(&reply, ResponseCode::Success);
+    }
+}
+
 /// Every queue's records on `client`, by (queue, offset).
 async fn records_by_position(client: &RemotingClient) -> HashMap<(i32, i64), MessageRecord> {
     let mut all = HashMap::new();
@@ -427,17 +444,7 @@ fn a_partitioned_slave_makes_sync_sends_fail_fast_and_catches_up_after() {
             );
             compio::time::sleep(Duration::from_millis(200)).await;
         }
-        for i in 0..20 {
-            let reply = send_v2(
-                &master,
-                TOPIC,
-                i % QUEUES,
-                b"after",
-                &properties(None, None, None),
-            )
-            .await;
-            assert_code(&reply, ResponseCode::Success);
-        }
+        send_numbered(&master, "after", 20).await;
         // The slave holds everything the master does, the partition's sends included.
         common::slave_equals_master(
             &master,
@@ -610,18 +617,7 @@ fn a_slave_ahead_of_its_restarted_master_truncates_to_it() {
     block_on(async {
         prepare(&cluster, false).await;
         let master = cluster.master_client();
-        for i in 0..200 {
-            let body = format!("before-{i}");
-            let reply = send_v2(
-                &master,
-                TOPIC,
-                i % QUEUES,
-                body.as_bytes(),
-                &properties(None, None, None),
-            )
-            .await;
-            assert_code(&reply, ResponseCode::Success);
-        }
+        send_numbered(&master, "before", 200).await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while records_by_position(&cluster.slave_client()).await.len() < 200 {
             assert!(Instant::now() < deadline, "the slave never had the 200");
@@ -634,18 +630,7 @@ fn a_slave_ahead_of_its_restarted_master_truncates_to_it() {
         let master = cluster.master_client();
         let kept = records_by_position(&master).await.len();
         assert!(kept < 200, "the kill lost the unwritten tail ({kept} kept)");
-        for i in 0..50 {
-            let body = format!("after-{i}");
-            let reply = send_v2(
-                &master,
-                TOPIC,
-                i % QUEUES,
-                body.as_bytes(),
-                &properties(None, None, None),
-            )
-            .await;
-            assert_code(&reply, ResponseCode::Success);
-        }
+        send_numbered(&master, "after", 50).await;
         common::slave_equals_master(
             &master,
             &cluster.slave_client(),
