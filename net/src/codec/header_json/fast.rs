@@ -19,10 +19,7 @@ use crate::codec::limits::{EXT_FIELDS_COUNT_MAX, REMARK_SIZE_MAX};
 pub(super) fn decode(header: &[u8]) -> Option<RemotingCommand> {
     // A JSON text is UTF-8 as a whole; checking it once lets every string be a range of it.
     let text = std::str::from_utf8(header).ok()?;
-    let mut scanner = Scanner {
-        bytes: text.as_bytes(),
-        position: 0,
-    };
+    let mut scanner = Scanner { text, position: 0 };
     let mut command = RemotingCommand::default();
     scanner.skip_whitespace();
     scanner.eat(b'{')?;
@@ -102,13 +99,17 @@ impl Text {
 /// Scans a header already known to be UTF-8: every range it returns is delimited by ASCII
 /// quotes, so it lies on character boundaries.
 struct Scanner<'a> {
-    bytes: &'a [u8],
+    text: &'a str,
     position: usize,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.position).copied()
+        self.bytes().get(self.position).copied()
     }
 
     /// JSON whitespace, as serde_json skips it.
@@ -134,8 +135,8 @@ impl Scanner<'_> {
     /// error, which is the slow path's business).
     fn eat_literal(&mut self, literal: &[u8]) -> bool {
         let end = self.position + literal.len();
-        let hit = self.bytes.get(self.position..end) == Some(literal)
-            && !self.bytes.get(end).is_some_and(u8::is_ascii_alphanumeric);
+        let hit = self.bytes().get(self.position..end) == Some(literal)
+            && !self.bytes().get(end).is_some_and(u8::is_ascii_alphanumeric);
         if hit {
             self.position = end;
         }
@@ -146,8 +147,8 @@ impl Scanner<'_> {
     fn plain_key(&mut self) -> Option<Range<usize>> {
         self.eat(b'"')?;
         let start = self.position;
-        let end = next_special(self.bytes, start)?;
-        if self.bytes[end] != b'"' {
+        let end = next_special(self.bytes(), start)?;
+        if self.bytes()[end] != b'"' {
             return None;
         }
         self.position = end + 1;
@@ -163,7 +164,7 @@ impl Scanner<'_> {
             self.position += 1;
         }
         let count = self.position - digits;
-        let leading_zero = self.bytes.get(digits) == Some(&b'0');
+        let leading_zero = self.bytes().get(digits) == Some(&b'0');
         // serde_json reads `-0` as the float -0.0, which an integer field refuses.
         if count == 0 || count > 10 || (leading_zero && (count > 1 || negative)) {
             return None;
@@ -171,10 +172,7 @@ impl Scanner<'_> {
         if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        std::str::from_utf8(&self.bytes[start..self.position])
-            .ok()?
-            .parse()
-            .ok()
+        self.text[start..self.position].parse().ok()
     }
 
     /// A string: its range when it has no escapes, else its unescaped copy. Gives up on
@@ -182,8 +180,8 @@ impl Scanner<'_> {
     fn string(&mut self) -> Option<Text> {
         self.eat(b'"')?;
         let start = self.position;
-        let special = next_special(self.bytes, start)?;
-        match self.bytes[special] {
+        let special = next_special(self.bytes(), start)?;
+        match self.bytes()[special] {
             b'"' => {
                 self.position = special + 1;
                 Some(Text::Plain(start..special))
@@ -198,8 +196,8 @@ impl Scanner<'_> {
         let mut text = String::with_capacity(escape - start + 16);
         let mut run = start;
         loop {
-            text.push_str(std::str::from_utf8(&self.bytes[run..escape]).ok()?);
-            let code = *self.bytes.get(escape + 1)?;
+            text.push_str(&self.text[run..escape]);
+            let code = *self.bytes().get(escape + 1)?;
             let mut next = escape + 2;
             match code {
                 b'"' => text.push('"'),
@@ -211,11 +209,11 @@ impl Scanner<'_> {
                 b'r' => text.push('\r'),
                 b't' => text.push('\t'),
                 b'u' => {
-                    let hex = self.bytes.get(next..next + 4)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    let hex = self.text.get(next..next + 4)?;
+                    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                         return None;
                     }
-                    let unit = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+                    let unit = u32::from_str_radix(hex, 16).ok()?;
                     // Surrogates (pairs or lone) are left to serde_json's rules.
                     text.push(char::from_u32(unit)?);
                     next += 4;
@@ -223,10 +221,10 @@ impl Scanner<'_> {
                 _ => return None,
             }
             run = next;
-            let special = next_special(self.bytes, run)?;
-            match self.bytes[special] {
+            let special = next_special(self.bytes(), run)?;
+            match self.bytes()[special] {
                 b'"' => {
-                    text.push_str(std::str::from_utf8(&self.bytes[run..special]).ok()?);
+                    text.push_str(&self.text[run..special]);
                     self.position = special + 1;
                     return Some(text);
                 }
