@@ -99,13 +99,17 @@ impl ExtFields {
     }
 
     /// Sets the key at `key` to the value at `value` (both ranges of the arena), returning
-    /// whether it replaced a value. Keys arriving in ascending order (fastjson's sorted output)
+    /// the range of the value it replaced (still in the arena). Keys arriving in ascending order (fastjson's sorted output)
     /// cost no search.
     ///
     /// # Panics
     /// If a range is not inside the arena or not on character boundaries (a decoder bug): the
     /// arena is sliced with them here and on every read.
-    pub(crate) fn insert_spans(&mut self, key: Range<usize>, value: Range<usize>) -> bool {
+    pub(crate) fn insert_spans(
+        &mut self,
+        key: Range<usize>,
+        value: Range<usize>,
+    ) -> Option<Range<usize>> {
         let _checked = &self.text[value.clone()];
         let key = Self::span(key.start, key.end);
         let value = Self::span(value.start, value.end);
@@ -116,16 +120,13 @@ impl ExtFields {
             .is_none_or(|(last, _)| text_cmp(self.str_of(*last), key_text).is_lt())
         {
             self.entries.push((key, value));
-            return false;
+            return None;
         }
         match self.position(key_text) {
-            Ok(index) => {
-                self.entries[index].1 = value;
-                true
-            }
+            Ok(index) => Some(std::mem::replace(&mut self.entries[index].1, value).range()),
             Err(index) => {
                 self.entries.insert(index, (key, value));
-                false
+                None
             }
         }
     }
@@ -161,12 +162,10 @@ impl ExtFields {
 
     /// Sets `key` to `value`, returning the value it replaces.
     pub fn insert(&mut self, key: impl AsRef<str>, value: impl AsRef<str>) -> Option<String> {
-        let key = key.as_ref();
-        let old = self.get(key).map(str::to_owned);
-        let key = self.push_text(key);
+        let key = self.push_text(key.as_ref());
         let value = self.push_text(value.as_ref());
-        self.insert_spans(key, value);
-        old
+        let replaced = self.insert_spans(key, value)?;
+        Some(self.text[replaced].to_owned())
     }
 
     /// Sets `key` to the text `write` appends to the arena (a header field formatting itself
