@@ -75,14 +75,7 @@ impl MessageFactory {
             Properties::new().insert(keys::TAGS, tag.as_str())?;
         }
         let body = Bytes::from(payload(spec.size));
-        // Distinct seeds keep the generators of one process from repeating each other's keys.
-        let seed = i32::try_from(producer_index % (i32::MAX as usize)).unwrap_or(0);
-        let uniq = UniqKeyGenerator::new(
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            std::process::id(),
-            seed,
-            now_ms,
-        );
+        let uniq = producer_uniq_keys(producer_index, now_ms);
         let templates = queues.iter().map(|queue| template(&spec, queue)).collect();
         Ok(Self {
             spec,
@@ -199,6 +192,18 @@ pub fn payload(size: usize) -> Vec<u8> {
     (0..size)
         .map(|index| ALPHABET[(index * 7 + index / 61) % ALPHABET.len()])
         .collect()
+}
+
+/// The UNIQ_KEY generator of producer `producer_index` of this process. Distinct seeds keep
+/// the generators of one process from repeating each other's keys.
+pub fn producer_uniq_keys(producer_index: usize, now_ms: i64) -> UniqKeyGenerator {
+    let seed = i32::try_from(producer_index % (i32::MAX as usize)).unwrap_or(0);
+    UniqKeyGenerator::new(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        std::process::id(),
+        seed,
+        now_ms,
+    )
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@
 //! by `rmq-net` (a unit test compares them), so the broker sees what a Java producer sends.
 //! Must never allocate per request once its scratch buffers have grown, nor keep a request.
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use rmq_net::codec::codes::{RequestCode, SerializeType};
 use rmq_net::codec::command::RemotingCommand;
 use rmq_net::codec::message::batch::BATCH_ENTRY_FIXED_SIZE;
@@ -18,7 +16,8 @@ use super::template::{
     push_decimal, unsigned_decimal, FrameTemplate, TemplateError, DECIMAL_TEXT_MAX,
 };
 use crate::message::{
-    payload, push_property, template, MessageSpec, BORN_TIMESTAMP_KEY, PROPERTIES_KEY,
+    payload, producer_uniq_keys, push_property, template, MessageSpec, BORN_TIMESTAMP_KEY,
+    PROPERTIES_KEY,
 };
 use crate::route::QueueTarget;
 
@@ -57,13 +56,7 @@ impl LeanRequests {
     ) -> Result<Self, TemplateError> {
         assert!(!queues.is_empty(), "a producer needs a queue");
         assert!(spec.batch > 0, "batch of zero messages");
-        let seed = i32::try_from(producer_index % (i32::MAX as usize)).unwrap_or(0);
-        let uniq = UniqKeyGenerator::new(
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            std::process::id(),
-            seed,
-            now_ms,
-        );
+        let uniq = producer_uniq_keys(producer_index, now_ms);
         let (code, slots): (RequestCode, &[&str]) = if spec.batch == 1 {
             (
                 RequestCode::SendMessageV2,
