@@ -67,7 +67,10 @@ pub enum AdminError {
     },
 }
 
-async fn call(addr: &str, request: RemotingCommand) -> Result<RemotingCommand, AdminError> {
+pub(crate) async fn call(
+    addr: &str,
+    request: RemotingCommand,
+) -> Result<RemotingCommand, AdminError> {
     let client = RemotingClient::new(addr.to_owned(), ClientConfig::default());
     let reply = client
         .invoke(request, ADMIN_TIMEOUT)

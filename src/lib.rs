@@ -10,6 +10,7 @@
 //! (`rmq-storage`) know nothing of shards.
 
 pub mod admin;
+pub mod admin_reset;
 pub mod broker;
 pub mod config;
 pub mod failure;

@@ -325,6 +325,9 @@ pub const QUERY_MAX_NUM_DEFAULT: usize = 32;
 /// See [`QUERY_MAX_NUM_DEFAULT`].
 pub const QUERY_MAX_NUM_MAX: usize = 64;
 const _: () = assert!(QUERY_MAX_NUM_DEFAULT <= QUERY_MAX_NUM_MAX);
+/// How long PUSH_REPLY_MESSAGE_TO_CLIENT waits for the requesting client's answer (Java's
+/// `callClient` waits 10 s); the responder's SEND_REPLY_MESSAGE is answered SYSTEM_ERROR past it.
+pub const REPLY_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most delay levels in `messageDelayLevel`.
 pub const MESSAGE_DELAY_LEVELS_MAX: usize = 64;
 /// Longest delay level.

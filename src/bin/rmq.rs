@@ -209,6 +209,31 @@ enum AdminCommand {
         #[arg(short = 'c', long)]
         cluster: Option<String>,
     },
+    /// Reset a consumer group's offsets of a topic to a store time on every master serving
+    /// the topic; live consumers restart from there. Prints each queue's old and new offset.
+    ResetOffsetByTime {
+        /// NameServer address.
+        #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
+        namesrv: String,
+        /// Consumer group.
+        #[arg(short = 'g', long = "group")]
+        group: String,
+        /// Topic.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Epoch ms, now, -1 (max offsets), yyyy-MM-dd#HH:mm:ss:SSS (UTC), or -<n><ms|s|m|h|d>.
+        #[arg(short = 's', long = "timestamp", allow_hyphen_values = true)]
+        timestamp: String,
+        /// Move offsets forward too (mqadmin's default: true).
+        #[arg(short = 'f', long = "force", default_value_t = true, action = clap::ArgAction::Set)]
+        force: bool,
+        /// One broker address instead of every master in the topic's route.
+        #[arg(short = 'b', long)]
+        broker: Option<String>,
+        /// Print JSON rows instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a broker's runtime statistics.
     BrokerStatus {
         /// Broker address.
@@ -488,6 +513,33 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                 )
                 .await?;
                 print!("{}", progress.render());
+            }
+            AdminCommand::ResetOffsetByTime {
+                namesrv,
+                group,
+                topic,
+                timestamp,
+                force,
+                broker,
+                json,
+            } => {
+                use rmq::admin_reset;
+                let now = rmq::runtime::clock::now_ms();
+                let timestamp = admin_reset::parse_timestamp(&timestamp, now)?;
+                let rows = admin_reset::reset_offset_by_time(
+                    &namesrv,
+                    broker.map(|b| vec![b]),
+                    &topic,
+                    &group,
+                    timestamp,
+                    force,
+                )
+                .await?;
+                if json {
+                    println!("{}", serde_json::to_string(&rows).context("rows JSON")?);
+                } else {
+                    print!("{}", admin_reset::render(&rows));
+                }
             }
             AdminCommand::BrokerStatus { broker } => {
                 let table = admin::broker_runtime_info(&broker).await?;

@@ -16,8 +16,8 @@ use crate::runtime::ShardId;
 
 use super::shard::{Shard, CONTROL_SHARD};
 use super::{
-    control, error_response, offset, offset_tables, pull, query, send, sendback, stats, view,
-    Failure, Outcome,
+    control, error_response, offset, offset_tables, pull, query, reply, reset, send, sendback,
+    stats, view, Failure, Outcome,
 };
 
 /// What routing learned about a request, carried to the shard that processes it so nothing is
@@ -158,6 +158,10 @@ enum Family {
     OffsetTables,
     /// This broker's topic list (replicated snapshot).
     TopicList,
+    /// INVOKE_BROKER_TO_RESET_OFFSET: shard 0 (it fans out to the queues' owners).
+    ResetOffset,
+    /// SEND_REPLY_MESSAGE(_V2): the accepting shard (lookup, push and store cross the mesh).
+    Reply,
     /// Not served: REQUEST_CODE_NOT_SUPPORTED.
     Unsupported,
 }
@@ -196,6 +200,8 @@ fn family(code: RequestCode) -> Family {
         | RequestCode::GetBrokerConfig => Family::Stats,
         RequestCode::GetAllConsumerOffset | RequestCode::GetAllDelayOffset => Family::OffsetTables,
         RequestCode::GetAllTopicListFromNameserver => Family::TopicList,
+        RequestCode::InvokeBrokerToResetOffset => Family::ResetOffset,
+        RequestCode::SendReplyMessage | RequestCode::SendReplyMessageV2 => Family::Reply,
         _ => Family::Unsupported,
     }
 }
@@ -236,8 +242,9 @@ async fn route(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<Route, Fa
                 }
             }
         }
-        Family::Control => CONTROL_SHARD,
-        Family::Query
+        Family::Control | Family::ResetOffset => CONTROL_SHARD,
+        Family::Reply
+        | Family::Query
         | Family::Stats
         | Family::OffsetTables
         | Family::TopicList
@@ -267,6 +274,8 @@ pub async fn process_local(
         Family::QueueOffset => offset::process(shard, request).await,
         Family::ViewById => view::process(shard, request).await,
         Family::Control => control::process(shard, request, client).await,
+        Family::ResetOffset => reset::process(shard, request).await,
+        Family::Reply => reply::process(shard, request, client).await,
         Family::Query => query::process(shard, request).await,
         Family::SendBack => sendback::process(shard, request).await,
         Family::Stats => stats::process(shard, request).await,

@@ -21,6 +21,8 @@ pub mod offset_tables;
 pub mod pull;
 pub mod query;
 pub mod replicate;
+pub mod reply;
+pub mod reset;
 pub mod schedule;
 pub mod send;
 pub mod sendback;
@@ -28,6 +30,7 @@ pub mod shard;
 pub mod slave_sync;
 pub mod start;
 pub mod stats;
+pub mod to_client;
 pub mod view;
 
 use rmq_net::codec::codes::ResponseCode;

@@ -607,6 +607,19 @@ impl ClientRegistry {
             .map(|(key, info)| (*key, info))
     }
 
+    /// A connection of the client `client_id` in any producer group, else in any consumer
+    /// group (Java's `ProducerManager.findChannel`, which PUSH_REPLY_MESSAGE_TO_CLIENT uses).
+    /// A scan over the live members: bounded by the registry's group and member limits.
+    #[must_use]
+    pub fn find_client_connection(&self, client_id: &str) -> Option<ConnKey> {
+        let producers = self.producers.values().flat_map(BTreeMap::iter);
+        let consumers = self.consumers.values().flat_map(|g| g.members.iter());
+        producers
+            .chain(consumers)
+            .find(|(_, info)| info.client_id == client_id)
+            .map(|(key, _)| *key)
+    }
+
     /// A producer group's members (CHECK_TRANSACTION_STATE picks one).
     #[must_use]
     pub fn producer_members(&self, group: &str) -> Option<&BTreeMap<ConnKey, ClientChannelInfo>> {

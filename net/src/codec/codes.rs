@@ -103,6 +103,8 @@ code_enum! {
         GetKvlistByNamespace = 219,
         ResetConsumerClientOffset = 220,
         GetConsumerStatusFromClient = 221,
+        InvokeBrokerToResetOffset = 222,
+        InvokeBrokerToGetConsumerStatus = 223,
         GetTopicsByCluster = 224,
         GetSystemTopicListFromNs = 304,
         GetConsumerRunningInfo = 307,

@@ -130,6 +130,45 @@ impl ConsumeStats {
     }
 }
 
+/// `ResetOffsetBody`: the offsets a reset chose, per queue. The body of
+/// RESET_CONSUMER_CLIENT_OFFSET (220, broker → client) and of the INVOKE_BROKER_TO_RESET_OFFSET
+/// (222) reply: `{"offsetTable":{{"brokerName":..,"queueId":0,"topic":..}:12,...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResetOffsetBody {
+    /// Queue -> offset to consume from, in Java `MessageQueue` order.
+    pub offset_table: BTreeMap<MessageQueue, i64>,
+}
+
+impl ResetOffsetBody {
+    /// fastjson's form, with `MessageQueue` objects as keys.
+    #[must_use]
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(b"{\"offsetTable\":");
+        write_object_key_map(&self.offset_table, &mut out);
+        out.push(b'}');
+        out
+    }
+
+    /// Decodes the body in fastjson's object-key form; an offset that is not an integer is
+    /// an error (a reset to a made-up offset would be worse than none).
+    ///
+    /// # Errors
+    /// As [`TopicStatsTable::from_json`], and [`ObjectKeyError::NotAnObject`] naming
+    /// `offset` for a non-integer offset.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ObjectKeyError> {
+        let parsed = QueueKeyed::parse("ResetOffsetBody", bytes)?;
+        let mut body = Self::default();
+        for (queue, value) in parsed.table {
+            let offset = value
+                .as_i64()
+                .ok_or(ObjectKeyError::NotAnObject { what: "offset" })?;
+            body.offset_table.insert(queue, offset);
+        }
+        Ok(body)
+    }
+}
+
 /// A body whose `offsetTable` is keyed by `MessageQueue` objects: the table's entries and the
 /// other top-level members, in input order.
 struct QueueKeyed {
@@ -208,6 +247,29 @@ fn write_object_key_map<V: Serialize>(map: &BTreeMap<MessageQueue, V>, out: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_offset_body_round_trips_in_fastjson_form() {
+        let mut body = ResetOffsetBody::default();
+        body.offset_table.insert(MessageQueue::new("t", "b", 1), 7);
+        body.offset_table.insert(MessageQueue::new("t", "b", 0), 3);
+        let text = String::from_utf8(body.to_json()).expect("utf-8");
+        assert_eq!(
+            text,
+            concat!(
+                r#"{"offsetTable":{{"brokerName":"b","queueId":0,"topic":"t"}:3,"#,
+                r#"{"brokerName":"b","queueId":1,"topic":"t"}:7}}"#
+            )
+        );
+        assert_eq!(
+            ResetOffsetBody::from_json(text.as_bytes()).expect("decodes"),
+            body
+        );
+        assert!(ResetOffsetBody::from_json(
+            br#"{"offsetTable":{{"brokerName":"b","queueId":0,"topic":"t"}:"x"}}"#
+        )
+        .is_err());
+    }
 
     #[test]
     fn topic_stats_object_keys() {

@@ -145,6 +145,7 @@ pub mod namesrv;
 pub mod offset;
 pub mod pull;
 pub mod query;
+pub mod reset;
 pub mod send;
 pub mod transaction;
 
