@@ -213,7 +213,7 @@ pub fn render(rows: &[ResetRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<32} {:<8} {:<20} {:<20}",
+        "{:<32} {:<8} {:<20} {}",
         "#brokerName", "#queueId", "#oldOffset", "#newOffset"
     );
     for row in rows {
@@ -222,7 +222,7 @@ pub fn render(rows: &[ResetRow]) -> String {
             .map_or_else(|| "-".to_owned(), |o| o.to_string());
         let _ = writeln!(
             out,
-            "{:<32} {:<8} {:<20} {:<20}",
+            "{:<32} {:<8} {:<20} {}",
             row.broker_name, row.queue_id, old, row.new_offset
         );
     }
