@@ -5,17 +5,19 @@
 //! shows `-`. Timestamps are parsed as mqadmin's `-s` does (epoch ms, `now`,
 //! `yyyy-MM-dd#HH:mm:ss:SSS`, read as UTC here) plus relative forms (`-1h`, `-30m`, `-10s`,
 //! `-2d`, `-500ms`) and `-1` (the queues' max offsets).
+//! `rmq admin consumer-status` asks the same masters for the live members' own offsets
+//! (INVOKE_BROKER_TO_GET_CONSUMER_STATUS, 223), as mqadmin `getConsumerStatus` does.
 //! Runs in the CLI's own runtime; never touches broker state directly.
 
 use std::collections::BTreeMap;
 
 use rmq_net::codec::body::queue::MessageQueue;
-use rmq_net::codec::body::stats::ResetOffsetBody;
+use rmq_net::codec::body::stats::{GetConsumerStatusBody, ResetOffsetBody};
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::header::offset::{
     QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
 };
-use rmq_net::codec::header::reset::ResetOffsetRequestHeader;
+use rmq_net::codec::header::reset::{GetConsumerStatusRequestHeader, ResetOffsetRequestHeader};
 use rmq_net::codec::header::CommandHeader;
 use rmq_net::RemotingCommand;
 use serde::Serialize;
@@ -170,18 +172,7 @@ pub async fn reset_offset_by_time(
     timestamp: i64,
     force: bool,
 ) -> Result<Vec<ResetRow>, AdminError> {
-    let brokers = match brokers {
-        Some(brokers) => brokers,
-        None => topic_route(namesrv, topic)
-            .await?
-            .broker_datas
-            .iter()
-            .filter_map(|b| b.broker_addrs.get(&0).cloned())
-            .collect(),
-    };
-    if brokers.is_empty() {
-        return Err(AdminError::Usage(format!("no master serves topic {topic}")));
-    }
+    let brokers = masters_of(namesrv, brokers, topic).await?;
     let mut rows = Vec::new();
     for broker in &brokers {
         // Old offsets, read just before the reset, for the queues the broker reports (an
@@ -206,6 +197,103 @@ pub async fn reset_offset_by_time(
     Ok(rows)
 }
 
+/// One member's offset of one queue, as a client reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusRow {
+    /// Client id.
+    pub client_id: String,
+    /// Broker name.
+    pub broker_name: String,
+    /// Queue id.
+    pub queue_id: i32,
+    /// The client's offset.
+    pub offset: i64,
+}
+
+async fn masters_of(
+    namesrv: &str,
+    brokers: Option<Vec<String>>,
+    topic: &str,
+) -> Result<Vec<String>, AdminError> {
+    let brokers = match brokers {
+        Some(brokers) => brokers,
+        None => topic_route(namesrv, topic)
+            .await?
+            .broker_datas
+            .iter()
+            .filter_map(|b| b.broker_addrs.get(&0).cloned())
+            .collect(),
+    };
+    if brokers.is_empty() {
+        return Err(AdminError::Usage(format!("no master serves topic {topic}")));
+    }
+    Ok(brokers)
+}
+
+/// INVOKE_BROKER_TO_GET_CONSUMER_STATUS on `brokers` (default: the topic's masters): each live
+/// member's own offsets of `topic` (only `client_id`'s when given).
+///
+/// # Errors
+/// [`AdminError`] of the first broker that refused (SYSTEM_ERROR when nobody is online).
+pub async fn consumer_status(
+    namesrv: &str,
+    brokers: Option<Vec<String>>,
+    topic: &str,
+    group: &str,
+    client_id: Option<&str>,
+) -> Result<Vec<StatusRow>, AdminError> {
+    let mut rows = Vec::new();
+    for broker in masters_of(namesrv, brokers, topic).await? {
+        let header = GetConsumerStatusRequestHeader {
+            topic: topic.to_owned(),
+            group: group.to_owned(),
+            client_addr: client_id.map(str::to_owned),
+        };
+        let request = RemotingCommand::request(
+            RequestCode::InvokeBrokerToGetConsumerStatus,
+            header.to_ext(),
+        );
+        let reply = call(&broker, request).await?;
+        let body =
+            GetConsumerStatusBody::from_json(&reply.body).map_err(|source| AdminError::Body {
+                what: "GetConsumerStatusBody",
+                source,
+            })?;
+        for (client, table) in body.consumer_table {
+            for (queue, offset) in table {
+                rows.push(StatusRow {
+                    client_id: client.clone(),
+                    broker_name: queue.broker_name,
+                    queue_id: queue.queue_id,
+                    offset,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Consumer-status rows as a table: `#clientId #brokerName #queueId #offset`.
+#[must_use]
+pub fn render_status(rows: &[StatusRow]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<40} {:<32} {:<8} #offset",
+        "#clientId", "#brokerName", "#queueId"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "{:<40} {:<32} {:<8} {}",
+            row.client_id, row.broker_name, row.queue_id, row.offset
+        );
+    }
+    out
+}
+
 /// The rows as a table: `#brokerName #queueId #oldOffset #newOffset` (`-`: none committed).
 #[must_use]
 pub fn render(rows: &[ResetRow]) -> String {
@@ -213,8 +301,8 @@ pub fn render(rows: &[ResetRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<32} {:<8} {:<20} {}",
-        "#brokerName", "#queueId", "#oldOffset", "#newOffset"
+        "{:<32} {:<8} {:<20} #newOffset",
+        "#brokerName", "#queueId", "#oldOffset"
     );
     for row in rows {
         let old = row

@@ -328,6 +328,9 @@ const _: () = assert!(QUERY_MAX_NUM_DEFAULT <= QUERY_MAX_NUM_MAX);
 /// How long PUSH_REPLY_MESSAGE_TO_CLIENT waits for the requesting client's answer (Java's
 /// `callClient` waits 10 s); the responder's SEND_REPLY_MESSAGE is answered SYSTEM_ERROR past it.
 pub const REPLY_PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long INVOKE_BROKER_TO_GET_CONSUMER_STATUS waits for each member's
+/// GET_CONSUMER_STATUS_FROM_CLIENT answer (Java's 5 s); a member past it is left out.
+pub const CONSUMER_STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most delay levels in `messageDelayLevel`.
 pub const MESSAGE_DELAY_LEVELS_MAX: usize = 64;
 /// Longest delay level.

@@ -7,7 +7,10 @@
 //! - `rmq admin reset-offset-by-time` prints old and new offsets (table and `--json`);
 //! - SEND_REPLY_MESSAGE_V2 (325) pushes PUSH_REPLY_MESSAGE_TO_CLIENT (326) to the requester's
 //!   connection (on another shard too, checked in the broker log) and stores the reply; a
-//!   reply to a requester that is gone gets SYSTEM_ERROR and nothing is stored.
+//!   reply to a requester that is gone gets SYSTEM_ERROR and nothing is stored;
+//! - INVOKE_BROKER_TO_GET_CONSUMER_STATUS (223) asks each live member with
+//!   GET_CONSUMER_STATUS_FROM_CLIENT (221) and reports those that answered
+//!   (`rmq admin consumer-status` too).
 
 mod common;
 
@@ -24,10 +27,12 @@ use common::{
 };
 use rmq_net::codec::body::heartbeat::{HeartbeatData, ProducerData};
 use rmq_net::codec::body::queue::MessageQueue;
-use rmq_net::codec::body::stats::ResetOffsetBody;
+use rmq_net::codec::body::stats::{GetConsumerStatusBody, ResetOffsetBody};
 use rmq_net::codec::body::JsonBody as _;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
-use rmq_net::codec::header::reset::{ReplyMessageRequestHeader, ResetOffsetRequestHeader};
+use rmq_net::codec::header::reset::{
+    GetConsumerStatusRequestHeader, ReplyMessageRequestHeader, ResetOffsetRequestHeader,
+};
 use rmq_net::codec::header::send::SendMessageRequestHeader;
 use rmq_net::codec::header::CommandHeader as _;
 use rmq_net::codec::message::{keys, Properties};
@@ -490,4 +495,137 @@ fn reply_errors_1_shard() {
 #[test]
 fn reply_errors_2_shards() {
     reply_errors(2);
+}
+
+// ---- consumer status ----
+
+/// A consumer client answering GET_CONSUMER_STATUS_FROM_CLIENT with `answer` (its offsets of
+/// the asked topic, or a refusal when `None`).
+fn status_client(addr: std::net::SocketAddr, answer: Option<(String, i64)>) -> RemotingClient {
+    RemotingClient::with_request_callback(
+        addr.to_string(),
+        ClientConfig::default(),
+        Rc::new(move |_ctx, request: RemotingCommand| {
+            if request.request_code() != RequestCode::GetConsumerStatusFromClient {
+                return None;
+            }
+            let Some((broker, offset)) = answer.clone() else {
+                return Some(
+                    RemotingCommand::response_to(&request, ResponseCode::SystemError)
+                        .with_remark("no such consumer"),
+                );
+            };
+            let topic = request.ext("topic").unwrap_or_default().to_owned();
+            let mut body = GetConsumerStatusBody::default();
+            for queue in 0..QUEUES {
+                let mq = MessageQueue::new(topic.as_str(), broker.as_str(), queue);
+                body.message_queue_table
+                    .insert(mq, offset + i64::from(queue));
+            }
+            Some(
+                RemotingCommand::response_to(&request, ResponseCode::Success)
+                    .with_body(body.to_json()),
+            )
+        }),
+    )
+}
+
+fn status_request(topic: &str, group: &str, only: Option<&str>) -> RemotingCommand {
+    let header = GetConsumerStatusRequestHeader {
+        topic: topic.into(),
+        group: group.into(),
+        client_addr: only.map(str::to_owned),
+    };
+    RemotingCommand::request(
+        RequestCode::InvokeBrokerToGetConsumerStatus,
+        header.to_ext(),
+    )
+}
+
+fn consumer_status_asks_each_member(shards: usize) {
+    let broker = Broker::start(shards, "");
+    block_on(async {
+        let client = broker.client();
+        let topic = "StatusTopic";
+        let group = "status_group";
+        create_topic(&client, topic, QUEUES, 6).await;
+        let answering = status_client(broker.addr, Some((BROKER_NAME.to_owned(), 10)));
+        let refusing = status_client(broker.addr, None);
+        for (member, id) in [(&answering, "answering@1"), (&refusing, "refusing@1")] {
+            let joined = call(member, heartbeat_request(id, group, topic, "*")).await;
+            assert_code(&joined, ResponseCode::Success);
+        }
+
+        let reply = call(&client, status_request(topic, group, None)).await;
+        assert_code(&reply, ResponseCode::Success);
+        let body = GetConsumerStatusBody::from_json(&reply.body).expect("status body");
+        assert_eq!(
+            body.consumer_table.keys().collect::<Vec<_>>(),
+            ["answering@1"],
+            "a refusing member is left out"
+        );
+        let table = &body.consumer_table["answering@1"];
+        assert_eq!(table.len(), QUEUES as usize);
+        assert_eq!(
+            table.get(&MessageQueue::new(topic, BROKER_NAME, 3)),
+            Some(&13)
+        );
+
+        let reply = call(&client, status_request(topic, group, Some("refusing@1"))).await;
+        assert_code(&reply, ResponseCode::Success);
+        let body = GetConsumerStatusBody::from_json(&reply.body).expect("status body");
+        assert!(
+            body.consumer_table.is_empty(),
+            "only the named member is asked"
+        );
+
+        let reply = call(&client, status_request(topic, "nobody_group", None)).await;
+        assert_code(&reply, ResponseCode::SystemError);
+        assert_eq!(
+            reply.remark.as_deref(),
+            Some("No Any Consumer online in the consumer group: [nobody_group]")
+        );
+
+        // The CLI runs on its own thread: this runtime must keep answering for the members.
+        let args = vec![
+            "admin".to_owned(),
+            "consumer-status".into(),
+            "-n".into(),
+            broker.namesrv.to_string(),
+            "-t".into(),
+            topic.into(),
+            "-g".into(),
+            group.into(),
+            "--json".into(),
+        ];
+        let cli = std::thread::spawn(move || {
+            Command::new(env!("CARGO_BIN_EXE_rmq"))
+                .args(args)
+                .output()
+                .expect("rmq admin runs")
+        });
+        let finished = eventually(Duration::from_secs(30), || cli.is_finished()).await;
+        assert!(finished, "rmq admin consumer-status did not finish");
+        let output = cli.join().expect("CLI thread");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let rows: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON rows");
+        let rows = rows.as_array().expect("array");
+        assert_eq!(rows.len(), QUEUES as usize);
+        assert!(rows.iter().all(|r| r["clientId"] == "answering@1"));
+        assert_eq!(rows[0]["offset"], 10);
+    });
+}
+
+#[test]
+fn consumer_status_asks_each_member_1_shard() {
+    consumer_status_asks_each_member(1);
+}
+
+#[test]
+fn consumer_status_asks_each_member_2_shards() {
+    consumer_status_asks_each_member(2);
 }

@@ -234,6 +234,27 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show each live consumer's own offsets of a topic (asked through every master).
+    ConsumerStatus {
+        /// NameServer address.
+        #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
+        namesrv: String,
+        /// Consumer group.
+        #[arg(short = 'g', long = "group")]
+        group: String,
+        /// Topic.
+        #[arg(short = 't', long)]
+        topic: String,
+        /// Only this client id.
+        #[arg(short = 'i', long = "client-id")]
+        client_id: Option<String>,
+        /// One broker address instead of every master in the topic's route.
+        #[arg(short = 'b', long)]
+        broker: Option<String>,
+        /// Print JSON rows instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a broker's runtime statistics.
     BrokerStatus {
         /// Broker address.
@@ -539,6 +560,29 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string(&rows).context("rows JSON")?);
                 } else {
                     print!("{}", admin_reset::render(&rows));
+                }
+            }
+            AdminCommand::ConsumerStatus {
+                namesrv,
+                group,
+                topic,
+                client_id,
+                broker,
+                json,
+            } => {
+                use rmq::admin_reset;
+                let rows = admin_reset::consumer_status(
+                    &namesrv,
+                    broker.map(|b| vec![b]),
+                    &topic,
+                    &group,
+                    client_id.as_deref(),
+                )
+                .await?;
+                if json {
+                    println!("{}", serde_json::to_string(&rows).context("rows JSON")?);
+                } else {
+                    print!("{}", admin_reset::render_status(&rows));
                 }
             }
             AdminCommand::BrokerStatus { broker } => {

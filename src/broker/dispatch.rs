@@ -16,8 +16,8 @@ use crate::runtime::ShardId;
 
 use super::shard::{Shard, CONTROL_SHARD};
 use super::{
-    control, error_response, offset, offset_tables, pull, query, reply, reset, send, sendback,
-    stats, view, Failure, Outcome,
+    consumer_status, control, error_response, offset, offset_tables, pull, query, reply, reset,
+    send, sendback, stats, view, Failure, Outcome,
 };
 
 /// What routing learned about a request, carried to the shard that processes it so nothing is
@@ -160,6 +160,8 @@ enum Family {
     TopicList,
     /// INVOKE_BROKER_TO_RESET_OFFSET: shard 0 (it fans out to the queues' owners).
     ResetOffset,
+    /// INVOKE_BROKER_TO_GET_CONSUMER_STATUS: shard 0 (it asks the group's members).
+    ConsumerStatus,
     /// SEND_REPLY_MESSAGE(_V2): the accepting shard (lookup, push and store cross the mesh).
     Reply,
     /// Not served: REQUEST_CODE_NOT_SUPPORTED.
@@ -201,6 +203,7 @@ fn family(code: RequestCode) -> Family {
         RequestCode::GetAllConsumerOffset | RequestCode::GetAllDelayOffset => Family::OffsetTables,
         RequestCode::GetAllTopicListFromNameserver => Family::TopicList,
         RequestCode::InvokeBrokerToResetOffset => Family::ResetOffset,
+        RequestCode::InvokeBrokerToGetConsumerStatus => Family::ConsumerStatus,
         RequestCode::SendReplyMessage | RequestCode::SendReplyMessageV2 => Family::Reply,
         _ => Family::Unsupported,
     }
@@ -242,7 +245,7 @@ async fn route(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<Route, Fa
                 }
             }
         }
-        Family::Control | Family::ResetOffset => CONTROL_SHARD,
+        Family::Control | Family::ResetOffset | Family::ConsumerStatus => CONTROL_SHARD,
         Family::Reply
         | Family::Query
         | Family::Stats
@@ -275,6 +278,7 @@ pub async fn process_local(
         Family::ViewById => view::process(shard, request).await,
         Family::Control => control::process(shard, request, client).await,
         Family::ResetOffset => reset::process(shard, request).await,
+        Family::ConsumerStatus => consumer_status::process(shard, request).await,
         Family::Reply => reply::process(shard, request, client).await,
         Family::Query => query::process(shard, request).await,
         Family::SendBack => sendback::process(shard, request).await,

@@ -12,6 +12,7 @@
 //! Must never: touch another shard's state except through the mesh.
 
 pub mod append;
+pub mod consumer_status;
 pub mod control;
 pub mod dispatch;
 pub mod ha;

@@ -3,7 +3,9 @@
 //! `rmq admin reset-offset-by-time` to a time between two batches; the broker tells it with
 //! RESET_CONSUMER_CLIENT_OFFSET and it re-receives exactly the messages stored after that
 //! time, each once, and none stored before. The admin output shows each queue's old offset
-//! (everything consumed) and new offset (the first late message of the queue).
+//! (everything consumed) and new offset (the first late message of the queue); then
+//! `rmq admin consumer-status` (INVOKE_BROKER_TO_GET_CONSUMER_STATUS, answered by the client's
+//! GET_CONSUMER_STATUS_FROM_CLIENT) shows the consumer's own offsets at the end again.
 
 #![recursion_limit = "512"]
 
@@ -30,6 +32,7 @@ struct Run {
     late: Vec<Sent>,
     admin_output: String,
     after_reset: Vec<Received>,
+    status_output: String,
 }
 
 async fn committed_everything(broker: std::net::SocketAddr, group: &str, topic: &str) -> bool {
@@ -129,7 +132,25 @@ fn reset_by_time(shards: usize) {
                 if again {
                     tokio::time::sleep(SETTLE * 2).await;
                 }
+                // The live member's own offsets, through INVOKE_BROKER_TO_GET_CONSUMER_STATUS.
+                let args = [
+                    "consumer-status".to_owned(),
+                    "-n".into(),
+                    namesrv.clone(),
+                    "-g".into(),
+                    group.clone(),
+                    "-t".into(),
+                    topic.clone(),
+                    "--json".into(),
+                ];
+                let status_output = tokio::task::spawn_blocking(move || {
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    admin(&args, Duration::from_secs(30))
+                })
+                .await
+                .map_err(|e| format!("admin task: {e}"));
                 consumer.shutdown().await;
+                let status_output = status_output??;
                 let after_reset = snapshot(&inbox)[seen_before..].to_vec();
                 if !again {
                     return Err(format!(
@@ -142,6 +163,7 @@ fn reset_by_time(shards: usize) {
                     late,
                     admin_output,
                     after_reset,
+                    status_output,
                 })
             }
             .await;
@@ -184,6 +206,20 @@ fn reset_by_time(shards: usize) {
         assert_eq!(new, want, "queue {queue}: {}", run.admin_output);
     }
     assert_eq!(run.early.len(), EARLY);
+
+    // The consumer answered GET_CONSUMER_STATUS_FROM_CLIENT: one row per queue, its client id,
+    // offsets at the end (it re-consumed everything after the reset).
+    let status: serde_json::Value =
+        serde_json::from_str(&run.status_output).expect("consumer-status JSON");
+    let status = status.as_array().expect("rows");
+    assert_eq!(status.len(), QUEUES as usize, "{}", run.status_output);
+    for row in status {
+        let client = row["clientId"].as_str().unwrap_or_default();
+        assert!(client.contains('@'), "client id {client:?}");
+        let queue = i32::try_from(row["queueId"].as_i64().expect("queue")).expect("queue id");
+        let max = max_offset(broker, &topic, queue).expect("max offset");
+        assert_eq!(row["offset"].as_i64(), Some(max), "{}", run.status_output);
+    }
     eprintln!(
         "[reset-by-time {shards} shard(s)] re-received {} late messages; admin:\n{}",
         run.after_reset.len(),

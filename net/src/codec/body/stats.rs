@@ -169,6 +169,93 @@ impl ResetOffsetBody {
     }
 }
 
+/// `GetConsumerStatusBody`: a client's offsets of one topic (`messageQueueTable`, the body of
+/// its GET_CONSUMER_STATUS_FROM_CLIENT answer), or every client's (`consumerTable`, client id
+/// -> table, the INVOKE_BROKER_TO_GET_CONSUMER_STATUS reply).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GetConsumerStatusBody {
+    /// Client id -> queue -> offset.
+    pub consumer_table: BTreeMap<String, BTreeMap<MessageQueue, i64>>,
+    /// Queue -> offset.
+    pub message_queue_table: BTreeMap<MessageQueue, i64>,
+}
+
+impl GetConsumerStatusBody {
+    /// fastjson's form (members in name order, `MessageQueue` objects as keys).
+    #[must_use]
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(b"{\"consumerTable\":{");
+        for (index, (client, table)) in self.consumer_table.iter().enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&to_compact_json(client));
+            out.push(b':');
+            write_object_key_map(table, &mut out);
+        }
+        out.extend_from_slice(b"},\"messageQueueTable\":");
+        write_object_key_map(&self.message_queue_table, &mut out);
+        out.push(b'}');
+        out
+    }
+
+    /// Decodes the body in fastjson's object-key form (members in any order, either absent).
+    ///
+    /// # Errors
+    /// [`ObjectKeyError`]: text the reader refuses, a member of the wrong shape, a key that is
+    /// not a `MessageQueue`, or an offset that is not an integer.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ObjectKeyError> {
+        let what = "GetConsumerStatusBody";
+        let ObjectKeyValue::Object(members) = parse_object_keys(bytes)? else {
+            return Err(ObjectKeyError::NotAnObject { what });
+        };
+        let mut body = Self::default();
+        for (name, value) in members {
+            match name {
+                ObjectKeyValue::String(name) if name == "messageQueueTable" => {
+                    body.message_queue_table = offset_table(value)?;
+                }
+                ObjectKeyValue::String(name) if name == "consumerTable" => {
+                    let ObjectKeyValue::Object(clients) = value else {
+                        return Err(ObjectKeyError::NotAnObject {
+                            what: "consumerTable",
+                        });
+                    };
+                    for (client, table) in clients {
+                        let ObjectKeyValue::String(client) = client else {
+                            return Err(ObjectKeyError::MemberName {
+                                what: "consumerTable",
+                            });
+                        };
+                        body.consumer_table.insert(client, offset_table(table)?);
+                    }
+                }
+                ObjectKeyValue::String(_) => {}
+                _ => return Err(ObjectKeyError::MemberName { what }),
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// `{MQ:offset,...}` with integer offsets.
+fn offset_table(value: ObjectKeyValue) -> Result<BTreeMap<MessageQueue, i64>, ObjectKeyError> {
+    let ObjectKeyValue::Object(entries) = value else {
+        return Err(ObjectKeyError::NotAnObject {
+            what: "offset table",
+        });
+    };
+    let mut table = BTreeMap::new();
+    for (key, offset) in entries {
+        let offset = offset
+            .as_i64()
+            .ok_or(ObjectKeyError::NotAnObject { what: "offset" })?;
+        table.insert(message_queue(key)?, offset);
+    }
+    Ok(table)
+}
+
 /// A body whose `offsetTable` is keyed by `MessageQueue` objects: the table's entries and the
 /// other top-level members, in input order.
 struct QueueKeyed {
@@ -247,6 +334,29 @@ fn write_object_key_map<V: Serialize>(map: &BTreeMap<MessageQueue, V>, out: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consumer_status_body_round_trips_and_reads_the_client_form() {
+        let mut body = GetConsumerStatusBody::default();
+        let mut table = BTreeMap::new();
+        table.insert(MessageQueue::new("t", "b", 0), 4);
+        body.consumer_table
+            .insert("10.0.0.1@x".into(), table.clone());
+        let text = String::from_utf8(body.to_json()).expect("utf-8");
+        assert_eq!(
+            text,
+            r#"{"consumerTable":{"10.0.0.1@x":{{"brokerName":"b","queueId":0,"topic":"t"}:4}},"messageQueueTable":{}}"#
+        );
+        assert_eq!(
+            GetConsumerStatusBody::from_json(text.as_bytes()).expect("decodes"),
+            body
+        );
+        // rocketmq-client-rust's answer: messageQueueTable first, object keys.
+        let client = br#"{"messageQueueTable":{{"topic":"t","brokerName":"b","queueId":0}:4},"consumerTable":{}}"#;
+        let decoded = GetConsumerStatusBody::from_json(client).expect("client form");
+        assert_eq!(decoded.message_queue_table, table);
+        assert!(decoded.consumer_table.is_empty());
+    }
 
     #[test]
     fn reset_offset_body_round_trips_in_fastjson_form() {

@@ -1,7 +1,9 @@
 //! Back-tracking and request-reply headers (PROTOCOL.md §4.9): INVOKE_BROKER_TO_RESET_OFFSET
 //! (222, admin → broker) and RESET_CONSUMER_CLIENT_OFFSET (220, broker → client) share
 //! Java's `ResetOffsetRequestHeader`; PUSH_REPLY_MESSAGE_TO_CLIENT (326, broker → client)
-//! carries Java's `ReplyMessageRequestHeader`. Must never check ranges or look up state.
+//! carries Java's `ReplyMessageRequestHeader`; INVOKE_BROKER_TO_GET_CONSUMER_STATUS (223,
+//! admin → broker) and GET_CONSUMER_STATUS_FROM_CLIENT (221, broker → client) share Java's
+//! `GetConsumerStatusRequestHeader`. Must never check ranges or look up state.
 
 command_header! {
     /// INVOKE_BROKER_TO_RESET_OFFSET (222) and RESET_CONSUMER_CLIENT_OFFSET (220) request.
@@ -51,6 +53,19 @@ command_header! {
     }
 }
 
+command_header! {
+    /// INVOKE_BROKER_TO_GET_CONSUMER_STATUS (223) and GET_CONSUMER_STATUS_FROM_CLIENT (221)
+    /// request.
+    pub struct GetConsumerStatusRequestHeader {
+        /// Topic.
+        pub topic: String = "topic",
+        /// Consumer group.
+        pub group: String = "group",
+        /// Only this client id (Java names the field `clientAddr` but compares client ids).
+        pub client_addr: Option<String> = "clientAddr",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +74,7 @@ mod tests {
     header_round_trip! {
         reset_offset_request_round_trips: ResetOffsetRequestHeader,
         reply_message_request_round_trips: ReplyMessageRequestHeader,
+        get_consumer_status_request_round_trips: GetConsumerStatusRequestHeader,
     }
 
     #[test]
