@@ -363,23 +363,48 @@ fn reply_request(reply_to: &str, correlation: &str, body: &str) -> RemotingComma
     )
 }
 
+/// The (requester, responder) shards the broker logged for the push of `correlation` (the
+/// log is copied from the broker's stderr by a thread: the line may trail the reply a little).
+async fn pushed_shards(broker: &Broker, correlation: &str) -> (usize, usize) {
+    let needle = format!("correlation_id=\"{correlation}\"");
+    let needles = ["reply pushed", needle.as_str()];
+    let logged = eventually(SETTLE, || {
+        !broker.server.log_lines_with(&needles).is_empty()
+    })
+    .await;
+    assert!(logged, "push of {correlation} logged");
+    let lines = broker.server.log_lines_with(&needles);
+    let line = &lines[0];
+    let field = |name: &str| -> usize {
+        let start = line.find(&format!("{name}=")).expect("field logged") + name.len() + 1;
+        line[start..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("shard number")
+    };
+    (field("requester_shard"), field("responder_shard"))
+}
+
 fn reply_round_trip(shards: usize) {
     let broker = Broker::start_logged(shards, "", Some("info,rmq::broker::reply=debug"));
     block_on(async {
-        let (requester, inbox) = answering_client(broker.addr);
-        let joined = call(&requester, producer_heartbeat("requester@1")).await;
-        assert_code(&joined, ResponseCode::Success);
-        // Fresh responder connections until one lands on another shard than the requester
-        // (SO_REUSEPORT spreads them; the broker log names both shards of every push).
-        let attempts = if shards == 1 { 1 } else { 32 };
-        let mut crossed = false;
+        // Fresh requester and responder connections until the pushes crossed shards both ways
+        // (SO_REUSEPORT spreads connections; the broker log names both shards of every push).
+        let attempts = if shards == 1 { 2 } else { 64 };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut requesters = Vec::new();
         for attempt in 0..attempts {
+            let (requester, inbox) = answering_client(broker.addr);
+            let requester_id = format!("requester@{attempt}");
+            let joined = call(&requester, producer_heartbeat(&requester_id)).await;
+            assert_code(&joined, ResponseCode::Success);
             let responder = broker.client();
             let correlation = format!("corr-{attempt}");
             let body = format!("answer-{attempt}");
             let reply = call(
                 &responder,
-                reply_request("requester@1", &correlation, &body),
+                reply_request(&requester_id, &correlation, &body),
             )
             .await;
             assert_code(&reply, ResponseCode::Success);
@@ -388,11 +413,7 @@ fn reply_round_trip(shards: usize) {
             let push = inbox
                 .borrow()
                 .iter()
-                .find(|r| {
-                    r.request_code() == RequestCode::PushReplyMessageToClient
-                        && r.ext("properties")
-                            .is_some_and(|p| p.contains(&correlation))
-                })
+                .find(|r| r.request_code() == RequestCode::PushReplyMessageToClient)
                 .cloned()
                 .expect("the requester got the push");
             assert!(!push.is_oneway(), "a push awaits the requester's answer");
@@ -404,28 +425,31 @@ fn reply_round_trip(shards: usize) {
             assert_eq!(header.store_host, broker.addr.to_string());
             let props = Properties::decode(header.properties.as_deref().unwrap_or(""));
             assert_eq!(props.get(keys::CORRELATION_ID), Some(correlation.as_str()));
+            assert_eq!(
+                props.get(keys::REPLY_TO_CLIENT),
+                Some(requester_id.as_str())
+            );
             assert!(props.contains(keys::PUSH_REPLY_TIME));
-            let needle = format!("correlation_id=\"{correlation}\"");
-            let line = broker.server.log_lines_with(&["reply pushed", &needle]);
-            let line = line.first().expect("push logged");
-            let same = (0..shards)
-                .any(|s| line.contains(&format!("requester_shard={s} responder_shard={s}")));
-            if !same {
-                crossed = true;
+            seen.insert(pushed_shards(&broker, &correlation).await);
+            requesters.push(requester);
+            if shards > 1 && seen.contains(&(0, 1)) && seen.contains(&(1, 0)) {
                 break;
             }
         }
-        assert!(
-            shards == 1 || crossed,
-            "no responder landed on the other shard"
-        );
-        // Every reply is stored in the reply topic (queue 0 of 1).
-        let stored = pull_all(&requester, &reply_topic(), 0).await;
-        assert!(!stored.is_empty());
-        for record in &stored {
+        if shards > 1 {
+            assert!(
+                seen.contains(&(0, 1)) && seen.contains(&(1, 0)),
+                "pushes did not cross shards both ways: {seen:?}"
+            );
+        }
+        // Every reply is stored in the reply topic (queue 0 of 1), once.
+        let stored = pull_all(&requesters[0], &reply_topic(), 0).await;
+        assert_eq!(stored.len(), requesters.len());
+        for (attempt, record) in stored.iter().enumerate() {
+            let id = format!("requester@{attempt}");
             assert_eq!(
                 record.properties.get(keys::REPLY_TO_CLIENT),
-                Some("requester@1")
+                Some(id.as_str())
             );
         }
     });

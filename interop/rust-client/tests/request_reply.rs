@@ -204,8 +204,18 @@ fn request_reply(shards: usize) {
                         round_trip(&requester, &responder, &mut requests, &topic, attempt).await;
                     responder.shutdown().await;
                     let trip = trip?;
-                    let shards_seen = pushed_shards(&log, &trip.correlation_id)
-                        .ok_or_else(|| format!("no push logged for {trip:?}"))?;
+                    // The broker logs the push before sending it; a short wait covers a
+                    // slow file system all the same.
+                    let mut shards_seen = None;
+                    for _ in 0..50 {
+                        shards_seen = pushed_shards(&log, &trip.correlation_id);
+                        if shards_seen.is_some() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    let shards_seen =
+                        shards_seen.ok_or_else(|| format!("no push logged for {trip:?}"))?;
                     trips.push(trip);
                     crossings.push(shards_seen);
                     if shards > 1 && shards_seen.0 != shards_seen.1 {
