@@ -140,7 +140,7 @@ fn check_reply(
 
 /// PUSH_REPLY_MESSAGE_TO_CLIENT with the reply's header fields and body. Hosts are written
 /// `ip:port` (Java writes `/ip:port`, which rocketmq-client-rust cannot parse; Java clients
-/// strip the slash anyway).
+/// accept either form).
 fn push_command(
     shard: &Shard,
     request: &RemotingCommand,
