@@ -193,7 +193,8 @@ fn family(code: RequestCode) -> Family {
         RequestCode::GetBrokerRuntimeInfo
         | RequestCode::GetTopicStatsInfo
         | RequestCode::GetConsumeStats
-        | RequestCode::GetBrokerConfig => Family::Stats,
+        | RequestCode::GetBrokerConfig
+        | RequestCode::UpdateBrokerConfig => Family::Stats,
         RequestCode::GetAllConsumerOffset | RequestCode::GetAllDelayOffset => Family::OffsetTables,
         RequestCode::GetAllTopicListFromNameserver => Family::TopicList,
         _ => Family::Unsupported,
