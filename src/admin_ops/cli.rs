@@ -421,9 +421,14 @@ pub async fn run(command: OpsCommand) -> Result<(), OpsError> {
             body_file,
             json,
         } => {
-            let records =
-                super::query_msg(&namesrv, &topic, &msg_id, super::QUERY_MAX_NUM_DEFAULT, true)
-                    .await?;
+            let records = super::query_msg(
+                &namesrv,
+                &topic,
+                &msg_id,
+                super::QUERY_MAX_NUM_DEFAULT,
+                true,
+            )
+            .await?;
             let Some(first) = records.first() else {
                 return Err(OpsError::Usage(format!(
                     "no message with UNIQ_KEY {msg_id} in {topic}"

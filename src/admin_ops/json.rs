@@ -88,7 +88,12 @@ impl MessageView {
 /// Messages as a JSON array of [`MessageView`]s.
 #[must_use]
 pub fn messages(records: &[MessageRecord]) -> Value {
-    Value::Array(records.iter().map(|r| to_value(&MessageView::of(r))).collect())
+    Value::Array(
+        records
+            .iter()
+            .map(|r| to_value(&MessageView::of(r)))
+            .collect(),
+    )
 }
 
 /// Any serializable value (our types always serialize).
@@ -215,7 +220,12 @@ mod tests {
         assert!(text.contains("Message Body Path:   /tmp/b\n"), "{text}");
         assert!(text.ends_with("Message Body:        hello\n"), "{text}");
         let list = super::super::render::message_list(&[record]);
-        let row: Vec<&str> = list.lines().nth(1).expect("row").split_whitespace().collect();
+        let row: Vec<&str> = list
+            .lines()
+            .nth(1)
+            .expect("row")
+            .split_whitespace()
+            .collect();
         assert_eq!(row, ["AC1100", "2", "7"]);
     }
 

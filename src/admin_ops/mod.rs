@@ -434,8 +434,9 @@ pub struct StatsRow {
 
 /// `statsAll`: for every topic the NameServer lists (not `%RETRY%`/`%DLQ%`, and only
 /// `topic` when given), the messages stored, and for every subscription group with offsets on
-/// it the accumulation and consume TPS (GET_CONSUME_STATS per group and topic on every master
-/// of `target`).
+/// it (Java's `queryTopicConsumeByWho`: GET_CONSUME_STATS of the group without a topic lists
+/// the topics it has offsets on) the accumulation and consume TPS on that topic, summed over
+/// the masters of `target`.
 ///
 /// # Errors
 /// [`OpsError`] of the first call that failed.
@@ -452,7 +453,30 @@ pub async fn stats_all(target: &Target, topic: Option<&str>) -> Result<Vec<Stats
     };
     let mut groups = BTreeSet::new();
     for master in &masters {
-        groups.extend(sub_groups(master).await?.subscription_group_table.into_keys());
+        groups.extend(
+            sub_groups(master)
+                .await?
+                .subscription_group_table
+                .into_keys(),
+        );
+    }
+    // topic -> groups with offsets on it.
+    let mut consumers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for group in &groups {
+        for master in &masters {
+            match admin::consume_stats(master, group, None).await {
+                Ok(stats) => {
+                    for queue in stats.offset_table.keys() {
+                        consumers
+                            .entry(queue.topic.clone())
+                            .or_default()
+                            .insert(group.clone());
+                    }
+                }
+                Err(AdminError::Refused { .. }) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
     let mut rows = Vec::new();
     for topic in &topics {
@@ -473,34 +497,30 @@ pub async fn stats_all(target: &Target, topic: Option<&str>) -> Result<Vec<Stats
                 Err(err) => return Err(err.into()),
             }
         }
-        let mut consumed = false;
-        for group in &groups {
-            let mut progress = admin::ConsumerProgress::default();
-            for master in &masters {
-                match admin::consume_stats(master, group, Some(topic)).await {
-                    Ok(stats) => progress.merge(stats),
-                    Err(AdminError::Refused { .. }) => {}
-                    Err(err) => return Err(err.into()),
-                }
-            }
-            if progress.queues.is_empty() {
-                continue;
-            }
-            consumed = true;
-            rows.push(StatsRow {
-                topic: topic.clone(),
-                consumer_group: group.clone(),
-                accumulation: progress.diff_total(),
-                out_tps: progress.consume_tps,
-                stored,
-            });
-        }
-        if !consumed {
+        let groups = consumers.remove(topic).unwrap_or_default();
+        if groups.is_empty() {
             rows.push(StatsRow {
                 topic: topic.clone(),
                 consumer_group: String::new(),
                 accumulation: 0,
                 out_tps: 0.0,
+                stored,
+            });
+        }
+        for group in groups {
+            let mut progress = admin::ConsumerProgress::default();
+            for master in &masters {
+                match admin::consume_stats(master, &group, Some(topic)).await {
+                    Ok(stats) => progress.merge(stats),
+                    Err(AdminError::Refused { .. }) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            rows.push(StatsRow {
+                topic: topic.clone(),
+                consumer_group: group,
+                accumulation: progress.diff_total(),
+                out_tps: progress.consume_tps,
                 stored,
             });
         }

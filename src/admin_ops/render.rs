@@ -54,7 +54,11 @@ pub fn consumer_connection(cc: &ConsumerConnection) -> String {
     let _ = writeln!(out);
     let _ = writeln!(out, "ConsumeType: {}", wire_name(&cc.consume_type));
     let _ = writeln!(out, "MessageModel: {}", wire_name(&cc.message_model));
-    let _ = writeln!(out, "ConsumeFromWhere: {}", wire_name(&cc.consume_from_where));
+    let _ = writeln!(
+        out,
+        "ConsumeFromWhere: {}",
+        wire_name(&cc.consume_from_where)
+    );
     out
 }
 

@@ -199,7 +199,10 @@ mod tests {
         assert_eq!(code_, ResponseCode::InvalidParameter);
         assert!(remark.contains("brokerPermission"), "{remark}");
         assert_eq!(code(parse_update(b"")).0, ResponseCode::InvalidParameter);
-        assert_eq!(code(parse_update(b"\xff=1")).0, ResponseCode::InvalidParameter);
+        assert_eq!(
+            code(parse_update(b"\xff=1")).0,
+            ResponseCode::InvalidParameter
+        );
         let many: String = (0..=UPDATE_KEYS_MAX).map(|i| format!("k{i}=1\n")).collect();
         assert_eq!(
             code(parse_update(many.as_bytes())).0,

@@ -543,7 +543,10 @@ impl TopicTable {
     /// Sets `brokerPermission` (UPDATE_BROKER_CONFIG): later registrations mask topic perms
     /// with it.
     pub fn set_broker_permission(&mut self, perm: i32) {
-        assert!((0..=7).contains(&perm), "brokerPermission {perm} out of range");
+        assert!(
+            (0..=7).contains(&perm),
+            "brokerPermission {perm} out of range"
+        );
         self.options.broker_permission = perm;
     }
 
