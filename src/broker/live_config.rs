@@ -26,9 +26,7 @@ use super::{success, Failure, Outcome};
 /// The keys UPDATE_BROKER_CONFIG accepts.
 pub const RUNTIME_KEYS: &[&str] = &["brokerPermission", "slaveReadEnable"];
 
-/// Most keys one UPDATE_BROKER_CONFIG body may carry (a body with more is refused before its
-/// keys are looked at).
-pub const UPDATE_KEYS_MAX: usize = 64;
+pub use crate::limits::UPDATE_BROKER_CONFIG_KEYS_MAX as UPDATE_KEYS_MAX;
 
 /// One shard's copy of the run-time settings, initialised from broker.conf.
 #[derive(Debug)]
