@@ -3,7 +3,8 @@
 //! command's table output and its `--json` output (parsed), and its effect on the broker:
 //! send-message / query-msg-by-id / -by-key / -by-unique-key / consume-message round trips,
 //! update-broker-config changing what get-broker-config answers and what sends get,
-//! wipe-write-perm / add-write-perm changing the route's perm, subscription groups,
+//! wipe-write-perm / add-write-perm changing the route's perm, clean-expired-cq, subscription
+//! groups,
 //! consumer and producer connections, stats-all, topic-cluster-list, and `--json` on the
 //! first set of commands.
 
@@ -405,6 +406,21 @@ fn check_broker_config_and_write_perm(shards: usize) {
     assert_eq!(queue_perms(ns, "PermT"), [6]);
     let sent = admin_json(&["send-message", "-n", ns, "-t", "PermT", "-p", "back"]);
     assert_eq!(sent["sendResult"], "SEND_OK");
+
+    // clean-expired-cq: every shard answers; nothing has expired, so no offset moves.
+    let before = admin_json(&["topic-status", "-n", ns, "-t", "PermT"]);
+    let table = admin(&["clean-expired-cq", "-n", ns]);
+    assert!(
+        table.starts_with(&format!(
+            "{addr}: success (shard0: commitLogMin=0 queuesRaised=0"
+        )),
+        "{table}"
+    );
+    let cleaned = admin_json(&["clean-expired-cq", "-b", &addr]);
+    let remark = cleaned[&addr].as_str().expect("remark");
+    assert_eq!(remark.matches("queuesRaised=0").count(), shards, "{remark}");
+    let after = admin_json(&["topic-status", "-n", ns, "-t", "PermT"]);
+    assert_eq!(before, after);
 }
 
 #[test]

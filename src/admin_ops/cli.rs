@@ -194,6 +194,16 @@ pub enum OpsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Remove consume-queue and index files that only point at deleted CommitLog records, now
+    /// rather than at the next retention pass; offsets are kept (mqadmin cleanExpiredCQ).
+    CleanExpiredCq {
+        /// Where.
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The clusters a topic is on (mqadmin topicClusterList).
     TopicClusterList {
         /// NameServer address.
@@ -480,6 +490,16 @@ pub async fn run(command: OpsCommand) -> Result<(), OpsError> {
                 print_json(&js::to_value(&rows));
             } else {
                 print!("{}", render::stats_all(&rows));
+            }
+        }
+        OpsCommand::CleanExpiredCq { target, json } => {
+            let cleaned = super::clean_expired_cq(&target.target()).await?;
+            if json {
+                print_json(&js::to_value(&cleaned));
+            } else {
+                for (broker, what) in &cleaned {
+                    println!("{broker}: success ({what})");
+                }
             }
         }
         OpsCommand::TopicClusterList {

@@ -2,7 +2,7 @@
 //! mqadmin's (in parentheses): subscription groups (updateSubGroup, deleteSubGroup), client
 //! connections (consumerConnection, producerConnection), message lookup (queryMsgById,
 //! queryMsgByKey, queryMsgByUniqueKey), broker config (getBrokerConfig, updateBrokerConfig),
-//! statsAll, topicClusterList, a quick send and pull from a shell (sendMessage,
+//! statsAll, topicClusterList, cleanExpiredCQ, a quick send and pull from a shell (sendMessage,
 //! consumeMessage) and the NameServer-side drain of a broker (wipeWritePerm, addWritePerm).
 //! Each operation returns data; [`render`] prints it as mqadmin's tables and [`json`] as JSON
 //! for scripts; [`cli`] is the clap surface.
@@ -365,6 +365,24 @@ pub async fn update_broker_config(
         call(broker, request).await?;
     }
     Ok(brokers)
+}
+
+/// CLEAN_EXPIRED_CONSUMEQUEUE on every broker of `target`: broker -> what it cleaned (per
+/// shard, from the reply's remark).
+///
+/// # Errors
+/// [`OpsError`] of the first broker that failed.
+pub async fn clean_expired_cq(target: &Target) -> Result<BTreeMap<String, String>, OpsError> {
+    let mut out = BTreeMap::new();
+    for broker in target.brokers().await? {
+        let reply = call(
+            &broker,
+            RemotingCommand::request(RequestCode::CleanExpiredConsumequeue, ExtFields::new()),
+        )
+        .await?;
+        out.insert(broker, reply.remark.clone().unwrap_or_default());
+    }
+    Ok(out)
 }
 
 /// The clusters `topic`'s brokers belong to.

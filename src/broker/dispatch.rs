@@ -194,7 +194,8 @@ fn family(code: RequestCode) -> Family {
         | RequestCode::GetTopicStatsInfo
         | RequestCode::GetConsumeStats
         | RequestCode::GetBrokerConfig
-        | RequestCode::UpdateBrokerConfig => Family::Stats,
+        | RequestCode::UpdateBrokerConfig
+        | RequestCode::CleanExpiredConsumequeue => Family::Stats,
         RequestCode::GetAllConsumerOffset | RequestCode::GetAllDelayOffset => Family::OffsetTables,
         RequestCode::GetAllTopicListFromNameserver => Family::TopicList,
         _ => Family::Unsupported,

@@ -2,7 +2,7 @@
 //! dispatcher that routes each request to the shard owning its state ([`dispatch`]), the
 //! request processors ([`send`], [`pull`], [`offset`], [`view`], [`query`], [`sendback`], the
 //! control plane in [`control`], the map-reduce admin views in [`stats`], the settings UPDATE_BROKER_CONFIG changes in
-//! [`live_config`]), the
+//! [`live_config`], CLEAN_EXPIRED_CONSUMEQUEUE in [`clean_cq`]), the
 //! append-on-the-owner step ([`append`]), delayed delivery ([`schedule`]), record encoding at
 //! the edge ([`message`]), the publish path of replicated tables ([`replicate`]), the wiring of
 //! master/slave replication sessions ([`ha`]), the node-wide offset tables both ways
@@ -13,6 +13,7 @@
 //! Must never: touch another shard's state except through the mesh.
 
 pub mod append;
+pub mod clean_cq;
 pub mod control;
 pub mod dispatch;
 pub mod ha;

@@ -105,6 +105,7 @@ code_enum! {
         GetConsumerStatusFromClient = 221,
         GetTopicsByCluster = 224,
         GetSystemTopicListFromNs = 304,
+        CleanExpiredConsumequeue = 306,
         GetConsumerRunningInfo = 307,
         ConsumeMessageDirectly = 309,
         SendMessageV2 = 310,

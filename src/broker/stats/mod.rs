@@ -90,6 +90,7 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             Ok(success(request).with_body(table.to_json()))
         }
         RequestCode::UpdateBrokerConfig => super::live_config::process(shard, request).await,
+        RequestCode::CleanExpiredConsumequeue => super::clean_cq::process(shard, request).await,
         RequestCode::GetTopicStatsInfo => offsets::topic_stats(shard, request).await,
         RequestCode::GetConsumeStats => offsets::consume_stats(shard, request).await,
         RequestCode::GetBrokerConfig => {
