@@ -585,3 +585,41 @@ fn groups_connections_and_stats_one_shard() {
 fn groups_connections_and_stats_two_shards() {
     check_groups_connections_and_stats(2);
 }
+
+/// get-broker-config and update-broker-config with a cluster act on masters and slaves (as
+/// mqadmin's do).
+#[test]
+fn broker_config_reaches_slaves() {
+    let master = Broker::start(1, "");
+    let ns = master.namesrv.to_string();
+    let dir = common::TempDir::new("ops-slave");
+    let slave = common::start_slave(&dir, master.namesrv, 1, 1, "", None);
+    let slave_addr = slave.addr("broker").to_string();
+    let master_addr = master.addr.to_string();
+    let mut configs = Value::Null;
+    for _ in 0..50 {
+        configs = admin_json(&["get-broker-config", "-n", &ns, "-c", CLUSTER_NAME]);
+        if configs.get(&slave_addr).is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(configs[&master_addr]["brokerRole"], "ASYNC_MASTER");
+    assert_eq!(configs[&slave_addr]["brokerRole"], "SLAVE");
+    let updated = admin_json(&[
+        "update-broker-config",
+        "-n",
+        &ns,
+        "-c",
+        CLUSTER_NAME,
+        "-k",
+        "slaveReadEnable",
+        "-v",
+        "true",
+    ]);
+    assert_eq!(updated["brokers"].as_array().expect("brokers").len(), 2);
+    let configs = admin_json(&["get-broker-config", "-n", &ns]);
+    for addr in [&master_addr, &slave_addr] {
+        assert_eq!(configs[addr]["slaveReadEnable"], "true", "{addr}");
+    }
+}

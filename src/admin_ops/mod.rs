@@ -100,6 +100,36 @@ impl Target {
             None => Ok(admin::master_addrs(&self.namesrv, self.cluster.as_deref()).await?),
         }
     }
+
+    /// The broker addresses this target names, slaves included (mqadmin's getBrokerConfig
+    /// and updateBrokerConfig with `-c` act on masters and slaves).
+    ///
+    /// # Errors
+    /// [`OpsError`] when the NameServer cannot be asked or knows no broker.
+    pub async fn brokers_and_slaves(&self) -> Result<Vec<String>, OpsError> {
+        if let Some(broker) = &self.broker {
+            return Ok(vec![broker.clone()]);
+        }
+        let info = admin::cluster_info(&self.namesrv).await?;
+        let mut addrs = Vec::new();
+        for (cluster, names) in &info.cluster_addr_table {
+            if self.cluster.as_ref().is_some_and(|c| c != cluster) {
+                continue;
+            }
+            for name in names {
+                if let Some(data) = info.broker_addr_table.get(name) {
+                    addrs.extend(data.broker_addrs.values().cloned());
+                }
+            }
+        }
+        if addrs.is_empty() {
+            return Err(OpsError::Usage(format!(
+                "no broker found (cluster {:?})",
+                self.cluster
+            )));
+        }
+        Ok(addrs)
+    }
 }
 
 /// UPDATE_AND_CREATE_SUBSCRIPTIONGROUP on every broker of `target`; returns the brokers.
@@ -322,7 +352,7 @@ pub async fn query_msg(
     Ok(records)
 }
 
-/// GET_BROKER_CONFIG of every broker of `target`: address -> key -> value.
+/// GET_BROKER_CONFIG of every broker of `target`, slaves included: address -> key -> value.
 ///
 /// # Errors
 /// [`OpsError`] of the first broker that failed.
@@ -330,7 +360,7 @@ pub async fn get_broker_config(
     target: &Target,
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>, OpsError> {
     let mut out = BTreeMap::new();
-    for broker in target.brokers().await? {
+    for broker in target.brokers_and_slaves().await? {
         let reply = call(
             &broker,
             RemotingCommand::request(RequestCode::GetBrokerConfig, ExtFields::new()),
@@ -344,7 +374,8 @@ pub async fn get_broker_config(
     Ok(out)
 }
 
-/// UPDATE_BROKER_CONFIG (`key=value`) on every broker of `target`; returns the brokers.
+/// UPDATE_BROKER_CONFIG (`key=value`) on every broker of `target`, slaves included; returns
+/// the brokers.
 ///
 /// # Errors
 /// [`OpsError`] of the first broker that refused (a key that cannot change at run time comes
@@ -358,7 +389,7 @@ pub async fn update_broker_config(
         key.to_owned(),
         value.to_owned(),
     )]));
-    let brokers = target.brokers().await?;
+    let brokers = target.brokers_and_slaves().await?;
     for broker in &brokers {
         let request = RemotingCommand::request(RequestCode::UpdateBrokerConfig, ExtFields::new())
             .with_body(body.clone());
