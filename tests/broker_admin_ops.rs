@@ -547,6 +547,8 @@ fn check_connections(ns: &str) {
     let table = admin(&["consumer-connection", "-n", ns, "-g", "OpsGroup"]);
     assert!(table.starts_with("#Index"), "{table}");
     assert_eq!(rows(&table)[0][..2], ["001", "ops-client@1"]);
+    // Our client sends version 479: mqadmin's name for it.
+    assert_eq!(rows(&table)[0].last().map(String::as_str), Some("V5_3_3"));
     assert!(
         table.contains("Below is subscription:\n001  Topic: StatsT"),
         "{table}"

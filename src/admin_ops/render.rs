@@ -17,6 +17,27 @@ fn wire_name<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
     }
 }
 
+/// Java's `MQVersion.getVersionDesc`: the name of a client's version ordinal. From
+/// `V4_0_0_SNAPSHOT` (212) to `V5_9_9` (611) every version has a `_SNAPSHOT` entry followed by
+/// its release (`V4_9_4` = 401, `V5_3_3` = 479); past that `HIGHER_VERSION`. Older ordinals (the
+/// 3.x names are irregular) print as the number.
+#[must_use]
+pub fn version_desc(ordinal: i32) -> String {
+    const V4_0_0_SNAPSHOT: i32 = 212;
+    const V5_9_9: i32 = 611;
+    if ordinal > V5_9_9 {
+        return "HIGHER_VERSION".into();
+    }
+    if ordinal < V4_0_0_SNAPSHOT {
+        return ordinal.to_string();
+    }
+    let step = ordinal - V4_0_0_SNAPSHOT;
+    let version = step / 2;
+    let (major, minor, patch) = (4 + version / 100, (version / 10) % 10, version % 10);
+    let snapshot = if step % 2 == 0 { "_SNAPSHOT" } else { "" };
+    format!("V{major}_{minor}_{patch}{snapshot}")
+}
+
 fn connection_rows(out: &mut String, connections: &[Connection], width: usize) {
     for (index, conn) in connections.iter().enumerate() {
         let _ = writeln!(
@@ -26,7 +47,7 @@ fn connection_rows(out: &mut String, connections: &[Connection], width: usize) {
             conn.client_id,
             conn.client_addr,
             conn.language.name(),
-            conn.version
+            version_desc(conn.version)
         );
     }
 }
@@ -199,4 +220,25 @@ pub fn consumed(records: &[MessageRecord]) -> String {
     }
     let _ = writeln!(out, "Consume ok: {} message(s)", records.len());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_desc;
+
+    #[test]
+    fn version_names_follow_mqversion() {
+        for (ordinal, name) in [
+            (212, "V4_0_0_SNAPSHOT"),
+            (213, "V4_0_0"),
+            (400, "V4_9_4_SNAPSHOT"),
+            (401, "V4_9_4"),
+            (479, "V5_3_3"),
+            (611, "V5_9_9"),
+            (612, "HIGHER_VERSION"),
+            (100, "100"),
+        ] {
+            assert_eq!(version_desc(ordinal), name, "{ordinal}");
+        }
+    }
 }
