@@ -67,10 +67,11 @@ pub enum AdminError {
     },
 }
 
-pub(crate) async fn call(
-    addr: &str,
-    request: RemotingCommand,
-) -> Result<RemotingCommand, AdminError> {
+/// One request to `addr` on a fresh connection; any reply code.
+///
+/// # Errors
+/// [`AdminError::Client`] when there is no reply.
+pub async fn call_raw(addr: &str, request: RemotingCommand) -> Result<RemotingCommand, AdminError> {
     let client = RemotingClient::new(addr.to_owned(), ClientConfig::default());
     let reply = client
         .invoke(request, ADMIN_TIMEOUT)
@@ -80,6 +81,16 @@ pub(crate) async fn call(
             source,
         })?;
     client.close();
+    Ok(reply)
+}
+
+/// One request to `addr` on a fresh connection, expecting SUCCESS.
+///
+/// # Errors
+/// [`AdminError::Client`] when there is no reply; [`AdminError::Refused`] with the server's
+/// code and remark otherwise.
+pub async fn call(addr: &str, request: RemotingCommand) -> Result<RemotingCommand, AdminError> {
+    let reply = call_raw(addr, request).await?;
     if reply.response_code() != ResponseCode::Success {
         return Err(AdminError::Refused {
             addr: addr.to_owned(),

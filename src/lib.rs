@@ -4,12 +4,13 @@
 //! runtime per core, SO_REUSEPORT listeners, placement of (topic, queueId) on shards),
 //! [`namesrv`] (route tables, KV config, request processor), [`broker`] (the broker's shards,
 //! dispatch and request processors), [`tables`] (the broker's replicated control-plane tables
-//! and per-shard offsets: topics, groups, clients, locks, offsets), [`admin`] (the admin CLI's
-//! operations).
+//! and per-shard offsets: topics, groups, clients, locks, offsets), [`admin`] and [`admin_ops`] (the admin
+//! CLI's operations).
 //! This crate is the only one that spawns executors; the protocol (`rmq-net`) and the disk
 //! (`rmq-storage`) know nothing of shards.
 
 pub mod admin;
+pub mod admin_ops;
 pub mod admin_reset;
 pub mod broker;
 pub mod config;

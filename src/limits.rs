@@ -305,6 +305,12 @@ pub const NOTIFY_GROUP_INTERVAL: Duration = Duration::from_secs(1);
 /// one notice (a wave of closes costs a few notices, not one each).
 pub const CLOSED_CONNS_BATCH_DELAY: Duration = Duration::from_millis(10);
 
+// ---- admin ----
+
+/// Most keys one UPDATE_BROKER_CONFIG body may carry (only two can change at run time; a
+/// body with more is refused with INVALID_PARAMETER before its keys are looked at).
+pub const UPDATE_BROKER_CONFIG_KEYS_MAX: usize = 64;
+
 // ---- shutdown ----
 
 /// How long a clean stop waits for the client requests being handled when it began (sends

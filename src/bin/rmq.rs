@@ -54,6 +54,12 @@ enum Command {
         #[command(subcommand)]
         command: TuningCommand,
     },
+    /// Print a shell completion script (`rmq completions bash > /etc/bash_completion.d/rmq`).
+    Completions {
+        /// Shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args)]
@@ -150,6 +156,9 @@ enum AdminCommand {
         /// Order topic.
         #[arg(short = 'o', long)]
         order: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Delete a topic from every master and from the NameServer.
     DeleteTopic {
@@ -162,12 +171,18 @@ enum AdminCommand {
         /// Cluster (default: every cluster).
         #[arg(short = 'c', long)]
         cluster: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// List topics known to the NameServer.
     TopicList {
         /// NameServer address.
         #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
         namesrv: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a topic's route.
     TopicRoute {
@@ -177,6 +192,9 @@ enum AdminCommand {
         /// Topic.
         #[arg(short = 't', long)]
         topic: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a topic's queues: min/max offsets and last update per queue on every master.
     TopicStatus {
@@ -186,6 +204,9 @@ enum AdminCommand {
         /// Topic.
         #[arg(short = 't', long)]
         topic: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show clusters and brokers (masters and slaves), each with its role and replication lag
     /// per shard.
@@ -193,6 +214,9 @@ enum AdminCommand {
         /// NameServer address.
         #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
         namesrv: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a consumer group's progress (offsets and lag per queue) on every master.
     ConsumerProgress {
@@ -208,6 +232,9 @@ enum AdminCommand {
         /// Cluster (default: every cluster).
         #[arg(short = 'c', long)]
         cluster: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Reset a consumer group's offsets of a topic to a store time on every master serving
     /// the topic; live consumers restart from there. Prints each queue's old and new offset.
@@ -260,7 +287,13 @@ enum AdminCommand {
         /// Broker address.
         #[arg(short = 'b', long = "broker")]
         broker: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
+    /// Operator commands (subscription groups, connections, messages, broker config, drain).
+    #[command(flatten)]
+    Ops(rmq::admin_ops::cli::OpsCommand),
 }
 
 #[derive(Subcommand)]
@@ -292,16 +325,19 @@ struct TuningCheckArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: a log file or journald gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging();
     match Cli::parse().command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "rmq",
+                &mut script,
+            );
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)
+                .context("writing the completion script")
+        }
         Command::Namesrv(args) => run_namesrv(&args),
         Command::Broker(args) => {
             let mut config = load_broker_config(args.config.as_deref())?;
@@ -341,6 +377,30 @@ fn main() -> anyhow::Result<()> {
             let outcome = rmq_tuning::run_check(&options, &mut std::io::stdout().lock())
                 .context("tuning check")?;
             std::process::exit(outcome.exit_code);
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): one JSON object per line when
+/// `RMQ_LOG_FORMAT=json` (for log shippers), else text, with colour codes only when stderr
+/// is a terminal (a log file or journald gets plain text).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match std::env::var("RMQ_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().with_ansi(false).init(),
+        Ok("text") | Err(_) => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        Ok(other) => {
+            builder.with_ansi(false).init();
+            tracing::warn!(
+                RMQ_LOG_FORMAT = other,
+                "unknown log format (json or text); logging text"
+            );
         }
     }
 }
@@ -469,6 +529,7 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                 write_queues,
                 perm,
                 order,
+                json,
             } => {
                 let brokers = match broker {
                     Some(broker) => vec![broker],
@@ -482,49 +543,81 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     order,
                 };
                 admin::update_topic(&brokers, &spec).await?;
-                println!(
-                    "create topic {topic} on {} broker(s) success: {}",
-                    brokers.len(),
-                    brokers.join(", ")
-                );
+                if json {
+                    print_json(&serde_json::json!({"topic": topic, "brokers": brokers}));
+                } else {
+                    println!(
+                        "create topic {topic} on {} broker(s) success: {}",
+                        brokers.len(),
+                        brokers.join(", ")
+                    );
+                }
             }
             AdminCommand::DeleteTopic {
                 namesrv,
                 topic,
                 cluster,
+                json,
             } => {
                 let brokers = admin::master_addrs(&namesrv, cluster.as_deref()).await?;
                 admin::delete_topic(&namesrv, &brokers, &topic).await?;
-                println!("delete topic {topic} success");
-            }
-            AdminCommand::TopicList { namesrv } => {
-                for topic in admin::topic_list(&namesrv).await?.topic_list {
-                    println!("{topic}");
+                if json {
+                    print_json(&serde_json::json!({"topic": topic, "brokers": brokers}));
+                } else {
+                    println!("delete topic {topic} success");
                 }
             }
-            AdminCommand::TopicRoute { namesrv, topic } => {
+            AdminCommand::TopicList { namesrv, json } => {
+                let list = admin::topic_list(&namesrv).await?;
+                if json {
+                    print_json(&serde_json::json!(list.topic_list));
+                } else {
+                    for topic in list.topic_list {
+                        println!("{topic}");
+                    }
+                }
+            }
+            AdminCommand::TopicRoute {
+                namesrv,
+                topic,
+                json: _,
+            } => {
+                // Always JSON (as mqadmin's topicRoute); `--json` is accepted for uniformity.
                 let route = admin::topic_route(&namesrv, &topic).await?;
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&route).context("route JSON")?
                 );
             }
-            AdminCommand::TopicStatus { namesrv, topic } => {
+            AdminCommand::TopicStatus {
+                namesrv,
+                topic,
+                json,
+            } => {
                 let stats = admin::topic_status(&namesrv, &topic).await?;
-                print!("{}", admin::render_topic_status(&stats));
+                if json {
+                    print_json(&rmq::admin_ops::json::topic_status(&stats));
+                } else {
+                    print!("{}", admin::render_topic_status(&stats));
+                }
             }
-            AdminCommand::ClusterList { namesrv } => {
+            AdminCommand::ClusterList { namesrv, json } => {
                 let brokers = admin::cluster_list(&namesrv).await?;
-                print!(
-                    "{}",
-                    admin::render_cluster_list(&brokers, rmq::runtime::clock::now_ms())
-                );
+                if json {
+                    print_json(&rmq::admin_ops::json::cluster_list(&brokers));
+                } else {
+                    print!(
+                        "{}",
+                        admin::render_cluster_list(&brokers, rmq::runtime::clock::now_ms())
+                    );
+                }
             }
             AdminCommand::ConsumerProgress {
                 namesrv,
                 group,
                 topic,
                 cluster,
+                json,
             } => {
                 let progress = admin::consumer_progress(
                     &namesrv,
@@ -533,7 +626,11 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     topic.as_deref(),
                 )
                 .await?;
-                print!("{}", progress.render());
+                if json {
+                    print_json(&rmq::admin_ops::json::consumer_progress(&progress));
+                } else {
+                    print!("{}", progress.render());
+                }
             }
             AdminCommand::ResetOffsetByTime {
                 namesrv,
@@ -585,13 +682,25 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     print!("{}", admin_reset::render_status(&rows));
                 }
             }
-            AdminCommand::BrokerStatus { broker } => {
+            AdminCommand::BrokerStatus { broker, json } => {
                 let table = admin::broker_runtime_info(&broker).await?;
-                print!("{}", admin::render_broker_status(&table));
+                if json {
+                    print_json(&serde_json::json!(table.table));
+                } else {
+                    print!("{}", admin::render_broker_status(&table));
+                }
             }
+            AdminCommand::Ops(command) => rmq::admin_ops::cli::run(command).await?,
         }
         Ok(())
     })
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("a JSON value prints")
+    );
 }
 
 fn run_namesrv(args: &NamesrvArgs) -> anyhow::Result<()> {

@@ -199,7 +199,9 @@ fn family(code: RequestCode) -> Family {
         RequestCode::GetBrokerRuntimeInfo
         | RequestCode::GetTopicStatsInfo
         | RequestCode::GetConsumeStats
-        | RequestCode::GetBrokerConfig => Family::Stats,
+        | RequestCode::GetBrokerConfig
+        | RequestCode::UpdateBrokerConfig
+        | RequestCode::CleanExpiredConsumequeue => Family::Stats,
         RequestCode::GetAllConsumerOffset | RequestCode::GetAllDelayOffset => Family::OffsetTables,
         RequestCode::GetAllTopicListFromNameserver => Family::TopicList,
         RequestCode::InvokeBrokerToResetOffset => Family::ResetOffset,

@@ -1,7 +1,8 @@
 //! The broker: per-shard state ([`shard`]), start-up and shutdown ([`start`]), the request
 //! dispatcher that routes each request to the shard owning its state ([`dispatch`]), the
 //! request processors ([`send`], [`pull`], [`offset`], [`view`], [`query`], [`sendback`], the
-//! control plane in [`control`], the map-reduce admin views in [`stats`]), the
+//! control plane in [`control`], the map-reduce admin views in [`stats`], the settings UPDATE_BROKER_CONFIG changes in
+//! [`live_config`], CLEAN_EXPIRED_CONSUMEQUEUE in [`clean_cq`]), the
 //! append-on-the-owner step ([`append`]), delayed delivery ([`schedule`]), record encoding at
 //! the edge ([`message`]), the publish path of replicated tables ([`replicate`]), the wiring of
 //! master/slave replication sessions ([`ha`]), the node-wide offset tables both ways
@@ -12,10 +13,12 @@
 //! Must never: touch another shard's state except through the mesh.
 
 pub mod append;
+pub mod clean_cq;
 pub mod consumer_status;
 pub mod control;
 pub mod dispatch;
 pub mod ha;
+pub mod live_config;
 pub mod message;
 pub mod offset;
 pub mod offset_tables;

@@ -34,7 +34,7 @@ pub use crate::limits::{PULL_BYTES_MAX, PULL_MESSAGES_MAX, SUSPEND_TIMEOUT_MAX};
 pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
     let header = PullMessageRequestHeader::decode_command(request)?;
     let flags = PullSysFlag(header.sys_flag);
-    if !perm::is_readable(shard.config.broker_permission) {
+    if !perm::is_readable(shard.live.broker_permission()) {
         return Err(Failure::Code(
             ResponseCode::NoPermission,
             format!(
@@ -337,7 +337,7 @@ fn respond(
     let config = &shard.config;
     let rules = PullRules {
         slave: !config.broker_role.is_master(),
-        slave_read_enable: config.slave_read_enable,
+        slave_read_enable: shard.live.slave_read_enable(),
         offset_check_in_slave: config.offset_check_in_slave,
     };
     let (code, suggest_which_broker_id) = advise(code, cold, group, rules);

@@ -49,7 +49,7 @@ pub fn check_topic(shard: &Shard, header: &SendMessageRequestHeader) -> Result<(
             format!("Sending message to topic[{}] is forbidden.", header.topic),
         ));
     }
-    if !perm::is_writeable(shard.config.broker_permission) {
+    if !perm::is_writeable(shard.live.broker_permission()) {
         return Err(Failure::Code(
             ResponseCode::NoPermission,
             format!(

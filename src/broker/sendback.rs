@@ -67,7 +67,7 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
     // Before the group and retry-topic lookups, which may create them.
     super::append::refuse_on_slave(&shard.config)?;
     let group = group_config(shard, &header.group).await?;
-    if !perm::is_writeable(shard.config.broker_permission) {
+    if !perm::is_writeable(shard.live.broker_permission()) {
         return Err(Failure::Code(
             ResponseCode::NoPermission,
             format!(

@@ -38,6 +38,8 @@ pub struct Shard {
     pub id: ShardId,
     /// The broker configuration.
     pub config: Arc<BrokerConfig>,
+    /// The settings UPDATE_BROKER_CONFIG may change (read these, not `config`, for them).
+    pub live: super::live_config::LiveConfig,
     /// `brokerIP1:listenPort`: the store host in records and msgIds.
     pub store_host: SocketAddr,
     /// The shard's store.

@@ -578,6 +578,7 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
     );
     let shard = Rc::new(Shard {
         id,
+        live: super::live_config::LiveConfig::new(&config),
         config,
         store_host,
         store,

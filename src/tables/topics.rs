@@ -540,6 +540,16 @@ impl TopicTable {
         &self.options
     }
 
+    /// Sets `brokerPermission` (UPDATE_BROKER_CONFIG): later registrations mask topic perms
+    /// with it.
+    pub fn set_broker_permission(&mut self, perm: i32) {
+        assert!(
+            (0..=7).contains(&perm),
+            "brokerPermission {perm} out of range"
+        );
+        self.options.broker_permission = perm;
+    }
+
     /// The current version.
     #[must_use]
     pub fn version(&self) -> DataVersion {

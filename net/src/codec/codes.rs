@@ -107,6 +107,7 @@ code_enum! {
         InvokeBrokerToGetConsumerStatus = 223,
         GetTopicsByCluster = 224,
         GetSystemTopicListFromNs = 304,
+        CleanExpiredConsumequeue = 306,
         GetConsumerRunningInfo = 307,
         ConsumeMessageDirectly = 309,
         SendMessageV2 = 310,

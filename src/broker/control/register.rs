@@ -75,6 +75,14 @@ pub async fn request_and_wait(shard: &Rc<Shard>, topics: Vec<String>) {
     let _ = wait.recv_async().await;
 }
 
+/// Asks for a full registration with a fresh version timestamp (so every NameServer rewrites
+/// the broker's queue data, as after a failed registration) and waits until one ran: a
+/// changed `brokerPermission` reaches the routes at once.
+pub async fn request_refresh_and_wait(shard: &Rc<Shard>) {
+    shard.control().registrar.failed.set(true);
+    request_full_and_wait(shard).await;
+}
+
 /// Asks for a full registration and waits until one ran.
 pub async fn request_full_and_wait(shard: &Rc<Shard>) {
     let (done, wait) = flume::bounded(1);

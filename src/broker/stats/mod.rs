@@ -89,13 +89,15 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             let table = runtime::runtime_info(shard).await?;
             Ok(success(request).with_body(table.to_json()))
         }
+        RequestCode::UpdateBrokerConfig => super::live_config::process(shard, request).await,
+        RequestCode::CleanExpiredConsumequeue => super::clean_cq::process(shard, request).await,
         RequestCode::GetTopicStatsInfo => offsets::topic_stats(shard, request).await,
         RequestCode::GetConsumeStats => offsets::consume_stats(shard, request).await,
         RequestCode::GetBrokerConfig => {
             // `listenPort` 0 means "any": report the port actually bound.
             let effective = crate::config::BrokerConfig {
                 listen_port: shard.store_host.port(),
-                ..(*shard.config).clone()
+                ..shard.live.over(&shard.config)
             };
             let text = broker_config_text(&effective, shard.shard_count());
             let version = DataVersion {

@@ -549,13 +549,24 @@ impl CqStore {
         let _guard = self.write_lock.lock().await;
         self.drain_locked().await?;
         let doomed = self.with(|queues| {
+            // Re-read under the lock: another retention pass (the periodic one and an admin's
+            // CLEAN_EXPIRED_CONSUMEQUEUE may overlap) or a topic deletion may have run while
+            // this one searched; then there is nothing left to delete, or less.
+            let Some((current_min, _)) = queues.offsets(topic, queue_id) else {
+                return Vec::new();
+            };
+            if current_min >= low {
+                return Vec::new();
+            }
             queues.advance_min(topic, queue_id, low);
             let dir = queues.queue_dir(topic, queue_id);
-            let queue = queues.queue(topic, queue_id).expect("offsets read above");
+            let queue = queues
+                .queue(topic, queue_id)
+                .expect("offsets read under the lock");
             let first_kept = queue.file_first(queue.min_offset().min(queue.max_offset()));
             let tail_file = queue.file_first(queue.max_offset());
             let epf = queue.entries_per_file();
-            let first_file = queue.file_first(min_offset);
+            let first_file = queue.file_first(current_min.max(min_offset));
             (first_file..first_kept.min(tail_file))
                 .step_by(usize::try_from(epf).expect("entries per file fits usize"))
                 .map(|file_first| QueueState::file_path(&dir, file_first))

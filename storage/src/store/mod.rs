@@ -486,6 +486,36 @@ impl Store {
         Ok(outcome)
     }
 
+    /// CLEAN_EXPIRED_CONSUMEQUEUE: applies the CommitLog's current start to the consume queues
+    /// and the index now instead of at the next retention pass, so consume-queue and index
+    /// files that only point at deleted CommitLog records are removed. Queues keep their
+    /// offsets (Java destroys a queue whose entries all expired, so its offsets restart at 0;
+    /// here it stays, empty, at its max offset). Safe to run beside retention.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub async fn clean_expired_queues(&self) -> Result<CleanedQueues> {
+        let commitlog_min = self.log.min_offset();
+        let before = self.cqs.with(|queues| queues.snapshot());
+        self.cqs.apply_commitlog_min(commitlog_min).await?;
+        let index_files_removed = self.index.apply_commitlog_min(commitlog_min).await?;
+        let queues_raised = self.cqs.with(|queues| {
+            before
+                .iter()
+                .filter(|queue| {
+                    queues
+                        .offsets(&queue.topic, queue.queue_id)
+                        .is_some_and(|(min, _)| min > queue.min_offset)
+                })
+                .count()
+        });
+        Ok(CleanedQueues {
+            commitlog_min,
+            queues_raised,
+            index_files_removed,
+        })
+    }
+
     /// Clean shutdown: seals the index, checkpoints, wakes long-poll waiters and closes the
     /// CommitLog (which removes its abort marker). Takes `&self` so an owner that shares the
     /// store (a shard) can close it in place; appends and reads after it fail with `Closed`.
@@ -517,6 +547,17 @@ impl Store {
         drop(self.seal_task.borrow_mut().take());
         self.log.abandon().await;
     }
+}
+
+/// What [`Store::clean_expired_queues`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanedQueues {
+    /// The CommitLog's first offset, applied.
+    pub commitlog_min: u64,
+    /// Queues whose min offset rose (their expired files were removed).
+    pub queues_raised: usize,
+    /// Index files removed.
+    pub index_files_removed: usize,
 }
 
 /// Future of [`Store::wait_for_message`].
