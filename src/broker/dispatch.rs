@@ -16,8 +16,8 @@ use crate::runtime::ShardId;
 
 use super::shard::{Shard, CONTROL_SHARD};
 use super::{
-    control, error_response, offset, offset_tables, pull, query, send, sendback, stats, view,
-    Failure, Outcome,
+    control, error_response, offset, offset_tables, pull, query, send, sendback, stats,
+    transaction, view, Failure, Outcome,
 };
 
 /// What routing learned about a request, carried to the shard that processes it so nothing is
@@ -158,6 +158,8 @@ enum Family {
     OffsetTables,
     /// This broker's topic list (replicated snapshot).
     TopicList,
+    /// END_TRANSACTION and the pending-transactions view: the half-queue owner.
+    Transaction,
     /// Not served: REQUEST_CODE_NOT_SUPPORTED.
     Unsupported,
 }
@@ -196,6 +198,7 @@ fn family(code: RequestCode) -> Family {
         | RequestCode::GetBrokerConfig => Family::Stats,
         RequestCode::GetAllConsumerOffset | RequestCode::GetAllDelayOffset => Family::OffsetTables,
         RequestCode::GetAllTopicListFromNameserver => Family::TopicList,
+        RequestCode::EndTransaction | RequestCode::TransactionPendingStats => Family::Transaction,
         _ => Family::Unsupported,
     }
 }
@@ -237,6 +240,7 @@ async fn route(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<Route, Fa
             }
         }
         Family::Control => CONTROL_SHARD,
+        Family::Transaction => transaction::half_owner(shards),
         Family::Query
         | Family::Stats
         | Family::OffsetTables
@@ -274,6 +278,7 @@ pub async fn process_local(
         Family::TopicList => Ok(super::success(request).with_body(
             rmq_net::codec::body::JsonBody::to_json(&control::topic_list(shard)),
         )),
+        Family::Transaction => transaction::process(shard, request).await,
         Family::Unsupported => Err(Failure::Code(
             ResponseCode::RequestCodeNotSupported,
             format!(" request type {} not supported", request.code),
