@@ -121,6 +121,21 @@ async fn report_when(
     }
 }
 
+/// Runs `rmq <args>` to completion; returns stdout, asserting success.
+fn run_cli(args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run rmq");
+    assert!(
+        output.status.success(),
+        "rmq {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
 fn remark(reply: &RemotingCommand) -> String {
     reply.remark.clone().unwrap_or_default()
 }
@@ -274,6 +289,29 @@ fn bad_end_transactions_get_a_clear_answer_and_store_nothing() {
             let report = pending_stats(&broker).await;
             assert_eq!(report["total"], 1, "still pending: {report}");
             assert_eq!(report["groups"][0]["producerGroup"], GROUP);
+            let addr = broker.addr.to_string();
+            let json = run_cli(&["admin", "trans-pending", "-b", &addr, "-g", GROUP, "--json"]);
+            let cli: serde_json::Value = serde_json::from_str(&json).expect("CLI JSON");
+            assert_eq!(cli["groups"][0]["count"], 1, "{json}");
+            assert!(cli["groups"][0]["oldestAgeMs"].as_i64().expect("age") >= 0);
+            let other = run_cli(&[
+                "admin",
+                "trans-pending",
+                "-b",
+                &addr,
+                "-g",
+                "Nobody",
+                "--json",
+            ]);
+            let other: serde_json::Value = serde_json::from_str(&other).expect("CLI JSON");
+            assert_eq!(other["total"], 0, "narrowed to one group");
+            let table = run_cli(&["admin", "trans-pending", "-b", &addr]);
+            assert!(
+                table
+                    .lines()
+                    .any(|l| l.starts_with(GROUP) && l.split_whitespace().nth(1) == Some("1")),
+                "{table}"
+            );
 
             // Resolved by rollback, an outcome naming a wrong offset is still refused.
             let rollback = call(

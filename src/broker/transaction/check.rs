@@ -129,6 +129,9 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<(), Failure> {
         if tx.insert(offset, entry) {
             tracked += 1;
         } else {
+            if untracked == 0 {
+                tx.first_untracked.set(Some(offset));
+            }
             untracked += 1;
         }
         crate::runtime::cooperate::yield_now().await;

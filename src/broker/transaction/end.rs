@@ -157,6 +157,18 @@ async fn already_resolved(
     if offset >= max {
         return Err(not_found(header, "no half message at that offset"));
     }
+    if let Some(first) = shard.transactions.first_untracked.get() {
+        if offset >= first {
+            return Err(Failure::Code(
+                ResponseCode::SystemBusy,
+                format!(
+                    "[REJECTREQUEST]system busy, the half message at tranStateTableOffset {offset} may be one of the {} not tracked since start (over {} pending); it cannot be resolved before a restart",
+                    shard.transactions.untracked.get(),
+                    crate::limits::TRANSACTION_PENDING_MAX
+                ),
+            ));
+        }
+    }
     assert_eq!(holder, shard.id);
     let local = u64::try_from(local).map_err(|_| not_found(header, "bad commitLogOffset"))?;
     let stored = shard

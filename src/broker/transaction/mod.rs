@@ -88,6 +88,10 @@ pub struct Transactions {
     discarded: Cell<u64>,
     /// Half messages the last rebuild found beyond [`TRANSACTION_PENDING_MAX`] (not tracked).
     untracked: Cell<u64>,
+    /// The lowest half queue offset the rebuild could not track: an outcome for an offset at
+    /// or above it that is not pending may be for an untracked half message, so it is refused
+    /// (SYSTEM_BUSY) rather than answered as already resolved.
+    first_untracked: Cell<Option<u64>>,
 }
 
 impl Transactions {
