@@ -517,8 +517,8 @@ fn a_kill_between_half_message_and_commit_loses_nothing() {
         broker.kill_and_restart();
         block_on(async {
             let client = broker.client();
-            let report = pending_stats(&broker).await;
-            assert_eq!(report["recovered"], true, "{report}");
+            let report =
+                report_when(&broker, Duration::from_secs(20), |r| r["recovered"] == true).await;
             assert_eq!(report["total"], 1, "only the open one is pending: {report}");
             let reply = call(&client, end_request(&open, GROUP, TRANSACTION_COMMIT_TYPE)).await;
             assert_code(&reply, ResponseCode::Success);
@@ -550,6 +550,49 @@ fn a_kill_between_half_message_and_commit_loses_nothing() {
             assert_eq!(pending_stats(&broker).await["total"], 0);
             // Half messages stay in their own topic.
             assert_eq!(pull_all(&client, HALF_TOPIC, 0).await.len(), 3);
+        });
+    }
+}
+
+#[test]
+fn check_counts_survive_a_kill() {
+    for shards in [1, 2] {
+        let mut broker = Broker::start(
+            shards,
+            "transactionTimeOut=100\ntransactionCheckInterval=3000\ntransactionCheckMax=4\n",
+        );
+        let topic = format!("TxCount{shards}");
+        block_on(async {
+            let client = broker.client();
+            create_topic(&client, &topic, QUEUES, 6).await;
+            send_half(&client, &topic, 0, "N0").await;
+            report_when(&broker, Duration::from_secs(20), |r| {
+                r["groups"][0]["maxCheckTimes"] == 2
+            })
+            .await;
+            // Check records are not waited for: let the ASYNC_FLUSH interval write them.
+            compio::time::sleep(Duration::from_millis(1500)).await;
+        });
+        broker.kill_and_restart();
+        block_on(async {
+            let report =
+                report_when(&broker, Duration::from_secs(20), |r| r["recovered"] == true).await;
+            assert_eq!(report["total"], 1, "{report}");
+            let checks = report["groups"][0]["maxCheckTimes"]
+                .as_u64()
+                .expect("checks");
+            assert!(checks >= 2, "the count resumed, not restarted: {report}");
+            let report =
+                report_when(&broker, Duration::from_secs(20), |r| r["discarded"] == 1).await;
+            assert_eq!(report["total"], 0, "{report}");
+            let client = broker.client();
+            let discarded = pull_all(&client, CHECK_MAX_TOPIC, 0).await;
+            assert_eq!(discarded.len(), 1);
+            assert_eq!(
+                discarded[0].properties.get(keys::TRANSACTION_CHECK_TIMES),
+                Some("4"),
+                "transactionCheckMax checks in all, across the restart"
+            );
         });
     }
 }

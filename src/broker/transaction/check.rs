@@ -30,7 +30,7 @@ use crate::tables::topics::{TRANS_CHECK_MAX_TIME_TOPIC, TRANS_HALF_TOPIC, TRANS_
 use super::super::message::index_keys;
 use super::super::shard::{Shard, CONTROL_SHARD};
 use super::super::{storage_failure, Failure};
-use super::end::{encode_record, op_offset, write_op};
+use super::end::{encode_record, parse_op, write_check, write_op, Op};
 use super::{half_owner, immunity_ms, Pending, HALF_QUEUE_ID, OP_QUEUE_ID};
 
 /// The check loop's period at most (a shorter `transactionCheckInterval` ticks faster).
@@ -83,6 +83,7 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<(), Failure> {
     };
     let span = usize::try_from(max.saturating_sub(min)).unwrap_or(usize::MAX);
     let mut done = vec![0_u64; span.div_ceil(64)];
+    let mut checked: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
     let op_owner = shard_for(TRANS_OP_HALF_TOPIC, OP_QUEUE_ID, shard.shard_count());
     let mut op_next = 0_u64;
     loop {
@@ -90,10 +91,20 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<(), Failure> {
             read_ops(&owner, op_next).await
         })
         .await??;
-        for half in offsets {
-            if (min..max).contains(&half) {
-                let bit = usize::try_from(half - min).expect("within the span");
-                done[bit / 64] |= 1 << (bit % 64);
+        for op in offsets {
+            match op {
+                Op::Done(half) if (min..max).contains(&half) => {
+                    let bit = usize::try_from(half - min).expect("within the span");
+                    done[bit / 64] |= 1 << (bit % 64);
+                }
+                Op::Checked(half, checks) if (min..max).contains(&half) => {
+                    // Bounded like the pending set; past it a count restarts from the property.
+                    if checked.len() < TRANSACTION_PENDING_MAX || checked.contains_key(&half) {
+                        let count = checked.entry(half).or_insert(0);
+                        *count = (*count).max(checks);
+                    }
+                }
+                Op::Done(_) | Op::Checked(..) => {}
             }
         }
         if next <= op_next {
@@ -120,11 +131,13 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<(), Failure> {
                 .to_owned(),
             stored_ms,
             next_check_ms: stored_ms.saturating_add(immunity_ms(&record.properties, timeout_ms)),
-            check_times: record
-                .properties
-                .get(keys::TRANSACTION_CHECK_TIMES)
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0),
+            check_times: checked.get(&offset).copied().unwrap_or_else(|| {
+                record
+                    .properties
+                    .get(keys::TRANSACTION_CHECK_TIMES)
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0)
+            }),
         };
         if tx.insert(offset, entry) {
             tracked += 1;
@@ -154,9 +167,9 @@ pub async fn recover(shard: &Rc<Shard>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// On the op queue's owner: the half offsets of one page of op records from `from`, and the
-/// next op offset to read (equal to `from` at the end).
-async fn read_ops(shard: &Rc<Shard>, from: u64) -> Result<(Vec<u64>, u64), Failure> {
+/// On the op queue's owner: one page of op records from `from`, and the next op offset to
+/// read (equal to `from` at the end).
+async fn read_ops(shard: &Rc<Shard>, from: u64) -> Result<(Vec<Op>, u64), Failure> {
     let get = GetRequest {
         topic: TRANS_OP_HALF_TOPIC,
         queue_id: OP_QUEUE_ID,
@@ -176,8 +189,8 @@ async fn read_ops(shard: &Rc<Shard>, from: u64) -> Result<(Vec<u64>, u64), Failu
             tracing::warn!(phys = stored.phys_offset, "unreadable op record skipped");
             continue;
         };
-        if let Some(half) = op_offset(&record.body) {
-            offsets.push(half);
+        if let Some(op) = parse_op(record.properties.tags(), &record.body) {
+            offsets.push(op);
         }
     }
     let next = if result.status == GetStatus::Found || result.next_begin_offset > from {
@@ -252,6 +265,9 @@ async fn check_due(shard: &Rc<Shard>) {
         if let Some(live) = tx.pending.borrow_mut().get_mut(&offset) {
             live.check_times = checks;
             live.next_check_ms = now.saturating_add(interval_ms);
+        }
+        if let Err(Failure::Code(code, remark)) = write_check(shard, offset, checks).await {
+            tracing::warn!(offset, ?code, %remark, "transaction check count not recorded");
         }
         if let Err(Failure::Code(code, remark)) = send_check(shard, offset, &entry, checks).await {
             tracing::warn!(offset, ?code, %remark, "transaction check-back not sent");

@@ -30,7 +30,7 @@ use super::super::ha::SlaveAck;
 use super::super::message::index_keys;
 use super::super::shard::Shard;
 use super::super::{storage_failure, success, Failure, Outcome};
-use super::{half_owner, Pending, OP_QUEUE_ID, OP_REMOVE_TAG};
+use super::{half_owner, Pending, OP_CHECK_TAG, OP_QUEUE_ID, OP_REMOVE_TAG};
 
 /// Remark when no half message matches (Java's words).
 pub const NOT_FOUND_REMARK: &str = "Find prepared transaction message failed";
@@ -316,11 +316,35 @@ pub(super) fn encode_record(record: &MessageRecord) -> Result<BytesMut, rmq_net:
     Ok(out)
 }
 
-/// Records half queue `offset` as done in the op topic (Java: tag `d`, body = the offset).
+/// Records half queue `offset` as done in the op topic (Java: tag `d`, body = the offset),
+/// durable as the flush policy asks before it returns.
 pub(super) async fn write_op(shard: &Rc<Shard>, offset: u64) -> Result<(), Failure> {
+    let body = offset.to_string();
+    write_op_record(shard, OP_REMOVE_TAG, body, WaitForFlush::AsPolicy).await
+}
+
+/// Records that half queue `offset` was checked back `checks` times (ours: tag `c`, body
+/// `<offset>,<checks>`; Java's op reader logs and skips tags other than `d`), so a restart
+/// resumes the count instead of granting a fresh `transactionCheckMax`. Not waited for: a
+/// lost record only costs a check more after a crash.
+pub(super) async fn write_check(
+    shard: &Rc<Shard>,
+    offset: u64,
+    checks: u32,
+) -> Result<(), Failure> {
+    let body = format!("{offset},{checks}");
+    write_op_record(shard, OP_CHECK_TAG, body, WaitForFlush::No).await
+}
+
+async fn write_op_record(
+    shard: &Rc<Shard>,
+    tag: &str,
+    body: String,
+    wait: WaitForFlush,
+) -> Result<(), Failure> {
     let mut properties = Properties::new();
     properties
-        .insert(keys::TAGS, OP_REMOVE_TAG)
+        .insert(keys::TAGS, tag)
         .map_err(|e| Failure::Code(ResponseCode::SystemError, e.to_string()))?;
     let tags_code = tags_code_of(&properties);
     let now = now_ms();
@@ -336,7 +360,7 @@ pub(super) async fn write_op(shard: &Rc<Shard>, offset: u64) -> Result<(), Failu
         store_host: shard.store_host,
         reconsume_times: 0,
         prepared_transaction_offset: 0,
-        body: bytes::Bytes::from(offset.to_string()),
+        body: bytes::Bytes::from(body),
         topic: TRANS_OP_HALF_TOPIC.to_owned(),
         properties,
     };
@@ -351,14 +375,31 @@ pub(super) async fn write_op(shard: &Rc<Shard>, offset: u64) -> Result<(), Failu
         sys_flag: 0,
         payload: &payload,
     };
-    super::super::append::append_routed(shard, &message).await?;
+    super::super::append::append_routed_waiting(shard, &message, wait).await?;
     Ok(())
 }
 
-/// The half queue offset an op record marks done (its body, in decimal).
+/// What one op record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// The half message at this half queue offset is done (tag `d`).
+    Done(u64),
+    /// The half message at this offset was checked back this many times (tag `c`).
+    Checked(u64, u32),
+}
+
+/// Parses an op record from its tag and body; `None` for anything else.
 #[must_use]
-pub fn op_offset(body: &[u8]) -> Option<u64> {
-    std::str::from_utf8(body).ok()?.trim().parse().ok()
+pub fn parse_op(tag: Option<&str>, body: &[u8]) -> Option<Op> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    match tag {
+        Some(OP_REMOVE_TAG) => text.parse().ok().map(Op::Done),
+        Some(OP_CHECK_TAG) => {
+            let (offset, checks) = text.split_once(',')?;
+            Some(Op::Checked(offset.parse().ok()?, checks.parse().ok()?))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -366,12 +407,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn op_bodies_are_decimal_offsets() {
-        assert_eq!(op_offset(b"42"), Some(42));
-        assert_eq!(op_offset(b" 7\n"), Some(7));
-        assert_eq!(op_offset(b"-1"), None);
-        assert_eq!(op_offset(b"x"), None);
-        assert_eq!(op_offset(&[0xff]), None);
+    fn op_records_are_done_offsets_or_check_counts() {
+        let done = Some(OP_REMOVE_TAG);
+        assert_eq!(parse_op(done, b"42"), Some(Op::Done(42)));
+        assert_eq!(parse_op(done, b" 7\n"), Some(Op::Done(7)));
+        assert_eq!(parse_op(done, b"-1"), None);
+        assert_eq!(parse_op(done, b"x"), None);
+        assert_eq!(parse_op(done, &[0xff]), None);
+        let checked = Some(OP_CHECK_TAG);
+        assert_eq!(parse_op(checked, b"42,3"), Some(Op::Checked(42, 3)));
+        assert_eq!(parse_op(checked, b"42"), None);
+        assert_eq!(parse_op(checked, b"42,-3"), None);
+        assert_eq!(parse_op(Some("other"), b"42"), None);
+        assert_eq!(parse_op(None, b"42"), None);
     }
 
     #[test]

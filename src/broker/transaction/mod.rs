@@ -51,6 +51,8 @@ pub const HALF_QUEUE_ID: i32 = 0;
 pub const OP_QUEUE_ID: i32 = 0;
 /// Tag of an op record: the half message is done (Java `TransactionalMessageUtil.REMOVETAG`).
 pub const OP_REMOVE_TAG: &str = "d";
+/// Tag of an op record counting a check-back (ours; Java's op reader skips other tags).
+pub const OP_CHECK_TAG: &str = "c";
 
 /// The shard that owns every transaction: the owner of the half topic's queue.
 #[must_use]
