@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use common::*;
 use rmq_interop_rust_client::{max_offset, request};
-use rocketmq_client_rust::{ClientRuntime, LocalTransactionState, TransactionListener, TransactionMQProducer};
+use rocketmq_client_rust::{
+    ClientRuntime, LocalTransactionState, TransactionListener, TransactionMQProducer,
+};
 use rocketmq_model::common::message::message_ext::MessageExt;
 use rocketmq_model::common::message::MessageTrait;
 
@@ -121,7 +123,12 @@ async fn send_all(
 }
 
 /// A plain producer's warm-up send auto-creates `topic` and waits for its route.
-async fn warm_up(rt: &Arc<ClientRuntime>, namesrv: &str, topic: &str, group: &str) -> Result<(), String> {
+async fn warm_up(
+    rt: &Arc<ClientRuntime>,
+    namesrv: &str,
+    topic: &str,
+    group: &str,
+) -> Result<(), String> {
     let mut plain = producer(rt, namesrv, group).await?;
     let result = create_topic_by_sending(&plain, namesrv, topic).await;
     plain.shutdown().await;
@@ -178,7 +185,12 @@ fn commit_and_rollback(shards: &str) {
     assert_eq!(states.len(), 16);
     let counts = body_counts(&received);
     for body in &expected {
-        assert_eq!(counts.get(body), Some(&1), "{body} consumed {:?} times", counts.get(body));
+        assert_eq!(
+            counts.get(body),
+            Some(&1),
+            "{body} consumed {:?} times",
+            counts.get(body)
+        );
     }
     assert_eq!(
         counts.len(),
@@ -204,7 +216,11 @@ fn unknown_state_is_resolved_by_the_check_back() {
     let dir = fresh_dir("tx-check");
     let server = Rmq::start(&standalone_mode(
         &dir,
-        &["shards=2", "transactionTimeOut=1000", "transactionCheckInterval=1000"],
+        &[
+            "shards=2",
+            "transactionTimeOut=1000",
+            "transactionCheckInterval=1000",
+        ],
     ));
     let namesrv = server.namesrv();
     let token = run_token();
@@ -235,7 +251,10 @@ fn unknown_state_is_resolved_by_the_check_back() {
         states.iter().all(|s| *s == LocalTransactionState::Unknown),
         "{states:?}"
     );
-    assert!(checks >= 8, "every open transaction was checked back: {checks}");
+    assert!(
+        checks >= 8,
+        "every open transaction was checked back: {checks}"
+    );
     let counts = body_counts(&received);
     assert_eq!(
         counts,
@@ -264,7 +283,13 @@ fn without_a_producer_the_half_message_is_discarded_after_the_check_limit() {
     let topic = format!("RustTxGone_{token}");
     let topic_for_client = topic.clone();
     let states = scenario("tx-discard", BUDGET, move |rt| async move {
-        warm_up(&rt, &namesrv, &topic_for_client, &format!("pg_warm_{token}")).await?;
+        warm_up(
+            &rt,
+            &namesrv,
+            &topic_for_client,
+            &format!("pg_warm_{token}"),
+        )
+        .await?;
         let listener = ByBody {
             unknown_first: true,
             checks: Arc::new(AtomicU32::new(0)),
@@ -283,7 +308,10 @@ fn without_a_producer_the_half_message_is_discarded_after_the_check_limit() {
         if report["discarded"] == 2 {
             break report;
         }
-        assert!(std::time::Instant::now() < deadline, "never discarded: {report}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never discarded: {report}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(report["total"], 0, "{report}");
@@ -291,8 +319,15 @@ fn without_a_producer_the_half_message_is_discarded_after_the_check_limit() {
         report["checksSent"].as_u64().unwrap_or(0) == 0,
         "nobody to check with: {report}"
     );
-    assert_eq!(max_offset(broker, CHECK_MAX_TOPIC, 0).expect("max offset"), 2);
-    assert_eq!(stored(broker, &topic, 4), 1, "only the warm-up reached the topic");
+    assert_eq!(
+        max_offset(broker, CHECK_MAX_TOPIC, 0).expect("max offset"),
+        2
+    );
+    assert_eq!(
+        stored(broker, &topic, 4),
+        1,
+        "only the warm-up reached the topic"
+    );
     let tail = server.log_tail();
     assert!(
         tail.contains("discarded to TRANS_CHECK_MAX_TIME_TOPIC"),
@@ -368,7 +403,10 @@ fn a_kill_between_half_message_and_commit_loses_nothing() {
     });
     expected.extend(bodies("commit-after", 1));
     let counts = body_counts(&received);
-    assert!(checks >= 1, "open transactions were checked back after the restart");
+    assert!(
+        checks >= 1,
+        "open transactions were checked back after the restart"
+    );
     for body in &expected {
         assert_eq!(counts.get(body), Some(&1), "{body}: {counts:?}");
     }
