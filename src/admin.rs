@@ -259,6 +259,61 @@ pub async fn broker_runtime_info(broker: &str) -> Result<KvTable, AdminError> {
     Ok(KvTable::from_json(&reply.body)?)
 }
 
+/// TRANSACTION_PENDING_STATS (ours, 60000) from one broker: its pending half messages per
+/// producer group (`group` narrows to one).
+///
+/// # Errors
+/// [`AdminError`]; a body that is not the report is [`AdminError::Usage`] naming why.
+pub async fn transaction_pending(
+    broker: &str,
+    group: Option<&str>,
+) -> Result<crate::broker::transaction::PendingReport, AdminError> {
+    let mut ext = ExtFields::new();
+    if let Some(group) = group {
+        ext.insert("producerGroup", group);
+    }
+    let reply = call(
+        broker,
+        RemotingCommand::request(RequestCode::TransactionPendingStats, ext),
+    )
+    .await?;
+    serde_json::from_slice(&reply.body)
+        .map_err(|e| AdminError::Usage(format!("malformed pending-transactions body: {e}")))
+}
+
+/// The `trans-pending` table: one line per producer group, then the totals.
+#[must_use]
+pub fn render_transaction_pending(report: &crate::broker::transaction::PendingReport) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<40} {:>10} {:>16} {:>12}",
+        "#ProducerGroup", "#Pending", "#OldestAgeMs", "#MaxChecks"
+    );
+    for group in &report.groups {
+        let _ = writeln!(
+            out,
+            "{:<40} {:>10} {:>16} {:>12}",
+            group.producer_group, group.count, group.oldest_age_ms, group.max_check_times
+        );
+    }
+    let _ = writeln!(
+        out,
+        "total {} pending, {} check-backs sent, {} discarded, {} untracked{}",
+        report.total,
+        report.checks_sent,
+        report.discarded,
+        report.untracked,
+        if report.recovered {
+            ""
+        } else {
+            " (still rebuilding after start)"
+        }
+    );
+    out
+}
+
 /// One broker of `cluster-list`: where the NameServer places it, and its runtime info.
 #[derive(Debug, Clone)]
 pub struct ClusterBroker {

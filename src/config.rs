@@ -346,6 +346,16 @@ pub struct BrokerConfig {
     pub partial_frame_bytes_max: usize,
     /// `messageDelayLevel`: the delay of each level, level 1 first (PROTOCOL.md §7.4).
     pub message_delay_level: Vec<Duration>,
+    /// `transactionTimeOut`: a half message younger than this is not checked back yet (Java
+    /// 6 s; a `CHECK_IMMUNITY_TIME_IN_SECONDS` property overrides it per message).
+    pub transaction_time_out: Duration,
+    /// `transactionCheckInterval`: time between two check-backs of one half message (Java 60 s).
+    pub transaction_check_interval: Duration,
+    /// `transactionCheckMax`: check-backs before a half message is discarded to
+    /// `TRANS_CHECK_MAX_TIME_TOPIC` (Java 15).
+    pub transaction_check_max: u32,
+    /// `rejectTransactionMessage`: refuse half messages with NO_PERMISSION (Java false).
+    pub reject_transaction_message: bool,
 }
 
 impl Default for BrokerConfig {
@@ -397,6 +407,10 @@ impl Default for BrokerConfig {
             partial_frame_bytes_max: rmq_net::conn::config::PARTIAL_FRAME_BYTES_MAX_DEFAULT,
             message_delay_level: parse_delay_levels(MESSAGE_DELAY_LEVEL_DEFAULT)
                 .expect("the default delay levels parse"),
+            transaction_time_out: limits::TRANSACTION_TIME_OUT_DEFAULT,
+            transaction_check_interval: limits::TRANSACTION_CHECK_INTERVAL_DEFAULT,
+            transaction_check_max: limits::TRANSACTION_CHECK_MAX_DEFAULT,
+            reject_transaction_message: false,
         }
     }
 }
@@ -657,6 +671,20 @@ impl BrokerConfig {
                     c.message_delay_level =
                         parse_delay_levels(v).map_err(|reason| invalid(key, v, &reason))?;
                 }
+                "transactionTimeOut" => c.transaction_time_out = millis(key, v)?,
+                "transactionCheckInterval" => {
+                    c.transaction_check_interval = Duration::from_millis(parse_range(
+                        key,
+                        v,
+                        duration_ms(limits::TRANSACTION_CHECK_INTERVAL_MIN),
+                        duration_ms(limits::TRANSACTION_CHECK_INTERVAL_MAX),
+                    )?);
+                }
+                "transactionCheckMax" => {
+                    c.transaction_check_max =
+                        parse_range(key, v, 1, limits::TRANSACTION_CHECK_MAX_LIMIT)?;
+                }
+                "rejectTransactionMessage" => c.reject_transaction_message = boolean(key, v)?,
                 k if IGNORED_KEYS.contains(&k) => {}
                 _ => unknown_keys.push(key.clone()),
             }

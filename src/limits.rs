@@ -355,3 +355,35 @@ pub const KV_NAMESPACES_MAX: usize = 1024;
 pub const KV_KEYS_PER_NAMESPACE_MAX: usize = 100_000;
 /// See [`KV_NAMESPACES_MAX`].
 pub const KV_ITEM_SIZE_MAX: usize = 64 * 1024;
+
+// ---- transactions --------------------------------------------------------------------------
+
+/// Most half messages without an outcome the half-queue owner tracks in memory (one entry of
+/// about 100 bytes plus the producer group name each, so ~10-20 MiB at the limit). Past it a
+/// new half message is refused with SYSTEM_BUSY before it is stored (producers retry); half
+/// messages recovered beyond it after a restart are logged and left unchecked until a restart
+/// finds room (docs/transactions.md).
+pub const TRANSACTION_PENDING_MAX: usize = 100_000;
+/// Java's `transactionTimeOut` default: a half message is first checked back after this.
+pub const TRANSACTION_TIME_OUT_DEFAULT: Duration = Duration::from_secs(6);
+/// Java's `transactionCheckInterval` default: time between two check-backs of one message.
+pub const TRANSACTION_CHECK_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
+/// Shortest `transactionCheckInterval` accepted: the check loop's tick; shorter is not honoured.
+pub const TRANSACTION_CHECK_INTERVAL_MIN: Duration = Duration::from_millis(100);
+/// Longest `transactionCheckInterval` accepted (a day); a larger value is a typo.
+pub const TRANSACTION_CHECK_INTERVAL_MAX: Duration = Duration::from_secs(86_400);
+/// Java's `transactionCheckMax` default.
+pub const TRANSACTION_CHECK_MAX_DEFAULT: u32 = 15;
+/// Largest `transactionCheckMax` accepted: more check-backs than this is a typo.
+pub const TRANSACTION_CHECK_MAX_LIMIT: u32 = 10_000;
+/// Longest `CHECK_IMMUNITY_TIME_IN_SECONDS` a half message may ask for (a day); larger values
+/// are capped so a typo cannot park a transaction for years.
+pub const TRANSACTION_IMMUNITY_MAX: Duration = Duration::from_secs(86_400);
+/// Op-log records read per page while rebuilding the pending set at start.
+pub const TRANSACTION_RECOVERY_PAGE: u32 = 256;
+const _: () = assert!(
+    TRANSACTION_CHECK_INTERVAL_MIN.as_millis() <= TRANSACTION_CHECK_INTERVAL_DEFAULT.as_millis()
+        && TRANSACTION_CHECK_INTERVAL_DEFAULT.as_millis()
+            <= TRANSACTION_CHECK_INTERVAL_MAX.as_millis()
+);
+const _: () = assert!(TRANSACTION_CHECK_MAX_DEFAULT <= TRANSACTION_CHECK_MAX_LIMIT);

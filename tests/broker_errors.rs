@@ -239,13 +239,14 @@ fn send_rejections(shards: usize) {
             assert!((0..4).contains(&queue_id), "picked queue {queue_id}");
         }
 
-        // Body over maxMessageSize, and a transaction message this broker does not take.
+        // Body over maxMessageSize, and a transaction message without its producer group
+        // (PGROUP), which could never be checked back.
         let reply = send_v2(&client, "Q4", 0, &[b'x'; 2000], &none).await;
         assert_code(&reply, ResponseCode::MessageIllegal);
         let mut tran = Properties::new();
         tran.insert("TRAN_MSG", "true").expect("property");
         let reply = send_v2(&client, "Q4", 0, b"x", &tran).await;
-        assert_code(&reply, ResponseCode::NoPermission);
+        assert_code(&reply, ResponseCode::MessageIllegal);
 
         // A send header without its topic: SYSTEM_ERROR, the connection stays.
         let header = send_header("Q4", 0, &Properties::new());

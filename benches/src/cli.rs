@@ -148,6 +148,12 @@ pub struct BenchArgs {
     /// Producer group.
     #[arg(long, default_value = "rmq-bench-producer")]
     pub producer_group: String,
+    /// Send every message as a transaction: a half message (`TRAN_MSG`, `PGROUP`, sysFlag
+    /// PREPARED), then, once it is acknowledged, a two-way END_TRANSACTION commit on the same
+    /// connection; a message counts as acknowledged (and its latency ends) when the commit is
+    /// answered. Sync send mode, batch 1.
+    #[arg(long)]
+    pub transactional: bool,
     /// Consumer connections per group (consume modes default to 1).
     #[arg(long)]
     pub consumers: Option<usize>,
@@ -338,6 +344,9 @@ impl BenchArgs {
         if self.count == Some(0) {
             return fail("--count must be positive".into());
         }
+        if self.transactional && (self.send_mode != SendMode::Sync || self.batch != 1) {
+            return fail("--transactional needs --send-mode sync and --batch 1".into());
+        }
         if self.mode == Mode::Backlog
             && (self.count.is_none() || self.send_mode == SendMode::Oneway)
         {
@@ -408,6 +417,8 @@ mod tests {
             vec!["--duration", "0"],
             vec!["--rate", "1", "--batch", "4"],
             vec!["--tags", "a,,b"],
+            vec!["--transactional", "--send-mode", "async"],
+            vec!["--transactional", "--batch", "2"],
         ] {
             assert!(parse(&bad).validate().is_err(), "{bad:?} must be rejected");
         }

@@ -35,6 +35,8 @@ pub struct MessageSpec {
     pub tags: Vec<String>,
     /// Distinct `KEYS` values, assigned round-robin; 0 = no `KEYS`.
     pub key_space: u64,
+    /// Half messages: `TRAN_MSG=true`, `PGROUP`, sysFlag PREPARED (batch 1 only).
+    pub transactional: bool,
 }
 
 /// Makes one producer's requests.
@@ -117,6 +119,10 @@ impl MessageFactory {
         if self.spec.batch == 1 {
             let mut properties = String::with_capacity(96);
             push_property(&mut properties, keys::WAIT, "true");
+            if self.spec.transactional {
+                push_property(&mut properties, keys::TRAN_MSG, "true");
+                push_property(&mut properties, keys::PGROUP, &self.spec.producer_group);
+            }
             self.push_message_properties(&mut properties, now_ms);
             ext.insert(PROPERTIES_KEY, properties);
             return Ok(RemotingCommand::request(RequestCode::SendMessageV2, ext)
@@ -164,7 +170,11 @@ pub(crate) fn template(spec: &MessageSpec, queue: &QueueTarget) -> ExtFields {
         default_topic: DEFAULT_TOPIC.to_owned(),
         default_topic_queue_nums: spec.default_queue_nums,
         queue_id: queue.queue_id,
-        sys_flag: 0,
+        sys_flag: if spec.transactional {
+            rmq_net::codec::message::sysflag::TRANSACTION_PREPARED_TYPE
+        } else {
+            0
+        },
         born_timestamp: 0,
         flag: 0,
         properties: None,
@@ -221,6 +231,7 @@ mod tests {
             batch,
             tags: vec!["a".into(), "b".into()],
             key_space: 3,
+            transactional: false,
         }
     }
 
@@ -262,6 +273,31 @@ mod tests {
         assert_eq!(second.tags(), Some("b"));
         assert_eq!(second.get(keys::KEYS), Some("k1"));
         assert_ne!(second.uniq_key(), properties.uniq_key());
+    }
+
+    #[test]
+    fn a_transactional_send_is_a_half_message_of_its_group() {
+        let mut transactional = spec(1);
+        transactional.transactional = true;
+        let mut factory =
+            MessageFactory::new(transactional, &queues(), 0, 1_700_000_000_000).expect("ok");
+        let request = factory.request(0, 1, 1_700_000_000_001).expect("request");
+        let header = SendMessageRequestHeader::decode_for_code(
+            RequestCode::SendMessageV2,
+            &request.ext_fields,
+        )
+        .expect("decodes");
+        assert_eq!(
+            header.sys_flag,
+            rmq_net::codec::message::sysflag::TRANSACTION_PREPARED_TYPE
+        );
+        let properties = Properties::decode(header.properties.as_deref().expect("properties"));
+        assert_eq!(properties.get(keys::TRAN_MSG), Some("true"));
+        assert_eq!(properties.get(keys::PGROUP), Some("PG"));
+        let mut plain = MessageFactory::new(spec(1), &queues(), 0, 1).expect("ok");
+        let request = plain.request(0, 1, 2).expect("request");
+        let properties = Properties::decode(request.ext("i").expect("i"));
+        assert_eq!(properties.get(keys::TRAN_MSG), None);
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct ProducerContext {
     pub timeout: Duration,
     /// Send mode.
     pub mode: SendMode,
+    /// `--transactional`: the producer group every half message is committed for.
+    pub transaction_group: Option<String>,
 }
 
 /// One producer: its queues, its quota and its message factory.
@@ -294,9 +296,46 @@ async fn send_sync(
     bytes: u64,
 ) -> bool {
     let started = Instant::now();
-    let result = client.invoke(request, context.timeout).await;
+    let mut result = client.invoke(request, context.timeout).await;
+    if let (Some(group), Ok(half)) = (&context.transaction_group, &result) {
+        if half.response_code() == ResponseCode::Success {
+            result = match end_transaction_request(half, group) {
+                Some(end) => client.invoke(end, context.timeout).await,
+                None => {
+                    context.stats.borrow_mut().errors.add("send:half-reply", 1);
+                    return true;
+                }
+            };
+        }
+    }
     record_outcome(&context.stats, &result, started, messages, bytes);
     !matches!(&result, Err(error) if is_connection_failure(error))
+}
+
+/// The two-way END_TRANSACTION that commits the half message `half` answered; `None` when
+/// the reply lacks its queue offset or offset msgId.
+fn end_transaction_request(half: &RemotingCommand, group: &str) -> Option<RemotingCommand> {
+    use rmq_net::codec::header::transaction::{
+        EndTransactionRequestHeader, TRANSACTION_COMMIT_TYPE,
+    };
+    use rmq_net::codec::header::CommandHeader as _;
+    let offset_msg_id = half.ext("msgId")?;
+    let (_, commit_log_offset) = rmq_net::codec::message::msg_id::decode(offset_msg_id).ok()?;
+    let header = EndTransactionRequestHeader {
+        producer_group: group.to_owned(),
+        tran_state_table_offset: half.ext("queueOffset")?.parse().ok()?,
+        commit_log_offset,
+        commit_or_rollback: TRANSACTION_COMMIT_TYPE,
+        from_transaction_check: false,
+        msg_id: half.ext("transactionId").unwrap_or_default().to_owned(),
+        transaction_id: half.ext("transactionId").map(str::to_owned),
+        topic: None,
+        broker_name: None,
+    };
+    Some(RemotingCommand::request(
+        rmq_net::codec::codes::RequestCode::EndTransaction,
+        header.to_ext(),
+    ))
 }
 
 /// Starts one async send once the window has room. Always true: failures show in the stats

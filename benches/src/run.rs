@@ -271,6 +271,7 @@ fn run_with_namesrv(
             batch: args.batch,
             tags: args.tags.clone(),
             key_space: args.key_space,
+            transactional: args.transactional,
         },
         consumer: ConsumerSpec {
             topic: args.topic.clone(),

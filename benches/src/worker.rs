@@ -461,6 +461,10 @@ async fn run_worker(
         bucket,
         timeout: shared.timeout,
         mode: shared.send_mode,
+        transaction_group: shared
+            .message
+            .transactional
+            .then(|| shared.message.producer_group.clone()),
     };
     let setup_connections = setup.producer_connections;
     let producer_tasks: Vec<_> = setup

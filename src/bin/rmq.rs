@@ -282,6 +282,19 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show a broker's pending transactions (half messages without an outcome) per producer
+    /// group: count and oldest age.
+    TransPending {
+        /// Broker address.
+        #[arg(short = 'b', long = "broker")]
+        broker: String,
+        /// Only this producer group.
+        #[arg(short = 'g', long = "group")]
+        group: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a broker's runtime statistics.
     BrokerStatus {
         /// Broker address.
@@ -630,6 +643,21 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     print_json(&rmq::admin_ops::json::consumer_progress(&progress));
                 } else {
                     print!("{}", progress.render());
+                }
+            }
+            AdminCommand::TransPending {
+                broker,
+                group,
+                json,
+            } => {
+                let report = admin::transaction_pending(&broker, group.as_deref()).await?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).context("report JSON")?
+                    );
+                } else {
+                    print!("{}", admin::render_transaction_pending(&report));
                 }
             }
             AdminCommand::ResetOffsetByTime {

@@ -17,7 +17,7 @@ use crate::runtime::ShardId;
 use super::shard::{Shard, CONTROL_SHARD};
 use super::{
     consumer_status, control, error_response, offset, offset_tables, pull, query, reply, reset,
-    send, sendback, stats, view, Failure, Outcome,
+    send, sendback, stats, transaction, view, Failure, Outcome,
 };
 
 /// What routing learned about a request, carried to the shard that processes it so nothing is
@@ -164,6 +164,8 @@ enum Family {
     ConsumerStatus,
     /// SEND_REPLY_MESSAGE(_V2): the accepting shard (lookup, push and store cross the mesh).
     Reply,
+    /// END_TRANSACTION and the pending-transactions view: the half-queue owner.
+    Transaction,
     /// Not served: REQUEST_CODE_NOT_SUPPORTED.
     Unsupported,
 }
@@ -207,6 +209,7 @@ fn family(code: RequestCode) -> Family {
         RequestCode::InvokeBrokerToResetOffset => Family::ResetOffset,
         RequestCode::InvokeBrokerToGetConsumerStatus => Family::ConsumerStatus,
         RequestCode::SendReplyMessage | RequestCode::SendReplyMessageV2 => Family::Reply,
+        RequestCode::EndTransaction | RequestCode::TransactionPendingStats => Family::Transaction,
         _ => Family::Unsupported,
     }
 }
@@ -248,6 +251,7 @@ async fn route(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<Route, Fa
             }
         }
         Family::Control | Family::ResetOffset | Family::ConsumerStatus => CONTROL_SHARD,
+        Family::Transaction => transaction::half_owner(shards),
         Family::Reply
         | Family::Query
         | Family::Stats
@@ -289,6 +293,7 @@ pub async fn process_local(
         Family::TopicList => Ok(super::success(request).with_body(
             rmq_net::codec::body::JsonBody::to_json(&control::topic_list(shard)),
         )),
+        Family::Transaction => transaction::process(shard, request).await,
         Family::Unsupported => Err(Failure::Code(
             ResponseCode::RequestCodeNotSupported,
             format!(" request type {} not supported", request.code),

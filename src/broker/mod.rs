@@ -3,7 +3,7 @@
 //! request processors ([`send`], [`pull`], [`offset`], [`view`], [`query`], [`sendback`], the
 //! control plane in [`control`], the map-reduce admin views in [`stats`], the settings UPDATE_BROKER_CONFIG changes in
 //! [`live_config`], CLEAN_EXPIRED_CONSUMEQUEUE in [`clean_cq`]), the
-//! append-on-the-owner step ([`append`]), delayed delivery ([`schedule`]), record encoding at
+//! append-on-the-owner step ([`append`]), delayed delivery ([`schedule`]), transactional messages ([`transaction`]), record encoding at
 //! the edge ([`message`]), the publish path of replicated tables ([`replicate`]), the wiring of
 //! master/slave replication sessions ([`ha`]), the node-wide offset tables both ways
 //! ([`offset_tables`]) and a slave's copy of its master's metadata ([`slave_sync`]).
@@ -35,6 +35,7 @@ pub mod slave_sync;
 pub mod start;
 pub mod stats;
 pub mod to_client;
+pub mod transaction;
 pub mod view;
 
 use rmq_net::codec::codes::ResponseCode;

@@ -176,16 +176,14 @@ pub async fn process(
         ));
     }
     let mut properties = Properties::decode(text);
-    if properties
-        .get(keys::TRAN_MSG)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    {
-        return Err(Failure::Code(
-            ResponseCode::NoPermission,
-            "transaction messages are not supported by this broker yet".into(),
-        ));
-    }
+    let half = super::transaction::is_half(&properties, header.reconsume_times_or_zero());
     if header.is_batch() {
+        if half {
+            return Err(Failure::Code(
+                ResponseCode::MessageIllegal,
+                "batch messages do not support transactions".into(),
+            ));
+        }
         if is_retry_topic(&header.topic) {
             return Err(Failure::Code(
                 ResponseCode::MessageIllegal,
@@ -208,6 +206,12 @@ pub async fn process(
     properties
         .insert(keys::CLUSTER, &shard.config.broker_cluster_name)
         .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
+    if half {
+        return super::transaction::send_half(
+            shard, request, &header, queue_id, properties, born_host,
+        )
+        .await;
+    }
     let wait = properties.get(keys::WAIT).map(str::to_owned);
     let now = now_ms();
     // §4.1 steps 5 and 8: an exhausted retry goes to the DLQ, a DELAY to its schedule level.
@@ -291,7 +295,10 @@ fn wait_for_flush(wait: Option<&str>) -> WaitForFlush {
     }
 }
 
-fn with_durability(mut response: RemotingCommand, durability: Durability) -> RemotingCommand {
+pub(crate) fn with_durability(
+    mut response: RemotingCommand,
+    durability: Durability,
+) -> RemotingCommand {
     if durability == Durability::FlushTimeout {
         response.code = ResponseCode::FlushDiskTimeout.value();
         response.remark = Some("flush disk timeout".into());
@@ -302,7 +309,7 @@ fn with_durability(mut response: RemotingCommand, durability: Durability) -> Rem
 /// A SYNC_MASTER's answer when the slave did not acknowledge: the message is stored on the
 /// master (the reply carries its msgId and offsets, as Java's does), with the code clients
 /// map to `SendStatus.FLUSH_SLAVE_TIMEOUT` or `SLAVE_NOT_AVAILABLE`.
-fn with_slave_ack(mut response: RemotingCommand, slave: &SlaveAck) -> RemotingCommand {
+pub(crate) fn with_slave_ack(mut response: RemotingCommand, slave: &SlaveAck) -> RemotingCommand {
     match slave {
         SlaveAck::NotAsked | SlaveAck::Acked => {}
         SlaveAck::Timeout => {

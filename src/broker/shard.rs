@@ -64,6 +64,9 @@ pub struct Shard {
     pub uniq_keys: RefCell<UniqKeyGenerator>,
     /// Delayed-delivery progress of the delay levels this shard owns.
     pub delay_offsets: super::schedule::DelayOffsets,
+    /// Pending transactions (used on the half-queue owner only, see
+    /// [`super::transaction::half_owner`]).
+    pub transactions: super::transaction::Transactions,
     /// Traffic counters (messages put and got, for runtime info).
     pub stats: super::stats::ShardStats,
     /// Authoritative control-plane state (control shard only).

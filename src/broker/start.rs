@@ -441,6 +441,7 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
     // schedule queues are its master's, delivered there and replicated.
     if shard.config.broker_role.is_master() {
         super::schedule::start(&shard);
+        super::transaction::check::start(&shard);
     }
     if id == CONTROL_SHARD {
         compio::runtime::spawn(super::control::register::run_background(Rc::clone(&shard)))
@@ -597,6 +598,7 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
         conns: RefCell::new(HashMap::new()),
         uniq_keys: RefCell::new(uniq),
         delay_offsets,
+        transactions: super::transaction::Transactions::default(),
         stats: super::stats::ShardStats::new(now_ms()),
         control,
         ha: super::ha::HaShard::default(),

@@ -779,6 +779,18 @@ impl TopicTable {
         self.ensure_group_topic(dlq_topic(group), DLQ_QUEUE_NUMS, now_ms)
     }
 
+    /// Creates `TRANS_CHECK_MAX_TIME_TOPIC` (one queue, perm 6) if it is missing: where half
+    /// messages that used up their check-backs go (Java `createTopicOfTranCheckMaxTime`).
+    ///
+    /// # Errors
+    /// As [`Self::create_retry_topic`].
+    pub fn create_trans_check_max_time_topic(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<Ensured, TopicError> {
+        self.ensure_group_topic(TRANS_CHECK_MAX_TIME_TOPIC.to_owned(), 1, now_ms)
+    }
+
     fn ensure_group_topic(
         &mut self,
         topic: String,

@@ -201,6 +201,7 @@ mod tests {
             batch,
             tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
             key_space,
+            transactional: false,
         }
     }
 

@@ -137,6 +137,9 @@ code_enum! {
         PollingInfo = 200_055,
         PopRollback = 200_056,
         BatchAckMessage = 200_151,
+        /// Ours (private admin range 60000-60099, unused by Apache RocketMQ): pending half
+        /// messages per producer group (docs/transactions.md).
+        TransactionPendingStats = 60_000,
     }
 }
 
