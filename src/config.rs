@@ -346,6 +346,10 @@ pub struct BrokerConfig {
     pub partial_frame_bytes_max: usize,
     /// `messageDelayLevel`: the delay of each level, level 1 first (PROTOCOL.md §7.4).
     pub message_delay_level: Vec<Duration>,
+    /// `aclEnable`: check every request against `plain_acl.yml` (docs/acl.md).
+    pub acl_enable: bool,
+    /// `aclFile` (ours; Java reads `$ROCKETMQ_HOME/conf/plain_acl.yml`, the default here).
+    pub acl_file: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -397,6 +401,8 @@ impl Default for BrokerConfig {
             partial_frame_bytes_max: rmq_net::conn::config::PARTIAL_FRAME_BYTES_MAX_DEFAULT,
             message_delay_level: parse_delay_levels(MESSAGE_DELAY_LEVEL_DEFAULT)
                 .expect("the default delay levels parse"),
+            acl_enable: false,
+            acl_file: None,
         }
     }
 }
@@ -491,7 +497,6 @@ const IGNORED_KEYS: &[&str] = &[
     "enablePropertyFilter",
     "traceTopicEnable",
     "msgTraceTopicName",
-    "aclEnable",
     "enableDLegerCommitLog",
     "fetchNamesrvAddrByAddressServer",
     "rocketmqHome",
@@ -653,6 +658,8 @@ impl BrokerConfig {
                         limits::PARTIAL_FRAME_BYTES_LIMIT,
                     )?;
                 }
+                "aclEnable" => c.acl_enable = boolean(key, v)?,
+                "aclFile" => c.acl_file = Some(PathBuf::from(non_empty(key, v)?)),
                 "messageDelayLevel" => {
                     c.message_delay_level =
                         parse_delay_levels(v).map_err(|reason| invalid(key, v, &reason))?;
