@@ -4,7 +4,8 @@
 //! from a non-admin all get NO_PERMISSION (16) with a remark saying what was missing, on a
 //! connection that keeps serving; oneway refusals get no reply; the NameServer's routes stay
 //! readable unsigned; the file is reloaded when it changes, and a bad file keeps the
-//! configuration in force; no secret reaches the log.
+//! configuration in force; no secret reaches the log; `rmq admin` signs with the credentials in
+//! its environment.
 
 mod common;
 
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{
-    assert_code, block_on, call, create_topic_request, properties, send_header, send_request,
-    topic_route, Broker, PullSpec, RawConn, TempDir,
+    assert_code, await_route, block_on, call, create_topic_request, properties, send_header,
+    send_request, topic_route, Broker, PullSpec, RawConn, TempDir,
 };
 use rmq_net::codec::acl_sign::{self, Credentials};
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
@@ -268,4 +269,50 @@ fn the_acl_file_is_reloaded_and_a_bad_file_keeps_the_configuration_in_force() {
         );
         assert_no_secret_logged(&broker);
     }
+}
+
+/// `rmq admin update-topic` against `broker` with `credentials` in the environment (or none):
+/// whether it succeeded, and its stderr.
+fn admin_update_topic(broker: &Broker, credentials: Option<(&str, &str)>) -> (bool, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rmq"));
+    command
+        .args(["admin", "update-topic", "-n"])
+        .arg(broker.namesrv.to_string())
+        .arg("-b")
+        .arg(broker.addr.to_string())
+        .args(["-t", "acl_cli"])
+        .env_remove("RMQ_ACCESS_KEY")
+        .env_remove("RMQ_SECRET_KEY")
+        .env_remove("RMQ_SECURITY_TOKEN");
+    if let Some((access_key, secret_key)) = credentials {
+        command
+            .env("RMQ_ACCESS_KEY", access_key)
+            .env("RMQ_SECRET_KEY", secret_key);
+    }
+    let output = command.output().expect("run rmq admin");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_admin_cli_signs_with_the_credentials_in_its_environment() {
+    let acl_dir = TempDir::new("acl");
+    let (broker, _path) = start(1, &acl_dir, "SUB");
+    let (ok, stderr) = admin_update_topic(&broker, None);
+    assert!(!ok && stderr.contains("No accessKey"), "unsigned: {stderr}");
+    let (ok, stderr) = admin_update_topic(&broker, Some(PRODUCER));
+    assert!(
+        !ok && stderr.contains("Need admin permission for request code=17"),
+        "not an admin: {stderr}"
+    );
+    let (ok, stderr) = admin_update_topic(&broker, Some(ADMIN));
+    assert!(ok, "admin: {stderr}");
+    // The topic was created: its route appears (await_route fails the test otherwise).
+    block_on(await_route(
+        &broker.namesrv_client(),
+        "acl_cli",
+        Option::is_some,
+    ));
 }

@@ -1,7 +1,8 @@
 //! RocketMQ 4.x plain ACL on the broker (`aclEnable=true`, `plain_acl.yml`): the parsed,
 //! immutable configuration ([`AclConfig`]), its file format ([`file`]), white-list address
 //! patterns ([`address`]), the per-request check ([`check`], Java's `PlainAccessValidator` +
-//! `PlainPermissionManager.validate`) and the reload loop ([`reload`]).
+//! `PlainPermissionManager.validate`), the reload loop ([`reload`]) and the `rmq admin` CLI's
+//! credentials ([`client`]).
 //!
 //! Every shard holds the current configuration in its [`AclSlot`] (an `Arc` replaced whole on
 //! reload through the mesh); the accepting shard checks each request against it before routing,
@@ -13,6 +14,7 @@
 
 pub mod address;
 pub mod check;
+pub mod client;
 pub mod file;
 pub mod reload;
 
