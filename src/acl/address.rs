@@ -257,6 +257,35 @@ mod tests {
         assert!(!matches("192.168.0.*", "::1"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_text_never_panics(text in "\\PC{0,40}") {
+            let _ = AddressPattern::parse(&text);
+        }
+
+        #[test]
+        fn one_octet_patterns_match_exactly_their_addresses(
+            octets in proptest::array::uniform4(proptest::num::u8::ANY),
+            low in proptest::num::u8::ANY,
+            high in proptest::num::u8::ANY,
+        ) {
+            let [a, b, c, d] = octets;
+            let address = IpAddr::from(octets);
+            let text = address.to_string();
+            let last_star = format!("{a}.{b}.{c}.*");
+            let two_stars = format!("{a}.{b}.*.*");
+            let braces = format!("{a}.{b}.{c}.{{{d}}}");
+            proptest::prop_assert!(matches(&last_star, &text));
+            proptest::prop_assert!(matches(&two_stars, &text));
+            proptest::prop_assert!(matches(&braces, &text));
+            let (low, high) = (low.min(high), low.max(high));
+            let range = AddressPattern::parse(&format!("{a}.{b}.{c}.{low}-{high}")).expect("range");
+            proptest::prop_assert_eq!(range.matches(address), (low..=high).contains(&d));
+            let other = IpAddr::from([a, b, c.wrapping_add(1), d]);
+            proptest::prop_assert!(!range.matches(other));
+        }
+    }
+
     #[test]
     fn bad_patterns_are_refused_with_the_reason() {
         for (bad, why) in [

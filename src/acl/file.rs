@@ -380,6 +380,23 @@ accounts:
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_text_never_panics(text in "\\PC{0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn parsing_yaml_shaped_text_never_panics(
+            lines in proptest::collection::vec(
+                "(accounts:|  - accessKey: [a-z0-9]{0,9}|    secretKey: [a-z0-9*&]{0,9}|    topicPerms: \\[ *[a-z=|A-Z]{0,12} *\\]|    admin: (true|1|no)|globalWhiteRemoteAddresses:|  - [0-9.*{},-]{0,16})",
+                0..12,
+            ),
+        ) {
+            let _ = parse(&lines.join("\n"));
+        }
+    }
+
     #[test]
     fn limits_are_enforced() {
         let big = "#".repeat(ACL_FILE_BYTES_MAX + 1);

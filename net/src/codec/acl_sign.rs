@@ -173,6 +173,28 @@ mod tests {
         assert_ne!(signature(&plain, b"b", "s"), signature(&other, b"b", "s"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_signed_request_verifies_and_any_change_does_not(
+            pairs in proptest::collection::btree_map("[a-zA-Z]{1,8}", "\\PC{0,12}", 0..8),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            flip in proptest::num::usize::ANY,
+        ) {
+            let ext: ExtFields = pairs.into_iter().collect();
+            let signed = signature(&ext, &body, "secret-key");
+            proptest::prop_assert!(verify(&ext, &body, "secret-key", &signed));
+            proptest::prop_assert!(!verify(&ext, &body, "secret-kez", &signed));
+            let mut changed = body.clone();
+            if changed.is_empty() {
+                changed.push(0);
+            } else {
+                let at = flip % changed.len();
+                changed[at] ^= 1;
+            }
+            proptest::prop_assert!(!verify(&ext, &changed, "secret-key", &signed));
+        }
+    }
+
     #[test]
     fn sign_sets_the_access_key_and_token_and_verifies() {
         let credentials = Credentials {
