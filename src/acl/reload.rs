@@ -128,7 +128,6 @@ async fn read_limited(path: &Path) -> Result<Vec<u8>, AclLoadError> {
 }
 
 /// What the loop last saw: the bytes, or the error text (so one problem is logged once).
-#[derive(PartialEq, Eq)]
 enum Seen {
     Bytes(Vec<u8>),
     Failed(String),
@@ -149,15 +148,26 @@ pub async fn watch(shard: Rc<Shard>, loaded: Loaded) {
             return;
         }
         let read = read_limited(&path).await;
-        let now = match &read {
-            Ok(bytes) => Seen::Bytes(bytes.clone()),
-            Err(err) => Seen::Failed(err.to_string()),
+        let unchanged = match (&read, &seen) {
+            (Ok(bytes), Seen::Bytes(last)) => bytes == last,
+            (Err(err), Seen::Failed(last)) => err.to_string() == *last,
+            _ => false,
         };
-        if now == seen {
+        if unchanged {
             continue;
         }
-        seen = now;
-        match read.and_then(|bytes| parse_bytes(&path, &bytes)) {
+        let parsed = match read {
+            Ok(bytes) => {
+                let parsed = parse_bytes(&path, &bytes);
+                seen = Seen::Bytes(bytes);
+                parsed
+            }
+            Err(err) => {
+                seen = Seen::Failed(err.to_string());
+                Err(err)
+            }
+        };
+        match parsed {
             Ok(config) => {
                 if !publish(&shard, &path, config).await {
                     // A shard kept the old configuration: publish again at the next poll.
