@@ -316,3 +316,55 @@ fn the_admin_cli_signs_with_the_credentials_in_its_environment() {
         Option::is_some,
     ));
 }
+
+#[test]
+fn the_broker_does_not_start_with_an_invalid_acl_file_and_says_why() {
+    let dir = TempDir::new("acl-bad");
+    let acl = dir.path().join("plain_acl.yml");
+    // A wrong permission word; the secret must not appear in the error.
+    let text = acl_file("PUBLISH");
+    write_acl(&acl, &text);
+    let conf = common::write_broker_conf(
+        dir.path(),
+        &format!("aclEnable=true\naclFile={}", acl.display()),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rmq"))
+        .args([
+            "standalone",
+            "--namesrv-port",
+            "0",
+            "--broker-port",
+            "0",
+            "--store-dir",
+        ])
+        .arg(dir.path().join("store"))
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn rmq");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait rmq") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("rmq kept running with an invalid ACL file");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("read stderr");
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("plain_acl.yml") && stderr.contains("acl_orders=PUBLISH"),
+        "the error names the file and the item: {stderr}"
+    );
+    assert!(
+        !stderr.contains(PRODUCER.1) && !stderr.contains(ADMIN.1),
+        "{stderr}"
+    );
+}
