@@ -1,6 +1,8 @@
 //! Loading `plain_acl.yml` at start-up and reloading it when its content changes: the control
 //! shard re-reads the file every [`ACL_RELOAD_INTERVAL`] (size-checked first), and when the
-//! bytes differ from the last ones seen it parses them; a valid file is published to every
+//! bytes differ from the last ones seen and read the same on two polls in a row (so a file
+//! caught half-written is not installed unless the writer stalls a whole interval) it parses
+//! them; a valid file is published to every
 //! shard with one `broadcast` (each installs the new `Arc` in its [`super::AclSlot`]), a bad
 //! or missing one is logged once per change and the configuration in force stays.
 //!
@@ -128,9 +130,70 @@ async fn read_limited(path: &Path) -> Result<Vec<u8>, AclLoadError> {
 }
 
 /// What the loop last saw: the bytes, or the error text (so one problem is logged once).
+#[derive(Debug, PartialEq, Eq)]
 enum Seen {
     Bytes(Vec<u8>),
     Failed(String),
+}
+
+/// What one poll leads to.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Nothing new (or a change seen once: wait for the next poll).
+    Wait,
+    /// The file changed and read the same twice in a row: parse and install these bytes.
+    Install(Vec<u8>),
+    /// A new read error: log it once.
+    Report(String),
+}
+
+/// The reload decision, apart from I/O: a change is acted on only once two consecutive polls
+/// read the same bytes, so a file caught half-written (an editor writing in place) is not
+/// installed; a read error is reported once until something else is seen.
+#[derive(Debug)]
+struct Watcher {
+    seen: Seen,
+    candidate: Option<Vec<u8>>,
+}
+
+impl Watcher {
+    fn new(loaded: Vec<u8>) -> Self {
+        Self {
+            seen: Seen::Bytes(loaded),
+            candidate: None,
+        }
+    }
+
+    fn observe(&mut self, read: Result<Vec<u8>, String>) -> Step {
+        match read {
+            Ok(bytes) => {
+                if matches!(&self.seen, Seen::Bytes(last) if *last == bytes) {
+                    self.candidate = None;
+                    return Step::Wait;
+                }
+                if self.candidate.as_ref() != Some(&bytes) {
+                    self.candidate = Some(bytes);
+                    return Step::Wait;
+                }
+                self.candidate = None;
+                self.seen = Seen::Bytes(bytes.clone());
+                Step::Install(bytes)
+            }
+            Err(text) => {
+                self.candidate = None;
+                if matches!(&self.seen, Seen::Failed(last) if *last == text) {
+                    return Step::Wait;
+                }
+                self.seen = Seen::Failed(text.clone());
+                Step::Report(text)
+            }
+        }
+    }
+
+    /// The install did not reach every shard: install again at the next stable read.
+    fn forget(&mut self) {
+        self.seen = Seen::Failed(String::new());
+    }
 }
 
 /// The reload loop (control shard only; ends when the broker stops).
@@ -141,43 +204,30 @@ pub async fn watch(shard: Rc<Shard>, loaded: Loaded) {
         "one shard reloads the ACL file"
     );
     let path = loaded.path;
-    let mut seen = Seen::Bytes(Arc::unwrap_or_clone(loaded.bytes));
+    let mut watcher = Watcher::new(Arc::unwrap_or_clone(loaded.bytes));
     loop {
         compio::time::sleep(ACL_RELOAD_INTERVAL).await;
         if shard.stopping.is_set() {
             return;
         }
-        let read = read_limited(&path).await;
-        let unchanged = match (&read, &seen) {
-            (Ok(bytes), Seen::Bytes(last)) => bytes == last,
-            (Err(err), Seen::Failed(last)) => err.to_string() == *last,
-            _ => false,
-        };
-        if unchanged {
-            continue;
-        }
-        let parsed = match read {
-            Ok(bytes) => {
-                let parsed = parse_bytes(&path, &bytes);
-                seen = Seen::Bytes(bytes);
-                parsed
-            }
-            Err(err) => {
-                seen = Seen::Failed(err.to_string());
-                Err(err)
-            }
-        };
-        match parsed {
-            Ok(config) => {
-                if !publish(&shard, &path, config).await {
-                    // A shard kept the old configuration: publish again at the next poll.
-                    seen = Seen::Failed(String::new());
-                }
-            }
-            Err(err) => tracing::error!(
+        let read = read_limited(&path).await.map_err(|err| err.to_string());
+        match watcher.observe(read) {
+            Step::Wait => {}
+            Step::Report(err) => tracing::error!(
                 %err,
                 "ACL file not reloaded; the configuration in force stays"
             ),
+            Step::Install(bytes) => match parse_bytes(&path, &bytes) {
+                Ok(config) => {
+                    if !publish(&shard, &path, config).await {
+                        watcher.forget();
+                    }
+                }
+                Err(err) => tracing::error!(
+                    %err,
+                    "ACL file not reloaded; the configuration in force stays"
+                ),
+            },
         }
     }
 }
@@ -197,4 +247,50 @@ async fn publish(shard: &Rc<Shard>, path: &Path, config: AclConfig) -> bool {
         tracing::error!(path = %path.display(), missed, "ACL reload did not reach every shard");
     }
     missed == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(text: &str) -> Result<Vec<u8>, String> {
+        Ok(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_change_is_installed_once_it_reads_the_same_twice() {
+        let mut watcher = Watcher::new(b"v1".to_vec());
+        assert_eq!(watcher.observe(bytes("v1")), Step::Wait);
+        // Caught mid-write, then complete: only the stable content is installed.
+        assert_eq!(watcher.observe(bytes("v")), Step::Wait);
+        assert_eq!(watcher.observe(bytes("v2")), Step::Wait);
+        assert_eq!(watcher.observe(bytes("v2")), Step::Install(b"v2".to_vec()));
+        assert_eq!(watcher.observe(bytes("v2")), Step::Wait);
+        // Back to a content seen before is still a change.
+        assert_eq!(watcher.observe(bytes("v1")), Step::Wait);
+        assert_eq!(watcher.observe(bytes("v1")), Step::Install(b"v1".to_vec()));
+    }
+
+    #[test]
+    fn a_read_error_is_reported_once_and_recovery_reinstalls() {
+        let mut watcher = Watcher::new(b"v1".to_vec());
+        let missing = || Err::<Vec<u8>, _>("cannot read: not found".to_owned());
+        assert_eq!(
+            watcher.observe(missing()),
+            Step::Report("cannot read: not found".into())
+        );
+        assert_eq!(watcher.observe(missing()), Step::Wait);
+        assert_eq!(watcher.observe(bytes("v1")), Step::Wait);
+        assert_eq!(watcher.observe(bytes("v1")), Step::Install(b"v1".to_vec()));
+    }
+
+    #[test]
+    fn an_install_that_missed_a_shard_is_repeated() {
+        let mut watcher = Watcher::new(b"v1".to_vec());
+        assert_eq!(watcher.observe(bytes("v2")), Step::Wait);
+        assert_eq!(watcher.observe(bytes("v2")), Step::Install(b"v2".to_vec()));
+        watcher.forget();
+        assert_eq!(watcher.observe(bytes("v2")), Step::Wait);
+        assert_eq!(watcher.observe(bytes("v2")), Step::Install(b"v2".to_vec()));
+    }
 }
