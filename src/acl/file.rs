@@ -220,34 +220,7 @@ fn account(index: usize, entry: &Yaml) -> Result<Account, AclFileError> {
     };
     let default_topic_perm = default_perm("defaultTopicPerm")?;
     let default_group_perm = default_perm("defaultGroupPerm")?;
-    let mut resource_perms = HashMap::new();
-    for (key, is_topic) in [("topicPerms", true), ("groupPerms", false)] {
-        let items = match &entry[key] {
-            Yaml::BadValue | Yaml::Null => &[][..],
-            Yaml::Array(items) if items.len() <= ACL_RESOURCE_PERMS_MAX => items.as_slice(),
-            _ => {
-                return Err(refuse(format!(
-                    "{key} is not a list of at most {ACL_RESOURCE_PERMS_MAX} `name=PERM` items"
-                )))
-            }
-        };
-        for item in items {
-            let (name, perm) = scalar(item)
-                .as_deref()
-                .and_then(resource_perm)
-                .ok_or_else(|| {
-                    refuse(format!(
-                        "{key} item {item:?} is not `name=PERM` (PERM one of DENY, PUB, SUB, PUB|SUB)"
-                    ))
-                })?;
-            let resource = if is_topic {
-                name
-            } else {
-                group_resource(&name)
-            };
-            resource_perms.insert(resource, perm);
-        }
-    }
+    let resource_perms = resource_perms(entry).map_err(refuse)?;
     Ok(Account {
         access_key: access_key_text,
         secret_key,
@@ -257,6 +230,40 @@ fn account(index: usize, entry: &Yaml) -> Result<Account, AclFileError> {
         default_group_perm,
         resource_perms,
     })
+}
+
+/// An account's `topicPerms` and `groupPerms`, keyed as Java keys them (groups as
+/// `%RETRY%<group>`).
+fn resource_perms(entry: &Yaml) -> Result<HashMap<String, Perm>, String> {
+    let mut resource_perms = HashMap::new();
+    for (key, is_topic) in [("topicPerms", true), ("groupPerms", false)] {
+        let items = match &entry[key] {
+            Yaml::BadValue | Yaml::Null => &[][..],
+            Yaml::Array(items) if items.len() <= ACL_RESOURCE_PERMS_MAX => items.as_slice(),
+            _ => {
+                return Err(format!(
+                    "{key} is not a list of at most {ACL_RESOURCE_PERMS_MAX} `name=PERM` items"
+                ))
+            }
+        };
+        for item in items {
+            let (name, perm) = scalar(item)
+                .as_deref()
+                .and_then(resource_perm)
+                .ok_or_else(|| {
+                    format!(
+                        "{key} item {item:?} is not `name=PERM` (PERM one of DENY, PUB, SUB, PUB|SUB)"
+                    )
+                })?;
+            let resource = if is_topic {
+                name
+            } else {
+                group_resource(&name)
+            };
+            resource_perms.insert(resource, perm);
+        }
+    }
+    Ok(resource_perms)
 }
 
 /// `name=PERM` (Java's `Permission.parseResourcePerms` + `checkResourcePerms`).
