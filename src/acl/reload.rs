@@ -253,6 +253,31 @@ async fn publish(shard: &Rc<Shard>, path: &Path, config: AclConfig) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn broker_conf_keys_select_the_file() {
+        let props = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let off = BrokerConfig::from_properties(&props(&[]))
+            .expect("defaults")
+            .config;
+        assert!(!off.acl_enable);
+        assert!(acl_file_path(&off).ends_with("conf/plain_acl.yml"));
+        let on = BrokerConfig::from_properties(&props(&[
+            ("aclEnable", "true"),
+            ("aclFile", "/etc/rmq/acl.yml"),
+        ]))
+        .expect("ACL keys")
+        .config;
+        assert!(on.acl_enable);
+        assert_eq!(acl_file_path(&on), PathBuf::from("/etc/rmq/acl.yml"));
+        let bad = BrokerConfig::from_properties(&props(&[("aclEnable", "yes")]));
+        assert!(bad.is_err(), "aclEnable is true or false");
+    }
+
     fn bytes(text: &str) -> Result<Vec<u8>, String> {
         Ok(text.as_bytes().to_vec())
     }

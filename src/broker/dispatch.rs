@@ -61,14 +61,14 @@ impl Handler for BrokerHandler {
             });
         }
         let _in_flight = InFlight::enter(shard);
-        if let Err(denied) = crate::acl::check_request(shard, ctx.peer_addr(), &request) {
-            return (!request.is_oneway()).then(|| denied.response(&request));
-        }
         shard
             .conns
             .borrow_mut()
             .entry(ctx.handle().id())
             .or_insert_with(|| ctx.handle().clone());
+        if let Err(denied) = crate::acl::check_request(shard, ctx.peer_addr(), &request) {
+            return (!request.is_oneway()).then(|| denied.response(&request));
+        }
         let client = ClientMeta {
             key: ConnKey {
                 shard: shard.id,
