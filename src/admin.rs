@@ -3,7 +3,8 @@
 //! broker, masters and slaves, with its role and replication lag per shard from its runtime
 //! info), consumer progress (GET_CONSUME_STATS from every master) and broker status
 //! (GET_BROKER_RUNTIME_INFO).
-//! Runs in the CLI's own runtime; never touches broker state directly.
+//! Runs in the CLI's own runtime; never touches broker state directly. Requests are ACL-signed
+//! when `RMQ_ACCESS_KEY` and `RMQ_SECRET_KEY` are set ([`crate::acl::client`]).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -72,6 +73,8 @@ pub enum AdminError {
 /// # Errors
 /// [`AdminError::Client`] when there is no reply.
 pub async fn call_raw(addr: &str, request: RemotingCommand) -> Result<RemotingCommand, AdminError> {
+    let mut request = request;
+    crate::acl::client::sign_if_configured(&mut request);
     let client = RemotingClient::new(addr.to_owned(), ClientConfig::default());
     let reply = client
         .invoke(request, ADMIN_TIMEOUT)

@@ -356,6 +356,10 @@ pub struct BrokerConfig {
     pub transaction_check_max: u32,
     /// `rejectTransactionMessage`: refuse half messages with NO_PERMISSION (Java false).
     pub reject_transaction_message: bool,
+    /// `aclEnable`: check every request against `plain_acl.yml` (docs/acl.md).
+    pub acl_enable: bool,
+    /// `aclFile` (ours; Java reads `$ROCKETMQ_HOME/conf/plain_acl.yml`, the default here).
+    pub acl_file: Option<PathBuf>,
 }
 
 impl Default for BrokerConfig {
@@ -411,6 +415,8 @@ impl Default for BrokerConfig {
             transaction_check_interval: limits::TRANSACTION_CHECK_INTERVAL_DEFAULT,
             transaction_check_max: limits::TRANSACTION_CHECK_MAX_DEFAULT,
             reject_transaction_message: false,
+            acl_enable: false,
+            acl_file: None,
         }
     }
 }
@@ -505,7 +511,6 @@ const IGNORED_KEYS: &[&str] = &[
     "enablePropertyFilter",
     "traceTopicEnable",
     "msgTraceTopicName",
-    "aclEnable",
     "enableDLegerCommitLog",
     "fetchNamesrvAddrByAddressServer",
     "rocketmqHome",
@@ -667,6 +672,8 @@ impl BrokerConfig {
                         limits::PARTIAL_FRAME_BYTES_LIMIT,
                     )?;
                 }
+                "aclEnable" => c.acl_enable = boolean(key, v)?,
+                "aclFile" => c.acl_file = Some(PathBuf::from(non_empty(key, v)?)),
                 "messageDelayLevel" => {
                     c.message_delay_level =
                         parse_delay_levels(v).map_err(|reason| invalid(key, v, &reason))?;

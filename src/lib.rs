@@ -1,6 +1,6 @@
 //! `rmq`: the RocketMQ-compatible NameServer and broker.
 //!
-//! Map: [`config`] (broker.conf keys, typed and validated once), [`runtime`] (one pinned compio
+//! Map: [`acl`] (plain ACL: `plain_acl.yml`, the per-request check, reload), [`config`] (broker.conf keys, typed and validated once), [`runtime`] (one pinned compio
 //! runtime per core, SO_REUSEPORT listeners, placement of (topic, queueId) on shards),
 //! [`namesrv`] (route tables, KV config, request processor), [`broker`] (the broker's shards,
 //! dispatch and request processors), [`tables`] (the broker's replicated control-plane tables
@@ -9,6 +9,7 @@
 //! This crate is the only one that spawns executors; the protocol (`rmq-net`) and the disk
 //! (`rmq-storage`) know nothing of shards.
 
+pub mod acl;
 pub mod admin;
 pub mod admin_ops;
 pub mod admin_reset;

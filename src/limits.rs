@@ -387,3 +387,24 @@ const _: () = assert!(
             <= TRANSACTION_CHECK_INTERVAL_MAX.as_millis()
 );
 const _: () = assert!(TRANSACTION_CHECK_MAX_DEFAULT <= TRANSACTION_CHECK_MAX_LIMIT);
+// ---- ACL (plain_acl.yml) -------------------------------------------------------------------
+
+/// Largest `plain_acl.yml` read: 1 MiB holds thousands of accounts; a larger file is a mistake
+/// and is refused (the configuration in force stays).
+pub const ACL_FILE_BYTES_MAX: usize = 1 << 20;
+/// Most accounts in `plain_acl.yml` (each request looks its account up in a hash map, so the
+/// count costs memory only).
+pub const ACL_ACCOUNTS_MAX: usize = 4096;
+/// Most `topicPerms` + `groupPerms` items over all accounts.
+pub const ACL_RESOURCE_PERMS_MAX: usize = 65_536;
+/// Most entries in `globalWhiteRemoteAddresses`, and most addresses in one list pattern.
+pub const ACL_ADDRESS_ENTRIES_MAX: usize = 1024;
+/// Shortest accessKey and secretKey (Java's `checkPlainAccessConfig`: longer than 6).
+pub const ACL_ACCESS_KEY_LENGTH_MIN: usize = 7;
+/// How often the control shard re-reads `plain_acl.yml` for changes (Java's FileWatchService
+/// polls every 500 ms; a second is as prompt for an operator and reads the file half as often).
+pub const ACL_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+const _: () = assert!(
+    ACL_ACCOUNTS_MAX * 32 <= ACL_FILE_BYTES_MAX,
+    "a full account list fits the file limit"
+);

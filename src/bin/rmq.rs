@@ -45,6 +45,7 @@ enum Command {
     /// Run a NameServer and a broker in one process, with an embedded default config.
     Standalone(StandaloneArgs),
     /// Administration (topics, routes, clusters, consumer progress, broker status).
+    /// With ACL on, set RMQ_ACCESS_KEY and RMQ_SECRET_KEY to sign the requests.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,

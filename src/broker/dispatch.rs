@@ -2,6 +2,7 @@
 //! module decides which shard owns the state it touches and either runs the processor locally
 //! or forwards the request with one [`submit_to`] call (the owner runs the same processor) and
 //! relays the reply. Unknown codes get REQUEST_CODE_NOT_SUPPORTED; a full mesh gets SYSTEM_BUSY.
+//! With ACL on, every request is checked here first ([`crate::acl`]), on the accepting shard.
 //! Must never: process a queue's request on a shard that does not own the queue.
 
 use std::rc::Rc;
@@ -65,6 +66,9 @@ impl Handler for BrokerHandler {
             .borrow_mut()
             .entry(ctx.handle().id())
             .or_insert_with(|| ctx.handle().clone());
+        if let Err(denied) = crate::acl::check_request(shard, ctx.peer_addr(), &request) {
+            return (!request.is_oneway()).then(|| denied.response(&request));
+        }
         let client = ClientMeta {
             key: ConnKey {
                 shard: shard.id,

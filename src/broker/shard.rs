@@ -90,6 +90,9 @@ pub struct Shard {
     /// `accessMessageInMemoryMaxRatio` % of physical memory, read once at start:
     /// [`crate::runtime::memory`]); reads further behind are cold.
     pub in_memory_window_bytes: u64,
+    /// The ACL configuration in force (`None`: `aclEnable=false`), checked by the dispatcher
+    /// before routing; replaced on reload ([`crate::acl::reload`]).
+    pub acl: crate::acl::AclSlot,
 }
 
 impl ShardContext for Shard {

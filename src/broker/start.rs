@@ -167,6 +167,7 @@ pub fn start_broker(
     let store_lock = lock_store(root)?;
     check_shard_count(root, shards)?;
     let tables = load_tables(&config)?;
+    let acl = load_acl(&config)?;
     let snapshots = Snapshots {
         topics: tables.topics.snapshot(),
         groups: tables.groups.snapshot(),
@@ -201,6 +202,7 @@ pub fn start_broker(
                 store_host,
                 snapshots: snapshots.clone(),
                 connections_max,
+                acl: acl.clone(),
             })
         })
         .collect();
@@ -332,6 +334,28 @@ struct ShardSeed {
     snapshots: Snapshots,
     /// This shard's connection cap ([`crate::runtime::fds`]).
     connections_max: usize,
+    /// The ACL configuration loaded at start (`aclEnable=true`).
+    acl: Option<crate::acl::reload::Loaded>,
+}
+
+/// Loads `plain_acl.yml` when `aclEnable=true`: the broker does not serve with ACL on and no
+/// valid file.
+fn load_acl(config: &BrokerConfig) -> Result<Option<crate::acl::reload::Loaded>, StartError> {
+    if !config.acl_enable {
+        return Ok(None);
+    }
+    let path = crate::acl::reload::acl_file_path(config);
+    let loaded =
+        crate::acl::reload::Loaded::read(path.clone()).map_err(|err| StartError::Load {
+            path,
+            reason: err.to_string(),
+        })?;
+    tracing::info!(
+        path = %loaded.path.display(),
+        accounts = loaded.config.accounts.len(),
+        "ACL enabled"
+    );
+    Ok(Some(loaded))
 }
 
 /// Loads `topics.json` and `subscriptionGroup.json` (with their journals) and folds the
@@ -427,6 +451,7 @@ fn bind_ha(config: &BrokerConfig) -> Result<(Option<std::net::TcpListener>, Stri
 async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError>>) {
     let id = seed.id;
     let connections_max = seed.connections_max;
+    let acl = seed.acl.clone();
     let inbox_and_listener = open_shard(seed).await;
     let (shard, inbox, listener, ha_listener) = match inbox_and_listener {
         Ok(opened) => opened,
@@ -446,6 +471,9 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
     if id == CONTROL_SHARD {
         compio::runtime::spawn(super::control::register::run_background(Rc::clone(&shard)))
             .detach();
+        if let Some(acl) = acl {
+            compio::runtime::spawn(crate::acl::reload::watch(Rc::clone(&shard), acl)).detach();
+        }
     }
     if let Some(ha_listener) = ha_listener {
         compio::runtime::spawn(super::ha::listen(Rc::clone(&shard), ha_listener)).detach();
@@ -512,6 +540,7 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
         in_memory_window_bytes,
         snapshots,
         connections_max: _,
+        acl,
     } = seed;
     let ha_listener = ha_listener
         .map(compio::net::TcpListener::from_std)
@@ -604,6 +633,7 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
         ha: super::ha::HaShard::default(),
         ha_server_addr,
         in_memory_window_bytes,
+        acl: crate::acl::AclSlot::new(acl.map(|loaded| loaded.config)),
     });
     if let Some(master) = &shard.config.ha_master_address {
         shard.ha.configure_master(master.to_string());

@@ -231,4 +231,5 @@ function decodeOffsetMsgId(id) {
 
 module.exports = {
   TOPIC_NOT_EXIST, TEST_COMMIT_LOG_FILE_SIZE, rmqBin, freshDir, standaloneMode, runToken, startRmq, routeCode, createTopic, waitRoute, waitUntil, decodeOffsetMsgId,
+  remotingRequest,
 };

@@ -4,8 +4,9 @@
 //! (the two header encodings), [`command`] (`RemotingCommand`), [`ext_fields`] (its custom header text), [`codes`] (request, response
 //! and language codes), [`header`] (typed custom headers <-> extFields), [`body`] (JSON bodies),
 //! [`message`] (properties, sysFlag, stored records, batch bodies, msgIds, tag hash),
-//! [`limits`] (every bound, named once), [`error`].
+//! [`limits`] (every bound, named once), [`error`], [`acl_sign`] (ACL request signatures).
 
+pub mod acl_sign;
 pub mod body;
 pub mod codes;
 pub mod command;

@@ -154,7 +154,7 @@ pub mod transaction;
 pub const RPC_EXTRA_KEYS: [&str; 5] = ["ns", "nsd", "bname", "oway", "lo"];
 
 /// ACL keys that ACL-enabled clients (and the C++ client, always) add to every request.
-/// Ignored: this broker implements no ACL.
+/// Checked by the broker when `aclEnable=true` (`crate::codec::acl_sign`, docs/acl.md).
 pub const ACL_KEYS: [&str; 4] = ["AccessKey", "Signature", "SecurityToken", "OnsChannel"];
 
 /// One field of a header: its Java name and whether Java marks it `@CFNotNull`.
