@@ -133,6 +133,17 @@ pub enum FlushDiskType {
     SyncFlush,
 }
 
+/// Which metrics exporter runs (`metricsExporterType`; RocketMQ 5's names). Only `PROM` and
+/// `DISABLE` are served: `OTLP_GRPC` and `LOG` are refused at start, naming the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricsExporterType {
+    /// No exporter, no recording on the hot path (the default, as in RocketMQ).
+    #[default]
+    Disable,
+    /// Prometheus text format on `http://metricsPromExporterHost:metricsPromExporterPort/metrics`.
+    Prom,
+}
+
 /// Replication role (`brokerRole`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerRole {
@@ -346,6 +357,13 @@ pub struct BrokerConfig {
     pub partial_frame_bytes_max: usize,
     /// `messageDelayLevel`: the delay of each level, level 1 first (PROTOCOL.md §7.4).
     pub message_delay_level: Vec<Duration>,
+    /// `metricsExporterType`: `DISABLE` (default) or `PROM` (docs/metrics.md).
+    pub metrics_exporter_type: MetricsExporterType,
+    /// `metricsPromExporterHost`: the exporter's address; empty (the default) means the
+    /// broker's listen address.
+    pub metrics_prom_exporter_host: Option<Ipv4Addr>,
+    /// `metricsPromExporterPort`: 5557 by default (RocketMQ's); 0 binds any free port.
+    pub metrics_prom_exporter_port: u16,
 }
 
 impl Default for BrokerConfig {
@@ -397,6 +415,9 @@ impl Default for BrokerConfig {
             partial_frame_bytes_max: rmq_net::conn::config::PARTIAL_FRAME_BYTES_MAX_DEFAULT,
             message_delay_level: parse_delay_levels(MESSAGE_DELAY_LEVEL_DEFAULT)
                 .expect("the default delay levels parse"),
+            metrics_exporter_type: MetricsExporterType::Disable,
+            metrics_prom_exporter_host: None,
+            metrics_prom_exporter_port: 5557,
         }
     }
 }
@@ -657,6 +678,21 @@ impl BrokerConfig {
                     c.message_delay_level =
                         parse_delay_levels(v).map_err(|reason| invalid(key, v, &reason))?;
                 }
+                "metricsExporterType" => {
+                    c.metrics_exporter_type =
+                        match v.to_ascii_uppercase().as_str() {
+                            "DISABLE" | "" => MetricsExporterType::Disable,
+                            "PROM" => MetricsExporterType::Prom,
+                            _ => return Err(invalid(
+                                key,
+                                v,
+                                "expected PROM or DISABLE (OTLP_GRPC and LOG are not supported)",
+                            )),
+                        };
+                }
+                "metricsPromExporterHost" if v.is_empty() => c.metrics_prom_exporter_host = None,
+                "metricsPromExporterHost" => c.metrics_prom_exporter_host = Some(parse(key, v)?),
+                "metricsPromExporterPort" => c.metrics_prom_exporter_port = parse(key, v)?,
                 k if IGNORED_KEYS.contains(&k) => {}
                 _ => unknown_keys.push(key.clone()),
             }

@@ -343,3 +343,24 @@ pub const KV_NAMESPACES_MAX: usize = 1024;
 pub const KV_KEYS_PER_NAMESPACE_MAX: usize = 100_000;
 /// See [`KV_NAMESPACES_MAX`].
 pub const KV_ITEM_SIZE_MAX: usize = 64 * 1024;
+
+// ---- metrics (Prometheus exporter) ---------------------------------------------------------
+
+/// Topics each shard keeps a `rocketmq_messages_in_total` series for (and the merged scrape
+/// exports): enough for the 10,000-topic brokers benchmarked; traffic of further topics is
+/// summed under `topic="_other"`, so a client creating topics cannot grow the scrape without
+/// bound.
+pub const METRICS_TOPICS_MAX: usize = 10_000;
+/// (topic, consumer group) pairs each shard keeps an out-traffic series for, and consumer lag
+/// series a scrape exports; further pairs are summed under `_other`.
+pub const METRICS_CONSUMER_SERIES_MAX: usize = 10_000;
+/// (request code, response code) latency histograms each shard keeps: only send and pull codes
+/// are recorded, each with the few response codes the broker answers them with.
+pub const METRICS_RPC_SERIES_MAX: usize = 256;
+/// Scrape connections the exporter serves at once; more are closed at accept.
+pub const METRICS_HTTP_CONNECTIONS_MAX: usize = 4;
+/// Bytes of one HTTP request head (request line and headers) the exporter reads; a larger one
+/// is answered 431.
+pub const METRICS_HTTP_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// Time a scraper has to send its request head, and to read the whole answer.
+pub const METRICS_HTTP_IO_TIMEOUT: Duration = Duration::from_secs(10);

@@ -14,6 +14,7 @@
 pub mod append;
 pub mod control;
 pub mod dispatch;
+pub mod exporter;
 pub mod ha;
 pub mod message;
 pub mod offset;
