@@ -326,6 +326,22 @@ fn known_traffic_is_exported(shards: usize) {
         value(&again, "rocketmq_messages_in_total", &topic),
         (sent + 1) as f64
     );
+    // The flusher fdatasyncs within flushIntervalCommitLog (500 ms): the rounds show in the
+    // flush latency histogram and nothing stays pending.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = scrape_metrics(metrics);
+        let rounds = histogram_count(&now, "rmq_flush_latency", &identity);
+        let pending = shard_sum(&now, "rmq_flush_pending_bytes");
+        if rounds >= 1.0 && pending == 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flushed: {rounds} rounds, {pending} bytes pending"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
+use rmq_storage::commitlog::sync_latency::SYNC_LATENCY_BOUNDS_MICROS;
 use rmq_storage::file::Disk;
 
 use crate::runtime::clock::now_ms;
@@ -59,6 +60,8 @@ pub struct ShardScrape {
     pub commitlog_bytes: u64,
     /// Appended CommitLog bytes not yet fdatasynced.
     pub flush_pending_bytes: u64,
+    /// Durations of its fdatasync rounds (microseconds).
+    pub flush_latency: Option<HistogramSnapshot>,
     /// CPU time of the shard's thread, in seconds.
     pub busy_seconds: f64,
     /// Calls waiting in its mesh channel.
@@ -172,6 +175,14 @@ pub async fn shard_scrape(shard: Rc<Shard>) -> ShardScrape {
         metrics: shard.stats.metrics.snapshot(),
         commitlog_bytes: appended.saturating_sub(log.min_offset()),
         flush_pending_bytes: appended.saturating_sub(log.durable_offset()),
+        flush_latency: Some({
+            let synced = log.sync_latency();
+            HistogramSnapshot {
+                bounds: SYNC_LATENCY_BOUNDS_MICROS,
+                counts: synced.counts,
+                sum: synced.sum_micros,
+            }
+        }),
         busy_seconds: thread_cpu_seconds(),
         mesh_queued: shard.mesh.queued(shard.id),
         mesh_in_flight: shard
@@ -369,6 +380,16 @@ pub fn render(identity: &Identity<'_>, parts: &[ShardScrape], node: &NodeGauges)
     };
     write_traffic(&mut w, &merged);
     write_rpc(&mut w, &merged);
+    let mut flush = HistogramSnapshot::empty(SYNC_LATENCY_BOUNDS_MICROS);
+    for latency in parts.iter().filter_map(|part| part.flush_latency.as_ref()) {
+        flush.merge(latency);
+    }
+    w.family(
+        "rmq_flush_latency",
+        "histogram",
+        "Duration in milliseconds of the CommitLog fdatasync rounds, all shards.",
+    );
+    w.histogram("rmq_flush_latency", &[], &flush, 1000.0);
     write_lag(&mut w, &lag);
     write_shards(&mut w, parts);
     w.family(
