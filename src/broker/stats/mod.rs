@@ -53,11 +53,10 @@ pub fn observe(shard: &Shard, request: &RemotingCommand, response: &RemotingComm
                     .ext("msgId")
                     .map_or(1, |ids| ids.split(',').filter(|id| !id.is_empty()).count());
                 shard.stats.put.record(count as u64, now_ms());
-                if let Some(topic) = metrics::send_topic(request) {
-                    shard
-                        .stats
-                        .metrics
-                        .record_in(topic, metrics::message_sizes(request, count));
+                let collectors = &shard.stats.metrics;
+                if let Some(topic) = metrics::send_topic(request).filter(|_| collectors.enabled())
+                {
+                    collectors.record_in(topic, metrics::message_sizes(request, count));
                 }
             }
         }
@@ -66,13 +65,17 @@ pub fn observe(shard: &Shard, request: &RemotingCommand, response: &RemotingComm
         {
             let count = count_records(&response.body);
             shard.stats.got.record(count, now_ms());
-            if let (Some(topic), Some(group)) = (request.ext("topic"), request.ext("consumerGroup"))
-            {
+            let collectors = &shard.stats.metrics;
+            if let (true, Some(topic), Some(group)) = (
+                collectors.enabled(),
+                request.ext("topic"),
+                request.ext("consumerGroup"),
+            ) {
                 let traffic = metrics::Traffic {
                     messages: count,
                     bytes: response.body.len() as u64,
                 };
-                shard.stats.metrics.record_out(topic, group, traffic);
+                collectors.record_out(topic, group, traffic);
             }
         }
         _ => {}
