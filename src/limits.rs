@@ -354,6 +354,13 @@ pub const METRICS_TOPICS_MAX: usize = 10_000;
 /// (topic, consumer group) pairs each shard keeps an out-traffic series for, and consumer lag
 /// series a scrape exports; further pairs are summed under `_other`.
 pub const METRICS_CONSUMER_SERIES_MAX: usize = 10_000;
+/// Stored-message reads one shard makes per scrape for `rocketmq_consumer_lag_latency` (one
+/// per lagging queue): bounds a scrape's disk work on a broker with many lagging queues; the
+/// queues past it count in the lag messages but not in the latency.
+pub const METRICS_LAG_READS_MAX: usize = 20_000;
+/// Of those reads, how many one shard runs at once (each is an O_DIRECT read of a possibly cold
+/// queue; a sequential walk made a 10,000-lagging-topic scrape take ~0.5 s).
+pub const METRICS_LAG_READS_IN_FLIGHT: usize = 64;
 /// (request code, response code) latency histograms each shard keeps: only send and pull codes
 /// are recorded, each with the few response codes the broker answers them with.
 pub const METRICS_RPC_SERIES_MAX: usize = 256;

@@ -19,7 +19,10 @@ use std::time::Duration;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::RemotingCommand;
 
-pub use crate::limits::{METRICS_CONSUMER_SERIES_MAX, METRICS_RPC_SERIES_MAX, METRICS_TOPICS_MAX};
+pub use crate::limits::{
+    METRICS_CONSUMER_SERIES_MAX, METRICS_LAG_READS_IN_FLIGHT, METRICS_LAG_READS_MAX,
+    METRICS_RPC_SERIES_MAX, METRICS_TOPICS_MAX,
+};
 
 /// Label value that stands for every topic or group past the cardinality cap.
 pub const OVERFLOW_LABEL: &str = "_other";

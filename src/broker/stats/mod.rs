@@ -54,8 +54,7 @@ pub fn observe(shard: &Shard, request: &RemotingCommand, response: &RemotingComm
                     .map_or(1, |ids| ids.split(',').filter(|id| !id.is_empty()).count());
                 shard.stats.put.record(count as u64, now_ms());
                 let collectors = &shard.stats.metrics;
-                if let Some(topic) = metrics::send_topic(request).filter(|_| collectors.enabled())
-                {
+                if let Some(topic) = metrics::send_topic(request).filter(|_| collectors.enabled()) {
                     collectors.record_in(topic, metrics::message_sizes(request, count));
                 }
             }

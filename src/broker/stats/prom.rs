@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::rc::Rc;
 
+use futures_util::StreamExt as _;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_storage::commitlog::sync_latency::SYNC_LATENCY_BOUNDS_MICROS;
 use rmq_storage::file::Disk;
@@ -24,7 +25,8 @@ use super::super::shard::Shard;
 use super::super::Failure;
 use super::map_shards;
 use super::metrics::{
-    HistogramSnapshot, MetricsSnapshot, Traffic, METRICS_CONSUMER_SERIES_MAX, OVERFLOW_LABEL,
+    HistogramSnapshot, MetricsSnapshot, Traffic, METRICS_CONSUMER_SERIES_MAX,
+    METRICS_LAG_READS_IN_FLIGHT, METRICS_LAG_READS_MAX, OVERFLOW_LABEL,
 };
 
 /// The content type of the text format this module writes.
@@ -124,7 +126,9 @@ fn replication(ha: &ShardHa) -> Option<ReplicationLag> {
 }
 
 /// Consumer lag of the queues `shard` owns, per (topic, group), at most
-/// [`METRICS_CONSUMER_SERIES_MAX`] pairs (the rest under [`OVERFLOW_LABEL`]).
+/// [`METRICS_CONSUMER_SERIES_MAX`] pairs (the rest under [`OVERFLOW_LABEL`]). The latency
+/// costs one stored-message read per lagging queue, at most [`METRICS_LAG_READS_MAX`] per
+/// scrape (queues past it count in the messages, not in the latency).
 async fn consumer_lag(shard: &Shard, now_ms: i64) -> HashMap<(String, String), Lag> {
     let committed: Vec<(String, String, i32, i64)> = shard
         .offsets
@@ -133,28 +137,47 @@ async fn consumer_lag(shard: &Shard, now_ms: i64) -> HashMap<(String, String), L
         .filter(|(topic, _, queue, _)| shard_for(topic, *queue, shard.shard_count()) == shard.id)
         .map(|(topic, group, queue, offset)| (topic.to_owned(), group.to_owned(), queue, offset))
         .collect();
+    // The latency reads, at most METRICS_LAG_READS_MAX, run METRICS_LAG_READS_IN_FLIGHT at a
+    // time (each is an O_DIRECT read on a cold queue).
+    let lagging: Vec<(usize, u64)> = committed
+        .iter()
+        .enumerate()
+        .filter_map(|(index, (topic, _, queue, offset))| {
+            let offset = u64::try_from(*offset).unwrap_or(0);
+            (shard.store.max_offset(topic, *queue) > offset).then_some((index, offset))
+        })
+        .take(METRICS_LAG_READS_MAX)
+        .collect();
+    let mut latency_ms: HashMap<usize, u64> = futures_util::stream::iter(lagging)
+        .map(|(index, offset)| {
+            let (topic, _, queue, _) = &committed[index];
+            async move {
+                let stored = super::offsets::store_time_at(shard, topic, *queue, offset).await;
+                (
+                    index,
+                    stored.map_or(0, |stored| u64::try_from(now_ms - stored).unwrap_or(0)),
+                )
+            }
+        })
+        .buffer_unordered(METRICS_LAG_READS_IN_FLIGHT)
+        .collect()
+        .await;
     let mut lags: HashMap<(String, String), Lag> = HashMap::new();
-    for (topic, group, queue, offset) in committed {
+    for (index, (topic, group, queue, offset)) in committed.into_iter().enumerate() {
         let committed = u64::try_from(offset).unwrap_or(0);
-        let max = shard.store.max_offset(&topic, queue);
-        let messages = max.saturating_sub(committed);
-        let latency_ms = if messages > 0 {
-            super::offsets::store_time_at(shard, &topic, queue, committed)
-                .await
-                .map_or(0, |stored| u64::try_from(now_ms - stored).unwrap_or(0))
-        } else {
-            0
-        };
-        let key = if lags.len() < METRICS_CONSUMER_SERIES_MAX
-            || lags.contains_key(&(topic.clone(), group.clone()))
-        {
-            (topic, group)
+        let messages = shard
+            .store
+            .max_offset(&topic, queue)
+            .saturating_sub(committed);
+        let key = (topic, group);
+        let key = if lags.len() < METRICS_CONSUMER_SERIES_MAX || lags.contains_key(&key) {
+            key
         } else {
             (OVERFLOW_LABEL.to_owned(), OVERFLOW_LABEL.to_owned())
         };
         let lag = lags.entry(key).or_default();
         lag.messages += messages;
-        lag.latency_ms = lag.latency_ms.max(latency_ms);
+        lag.latency_ms = lag.latency_ms.max(latency_ms.remove(&index).unwrap_or(0));
     }
     lags
 }
