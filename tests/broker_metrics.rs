@@ -2,8 +2,8 @@
 //! through our own client, then a real HTTP scrape parsed by a Prometheus text-format parser
 //! (the `prometheus-parse` crate; and `promtool check metrics` when `promtool` is installed,
 //! required when `RMQ_REQUIRE_PROMTOOL=1`, as CI sets it), values checked against the
-//! traffic; with 1 and 2 shards. Also: the HTTP answers to bad requests, and the start error
-//! for an unsupported exporter type.
+//! traffic; with 1 and 2 shards. Also: replication lag on a master and its slave, the HTTP
+//! answers to bad requests, and the start error for an unsupported exporter type.
 
 mod common;
 
@@ -414,4 +414,120 @@ fn an_unsupported_exporter_type_is_a_start_error_naming_the_key() {
         stderr.contains("metricsExporterType") && stderr.contains("PROM"),
         "{stderr}"
     );
+}
+
+/// `rmq broker -c` (master, any free ports) with the exporter on: (server, broker, metrics).
+fn start_master(
+    dir: &TempDir,
+    namesrv: SocketAddr,
+    shards: usize,
+) -> (Server, SocketAddr, SocketAddr) {
+    let conf = write_broker_conf(
+        dir.path(),
+        &format!(
+            "brokerRole=ASYNC_MASTER\nbrokerId=0\nbrokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\n\
+             namesrvAddr={namesrv}\nstorePathRootDir={}\nlistenPort={}\nhaListenPort={}\n{EXPORTER}",
+            dir.path().join("store").display(),
+            common::free_port(),
+            common::free_port(),
+        ),
+    );
+    let shards = shards.to_string();
+    let server = Server::start(
+        &[
+            "broker",
+            "-c",
+            conf.to_str().expect("utf-8"),
+            "--shards",
+            &shards,
+        ],
+        2,
+    );
+    let (broker, metrics) = (server.addr("broker"), server.addr("metrics"));
+    (server, broker, metrics)
+}
+
+const EXPORTER: &str =
+    "metricsExporterType=PROM\nmetricsPromExporterHost=127.0.0.1\nmetricsPromExporterPort=0\n";
+
+#[test]
+fn replication_lag_is_exported_by_master_and_slave_with_one_shard() {
+    replication_lag_is_exported(1);
+}
+
+#[test]
+fn replication_lag_is_exported_by_master_and_slave_with_two_shards() {
+    replication_lag_is_exported(2);
+}
+
+fn replication_lag_is_exported(shards: usize) {
+    let names = TempDir::new("metrics-ha-namesrv");
+    let namesrv = common::start_namesrv(&names);
+    let namesrv_addr = namesrv.addr("namesrv");
+    let master_dir = TempDir::new("metrics-ha-master");
+    let (_master, broker, master_metrics) = start_master(&master_dir, namesrv_addr, shards);
+    let slave_dir = TempDir::new("metrics-ha-slave");
+    // The slave prints READY metrics before READY broker; the first line is enough here.
+    let slave = common::start_slave(&slave_dir, namesrv_addr, 1, shards, EXPORTER, None);
+    let slave_metrics = slave.addr("metrics");
+    let client = RemotingClient::new(broker.to_string(), ClientConfig::default());
+    let mut sent_bytes = 0;
+    block_on(async {
+        create_topic(&client, TOPIC, QUEUES, 6).await;
+        for index in 0..20 {
+            let body = format!("replicated-{index}");
+            let reply = send_v2(
+                &client,
+                TOPIC,
+                index % QUEUES,
+                body.as_bytes(),
+                &Default::default(),
+            )
+            .await;
+            common::assert_code(&reply, ResponseCode::Success);
+            sent_bytes += body.len() as u64;
+        }
+    });
+    // Both sides report one series per shard; once the slave caught up, no lag on either.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let master = scrape_metrics(master_metrics);
+        let slave = scrape_metrics(slave_metrics);
+        assert_eq!(
+            samples(&master, "rmq_replication_lag_bytes", &[]).count(),
+            shards
+        );
+        assert_eq!(
+            samples(&slave, "rmq_replication_lag_bytes", &[]).count(),
+            shards
+        );
+        let state = (
+            shard_sum(&master, "rmq_replication_connected"),
+            shard_sum(&slave, "rmq_replication_connected"),
+            shard_sum(&master, "rmq_replication_lag_bytes"),
+            shard_sum(&slave, "rmq_replication_lag_bytes"),
+            shard_sum(&master, "rmq_commitlog_size_bytes"),
+            shard_sum(&slave, "rmq_commitlog_size_bytes"),
+        );
+        let (master_up, slave_up, master_lag, slave_lag, master_log, slave_log) = state;
+        if master_up == shards as f64
+            && slave_up == shards as f64
+            && master_lag == 0.0
+            && slave_lag == 0.0
+            && master_log == slave_log
+        {
+            assert!(master_log >= sent_bytes as f64, "{state:?}");
+            assert_eq!(
+                samples(&master, "rmq_replication_lag_seconds", &[]).count(),
+                shards,
+                "a master with its slave connected reports the age of the unacknowledged"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replication never caught up (connected master/slave, lag master/slave, log master/slave): {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
