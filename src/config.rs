@@ -133,6 +133,17 @@ pub enum FlushDiskType {
     SyncFlush,
 }
 
+/// Which metrics exporter runs (`metricsExporterType`; RocketMQ 5's names). Only `PROM` and
+/// `DISABLE` are served: `OTLP_GRPC` and `LOG` are refused at start, naming the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricsExporterType {
+    /// No exporter, no recording on the hot path (the default, as in RocketMQ).
+    #[default]
+    Disable,
+    /// Prometheus text format on `http://metricsPromExporterHost:metricsPromExporterPort/metrics`.
+    Prom,
+}
+
 /// Replication role (`brokerRole`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BrokerRole {
@@ -360,6 +371,13 @@ pub struct BrokerConfig {
     pub acl_enable: bool,
     /// `aclFile` (ours; Java reads `$ROCKETMQ_HOME/conf/plain_acl.yml`, the default here).
     pub acl_file: Option<PathBuf>,
+    /// `metricsExporterType`: `DISABLE` (default) or `PROM` (docs/metrics.md).
+    pub metrics_exporter_type: MetricsExporterType,
+    /// `metricsPromExporterHost`: the exporter's address; empty (the default) means the
+    /// broker's listen address.
+    pub metrics_prom_exporter_host: Option<Ipv4Addr>,
+    /// `metricsPromExporterPort`: 5557 by default (RocketMQ's); 0 binds any free port.
+    pub metrics_prom_exporter_port: u16,
 }
 
 impl Default for BrokerConfig {
@@ -417,6 +435,9 @@ impl Default for BrokerConfig {
             reject_transaction_message: false,
             acl_enable: false,
             acl_file: None,
+            metrics_exporter_type: MetricsExporterType::Disable,
+            metrics_prom_exporter_host: None,
+            metrics_prom_exporter_port: 5557,
         }
     }
 }
@@ -692,6 +713,21 @@ impl BrokerConfig {
                         parse_range(key, v, 1, limits::TRANSACTION_CHECK_MAX_LIMIT)?;
                 }
                 "rejectTransactionMessage" => c.reject_transaction_message = boolean(key, v)?,
+                "metricsExporterType" => {
+                    c.metrics_exporter_type =
+                        match v.to_ascii_uppercase().as_str() {
+                            "DISABLE" | "" => MetricsExporterType::Disable,
+                            "PROM" => MetricsExporterType::Prom,
+                            _ => return Err(invalid(
+                                key,
+                                v,
+                                "expected PROM or DISABLE (OTLP_GRPC and LOG are not supported)",
+                            )),
+                        };
+                }
+                "metricsPromExporterHost" if v.is_empty() => c.metrics_prom_exporter_host = None,
+                "metricsPromExporterHost" => c.metrics_prom_exporter_host = Some(parse(key, v)?),
+                "metricsPromExporterPort" => c.metrics_prom_exporter_port = parse(key, v)?,
                 k if IGNORED_KEYS.contains(&k) => {}
                 _ => unknown_keys.push(key.clone()),
             }

@@ -408,3 +408,30 @@ const _: () = assert!(
     ACL_ACCOUNTS_MAX * 32 <= ACL_FILE_BYTES_MAX,
     "a full account list fits the file limit"
 );
+// ---- metrics (Prometheus exporter) ---------------------------------------------------------
+
+/// Topics each shard keeps a `rocketmq_messages_in_total` series for (and the merged scrape
+/// exports): enough for the 10,000-topic brokers benchmarked; traffic of further topics is
+/// summed under `topic="_other"`, so a client creating topics cannot grow the scrape without
+/// bound.
+pub const METRICS_TOPICS_MAX: usize = 10_000;
+/// (topic, consumer group) pairs each shard keeps an out-traffic series for, and consumer lag
+/// series a scrape exports; further pairs are summed under `_other`.
+pub const METRICS_CONSUMER_SERIES_MAX: usize = 10_000;
+/// Stored-message reads one shard makes per scrape for `rocketmq_consumer_lag_latency` (one
+/// per lagging queue): bounds a scrape's disk work on a broker with many lagging queues; the
+/// queues past it count in the lag messages but not in the latency.
+pub const METRICS_LAG_READS_MAX: usize = 20_000;
+/// Of those reads, how many one shard runs at once (each is an O_DIRECT read of a possibly cold
+/// queue; a sequential walk made a 10,000-lagging-topic scrape take ~0.5 s).
+pub const METRICS_LAG_READS_IN_FLIGHT: usize = 64;
+/// (request code, response code) latency histograms each shard keeps: only send and pull codes
+/// are recorded, each with the few response codes the broker answers them with.
+pub const METRICS_RPC_SERIES_MAX: usize = 256;
+/// Scrape connections the exporter serves at once; more are closed at accept.
+pub const METRICS_HTTP_CONNECTIONS_MAX: usize = 4;
+/// Bytes of one HTTP request head (request line and headers) the exporter reads; a larger one
+/// is answered 431.
+pub const METRICS_HTTP_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// Time a scraper has to send its request head, and to read the whole answer.
+pub const METRICS_HTTP_IO_TIMEOUT: Duration = Duration::from_secs(10);

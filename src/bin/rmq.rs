@@ -468,6 +468,9 @@ fn run_broker(
     let started = rmq::broker::start::start_broker(config, shards, budget.connections_per_listener)
         .context("starting the broker")?;
     tracing::info!(addr = %started.addr, shards, "broker serving");
+    if let Some(metrics) = started.metrics_addr {
+        println!("READY metrics {metrics}");
+    }
     println!("READY broker {}", started.addr);
     let signal =
         rmq::runtime::signal::wait_for_shutdown_signal().context("waiting for a signal")?;

@@ -61,6 +61,7 @@ impl Handler for BrokerHandler {
             });
         }
         let _in_flight = InFlight::enter(shard);
+        let started = stats::rpc_started(shard, &request);
         shard
             .conns
             .borrow_mut()
@@ -102,6 +103,7 @@ impl Handler for BrokerHandler {
         if request.is_oneway() {
             return None;
         }
+        stats::observe_rpc(shard, &request, response.as_ref(), started);
         response
     }
 

@@ -6,7 +6,8 @@
 //! append-on-the-owner step ([`append`]), delayed delivery ([`schedule`]), transactional messages ([`transaction`]), record encoding at
 //! the edge ([`message`]), the publish path of replicated tables ([`replicate`]), the wiring of
 //! master/slave replication sessions ([`ha`]), the node-wide offset tables both ways
-//! ([`offset_tables`]) and a slave's copy of its master's metadata ([`slave_sync`]).
+//! ([`offset_tables`]), a slave's copy of its master's metadata ([`slave_sync`]) and the
+//! Prometheus exporter's HTTP server ([`exporter`]).
 //!
 //! Storage and mesh errors become RocketMQ response codes here ([`storage_failure`], and
 //! [`Failure`]'s `From<MeshError>`); `Failure` itself is shared with the NameServer.
@@ -17,6 +18,7 @@ pub mod clean_cq;
 pub mod consumer_status;
 pub mod control;
 pub mod dispatch;
+pub mod exporter;
 pub mod ha;
 pub mod live_config;
 pub mod message;

@@ -60,6 +60,8 @@ pub struct Started {
     pub mesh: Mesh<Shard>,
     /// The store root's `lock` file, locked for the life of the process.
     pub store_lock: std::fs::File,
+    /// Where the Prometheus exporter listens (`metricsExporterType=PROM`).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Start-up failures.
@@ -175,6 +177,10 @@ pub fn start_broker(
     };
     let (first, listen_addr, store_host) = bind_first(&config)?;
     let (ha_listener, ha_server_addr) = bind_ha(&config)?;
+    let (metrics_listener, metrics_addr) = bind_metrics(&config)?;
+    let mut metrics_listener = metrics_listener;
+    // The exporter runs on the last shard: the control shard (0) has the control plane.
+    let metrics_shard = shards - 1;
     let in_memory_window_bytes = crate::runtime::memory::in_memory_window_bytes(
         crate::runtime::memory::physical_memory_bytes(),
         config.access_message_in_memory_max_ratio,
@@ -196,6 +202,11 @@ pub fn start_broker(
                 tables: if control { tables.take() } else { None },
                 listener: if control { first.take() } else { None },
                 ha_listener: if control { ha_listener.take() } else { None },
+                metrics_listener: if index == metrics_shard {
+                    metrics_listener.take()
+                } else {
+                    None
+                },
                 ha_server_addr: ha_server_addr.clone(),
                 in_memory_window_bytes,
                 listen_addr,
@@ -243,7 +254,36 @@ pub fn start_broker(
         threads,
         mesh,
         store_lock,
+        metrics_addr,
     })
+}
+
+/// Binds the Prometheus exporter (`metricsExporterType=PROM`) on
+/// `metricsPromExporterHost:metricsPromExporterPort` (the host defaults to the broker's listen
+/// address; port 0 picks one); returns the listener and its address.
+fn bind_metrics(
+    config: &BrokerConfig,
+) -> Result<(Option<std::net::TcpListener>, Option<SocketAddr>), StartError> {
+    if config.metrics_exporter_type != crate::config::MetricsExporterType::Prom {
+        return Ok((None, None));
+    }
+    let host = config
+        .metrics_prom_exporter_host
+        .unwrap_or(config.listen_ip);
+    let bind_addr = SocketAddr::V4(SocketAddrV4::new(host, config.metrics_prom_exporter_port));
+    let listener =
+        retry_while_in_use(|| bind_exclusive(bind_addr)).map_err(|source| StartError::Io {
+            what: format!(
+                "bind metricsPromExporterHost:metricsPromExporterPort {bind_addr} \
+                 (metricsExporterType=PROM; is another process using it?)"
+            ),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Io {
+        what: "metrics exporter local address".into(),
+        source,
+    })?;
+    Ok((Some(listener), Some(addr)))
 }
 
 /// Registers with the NameServers once before start-up returns, so a script that acts on
@@ -327,6 +367,8 @@ struct ShardSeed {
     store_host: SocketAddr,
     /// The HA listener (masters, control shard only).
     ha_listener: Option<std::net::TcpListener>,
+    /// The Prometheus exporter's listener (the exporter's shard only).
+    metrics_listener: Option<std::net::TcpListener>,
     /// `brokerIP2:<HA port>`, registered with the NameServers.
     ha_server_addr: String,
     /// [`Shard::in_memory_window_bytes`].
@@ -448,10 +490,11 @@ fn bind_ha(config: &BrokerConfig) -> Result<(Option<std::net::TcpListener>, Stri
 }
 
 /// One shard thread's life: open its state, start its tasks, report ready, serve forever.
-async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError>>) {
+async fn run_shard(mut seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError>>) {
     let id = seed.id;
     let connections_max = seed.connections_max;
     let acl = seed.acl.clone();
+    let metrics_listener = seed.metrics_listener.take();
     let inbox_and_listener = open_shard(seed).await;
     let (shard, inbox, listener, ha_listener) = match inbox_and_listener {
         Ok(opened) => opened,
@@ -477,6 +520,21 @@ async fn run_shard(seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartError
     }
     if let Some(ha_listener) = ha_listener {
         compio::runtime::spawn(super::ha::listen(Rc::clone(&shard), ha_listener)).detach();
+    }
+    if let Some(metrics_listener) = metrics_listener {
+        match compio::net::TcpListener::from_std(metrics_listener) {
+            Ok(listener) => {
+                compio::runtime::spawn(super::exporter::serve(Rc::clone(&shard), listener))
+                    .detach();
+            }
+            Err(source) => {
+                let _ = ready.send(Err(StartError::Io {
+                    what: "metrics exporter listener (metricsPromExporterPort)".into(),
+                    source,
+                }));
+                return;
+            }
+        }
     }
     if shard.config.broker_role.is_master() {
         compio::runtime::spawn(super::ha::watch::watch(Rc::clone(&shard))).detach();
@@ -541,6 +599,7 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
         snapshots,
         connections_max: _,
         acl,
+        metrics_listener: _,
     } = seed;
     let ha_listener = ha_listener
         .map(compio::net::TcpListener::from_std)
@@ -638,6 +697,9 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
     if let Some(master) = &shard.config.ha_master_address {
         shard.ha.configure_master(master.to_string());
     }
+    shard.stats.metrics.set_enabled(
+        shard.config.metrics_exporter_type == crate::config::MetricsExporterType::Prom,
+    );
     Ok((shard, inbox, listener, ha_listener))
 }
 

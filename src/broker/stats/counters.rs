@@ -196,6 +196,8 @@ pub struct ShardStats {
     pub put: TrafficCounter,
     /// Messages returned by pulls processed here.
     pub got: TrafficCounter,
+    /// Prometheus collectors (recording only when the exporter is on).
+    pub metrics: super::metrics::ShardMetrics,
 }
 
 impl ShardStats {
@@ -206,6 +208,7 @@ impl ShardStats {
             boot_timestamp_ms,
             put: TrafficCounter::new(),
             got: TrafficCounter::new(),
+            metrics: super::metrics::ShardMetrics::new(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! ([`map_shards`]): GET_BROKER_RUNTIME_INFO (28), GET_TOPIC_STATS_INFO (202),
 //! GET_CONSUME_STATS (208), and GET_BROKER_CONFIG (26). Also owns the cheap per-shard traffic
 //! counters ([`ShardStats`]: messages put and got, per-second buckets for TPS, UTC-day marks)
-//! that [`observe`] feeds from every processed send and pull.
+//! that [`observe`] feeds from every processed send and pull), the Prometheus collectors
+//! ([`metrics`], fed by [`observe`] and [`observe_rpc`]) and the scrape ([`prom`]).
 //!
 //! Runs on whichever shard accepted the request (the coordinator); each shard answers for the
 //! queues it owns and its own store. Must never: read another shard's state except through
@@ -10,7 +11,9 @@
 //! is neither a send nor a pull.
 
 mod counters;
+pub mod metrics;
 mod offsets;
+pub mod prom;
 mod runtime;
 
 use std::future::Future;
@@ -50,18 +53,65 @@ pub fn observe(shard: &Shard, request: &RemotingCommand, response: &RemotingComm
                     .ext("msgId")
                     .map_or(1, |ids| ids.split(',').filter(|id| !id.is_empty()).count());
                 shard.stats.put.record(count as u64, now_ms());
+                let collectors = &shard.stats.metrics;
+                if let Some(topic) = metrics::send_topic(request).filter(|_| collectors.enabled()) {
+                    collectors.record_in(topic, metrics::message_sizes(request, count));
+                }
             }
         }
         RequestCode::PullMessage | RequestCode::LitePullMessage
             if response.response_code() == ResponseCode::Success =>
         {
-            shard
-                .stats
-                .got
-                .record(count_records(&response.body), now_ms());
+            let count = count_records(&response.body);
+            shard.stats.got.record(count, now_ms());
+            let collectors = &shard.stats.metrics;
+            if let (true, Some(topic), Some(group)) = (
+                collectors.enabled(),
+                request.ext("topic"),
+                request.ext("consumerGroup"),
+            ) {
+                let traffic = metrics::Traffic {
+                    messages: count,
+                    bytes: response.body.len() as u64,
+                };
+                collectors.record_out(topic, group, traffic);
+            }
         }
         _ => {}
     }
+}
+
+/// The start of a send or pull, for its latency series (`None` for other requests, or when
+/// metrics are off: they cost no clock read). `Instant::now` is a vDSO read, not a syscall.
+#[must_use]
+pub fn rpc_started(shard: &Shard, request: &RemotingCommand) -> Option<std::time::Instant> {
+    let timed = matches!(
+        request.request_code(),
+        RequestCode::SendMessage
+            | RequestCode::SendMessageV2
+            | RequestCode::SendBatchMessage
+            | RequestCode::PullMessage
+            | RequestCode::LitePullMessage
+    );
+    (timed && shard.stats.metrics.enabled()).then(std::time::Instant::now)
+}
+
+/// Records the latency of a send or pull that [`rpc_started`] timed, on the shard that
+/// accepted it (a forwarded request's time includes its trip to the owner shard).
+pub fn observe_rpc(
+    shard: &Shard,
+    request: &RemotingCommand,
+    response: Option<&RemotingCommand>,
+    started: Option<std::time::Instant>,
+) {
+    let (Some(started), Some(response)) = (started, response) else {
+        return;
+    };
+    shard.stats.metrics.record_rpc(
+        request.request_code(),
+        response.response_code(),
+        started.elapsed(),
+    );
 }
 
 /// Runs `work` on every shard (this one directly, the others through the mesh, all at once)

@@ -22,7 +22,12 @@ use super::super::{success, Failure, Outcome};
 use super::map_shards;
 
 /// Store time of the message at `offset` in a queue this shard owns, if it is readable.
-async fn store_time_at(shard: &Shard, topic: &str, queue_id: i32, offset: u64) -> Option<i64> {
+pub(super) async fn store_time_at(
+    shard: &Shard,
+    topic: &str,
+    queue_id: i32,
+    offset: u64,
+) -> Option<i64> {
     let get = GetRequest {
         topic,
         queue_id,

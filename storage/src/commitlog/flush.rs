@@ -321,8 +321,12 @@ impl Inner {
             (state.written, std::mem::take(&mut state.unsynced_files))
         };
         let truncations = self.truncations.get();
+        let started = Instant::now();
         let syncs = files.iter().map(|file| file.sync_data());
         let results = futures_util::future::join_all(syncs).await;
+        if !files.is_empty() {
+            self.sync_latency.record(started.elapsed());
+        }
         if let Some(error) = results.into_iter().find_map(Result::err) {
             self.poison(&error);
             return;

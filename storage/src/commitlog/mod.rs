@@ -61,6 +61,7 @@ mod retention;
 mod ring;
 pub mod segment;
 mod ship;
+pub mod sync_latency;
 mod truncate;
 mod wait;
 
@@ -188,6 +189,8 @@ struct Inner {
     flush_requested: Cell<bool>,
     /// An fdatasync is running (at most one; writes go on meanwhile).
     sync_in_flight: Cell<bool>,
+    /// Durations of completed fdatasync rounds.
+    sync_latency: sync_latency::SyncLatency,
     /// Appends waiting for ring room or the next segment.
     room: WaitList,
     /// Callers waiting for the durable mark.
@@ -258,6 +261,12 @@ impl CommitLog {
     #[must_use]
     pub fn written_offset(&self) -> u64 {
         self.inner.state.borrow().written
+    }
+
+    /// Durations of the fdatasync rounds so far (the flush latency the metrics export).
+    #[must_use]
+    pub fn sync_latency(&self) -> sync_latency::SyncLatencySnapshot {
+        self.inner.sync_latency.snapshot()
     }
 
     /// One past the last byte covered by a completed fdatasync ("durable").

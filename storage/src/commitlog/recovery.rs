@@ -252,6 +252,7 @@ fn start(
         flusher_signal: Rc::new(Signal::default()),
         flush_requested: Cell::new(false),
         sync_in_flight: Cell::new(false),
+        sync_latency: super::sync_latency::SyncLatency::default(),
         room: WaitList::default(),
         durable_waiters: WaitList::default(),
         appended_waiters: WaitList::default(),

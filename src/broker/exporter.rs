@@ -1,0 +1,313 @@
+//! The Prometheus exporter's HTTP server (`metricsExporterType=PROM`): a minimal HTTP/1.1
+//! server on one shard's runtime that answers `GET /metrics` (and `HEAD`) with a scrape
+//! ([`super::stats::prom::scrape`]), one request per connection (`Connection: close`).
+//!
+//! Limits: [`METRICS_HTTP_CONNECTIONS_MAX`] scrapes at once (more are closed at accept),
+//! [`METRICS_HTTP_HEAD_BYTES_MAX`] bytes of request head (431 past it), and
+//! [`METRICS_HTTP_IO_TIMEOUT`] for reading the head and for writing the answer, so a slow or
+//! stuck scraper holds one task and one slot, never the shard. Other paths get 404, other
+//! methods 405, a malformed head 400.
+//!
+//! Must never: block the event loop (every read and write is awaited under a timeout), hold
+//! more than one request head per connection, or read another shard's state but through the
+//! scrape's map-reduce.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use compio::buf::BufResult;
+use compio::io::{AsyncRead, AsyncWriteExt};
+use compio::net::{TcpListener, TcpStream};
+use futures_util::future::{select, Either};
+
+pub use crate::limits::{
+    METRICS_HTTP_CONNECTIONS_MAX, METRICS_HTTP_HEAD_BYTES_MAX, METRICS_HTTP_IO_TIMEOUT,
+};
+
+use super::shard::Shard;
+use super::stats::prom;
+
+/// The one path served.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// What a request head asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `GET /metrics` (`head`: `HEAD /metrics`, the same answer without its body).
+    Metrics {
+        /// A HEAD request.
+        head: bool,
+    },
+    /// Another path.
+    NotFound,
+    /// Another method.
+    MethodNotAllowed,
+    /// Not an HTTP/1.x request line.
+    BadRequest,
+}
+
+/// Where the head ends (the index after `\r\n\r\n`, or after `\n\n` from lenient clients).
+#[must_use]
+pub fn head_end(buffer: &[u8]) -> Option<usize> {
+    let crlf = buffer
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map(|at| at + 4);
+    let lf = buffer
+        .windows(2)
+        .position(|window| window == b"\n\n")
+        .map(|at| at + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Parses the request line of a complete head.
+#[must_use]
+pub fn parse_head(head: &[u8]) -> Request {
+    let line_end = head
+        .iter()
+        .position(|byte| *byte == b'\n')
+        .unwrap_or(head.len());
+    let Ok(line) = std::str::from_utf8(&head[..line_end]) else {
+        return Request::BadRequest;
+    };
+    let mut parts = line.trim_end_matches('\r').split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Request::BadRequest;
+    };
+    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
+        return Request::BadRequest;
+    }
+    let path = target.split(['?', '#']).next().unwrap_or(target);
+    if path != METRICS_PATH {
+        return Request::NotFound;
+    }
+    match method {
+        "GET" => Request::Metrics { head: false },
+        "HEAD" => Request::Metrics { head: true },
+        _ => Request::MethodNotAllowed,
+    }
+}
+
+/// An HTTP/1.1 answer with `Connection: close`.
+fn answer(status: &str, content_type: &str, extra: &str, body: &[u8], head_only: bool) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    if !head_only {
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+fn plain(status: &str, extra: &str, text: &str) -> Vec<u8> {
+    answer(
+        status,
+        "text/plain; charset=utf-8",
+        extra,
+        text.as_bytes(),
+        false,
+    )
+}
+
+/// Reads a request head: `Ok(Some(head))`, `Ok(None)` when the peer closed first, or the
+/// answer to send for a head over [`METRICS_HTTP_HEAD_BYTES_MAX`].
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Result<Option<Vec<u8>>, Vec<u8>>> {
+    let mut head: Vec<u8> = Vec::with_capacity(1024);
+    loop {
+        if let Some(end) = head_end(&head) {
+            head.truncate(end);
+            return Ok(Ok(Some(head)));
+        }
+        if head.len() >= METRICS_HTTP_HEAD_BYTES_MAX {
+            return Ok(Err(plain(
+                "431 Request Header Fields Too Large",
+                "",
+                "request head too large\n",
+            )));
+        }
+        let room = METRICS_HTTP_HEAD_BYTES_MAX - head.len();
+        let chunk = Vec::with_capacity(room.min(4096));
+        let BufResult(read, chunk) = stream.read(chunk).await;
+        match read? {
+            0 => return Ok(Ok(None)),
+            _ => head.extend_from_slice(&chunk),
+        }
+    }
+}
+
+/// Serves one scrape connection.
+async fn serve_connection(shard: &Rc<Shard>, mut stream: TcpStream, peer: SocketAddr) {
+    let head = compio::time::timeout(METRICS_HTTP_IO_TIMEOUT, read_head(&mut stream)).await;
+    let response = match head {
+        Err(_) => {
+            tracing::debug!(%peer, "metrics scrape: request head timed out");
+            plain("408 Request Timeout", "", "request head timed out\n")
+        }
+        Ok(Err(err)) => {
+            tracing::debug!(%peer, %err, "metrics scrape: read failed");
+            return;
+        }
+        Ok(Ok(Ok(None))) => return,
+        Ok(Ok(Err(too_large))) => too_large,
+        Ok(Ok(Ok(Some(head)))) => match parse_head(&head) {
+            Request::Metrics { head } => match prom::scrape(shard).await {
+                Ok(text) => answer("200 OK", prom::CONTENT_TYPE, "", text.as_bytes(), head),
+                Err(super::Failure::Code(_, remark)) => {
+                    plain("503 Service Unavailable", "", &format!("{remark}\n"))
+                }
+            },
+            Request::NotFound => plain(
+                "404 Not Found",
+                "",
+                "not found: the metrics are at /metrics\n",
+            ),
+            Request::MethodNotAllowed => plain(
+                "405 Method Not Allowed",
+                "Allow: GET, HEAD\r\n",
+                "method not allowed\n",
+            ),
+            Request::BadRequest => plain("400 Bad Request", "", "bad request\n"),
+        },
+    };
+    let written = compio::time::timeout(METRICS_HTTP_IO_TIMEOUT, stream.write_all(response)).await;
+    match written {
+        Ok(BufResult(Ok(()), _)) => {}
+        Ok(BufResult(Err(err), _)) => tracing::debug!(%peer, %err, "metrics scrape: write failed"),
+        Err(_) => tracing::debug!(%peer, "metrics scrape: write timed out"),
+    }
+}
+
+/// Accepts scrapes on `listener` until shutdown begins. Runs on one shard; each connection is
+/// its own task, at most [`METRICS_HTTP_CONNECTIONS_MAX`] at once.
+pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
+    let active = Rc::new(Cell::new(0usize));
+    loop {
+        let accepted = {
+            let accept = std::pin::pin!(listener.accept());
+            let stop = std::pin::pin!(shard.stopping.wait());
+            match select(accept, stop).await {
+                Either::Left((accepted, _)) => accepted,
+                Either::Right(((), _)) => return,
+            }
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                if active.get() >= METRICS_HTTP_CONNECTIONS_MAX {
+                    tracing::warn!(%peer, limit = METRICS_HTTP_CONNECTIONS_MAX, "metrics scrapes at their limit; connection closed");
+                    continue;
+                }
+                active.set(active.get() + 1);
+                let (shard, active) = (Rc::clone(&shard), Rc::clone(&active));
+                compio::runtime::spawn(async move {
+                    serve_connection(&shard, stream, peer).await;
+                    assert!(active.get() > 0, "scrape count underflow");
+                    active.set(active.get() - 1);
+                })
+                .detach();
+            }
+            Err(err) => {
+                tracing::warn!(%err, "metrics accept failed");
+                compio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BrokerConfig, ConfigError, MetricsExporterType};
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn request_lines_map_to_answers() {
+        let cases: [(&[u8], Request); 8] = [
+            (
+                b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+                Request::Metrics { head: false },
+            ),
+            (
+                b"GET /metrics?x=1 HTTP/1.0\r\n\r\n",
+                Request::Metrics { head: false },
+            ),
+            (
+                b"HEAD /metrics HTTP/1.1\r\n\r\n",
+                Request::Metrics { head: true },
+            ),
+            (b"GET / HTTP/1.1\r\n\r\n", Request::NotFound),
+            (b"GET /metricsx HTTP/1.1\r\n\r\n", Request::NotFound),
+            (b"POST /metrics HTTP/1.1\r\n\r\n", Request::MethodNotAllowed),
+            (b"GET /metrics\r\n\r\n", Request::BadRequest),
+            (b"\xff\xfe /metrics HTTP/1.1\r\n\r\n", Request::BadRequest),
+        ];
+        for (head, expected) in cases {
+            assert_eq!(
+                parse_head(head),
+                expected,
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest"), Some(24));
+        assert_eq!(head_end(b"GET / HTTP/1.1\n\n"), Some(16));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
+    }
+
+    #[test]
+    fn answers_carry_length_and_close() {
+        let text =
+            String::from_utf8(answer("200 OK", "text/plain", "", b"abc", false)).expect("ascii");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Content-Length: 3\r\n"), "{text}");
+        assert!(text.ends_with("Connection: close\r\n\r\nabc"), "{text}");
+        let head = answer("200 OK", "text/plain", "", b"abc", true);
+        assert!(head.ends_with(b"\r\n\r\n"), "HEAD has no body");
+    }
+
+    #[test]
+    fn exporter_keys_parse_and_unsupported_types_name_the_key() {
+        let load = |pairs: &[(&str, &str)]| {
+            let props: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            BrokerConfig::from_properties(&props).map(|loaded| loaded.config)
+        };
+        let defaults = load(&[]).expect("defaults");
+        assert_eq!(defaults.metrics_exporter_type, MetricsExporterType::Disable);
+        assert_eq!(defaults.metrics_prom_exporter_port, 5557);
+        assert_eq!(defaults.metrics_prom_exporter_host, None);
+        let on = load(&[
+            ("metricsExporterType", "PROM"),
+            ("metricsPromExporterHost", "127.0.0.1"),
+            ("metricsPromExporterPort", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(on.metrics_exporter_type, MetricsExporterType::Prom);
+        assert_eq!(
+            on.metrics_prom_exporter_host,
+            Some(std::net::Ipv4Addr::LOCALHOST)
+        );
+        assert_eq!(on.metrics_prom_exporter_port, 0);
+        for bad in ["OTLP_GRPC", "LOG", "prometheus"] {
+            let err = load(&[("metricsExporterType", bad)]).expect_err("refused");
+            assert!(
+                matches!(err, ConfigError::Invalid { ref key, .. } if key == "metricsExporterType"),
+                "{err}"
+            );
+            assert!(err.to_string().contains("PROM"), "{err}");
+        }
+        let err = load(&[("metricsPromExporterPort", "70000")]).expect_err("refused");
+        assert!(
+            matches!(err, ConfigError::Invalid { ref key, .. } if key == "metricsPromExporterPort")
+        );
+    }
+}
