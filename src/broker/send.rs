@@ -21,10 +21,11 @@ use rmq_net::codec::header::CommandHeader;
 use rmq_net::codec::limits::PROPERTIES_SIZE_MAX;
 use rmq_net::codec::message::{self, decode_batch, keys, msg_id, BatchLimits, Properties};
 use rmq_net::RemotingCommand;
-use rmq_storage::store::{AppendMessage, BatchMessage, Durability, WaitForFlush};
+use rmq_storage::store::{AppendMessage, AppendOutcome, BatchMessage, Durability, WaitForFlush};
 
 use crate::runtime::clock::now_ms;
 use crate::runtime::placement::{global_offset, shard_for};
+use crate::runtime::ShardId;
 use crate::tables::topics::{is_retry_topic, queue_id_in_range, validate_topic_name};
 
 use super::ha::SlaveAck;
@@ -265,6 +266,24 @@ pub async fn process(
     let (owner, outcome, slave) =
         super::append::append_routed_replicated(shard, &message, wait_for_flush(wait.as_deref()))
             .await?;
+    Ok(stored_reply(
+        shard, request, owner, &outcome, &slave, queue_id, uniq,
+    ))
+}
+
+/// The reply to a stored send (plain, parked or half): the offset msgId of the record on the
+/// shard that stored it, its queue and queue offset, and the durability and slave outcome
+/// folded into the response code (FLUSH_DISK_TIMEOUT, FLUSH_SLAVE_TIMEOUT,
+/// SLAVE_NOT_AVAILABLE) as Java's `handlePutMessageResult` does.
+pub(crate) fn stored_reply(
+    shard: &Shard,
+    request: &RemotingCommand,
+    owner: ShardId,
+    outcome: &AppendOutcome,
+    slave: &SlaveAck,
+    queue_id: i32,
+    uniq: String,
+) -> RemotingCommand {
     let phys = global_offset(
         owner,
         i64::try_from(outcome.phys_offset).unwrap_or(i64::MAX),
@@ -279,11 +298,8 @@ pub async fn process(
         msg_region: DEFAULT_REGION.into(),
         trace_on: true,
     };
-    let response = with_slave_ack(
-        with_durability(success(request), outcome.durability),
-        &slave,
-    );
-    Ok(response.with_ext_fields(reply.to_ext()))
+    let response = with_slave_ack(with_durability(success(request), outcome.durability), slave);
+    response.with_ext_fields(reply.to_ext())
 }
 
 /// `WAIT=false` (any case) skips the SYNC_FLUSH wait; absent or anything else waits (Java's

@@ -25,9 +25,8 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use rmq_net::codec::codes::ResponseCode;
-use rmq_net::codec::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
-use rmq_net::codec::header::CommandHeader;
-use rmq_net::codec::message::{keys, msg_id, sysflag, tags_code_of, Properties};
+use rmq_net::codec::header::send::SendMessageRequestHeader;
+use rmq_net::codec::message::{keys, sysflag, tags_code_of, Properties};
 use rmq_net::RemotingCommand;
 use rmq_storage::store::{AppendMessage, AppendOutcome, WaitForFlush};
 use serde::{Deserialize, Serialize};
@@ -36,14 +35,14 @@ use crate::limits::{TRANSACTION_IMMUNITY_MAX, TRANSACTION_PENDING_MAX};
 use crate::runtime::clock::now_ms;
 use crate::runtime::latch::Latch;
 use crate::runtime::mesh::submit_to;
-use crate::runtime::placement::{global_offset, shard_for};
+use crate::runtime::placement::shard_for;
 use crate::runtime::ShardId;
 use crate::tables::topics::TRANS_HALF_TOPIC;
 
 use super::ha::SlaveAck;
 use super::message::{encode_payload, index_keys, Inbound};
 use super::shard::Shard;
-use super::{success, Failure, Outcome};
+use super::{Failure, Outcome};
 
 /// The half topic's only queue (Java stores every half message in queue 0).
 pub const HALF_QUEUE_ID: i32 = 0;
@@ -340,25 +339,9 @@ pub async fn send_half(
         store_half_here(&target, half).await
     })
     .await??;
-    let phys = global_offset(
-        owner,
-        i64::try_from(outcome.phys_offset).unwrap_or(i64::MAX),
-    );
-    let reply = SendMessageResponseHeader {
-        msg_id: msg_id::encode(shard.store_host, phys),
-        queue_id,
-        queue_offset: i64::try_from(outcome.queue_offset).unwrap_or(i64::MAX),
-        transaction_id: Some(uniq),
-        batch_uniq_id: None,
-        recall_handle: None,
-        msg_region: super::send::DEFAULT_REGION.into(),
-        trace_on: true,
-    };
-    let response = super::send::with_slave_ack(
-        super::send::with_durability(success(request), outcome.durability),
-        &slave,
-    );
-    Ok(response.with_ext_fields(reply.to_ext()))
+    Ok(super::send::stored_reply(
+        shard, request, owner, &outcome, &slave, queue_id, uniq,
+    ))
 }
 
 /// Releases a slot of [`Transactions::reserved`] when the append it was taken for ends.
