@@ -1,7 +1,7 @@
 //! The operator commands of `rmq admin` beyond the first set in [`crate::admin`], named after
 //! mqadmin's (in parentheses): subscription groups (updateSubGroup, deleteSubGroup), client
 //! connections (consumerConnection, producerConnection), message lookup (queryMsgById,
-//! queryMsgByKey, queryMsgByUniqueKey), broker config (getBrokerConfig, updateBrokerConfig),
+//! queryMsgByKey, queryMsgByUniqueKey, queryMsgTraceById in [`trace`]), broker config (getBrokerConfig, updateBrokerConfig),
 //! statsAll, topicClusterList, cleanExpiredCQ, a quick send and pull from a shell (sendMessage,
 //! consumeMessage) and the NameServer-side drain of a broker (wipeWritePerm, addWritePerm).
 //! Each operation returns data; [`render`] prints it as mqadmin's tables and [`json`] as JSON
@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod json;
 pub mod render;
+pub mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 
