@@ -108,6 +108,14 @@ fn scenario(shards: usize, trace_topic: Option<&str>) {
         "Java gives the trace topic one queue"
     );
     let ns = broker.namesrv.to_string();
+    let config: Value =
+        serde_json::from_str(&admin(&["get-broker-config", "-n", &ns, "--json"])).expect("json");
+    let config = config
+        .as_object()
+        .and_then(|brokers| brokers.values().next())
+        .expect("one broker's config");
+    assert_eq!(config["traceTopicEnable"], "true", "{config}");
+    assert_eq!(config["msgTraceTopicName"], topic_name, "{config}");
     let route = admin(&["topic-route", "-n", &ns, "-t", topic_name, "--json"]);
     assert!(route.contains("queueDatas"), "{topic_name} routed: {route}");
 

@@ -196,6 +196,10 @@ pub struct ShardStats {
     pub put: TrafficCounter,
     /// Messages returned by pulls processed here.
     pub got: TrafficCounter,
+    /// Per-topic put windows (`TOPIC_PUT_NUMS`).
+    pub topic_put: super::windows::StatsWindows,
+    /// Per-`topic@group` got windows (`GROUP_GET_NUMS`).
+    pub group_get: super::windows::StatsWindows,
 }
 
 impl ShardStats {
@@ -206,6 +210,8 @@ impl ShardStats {
             boot_timestamp_ms,
             put: TrafficCounter::new(),
             got: TrafficCounter::new(),
+            topic_put: super::windows::StatsWindows::new(crate::limits::STATS_ITEM_KEYS_MAX),
+            group_get: super::windows::StatsWindows::new(crate::limits::STATS_ITEM_KEYS_MAX),
         }
     }
 }
