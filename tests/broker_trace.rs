@@ -3,13 +3,15 @@
 //! queue and the NameServer routes it; trace messages sent there (bodies in
 //! rocketmq-client-rust 1.0.0's encoding, keys = the traced msgIds as its dispatcher sets them)
 //! are found by `rmq admin query-msg-trace -i MSGID`, which prints the Pub and SubAfter
-//! records of exactly that message as mqadmin's table and as JSON.
+//! records of exactly that message as mqadmin's table and as JSON. Every stored message
+//! carries Java's broker-added `MSG_REGION` and `TRACE_ON` properties (consumers' trace
+//! hooks read them).
 
 mod common;
 
 use std::process::Command;
 
-use common::{all_topics, block_on, properties, send_v2, sent, Broker};
+use common::{all_topics, block_on, call, properties, pulled, send_v2, sent, Broker, PullSpec};
 use serde_json::Value;
 
 const C1: char = '\u{1}';
@@ -230,4 +232,23 @@ fn trace_topic_absent_by_default() {
             .contains_key("RMQ_SYS_TRACE_TOPIC"),
         "traceTopicEnable defaults to false"
     );
+}
+
+#[test]
+fn stored_messages_carry_msg_region_and_trace_on() {
+    let broker = Broker::start(2, "");
+    let client = broker.client();
+    let records = block_on(async {
+        // A client-supplied region is replaced by the broker's, as Java's `put` does.
+        let mut props = properties(Some("TagA"), Some("k1"), None);
+        props.insert("MSG_REGION", "ClientRegion").expect("valid");
+        let reply = send_v2(&client, "RegionT", 0, b"body", &props).await;
+        sent(&reply, b"body");
+        pulled(&call(&client, PullSpec::new("RegionT", 0, 0).request()).await).records
+    });
+    assert_eq!(records.len(), 1);
+    let props = &records[0].properties;
+    assert_eq!(props.get("MSG_REGION"), Some("DefaultRegion"), "{props:?}");
+    assert_eq!(props.get("TRACE_ON"), Some("true"), "{props:?}");
+    assert_eq!(props.get("KEYS"), Some("k1"));
 }

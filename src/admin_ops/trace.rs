@@ -449,6 +449,46 @@ mod tests {
         assert_eq!(second.client_host, "192.0.2.2");
     }
 
+    /// SubBefore/SubAfter records of two consumed messages exactly as rocketmq-client-rust
+    /// 1.0.0's push consumer stored them (same capture).
+    const CAPTURED_SUB: &str = "SubBefore\u{1}1796580160064\u{1}DefaultRegion\u{1}trace_cg_10857_80158\u{1}C00002022A69AC4C820C1D9F02400002\u{1}C00002022A69AC4C820C1D9EFBD70000\u{1}0\u{1}warmup\u{2}SubAfter\u{1}C00002022A69AC4C820C1D9F02400002\u{1}C00002022A69AC4C820C1D9EFBD70000\u{1}1\u{1}true\u{1}warmup\u{1}0\u{1}1796580160065\u{1}trace_cg_10857_80158\u{2}SubBefore\u{1}1796580160087\u{1}DefaultRegion\u{1}trace_cg_10857_80158\u{1}C00002022A69AC4C820C1D9F02570004\u{1}C00002022A69AC4C820C1D9F02550003\u{1}0\u{1}traced-body\u{2}SubAfter\u{1}C00002022A69AC4C820C1D9F02570004\u{1}C00002022A69AC4C820C1D9F02550003\u{1}1\u{1}true\u{1}traced-body\u{1}0\u{1}1796580160088\u{1}trace_cg_10857_80158\u{2}";
+
+    #[test]
+    fn captured_client_sub_records_decode() {
+        let decoded = decode(CAPTURED_SUB);
+        assert_eq!(decoded.skipped, 0);
+        let kinds: Vec<_> = decoded.records.iter().map(|r| r.trace_type).collect();
+        assert_eq!(
+            kinds,
+            [
+                TraceType::SubBefore,
+                TraceType::SubAfter,
+                TraceType::SubBefore,
+                TraceType::SubAfter
+            ]
+            .map(Some)
+        );
+        let before = &decoded.records[2];
+        assert_eq!(before.time_stamp, 1_796_580_160_087);
+        assert_eq!(before.region_id, "DefaultRegion");
+        assert_eq!(before.group_name, "trace_cg_10857_80158");
+        assert_eq!(before.request_id, "C00002022A69AC4C820C1D9F02570004");
+        assert_eq!(before.msg_id, "C00002022A69AC4C820C1D9F02550003");
+        assert_eq!(
+            (before.retry_times, before.keys.as_str()),
+            (0, "traced-body")
+        );
+        let after = &decoded.records[3];
+        assert_eq!(after.request_id, before.request_id);
+        assert_eq!(after.msg_id, before.msg_id);
+        assert_eq!(
+            (after.cost_time, after.success, after.context_code),
+            (1, true, 0)
+        );
+        assert_eq!(after.time_stamp, 1_796_580_160_088);
+        assert_eq!(after.group_name, "trace_cg_10857_80158");
+    }
+
     #[test]
     fn java_field_counts_of_each_kind_decode() {
         // 4.9 Pub with 14 fields (no clientHost), a failed one.

@@ -1,14 +1,10 @@
 //! rocketmq-client-rust 1.0.0 with message tracing on (`ClientConfig::enable_trace`, its
 //! `AsyncTraceDispatcher`) against `rmq standalone` with `traceTopicEnable=true`: a traced
 //! producer sends a message, a traced push consumer consumes it, and then
-//! `rmq admin query-msg-trace -i MSGID` finds the send (Pub) record the client's trace
-//! producer stored in `RMQ_SYS_TRACE_TOPIC`, as mqadmin's table and as JSON.
-//!
-//! Consume records are not asserted here: rocketmq-client-rust 1.0.0's push consumer starts
-//! its trace dispatcher but never sends SubBefore/SubAfter records (its client log shows the
-//! consumer's dispatcher flushing an empty queue; only the producer's dispatcher sends). The
-//! consume side of `query-msg-trace` is covered by tests/broker_trace.rs with records in the
-//! client's own encoding.
+//! `rmq admin query-msg-trace -i MSGID` finds both the send (Pub) and the consume (SubAfter)
+//! records of that message in `RMQ_SYS_TRACE_TOPIC`, as mqadmin's table and as JSON. (The
+//! consumer's records depend on the broker putting Java's MSG_REGION and TRACE_ON into every
+//! stored message: the client drops a consume trace without a region.)
 
 #![recursion_limit = "512"]
 
@@ -66,7 +62,7 @@ impl MessageListenerConcurrently for Bodies {
     }
 }
 
-/// `query-msg-trace --json` of `msg_id`, once it lists a Pub record.
+/// `query-msg-trace --json` of `msg_id`, once it lists a Pub and a SubAfter record.
 fn wait_trace(namesrv: &str, msg_id: &str) -> Result<serde_json::Value, String> {
     let deadline = Instant::now() + TRACE_TIMEOUT;
     loop {
@@ -82,12 +78,12 @@ fn wait_trace(namesrv: &str, msg_id: &str) -> Result<serde_json::Value, String> 
             .flatten()
             .filter_map(|t| t["traceType"].as_str().map(str::to_owned))
             .collect();
-        if kinds.contains("Pub") {
+        if kinds.contains("Pub") && kinds.contains("SubAfter") {
             return Ok(doc);
         }
         if Instant::now() >= deadline {
             return Err(format!(
-                "no Pub trace of {msg_id} within {TRACE_TIMEOUT:?}: {doc}"
+                "no Pub + SubAfter trace of {msg_id} within {TRACE_TIMEOUT:?}: {doc}"
             ));
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -181,6 +177,13 @@ fn traced_send_and_consume_are_found_by_query_msg_trace() {
     assert_eq!(pub_trace["offsetMsgId"], sent.offset_msg_id.as_str());
     assert_eq!(pub_trace["status"], "success");
     assert_eq!(pub_trace["bodyLength"], TRACED_BODY.len());
+    let sub_trace = traces
+        .iter()
+        .find(|t| t["traceType"] == "SubAfter")
+        .expect("a SubAfter record");
+    assert_eq!(sub_trace["groupName"], consumer_group.as_str());
+    assert_eq!(sub_trace["status"], "success");
+    assert_eq!(sub_trace["keys"], TRACED_BODY);
 
     // The same trace as mqadmin's table.
     let table = admin(
@@ -200,6 +203,19 @@ fn traced_send_and_consume_are_found_by_query_msg_trace() {
         lines
             .iter()
             .any(|l| l.starts_with("Pub ") && l.contains(&producer_group) && l.contains("success")),
+        "{table}"
+    );
+
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("#Type") && l.contains("#ConsumerGroup")),
+        "{table}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Sub ") && l.contains(&consumer_group) && l.contains("success")),
         "{table}"
     );
 
