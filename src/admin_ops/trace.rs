@@ -414,9 +414,8 @@ pub async fn query(
     msg_id: &str,
     max_num: i32,
 ) -> Result<(Vec<TraceView>, usize), OpsError> {
-    let messages = super::query_msg(namesrv, trace_topic, msg_id, max_num, false).await?;
+    let mut messages = super::query_msg(namesrv, trace_topic, msg_id, max_num, false).await?;
     // query_msg sorts newest first; a trace reads in the order it happened.
-    let mut messages = messages;
     messages.sort_by_key(|m| (m.store_timestamp, m.physical_offset));
     views_of(msg_id, &messages)
 }
