@@ -299,6 +299,10 @@ pub struct BrokerConfig {
     pub auto_create_topic_max: usize,
     /// `autoCreateSubscriptionGroup`.
     pub auto_create_subscription_group: bool,
+    /// `traceTopicEnable` (Java default false): the broker creates the message-trace topic.
+    pub trace_topic_enable: bool,
+    /// `msgTraceTopicName`: the message-trace topic's name (default `RMQ_SYS_TRACE_TOPIC`).
+    pub msg_trace_topic_name: String,
     /// `defaultTopicQueueNums`.
     pub default_topic_queue_nums: i32,
     /// `fileReservedTime` in hours.
@@ -406,6 +410,8 @@ impl Default for BrokerConfig {
             auto_create_topic_enable: true,
             auto_create_topic_max: limits::AUTO_CREATE_TOPICS_DEFAULT,
             auto_create_subscription_group: true,
+            trace_topic_enable: false,
+            msg_trace_topic_name: crate::tables::topics::TRACE_TOPIC.to_owned(),
             default_topic_queue_nums: 8,
             file_reserved_time_hours: 72,
             delete_when: vec![4],
@@ -530,8 +536,6 @@ const IGNORED_KEYS: &[&str] = &[
     "maxIndexNum",
     "maxHashSlotNum",
     "enablePropertyFilter",
-    "traceTopicEnable",
-    "msgTraceTopicName",
     "enableDLegerCommitLog",
     "fetchNamesrvAddrByAddressServer",
     "rocketmqHome",
@@ -625,6 +629,12 @@ impl BrokerConfig {
                 }
                 "autoCreateSubscriptionGroup" => {
                     c.auto_create_subscription_group = boolean(key, v)?
+                }
+                "traceTopicEnable" => c.trace_topic_enable = boolean(key, v)?,
+                "msgTraceTopicName" => {
+                    crate::tables::topics::validate_topic_name(v)
+                        .map_err(|e| invalid(key, v, &e.to_string()))?;
+                    c.msg_trace_topic_name = v.to_owned();
                 }
                 "defaultTopicQueueNums" => {
                     c.default_topic_queue_nums = parse_range(key, v, 1, 1024)?
@@ -964,6 +974,32 @@ Key = continued\\u0041
             Some("shards")
         );
         assert_eq!(refused(&[("shards", limits::SHARDS_MAX.to_string())]), None);
+    }
+
+    #[test]
+    fn trace_topic_keys_parse_and_a_bad_name_is_refused() {
+        let load = |pairs: &[(&str, &str)]| {
+            let props: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            BrokerConfig::from_properties(&props)
+        };
+        let defaults = BrokerConfig::default();
+        assert!(!defaults.trace_topic_enable);
+        assert_eq!(defaults.msg_trace_topic_name, "RMQ_SYS_TRACE_TOPIC");
+        let c = load(&[
+            ("traceTopicEnable", "true"),
+            ("msgTraceTopicName", "MyTrace"),
+        ])
+        .expect("valid")
+        .config;
+        assert!(c.trace_topic_enable);
+        assert_eq!(c.msg_trace_topic_name, "MyTrace");
+        match load(&[("msgTraceTopicName", "bad name")]) {
+            Err(ConfigError::Invalid { key, .. }) => assert_eq!(key, "msgTraceTopicName"),
+            other => panic!("a bad topic name is refused, got {other:?}"),
+        }
     }
 
     #[test]

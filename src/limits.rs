@@ -253,6 +253,11 @@ pub const CLIENT_NAME_LENGTH_MAX: usize = 1_024;
 
 // ---- control-plane tables -------------------------------------------------------------------
 
+/// Most keys per shard of each VIEW_BROKER_STATS_DATA item (`TOPIC_PUT_NUMS` topics,
+/// `GROUP_GET_NUMS` `topic@group` pairs): ~1.4 KiB each, so at most ~11 MiB per shard for both.
+/// Past it a new key is not counted (its stats answer "not exist"); held keys keep counting.
+pub const STATS_ITEM_KEYS_MAX: usize = 4096;
+
 /// Most topics per broker: the NameServer registration body stays under ~20 MiB of JSON and
 /// the table's journal and file stay small. Past it creation is refused.
 pub const TOPICS_MAX: usize = 100_000;

@@ -157,6 +157,26 @@ pub enum OpsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The send and consume traces of a message (mqadmin queryMsgTraceById): trace records
+    /// clients with tracing on sent to the trace topic, found by the message's msgId.
+    #[command(alias = "query-msg-trace-by-id")]
+    QueryMsgTrace {
+        /// NameServer address.
+        #[arg(short = 'n', long = "namesrv", default_value = "127.0.0.1:9876")]
+        namesrv: String,
+        /// The traced message's msgId (its UNIQ_KEY, as the client's send result names it).
+        #[arg(short = 'i', long = "msg-id")]
+        msg_id: String,
+        /// The trace topic (the broker's msgTraceTopicName).
+        #[arg(short = 't', long = "trace-topic", default_value = crate::tables::topics::TRACE_TOPIC)]
+        trace_topic: String,
+        /// Most trace messages per broker.
+        #[arg(long, default_value_t = super::QUERY_MAX_NUM_DEFAULT)]
+        max_num: i32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Broker configuration (mqadmin getBrokerConfig).
     GetBrokerConfig {
         /// Where.
@@ -455,6 +475,26 @@ pub async fn run(command: OpsCommand) -> Result<(), OpsError> {
                     print!("{}", render::message(record, path.as_deref()));
                     println!();
                 }
+            }
+        }
+        OpsCommand::QueryMsgTrace {
+            namesrv,
+            msg_id,
+            trace_topic,
+            max_num,
+            json,
+        } => {
+            let (views, skipped) =
+                super::trace::query(&namesrv, &trace_topic, &msg_id, max_num).await?;
+            if json {
+                print_json(&json!({
+                    "msgId": msg_id,
+                    "traceTopic": trace_topic,
+                    "traces": views,
+                    "skippedRecords": skipped,
+                }));
+            } else {
+                print!("{}", super::trace::render(&views));
             }
         }
         OpsCommand::GetBrokerConfig { target, json } => {

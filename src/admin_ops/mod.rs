@@ -1,7 +1,7 @@
 //! The operator commands of `rmq admin` beyond the first set in [`crate::admin`], named after
 //! mqadmin's (in parentheses): subscription groups (updateSubGroup, deleteSubGroup), client
 //! connections (consumerConnection, producerConnection), message lookup (queryMsgById,
-//! queryMsgByKey, queryMsgByUniqueKey), broker config (getBrokerConfig, updateBrokerConfig),
+//! queryMsgByKey, queryMsgByUniqueKey, queryMsgTraceById in [`trace`]), broker config (getBrokerConfig, updateBrokerConfig),
 //! statsAll, topicClusterList, cleanExpiredCQ, a quick send and pull from a shell (sendMessage,
 //! consumeMessage) and the NameServer-side drain of a broker (wipeWritePerm, addWritePerm).
 //! Each operation returns data; [`render`] prints it as mqadmin's tables and [`json`] as JSON
@@ -12,6 +12,7 @@
 pub mod cli;
 pub mod json;
 pub mod render;
+pub mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -475,10 +476,59 @@ pub struct StatsRow {
     pub consumer_group: String,
     /// Messages stored and not yet consumed by the group, over every master.
     pub accumulation: i64,
+    /// Messages put into the topic per second over the last complete minute, summed over
+    /// masters (VIEW_BROKER_STATS_DATA `TOPIC_PUT_NUMS` statsMinute.tps).
+    pub in_tps: f64,
     /// The group's consume TPS on the topic, summed over masters.
     pub out_tps: f64,
+    /// Messages put into the topic in the last 24 hours (Java's `compute24HourSum` of
+    /// `TOPIC_PUT_NUMS`), summed over masters.
+    pub in_msg_24_hour: i64,
+    /// Messages of the topic the group got in the last 24 hours (`GROUP_GET_NUMS` of
+    /// `topic@group`), summed over masters.
+    pub out_msg_24_hour: i64,
     /// Messages stored in the topic (max - min offset over its queues).
     pub stored: i64,
+}
+
+/// VIEW_BROKER_STATS_DATA (315) of one broker; `None` when it has no such item or key
+/// (SYSTEM_ERROR "not exist", as Java) or does not serve the code.
+///
+/// # Errors
+/// [`OpsError`] of a failed call or an undecodable body.
+pub async fn broker_stats(
+    broker: &str,
+    stats_name: &str,
+    stats_key: &str,
+) -> Result<Option<rmq_net::codec::body::broker_stats::BrokerStatsData>, OpsError> {
+    use rmq_net::codec::body::broker_stats::BrokerStatsData;
+    use rmq_net::codec::header::admin::ViewBrokerStatsDataRequestHeader;
+    let header = ViewBrokerStatsDataRequestHeader {
+        stats_name: stats_name.to_owned(),
+        stats_key: stats_key.to_owned(),
+    };
+    let request = RemotingCommand::request(RequestCode::ViewBrokerStatsData, header.to_ext());
+    match call(broker, request).await {
+        Ok(reply) => Ok(Some(BrokerStatsData::from_json(&reply.body)?)),
+        Err(AdminError::Refused {
+            code: ResponseCode::SystemError | ResponseCode::RequestCodeNotSupported,
+            ..
+        }) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Java `StatsAllSubCommand.compute24HourSum`: the day's sum, else the hour's, else the
+/// minute's.
+fn sum_24_hour(data: &rmq_net::codec::body::broker_stats::BrokerStatsData) -> i64 {
+    [
+        data.stats_day.sum,
+        data.stats_hour.sum,
+        data.stats_minute.sum,
+    ]
+    .into_iter()
+    .find(|sum| *sum != 0)
+    .unwrap_or(0)
 }
 
 /// `statsAll`: for every topic the NameServer lists (not `%RETRY%`/`%DLQ%`, and only
@@ -529,6 +579,13 @@ pub async fn stats_all(target: &Target, topic: Option<&str>) -> Result<Vec<Stats
     }
     let mut rows = Vec::new();
     for topic in &topics {
+        let (mut in_tps, mut in_msg_24_hour) = (0.0, 0);
+        for master in &masters {
+            if let Some(data) = broker_stats(master, "TOPIC_PUT_NUMS", topic).await? {
+                in_tps += data.stats_minute.tps;
+                in_msg_24_hour += sum_24_hour(&data);
+            }
+        }
         let mut stored = 0;
         for master in &masters {
             match admin::topic_stats(master, topic).await {
@@ -552,7 +609,10 @@ pub async fn stats_all(target: &Target, topic: Option<&str>) -> Result<Vec<Stats
                 topic: topic.clone(),
                 consumer_group: String::new(),
                 accumulation: 0,
+                in_tps,
                 out_tps: 0.0,
+                in_msg_24_hour,
+                out_msg_24_hour: 0,
                 stored,
             });
         }
@@ -565,11 +625,21 @@ pub async fn stats_all(target: &Target, topic: Option<&str>) -> Result<Vec<Stats
                     Err(err) => return Err(err.into()),
                 }
             }
+            let mut out_msg_24_hour = 0;
+            let key = format!("{topic}@{group}");
+            for master in &masters {
+                if let Some(data) = broker_stats(master, "GROUP_GET_NUMS", &key).await? {
+                    out_msg_24_hour += sum_24_hour(&data);
+                }
+            }
             rows.push(StatsRow {
                 topic: topic.clone(),
                 consumer_group: group,
                 accumulation: progress.diff_total(),
+                in_tps,
                 out_tps: progress.consume_tps,
+                in_msg_24_hour,
+                out_msg_24_hour,
                 stored,
             });
         }

@@ -166,19 +166,33 @@ pub fn cluster_names(clusters: &BTreeSet<String>) -> String {
     clusters.iter().map(|c| format!("{c}\n")).collect()
 }
 
-/// statsAll's columns that we have: `#Topic  #Consumer Group  #Accumulation  #OutTPS`,
-/// plus `#Stored` (messages in the topic).
+/// statsAll's columns (`#Topic  #Consumer Group  #Accumulation  #InTPS  #OutTPS
+/// #InMsg24Hour  #OutMsg24Hour`, mqadmin's widths) plus `#Stored` (messages in the topic).
 #[must_use]
 pub fn stats_all(rows: &[StatsRow]) -> String {
     let mut out = format!(
-        "{:<64}  {:<64} {:>12} {:>11} {:>14}\n",
-        "#Topic", "#Consumer Group", "#Accumulation", "#OutTPS", "#Stored"
+        "{:<64}  {:<64} {:>12} {:>11} {:>11} {:>14} {:>14} {:>14}\n",
+        "#Topic",
+        "#Consumer Group",
+        "#Accumulation",
+        "#InTPS",
+        "#OutTPS",
+        "#InMsg24Hour",
+        "#OutMsg24Hour",
+        "#Stored"
     );
     for row in rows {
         let _ = writeln!(
             out,
-            "{:<64}  {:<64} {:>12} {:>11.2} {:>14}",
-            row.topic, row.consumer_group, row.accumulation, row.out_tps, row.stored
+            "{:<64}  {:<64} {:>12} {:>11.2} {:>11.2} {:>14} {:>14} {:>14}",
+            row.topic,
+            row.consumer_group,
+            row.accumulation,
+            row.in_tps,
+            row.out_tps,
+            row.in_msg_24_hour,
+            row.out_msg_24_hour,
+            row.stored
         );
     }
     out

@@ -205,6 +205,7 @@ fn family(code: RequestCode) -> Family {
         | RequestCode::DeleteSubscriptionGroup => Family::Control,
         RequestCode::QueryMessage => Family::Query,
         RequestCode::GetBrokerRuntimeInfo
+        | RequestCode::ViewBrokerStatsData
         | RequestCode::GetTopicStatsInfo
         | RequestCode::GetConsumeStats
         | RequestCode::GetBrokerConfig

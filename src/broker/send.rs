@@ -177,6 +177,14 @@ pub async fn process(
         ));
     }
     let mut properties = Properties::decode(text);
+    // Java's buildMsgContext puts the broker's region and trace switch into every sent
+    // message's properties (a batch's header properties, so each entry too); consumers'
+    // trace hooks read them (rocketmq-client-rust drops consume traces without MSG_REGION).
+    for (name, value) in [(keys::MSG_REGION, DEFAULT_REGION), (keys::TRACE_ON, "true")] {
+        properties
+            .insert(name, value)
+            .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
+    }
     let half = super::transaction::is_half(&properties, header.reconsume_times_or_zero());
     if header.is_batch() {
         if half {

@@ -102,6 +102,8 @@ const FIXED_SYSTEM_TOPICS: &[&str] = &[
 #[derive(Debug, Clone, Copy)]
 enum SpecName {
     Fixed(&'static str),
+    /// `msgTraceTopicName` (default [`TRACE_TOPIC`]).
+    Trace,
     Cluster,
     Broker,
     ClusterThen(&'static str),
@@ -191,7 +193,7 @@ const SYSTEM_TOPICS: &[SystemTopicSpec] = &[
         SpecWhen::Always,
     ),
     spec(
-        SpecName::Fixed(TRACE_TOPIC),
+        SpecName::Trace,
         SpecQueues::Fixed(1),
         RW,
         SpecWhen::TraceTopicEnabled,
@@ -392,12 +394,14 @@ pub struct TopicTableOptions {
     pub auto_create_topic_max: usize,
     /// `brokerPermission`: masks topic perms in registrations when not read-write.
     pub broker_permission: i32,
-    /// `traceTopicEnable` (Java default false): registers [`TRACE_TOPIC`].
+    /// `traceTopicEnable` (Java default false): registers the trace topic.
     pub trace_topic_enable: bool,
+    /// `msgTraceTopicName`: the trace topic's name (default [`TRACE_TOPIC`]).
+    pub trace_topic_name: String,
 }
 
 impl TopicTableOptions {
-    /// The options of a parsed broker config (`traceTopicEnable` is not a key we read: false).
+    /// The options of a parsed broker config.
     #[must_use]
     pub fn from_config(config: &BrokerConfig) -> Self {
         Self {
@@ -407,13 +411,15 @@ impl TopicTableOptions {
             default_topic_queue_nums: config.default_topic_queue_nums,
             auto_create_topic_max: config.auto_create_topic_max,
             broker_permission: config.broker_permission,
-            trace_topic_enable: false,
+            trace_topic_enable: config.trace_topic_enable,
+            trace_topic_name: config.msg_trace_topic_name.clone(),
         }
     }
 
     fn spec_name(&self, name: SpecName) -> String {
         match name {
             SpecName::Fixed(fixed) => fixed.to_owned(),
+            SpecName::Trace => self.trace_topic_name.clone(),
             SpecName::Cluster => self.cluster_name.clone(),
             SpecName::Broker => self.broker_name.clone(),
             SpecName::ClusterThen(suffix) => format!("{}{suffix}", self.cluster_name),
@@ -942,6 +948,7 @@ mod tests {
             auto_create_topic_max: crate::limits::AUTO_CREATE_TOPICS_DEFAULT,
             broker_permission: perm::READ_WRITE,
             trace_topic_enable: false,
+            trace_topic_name: TRACE_TOPIC.to_owned(),
         }
     }
 
@@ -1092,6 +1099,7 @@ mod tests {
                 auto_create_topic_max: crate::limits::AUTO_CREATE_TOPICS_DEFAULT,
                 broker_permission: perm::READ,
                 trace_topic_enable: false,
+                trace_topic_name: TRACE_TOPIC.to_owned(),
             }
         );
     }
@@ -1184,6 +1192,7 @@ mod tests {
         let traced = TopicTable::new(
             TopicTableOptions {
                 trace_topic_enable: true,
+                trace_topic_name: TRACE_TOPIC.to_owned(),
                 ..options(true)
             },
             0,

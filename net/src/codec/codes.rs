@@ -114,6 +114,7 @@ code_enum! {
         GetUnitTopicList = 311,
         GetHasUnitSubTopicList = 312,
         GetHasUnitSubUnunitTopicList = 313,
+        ViewBrokerStatsData = 315,
         UpdateNamesrvConfig = 318,
         GetNamesrvConfig = 319,
         SendBatchMessage = 320,

@@ -198,6 +198,10 @@ pub struct ShardStats {
     pub got: TrafficCounter,
     /// Prometheus collectors (recording only when the exporter is on).
     pub metrics: super::metrics::ShardMetrics,
+    /// Per-topic put windows (`TOPIC_PUT_NUMS`).
+    pub topic_put: super::windows::StatsWindows,
+    /// Per-`topic@group` got windows (`GROUP_GET_NUMS`).
+    pub group_get: super::windows::StatsWindows,
 }
 
 impl ShardStats {
@@ -209,6 +213,8 @@ impl ShardStats {
             put: TrafficCounter::new(),
             got: TrafficCounter::new(),
             metrics: super::metrics::ShardMetrics::new(),
+            topic_put: super::windows::StatsWindows::new(crate::limits::STATS_ITEM_KEYS_MAX),
+            group_get: super::windows::StatsWindows::new(crate::limits::STATS_ITEM_KEYS_MAX),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod metrics;
 mod offsets;
 pub mod prom;
 mod runtime;
+pub mod windows;
 
 use std::future::Future;
 use std::rc::Rc;
@@ -52,29 +53,36 @@ pub fn observe(shard: &Shard, request: &RemotingCommand, response: &RemotingComm
                 let count = response
                     .ext("msgId")
                     .map_or(1, |ids| ids.split(',').filter(|id| !id.is_empty()).count());
-                shard.stats.put.record(count as u64, now_ms());
+                let now = now_ms();
+                shard.stats.put.record(count as u64, now);
                 let collectors = &shard.stats.metrics;
-                if let Some(topic) = metrics::send_topic(request).filter(|_| collectors.enabled()) {
-                    collectors.record_in(topic, metrics::message_sizes(request, count));
+                if let Some(topic) = metrics::send_topic(request) {
+                    shard.stats.topic_put.record(topic, count as u64, now);
+                    if collectors.enabled() {
+                        collectors.record_in(topic, metrics::message_sizes(request, count));
+                    }
                 }
             }
         }
         RequestCode::PullMessage | RequestCode::LitePullMessage
             if response.response_code() == ResponseCode::Success =>
         {
-            let count = count_records(&response.body);
-            shard.stats.got.record(count, now_ms());
-            let collectors = &shard.stats.metrics;
-            if let (true, Some(topic), Some(group)) = (
-                collectors.enabled(),
-                request.ext("topic"),
-                request.ext("consumerGroup"),
-            ) {
-                let traffic = metrics::Traffic {
-                    messages: count,
-                    bytes: response.body.len() as u64,
-                };
-                collectors.record_out(topic, group, traffic);
+            let (count, now) = (count_records(&response.body), now_ms());
+            shard.stats.got.record(count, now);
+            if let (Some(topic), Some(group)) = (request.ext("topic"), request.ext("consumerGroup"))
+            {
+                shard
+                    .stats
+                    .group_get
+                    .record(&format!("{topic}@{group}"), count, now);
+                let collectors = &shard.stats.metrics;
+                if collectors.enabled() {
+                    let traffic = metrics::Traffic {
+                        messages: count,
+                        bytes: response.body.len() as u64,
+                    };
+                    collectors.record_out(topic, group, traffic);
+                }
             }
         }
         _ => {}
@@ -142,6 +150,7 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
         RequestCode::UpdateBrokerConfig => super::live_config::process(shard, request).await,
         RequestCode::CleanExpiredConsumequeue => super::clean_cq::process(shard, request).await,
         RequestCode::GetTopicStatsInfo => offsets::topic_stats(shard, request).await,
+        RequestCode::ViewBrokerStatsData => view_broker_stats_data(shard, request).await,
         RequestCode::GetConsumeStats => offsets::consume_stats(shard, request).await,
         RequestCode::GetBrokerConfig => {
             // `listenPort` 0 means "any": report the port actually bound.
@@ -169,4 +178,44 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
             format!(" request type {} not supported", code.value()),
         )),
     }
+}
+
+/// VIEW_BROKER_STATS_DATA (315): every shard's windows of the item and key, summed; an item
+/// or key no shard counted is SYSTEM_ERROR "The stats <name> <key> not exist", as Java.
+async fn view_broker_stats_data(shard: &Rc<Shard>, request: &RemotingCommand) -> Outcome {
+    use rmq_net::codec::header::admin::ViewBrokerStatsDataRequestHeader;
+    use rmq_net::codec::header::CommandHeader as _;
+
+    let header = ViewBrokerStatsDataRequestHeader::decode_command(request)?;
+    let not_exist = || {
+        Failure::Code(
+            ResponseCode::SystemError,
+            format!(
+                "The stats <{}> <{}> not exist",
+                header.stats_name, header.stats_key
+            ),
+        )
+    };
+    let put = match header.stats_name.as_str() {
+        windows::TOPIC_PUT_NUMS => true,
+        windows::GROUP_GET_NUMS => false,
+        _ => return Err(not_exist()),
+    };
+    let key = header.stats_key.clone();
+    let now = now_ms();
+    let answers = map_shards(shard, move |shard| async move {
+        let item = if put {
+            &shard.stats.topic_put
+        } else {
+            &shard.stats.group_get
+        };
+        item.sums(&key, now)
+    })
+    .await?;
+    let mut merged: Option<windows::WindowSums> = None;
+    for sums in answers.into_iter().flatten() {
+        merged.get_or_insert_with(Default::default).merge(&sums);
+    }
+    let merged = merged.ok_or_else(not_exist)?;
+    Ok(success(request).with_body(merged.to_body().to_json()))
 }

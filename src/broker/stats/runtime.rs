@@ -270,6 +270,8 @@ pub fn broker_config_text(config: &BrokerConfig, shards: usize) -> String {
             "autoCreateSubscriptionGroup",
             config.auto_create_subscription_group.to_string(),
         ),
+        ("traceTopicEnable", config.trace_topic_enable.to_string()),
+        ("msgTraceTopicName", config.msg_trace_topic_name.clone()),
         (
             "defaultTopicQueueNums",
             config.default_topic_queue_nums.to_string(),

@@ -96,6 +96,7 @@ macro_rules! name_enum {
     };
 }
 
+pub mod broker_stats;
 pub mod client;
 pub mod heartbeat;
 pub mod lenient;
@@ -174,4 +175,5 @@ serde_json_body! {
     table::TopicList => "TopicList",
     offsets::ConsumerOffsetSerializeWrapper => "ConsumerOffsetSerializeWrapper",
     offsets::DelayOffsetSerializeWrapper => "DelayOffsetSerializeWrapper",
+    broker_stats::BrokerStatsData => "BrokerStatsData",
 }

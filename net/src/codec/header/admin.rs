@@ -47,6 +47,16 @@ command_header! {
 }
 
 command_header! {
+    /// VIEW_BROKER_STATS_DATA (315) request.
+    pub struct ViewBrokerStatsDataRequestHeader {
+        /// Stats item: `TOPIC_PUT_NUMS` or `GROUP_GET_NUMS`.
+        pub stats_name: String = "statsName",
+        /// A topic, or `topic@group`.
+        pub stats_key: String = "statsKey",
+    }
+}
+
+command_header! {
     /// GET_CONSUMER_CONNECTION_LIST (203) request.
     pub struct GetConsumerConnectionListRequestHeader {
         /// Consumer group.
@@ -77,6 +87,7 @@ mod tests {
         delete_topic_request: DeleteTopicRequestHeader,
         get_topic_stats_info_request: GetTopicStatsInfoRequestHeader,
         get_consumer_connection_list_request: GetConsumerConnectionListRequestHeader,
+        view_broker_stats_data_request: ViewBrokerStatsDataRequestHeader,
         get_consume_stats_request: GetConsumeStatsRequestHeader,
     }
 
