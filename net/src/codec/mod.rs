@@ -18,3 +18,4 @@ pub mod header_binary;
 pub mod header_json;
 pub mod limits;
 pub mod message;
+pub mod sql92;
