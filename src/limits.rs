@@ -408,3 +408,8 @@ const _: () = assert!(
     ACL_ACCOUNTS_MAX * 32 <= ACL_FILE_BYTES_MAX,
     "a full account list fits the file limit"
 );
+
+/// Distinct SQL92 expressions one shard keeps compiled (src/broker/sql92.rs); when full the
+/// cache is emptied and refilled by the next pulls, so clients sending ever-new expressions
+/// cost compile time, never memory.
+pub const SQL92_SELECTOR_CACHE_MAX: usize = 1024;

@@ -245,10 +245,14 @@ impl fmt::Display for Expr {
                 write!(f, " {}{} ", not(*negated), op.keyword())?;
                 write_str_literal(f, pattern)
             }
+            // Unary operands that are unary themselves need no parentheses (a space keeps two
+            // minus signs from reading as a comment).
+            Self::Not(e) if matches!(**e, Self::Not(_) | Self::Negate(_)) => write!(f, "NOT {e}"),
             Self::Not(e) => {
                 f.write_str("NOT ")?;
                 e.write_operand(f)
             }
+            Self::Negate(e) if matches!(**e, Self::Not(_) | Self::Negate(_)) => write!(f, "- {e}"),
             Self::Negate(e) => {
                 f.write_char('-')?;
                 e.write_operand(f)

@@ -300,6 +300,15 @@ proptest! {
     }
 
     #[test]
+    fn deep_unary_chains_print_without_parentheses(n in 1usize..60) {
+        let text = format!("{}a = 5", "- ".repeat(n));
+        if let Ok(selector) = compile(&text) {
+            let again = compile(&selector.expr().to_string()).expect("printed selector compiles");
+            prop_assert_eq!(again.expr(), selector.expr());
+        }
+    }
+
+    #[test]
     fn selector_alphabet_never_panics(text in "[a-c0-9 ()'=<>.,+\\-*/\\n]{0,60}|((NOT|AND|OR|IN|IS|NULL|BETWEEN|TRUE|a|b|1|'x'|\\(|\\)|=|<>|>|,) ){0,20}") {
         if let Ok(selector) = compile(&text) {
             let _ = selector.evaluate(&RawProperties("a\u{1}1\u{2}b\u{1}x\u{2}"));
