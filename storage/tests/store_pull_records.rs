@@ -66,16 +66,24 @@ fn filtered_pulls_skip_rejected_records_and_advance_the_offset() {
             modulus: 10,
             rest: 3,
         };
-        // Count-limited: the fifth match is the last; the rejected entries after it are
-        // skipped too, and next is the first match left out.
+        // Count-limited: the fifth match is the last; next is past it and past at most the
+        // rejected entries before the next match (never past a match).
         let five = get(&store, 0, 5, 1 << 20, &tenth).await;
         assert_eq!(five.status, GetStatus::Found);
         assert_eq!(offsets(&five), [3, 13, 23, 33, 43]);
-        assert_eq!(five.next_begin_offset, 53);
+        assert!(
+            (44..=53).contains(&five.next_begin_offset),
+            "{}",
+            five.next_begin_offset
+        );
         // Reading on from there continues with the next match.
         let more = get(&store, five.next_begin_offset, 2, 1 << 20, &tenth).await;
         assert_eq!(offsets(&more), [53, 63]);
-        assert_eq!(more.next_begin_offset, 73);
+        assert!(
+            (64..=73).contains(&more.next_begin_offset),
+            "{}",
+            more.next_begin_offset
+        );
         // Byte-limited: the first match always comes back; the next match not fitting is
         // where the next pull starts (not past it).
         let one = get(&store, 0, 32, 1, &tenth).await;

@@ -285,8 +285,23 @@ impl Store {
             let mut picked_bytes = 0u64;
             let mut ended = false;
             let mut missing_file = None;
+            // About as many records as should still yield the matches wanted, at the match
+            // rate seen so far in this pull (first batch: as many as could be returned), so a
+            // batch that matches entirely is not read twice (here and by the next pull) and a
+            // selective filter reads in large batches.
+            let still = (max_count - scan.records.len()) as u64;
+            let examined = offset - request.queue_offset;
+            let matched = scan.records.len().max(1) as u64;
+            let estimate = if examined == 0 {
+                still
+            } else {
+                still * examined / matched
+            };
+            let batch = usize::try_from(estimate)
+                .unwrap_or(usize::MAX)
+                .clamp(1, FILTER_READ_BATCH_RECORDS);
             while offset < scan_end
-                && picked.len() < FILTER_READ_BATCH_RECORDS
+                && picked.len() < batch
                 && (picked.is_empty() || picked_bytes < request.max_bytes)
             {
                 let entry = match self
