@@ -284,3 +284,38 @@ fn filtering_disabled_gets_javas_refusal() {
         assert_code(&reply, ResponseCode::Success);
     });
 }
+
+#[test]
+fn a_held_pull_that_sees_only_rejected_messages_ends_caught_up_past_them() {
+    let broker = Broker::start(2, ON);
+    block_on(async {
+        let client = broker.client();
+        create_topic(&client, TOPIC, QUEUES, 6).await;
+        for queue_id in 0..QUEUES {
+            let request = sql_pull(queue_id, 0, 32, Some("n = 1000"), 1500);
+            let held = client.clone();
+            let task = compio::runtime::spawn(async move {
+                held.invoke(request, Duration::from_secs(10)).await
+            });
+            compio::time::sleep(Duration::from_millis(200)).await;
+            let mut props = properties(None, None, None);
+            props.insert("n", "1").expect("n");
+            assert_code(
+                &send_v2(&client, TOPIC, queue_id, b"m", &props).await,
+                ResponseCode::Success,
+            );
+            let reply = task.await.expect("task").expect("reply");
+            let reply = pulled(&reply);
+            assert_eq!(
+                reply.code,
+                ResponseCode::PullNotFound,
+                "queue {queue_id}: answered at the hold's end as caught up"
+            );
+            assert!(reply.records.is_empty());
+            assert_eq!(
+                reply.header.next_begin_offset, 1,
+                "queue {queue_id}: past the rejected message"
+            );
+        }
+    });
+}
