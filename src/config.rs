@@ -319,6 +319,9 @@ pub struct BrokerConfig {
     pub register_name_server_period: Duration,
     /// `longPollingEnable`.
     pub long_polling_enable: bool,
+    /// `enablePropertyFilter` (Java default false): SQL92 subscriptions are served; off, SQL92
+    /// pulls and CHECK_CLIENT_CONFIG get Java's refusal (src/broker/sql92.rs).
+    pub enable_property_filter: bool,
     /// `shortPollingTimeMills`.
     pub short_polling_time: Duration,
     /// `slaveReadEnable`: pull replies suggest a slave for cold reads (the group's
@@ -420,6 +423,7 @@ impl Default for BrokerConfig {
             broker_permission: 6,
             register_name_server_period: Duration::from_secs(30),
             long_polling_enable: true,
+            enable_property_filter: false,
             short_polling_time: Duration::from_millis(1000),
             slave_read_enable: false,
             access_message_in_memory_max_ratio: 40,
@@ -660,6 +664,7 @@ impl BrokerConfig {
                     c.register_name_server_period = Duration::from_millis(ms.clamp(10_000, 60_000));
                 }
                 "longPollingEnable" => c.long_polling_enable = boolean(key, v)?,
+                "enablePropertyFilter" => c.enable_property_filter = boolean(key, v)?,
                 "shortPollingTimeMills" => c.short_polling_time = millis(key, v)?,
                 "slaveReadEnable" => c.slave_read_enable = boolean(key, v)?,
                 "accessMessageInMemoryMaxRatio" => {

@@ -440,3 +440,8 @@ pub const METRICS_HTTP_CONNECTIONS_MAX: usize = 4;
 pub const METRICS_HTTP_HEAD_BYTES_MAX: usize = 8 * 1024;
 /// Time a scraper has to send its request head, and to read the whole answer.
 pub const METRICS_HTTP_IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Distinct SQL92 expressions one shard keeps compiled (src/broker/sql92.rs); when full the
+/// cache is emptied and refilled by the next pulls, so clients sending ever-new expressions
+/// cost compile time, never memory.
+pub const SQL92_SELECTOR_CACHE_MAX: usize = 1024;

@@ -163,9 +163,14 @@ pub struct BenchArgs {
     /// Consumer group name prefix; groups are `<prefix>-0`, `<prefix>-1`, ...
     #[arg(long, default_value = "rmq-bench-group")]
     pub group_prefix: String,
-    /// Subscription expression (tags joined by `||`, or `*`).
+    /// Subscription expression (tags joined by `||`, or `*`; with `--sql92`, an SQL92
+    /// selector).
     #[arg(long, default_value = "*")]
     pub subscription: String,
+    /// The subscription is an SQL92 selector (`expressionType=SQL92`; the broker needs
+    /// `enablePropertyFilter=true`).
+    #[arg(long)]
+    pub sql92: bool,
     /// Where a group starts in each queue.
     #[arg(long, value_enum, default_value = "committed")]
     pub consume_from: ConsumeFrom,

@@ -15,7 +15,9 @@ use futures_util::future::{select, Either};
 use rmq_net::codec::body::heartbeat::{
     ConsumeFromWhere, ConsumeType, ConsumerData, HeartbeatData, MessageModel,
 };
-use rmq_net::codec::body::subscription::{SubscriptionData, EXPRESSION_TYPE_TAG};
+use rmq_net::codec::body::subscription::{
+    SubscriptionData, EXPRESSION_TYPE_SQL92, EXPRESSION_TYPE_TAG,
+};
 use rmq_net::codec::body::JsonBody;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::command::RemotingCommand;
@@ -58,8 +60,10 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 pub struct ConsumerSpec {
     /// Topic.
     pub topic: String,
-    /// Subscription expression (TAG type).
+    /// Subscription expression (TAG type, or SQL92 with `sql92`).
     pub subscription: String,
+    /// `expressionType=SQL92`.
+    pub sql92: bool,
     /// Subscription version: the run's start, ms.
     pub sub_version: i64,
     /// Messages per pull.
@@ -70,6 +74,18 @@ pub struct ConsumerSpec {
     pub timeout: Duration,
     /// Where a group starts.
     pub consume_from: ConsumeFrom,
+}
+
+impl ConsumerSpec {
+    /// The pull header's `expressionType`.
+    #[must_use]
+    pub fn expression_type(&self) -> &'static str {
+        if self.sql92 {
+            EXPRESSION_TYPE_SQL92
+        } else {
+            EXPRESSION_TYPE_TAG
+        }
+    }
 }
 
 /// Why a consumer could not start.
@@ -243,7 +259,7 @@ impl QueueConsumer {
             suspend_timeout_millis: i64::try_from(spec.long_poll_ms).unwrap_or(i64::MAX),
             subscription: Some(spec.subscription.clone()),
             sub_version: spec.sub_version,
-            expression_type: Some(EXPRESSION_TYPE_TAG.to_owned()),
+            expression_type: Some(spec.expression_type().to_owned()),
             max_msg_bytes: None,
             request_source: None,
             proxy_froward_client_id: None,
@@ -405,11 +421,19 @@ pub fn heartbeat_request(client_id: &str, group: &str, spec: &ConsumerSpec) -> R
             consume_type: ConsumeType::ConsumeActively,
             group_name: group.to_owned(),
             message_model: MessageModel::Clustering,
-            subscription_data_set: vec![SubscriptionData::new_tag(
-                spec.topic.clone(),
-                spec.subscription.clone(),
-                spec.sub_version,
-            )],
+            subscription_data_set: vec![{
+                let mut data = SubscriptionData::new_tag(
+                    spec.topic.clone(),
+                    spec.subscription.clone(),
+                    spec.sub_version,
+                );
+                if spec.sql92 {
+                    data.expression_type = EXPRESSION_TYPE_SQL92.to_owned();
+                    data.tags_set.clear();
+                    data.code_set.clear();
+                }
+                data
+            }],
             unit_mode: false,
         }],
         heartbeat_fingerprint: 0,

@@ -276,6 +276,7 @@ fn run_with_namesrv(
         consumer: ConsumerSpec {
             topic: args.topic.clone(),
             subscription: args.subscription.clone(),
+            sql92: args.sql92,
             sub_version: i64::try_from(started_at_unix_ms).unwrap_or(i64::MAX),
             pull_batch: args.pull_batch,
             long_poll_ms: args.long_poll_ms,

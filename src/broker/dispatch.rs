@@ -18,7 +18,7 @@ use crate::runtime::ShardId;
 use super::shard::{Shard, CONTROL_SHARD};
 use super::{
     consumer_status, control, error_response, offset, offset_tables, pull, query, reply, reset,
-    send, sendback, stats, transaction, view, Failure, Outcome,
+    send, sendback, sql92, stats, transaction, view, Failure, Outcome,
 };
 
 /// What routing learned about a request, carried to the shard that processes it so nothing is
@@ -172,6 +172,8 @@ enum Family {
     Reply,
     /// END_TRANSACTION and the pending-transactions view: the half-queue owner.
     Transaction,
+    /// CHECK_CLIENT_CONFIG: any shard (it only compiles the expression).
+    CheckClientConfig,
     /// Not served: REQUEST_CODE_NOT_SUPPORTED.
     Unsupported,
 }
@@ -217,6 +219,7 @@ fn family(code: RequestCode) -> Family {
         RequestCode::InvokeBrokerToGetConsumerStatus => Family::ConsumerStatus,
         RequestCode::SendReplyMessage | RequestCode::SendReplyMessageV2 => Family::Reply,
         RequestCode::EndTransaction | RequestCode::TransactionPendingStats => Family::Transaction,
+        RequestCode::CheckClientConfig => Family::CheckClientConfig,
         _ => Family::Unsupported,
     }
 }
@@ -264,6 +267,7 @@ async fn route(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<Route, Fa
         | Family::Stats
         | Family::OffsetTables
         | Family::TopicList
+        | Family::CheckClientConfig
         | Family::Unsupported => shard.id,
     };
     Ok(Route {
@@ -301,6 +305,7 @@ pub async fn process_local(
             rmq_net::codec::body::JsonBody::to_json(&control::topic_list(shard)),
         )),
         Family::Transaction => transaction::process(shard, request).await,
+        Family::CheckClientConfig => sql92::check_client_config(shard, request),
         Family::Unsupported => Err(Failure::Code(
             ResponseCode::RequestCodeNotSupported,
             format!(" request type {} not supported", request.code),

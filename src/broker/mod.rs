@@ -34,6 +34,7 @@ pub mod send;
 pub mod sendback;
 pub mod shard;
 pub mod slave_sync;
+pub mod sql92;
 pub mod start;
 pub mod stats;
 pub mod to_client;

@@ -185,3 +185,12 @@ const _: () = {
     assert!(DELETE_WHEN_HOUR_DEFAULT < 24);
     assert!(DISK_MAX_USED_SPACE_RATIO_PERCENT_DEFAULT <= 100);
 };
+
+/// Most records one read of a record-filtered pull ([`crate::store::TagFilter::Records`], SQL92)
+/// fetches before the filter runs: the unit of work between filter checks.
+pub const FILTER_READ_BATCH_RECORDS: usize = 64;
+
+/// Most record bytes one record-filtered pull reads in all (matched or not), besides the
+/// [`crate::store::GET_SCAN_ENTRIES_MAX`] entries bound: a filter that rejects large records
+/// cannot make one pull read the whole queue.
+pub const FILTER_SCAN_BYTES_MAX: u64 = 16 * 1024 * 1024;

@@ -79,3 +79,11 @@ const _: () = assert!(
     OBJECT_KEY_DEPTH_MAX >= 3 && OBJECT_KEY_DEPTH_MAX <= 128,
     "deep enough for Java's bodies, within serde_json's own nesting limit"
 );
+
+/// Longest SQL92 subscription expression the filter compiles (bytes). Java has no limit; a
+/// real selector is a line or two, and the parser's work and memory are linear in it.
+pub const SQL92_EXPRESSION_BYTES_MAX: usize = 4096;
+
+/// Deepest tree (each operator, parenthesis and unary sign is a level) the SQL92 parser builds before it
+/// refuses the expression, so hostile input cannot overflow the stack.
+pub const SQL92_NESTING_MAX: usize = 128;

@@ -300,6 +300,10 @@ pub fn broker_config_text(config: &BrokerConfig, shards: usize) -> String {
             millis(config.register_name_server_period),
         ),
         ("longPollingEnable", config.long_polling_enable.to_string()),
+        (
+            "enablePropertyFilter",
+            config.enable_property_filter.to_string(),
+        ),
         ("shortPollingTimeMills", millis(config.short_polling_time)),
         ("slaveReadEnable", config.slave_read_enable.to_string()),
         (

@@ -17,6 +17,8 @@ use crate::consume_queue::ops::EntryRead;
 use crate::error::{Result, StorageError};
 use crate::index::key::split_keys;
 
+use crate::limits::{FILTER_READ_BATCH_RECORDS, FILTER_SCAN_BYTES_MAX};
+
 use super::{validate_queue_id, Store};
 
 /// Most consume-queue entries one pull scans when a filter skips entries (Java scans
@@ -24,19 +26,30 @@ use super::{validate_queue_id, Store};
 /// asks for more messages than that.
 pub const GET_SCAN_ENTRIES_MAX: u64 = 800;
 
-/// Which messages a pull returns, by consume-queue tag hash.
+/// Which messages a pull returns, by consume-queue tag hash, or by the record itself.
 #[derive(Debug, Clone, Copy)]
 pub enum TagFilter<'a> {
     /// Every message (`*` or an empty subscription).
     All,
     /// Messages whose tag hash is in the set (the subscription's `codeSet`).
     Codes(&'a [i64]),
+    /// Messages whose stored payload the filter accepts (SQL92 on the properties): every
+    /// entry's record is read, in batches of [`FILTER_READ_BATCH_RECORDS`], and at most
+    /// [`FILTER_SCAN_BYTES_MAX`] record bytes per pull.
+    Records(&'a dyn RecordFilter),
+}
+
+/// A filter that needs the record (the consume queue holds only the tag hash).
+pub trait RecordFilter: std::fmt::Debug {
+    /// Whether the message whose stored payload is `payload` is returned. Must not panic on
+    /// any bytes.
+    fn accepts(&self, payload: &[u8]) -> bool;
 }
 
 impl TagFilter<'_> {
     fn matches(&self, tags_code: i64) -> bool {
         match self {
-            TagFilter::All => true,
+            TagFilter::All | TagFilter::Records(_) => true,
             TagFilter::Codes(codes) => codes.contains(&tags_code),
         }
     }
@@ -143,7 +156,12 @@ impl Store {
         } else if offset > max_offset {
             (GetStatus::OffsetOverflowBadly, max_offset)
         } else {
-            let scan = self.scan(request, max_offset).await?;
+            let scan = match request.filter {
+                TagFilter::Records(filter) => {
+                    self.scan_records(request, filter, max_offset).await?
+                }
+                _ => self.scan(request, max_offset).await?,
+            };
             let (min_offset, max_offset) = self
                 .offsets(request.topic, request.queue_id)
                 .unwrap_or((min_offset, max_offset));
@@ -231,6 +249,124 @@ impl Store {
             scan.bytes += u64::from(record.size);
             scan.records.push(record);
             scan.status = GetStatus::Found;
+        }
+        Ok(scan)
+    }
+
+    /// [`Store::scan`] for a filter that needs each record: reads the entries' records in
+    /// batches and keeps those the filter accepts, until `max_count` / `max_bytes` are reached
+    /// or the scan bounds ([`GET_SCAN_ENTRIES_MAX`], [`FILTER_SCAN_BYTES_MAX`]) end it.
+    /// `next` is past every entry examined, except that a matching record left out for lack of
+    /// room is where the next pull starts.
+    async fn scan_records(
+        &self,
+        request: &GetRequest<'_>,
+        filter: &dyn RecordFilter,
+        max_offset: u64,
+    ) -> Result<Scan> {
+        let max_count = request.max_count.max(1) as usize;
+        let scan_end =
+            max_offset.min(request.queue_offset + GET_SCAN_ENTRIES_MAX.max(max_count as u64));
+        let mut scan = Scan {
+            status: GetStatus::NoMatchedMessage,
+            next: request.queue_offset,
+            bytes: 0,
+            records: Vec::new(),
+            last_phys_offset: None,
+        };
+        let mut offset = request.queue_offset;
+        let mut scanned_bytes = 0u64;
+        while offset < scan_end
+            && scanned_bytes < FILTER_SCAN_BYTES_MAX
+            && scan.records.len() < max_count
+        {
+            let mut picked: Vec<u64> = Vec::new();
+            let mut wanted: Vec<(u64, u32)> = Vec::new();
+            let mut picked_bytes = 0u64;
+            let mut ended = false;
+            let mut missing_file = None;
+            // About as many records as should still yield the matches wanted, at the match
+            // rate seen so far in this pull (first batch: as many as could be returned), so a
+            // batch that matches entirely is not read twice (here and by the next pull) and a
+            // selective filter reads in large batches.
+            let still = (max_count - scan.records.len()) as u64;
+            let examined = offset - request.queue_offset;
+            let matched = scan.records.len().max(1) as u64;
+            let estimate = if examined == 0 {
+                still
+            } else {
+                still * examined / matched
+            };
+            let batch = usize::try_from(estimate)
+                .unwrap_or(usize::MAX)
+                .clamp(1, FILTER_READ_BATCH_RECORDS);
+            while offset < scan_end
+                && picked.len() < batch
+                && (picked.is_empty() || picked_bytes < request.max_bytes)
+            {
+                let entry = match self
+                    .cqs
+                    .read_entry(request.topic, request.queue_id, offset)
+                    .await?
+                {
+                    EntryRead::Found(entry) => entry,
+                    EntryRead::FileMissing { next_file_first } => {
+                        missing_file = Some(next_file_first);
+                        ended = true;
+                        break;
+                    }
+                    EntryRead::OutOfRange => {
+                        ended = true;
+                        break;
+                    }
+                };
+                scan.last_phys_offset = Some(entry.phys_offset);
+                picked.push(offset);
+                wanted.push((entry.phys_offset, entry.size));
+                picked_bytes += u64::from(entry.size);
+                offset += 1;
+            }
+            if picked.is_empty() {
+                if let (Some(next_file_first), true) = (missing_file, scan.records.is_empty()) {
+                    scan.status = GetStatus::OffsetFoundNull;
+                    scan.next = next_file_first;
+                }
+                break;
+            }
+            scanned_bytes += picked_bytes;
+            let records = self.log.read_many(&wanted).await;
+            for (queue_offset, record) in picked.iter().zip(records) {
+                let record = match record {
+                    Ok(record) => record,
+                    Err(StorageError::OffsetOutOfRange { .. }) => {
+                        if scan.records.is_empty() {
+                            scan.status = GetStatus::MessageWasRemoving;
+                        }
+                        scan.next = queue_offset + 1;
+                        continue;
+                    }
+                    Err(error) => return Err(error),
+                };
+                check_record(&record, request, *queue_offset)?;
+                if !filter.accepts(&record.payload) {
+                    scan.next = queue_offset + 1;
+                    continue;
+                }
+                let full = !scan.records.is_empty()
+                    && (scan.records.len() >= max_count
+                        || scan.bytes + u64::from(record.size) > request.max_bytes);
+                if full {
+                    // This match is the next pull's first message.
+                    return Ok(scan);
+                }
+                scan.bytes += u64::from(record.size);
+                scan.records.push(record);
+                scan.status = GetStatus::Found;
+                scan.next = queue_offset + 1;
+            }
+            if ended {
+                break;
+            }
         }
         Ok(scan)
     }

@@ -42,7 +42,9 @@ use std::task::{Context, Poll};
 use crate::fifo_lock::FifoLock;
 
 use self::failure_log::{FailureStreak, Report};
-pub use get::{GetRequest, GetResult, GetStatus, QueryResult, TagFilter, GET_SCAN_ENTRIES_MAX};
+pub use get::{
+    GetRequest, GetResult, GetStatus, QueryResult, RecordFilter, TagFilter, GET_SCAN_ENTRIES_MAX,
+};
 
 use crate::commitlog::{
     CommitLog, CommitLogConfig, RecoveryReport, RetentionClock, RetentionOutcome, RetentionPolicy,

@@ -23,7 +23,8 @@ use rocketmq_client_rust::{
     ClientConfig, ClientError, ClientResult, ClientRuntime, ClientRuntimeConfig,
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeOrderlyContext,
     ConsumeOrderlyStatus, DefaultMQProducer, DefaultMQPushConsumer, MQPushConsumer,
-    MessageListenerConcurrently, MessageListenerOrderly, MessageQueueListener, SendStatus,
+    MessageListenerConcurrently, MessageListenerOrderly, MessageQueueListener, MessageSelector,
+    SendStatus,
 };
 use rocketmq_model::common::consumer::consume_from_where::ConsumeFromWhere;
 use rocketmq_model::common::message::message_ext::MessageExt;
@@ -414,6 +415,8 @@ pub struct ConsumerSpec<'a> {
     pub topic: &'a str,
     /// Subscription expression (`*`, `TagA || TagB`).
     pub expression: &'a str,
+    /// An SQL92 selector instead of `expression` (`MessageSelector::by_sql`).
+    pub sql: Option<&'a str>,
     /// Clustering or broadcasting.
     pub model: MessageModel,
     /// Listener kind.
@@ -429,6 +432,7 @@ impl<'a> ConsumerSpec<'a> {
             instance,
             topic,
             expression: "*",
+            sql: None,
             model: MessageModel::Clustering,
             listener: Listener::Concurrently,
         }
@@ -461,10 +465,16 @@ pub async fn start_consumer(
             history: assigned.clone(),
         })))
         .build();
-    consumer
-        .subscribe(spec.topic, spec.expression)
-        .await
-        .map_err(err("subscribe"))?;
+    match spec.sql {
+        Some(sql) => consumer
+            .subscribe_with_selector(spec.topic, Some(MessageSelector::by_sql(sql)))
+            .await
+            .map_err(err("subscribe"))?,
+        None => consumer
+            .subscribe(spec.topic, spec.expression)
+            .await
+            .map_err(err("subscribe"))?,
+    }
     let label = spec.instance.to_owned();
     match spec.listener {
         Listener::Concurrently => consumer.register_message_listener_concurrently(Concurrent {
