@@ -28,6 +28,7 @@ pub mod replicate;
 pub mod reply;
 pub mod reset;
 pub mod schedule;
+pub mod timer;
 pub mod send;
 pub mod sendback;
 pub mod shard;

@@ -1,0 +1,2 @@
+//! Timer messages (placeholder while wiring).
+pub mod wheel;
