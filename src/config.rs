@@ -360,6 +360,12 @@ pub struct BrokerConfig {
     pub acl_enable: bool,
     /// `aclFile` (ours; Java reads `$ROCKETMQ_HOME/conf/plain_acl.yml`, the default here).
     pub acl_file: Option<PathBuf>,
+    /// `timerWheelEnable`: accept timer messages (`TIMER_DELIVER_MS` and friends; Java true).
+    pub timer_wheel_enable: bool,
+    /// `timerMaxDelaySec`: the longest timer accepted (Java 3 days; docs/timer.md).
+    pub timer_max_delay_sec: u64,
+    /// `timerPrecisionMs`: one slot of the timing wheel (Java 1000; 100 supported).
+    pub timer_precision_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -417,6 +423,9 @@ impl Default for BrokerConfig {
             reject_transaction_message: false,
             acl_enable: false,
             acl_file: None,
+            timer_wheel_enable: true,
+            timer_max_delay_sec: limits::TIMER_MAX_DELAY_SEC_DEFAULT,
+            timer_precision_ms: limits::TIMER_PRECISION_MS_DEFAULT,
         }
     }
 }
@@ -692,6 +701,23 @@ impl BrokerConfig {
                         parse_range(key, v, 1, limits::TRANSACTION_CHECK_MAX_LIMIT)?;
                 }
                 "rejectTransactionMessage" => c.reject_transaction_message = boolean(key, v)?,
+                "timerWheelEnable" => c.timer_wheel_enable = boolean(key, v)?,
+                "timerMaxDelaySec" => {
+                    c.timer_max_delay_sec =
+                        parse_range(key, v, 1, limits::TIMER_MAX_DELAY_SEC_LIMIT)?;
+                }
+                "timerPrecisionMs" => {
+                    let precision = parse_range(
+                        key,
+                        v,
+                        limits::TIMER_PRECISION_MS_MIN,
+                        limits::TIMER_ROUND_MS,
+                    )?;
+                    if limits::TIMER_ROUND_MS % precision != 0 {
+                        return Err(invalid(key, v, "must divide one hour (3600000 ms)"));
+                    }
+                    c.timer_precision_ms = precision;
+                }
                 k if IGNORED_KEYS.contains(&k) => {}
                 _ => unknown_keys.push(key.clone()),
             }

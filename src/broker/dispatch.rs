@@ -170,6 +170,8 @@ enum Family {
     Reply,
     /// END_TRANSACTION and the pending-transactions view: the half-queue owner.
     Transaction,
+    /// TIMER_STATUS (ours): gathered from every shard by the accepting one.
+    Timer,
     /// Not served: REQUEST_CODE_NOT_SUPPORTED.
     Unsupported,
 }
@@ -214,6 +216,7 @@ fn family(code: RequestCode) -> Family {
         RequestCode::InvokeBrokerToGetConsumerStatus => Family::ConsumerStatus,
         RequestCode::SendReplyMessage | RequestCode::SendReplyMessageV2 => Family::Reply,
         RequestCode::EndTransaction | RequestCode::TransactionPendingStats => Family::Transaction,
+        RequestCode::TimerStatus => Family::Timer,
         _ => Family::Unsupported,
     }
 }
@@ -261,6 +264,7 @@ async fn route(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<Route, Fa
         | Family::Stats
         | Family::OffsetTables
         | Family::TopicList
+        | Family::Timer
         | Family::Unsupported => shard.id,
     };
     Ok(Route {
@@ -298,6 +302,7 @@ pub async fn process_local(
             rmq_net::codec::body::JsonBody::to_json(&control::topic_list(shard)),
         )),
         Family::Transaction => transaction::process(shard, request).await,
+        Family::Timer => super::timer::admin::process(shard, request).await,
         Family::Unsupported => Err(Failure::Code(
             ResponseCode::RequestCodeNotSupported,
             format!(" request type {} not supported", request.code),

@@ -40,7 +40,10 @@ pub const COARSE_SLOTS_MAX: u64 = 1 << 16;
 const ENTRY_MAGIC: u32 = 0x7431_6d72;
 const WHEEL_MAGIC: u32 = 0x7768_6c31;
 const NO_ENTRY: u64 = u64::MAX;
-const _: () = assert!(WRITE_BUFFER_BYTES_MAX % ENTRY_SIZE == 0, "whole entries buffered");
+const _: () = assert!(
+    WRITE_BUFFER_BYTES_MAX % ENTRY_SIZE == 0,
+    "whole entries buffered"
+);
 const _: () = assert!(SEGMENT_ENTRIES > (WRITE_BUFFER_BYTES_MAX / ENTRY_SIZE) as u64);
 
 /// What can go wrong with the timer files.
@@ -352,12 +355,18 @@ impl TimerWheel {
         Ok(())
     }
 
-    /// The slot due at `now_ms`, if any: the cursor when it is not after `now_ms`. Its chain is
-    /// read with [`Self::read_chain`] from [`Self::due_chain`] and ended by
-    /// [`Self::finish_slot`].
+    /// The slot due at `now_ms`, if any: the cursor once its whole slot has passed (a slot
+    /// fires at its end, so no timer fires before its time). Its chain is read with
+    /// [`Self::read_chain`] from [`Self::due_chain`] and ended by [`Self::finish_slot`].
     #[must_use]
     pub fn due_slot(&self, now_ms: i64) -> Option<i64> {
-        (self.cursor_ms <= now_ms).then_some(self.cursor_ms)
+        (self.fires_at_ms() <= now_ms).then_some(self.cursor_ms)
+    }
+
+    /// When the cursor slot fires: its end.
+    #[must_use]
+    pub fn fires_at_ms(&self) -> i64 {
+        self.cursor_ms + i64::try_from(self.settings.precision_ms).expect("bounded")
     }
 
     /// The start of the cursor slot's chain.
@@ -490,7 +499,11 @@ impl TimerWheel {
     }
 
     fn read_entry(&mut self, at: u64) -> Result<(TimerEntry, u64), WheelError> {
-        assert!(at < self.log_len, "entry {at} beyond the log {}", self.log_len);
+        assert!(
+            at < self.log_len,
+            "entry {at} beyond the log {}",
+            self.log_len
+        );
         let mut bytes = [0u8; ENTRY_SIZE];
         let path;
         if at >= self.written {
@@ -574,7 +587,8 @@ impl TimerWheel {
     }
 
     fn encode(&self, extra: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128 + extra.len() + 16 * (self.fine.len() + self.coarse.len()));
+        let mut out =
+            Vec::with_capacity(128 + extra.len() + 16 * (self.fine.len() + self.coarse.len()));
         out.extend_from_slice(&WHEEL_MAGIC.to_le_bytes());
         for value in [
             self.settings.precision_ms,
@@ -774,10 +788,16 @@ mod tests {
         let (mut wheel, extra) = TimerWheel::open(&dir, SETTINGS, start).expect("open");
         assert!(extra.is_empty());
         for (offset, delay) in [(0u64, 5i64), (1, 250), (2, 999), (3, -50), (4, 250)] {
-            wheel.schedule(entry(start + delay, offset)).expect("schedule");
+            wheel
+                .schedule(entry(start + delay, offset))
+                .expect("schedule");
         }
         assert_eq!(wheel.pending(), 5);
         assert_eq!(wheel.next_due_ms(), Some(start));
+        assert!(
+            fire(&mut wheel, start + 9).is_empty(),
+            "a slot fires at its end"
+        );
         let fired = fire(&mut wheel, start + 10);
         let offsets: Vec<u64> = fired.iter().map(|(_, e)| e.queue_offset).collect();
         assert_eq!(offsets, vec![3, 0]);
@@ -786,7 +806,11 @@ mod tests {
         let (mut wheel, extra) = TimerWheel::open(&dir, SETTINGS, start + 500).expect("reopen");
         assert_eq!(extra, b"caller");
         assert_eq!(wheel.pending(), 3);
-        assert_eq!(wheel.cursor_ms(), start + 20, "the cursor is the checkpoint's");
+        assert_eq!(
+            wheel.cursor_ms(),
+            start + 10,
+            "the cursor is the checkpoint's"
+        );
         let fired = fire(&mut wheel, start + 260);
         let mut offsets: Vec<u64> = fired.iter().map(|(_, e)| e.queue_offset).collect();
         offsets.sort_unstable();
@@ -817,10 +841,12 @@ mod tests {
         let mut cursor = start;
         let first = wheel.read_chain(&mut cursor, 10).expect("read");
         assert_eq!(first, vec![entry(0, 1)]);
-        wheel.schedule(entry(0, 2)).expect("schedule during delivery");
+        wheel
+            .schedule(entry(0, 2))
+            .expect("schedule during delivery");
         wheel.finish_slot(start).expect("finish");
         assert_eq!(wheel.pending(), 1);
-        assert_eq!(fire(&mut wheel, 10), vec![(10, entry(0, 2))]);
+        assert_eq!(fire(&mut wheel, 20), vec![(10, entry(0, 2))]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -888,7 +914,8 @@ mod tests {
                     Op::Advance(ms) => {
                         now += ms;
                         for (slot, timer) in fire(&mut wheel, now) {
-                            prop_assert!(slot <= now);
+                            prop_assert!(slot + 10 <= now);
+                            prop_assert!(timer.deliver_ms <= now, "early: {timer:?} at {now}");
                             prop_assert!(timer.deliver_ms < slot + 10, "early: {timer:?} at {slot}");
                             *fired.entry(timer.queue_offset).or_default() += 1;
                             fired_since_checkpoint.push(timer.queue_offset);
