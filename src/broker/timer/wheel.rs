@@ -594,7 +594,7 @@ impl TimerWheel {
             self.settings.precision_ms,
             self.settings.round_ms,
             self.settings.max_delay_ms,
-            self.cursor_ms.cast_unsigned(),
+            self.cursor_ms as u64,
             self.log_len,
             self.first_segment,
             self.pending,
@@ -645,7 +645,7 @@ impl TimerWheel {
             });
         }
         let mut next = || reader.u64().ok_or_else(|| corrupt("short"));
-        self.cursor_ms = next()?.cast_signed();
+        self.cursor_ms = next()? as i64;
         self.log_len = next()?;
         self.first_segment = next()?;
         self.pending = next()?;
@@ -725,7 +725,7 @@ fn decode_entry(bytes: &[u8; ENTRY_SIZE]) -> Option<(TimerEntry, u64)> {
     }
     Some((
         TimerEntry {
-            deliver_ms: u64_at(0).cast_signed(),
+            deliver_ms: u64_at(0) as i64,
             queue_offset: u64_at(8),
         },
         u64_at(16),
