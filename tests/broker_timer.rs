@@ -506,3 +506,78 @@ fn many_timers_survive_sigkill_full_size() {
     let outcome = scale_scenario(2, 100_000, Duration::from_secs(600), EXTRA_CONF);
     report("full-size", &outcome);
 }
+
+/// Throughput, run by hand (`TIMER_BURST` timers, default 20,000, 2 shards): the rate one
+/// sequential client sends plain messages and timer messages (side by side, same broker), then
+/// the delivery rate of a burst of timers all due at the same instant (count / time from the
+/// due instant to the last delivery) and its lateness.
+#[test]
+#[ignore = "a benchmark; run by hand with --nocapture"]
+fn timer_burst_throughput() {
+    let count: usize = std::env::var("TIMER_BURST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let broker = Broker::start(2, "timerMaxDelaySec=3456000\nflushDiskType=ASYNC_FLUSH");
+    let topic = "TimerBurst";
+    let plain = "PlainBurst";
+    let queues = 4;
+    block_on(async {
+        let client = broker.client();
+        create_and_wait(&client, topic, queues).await;
+        create_and_wait(&client, plain, queues).await;
+        let started = Instant::now();
+        for i in 0..count {
+            let queue_id = i32::try_from(i % queues as usize).expect("small");
+            let reply = send_v2(&client, plain, queue_id, b"p", &Properties::new()).await;
+            sent(&reply, b"p");
+        }
+        let plain_rate = count as f64 / started.elapsed().as_secs_f64();
+        // Due after every send is done: 3 ms per message of slack.
+        let due = common::now_ms() + i64::try_from(count).expect("small") * 3 + 2_000;
+        let due_text = due.to_string();
+        let started = Instant::now();
+        for i in 0..count {
+            let queue_id = i32::try_from(i % queues as usize).expect("small");
+            let properties = props(&[(keys::TIMER_DELIVER_MS, due_text.as_str())]);
+            let reply = send_v2(&client, topic, queue_id, b"t", &properties).await;
+            sent(&reply, b"t");
+        }
+        let timer_rate = count as f64 / started.elapsed().as_secs_f64();
+        assert!(common::now_ms() < due, "sending outlasted the slack");
+        let status = timer_status(&client).await;
+        println!(
+            "burst: pending before due={} nextDueMs={:?}",
+            status.pending, status.next_due_ms
+        );
+        let deadline = Instant::now() + Duration::from_secs(300);
+        let mut stamps = Vec::new();
+        loop {
+            stamps.clear();
+            for queue_id in 0..queues {
+                stamps.extend(
+                    records(&client, topic, queue_id)
+                        .await
+                        .iter()
+                        .map(|r| r.store_timestamp),
+                );
+            }
+            if stamps.len() >= count || Instant::now() > deadline {
+                break;
+            }
+            compio::time::sleep(Duration::from_millis(500)).await;
+        }
+        stamps.sort_unstable();
+        let last = stamps[stamps.len() - 1];
+        let spread_ms = (last - due).max(1);
+        println!(
+            "burst: count={count} plain_send_rate_per_s={plain_rate:.0} timer_send_rate_per_s={timer_rate:.0} delivered={} delivery_rate_per_s={:.0} first_late_ms={} last_late_ms={}",
+            stamps.len(),
+            stamps.len() as f64 * 1_000.0 / spread_ms as f64,
+            stamps[0] - due,
+            last - due
+        );
+        assert_eq!(stamps.len(), count, "every timer delivered");
+        assert!(stamps[0] >= due, "none early");
+    });
+}

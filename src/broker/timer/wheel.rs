@@ -191,6 +191,8 @@ pub struct TimerWheel {
     /// Segments with nothing pending, deleted after the next checkpoint (bounded by the
     /// segments the log ever had since).
     dead: Vec<u64>,
+    /// Entries per segment file ([`SEGMENT_ENTRIES`]; smaller in tests).
+    segment_entries: u64,
 }
 
 impl TimerWheel {
@@ -207,7 +209,17 @@ impl TimerWheel {
         settings: WheelSettings,
         now_ms: i64,
     ) -> Result<(Self, Vec<u8>), WheelError> {
+        Self::open_segmented(dir, settings, now_ms, SEGMENT_ENTRIES)
+    }
+
+    fn open_segmented(
+        dir: &Path,
+        settings: WheelSettings,
+        now_ms: i64,
+        segment_entries: u64,
+    ) -> Result<(Self, Vec<u8>), WheelError> {
         settings.validate().expect("validated settings");
+        assert!(segment_entries > 0, "segments hold entries");
         std::fs::create_dir_all(dir.join("timerlog")).map_err(io("create", dir))?;
         let fine_slots = usize::try_from(settings.fine_slots()).expect("bounded");
         let coarse_slots = usize::try_from(settings.coarse_slots()).expect("bounded");
@@ -225,6 +237,7 @@ impl TimerWheel {
             pending: 0,
             segment: None,
             dead: Vec::new(),
+            segment_entries,
         };
         let path = wheel.wheel_path();
         let extra = match std::fs::read(&path) {
@@ -244,7 +257,7 @@ impl TimerWheel {
     fn segment_path(&self, segment: u64) -> PathBuf {
         self.dir
             .join("timerlog")
-            .join(format!("{:020}", segment * SEGMENT_ENTRIES))
+            .join(format!("{:020}", segment * self.segment_entries))
     }
 
     /// The settings.
@@ -342,7 +355,14 @@ impl TimerWheel {
         slot.head = at;
         slot.count += 1;
         self.log_len += 1;
-        let segment = at / SEGMENT_ENTRIES;
+        let segment = at / self.segment_entries;
+        if at % self.segment_entries == 0 && segment > self.first_segment {
+            // The segment just filled may have emptied while it was the current one.
+            let previous = usize::try_from(segment - 1 - self.first_segment).expect("bounded");
+            if self.live.get(previous) == Some(&0) {
+                self.dead.push(segment - 1);
+            }
+        }
         let position = usize::try_from(segment - self.first_segment).expect("bounded");
         if self.live.len() <= position {
             self.live.resize(position + 1, 0);
@@ -459,9 +479,14 @@ impl TimerWheel {
         let mut released = 0;
         while at != NO_ENTRY {
             let (_, prev) = self.read_entry(at)?;
-            let position = usize::try_from(at / SEGMENT_ENTRIES - self.first_segment)
+            let position = usize::try_from(at / self.segment_entries - self.first_segment)
                 .expect("a pending entry's segment is live");
             self.live[position] -= 1;
+            let segment = at / self.segment_entries;
+            if self.live[position] == 0 && segment < self.log_len / self.segment_entries {
+                // Nothing pending in a full segment: its file goes after the next checkpoint.
+                self.dead.push(segment);
+            }
             released += 1;
             at = prev;
         }
@@ -471,11 +496,10 @@ impl TimerWheel {
     }
 
     fn remove_dead_segments(&mut self) {
-        let current = self.log_len / SEGMENT_ENTRIES;
+        let current = self.log_len / self.segment_entries;
         while self.first_segment < current && self.live.first() == Some(&0) {
-            // A dead segment's file goes once a checkpoint no longer reaches into it.
+            // Its file is already listed in `dead` (by `release` or `push`).
             self.live.remove(0);
-            self.dead.push(self.first_segment);
             self.first_segment += 1;
         }
     }
@@ -489,8 +513,15 @@ impl TimerWheel {
             let Some(first) = name.to_str().and_then(|n| n.parse::<u64>().ok()) else {
                 continue;
             };
-            let segment = first / SEGMENT_ENTRIES;
-            if segment < self.first_segment || segment > self.log_len / SEGMENT_ENTRIES {
+            let segment = first / self.segment_entries;
+            let current = self.log_len / self.segment_entries;
+            let empty = segment < current
+                && segment >= self.first_segment
+                && self
+                    .live
+                    .get(usize::try_from(segment - self.first_segment).unwrap_or(usize::MAX))
+                    .is_none_or(|live| *live == 0);
+            if segment < self.first_segment || segment > current || empty {
                 let path = item.path();
                 std::fs::remove_file(&path).map_err(io("remove", &path))?;
             }
@@ -511,10 +542,10 @@ impl TimerWheel {
             bytes.copy_from_slice(&self.buffer[start..start + ENTRY_SIZE]);
             path = PathBuf::from("<buffer>");
         } else {
-            let segment = at / SEGMENT_ENTRIES;
+            let segment = at / self.segment_entries;
             path = self.segment_path(segment);
             let file = File::open(&path).map_err(io("open", &path))?;
-            let offset = (at % SEGMENT_ENTRIES) * ENTRY_SIZE as u64;
+            let offset = (at % self.segment_entries) * ENTRY_SIZE as u64;
             file.read_exact_at(&mut bytes, offset)
                 .map_err(io("read", &path))?;
         }
@@ -528,8 +559,9 @@ impl TimerWheel {
         let mut start = 0;
         while start < self.buffer.len() {
             let at = self.written + (start / ENTRY_SIZE) as u64;
-            let segment = at / SEGMENT_ENTRIES;
-            let room = usize::try_from(SEGMENT_ENTRIES - at % SEGMENT_ENTRIES).expect("bounded");
+            let segment = at / self.segment_entries;
+            let room =
+                usize::try_from(self.segment_entries - at % self.segment_entries).expect("bounded");
             let end = self.buffer.len().min(start + room * ENTRY_SIZE);
             let path = self.segment_path(segment);
             if self.segment.as_ref().map(|(s, _)| *s) != Some(segment) {
@@ -545,7 +577,7 @@ impl TimerWheel {
                 self.segment = Some((segment, file));
             }
             let (_, file) = self.segment.as_mut().expect("opened above");
-            let offset = (at % SEGMENT_ENTRIES) * ENTRY_SIZE as u64;
+            let offset = (at % self.segment_entries) * ENTRY_SIZE as u64;
             file.write_all_at(&self.buffer[start..end], offset)
                 .map_err(io("write", &path))?;
             start = end;
@@ -651,7 +683,7 @@ impl TimerWheel {
         self.pending = next()?;
         let live_len = next()?;
         let extra_len = next()?;
-        if live_len > self.log_len / SEGMENT_ENTRIES + 1 {
+        if live_len > self.log_len / self.segment_entries + 1 {
             return Err(corrupt("more live segments than the log has"));
         }
         self.live = (0..live_len)
@@ -895,7 +927,7 @@ mod tests {
         fn wheel_matches_the_model(ops in proptest::collection::vec(op(), 1..120)) {
             let dir = temp_dir("model");
             let mut now = 5_000i64;
-            let (mut wheel, _) = TimerWheel::open(&dir, SETTINGS, now).expect("open");
+            let (mut wheel, _) = TimerWheel::open_segmented(&dir, SETTINGS, now, 8).expect("open");
             let mut scheduled: BTreeMap<u64, i64> = BTreeMap::new();
             let mut since_checkpoint: Vec<TimerEntry> = Vec::new();
             let mut fired_since_checkpoint: Vec<u64> = Vec::new();
@@ -928,7 +960,7 @@ mod tests {
                     }
                     Op::Crash => {
                         drop(wheel);
-                        wheel = TimerWheel::open(&dir, SETTINGS, now).expect("reopen").0;
+                        wheel = TimerWheel::open_segmented(&dir, SETTINGS, now, 8).expect("reopen").0;
                         for timer in since_checkpoint.iter().copied() {
                             wheel.schedule(timer).expect("re-schedule");
                         }
@@ -944,6 +976,9 @@ mod tests {
                 *fired.entry(timer.queue_offset).or_default() += 1;
             }
             prop_assert_eq!(wheel.pending(), 0);
+            wheel.checkpoint(&[]).expect("checkpoint");
+            let files = std::fs::read_dir(dir.join("timerlog")).expect("list").count();
+            prop_assert!(files <= 1, "{} timer-log segments left with nothing pending", files);
             for offset in scheduled.keys() {
                 let times = fired.get(offset).copied().unwrap_or(0);
                 let extra = allowed_duplicates.get(offset).copied().unwrap_or(0);
