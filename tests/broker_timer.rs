@@ -373,6 +373,32 @@ fn timers_survive_sigkill_with_two_shards() {
     timers_survive_sigkill(2);
 }
 
+/// Senders working in parallel in the scale and burst scenarios (each its own connection).
+const SENDERS: usize = 16;
+
+/// Sends `count` messages to `topic` (queues round-robin) from [`SENDERS`] connections in
+/// parallel; message `i` carries the properties `properties(i)`.
+async fn send_parallel(
+    broker: &Broker,
+    topic: &str,
+    queues: i32,
+    count: usize,
+    properties: impl Fn(usize) -> Properties + Clone,
+) {
+    let workers = (0..SENDERS).map(|worker| {
+        let client = broker.client();
+        let properties = properties.clone();
+        async move {
+            for i in (worker..count).step_by(SENDERS) {
+                let queue_id = i32::try_from(i % queues as usize).expect("small");
+                let reply = send_v2(&client, topic, queue_id, b"t", &properties(i)).await;
+                sent(&reply, b"t");
+            }
+        }
+    });
+    futures_util::future::join_all(workers).await;
+}
+
 /// What the scale scenario measured.
 #[derive(Debug)]
 struct ScaleOutcome {
@@ -395,26 +421,28 @@ fn scale_scenario(shards: usize, count: usize, range: Duration, conf: &str) -> S
     let queues = 4;
     let range_ms = i64::try_from(range.as_millis()).expect("small");
     // Due times start after the sends are done (sending is not part of the range).
-    let send_estimate_ms = i64::try_from(count).expect("small") * 2 + 3_000;
+    let send_estimate_ms = i64::try_from(count).expect("small") * 2 + 5_000;
     let base = common::now_ms() + send_estimate_ms;
+    let started = Instant::now();
     block_on(async {
         let client = broker.client();
         create_and_wait(&client, topic, queues).await;
-        for i in 0..count {
+        send_parallel(&broker, topic, queues, count, |i| {
             let due = base
                 + range_ms * i64::try_from(i).expect("small")
                     / i64::try_from(count).expect("small");
-            let due_text = due.to_string();
-            let id = i.to_string();
-            let properties = props(&[
-                (keys::TIMER_DELIVER_MS, due_text.as_str()),
-                ("id", id.as_str()),
-            ]);
-            let queue_id = i32::try_from(i % queues as usize).expect("small");
-            let reply = send_v2(&client, topic, queue_id, b"t", &properties).await;
-            sent(&reply, b"t");
-        }
+            props(&[
+                (keys::TIMER_DELIVER_MS, &due.to_string()),
+                ("id", &i.to_string()),
+            ])
+        })
+        .await;
     });
+    println!(
+        "scale: {count} timers sent in {:.1?} ({:.0}/s from {SENDERS} connections)",
+        started.elapsed(),
+        count as f64 / started.elapsed().as_secs_f64()
+    );
     let sent_done = common::now_ms();
     assert!(
         sent_done < base,
@@ -508,7 +536,7 @@ fn many_timers_survive_sigkill_full_size() {
 }
 
 /// Throughput, run by hand (`TIMER_BURST` timers, default 20,000, 2 shards): the rate one
-/// sequential client sends plain messages and timer messages (side by side, same broker), then
+/// 16 connections send plain messages and timer messages (side by side, same broker), then
 /// the delivery rate of a burst of timers all due at the same instant (count / time from the
 /// due instant to the last delivery) and its lateness.
 #[test]
@@ -527,22 +555,16 @@ fn timer_burst_throughput() {
         create_and_wait(&client, topic, queues).await;
         create_and_wait(&client, plain, queues).await;
         let started = Instant::now();
-        for i in 0..count {
-            let queue_id = i32::try_from(i % queues as usize).expect("small");
-            let reply = send_v2(&client, plain, queue_id, b"p", &Properties::new()).await;
-            sent(&reply, b"p");
-        }
+        send_parallel(&broker, plain, queues, count, |_| Properties::new()).await;
         let plain_rate = count as f64 / started.elapsed().as_secs_f64();
         // Due after every send is done: 3 ms per message of slack.
         let due = common::now_ms() + i64::try_from(count).expect("small") * 3 + 2_000;
         let due_text = due.to_string();
         let started = Instant::now();
-        for i in 0..count {
-            let queue_id = i32::try_from(i % queues as usize).expect("small");
-            let properties = props(&[(keys::TIMER_DELIVER_MS, due_text.as_str())]);
-            let reply = send_v2(&client, topic, queue_id, b"t", &properties).await;
-            sent(&reply, b"t");
-        }
+        send_parallel(&broker, topic, queues, count, |_| {
+            props(&[(keys::TIMER_DELIVER_MS, due_text.as_str())])
+        })
+        .await;
         let timer_rate = count as f64 / started.elapsed().as_secs_f64();
         assert!(common::now_ms() < due, "sending outlasted the slack");
         let status = timer_status(&client).await;

@@ -193,6 +193,8 @@ pub struct TimerWheel {
     dead: Vec<u64>,
     /// Entries per segment file ([`SEGMENT_ENTRIES`]; smaller in tests).
     segment_entries: u64,
+    /// The segment file last read (chains are read segment after segment).
+    reader: Option<(u64, File)>,
 }
 
 impl TimerWheel {
@@ -238,6 +240,7 @@ impl TimerWheel {
             segment: None,
             dead: Vec::new(),
             segment_entries,
+            reader: None,
         };
         let path = wheel.wheel_path();
         let extra = match std::fs::read(&path) {
@@ -544,7 +547,11 @@ impl TimerWheel {
         } else {
             let segment = at / self.segment_entries;
             path = self.segment_path(segment);
-            let file = File::open(&path).map_err(io("open", &path))?;
+            if self.reader.as_ref().map(|(s, _)| *s) != Some(segment) {
+                let file = File::open(&path).map_err(io("open", &path))?;
+                self.reader = Some((segment, file));
+            }
+            let (_, file) = self.reader.as_ref().expect("opened above");
             let offset = (at % self.segment_entries) * ENTRY_SIZE as u64;
             file.read_exact_at(&mut bytes, offset)
                 .map_err(io("read", &path))?;
@@ -608,6 +615,9 @@ impl TimerWheel {
             }
         })?;
         for segment in std::mem::take(&mut self.dead) {
+            if self.reader.as_ref().map(|(s, _)| *s) == Some(segment) {
+                self.reader = None;
+            }
             let path = self.segment_path(segment);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
