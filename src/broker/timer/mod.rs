@@ -60,11 +60,12 @@ pub const TIMER_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// The counter name for topics beyond [`TIMER_TOPICS_COUNTED_MAX`].
 pub const OTHER_TOPICS: &str = "<other>";
 
-/// The timer properties a send may carry, in the order they are honoured.
+/// The timer properties a send may carry, in the order they are honoured (Java 5's
+/// `transformTimerMessage` order, then the ONS property).
 pub const TIMER_PROPERTIES: [&str; 4] = [
-    keys::TIMER_DELIVER_MS,
     keys::TIMER_DELAY_SEC,
     keys::TIMER_DELAY_MS,
+    keys::TIMER_DELIVER_MS,
     keys::START_DELIVER_TIME,
 ];
 
@@ -162,9 +163,12 @@ pub struct Parked {
     pub deliver_ms: i64,
 }
 
-/// Parks a send in the timer topic if it carries a timer property: checks it (malformed, too
-/// far, timers disabled), records `REAL_TOPIC`/`REAL_QID` and writes the absolute due time to
-/// `TIMER_DELIVER_MS`. A `DELAY` level on the same message is dropped (the timer wins).
+/// Parks a send in the timer topic if it carries a timer property due in the future: checks it
+/// (malformed, too far, timers disabled), records `REAL_TOPIC`/`REAL_QID`, writes the absolute
+/// due time to `TIMER_DELIVER_MS` and `TIMER_OUT_MS`. As Java 5's `checkIfTimerMessage`: a
+/// positive `DELAY` level wins (the timer properties are removed and the level applies), a
+/// message that already went through a timer (`TIMER_OUT_MS`, e.g. a consumer's re-send) is
+/// not a timer again, and a due time not in the future is an ordinary send.
 ///
 /// # Errors
 /// MESSAGE_ILLEGAL for a malformed value or a delay beyond `timerMaxDelaySec` (Java's
@@ -176,9 +180,21 @@ pub fn park(
     properties: &mut Properties,
     now_ms: i64,
 ) -> Result<Option<Parked>, Failure> {
+    if super::schedule::requested_level(properties).unwrap_or(0) > 0 {
+        for name in TIMER_PROPERTIES {
+            properties.remove(name);
+        }
+        return Ok(None);
+    }
+    if properties.contains(keys::TIMER_OUT_MS) {
+        return Ok(None);
+    }
     let Some(deliver_ms) = requested_deliver_ms(properties, now_ms)? else {
         return Ok(None);
     };
+    if deliver_ms <= now_ms {
+        return Ok(None);
+    }
     if !config.timer_wheel_enable {
         return Err(Failure::Code(
             ResponseCode::SystemError,
@@ -192,9 +208,11 @@ pub fn park(
         )));
     }
     let codec = |e: rmq_net::CodecError| illegal(e.to_string());
-    properties.remove(keys::DELAY);
     properties
         .insert(keys::TIMER_DELIVER_MS, deliver_ms.to_string())
+        .map_err(codec)?;
+    properties
+        .insert(keys::TIMER_OUT_MS, deliver_ms.to_string())
         .map_err(codec)?;
     properties
         .insert(keys::REAL_TOPIC, target.0)
@@ -573,12 +591,6 @@ async fn deliver_one(shard: &Rc<Shard>, stored: &StoredRecord) -> Result<Option<
     let now = now_ms();
     properties.remove(keys::REAL_TOPIC);
     properties.remove(keys::REAL_QID);
-    if properties
-        .insert(keys::TIMER_OUT_MS, now.to_string())
-        .is_err()
-    {
-        return skip("properties too long for TIMER_OUT_MS");
-    }
     let tags_code = tags_code_of(&properties);
     let index = index_keys(&properties);
     let inbound = Inbound {
@@ -659,22 +671,34 @@ mod tests {
     fn park_checks_the_maximum_and_records_the_real_queue() {
         let config = BrokerConfig::default();
         let now = 1_700_000_000_000;
-        let mut properties = props(&[(keys::TIMER_DELAY_SEC, "10"), (keys::DELAY, "3")]);
+        let mut properties = props(&[(keys::TIMER_DELAY_SEC, "10")]);
         let parked = park(&config, ("T", 2), &mut properties, now)
             .expect("legal")
             .expect("parked");
         assert_eq!(parked.deliver_ms, now + 10_000);
         assert_eq!(properties.get(keys::REAL_TOPIC), Some("T"));
         assert_eq!(properties.get(keys::REAL_QID), Some("2"));
-        assert_eq!(
-            properties.get(keys::DELAY),
-            None,
-            "the timer wins over a level"
-        );
         let deliver = (now + 10_000).to_string();
         assert_eq!(
             properties.get(keys::TIMER_DELIVER_MS),
             Some(deliver.as_str())
+        );
+        assert_eq!(properties.get(keys::TIMER_OUT_MS), Some(deliver.as_str()));
+        let mut level = props(&[(keys::TIMER_DELIVER_MS, "1"), (keys::DELAY, "3")]);
+        assert_eq!(
+            park(&config, ("T", 0), &mut level, now).expect("legal"),
+            None
+        );
+        assert_eq!(level, props(&[(keys::DELAY, "3")]), "a level wins, as Java");
+        let mut resent = props(&[(keys::TIMER_DELAY_SEC, "10"), (keys::TIMER_OUT_MS, "5")]);
+        assert_eq!(
+            park(&config, ("T", 0), &mut resent, now).expect("legal"),
+            None
+        );
+        let mut past = props(&[(keys::TIMER_DELIVER_MS, "5")]);
+        assert_eq!(
+            park(&config, ("T", 0), &mut past, now).expect("legal"),
+            None
         );
         let max = i64::try_from(config.timer_max_delay_sec).expect("small") * 1_000;
         let mut at_max = props(&[(keys::TIMER_DELIVER_MS, &(now + max).to_string())]);
