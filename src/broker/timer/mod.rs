@@ -729,6 +729,38 @@ mod tests {
     }
 
     #[test]
+    fn broker_conf_timer_keys_are_parsed_and_bounded() {
+        let parse = |text: &str| {
+            let props = crate::config::parse_properties(text).expect("properties");
+            BrokerConfig::from_properties(&props).map(|loaded| loaded.config)
+        };
+        let config =
+            parse("timerMaxDelaySec=3456000\ntimerPrecisionMs=100\ntimerWheelEnable=false")
+                .expect("valid");
+        assert_eq!(config.timer_max_delay_sec, 3_456_000);
+        assert_eq!(config.timer_precision_ms, 100);
+        assert!(!config.timer_wheel_enable);
+        let wheel = settings(&config);
+        assert!(wheel.validate().is_ok());
+        assert_eq!(wheel.fine_slots(), 72_000);
+        assert_eq!(wheel.coarse_slots(), 963);
+        for bad in [
+            "timerPrecisionMs=99",
+            "timerPrecisionMs=700",
+            "timerMaxDelaySec=0",
+            "timerMaxDelaySec=63072001",
+            "timerWheelEnable=maybe",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} must be refused");
+        }
+        let longest = parse("timerMaxDelaySec=63072000\ntimerPrecisionMs=100").expect("valid");
+        assert!(
+            settings(&longest).validate().is_ok(),
+            "the limits fit the wheel's bounds"
+        );
+    }
+
+    #[test]
     fn every_shard_has_its_own_timer_queue() {
         for shards in 1..=8 {
             let mut seen = BTreeSet::new();
