@@ -385,6 +385,12 @@ pub struct BrokerConfig {
     pub metrics_prom_exporter_host: Option<Ipv4Addr>,
     /// `metricsPromExporterPort`: 5557 by default (RocketMQ's); 0 binds any free port.
     pub metrics_prom_exporter_port: u16,
+    /// `timerWheelEnable`: accept timer messages (`TIMER_DELIVER_MS` and friends; Java true).
+    pub timer_wheel_enable: bool,
+    /// `timerMaxDelaySec`: the longest timer accepted (Java 3 days; docs/timer.md).
+    pub timer_max_delay_sec: u64,
+    /// `timerPrecisionMs`: one slot of the timing wheel (Java 1000; 100 supported).
+    pub timer_precision_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -448,6 +454,9 @@ impl Default for BrokerConfig {
             metrics_exporter_type: MetricsExporterType::Disable,
             metrics_prom_exporter_host: None,
             metrics_prom_exporter_port: 5557,
+            timer_wheel_enable: true,
+            timer_max_delay_sec: limits::TIMER_MAX_DELAY_SEC_DEFAULT,
+            timer_precision_ms: limits::TIMER_PRECISION_MS_DEFAULT,
         }
     }
 }
@@ -743,6 +752,23 @@ impl BrokerConfig {
                 "metricsPromExporterHost" if v.is_empty() => c.metrics_prom_exporter_host = None,
                 "metricsPromExporterHost" => c.metrics_prom_exporter_host = Some(parse(key, v)?),
                 "metricsPromExporterPort" => c.metrics_prom_exporter_port = parse(key, v)?,
+                "timerWheelEnable" => c.timer_wheel_enable = boolean(key, v)?,
+                "timerMaxDelaySec" => {
+                    c.timer_max_delay_sec =
+                        parse_range(key, v, 1, limits::TIMER_MAX_DELAY_SEC_LIMIT)?;
+                }
+                "timerPrecisionMs" => {
+                    let precision = parse_range(
+                        key,
+                        v,
+                        limits::TIMER_PRECISION_MS_MIN,
+                        limits::TIMER_ROUND_MS,
+                    )?;
+                    if limits::TIMER_ROUND_MS % precision != 0 {
+                        return Err(invalid(key, v, "must divide one hour (3600000 ms)"));
+                    }
+                    c.timer_precision_ms = precision;
+                }
                 k if IGNORED_KEYS.contains(&k) => {}
                 _ => unknown_keys.push(key.clone()),
             }

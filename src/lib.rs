@@ -13,6 +13,7 @@ pub mod acl;
 pub mod admin;
 pub mod admin_ops;
 pub mod admin_reset;
+pub mod admin_timer;
 pub mod broker;
 pub mod config;
 pub mod failure;

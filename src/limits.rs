@@ -445,3 +445,25 @@ pub const METRICS_HTTP_IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// cache is emptied and refilled by the next pulls, so clients sending ever-new expressions
 /// cost compile time, never memory.
 pub const SQL92_SELECTOR_CACHE_MAX: usize = 1024;
+
+/// Java's `timerMaxDelaySec` default: three days.
+pub const TIMER_MAX_DELAY_SEC_DEFAULT: u64 = 3 * 24 * 3600;
+/// Largest `timerMaxDelaySec` accepted: two years (the coarse level holds one slot per hour:
+/// 17,523 slots, 280 KiB; `broker::timer::wheel::COARSE_SLOTS_MAX` bounds it).
+pub const TIMER_MAX_DELAY_SEC_LIMIT: u64 = 2 * 365 * 24 * 3600;
+/// Java's `timerPrecisionMs` default.
+pub const TIMER_PRECISION_MS_DEFAULT: u64 = 1_000;
+/// Finest `timerPrecisionMs`: 100 ms (72,000 fine slots over two rounds, 1.1 MiB).
+pub const TIMER_PRECISION_MS_MIN: u64 = 100;
+/// One round of the timing wheel (a coarse slot): an hour. The precision divides it.
+pub const TIMER_ROUND_MS: u64 = 3_600_000;
+/// Timer messages the enqueue task reads from the timer system queue per batch.
+pub const TIMER_ENQUEUE_BATCH: u32 = 256;
+/// Timers the delivery loop reads from a slot's chain per batch (delivered one by one).
+pub const TIMER_DELIVER_BATCH: usize = 256;
+/// Topics the timer admin view counts pending timers for, per shard; timers of further
+/// topics are counted under `<other>` (the map is keyed by the senders' topics).
+pub const TIMER_TOPICS_COUNTED_MAX: usize = 4_096;
+const _: () = assert!(TIMER_ROUND_MS % TIMER_PRECISION_MS_DEFAULT == 0);
+const _: () = assert!(TIMER_ROUND_MS % TIMER_PRECISION_MS_MIN == 0);
+const _: () = assert!(TIMER_MAX_DELAY_SEC_DEFAULT <= TIMER_MAX_DELAY_SEC_LIMIT);

@@ -296,6 +296,18 @@ enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Show a broker's pending timer messages: count per topic, next due time, per shard.
+    TimerStatus {
+        /// Broker address.
+        #[arg(short = 'b', long = "broker")]
+        broker: String,
+        /// Only this topic's count.
+        #[arg(short = 't', long = "topic")]
+        topic: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a broker's runtime statistics.
     BrokerStatus {
         /// Broker address.
@@ -662,6 +674,21 @@ fn run_admin(command: AdminCommand) -> anyhow::Result<()> {
                     );
                 } else {
                     print!("{}", admin::render_transaction_pending(&report));
+                }
+            }
+            AdminCommand::TimerStatus {
+                broker,
+                topic,
+                json,
+            } => {
+                let report = rmq::admin_timer::timer_status(&broker, topic.as_deref()).await?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).context("report JSON")?
+                    );
+                } else {
+                    print!("{}", rmq::admin_timer::render_timer_status(&report));
                 }
             }
             AdminCommand::ResetOffsetByTime {

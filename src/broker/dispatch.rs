@@ -174,6 +174,8 @@ enum Family {
     Transaction,
     /// CHECK_CLIENT_CONFIG: any shard (it only compiles the expression).
     CheckClientConfig,
+    /// TIMER_STATUS (ours): gathered from every shard by the accepting one.
+    Timer,
     /// Not served: REQUEST_CODE_NOT_SUPPORTED.
     Unsupported,
 }
@@ -220,6 +222,7 @@ fn family(code: RequestCode) -> Family {
         RequestCode::SendReplyMessage | RequestCode::SendReplyMessageV2 => Family::Reply,
         RequestCode::EndTransaction | RequestCode::TransactionPendingStats => Family::Transaction,
         RequestCode::CheckClientConfig => Family::CheckClientConfig,
+        RequestCode::TimerStatus => Family::Timer,
         _ => Family::Unsupported,
     }
 }
@@ -268,6 +271,7 @@ async fn route(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<Route, Fa
         | Family::OffsetTables
         | Family::TopicList
         | Family::CheckClientConfig
+        | Family::Timer
         | Family::Unsupported => shard.id,
     };
     Ok(Route {
@@ -306,6 +310,7 @@ pub async fn process_local(
         )),
         Family::Transaction => transaction::process(shard, request).await,
         Family::CheckClientConfig => sql92::check_client_config(shard, request),
+        Family::Timer => super::timer::admin::process(shard, request).await,
         Family::Unsupported => Err(Failure::Code(
             ResponseCode::RequestCodeNotSupported,
             format!(" request type {} not supported", request.code),

@@ -37,6 +37,7 @@ pub mod slave_sync;
 pub mod sql92;
 pub mod start;
 pub mod stats;
+pub mod timer;
 pub mod to_client;
 pub mod transaction;
 pub mod view;

@@ -200,6 +200,7 @@ pub async fn process(
             ));
         }
         super::schedule::reject_batch_delay(&properties)?;
+        super::timer::reject_batch_timer(&properties)?;
         return send_batch(shard, request, &header, queue_id, &properties, born_host).await;
     }
     if request.body.len() > shard.config.max_message_size {
@@ -216,6 +217,7 @@ pub async fn process(
         .insert(keys::CLUSTER, &shard.config.broker_cluster_name)
         .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
     if half {
+        super::timer::reject_half_timer(&properties)?;
         return super::transaction::send_half(
             shard, request, &header, queue_id, properties, born_host,
         )
@@ -235,16 +237,28 @@ pub async fn process(
         .map_or((header.topic.as_str(), queue_id), |(topic, queue)| {
             (topic.as_str(), *queue)
         });
+    let timer = if super::timer::timer_allowed(header.sys_flag) {
+        super::timer::park(&shard.config, target, &mut properties, now)?
+    } else {
+        None
+    };
     let delay_levels = &shard.config.message_delay_level;
-    let parked =
-        super::schedule::park(delay_levels, header.sys_flag, target, &mut properties, now)?;
-    let (store_topic, store_queue, tags_code) = match parked {
-        Some(parked) => (
+    let parked = match timer {
+        Some(_) => None,
+        None => super::schedule::park(delay_levels, header.sys_flag, target, &mut properties, now)?,
+    };
+    let (store_topic, store_queue, tags_code) = match (timer, parked) {
+        (Some(timer), _) => (
+            super::timer::TIMER_TOPIC,
+            super::timer::timer_queue(shard.id, shard.shard_count()),
+            timer.deliver_ms,
+        ),
+        (None, Some(parked)) => (
             crate::tables::topics::SCHEDULE_TOPIC,
             parked.queue_id,
             parked.deliver_timestamp_ms,
         ),
-        None => (target.0, target.1, message::tags_code_of(&properties)),
+        (None, None) => (target.0, target.1, message::tags_code_of(&properties)),
     };
     let index = index_keys(&properties);
     let inbound = Inbound {
@@ -392,6 +406,7 @@ async fn send_batch(
                     .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
             }
         }
+        super::timer::reject_batch_timer(&properties)?;
         let uniq = ensure_uniq_key(shard, &mut properties)?;
         properties
             .insert(keys::CLUSTER, &shard.config.broker_cluster_name)

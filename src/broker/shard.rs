@@ -64,6 +64,8 @@ pub struct Shard {
     pub uniq_keys: RefCell<UniqKeyGenerator>,
     /// Delayed-delivery progress of the delay levels this shard owns.
     pub delay_offsets: super::schedule::DelayOffsets,
+    /// Timer messages: this shard's timing wheel and its progress.
+    pub timer: super::timer::TimerShard,
     /// Pending transactions (used on the half-queue owner only, see
     /// [`super::transaction::half_owner`]).
     pub transactions: super::transaction::Transactions,

@@ -509,6 +509,7 @@ async fn run_shard(mut seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartE
     // schedule queues are its master's, delivered there and replicated.
     if shard.config.broker_role.is_master() {
         super::schedule::start(&shard);
+        super::timer::start(&shard);
         super::transaction::check::start(&shard);
     }
     if id == CONTROL_SHARD {
@@ -643,6 +644,12 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
                 reason: err.to_string(),
             }
         })?;
+    let timer_dir = store_root.join("timer");
+    let timer = super::timer::TimerShard::open(&timer_dir, super::timer::settings(&config))
+        .map_err(|err| StartError::Load {
+            path: timer_dir,
+            reason: err.to_string(),
+        })?;
     let control = tables.map(|tables| Control {
         registrar: Registrar::default(),
         topics_files: TableFiles::new(tables.config_dir.join("topics.json")),
@@ -686,6 +693,7 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
         conns: RefCell::new(HashMap::new()),
         uniq_keys: RefCell::new(uniq),
         delay_offsets,
+        timer,
         transactions: super::transaction::Transactions::default(),
         stats: super::stats::ShardStats::new(now_ms()),
         control,
@@ -727,6 +735,7 @@ pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
                     super::replicate::compact_all(&shard).await;
                 }
                 super::schedule::persist(&shard).await;
+                super::timer::persist(&shard).await;
                 persist_offsets(&shard).await;
             });
             if let Err(why) = answered(compio::time::timeout(timeout, done).await) {

@@ -141,6 +141,8 @@ code_enum! {
         /// Ours (private admin range 60000-60099, unused by Apache RocketMQ): pending half
         /// messages per producer group (docs/transactions.md).
         TransactionPendingStats = 60_000,
+        /// Ours: pending timer messages per topic and the next due time (docs/timer.md).
+        TimerStatus = 60_001,
     }
 }
 

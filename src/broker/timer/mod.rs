@@ -1,0 +1,774 @@
+//! Timer messages at any delivery time (Java 5 `TimerMessageStore`; design in `docs/timer.md`).
+//!
+//! A send carrying `TIMER_DELIVER_MS`, `TIMER_DELAY_SEC`, `TIMER_DELAY_MS` or the ONS
+//! `__STARTDELIVERTIME` is checked ([`park`]) and stored, like any message, in the system topic
+//! [`TIMER_TOPIC`] on the accepting shard's own queue ([`timer_queue`]) with `REAL_TOPIC`/
+//! `REAL_QID` and its due time as the consume-queue tag code: the CommitLog makes it durable
+//! before the producer is answered. Per shard, an enqueue task moves each stored timer into the
+//! shard's [`wheel::TimerWheel`] and a delivery loop, ticking at `timerPrecisionMs`, re-stores
+//! each due message in its real topic and queue (crossing the mesh when another shard owns it)
+//! with `TIMER_OUT_MS` added and `REAL_TOPIC`/`REAL_QID` removed.
+//!
+//! Crash safety: the wheel is checkpointed ([`persist`]) only after this shard's CommitLog (the
+//! timer queue up to the checkpointed enqueue offset) and every CommitLog that received
+//! deliveries are durable, and the checkpoint carries the enqueue offset; a restart re-enqueues
+//! the timer queue past it and re-delivers the slots after the checkpointed cursor
+//! (at-least-once, duplicates bounded by [`TIMER_CHECKPOINT_INTERVAL`] of deliveries).
+//!
+//! Must never: keep memory per pending timer (the wheel's slots and a per-topic counter map
+//! bounded by [`crate::limits::TIMER_TOPICS_COUNTED_MAX`] are all), deliver before the due
+//! slot, checkpoint a cursor past a delivery that is not durable, or hold a `RefCell` borrow
+//! across an `.await`.
+
+pub mod wheel;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use rmq_net::codec::codes::ResponseCode;
+use rmq_net::codec::message::{keys, sysflag, tags_code_of, CrcCheck, MessageRecord, Properties};
+use rmq_storage::commitlog::StoredRecord;
+use rmq_storage::store::{AppendMessage, GetRequest, TagFilter, WaitOutcome};
+use serde::{Deserialize, Serialize};
+
+use crate::config::BrokerConfig;
+use crate::limits::{
+    TIMER_DELIVER_BATCH, TIMER_ENQUEUE_BATCH, TIMER_ROUND_MS, TIMER_TOPICS_COUNTED_MAX,
+};
+use crate::runtime::clock::now_ms;
+use crate::runtime::mesh::submit_to;
+use crate::runtime::placement::shard_for;
+use crate::runtime::ShardId;
+
+use self::wheel::{TimerEntry, TimerWheel, WheelError, WheelSettings};
+use super::message::{encode_payload, index_keys, Inbound};
+use super::shard::Shard;
+use super::{storage_failure, Failure};
+
+pub mod admin;
+
+/// Java's timer system topic (`TimerMessageStore.TIMER_TOPIC`).
+pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
+/// How often a shard checkpoints its wheel when it changed: bounds re-delivery after a crash
+/// (the checkpoint flushes CommitLogs and writes the slot arrays, so not every tick).
+pub const TIMER_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// Wait after a delivery or enqueue failed before retrying.
+pub const TIMER_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// The counter name for topics beyond [`TIMER_TOPICS_COUNTED_MAX`].
+pub const OTHER_TOPICS: &str = "<other>";
+
+/// The timer properties a send may carry, in the order they are honoured (Java 5's
+/// `transformTimerMessage` order, then the ONS property).
+pub const TIMER_PROPERTIES: [&str; 4] = [
+    keys::TIMER_DELAY_SEC,
+    keys::TIMER_DELAY_MS,
+    keys::TIMER_DELIVER_MS,
+    keys::START_DELIVER_TIME,
+];
+
+/// The timer queue of `shard`: the lowest queue id of [`TIMER_TOPIC`] placed on it.
+///
+/// # Panics
+/// If no queue below `shards` is placed on `shard` (placement spreads consecutive queues).
+#[must_use]
+pub fn timer_queue(shard: ShardId, shards: usize) -> i32 {
+    (0..i32::try_from(shards).expect("bounded shard count"))
+        .find(|queue| shard_for(TIMER_TOPIC, *queue, shards) == shard)
+        .expect("consecutive queues cover every shard")
+}
+
+/// The wheel's shape from the configuration.
+#[must_use]
+pub fn settings(config: &BrokerConfig) -> WheelSettings {
+    WheelSettings {
+        precision_ms: config.timer_precision_ms,
+        round_ms: TIMER_ROUND_MS,
+        max_delay_ms: config.timer_max_delay_sec * 1_000,
+    }
+}
+
+fn illegal(remark: String) -> Failure {
+    Failure::Code(ResponseCode::MessageIllegal, remark)
+}
+
+/// The due time (ms since the epoch) a send's timer properties ask for, `None` without any.
+///
+/// # Errors
+/// MESSAGE_ILLEGAL naming the property when its value is not an integer or overflows.
+pub fn requested_deliver_ms(properties: &Properties, now_ms: i64) -> Result<Option<i64>, Failure> {
+    for name in TIMER_PROPERTIES {
+        let Some(value) = properties.get(name) else {
+            continue;
+        };
+        let Ok(number) = value.trim().parse::<i64>() else {
+            return Err(illegal(format!(
+                "the message property {name} `{value}` is not an integer"
+            )));
+        };
+        let deliver = match name {
+            keys::TIMER_DELAY_SEC => number
+                .checked_mul(1_000)
+                .and_then(|ms| now_ms.checked_add(ms)),
+            keys::TIMER_DELAY_MS => now_ms.checked_add(number),
+            _ => Some(number),
+        };
+        return deliver
+            .map(Some)
+            .ok_or_else(|| illegal(format!("the message property {name} `{value}` overflows")));
+    }
+    Ok(None)
+}
+
+/// Whether any timer property is present (batches refuse them).
+#[must_use]
+pub fn has_timer(properties: &Properties) -> bool {
+    TIMER_PROPERTIES
+        .iter()
+        .any(|name| properties.contains(name))
+}
+
+/// Java refuses a timer on a batch.
+///
+/// # Errors
+/// MESSAGE_ILLEGAL.
+pub fn reject_batch_timer(properties: &Properties) -> Result<(), Failure> {
+    if has_timer(properties) {
+        return Err(illegal(
+            "batch messages do not support timer properties (TIMER_DELIVER_MS, TIMER_DELAY_SEC, TIMER_DELAY_MS, __STARTDELIVERTIME)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Java refuses a timer on a half (prepared) message.
+///
+/// # Errors
+/// MESSAGE_ILLEGAL.
+pub fn reject_half_timer(properties: &Properties) -> Result<(), Failure> {
+    if has_timer(properties) {
+        return Err(illegal(
+            "transaction half messages do not support timer properties".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A send's timer placement, decided by [`park`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parked {
+    /// When it is due, ms since the epoch: its consume-queue tag code.
+    pub deliver_ms: i64,
+}
+
+/// Parks a send in the timer topic if it carries a timer property due in the future: checks it
+/// (malformed, too far, timers disabled), records `REAL_TOPIC`/`REAL_QID`, writes the absolute
+/// due time to `TIMER_DELIVER_MS` and `TIMER_OUT_MS`. As Java 5's `checkIfTimerMessage`: a
+/// positive `DELAY` level wins (the timer properties are removed and the level applies), a
+/// message that already went through a timer (`TIMER_OUT_MS`, e.g. a consumer's re-send) is
+/// not a timer again, and a due time not in the future is an ordinary send.
+///
+/// # Errors
+/// MESSAGE_ILLEGAL for a malformed value or a delay beyond `timerMaxDelaySec` (Java's
+/// `WHEEL_TIMER_MSG_ILLEGAL` remark); SYSTEM_ERROR when `timerWheelEnable=false` (Java's
+/// `WHEEL_TIMER_NOT_ENABLE`).
+pub fn park(
+    config: &BrokerConfig,
+    target: (&str, i32),
+    properties: &mut Properties,
+    now_ms: i64,
+) -> Result<Option<Parked>, Failure> {
+    if super::schedule::requested_level(properties).unwrap_or(0) > 0 {
+        for name in TIMER_PROPERTIES {
+            properties.remove(name);
+        }
+        return Ok(None);
+    }
+    if properties.contains(keys::TIMER_OUT_MS) {
+        return Ok(None);
+    }
+    let Some(deliver_ms) = requested_deliver_ms(properties, now_ms)? else {
+        return Ok(None);
+    };
+    if deliver_ms <= now_ms {
+        return Ok(None);
+    }
+    if !config.timer_wheel_enable {
+        return Err(Failure::Code(
+            ResponseCode::SystemError,
+            "accurate timer message is not enabled, timerWheelEnable is false".into(),
+        ));
+    }
+    let max_delay_ms = i64::try_from(config.timer_max_delay_sec * 1_000).expect("bounded");
+    if deliver_ms.saturating_sub(now_ms) > max_delay_ms {
+        return Err(illegal(format!(
+            "timer message illegal, the delay time should not be bigger than the max delay {max_delay_ms}ms; or if set del msg, the del msg should exist"
+        )));
+    }
+    let codec = |e: rmq_net::CodecError| illegal(e.to_string());
+    properties
+        .insert(keys::TIMER_DELIVER_MS, deliver_ms.to_string())
+        .map_err(codec)?;
+    properties
+        .insert(keys::TIMER_OUT_MS, deliver_ms.to_string())
+        .map_err(codec)?;
+    properties
+        .insert(keys::REAL_TOPIC, target.0)
+        .map_err(codec)?;
+    properties
+        .insert(keys::REAL_QID, target.1.to_string())
+        .map_err(codec)?;
+    Ok(Some(Parked { deliver_ms }))
+}
+
+/// The caller's part of a wheel checkpoint (JSON in the wheel file).
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CheckpointExtra {
+    /// The next timer-queue offset to enqueue.
+    enqueued: u64,
+    /// Pending timers per real topic.
+    pending_by_topic: BTreeMap<String, u64>,
+}
+
+/// Counters since start (admin view).
+#[derive(Debug, Default)]
+pub struct TimerCounters {
+    /// Timers moved into the wheel.
+    pub enqueued: Cell<u64>,
+    /// Timers re-stored in their real topic.
+    pub delivered: Cell<u64>,
+    /// Timers dropped as undeliverable (logged).
+    pub dropped: Cell<u64>,
+}
+
+/// One shard's timer state.
+#[derive(Debug)]
+pub struct TimerShard {
+    wheel: RefCell<TimerWheel>,
+    enqueued: Cell<u64>,
+    pending_by_topic: RefCell<BTreeMap<String, u64>>,
+    /// Shards whose CommitLog received deliveries since the last checkpoint (at most the
+    /// shard count).
+    delivered_to: RefCell<BTreeSet<usize>>,
+    dirty: Cell<bool>,
+    /// Serialises enqueue batches, slot deliveries and checkpoints: a checkpoint sees no half
+    /// slot and no enqueue past what it flushed.
+    step: rmq_storage::fifo_lock::FifoLock,
+    /// Counters since start.
+    pub counters: TimerCounters,
+}
+
+impl TimerShard {
+    /// Opens the wheel in `dir` at its last checkpoint.
+    ///
+    /// # Errors
+    /// [`WheelError`] (corrupt files, changed settings).
+    pub fn open(dir: &Path, settings: WheelSettings) -> Result<Self, WheelError> {
+        let (wheel, extra) = TimerWheel::open(dir, settings, now_ms())?;
+        let extra: CheckpointExtra = if extra.is_empty() {
+            CheckpointExtra::default()
+        } else {
+            serde_json::from_slice(&extra).map_err(|e| WheelError::Corrupt {
+                path: dir.join("wheel"),
+                detail: format!("checkpoint state: {e}"),
+            })?
+        };
+        Ok(Self {
+            wheel: RefCell::new(wheel),
+            enqueued: Cell::new(extra.enqueued),
+            pending_by_topic: RefCell::new(extra.pending_by_topic),
+            delivered_to: RefCell::new(BTreeSet::new()),
+            dirty: Cell::new(false),
+            step: rmq_storage::fifo_lock::FifoLock::default(),
+            counters: TimerCounters::default(),
+        })
+    }
+
+    fn count(&self, topic: &str, up: bool) {
+        let mut map = self.pending_by_topic.borrow_mut();
+        let key = if map.contains_key(topic) || map.len() < TIMER_TOPICS_COUNTED_MAX {
+            topic
+        } else {
+            OTHER_TOPICS
+        };
+        if up {
+            *map.entry(key.to_owned()).or_default() += 1;
+        } else if let Some(count) = map.get_mut(key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                map.remove(key);
+            }
+        }
+    }
+}
+
+/// Starts this shard's enqueue task, delivery loop and checkpointer (masters only).
+pub fn start(shard: &Rc<Shard>) {
+    compio::runtime::spawn(enqueue_loop(Rc::clone(shard))).detach();
+    compio::runtime::spawn(deliver_loop(Rc::clone(shard))).detach();
+    let shard = Rc::clone(shard);
+    compio::runtime::spawn(async move {
+        loop {
+            compio::time::sleep(TIMER_CHECKPOINT_INTERVAL).await;
+            persist(&shard).await;
+        }
+    })
+    .detach();
+}
+
+/// Checkpoints the wheel if it changed, after this shard's CommitLog (the enqueued timers) and
+/// every CommitLog that received deliveries are durable. Failures are logged; the next call
+/// retries.
+pub async fn persist(shard: &Rc<Shard>) {
+    let timer = &shard.timer;
+    let _step = timer.step.lock().await;
+    if !timer.dirty.replace(false) {
+        return;
+    }
+    let mut targets = std::mem::take(&mut *timer.delivered_to.borrow_mut());
+    targets.insert(shard.id.0);
+    for target in &targets {
+        if let Err(reason) = flush_commitlog(shard, ShardId(*target)).await {
+            tracing::warn!(shard = shard.id.0, target, %reason, "timer wheel not checkpointed");
+            timer
+                .delivered_to
+                .borrow_mut()
+                .extend(targets.iter().copied());
+            timer.dirty.set(true);
+            return;
+        }
+    }
+    let extra = CheckpointExtra {
+        enqueued: timer.enqueued.get(),
+        pending_by_topic: timer.pending_by_topic.borrow().clone(),
+    };
+    let bytes = serde_json::to_vec(&extra).expect("a map of strings and numbers encodes");
+    let written = timer.wheel.borrow_mut().checkpoint(&bytes);
+    if let Err(err) = written {
+        tracing::warn!(shard = shard.id.0, %err, "timer wheel checkpoint failed");
+        timer
+            .delivered_to
+            .borrow_mut()
+            .extend(targets.iter().copied());
+        timer.dirty.set(true);
+    }
+}
+
+async fn flush_commitlog(shard: &Rc<Shard>, target: ShardId) -> Result<(), String> {
+    if target == shard.id {
+        let flushed = shard.store.commitlog().flush().await;
+        return flushed.map(drop).map_err(|e| e.to_string());
+    }
+    submit_to(shard, target, |owner: Rc<Shard>| async move {
+        let flushed = owner.store.commitlog().flush().await;
+        flushed.map(drop).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Moves every stored timer of this shard's timer queue into the wheel, forever.
+async fn enqueue_loop(shard: Rc<Shard>) {
+    let queue_id = timer_queue(shard.id, shard.shard_count());
+    loop {
+        match enqueue_batch(&shard, queue_id).await {
+            Ok(true) => crate::runtime::cooperate::yield_now().await,
+            Ok(false) => {
+                let next = shard.timer.enqueued.get();
+                match shard
+                    .store
+                    .wait_for_message(TIMER_TOPIC, queue_id, next)
+                    .await
+                {
+                    WaitOutcome::Arrived => {}
+                    WaitOutcome::Overloaded => compio::time::sleep(TIMER_RETRY_INTERVAL).await,
+                    WaitOutcome::Closed => return,
+                }
+            }
+            Err(Failure::Code(code, remark)) => {
+                tracing::warn!(shard = shard.id.0, ?code, %remark, "timer enqueue failed; retrying");
+                compio::time::sleep(TIMER_RETRY_INTERVAL).await;
+            }
+        }
+    }
+}
+
+/// Enqueues one batch; `Ok(false)` when the queue has nothing past the enqueue offset.
+async fn enqueue_batch(shard: &Rc<Shard>, queue_id: i32) -> Result<bool, Failure> {
+    let timer = &shard.timer;
+    let _step = timer.step.lock().await;
+    let Some((min, max)) = shard.store.offsets(TIMER_TOPIC, queue_id) else {
+        return Ok(false);
+    };
+    let mut offset = timer.enqueued.get();
+    if !(min..=max).contains(&offset) {
+        tracing::warn!(
+            shard = shard.id.0,
+            offset,
+            min,
+            max,
+            "timer enqueue offset outside the timer queue; clamped"
+        );
+        offset = offset.clamp(min, max);
+        timer.enqueued.set(offset);
+        timer.dirty.set(true);
+    }
+    if offset >= max {
+        return Ok(false);
+    }
+    let get = GetRequest {
+        topic: TIMER_TOPIC,
+        queue_id,
+        queue_offset: offset,
+        max_count: TIMER_ENQUEUE_BATCH,
+        max_bytes: 4 * 1024 * 1024,
+        filter: TagFilter::All,
+    };
+    let result = shard
+        .store
+        .get_messages(&get)
+        .await
+        .map_err(|e| storage_failure(&e))?;
+    let mut wheel = timer.wheel.borrow_mut();
+    for record in &result.records {
+        let queue_offset = u64::try_from(record.queue_offset).expect("stored offsets are >= 0");
+        assert!(queue_offset >= offset, "the timer queue is read in order");
+        wheel
+            .schedule(TimerEntry {
+                deliver_ms: record.tags_code,
+                queue_offset,
+            })
+            .map_err(|e| Failure::Code(ResponseCode::SystemError, e.to_string()))?;
+        timer.count(&real_topic(record).unwrap_or_default(), true);
+        timer
+            .counters
+            .enqueued
+            .set(timer.counters.enqueued.get() + 1);
+    }
+    drop(wheel);
+    let next = result.next_begin_offset.max(offset);
+    let moved = next > offset;
+    timer.enqueued.set(next);
+    timer.dirty.set(timer.dirty.get() || moved);
+    Ok(moved)
+}
+
+fn real_topic(record: &StoredRecord) -> Option<String> {
+    let (message, _) = MessageRecord::decode_shared(&record.payload, CrcCheck::Skip).ok()?;
+    message.properties.get(keys::REAL_TOPIC).map(str::to_owned)
+}
+
+/// Fires due slots at the wheel's precision, forever.
+async fn deliver_loop(shard: Rc<Shard>) {
+    let queue_id = timer_queue(shard.id, shard.shard_count());
+    loop {
+        let fires_at = shard.timer.wheel.borrow().fires_at_ms();
+        let wait_ms = fires_at.saturating_sub(now_ms());
+        if wait_ms > 0 {
+            compio::time::sleep(Duration::from_millis(wait_ms.unsigned_abs())).await;
+            continue;
+        }
+        if shard.stopping.is_set() {
+            return;
+        }
+        if let Err(Failure::Code(code, remark)) = deliver_slot(&shard, queue_id).await {
+            tracing::warn!(shard = shard.id.0, ?code, %remark, "timer delivery failed; retrying the slot");
+            compio::time::sleep(TIMER_RETRY_INTERVAL).await;
+        }
+    }
+}
+
+/// Delivers every timer of the cursor slot, then finishes it.
+async fn deliver_slot(shard: &Rc<Shard>, queue_id: i32) -> Result<(), Failure> {
+    let timer = &shard.timer;
+    let _step = timer.step.lock().await;
+    let wheel_failure = |e: WheelError| Failure::Code(ResponseCode::SystemError, e.to_string());
+    let start = {
+        let wheel = timer.wheel.borrow();
+        if wheel.due_slot(now_ms()).is_none() {
+            return Ok(());
+        }
+        wheel.due_chain()
+    };
+    let mut chain = start;
+    while !chain.is_done() {
+        let batch = timer
+            .wheel
+            .borrow_mut()
+            .read_chain(&mut chain, TIMER_DELIVER_BATCH)
+            .map_err(wheel_failure)?;
+        for entry in batch {
+            deliver_entry(shard, queue_id, entry).await?;
+        }
+    }
+    timer
+        .wheel
+        .borrow_mut()
+        .finish_slot(start)
+        .map_err(wheel_failure)?;
+    timer.dirty.set(true);
+    Ok(())
+}
+
+async fn deliver_entry(shard: &Rc<Shard>, queue_id: i32, entry: TimerEntry) -> Result<(), Failure> {
+    let timer = &shard.timer;
+    let get = GetRequest {
+        topic: TIMER_TOPIC,
+        queue_id,
+        queue_offset: entry.queue_offset,
+        max_count: 1,
+        max_bytes: 1,
+        filter: TagFilter::All,
+    };
+    let result = shard
+        .store
+        .get_messages(&get)
+        .await
+        .map_err(|e| storage_failure(&e))?;
+    let Some(record) = result
+        .records
+        .first()
+        .filter(|r| r.queue_offset.unsigned_abs() == entry.queue_offset)
+    else {
+        tracing::error!(
+            shard = shard.id.0,
+            offset = entry.queue_offset,
+            status = ?result.status,
+            "timer message no longer in the timer queue (retention?); dropped"
+        );
+        timer.counters.dropped.set(timer.counters.dropped.get() + 1);
+        return Ok(());
+    };
+    assert_eq!(
+        record.tags_code, entry.deliver_ms,
+        "a wheel entry points at its own timer message"
+    );
+    let topic = real_topic(record).unwrap_or_default();
+    let owner = deliver_one(shard, record).await?;
+    if let Some(owner) = owner {
+        timer.delivered_to.borrow_mut().insert(owner.0);
+        timer
+            .counters
+            .delivered
+            .set(timer.counters.delivered.get() + 1);
+    } else {
+        timer.counters.dropped.set(timer.counters.dropped.get() + 1);
+    }
+    timer.count(&topic, false);
+    Ok(())
+}
+
+/// Re-stores one due timer message in its real topic and queue. `Ok(None)`: it can never be
+/// delivered (not a message, no real topic, refused as illegal) and is dropped with an error
+/// log.
+async fn deliver_one(shard: &Rc<Shard>, stored: &StoredRecord) -> Result<Option<ShardId>, Failure> {
+    let skip = |reason: &str| {
+        tracing::error!(
+            shard = shard.id.0,
+            phys = stored.phys_offset,
+            reason,
+            "undeliverable timer message dropped"
+        );
+        Ok(None)
+    };
+    let Ok((record, _)) = MessageRecord::decode_shared(&stored.payload, CrcCheck::Skip) else {
+        return skip("not a message record");
+    };
+    let mut properties = record.properties;
+    let Some(topic) = properties.get(keys::REAL_TOPIC).map(str::to_owned) else {
+        return skip("no REAL_TOPIC");
+    };
+    let Some(queue_id) = properties
+        .get(keys::REAL_QID)
+        .and_then(|q| q.parse::<i32>().ok())
+        .filter(|q| *q >= 0)
+    else {
+        return skip("no valid REAL_QID");
+    };
+    let now = now_ms();
+    properties.remove(keys::REAL_TOPIC);
+    properties.remove(keys::REAL_QID);
+    let tags_code = tags_code_of(&properties);
+    let index = index_keys(&properties);
+    let inbound = Inbound {
+        topic: &topic,
+        queue_id,
+        flag: record.flag,
+        sys_flag: record.sys_flag,
+        born_timestamp: record.born_timestamp,
+        born_host: record.born_host,
+        reconsume_times: record.reconsume_times,
+        properties,
+        body: record.body,
+    };
+    let Ok(payload) = encode_payload(inbound, shard.store_host, now) else {
+        return skip("cannot re-encode for the real topic");
+    };
+    let message = AppendMessage {
+        topic: &topic,
+        queue_id,
+        tags_code,
+        keys: &index,
+        store_timestamp_ms: Some(now),
+        sys_flag: record.sys_flag,
+        payload: &payload,
+    };
+    match super::append::append_routed(shard, &message).await {
+        Ok((owner, _)) => Ok(Some(owner)),
+        Err(Failure::Code(ResponseCode::MessageIllegal, remark)) => skip(&remark),
+        Err(failure) => Err(failure),
+    }
+}
+
+/// Whether a send's sys flag lets it be a timer (not a prepared or rollback record).
+#[must_use]
+pub fn timer_allowed(sys_flag: i32) -> bool {
+    let transaction = sysflag::transaction_value(sys_flag);
+    transaction == sysflag::TRANSACTION_NOT_TYPE || transaction == sysflag::TRANSACTION_COMMIT_TYPE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> Properties {
+        let mut properties = Properties::new();
+        for (name, value) in pairs {
+            properties.insert(*name, *value).expect("insert");
+        }
+        properties
+    }
+
+    #[test]
+    fn every_timer_property_asks_for_a_due_time() {
+        let now = 1_000_000;
+        assert_eq!(requested_deliver_ms(&props(&[]), now).expect("ok"), None);
+        for (name, value, due) in [
+            (keys::TIMER_DELIVER_MS, "1005000", 1_005_000),
+            (keys::TIMER_DELAY_SEC, "3", 1_003_000),
+            (keys::TIMER_DELAY_MS, "250", 1_000_250),
+            (keys::START_DELIVER_TIME, "999", 999),
+        ] {
+            assert_eq!(
+                requested_deliver_ms(&props(&[(name, value)]), now).expect("ok"),
+                Some(due),
+                "{name}"
+            );
+            assert!(requested_deliver_ms(&props(&[(name, "soon")]), now).is_err());
+            assert!(reject_batch_timer(&props(&[(name, value)])).is_err());
+        }
+        assert!(
+            requested_deliver_ms(&props(&[(keys::TIMER_DELAY_SEC, "9223372036854775")]), now)
+                .is_err()
+        );
+        assert!(reject_batch_timer(&props(&[("user", "1")])).is_ok());
+    }
+
+    #[test]
+    fn park_checks_the_maximum_and_records_the_real_queue() {
+        let config = BrokerConfig::default();
+        let now = 1_700_000_000_000;
+        let mut properties = props(&[(keys::TIMER_DELAY_SEC, "10")]);
+        let parked = park(&config, ("T", 2), &mut properties, now)
+            .expect("legal")
+            .expect("parked");
+        assert_eq!(parked.deliver_ms, now + 10_000);
+        assert_eq!(properties.get(keys::REAL_TOPIC), Some("T"));
+        assert_eq!(properties.get(keys::REAL_QID), Some("2"));
+        let deliver = (now + 10_000).to_string();
+        assert_eq!(
+            properties.get(keys::TIMER_DELIVER_MS),
+            Some(deliver.as_str())
+        );
+        assert_eq!(properties.get(keys::TIMER_OUT_MS), Some(deliver.as_str()));
+        let mut level = props(&[(keys::TIMER_DELIVER_MS, "1"), (keys::DELAY, "3")]);
+        assert_eq!(
+            park(&config, ("T", 0), &mut level, now).expect("legal"),
+            None
+        );
+        assert_eq!(level, props(&[(keys::DELAY, "3")]), "a level wins, as Java");
+        let mut resent = props(&[(keys::TIMER_DELAY_SEC, "10"), (keys::TIMER_OUT_MS, "5")]);
+        assert_eq!(
+            park(&config, ("T", 0), &mut resent, now).expect("legal"),
+            None
+        );
+        let mut past = props(&[(keys::TIMER_DELIVER_MS, "5")]);
+        assert_eq!(
+            park(&config, ("T", 0), &mut past, now).expect("legal"),
+            None
+        );
+        let max = i64::try_from(config.timer_max_delay_sec).expect("small") * 1_000;
+        let mut at_max = props(&[(keys::TIMER_DELIVER_MS, &(now + max).to_string())]);
+        assert!(park(&config, ("T", 0), &mut at_max, now)
+            .expect("legal")
+            .is_some());
+        let mut beyond = props(&[(keys::TIMER_DELIVER_MS, &(now + max + 1).to_string())]);
+        let Err(Failure::Code(code, remark)) = park(&config, ("T", 0), &mut beyond, now) else {
+            panic!("beyond the maximum is refused");
+        };
+        assert_eq!(code, ResponseCode::MessageIllegal);
+        assert!(remark.contains("max delay"), "{remark}");
+        let disabled = BrokerConfig {
+            timer_wheel_enable: false,
+            ..BrokerConfig::default()
+        };
+        let mut properties = props(&[(keys::TIMER_DELAY_MS, "5")]);
+        assert!(matches!(
+            park(&disabled, ("T", 0), &mut properties, now),
+            Err(Failure::Code(ResponseCode::SystemError, _))
+        ));
+        let mut plain = props(&[("user", "v")]);
+        assert_eq!(
+            park(&config, ("T", 0), &mut plain, now).expect("legal"),
+            None
+        );
+        assert_eq!(plain, props(&[("user", "v")]));
+    }
+
+    #[test]
+    fn broker_conf_timer_keys_are_parsed_and_bounded() {
+        let parse = |text: &str| {
+            let props = crate::config::parse_properties(text).expect("properties");
+            BrokerConfig::from_properties(&props).map(|loaded| loaded.config)
+        };
+        let config =
+            parse("timerMaxDelaySec=3456000\ntimerPrecisionMs=100\ntimerWheelEnable=false")
+                .expect("valid");
+        assert_eq!(config.timer_max_delay_sec, 3_456_000);
+        assert_eq!(config.timer_precision_ms, 100);
+        assert!(!config.timer_wheel_enable);
+        let wheel = settings(&config);
+        assert!(wheel.validate().is_ok());
+        assert_eq!(wheel.fine_slots(), 72_000);
+        assert_eq!(wheel.coarse_slots(), 963);
+        for bad in [
+            "timerPrecisionMs=99",
+            "timerPrecisionMs=700",
+            "timerMaxDelaySec=0",
+            "timerMaxDelaySec=63072001",
+            "timerWheelEnable=maybe",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} must be refused");
+        }
+        let longest = parse("timerMaxDelaySec=63072000\ntimerPrecisionMs=100").expect("valid");
+        assert!(
+            settings(&longest).validate().is_ok(),
+            "the limits fit the wheel's bounds"
+        );
+    }
+
+    #[test]
+    fn every_shard_has_its_own_timer_queue() {
+        for shards in 1..=8 {
+            let mut seen = BTreeSet::new();
+            for shard in 0..shards {
+                let queue = timer_queue(ShardId(shard), shards);
+                assert_eq!(shard_for(TIMER_TOPIC, queue, shards), ShardId(shard));
+                assert!(seen.insert(queue));
+            }
+        }
+    }
+}
