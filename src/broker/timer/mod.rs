@@ -250,9 +250,11 @@ pub struct TimerShard {
     wheel: RefCell<TimerWheel>,
     enqueued: Cell<u64>,
     pending_by_topic: RefCell<BTreeMap<String, u64>>,
-    /// Shards whose CommitLog received deliveries since the last checkpoint (at most the
-    /// shard count).
-    delivered_to: RefCell<BTreeSet<usize>>,
+    /// Shards whose CommitLog must be durable before the next checkpoint: this shard after it
+    /// enqueued timers (their messages are in its CommitLog), and the shards that received
+    /// deliveries (at most the shard count). A checkpoint that only moves the cursor over
+    /// empty slots flushes nothing, so an ASYNC_FLUSH CommitLog keeps its own flush interval.
+    flush_targets: RefCell<BTreeSet<usize>>,
     dirty: Cell<bool>,
     /// Serialises enqueue batches, slot deliveries and checkpoints: a checkpoint sees no half
     /// slot and no enqueue past what it flushed.
@@ -280,7 +282,7 @@ impl TimerShard {
             wheel: RefCell::new(wheel),
             enqueued: Cell::new(extra.enqueued),
             pending_by_topic: RefCell::new(extra.pending_by_topic),
-            delivered_to: RefCell::new(BTreeSet::new()),
+            flush_targets: RefCell::new(BTreeSet::new()),
             dirty: Cell::new(false),
             step: rmq_storage::fifo_lock::FifoLock::default(),
             counters: TimerCounters::default(),
@@ -319,7 +321,7 @@ pub fn start(shard: &Rc<Shard>) {
     .detach();
 }
 
-/// Checkpoints the wheel if it changed, after this shard's CommitLog (the enqueued timers) and
+/// Checkpoints the wheel if it changed, after this shard's CommitLog (if it enqueued timers) and
 /// every CommitLog that received deliveries are durable. Failures are logged; the next call
 /// retries.
 pub async fn persist(shard: &Rc<Shard>) {
@@ -328,13 +330,12 @@ pub async fn persist(shard: &Rc<Shard>) {
     if !timer.dirty.replace(false) {
         return;
     }
-    let mut targets = std::mem::take(&mut *timer.delivered_to.borrow_mut());
-    targets.insert(shard.id.0);
+    let targets = std::mem::take(&mut *timer.flush_targets.borrow_mut());
     for target in &targets {
         if let Err(reason) = flush_commitlog(shard, ShardId(*target)).await {
             tracing::warn!(shard = shard.id.0, target, %reason, "timer wheel not checkpointed");
             timer
-                .delivered_to
+                .flush_targets
                 .borrow_mut()
                 .extend(targets.iter().copied());
             timer.dirty.set(true);
@@ -350,7 +351,7 @@ pub async fn persist(shard: &Rc<Shard>) {
     if let Err(err) = written {
         tracing::warn!(shard = shard.id.0, %err, "timer wheel checkpoint failed");
         timer
-            .delivered_to
+            .flush_targets
             .borrow_mut()
             .extend(targets.iter().copied());
         timer.dirty.set(true);
@@ -415,6 +416,7 @@ async fn enqueue_batch(shard: &Rc<Shard>, queue_id: i32) -> Result<bool, Failure
         offset = offset.clamp(min, max);
         timer.enqueued.set(offset);
         timer.dirty.set(true);
+        timer.flush_targets.borrow_mut().insert(shard.id.0);
     }
     if offset >= max {
         return Ok(false);
@@ -452,7 +454,10 @@ async fn enqueue_batch(shard: &Rc<Shard>, queue_id: i32) -> Result<bool, Failure
     let next = result.next_begin_offset.max(offset);
     let moved = next > offset;
     timer.enqueued.set(next);
-    timer.dirty.set(timer.dirty.get() || moved);
+    if moved {
+        timer.dirty.set(true);
+        timer.flush_targets.borrow_mut().insert(shard.id.0);
+    }
     Ok(moved)
 }
 
@@ -549,7 +554,7 @@ async fn deliver_entry(shard: &Rc<Shard>, queue_id: i32, entry: TimerEntry) -> R
     let topic = real_topic(record).unwrap_or_default();
     let owner = deliver_one(shard, record).await?;
     if let Some(owner) = owner {
-        timer.delivered_to.borrow_mut().insert(owner.0);
+        timer.flush_targets.borrow_mut().insert(owner.0);
         timer
             .counters
             .delivered
