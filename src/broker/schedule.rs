@@ -444,16 +444,40 @@ async fn deliver_one(
     level: i32,
     stored: &StoredRecord,
 ) -> Result<Option<ShardId>, Failure> {
-    let skip = |reason: &str| {
-        tracing::error!(
-            shard = shard.id.0,
-            level,
-            phys = stored.phys_offset,
-            reason,
-            "undeliverable delayed message dropped"
-        );
-        Ok(None)
-    };
+    match restore_in_real_queue(shard, stored, &[keys::DELAY], true).await? {
+        Restored::Stored(owner) => Ok(Some(owner)),
+        Restored::Undeliverable(reason) => {
+            tracing::error!(
+                shard = shard.id.0,
+                level,
+                phys = stored.phys_offset,
+                reason,
+                "undeliverable delayed message dropped"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// What became of a parked record (a delay level's or a timer's) that was due.
+pub(super) enum Restored {
+    /// Stored in its real queue, on this shard.
+    Stored(ShardId),
+    /// It can never be delivered, for this reason; the caller logs and drops it.
+    Undeliverable(String),
+}
+
+/// Re-stores a parked record in the topic and queue named by its `REAL_TOPIC`/`REAL_QID`, with
+/// the properties in `strip` removed (on the queue's owner, crossing the mesh if need be).
+/// `refuse_half`: a record whose real topic is the half-message topic is undeliverable.
+/// Errors: a store failure, to be retried.
+pub(super) async fn restore_in_real_queue(
+    shard: &Rc<Shard>,
+    stored: &StoredRecord,
+    strip: &[&str],
+    refuse_half: bool,
+) -> Result<Restored, Failure> {
+    let skip = |reason: &str| Ok(Restored::Undeliverable(reason.to_owned()));
     let Ok((record, _)) = MessageRecord::decode_shared(&stored.payload, CrcCheck::Skip) else {
         return skip("not a message record");
     };
@@ -468,10 +492,12 @@ async fn deliver_one(
     else {
         return skip("no valid REAL_QID");
     };
-    if topic == TRANS_HALF_TOPIC {
+    if refuse_half && topic == TRANS_HALF_TOPIC {
         return skip("half messages are never delayed");
     }
-    properties.remove(keys::DELAY);
+    for name in strip {
+        properties.remove(name);
+    }
     let tags_code = tags_code_of(&properties);
     let index = index_keys(&properties);
     let now = now_ms();
@@ -499,7 +525,7 @@ async fn deliver_one(
         payload: &payload,
     };
     match super::append::append_routed(shard, &message).await {
-        Ok((owner, _)) => Ok(Some(owner)),
+        Ok((owner, _)) => Ok(Restored::Stored(owner)),
         Err(Failure::Code(ResponseCode::MessageIllegal, remark)) => skip(&remark),
         Err(failure) => Err(failure),
     }

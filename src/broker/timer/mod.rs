@@ -29,9 +29,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use rmq_net::codec::codes::ResponseCode;
-use rmq_net::codec::message::{keys, sysflag, tags_code_of, CrcCheck, MessageRecord, Properties};
+use rmq_net::codec::message::{keys, sysflag, CrcCheck, MessageRecord, Properties};
 use rmq_storage::commitlog::StoredRecord;
-use rmq_storage::store::{AppendMessage, GetRequest, TagFilter, WaitOutcome};
+use rmq_storage::store::{GetRequest, TagFilter, WaitOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::config::BrokerConfig;
@@ -44,7 +44,7 @@ use crate::runtime::placement::shard_for;
 use crate::runtime::ShardId;
 
 use self::wheel::{TimerEntry, TimerWheel, WheelError, WheelSettings};
-use super::message::{encode_payload, index_keys, Inbound};
+use super::schedule::{restore_in_real_queue, Restored};
 use super::shard::Shard;
 use super::{storage_failure, Failure};
 
@@ -570,61 +570,18 @@ async fn deliver_entry(shard: &Rc<Shard>, queue_id: i32, entry: TimerEntry) -> R
 /// delivered (not a message, no real topic, refused as illegal) and is dropped with an error
 /// log.
 async fn deliver_one(shard: &Rc<Shard>, stored: &StoredRecord) -> Result<Option<ShardId>, Failure> {
-    let skip = |reason: &str| {
-        tracing::error!(
-            shard = shard.id.0,
-            phys = stored.phys_offset,
-            reason,
-            "undeliverable timer message dropped"
-        );
-        Ok(None)
-    };
-    let Ok((record, _)) = MessageRecord::decode_shared(&stored.payload, CrcCheck::Skip) else {
-        return skip("not a message record");
-    };
-    let mut properties = record.properties;
-    let Some(topic) = properties.get(keys::REAL_TOPIC).map(str::to_owned) else {
-        return skip("no REAL_TOPIC");
-    };
-    let Some(queue_id) = properties
-        .get(keys::REAL_QID)
-        .and_then(|q| q.parse::<i32>().ok())
-        .filter(|q| *q >= 0)
-    else {
-        return skip("no valid REAL_QID");
-    };
-    let now = now_ms();
-    properties.remove(keys::REAL_TOPIC);
-    properties.remove(keys::REAL_QID);
-    let tags_code = tags_code_of(&properties);
-    let index = index_keys(&properties);
-    let inbound = Inbound {
-        topic: &topic,
-        queue_id,
-        flag: record.flag,
-        sys_flag: record.sys_flag,
-        born_timestamp: record.born_timestamp,
-        born_host: record.born_host,
-        reconsume_times: record.reconsume_times,
-        properties,
-        body: record.body,
-    };
-    let Ok(payload) = encode_payload(inbound, shard.store_host, now) else {
-        return skip("cannot re-encode for the real topic");
-    };
-    let message = AppendMessage {
-        topic: &topic,
-        queue_id,
-        tags_code,
-        keys: &index,
-        store_timestamp_ms: Some(now),
-        sys_flag: record.sys_flag,
-        payload: &payload,
-    };
-    match super::append::append_routed(shard, &message).await {
-        Ok((owner, _)) => Ok(Some(owner)),
-        Err(Failure::Code(ResponseCode::MessageIllegal, remark)) => skip(&remark),
-        Err(failure) => Err(failure),
+    let strip = [keys::REAL_TOPIC, keys::REAL_QID];
+    match restore_in_real_queue(shard, stored, &strip, false).await? {
+        Restored::Stored(owner) => Ok(Some(owner)),
+        Restored::Undeliverable(reason) => {
+            tracing::error!(
+                shard = shard.id.0,
+                phys = stored.phys_offset,
+                reason,
+                "undeliverable timer message dropped"
+            );
+            Ok(None)
+        }
     }
 }
 
