@@ -35,6 +35,13 @@
 //! `retryAnotherBrokerWhenNotStoreOK` off (its default) the client does not retry them. The
 //! partition test asserts exactly this shape.
 //!
+//! Each runs with one shard per broker and again with two (`*_two_shards`: `shards=2` on both
+//! nodes; offsets, acks and ends are compared per shard, a record's shard read from the top 8
+//! bits of its offset msgId). About 95 s for the six on a 2-core machine.
+//!
+//! Must never: assert on speed (only on bounds a hang would pass), or leave the slave's link
+//! down (the thread that cuts it restores it whatever the load did).
+//!
 //! Needs root (`RMQ_NETNS_SKIP=1` skips, see `netns::require`).
 
 #![recursion_limit = "512"]
@@ -275,11 +282,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| format!("blocking task: {e}"))?
 }
 
-/// Polls `master`'s runtime info until a slave is connected (`haConnectedShards` 1).
-async fn await_slave_connected(master: SocketAddr) -> Result<(), String> {
+/// Polls `master`'s runtime info until the slave is connected on every shard.
+async fn await_slave_connected(master: SocketAddr, shards: usize) -> Result<(), String> {
     let deadline = Instant::now() + READY_TIMEOUT;
+    let want = i64::try_from(shards).expect("shard count");
     loop {
-        if blocking(move || runtime_i64(master, "haConnectedShards")).await == Ok(1) {
+        if blocking(move || runtime_i64(master, "haConnectedShards")).await == Ok(want) {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -303,6 +311,21 @@ fn wait_for(timeout: Duration, mut what: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `shard<N>.<key>` of every shard, as integers, from one runtime info.
+///
+/// # Errors
+/// As [`runtime_info`], or a shard lacks the key.
+fn per_shard(broker: SocketAddr, key: &str, shards: usize) -> Result<Vec<i64>, String> {
+    let info = runtime_info(broker)?;
+    (0..shards)
+        .map(|n| {
+            info.get(&format!("shard{n}.{key}"))
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("runtime info of {broker}: shard{n}.{key} absent"))
+        })
+        .collect()
 }
 
 /// One key of a broker's runtime info (`None` when it does not answer or lacks the key).
@@ -332,10 +355,21 @@ fn acked(outcomes: &[Outcome]) -> Vec<Sent> {
         .collect()
 }
 
-fn commit_offset(sent: &Sent) -> u64 {
-    decode_offset_msg_id(&sent.offset_msg_id)
+/// The record's shard and shard-local CommitLog offset, from its offset msgId (the shard is
+/// in the physical offset's top 8 bits, docs/architecture.md).
+fn commit_offset(sent: &Sent) -> (usize, i64) {
+    let offset = decode_offset_msg_id(&sent.offset_msg_id)
         .unwrap_or_else(|| panic!("offset msgId {} does not decode", sent.offset_msg_id))
-        .1
+        .1;
+    let shard = usize::try_from(offset >> 56).expect("shard fits usize");
+    let local = i64::try_from(offset & ((1 << 56) - 1)).expect("56 bits fit i64");
+    (shard, local)
+}
+
+/// The config line every node of a `shards`-shard replica pair gets (it overrides the
+/// harness's `shards=1`: later keys win).
+fn shards_line(shards: usize) -> String {
+    format!("shards={shards}")
 }
 
 fn on_slave(cluster: &ReplicaCluster, topic: &str, group: &str) -> (Vec<i64>, Vec<AliOnsMessage>) {
@@ -366,6 +400,20 @@ const MAX_GAP_BYTES: i64 = 8 * 1024 * 1024;
 /// kill turns into loss (ASYNC_MASTER answers SEND_OK without the slave).
 const CUT_BEFORE_KILL: Duration = Duration::from_millis(1_500);
 
+/// When each shard (by the offset msgId of the result) first answered SEND_OK to a send
+/// started after `since`: the end of that send.
+fn first_ok_per_shard(outcomes: &[Outcome], since: Instant) -> BTreeMap<usize, Instant> {
+    let mut first = BTreeMap::new();
+    for o in outcomes.iter().filter(|o| o.started > since) {
+        if let Ok((SendStatus::SendOk, sent)) = &o.result {
+            let at = o.started + o.took;
+            let entry = first.entry(commit_offset(sent).0).or_insert(at);
+            *entry = (*entry).min(at);
+        }
+    }
+    first
+}
+
 /// Steps of scenario 1, shared by the load (in the client runtime) and the thread that cuts
 /// and restores the slave's link.
 #[derive(Default)]
@@ -378,10 +426,10 @@ struct KillSteps {
 /// What the load of scenario 1 saw.
 struct AsyncLoad {
     outcomes: Vec<Outcome>,
-    /// `shard0.haSlaveAckOffset` read after the link went down: no Ack arrives after it, so it
-    /// is the slave's acknowledged end when the master dies.
-    last_ack: i64,
-    /// `shard0.slaveFallBehindMuch` read just before the kill.
+    /// `shard<N>.haSlaveAckOffset` read after the link went down: no Ack arrives after it, so
+    /// it is the slave's acknowledged end (per shard) when the master dies.
+    last_ack: Vec<i64>,
+    /// `slaveFallBehindMuch` (all shards) read just before the kill.
     behind_before_kill: i64,
 }
 
@@ -391,13 +439,14 @@ async fn async_load_until_killed(
     master: Arc<Mutex<Rmq>>,
     master_addr: SocketAddr,
     topic: String,
+    shards: usize,
     steps: Arc<KillSteps>,
 ) -> Result<AsyncLoad, String> {
     let all = producers(&rt, &cluster_ns, &format!("pg_lag_{}", run_token()), 3).await?;
     let outcomes: Outcomes = Arc::default();
     let result = async {
         probe(&all[0], &topic, "lag").await?;
-        await_slave_connected(master_addr).await?;
+        await_slave_connected(master_addr, shards).await?;
         let load = start_load(&all, &topic, "lag", 8, 24, &outcomes);
         steps.load_running.store(true, Ordering::Relaxed);
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -409,11 +458,10 @@ async fn async_load_until_killed(
         }
         // Acks in flight when the link went down are lost with it.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let last_ack =
-            blocking(move || runtime_i64(master_addr, "shard0.haSlaveAckOffset")).await?;
+        let last_ack = blocking(move || per_shard(master_addr, "haSlaveAckOffset", shards)).await?;
         tokio::time::sleep(CUT_BEFORE_KILL).await;
         let behind_before_kill =
-            blocking(move || runtime_i64(master_addr, "shard0.slaveFallBehindMuch")).await?;
+            blocking(move || runtime_i64(master_addr, "slaveFallBehindMuch")).await?;
         master.lock().map_err(|_| "master lock poisoned")?.kill();
         steps.master_killed.store(true, Ordering::Relaxed);
         if !load.stop().await {
@@ -433,12 +481,24 @@ async fn async_load_until_killed(
 
 #[test]
 fn async_master_kill_loses_at_most_the_lag() {
-    let gap = format!("haMaxGapNotInSync={MAX_GAP_BYTES}");
+    async_master_lag(1);
+}
+
+#[test]
+fn async_master_kill_loses_at_most_the_lag_two_shards() {
+    async_master_lag(2);
+}
+
+fn async_master_lag(shards: usize) {
+    let (gap, shards_conf) = (
+        format!("haMaxGapNotInSync={MAX_GAP_BYTES}"),
+        shards_line(shards),
+    );
     let Some(cluster) = ReplicaCluster::start(
-        "ha-async-lag",
+        &format!("ha-async-lag-{shards}"),
         "ASYNC_MASTER",
-        &["flushDiskType=SYNC_FLUSH", &gap],
-        &[],
+        &["flushDiskType=SYNC_FLUSH", &gap, &shards_conf],
+        &[&shards_conf],
     ) else {
         return;
     };
@@ -464,7 +524,7 @@ fn async_master_kill_loses_at_most_the_lag() {
         let (ns, master, master_addr) = (cluster.ns(), cluster.master.clone(), cluster.master_addr);
         let (load_topic, load_steps) = (topic.clone(), steps.clone());
         let load = scenario("async-lag", Duration::from_secs(90), move |rt| {
-            async_load_until_killed(rt, ns, master, master_addr, load_topic, load_steps)
+            async_load_until_killed(rt, ns, master, master_addr, load_topic, shards, load_steps)
         });
         toggler.join().expect("link toggler");
         load
@@ -472,32 +532,39 @@ fn async_master_kill_loses_at_most_the_lag() {
     // The slave reads what reached its socket before the link went down (and what the dead
     // master's kernel still delivers); its session ends at the end of that stream.
     let ended = wait_for(Duration::from_secs(30), || {
-        runtime_info_key(cluster.slave_addr, "shard0.haConnected").as_deref() == Some("false")
+        (0..shards).all(|n| {
+            runtime_info_key(cluster.slave_addr, &format!("shard{n}.haConnected")).as_deref()
+                == Some("false")
+        })
     });
     assert!(
         ended,
-        "the slave's session with the dead master never ended"
+        "the slave's sessions with the dead master never ended"
     );
-    let slave_end = runtime_i64(cluster.slave_addr, "commitLogMaxOffset").expect("slave end");
+    let slave_end =
+        per_shard(cluster.slave_addr, "commitLogMaxOffset", shards).expect("slave ends");
     let (slave_max, received) = on_slave(&cluster, &topic, &format!("cg_lag_{}", run_token()));
     // SYNC_FLUSH: the restarted master holds every byte it acknowledged before the kill.
     cluster.restart_master();
-    let master_end = runtime_i64(cluster.master_addr, "commitLogMaxOffset").expect("master end");
+    let master_end =
+        per_shard(cluster.master_addr, "commitLogMaxOffset", shards).expect("master ends");
     let acked = acked(&load.outcomes);
-    let slave_end_u64 = u64::try_from(slave_end).expect("non-negative end");
-    let (held, lost): (Vec<Sent>, Vec<Sent>) = acked
-        .iter()
-        .cloned()
-        .partition(|s| commit_offset(s) < slave_end_u64);
-    let lost_bytes = master_end - slave_end;
-    let lag_at_death = master_end - load.last_ack;
+    let (held, lost): (Vec<Sent>, Vec<Sent>) = acked.iter().cloned().partition(|s| {
+        let (shard, local) = commit_offset(s);
+        local < slave_end[shard]
+    });
+    let lost_bytes: Vec<i64> = (0..shards).map(|n| master_end[n] - slave_end[n]).collect();
+    let lag_at_death: Vec<i64> = (0..shards)
+        .map(|n| master_end[n] - load.last_ack[n])
+        .collect();
     eprintln!(
-        "ASYNC_MASTER killed {CUT_BEFORE_KILL:?} after the slave's link was cut: {} SEND_OK \
-         (outcomes {:?}); the slave acknowledged up to {}, so the lag at the kill was at least \
-         {lag_at_death} B (slaveFallBehindMuch {} B just before; bound haMaxGapNotInSync \
-         {MAX_GAP_BYTES} B); the slave kept up to {slave_end}, the restarted master ends at \
-         {master_end}: the slave lacks {lost_bytes} B = {} SEND_OK; slave max offsets \
-         {slave_max:?}; ali-ons read {} from the slave; took {:.1?}",
+        "ASYNC_MASTER ({shards} shards) killed {CUT_BEFORE_KILL:?} after the slave's link was \
+         cut: {} SEND_OK (outcomes {:?}); the slave acknowledged up to {:?} (per shard), so the \
+         lag at the kill was at least {lag_at_death:?} B (slaveFallBehindMuch {} B just \
+         before; bound haMaxGapNotInSync {MAX_GAP_BYTES} B per shard); the slave kept up to \
+         {slave_end:?}, the restarted master ends at {master_end:?}: the slave lacks \
+         {lost_bytes:?} B = {} SEND_OK; slave max offsets {slave_max:?}; ali-ons read {} from \
+         the slave; took {:.1?}",
         acked.len(),
         count_by_kind(&load.outcomes),
         load.last_ack,
@@ -510,20 +577,27 @@ fn async_master_kill_loses_at_most_the_lag() {
         acked.len() > 100,
         "the load acknowledged too little to mean anything"
     );
-    // The documented bound: an ASYNC_MASTER loses at most what its slave had not acknowledged.
-    assert!(
-        slave_end >= load.last_ack,
-        "the slave lost bytes it acknowledged: end {slave_end} < ack {}",
-        load.last_ack
-    );
-    assert!(
-        master_end >= slave_end,
-        "the slave ({slave_end}) is ahead of its SYNC_FLUSH master ({master_end})"
-    );
-    assert!(
-        lag_at_death <= MAX_GAP_BYTES,
-        "the lag at the kill, {lag_at_death} B, passed haMaxGapNotInSync {MAX_GAP_BYTES}"
-    );
+    for n in 0..shards {
+        // The documented bound: an ASYNC_MASTER loses at most what its slave had not
+        // acknowledged.
+        assert!(
+            slave_end[n] >= load.last_ack[n],
+            "shard {n}: the slave lost bytes it acknowledged: end {} < ack {}",
+            slave_end[n],
+            load.last_ack[n]
+        );
+        assert!(
+            master_end[n] >= slave_end[n],
+            "shard {n}: the slave ({}) is ahead of its SYNC_FLUSH master ({})",
+            slave_end[n],
+            master_end[n]
+        );
+        assert!(
+            lag_at_death[n] <= MAX_GAP_BYTES,
+            "shard {n}: the lag at the kill, {} B, passed haMaxGapNotInSync {MAX_GAP_BYTES}",
+            lag_at_death[n]
+        );
+    }
     assert!(
         !lost.is_empty(),
         "the slave lacks no SEND_OK: the cut lost nothing"
@@ -592,6 +666,7 @@ async fn partitioned_load(
     ns: String,
     topic: String,
     tag: String,
+    shards: usize,
     link: Arc<LinkTimes>,
 ) -> Result<Vec<Outcome>, String> {
     let all = producers(&rt, &ns, &format!("pg_part_{tag}"), 3).await?;
@@ -600,28 +675,23 @@ async fn partitioned_load(
         probe(&all[0], &topic, "part").await?;
         let load = start_load(&all, &topic, "part", 4, 8, &outcomes);
         link.load_running.store(true, Ordering::Relaxed);
-        // Run until the link came back and sends were SEND_OK again for a while.
+        // Run until the link came back and sends were SEND_OK again on every shard (each
+        // shard's slave session reconnects on its own), then for a while more.
         let deadline = Instant::now() + Duration::from_secs(60);
         let healed = loop {
             let up = *link.up_started.lock().expect("link lock");
-            let first_ok = up.and_then(|up| {
-                outcomes
-                    .lock()
-                    .expect("outcomes lock")
-                    .iter()
-                    .filter(|o| o.started > up && matches!(o.result, Ok((SendStatus::SendOk, _))))
-                    .map(|o| o.started + o.took)
-                    .min()
+            let healed_shards = up.map_or(0, |up| {
+                first_ok_per_shard(&outcomes.lock().expect("outcomes lock"), up).len()
             });
-            if let Some(at) = first_ok {
-                break Some(at);
+            if healed_shards == shards {
+                break true;
             }
             if Instant::now() >= deadline {
-                break None;
+                break false;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        if healed.is_some() {
+        if healed {
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
         let drained = load.stop().await;
@@ -641,11 +711,28 @@ async fn partitioned_load(
 
 #[test]
 fn partitioned_slave_sync_sends_fail_fast_then_recover() {
+    partitioned_slave(1);
+}
+
+#[test]
+fn partitioned_slave_sync_sends_fail_fast_then_recover_two_shards() {
+    partitioned_slave(2);
+}
+
+fn partitioned_slave(shards: usize) {
     let timeout = format!("syncFlushTimeout={SYNC_FLUSH_TIMEOUT_MS}");
-    let gap = format!("haMaxGapNotInSync={PARTITION_MAX_GAP_BYTES}");
-    let Some(cluster) =
-        ReplicaCluster::start("ha-partition", "SYNC_MASTER", &[&timeout, &gap], &[])
-    else {
+    // The gap is per shard; each shard sees its share of the sends in flight.
+    let gap = format!(
+        "haMaxGapNotInSync={}",
+        PARTITION_MAX_GAP_BYTES / u64::try_from(shards).expect("shard count")
+    );
+    let shards_conf = shards_line(shards);
+    let Some(cluster) = ReplicaCluster::start(
+        &format!("ha-partition-{shards}"),
+        "SYNC_MASTER",
+        &[&timeout, &gap, &shards_conf],
+        &[&shards_conf],
+    ) else {
         return;
     };
     let started = Instant::now();
@@ -670,7 +757,7 @@ fn partitioned_slave_sync_sends_fail_fast_then_recover() {
         });
         let (ns, load_topic, load_link) = (cluster.ns(), topic.clone(), link.clone());
         let outcomes = scenario("partition", Duration::from_secs(120), move |rt| {
-            partitioned_load(rt, ns, load_topic, token, load_link)
+            partitioned_load(rt, ns, load_topic, token, shards, load_link)
         });
         toggler.join().expect("link toggler");
         outcomes
@@ -690,25 +777,30 @@ fn partitioned_slave_sync_sends_fail_fast_then_recover() {
         .iter()
         .filter(|o| o.started > down && o.started + o.took < up)
         .collect();
-    let first_ok_after = outcomes
-        .iter()
-        .filter(|o| o.started > up && matches!(o.result, Ok((SendStatus::SendOk, _))))
-        .map(|o| o.started + o.took)
-        .min()
-        .expect("no SEND_OK after the link returned");
+    let first_ok_after = first_ok_per_shard(&outcomes, up);
+    assert_eq!(
+        first_ok_after.len(),
+        shards,
+        "not every shard answered SEND_OK after the link returned"
+    );
+    // On each shard, the sends started after its first SEND_OK since the link returned.
     let after: Vec<&Outcome> = outcomes
         .iter()
-        .filter(|o| o.started > first_ok_after)
+        .filter(|o| match &o.result {
+            Ok((_, sent)) => o.started > first_ok_after[&commit_offset(sent).0],
+            Err(_) => false,
+        })
         .collect();
+    let healed_after: Vec<Duration> = first_ok_after.values().map(|at| *at - up).collect();
     let slowest = outcomes.iter().map(|o| o.took).max().unwrap_or_default();
     let during_kinds = count_by_kind(&during.iter().map(|o| (*o).clone()).collect::<Vec<_>>());
     eprintln!(
-        "partition: {} sends, all outcomes {:?}; during the cut {during_kinds:?}; slowest send \
-         {slowest:?} (bound {bound:?}); first SEND_OK {:?} after the link returned; {} sends \
-         after it",
+        "partition ({shards} shards, {gap}): {} sends, all outcomes {:?}; during the cut \
+         {during_kinds:?}; slowest send \
+         {slowest:?} (bound {bound:?}); first SEND_OK per shard {healed_after:?} after the link \
+         returned; {} sends after those",
         outcomes.len(),
         count_by_kind(&outcomes),
-        first_ok_after - up,
         after.len()
     );
     // Nothing hangs, and no send failed as an error: each carried a result.
@@ -753,13 +845,13 @@ fn partitioned_slave_sync_sends_fail_fast_then_recover() {
         assert_eq!(status, SendStatus::SendOk, "send {} after the heal", o.body);
     }
     // The slave caught up: its CommitLog ends where the master's does.
-    let mut ends = (0, -1);
+    let mut ends = (Vec::new(), Vec::new());
     let caught_up = wait_for(Duration::from_secs(30), || {
         ends = (
-            runtime_i64(cluster.master_addr, "commitLogMaxOffset").unwrap_or(-1),
-            runtime_i64(cluster.slave_addr, "commitLogMaxOffset").unwrap_or(-2),
+            per_shard(cluster.master_addr, "commitLogMaxOffset", shards).unwrap_or_default(),
+            per_shard(cluster.slave_addr, "commitLogMaxOffset", shards).unwrap_or_default(),
         );
-        ends.0 == ends.1
+        ends.0.len() == shards && ends.0 == ends.1
     });
     eprintln!("commit log ends (master, slave): {ends:?}");
     assert!(
@@ -945,11 +1037,21 @@ fn await_slave_offsets(cluster: &ReplicaCluster, topic: &str, want: &[i64]) {
 
 #[test]
 fn slave_ahead_of_restarted_master_truncates() {
+    divergence(1);
+}
+
+#[test]
+fn slave_ahead_of_restarted_master_truncates_two_shards() {
+    divergence(2);
+}
+
+fn divergence(shards: usize) {
+    let shards_conf = shards_line(shards);
     let Some(cluster) = ReplicaCluster::start(
-        "ha-divergence",
+        &format!("ha-divergence-{shards}"),
         "ASYNC_MASTER",
-        &["flushDiskType=ASYNC_FLUSH"],
-        &[],
+        &["flushDiskType=ASYNC_FLUSH", &shards_conf],
+        &[&shards_conf],
     ) else {
         return;
     };
@@ -974,33 +1076,40 @@ fn slave_ahead_of_restarted_master_truncates() {
     let lost = run_sends(&cluster, &topic, "lost", LOST);
     let lost_max = max_offsets(cluster.master_addr, &topic, QUEUES).expect("master offsets");
     await_slave_offsets(&cluster, &topic, &lost_max);
-    let slave_end_before = runtime_i64(cluster.slave_addr, "commitLogMaxOffset").expect("end");
+    let slave_end_before =
+        per_shard(cluster.slave_addr, "commitLogMaxOffset", shards).expect("slave ends");
     cluster.kill_master();
     cluster.restart_master();
     let kept = max_offsets(cluster.master_addr, &topic, QUEUES).expect("master offsets");
-    let master_end = runtime_i64(cluster.master_addr, "commitLogMaxOffset").expect("end");
+    let master_end =
+        per_shard(cluster.master_addr, "commitLogMaxOffset", shards).expect("master ends");
     assert_eq!(
         kept, prefix_max,
         "the master lost exactly its unwritten tail"
     );
+    let ahead = (0..shards)
+        .filter(|n| master_end[*n] < slave_end_before[*n])
+        .count();
+    assert!(ahead > 0, "the slave is ahead of its master on some shard");
     assert!(
-        master_end < slave_end_before,
-        "the slave is ahead of its master"
+        (0..shards).all(|n| master_end[n] <= slave_end_before[n]),
+        "the slave is never behind a master it had followed: {slave_end_before:?} vs \
+         {master_end:?}"
     );
     // The slave reconnects and is told to truncate to the master's log.
     let truncation = "truncating this slave's log to the master's";
     assert!(
-        wait_for(READY_TIMEOUT, || !cluster
-            .slave_log_lines_with(truncation)
-            .is_empty()),
-        "the slave never truncated"
+        wait_for(READY_TIMEOUT, || {
+            cluster.slave_log_lines_with(truncation).len() >= ahead
+        }),
+        "the slave did not truncate on each of the {ahead} shards it was ahead on"
     );
     let after = run_sends(&cluster, &topic, "after", AFTER);
     let master_max = max_offsets(cluster.master_addr, &topic, QUEUES).expect("master offsets");
     await_slave_offsets(&cluster, &topic, &master_max);
     let ends = (
-        runtime_i64(cluster.master_addr, "commitLogMaxOffset").expect("end"),
-        runtime_i64(cluster.slave_addr, "commitLogMaxOffset").expect("end"),
+        per_shard(cluster.master_addr, "commitLogMaxOffset", shards).expect("master ends"),
+        per_shard(cluster.slave_addr, "commitLogMaxOffset", shards).expect("slave ends"),
     );
     assert_eq!(
         ends.0, ends.1,
@@ -1047,8 +1156,9 @@ fn slave_ahead_of_restarted_master_truncates() {
     let rust_slave = run_rust_consumer(&cluster, &topic, &format!("cg_div_rs_{token}"), total);
     reads.push(("rocketmq-client-rust, slave", rust_slave, Vec::new()));
     eprintln!(
-        "divergence: prefix {PREFIX}, lost {LOST}, after {AFTER} ({reused} took a lost \
-         position); slave end {slave_end_before} before, master end {master_end} after the \
+        "divergence ({shards} shards): prefix {PREFIX}, lost {LOST}, after {AFTER} ({reused} \
+         took a lost \
+         position); slave ends {slave_end_before:?} before, master ends {master_end:?} after the \
          restart; truncation lines {:?}; took {:.1?}",
         cluster.slave_log_lines_with(truncation),
         started.elapsed()
