@@ -1,17 +1,19 @@
 //! Issue 13's replication scenarios driven by real clients, across hosts: a NameServer, a
-//! master and its slave (`rmq broker -c`, one shard each), each in its own network namespace
+//! master and its slave (`rmq broker -c`), each in its own network namespace
 //! (tests/common/replica.rs on the root crate's netns harness). rocketmq-client-rust producers
 //! and push consumers run in the test process (the root namespace, which reaches every node by
 //! address); ali-ons runs under `ip netns exec` in a `client` namespace. The same scenarios with
 //! our own remoting client are in the root crate's `tests/ha_netns.rs`.
 //!
 //! - `async_master_kill_loses_at_most_the_lag`: ASYNC_MASTER + SYNC_FLUSH master, producers
-//!   with many sends in flight, the master SIGKILLed mid-load. What the slave lacks is a
-//!   suffix of the log (every SEND_OK below the slave's CommitLog end is read from it by
-//!   ali-ons byte for byte, every one above is absent), the slave kept at least everything
-//!   it acknowledged, and the bytes it lacks (the restarted master's end minus the slave's:
-//!   SYNC_FLUSH keeps every acknowledged byte on the master) are within the configured
-//!   `haMaxGapNotInSync` (docs/replication.md, "Lag bound").
+//!   with 40 sends in flight; the slave's link is cut (its acks stop, so the master's
+//!   `haSlaveAckOffset` read then is its acknowledged end at the kill) and the master is
+//!   SIGKILLed 1.5 s later. Asserted (docs/replication.md, "Lag bound"): the slave kept
+//!   everything it acknowledged; the lag at the kill (the restarted master's end, which
+//!   SYNC_FLUSH makes hold every acknowledged byte, minus that ack) is within the configured
+//!   `haMaxGapNotInSync`; what the slave lacks is a suffix of the log and of every queue (each
+//!   SEND_OK below the slave's CommitLog end is read from it by ali-ons byte for byte, none
+//!   above); the count and bytes it lacks are printed.
 //! - `partitioned_slave_sync_sends_fail_fast_then_recover`: SYNC_MASTER; the slave's link is
 //!   cut under load. Every send returns within `syncFlushTimeout` plus a margin; those started
 //!   during the cut are FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE. When the link returns,
@@ -372,6 +374,8 @@ fn shards_line(shards: usize) -> String {
     format!("shards={shards}")
 }
 
+/// With the master dead: waits until the route lists the slave alone, then a new ali-ons group
+/// reads everything the slave's queues hold. Returns the slave's max offsets and the reads.
 fn on_slave(cluster: &ReplicaCluster, topic: &str, group: &str) -> (Vec<i64>, Vec<AliOnsMessage>) {
     let alone = BTreeMap::from([(1, cluster.slave_addr.to_string())]);
     assert!(
