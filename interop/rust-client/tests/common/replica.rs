@@ -146,6 +146,36 @@ impl ReplicaCluster {
         *self.master.lock().expect("master lock") = master;
     }
 
+    /// Sets `key=value` in the master's broker.conf (replacing an earlier line of that key);
+    /// it takes effect at the master's next (re)start.
+    ///
+    /// # Panics
+    /// When the config file cannot be read or written.
+    pub fn set_master_config(&self, key: &str, value: &str) {
+        let Mode::Broker { config } = &self.master_mode else {
+            unreachable!("the master runs `rmq broker -c`");
+        };
+        let text = std::fs::read_to_string(config).expect("read the master's broker.conf");
+        let prefix = format!("{key}=");
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|line| !line.starts_with(&prefix))
+            .map(str::to_owned)
+            .collect();
+        lines.push(format!("{key}={value}"));
+        std::fs::write(config, lines.join("\n") + "\n").expect("write the master's broker.conf");
+    }
+
+    /// Lines of the slave's log holding `needle` (its log spans every start).
+    pub fn slave_log_lines_with(&self, needle: &str) -> Vec<String> {
+        std::fs::read_to_string(self.slave.log_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Waits until the NameServer's route of `topic` lists exactly `want` (broker id ->
     /// address); returns whether it did within `timeout`.
     pub fn await_route(
@@ -383,5 +413,57 @@ pub fn from_hex(hex: &str) -> Option<Vec<u8>> {
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// GET_BROKER_RUNTIME_INFO (28): the broker's runtime keys (`commitLogMaxOffset`, the HA keys
+/// of docs/replication.md), from its `{"table":{..}}` body.
+///
+/// # Errors
+/// I/O errors, a response other than SUCCESS, or a body that is not that JSON.
+pub fn runtime_info(broker: SocketAddr) -> Result<HashMap<String, String>, String> {
+    const GET_BROKER_RUNTIME_INFO: i32 = 28;
+    let reply =
+        rmq_interop_rust_client::request(broker, GET_BROKER_RUNTIME_INFO, &serde_json::json!({}))
+            .map_err(|e| format!("runtime info of {broker}: {e}"))?;
+    if reply.code != rmq_interop_rust_client::SUCCESS {
+        return Err(format!(
+            "runtime info of {broker}: code {} {:?}",
+            reply.code, reply.remark
+        ));
+    }
+    let body: serde_json::Value = serde_json::from_slice(&reply.body)
+        .map_err(|e| format!("runtime info of {broker}: body is not JSON: {e}"))?;
+    let table = body
+        .get("table")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| format!("runtime info of {broker}: no table in {body}"))?;
+    Ok(table
+        .iter()
+        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect())
+}
+
+/// One integer key of [`runtime_info`].
+///
+/// # Errors
+/// As [`runtime_info`], or the key is absent or not an integer.
+pub fn runtime_i64(broker: SocketAddr, key: &str) -> Result<i64, String> {
+    let info = runtime_info(broker)?;
+    info.get(key)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("runtime info of {broker}: {key} absent or not an integer"))
+}
+
+/// GET_MAX_OFFSET of queues `0..queues` of `topic` on `broker`.
+///
+/// # Errors
+/// The first query that failed.
+pub fn max_offsets(broker: SocketAddr, topic: &str, queues: i32) -> Result<Vec<i64>, String> {
+    (0..queues)
+        .map(|q| {
+            rmq_interop_rust_client::max_offset(broker, topic, q)
+                .map_err(|e| format!("max offset of {topic}/{q} on {broker}: {e}"))
+        })
         .collect()
 }
