@@ -403,6 +403,12 @@ async fn persist_when(shard: &Rc<Shard>, final_checkpoint: bool) {
     if !timer.dirty.get() && !idle_due {
         return;
     }
+    if !timer.roll_dedup.borrow().is_empty() {
+        // The wheel may hold copies superseded by rolled copies it also holds; only the
+        // remembered origins tell them apart, and they are not checkpointed. A crash before
+        // they fire recovers from the previous checkpoint and finds the same origins again.
+        return;
+    }
     let targets = std::mem::take(&mut *timer.flush_targets.borrow_mut());
     let restore = |why: &dyn std::fmt::Display| {
         tracing::warn!(shard = shard.id.0, %why, "timer wheel not checkpointed");
@@ -741,6 +747,13 @@ async fn deliver_entry(
         "a wheel entry is placed at its copy's due time or earlier (a roll)"
     );
     let topic = real_topic(record).unwrap_or_default();
+    if timer.roll_dedup.borrow().contains(&entry.queue_offset) {
+        // Rolled before a crash and its rolled copy found again: that copy carries the timer
+        // (to a roll or, if due by now, to its delivery).
+        bump(&timer.counters.rolls_deduplicated);
+        timer.count(&topic, false);
+        return Ok(());
+    }
     if roll::is_roll(record.tags_code, slot_end_ms) {
         roll_copy(shard, queue_id, record, entry.queue_offset).await?;
         timer.count(&topic, false);
@@ -760,8 +773,7 @@ async fn deliver_entry(
     Ok(())
 }
 
-/// Rolls the copy at `from` (not due yet): a fresh copy in this shard's timer queue, unless a
-/// restart found one already made ([`TimerShard::roll_dedup`]).
+/// Rolls the copy at `from` (not due yet): a fresh copy in this shard's timer queue.
 async fn roll_copy(
     shard: &Rc<Shard>,
     queue_id: i32,
@@ -769,10 +781,6 @@ async fn roll_copy(
     from: u64,
 ) -> Result<(), Failure> {
     let timer = &shard.timer;
-    if timer.roll_dedup.borrow().contains(&from) {
-        bump(&timer.counters.rolls_deduplicated);
-        return Ok(());
-    }
     match roll::roll_entry(shard, queue_id, record, from).await? {
         roll::Rolled::Stored => {
             timer.flush_targets.borrow_mut().insert(shard.id.0);
