@@ -1,6 +1,7 @@
-//! The timer wheel's durable writes on io_uring: carries out a [`CheckpointPlan`] made by the
-//! sans-io wheel (fdatasync of the timer-log segments written since the last checkpoint, the
-//! atomic replacement of the wheel file, the deletion of segments with nothing pending).
+//! The timer wheel's writes on io_uring: the buffered timer-log entries ([`write_log`]) and a
+//! [`CheckpointPlan`] made by the sans-io wheel ([`write_checkpoint`]: fdatasync of the
+//! timer-log segments written since the last checkpoint, the atomic replacement of the wheel
+//! file, the deletion of segments with nothing pending).
 //!
 //! Owns the order of those steps; the wheel decides what they are.
 //!
@@ -25,6 +26,26 @@ fn failed(op: &'static str, path: &Path, source: std::io::Error) -> WheelError {
 
 fn storage(op: &'static str, path: &Path, error: &rmq_storage::error::StorageError) -> WheelError {
     failed(op, path, std::io::Error::other(error.to_string()))
+}
+
+/// Writes the log entries `writes` (from `TimerWheel::log_writes`) at their positions,
+/// creating segment files as needed; no sync (the next checkpoint's plan syncs them).
+///
+/// # Errors
+/// [`WheelError::Io`] naming the file; the entries stay buffered in the wheel.
+pub async fn write_log(writes: Vec<(std::path::PathBuf, u64, Vec<u8>)>) -> Result<(), WheelError> {
+    for (path, offset, bytes) in writes {
+        let file = compio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .open(&path)
+            .await
+            .map_err(|e| failed("open", &path, e))?;
+        let compio::BufResult(written, _) =
+            compio::io::AsyncWriteAtExt::write_all_at(&mut &file, bytes, offset).await;
+        written.map_err(|e| failed("write", &path, e))?;
+    }
+    Ok(())
 }
 
 /// Carries out `plan` in its order: fdatasync each segment, replace the wheel file (temp

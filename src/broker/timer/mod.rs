@@ -428,6 +428,10 @@ async fn persist_when(shard: &Rc<Shard>, final_checkpoint: bool) {
         pending_by_topic: timer.pending_by_topic.borrow().clone(),
     };
     let bytes = serde_json::to_vec(&extra).expect("a map of strings and numbers encodes");
+    if let Err(err) = write_log(timer, true).await {
+        restore(&err);
+        return;
+    }
     let prepared = timer.wheel.borrow_mut().prepare_checkpoint(&bytes);
     let plan = match prepared {
         Ok(plan) => plan,
@@ -447,6 +451,32 @@ async fn persist_when(shard: &Rc<Shard>, final_checkpoint: bool) {
             timer.wheel.borrow_mut().checkpoint_failed(plan);
             restore(&err);
         }
+    }
+}
+
+/// Writes the wheel's buffered log entries out on io_uring once they reach
+/// [`wheel::WRITE_BUFFER_BYTES_ASYNC`] (or whatever is buffered, with `all`), so the wheel's
+/// own blocking write at [`wheel::WRITE_BUFFER_BYTES_MAX`] is not reached in normal work.
+/// Called with the step lock held (no wheel change while the write is in flight).
+async fn write_log(timer: &TimerShard, all: bool) -> Result<(), WheelError> {
+    let writes = {
+        let wheel = timer.wheel.borrow();
+        let buffered = wheel.buffered_bytes();
+        if buffered == 0 || (!all && buffered < wheel::WRITE_BUFFER_BYTES_ASYNC) {
+            return Ok(());
+        }
+        wheel.log_writes()
+    };
+    io::write_log(writes).await?;
+    timer.wheel.borrow_mut().log_written();
+    Ok(())
+}
+
+/// [`write_log`] between wheel operations: a failure leaves the entries buffered (the wheel
+/// reads them from its buffer; the checkpoint writes them or fails), so it is only logged.
+async fn write_log_or_warn(shard: &Shard) {
+    if let Err(err) = write_log(&shard.timer, false).await {
+        tracing::warn!(shard = shard.id.0, %err, "timer log not written out; still buffered");
     }
 }
 
@@ -569,44 +599,46 @@ async fn enqueue_batch(shard: &Rc<Shard>, queue_id: i32) -> Result<bool, Failure
         .await
         .map_err(|e| storage_failure(&e))?;
     let precision = i64::try_from(timer.wheel.borrow().settings().precision_ms).expect("bounded");
-    let mut wheel = timer.wheel.borrow_mut();
-    for record in &result.records {
-        let queue_offset = u64::try_from(record.queue_offset).expect("stored offsets are >= 0");
-        assert!(queue_offset >= offset, "the timer queue is read in order");
-        let (topic, origin) = copy_facts(record);
-        if let (false, Some(origin)) = (timer.recovered.get(), origin) {
-            remember_roll(shard, origin);
+    {
+        let mut wheel = timer.wheel.borrow_mut();
+        for record in &result.records {
+            let queue_offset = u64::try_from(record.queue_offset).expect("stored offsets are >= 0");
+            assert!(queue_offset >= offset, "the timer queue is read in order");
+            let (topic, origin) = copy_facts(record);
+            if let (false, Some(origin)) = (timer.recovered.get(), origin) {
+                remember_roll(shard, origin);
+            }
+            let at = roll::wheel_time(
+                record.tags_code,
+                record.store_timestamp_ms,
+                timer.roll_window_ms,
+            );
+            let cursor = wheel.cursor_ms();
+            if at < cursor {
+                // Placed behind the cursor: it fires with the next slot or the one after.
+                let oldest = timer
+                    .stale
+                    .get()
+                    .filter(|(_, until)| cursor < *until)
+                    .map_or(record.store_timestamp_ms, |(s, _)| {
+                        s.min(record.store_timestamp_ms)
+                    });
+                timer.stale.set(Some((oldest, cursor + 2 * precision)));
+            }
+            wheel
+                .schedule(TimerEntry {
+                    deliver_ms: at,
+                    queue_offset,
+                })
+                .map_err(|e| Failure::Code(ResponseCode::SystemError, e.to_string()))?;
+            timer
+                .last_enqueued_stored_ms
+                .set(Some(record.store_timestamp_ms));
+            timer.count(&topic.unwrap_or_default(), true);
+            bump(&timer.counters.enqueued);
         }
-        let at = roll::wheel_time(
-            record.tags_code,
-            record.store_timestamp_ms,
-            timer.roll_window_ms,
-        );
-        let cursor = wheel.cursor_ms();
-        if at < cursor {
-            // Placed behind the cursor: it fires with the next slot or the one after.
-            let oldest = timer
-                .stale
-                .get()
-                .filter(|(_, until)| cursor < *until)
-                .map_or(record.store_timestamp_ms, |(s, _)| {
-                    s.min(record.store_timestamp_ms)
-                });
-            timer.stale.set(Some((oldest, cursor + 2 * precision)));
-        }
-        wheel
-            .schedule(TimerEntry {
-                deliver_ms: at,
-                queue_offset,
-            })
-            .map_err(|e| Failure::Code(ResponseCode::SystemError, e.to_string()))?;
-        timer
-            .last_enqueued_stored_ms
-            .set(Some(record.store_timestamp_ms));
-        timer.count(&topic.unwrap_or_default(), true);
-        bump(&timer.counters.enqueued);
     }
-    drop(wheel);
+    write_log_or_warn(shard).await;
     let next = result.next_begin_offset.max(offset);
     let moved = next > offset;
     timer.enqueued.set(next);
@@ -693,18 +725,21 @@ async fn deliver_slot(shard: &Rc<Shard>, queue_id: i32) -> Result<(), Failure> {
             deliver_entry(shard, queue_id, entry, slot_end_ms).await?;
         }
     }
-    let mut wheel = timer.wheel.borrow_mut();
-    wheel.finish_slot(start).map_err(wheel_failure)?;
-    if (wheel.pending(), wheel.log_len()) == before {
-        // An empty slot and no promotion: recovery re-walks it, no checkpoint owed.
-        timer.cursor_moved.set(true);
-    } else {
-        timer.dirty.set(true);
+    {
+        let mut wheel = timer.wheel.borrow_mut();
+        wheel.finish_slot(start).map_err(wheel_failure)?;
+        if (wheel.pending(), wheel.log_len()) == before {
+            // An empty slot and no promotion: recovery re-walks it, no checkpoint owed.
+            timer.cursor_moved.set(true);
+        } else {
+            timer.dirty.set(true);
+        }
+        if wheel.cursor_ms() > timer.opened_ms && !timer.roll_dedup.borrow().is_empty() {
+            // Every slot a roll could have been made in before the restart has fired again.
+            timer.roll_dedup.borrow_mut().clear();
+        }
     }
-    if wheel.cursor_ms() > timer.opened_ms && !timer.roll_dedup.borrow().is_empty() {
-        // Every slot a roll could have been made in before the restart has fired again.
-        timer.roll_dedup.borrow_mut().clear();
-    }
+    write_log_or_warn(shard).await;
     Ok(())
 }
 

@@ -21,10 +21,11 @@
 //!
 //! Must never: hold per-timer memory, fire a slot before its time, lose an entry of a slot
 //! not yet finished, or change precision/round of an existing wheel (refused at open), or
-//! fsync or replace a file itself (the plan's executor does). What stays blocking here, on
-//! small buffered entries: opening the wheel at start-up, the positional write of a full
-//! 256 KiB log buffer (page cache, no sync) and chain reads (page cache: the log is written
-//! shortly before it is read); `docs/timer.md` says so.
+//! fsync or replace a file itself (the plan's executor does). The broker writes the buffered
+//! entries out on io_uring too ([`TimerWheel::log_writes`]). What stays blocking here, on
+//! small buffered entries: opening the wheel at start-up, the backstop write of a buffer
+//! filled to [`WRITE_BUFFER_BYTES_MAX`] inside one operation (page cache, no sync) and chain
+//! reads (page cache: the log is written shortly before it is read); `docs/timer.md` says so.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -36,8 +37,15 @@ pub const ENTRY_SIZE: usize = 32;
 /// Entries per timer-log segment file (32 MiB): a segment is deleted once none of its entries
 /// is pending.
 pub const SEGMENT_ENTRIES: u64 = 1 << 20;
-/// Bytes the log buffers before writing them out (bounded memory; reads see the buffer).
+/// Bytes the log buffers before writing them out itself, with a blocking page-cache write
+/// (bounded memory; reads see the buffer). The broker writes the buffer out on io_uring from
+/// [`WRITE_BUFFER_BYTES_ASYNC`] on, between wheel operations, so this is reached only inside
+/// one large operation (a round promotion of many timers).
 pub const WRITE_BUFFER_BYTES_MAX: usize = 256 * 1024;
+/// Buffered bytes from which the broker writes the log out on io_uring after a wheel
+/// operation (`super::io::write_log`).
+pub const WRITE_BUFFER_BYTES_ASYNC: usize = 64 * 1024;
+const _: () = assert!(WRITE_BUFFER_BYTES_ASYNC < WRITE_BUFFER_BYTES_MAX);
 /// Most fine slots (precision 100 ms over two one-hour rounds is 72,000).
 pub const FINE_SLOTS_MAX: u64 = 1 << 20;
 /// Most coarse slots (one per round: 2^16 one-hour rounds is over 7 years).
@@ -595,6 +603,48 @@ impl TimerWheel {
         })
     }
 
+    /// Bytes of log entries buffered, not yet written out.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// The buffered log entries as positional writes, one per segment file they fall in
+    /// (path, byte offset, bytes), for the caller to write (io_uring in the broker) before
+    /// [`Self::log_written`]. The wheel is unchanged until then: a failed write leaves the
+    /// entries buffered (reads keep seeing them) and the next call hands them out again.
+    #[must_use]
+    pub fn log_writes(&self) -> Vec<(PathBuf, u64, Vec<u8>)> {
+        let mut writes = Vec::new();
+        let mut start = 0;
+        while start < self.buffer.len() {
+            let at = self.written + (start / ENTRY_SIZE) as u64;
+            let room =
+                usize::try_from(self.segment_entries - at % self.segment_entries).expect("bounded");
+            let end = self.buffer.len().min(start + room * ENTRY_SIZE);
+            let offset = (at % self.segment_entries) * ENTRY_SIZE as u64;
+            let path = self.segment_path(at / self.segment_entries);
+            writes.push((path, offset, self.buffer[start..end].to_vec()));
+            start = end;
+        }
+        writes
+    }
+
+    /// The writes [`Self::log_writes`] returned are done: the entries are in their segment
+    /// files (to be fdatasynced by the next checkpoint) and leave the buffer.
+    pub fn log_written(&mut self) {
+        let mut at = self.written;
+        while at < self.log_len {
+            let segment = at / self.segment_entries;
+            if !self.unsynced.contains(&segment) {
+                self.unsynced.push(segment);
+            }
+            at = (segment + 1) * self.segment_entries;
+        }
+        self.written = self.log_len;
+        self.buffer.clear();
+    }
+
     fn write_out(&mut self) -> Result<(), WheelError> {
         let mut start = 0;
         while start < self.buffer.len() {
@@ -983,6 +1033,46 @@ mod tests {
         wheel.finish_slot(start).expect("finish");
         assert_eq!(wheel.pending(), 1);
         assert_eq!(fire(&mut wheel, 20), vec![(10, entry(0, 2))]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn log_writes_handed_out_are_read_back_after_log_written() {
+        let dir = temp_dir("handed");
+        let (mut wheel, _) = TimerWheel::open_segmented(&dir, SETTINGS, 0, 4).expect("open");
+        for offset in 0..10u64 {
+            wheel.schedule(entry(500, offset)).expect("schedule");
+        }
+        let writes = wheel.log_writes();
+        assert_eq!(writes.len(), 3, "10 entries over segments of 4");
+        assert_eq!(
+            wheel.buffered_bytes(),
+            10 * ENTRY_SIZE,
+            "unchanged until written"
+        );
+        for (path, offset, bytes) in &writes {
+            let file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(path)
+                .expect("open");
+            file.write_all_at(bytes, *offset).expect("write");
+        }
+        wheel.log_written();
+        assert_eq!(wheel.buffered_bytes(), 0);
+        assert!(wheel.log_writes().is_empty());
+        let mut fired: Vec<u64> = fire(&mut wheel, 1_000)
+            .into_iter()
+            .map(|(_, e)| e.queue_offset)
+            .collect();
+        fired.sort_unstable();
+        assert_eq!(
+            fired,
+            (0..10).collect::<Vec<_>>(),
+            "read back from the files"
+        );
+        wheel.checkpoint_blocking(&[]).expect("checkpoint");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
