@@ -970,6 +970,12 @@ mod tests {
         assert_eq!(config.timer_max_delay_sec, 3_456_000);
         assert_eq!(config.timer_precision_ms, 100);
         assert!(!config.timer_wheel_enable);
+        assert_eq!(
+            config.timer_roll_window_slot,
+            crate::limits::TIMER_ROLL_WINDOW_SLOT_DEFAULT
+        );
+        let rolled = parse("timerRollWindowSlot=2").expect("valid");
+        assert_eq!(rolled.timer_roll_window_slot, 2);
         let wheel = settings(&config);
         assert!(wheel.validate().is_ok());
         assert_eq!(wheel.fine_slots(), 72_000);
@@ -980,6 +986,8 @@ mod tests {
             "timerMaxDelaySec=0",
             "timerMaxDelaySec=63072001",
             "timerWheelEnable=maybe",
+            "timerRollWindowSlot=1",
+            "timerRollWindowSlot=3456001",
         ] {
             assert!(parse(bad).is_err(), "{bad} must be refused");
         }
