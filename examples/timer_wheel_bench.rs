@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         if i + 1 == next_report {
             let elapsed = started.elapsed().as_secs_f64();
             let checkpoint = Instant::now();
-            wheel.checkpoint(&[])?;
+            wheel.checkpoint_blocking(&[])?;
             println!(
                 "pending={} schedule_rate_per_s={:.0} rss_kib={} checkpoint_ms={:.1}",
                 i + 1,

@@ -391,6 +391,10 @@ pub struct BrokerConfig {
     pub timer_max_delay_sec: u64,
     /// `timerPrecisionMs`: one slot of the timing wheel (Java 1000; 100 supported).
     pub timer_precision_ms: u64,
+    /// `timerRollWindowSlot`: a timer due further than this many slots after its copy was
+    /// stored is re-stored ("rolled") then (Java 5 key, default 2 days at 1 s); capped at half
+    /// of `fileReservedTime` (`timer::roll::roll_window_ms`, docs/timer.md).
+    pub timer_roll_window_slot: u64,
 }
 
 impl Default for BrokerConfig {
@@ -457,6 +461,7 @@ impl Default for BrokerConfig {
             timer_wheel_enable: true,
             timer_max_delay_sec: limits::TIMER_MAX_DELAY_SEC_DEFAULT,
             timer_precision_ms: limits::TIMER_PRECISION_MS_DEFAULT,
+            timer_roll_window_slot: limits::TIMER_ROLL_WINDOW_SLOT_DEFAULT,
         }
     }
 }
@@ -768,6 +773,14 @@ impl BrokerConfig {
                         return Err(invalid(key, v, "must divide one hour (3600000 ms)"));
                     }
                     c.timer_precision_ms = precision;
+                }
+                "timerRollWindowSlot" => {
+                    c.timer_roll_window_slot = parse_range(
+                        key,
+                        v,
+                        limits::TIMER_ROLL_WINDOW_SLOT_MIN,
+                        limits::TIMER_ROLL_WINDOW_SLOT_MAX,
+                    )?;
                 }
                 k if IGNORED_KEYS.contains(&k) => {}
                 _ => unknown_keys.push(key.clone()),

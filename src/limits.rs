@@ -464,6 +464,19 @@ pub const TIMER_DELIVER_BATCH: usize = 256;
 /// Topics the timer admin view counts pending timers for, per shard; timers of further
 /// topics are counted under `<other>` (the map is keyed by the senders' topics).
 pub const TIMER_TOPICS_COUNTED_MAX: usize = 4_096;
+/// `timerRollWindowSlot` default: Java 5's two days of 1 s slots.
+pub const TIMER_ROLL_WINDOW_SLOT_DEFAULT: u64 = 2 * 24 * 3600;
+/// Fewest slots in a roll window (Java's floor too): a timer rolls at most every other slot.
+pub const TIMER_ROLL_WINDOW_SLOT_MIN: u64 = 2;
+/// Most slots in a roll window: 40 days at 1 s (beyond it half of `fileReservedTime` caps it
+/// anyway).
+pub const TIMER_ROLL_WINDOW_SLOT_MAX: u64 = 40 * 24 * 3600;
+/// Most roll origins remembered while a restarted shard re-enqueues its timer queue (8 bytes
+/// each plus the set's overhead): a roll whose copy is found again after a crash is not
+/// rolled twice. Past it a repeated roll is possible and logged (docs/timer.md).
+pub const TIMER_ROLL_DEDUP_MAX: usize = 1 << 20;
+const _: () = assert!(TIMER_ROLL_WINDOW_SLOT_MIN <= TIMER_ROLL_WINDOW_SLOT_DEFAULT);
+const _: () = assert!(TIMER_ROLL_WINDOW_SLOT_DEFAULT <= TIMER_ROLL_WINDOW_SLOT_MAX);
 const _: () = assert!(TIMER_ROUND_MS % TIMER_PRECISION_MS_DEFAULT == 0);
 const _: () = assert!(TIMER_ROUND_MS % TIMER_PRECISION_MS_MIN == 0);
 const _: () = assert!(TIMER_MAX_DELAY_SEC_DEFAULT <= TIMER_MAX_DELAY_SEC_LIMIT);

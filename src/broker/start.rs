@@ -645,8 +645,8 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
             }
         })?;
     let timer_dir = store_root.join("timer");
-    let timer = super::timer::TimerShard::open(&timer_dir, super::timer::settings(&config))
-        .map_err(|err| StartError::Load {
+    let timer =
+        super::timer::TimerShard::open(&timer_dir, &config).map_err(|err| StartError::Load {
             path: timer_dir,
             reason: err.to_string(),
         })?;
@@ -735,7 +735,7 @@ pub fn shutdown(mesh: &Mesh<Shard>, timeout: Duration) {
                     super::replicate::compact_all(&shard).await;
                 }
                 super::schedule::persist(&shard).await;
-                super::timer::persist(&shard).await;
+                super::timer::persist_final(&shard).await;
                 persist_offsets(&shard).await;
             });
             if let Err(why) = answered(compio::time::timeout(timeout, done).await) {
@@ -848,7 +848,9 @@ async fn run_retention(shard: &Shard) {
         config.delete_when.first().copied().unwrap_or(4)
     };
     let policy = RetentionPolicy {
-        file_reserved_time: Duration::from_secs(u64::from(config.file_reserved_time_hours) * 3600),
+        // Never a file a pending timer copy lives in (docs/timer.md, "Retention").
+        file_reserved_time: Duration::from_secs(u64::from(config.file_reserved_time_hours) * 3600)
+            .max(super::timer::retention_hold(shard)),
         delete_when_hour,
         disk_max_used_space_percent: config.disk_max_used_space_ratio,
     };

@@ -25,7 +25,8 @@ pub struct ShardTimers {
     pub shard: usize,
     /// Timers in the wheel, not yet delivered.
     pub pending: u64,
-    /// The earliest slot holding a timer (ms since the epoch), if any.
+    /// The earliest slot holding a timer entry (ms since the epoch), if any: a delivery or,
+    /// for a timer due further than the roll window, its next roll.
     pub next_due_ms: Option<i64>,
     /// The next slot the wheel fires (everything before fired).
     pub cursor_ms: i64,
@@ -37,6 +38,12 @@ pub struct ShardTimers {
     pub delivered_since_start: u64,
     /// Timers dropped as undeliverable since start.
     pub dropped_since_start: u64,
+    /// Timer copies rolled (re-stored in the timer queue, not due yet) since start.
+    #[serde(default)]
+    pub rolled_since_start: u64,
+    /// Rolls not repeated after a restart (their rolled copy was found again) since start.
+    #[serde(default)]
+    pub rolls_deduplicated_since_start: u64,
     /// Pending timers per real topic.
     pub pending_by_topic: BTreeMap<String, u64>,
 }
@@ -51,7 +58,7 @@ pub struct TimerReport {
     pub max_delay_sec: u64,
     /// Pending timers over all shards.
     pub pending: u64,
-    /// The earliest due slot over all shards.
+    /// The earliest slot with a timer entry (a delivery or a roll) over all shards.
     pub next_due_ms: Option<i64>,
     /// Pending timers per real topic over all shards.
     pub pending_by_topic: BTreeMap<String, u64>,
@@ -75,6 +82,8 @@ pub fn shard_timers(shard: &Shard) -> ShardTimers {
         enqueued_since_start: timer.counters.enqueued.get(),
         delivered_since_start: timer.counters.delivered.get(),
         dropped_since_start: timer.counters.dropped.get(),
+        rolled_since_start: timer.counters.rolled.get(),
+        rolls_deduplicated_since_start: timer.counters.rolls_deduplicated.get(),
         pending_by_topic: timer.pending_by_topic.borrow().clone(),
     }
 }

@@ -9,17 +9,28 @@
 //! each due message in its real topic and queue (crossing the mesh when another shard owns it)
 //! with `TIMER_OUT_MS` added and `REAL_TOPIC`/`REAL_QID` removed.
 //!
+//! A timer due further than one roll window after its copy was stored rolls ([`roll`]): the
+//! copy is re-stored in the timer queue at the roll time and scheduled again, so no copy
+//! outlives the CommitLog retention; retention is held back ([`retention_hold`]) so it never
+//! deletes a file a pending copy lives in.
+//!
 //! Crash safety: the wheel is checkpointed ([`persist`]) only after this shard's CommitLog (the
-//! timer queue up to the checkpointed enqueue offset) and every CommitLog that received
-//! deliveries are durable, and the checkpoint carries the enqueue offset; a restart re-enqueues
-//! the timer queue past it and re-delivers the slots after the checkpointed cursor
-//! (at-least-once, duplicates bounded by [`TIMER_CHECKPOINT_INTERVAL`] of deliveries).
+//! timer queue up to the checkpointed enqueue offset, rolled copies) and every CommitLog that
+//! received deliveries are durable, and the checkpoint carries the enqueue offset; a restart
+//! re-enqueues the timer queue past it and re-delivers the slots after the checkpointed cursor
+//! (at-least-once, duplicates bounded by [`TIMER_CHECKPOINT_INTERVAL`] of deliveries). A roll
+//! is not repeated: the re-enqueued rolled copies name their origins ([`roll::ROLL_FROM`]) and
+//! deliveries start only once they are enqueued. The checkpoint's writes run on io_uring
+//! ([`io`]); a cursor that only moved over empty slots is checkpointed at most every
+//! [`TIMER_IDLE_CHECKPOINT_INTERVAL`] (recovery re-walks empty slots).
 //!
 //! Must never: keep memory per pending timer (the wheel's slots and a per-topic counter map
 //! bounded by [`crate::limits::TIMER_TOPICS_COUNTED_MAX`] are all), deliver before the due
 //! slot, checkpoint a cursor past a delivery that is not durable, or hold a `RefCell` borrow
 //! across an `.await`.
 
+pub mod io;
+pub mod roll;
 pub mod wheel;
 
 use std::cell::{Cell, RefCell};
@@ -36,7 +47,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::BrokerConfig;
 use crate::limits::{
-    TIMER_DELIVER_BATCH, TIMER_ENQUEUE_BATCH, TIMER_ROUND_MS, TIMER_TOPICS_COUNTED_MAX,
+    TIMER_DELIVER_BATCH, TIMER_ENQUEUE_BATCH, TIMER_ROLL_DEDUP_MAX, TIMER_ROUND_MS,
+    TIMER_TOPICS_COUNTED_MAX,
 };
 use crate::runtime::clock::now_ms;
 use crate::runtime::mesh::submit_to;
@@ -55,6 +67,12 @@ pub const TIMER_TOPIC: &str = "rmq_sys_wheel_timer";
 /// How often a shard checkpoints its wheel when it changed: bounds re-delivery after a crash
 /// (the checkpoint flushes CommitLogs and writes the slot arrays, so not every tick).
 pub const TIMER_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a shard checkpoints a wheel whose cursor only moved over empty slots: a restart
+/// re-walks at most this much of empty slots (cheap), and an idle broker writes the slot
+/// arrays (130 KiB at 1 s precision) this rarely instead of every second.
+pub const TIMER_IDLE_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
+/// How often the delivery loop looks whether the restart's re-enqueue is done.
+const TIMER_RECOVERY_POLL: Duration = Duration::from_millis(10);
 /// Wait after a delivery or enqueue failed before retrying.
 pub const TIMER_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// The counter name for topics beyond [`TIMER_TOPICS_COUNTED_MAX`].
@@ -242,6 +260,14 @@ pub struct TimerCounters {
     pub delivered: Cell<u64>,
     /// Timers dropped as undeliverable (logged).
     pub dropped: Cell<u64>,
+    /// Timer copies re-stored in the timer queue (rolled) because they were not due yet.
+    pub rolled: Cell<u64>,
+    /// Rolls not repeated after a restart (the rolled copy was found again).
+    pub rolls_deduplicated: Cell<u64>,
+}
+
+fn bump(counter: &Cell<u64>) {
+    counter.set(counter.get() + 1);
 }
 
 /// One shard's timer state.
@@ -256,6 +282,28 @@ pub struct TimerShard {
     /// empty slots flushes nothing, so an ASYNC_FLUSH CommitLog keeps its own flush interval.
     flush_targets: RefCell<BTreeSet<usize>>,
     dirty: Cell<bool>,
+    /// The cursor moved over empty slots since the last checkpoint (and nothing else changed).
+    cursor_moved: Cell<bool>,
+    /// When the last checkpoint completed.
+    last_checkpoint: Cell<std::time::Instant>,
+    /// Set by [`start`]: this shard delivers (a master), so retention is held for its timers.
+    running: Cell<bool>,
+    /// When this shard opened its wheel (ms): slots up to it may be re-fired after a crash.
+    opened_ms: i64,
+    /// The restart's re-enqueue reached the end of the timer queue; deliveries wait for it so
+    /// that every rolled copy made before a crash is known before its origin fires again.
+    recovered: Cell<bool>,
+    /// Origins ([`roll::ROLL_FROM`]) of the rolled copies re-enqueued during recovery: their
+    /// rolls are not repeated. Emptied once the cursor passes `opened_ms`; at most
+    /// [`crate::limits::TIMER_ROLL_DEDUP_MAX`].
+    roll_dedup: RefCell<BTreeSet<u64>>,
+    /// Oldest store time of copies placed behind the cursor, with the cursor after which they
+    /// have all fired (for the retention floor).
+    stale: Cell<Option<(i64, i64)>>,
+    /// Store time of the last copy enqueued.
+    last_enqueued_stored_ms: Cell<Option<i64>>,
+    /// The roll window, ms ([`roll::roll_window_ms`]).
+    roll_window_ms: i64,
     /// Serialises enqueue batches, slot deliveries and checkpoints: a checkpoint sees no half
     /// slot and no enqueue past what it flushed.
     step: rmq_storage::fifo_lock::FifoLock,
@@ -268,8 +316,9 @@ impl TimerShard {
     ///
     /// # Errors
     /// [`WheelError`] (corrupt files, changed settings).
-    pub fn open(dir: &Path, settings: WheelSettings) -> Result<Self, WheelError> {
-        let (wheel, extra) = TimerWheel::open(dir, settings, now_ms())?;
+    pub fn open(dir: &Path, config: &BrokerConfig) -> Result<Self, WheelError> {
+        let opened_ms = now_ms();
+        let (wheel, extra) = TimerWheel::open(dir, settings(config), opened_ms)?;
         let extra: CheckpointExtra = if extra.is_empty() {
             CheckpointExtra::default()
         } else {
@@ -284,6 +333,15 @@ impl TimerShard {
             pending_by_topic: RefCell::new(extra.pending_by_topic),
             flush_targets: RefCell::new(BTreeSet::new()),
             dirty: Cell::new(false),
+            cursor_moved: Cell::new(false),
+            last_checkpoint: Cell::new(std::time::Instant::now()),
+            running: Cell::new(false),
+            opened_ms,
+            recovered: Cell::new(false),
+            roll_dedup: RefCell::new(BTreeSet::new()),
+            stale: Cell::new(None),
+            last_enqueued_stored_ms: Cell::new(None),
+            roll_window_ms: roll::roll_window_ms(config),
             step: rmq_storage::fifo_lock::FifoLock::default(),
             counters: TimerCounters::default(),
         })
@@ -309,6 +367,7 @@ impl TimerShard {
 
 /// Starts this shard's enqueue task, delivery loop and checkpointer (masters only).
 pub fn start(shard: &Rc<Shard>) {
+    shard.timer.running.set(true);
     compio::runtime::spawn(enqueue_loop(Rc::clone(shard))).detach();
     compio::runtime::spawn(deliver_loop(Rc::clone(shard))).detach();
     let shard = Rc::clone(shard);
@@ -321,24 +380,46 @@ pub fn start(shard: &Rc<Shard>) {
     .detach();
 }
 
-/// Checkpoints the wheel if it changed, after this shard's CommitLog (if it enqueued timers) and
-/// every CommitLog that received deliveries are durable. Failures are logged; the next call
-/// retries.
+/// Checkpoints the wheel if it changed (or, when only its cursor moved over empty slots, if
+/// the last checkpoint is [`TIMER_IDLE_CHECKPOINT_INTERVAL`] old), after this shard's
+/// CommitLog (if it enqueued or rolled timers) and every CommitLog that received deliveries
+/// are durable. The writes run on io_uring ([`io::write_checkpoint`]). Failures are logged;
+/// the next call retries.
 pub async fn persist(shard: &Rc<Shard>) {
+    persist_when(shard, false).await;
+}
+
+/// [`persist`] at clean shutdown: a moved cursor is checkpointed whatever its age.
+pub async fn persist_final(shard: &Rc<Shard>) {
+    persist_when(shard, true).await;
+}
+
+async fn persist_when(shard: &Rc<Shard>, final_checkpoint: bool) {
     let timer = &shard.timer;
     let _step = timer.step.lock().await;
-    if !timer.dirty.replace(false) {
+    let idle_due = timer.cursor_moved.get()
+        && (final_checkpoint
+            || timer.last_checkpoint.get().elapsed() >= TIMER_IDLE_CHECKPOINT_INTERVAL);
+    if !timer.dirty.get() && !idle_due {
+        return;
+    }
+    if !timer.roll_dedup.borrow().is_empty() {
+        // The wheel may hold copies superseded by rolled copies it also holds; only the
+        // remembered origins tell them apart, and they are not checkpointed. A crash before
+        // they fire recovers from the previous checkpoint and finds the same origins again.
         return;
     }
     let targets = std::mem::take(&mut *timer.flush_targets.borrow_mut());
+    let restore = |why: &dyn std::fmt::Display| {
+        tracing::warn!(shard = shard.id.0, %why, "timer wheel not checkpointed");
+        timer
+            .flush_targets
+            .borrow_mut()
+            .extend(targets.iter().copied());
+    };
     for target in &targets {
         if let Err(reason) = flush_commitlog(shard, ShardId(*target)).await {
-            tracing::warn!(shard = shard.id.0, target, %reason, "timer wheel not checkpointed");
-            timer
-                .flush_targets
-                .borrow_mut()
-                .extend(targets.iter().copied());
-            timer.dirty.set(true);
+            restore(&reason);
             return;
         }
     }
@@ -347,15 +428,97 @@ pub async fn persist(shard: &Rc<Shard>) {
         pending_by_topic: timer.pending_by_topic.borrow().clone(),
     };
     let bytes = serde_json::to_vec(&extra).expect("a map of strings and numbers encodes");
-    let written = timer.wheel.borrow_mut().checkpoint(&bytes);
-    if let Err(err) = written {
-        tracing::warn!(shard = shard.id.0, %err, "timer wheel checkpoint failed");
-        timer
-            .flush_targets
-            .borrow_mut()
-            .extend(targets.iter().copied());
-        timer.dirty.set(true);
+    if let Err(err) = write_log(timer, true).await {
+        restore(&err);
+        return;
     }
+    let prepared = timer.wheel.borrow_mut().prepare_checkpoint(&bytes);
+    let plan = match prepared {
+        Ok(plan) => plan,
+        Err(err) => {
+            restore(&err);
+            return;
+        }
+    };
+    match io::write_checkpoint(&plan).await {
+        Ok(()) => {
+            timer.wheel.borrow_mut().checkpoint_done(plan);
+            timer.dirty.set(false);
+            timer.cursor_moved.set(false);
+            timer.last_checkpoint.set(std::time::Instant::now());
+        }
+        Err(err) => {
+            timer.wheel.borrow_mut().checkpoint_failed(plan);
+            restore(&err);
+        }
+    }
+}
+
+/// Writes the wheel's buffered log entries out on io_uring once they reach
+/// [`wheel::WRITE_BUFFER_BYTES_ASYNC`] (or whatever is buffered, with `all`), so the wheel's
+/// own blocking write at [`wheel::WRITE_BUFFER_BYTES_MAX`] is not reached in normal work.
+/// Called with the step lock held (no wheel change while the write is in flight).
+async fn write_log(timer: &TimerShard, all: bool) -> Result<(), WheelError> {
+    let writes = {
+        let wheel = timer.wheel.borrow();
+        let buffered = wheel.buffered_bytes();
+        if buffered == 0 || (!all && buffered < wheel::WRITE_BUFFER_BYTES_ASYNC) {
+            return Ok(());
+        }
+        wheel.log_writes()
+    };
+    io::write_log(writes).await?;
+    timer.wheel.borrow_mut().log_written();
+    Ok(())
+}
+
+/// [`write_log`] between wheel operations: a failure leaves the entries buffered (the wheel
+/// reads them from its buffer; the checkpoint writes them or fails), so it is only logged.
+async fn write_log_or_warn(shard: &Shard) {
+    if let Err(err) = write_log(&shard.timer, false).await {
+        tracing::warn!(shard = shard.id.0, %err, "timer log not written out; still buffered");
+    }
+}
+
+/// The least age age-based retention must respect on this shard's CommitLog so that it deletes
+/// no file a pending timer copy lives in ([`roll::retention_hold`]); zero where this shard
+/// delivers no timers (a slave), everything ([`Duration::MAX`]) until a restarted shard has
+/// re-enqueued its timer queue and fired the slots it missed.
+#[must_use]
+pub fn retention_hold(shard: &Shard) -> Duration {
+    let timer = &shard.timer;
+    if !timer.running.get() {
+        return Duration::ZERO;
+    }
+    let cursor_ms = timer.wheel.borrow().cursor_ms();
+    if !timer.recovered.get() || cursor_ms < timer.opened_ms {
+        return Duration::MAX;
+    }
+    let queue_id = timer_queue(shard.id, shard.shard_count());
+    let backlog = shard
+        .store
+        .offsets(TIMER_TOPIC, queue_id)
+        .is_some_and(|(_, max)| max > timer.enqueued.get());
+    let backlog_stored_ms = if backlog {
+        match timer.last_enqueued_stored_ms.get() {
+            Some(stored) => Some(stored),
+            None => return Duration::MAX,
+        }
+    } else {
+        None
+    };
+    let stale_stored_ms = timer
+        .stale
+        .get()
+        .filter(|(_, until)| cursor_ms < *until)
+        .map(|(stored, _)| stored);
+    let floor = roll::retention_floor_ms(roll::FloorInputs {
+        cursor_ms,
+        window_ms: timer.roll_window_ms,
+        stale_stored_ms,
+        backlog_stored_ms,
+    });
+    roll::retention_hold(now_ms(), floor)
 }
 
 async fn flush_commitlog(shard: &Rc<Shard>, target: ShardId) -> Result<(), String> {
@@ -378,6 +541,7 @@ async fn enqueue_loop(shard: Rc<Shard>) {
         match enqueue_batch(&shard, queue_id).await {
             Ok(true) => crate::runtime::cooperate::yield_now().await,
             Ok(false) => {
+                shard.timer.recovered.set(true);
                 let next = shard.timer.enqueued.get();
                 match shard
                     .store
@@ -434,23 +598,47 @@ async fn enqueue_batch(shard: &Rc<Shard>, queue_id: i32) -> Result<bool, Failure
         .get_messages(&get)
         .await
         .map_err(|e| storage_failure(&e))?;
-    let mut wheel = timer.wheel.borrow_mut();
-    for record in &result.records {
-        let queue_offset = u64::try_from(record.queue_offset).expect("stored offsets are >= 0");
-        assert!(queue_offset >= offset, "the timer queue is read in order");
-        wheel
-            .schedule(TimerEntry {
-                deliver_ms: record.tags_code,
-                queue_offset,
-            })
-            .map_err(|e| Failure::Code(ResponseCode::SystemError, e.to_string()))?;
-        timer.count(&real_topic(record).unwrap_or_default(), true);
-        timer
-            .counters
-            .enqueued
-            .set(timer.counters.enqueued.get() + 1);
+    let precision = i64::try_from(timer.wheel.borrow().settings().precision_ms).expect("bounded");
+    {
+        let mut wheel = timer.wheel.borrow_mut();
+        for record in &result.records {
+            let queue_offset = u64::try_from(record.queue_offset).expect("stored offsets are >= 0");
+            assert!(queue_offset >= offset, "the timer queue is read in order");
+            let (topic, origin) = copy_facts(record);
+            if let (false, Some(origin)) = (timer.recovered.get(), origin) {
+                remember_roll(shard, origin);
+            }
+            let at = roll::wheel_time(
+                record.tags_code,
+                record.store_timestamp_ms,
+                timer.roll_window_ms,
+            );
+            let cursor = wheel.cursor_ms();
+            if at < cursor {
+                // Placed behind the cursor: it fires with the next slot or the one after.
+                let oldest = timer
+                    .stale
+                    .get()
+                    .filter(|(_, until)| cursor < *until)
+                    .map_or(record.store_timestamp_ms, |(s, _)| {
+                        s.min(record.store_timestamp_ms)
+                    });
+                timer.stale.set(Some((oldest, cursor + 2 * precision)));
+            }
+            wheel
+                .schedule(TimerEntry {
+                    deliver_ms: at,
+                    queue_offset,
+                })
+                .map_err(|e| Failure::Code(ResponseCode::SystemError, e.to_string()))?;
+            timer
+                .last_enqueued_stored_ms
+                .set(Some(record.store_timestamp_ms));
+            timer.count(&topic.unwrap_or_default(), true);
+            bump(&timer.counters.enqueued);
+        }
     }
-    drop(wheel);
+    write_log_or_warn(shard).await;
     let next = result.next_begin_offset.max(offset);
     let moved = next > offset;
     timer.enqueued.set(next);
@@ -462,13 +650,40 @@ async fn enqueue_batch(shard: &Rc<Shard>, queue_id: i32) -> Result<bool, Failure
 }
 
 fn real_topic(record: &StoredRecord) -> Option<String> {
-    let (message, _) = MessageRecord::decode_shared(&record.payload, CrcCheck::Skip).ok()?;
-    message.properties.get(keys::REAL_TOPIC).map(str::to_owned)
+    copy_facts(record).0
+}
+
+/// A timer copy's real topic and, for a rolled copy, the copy it replaced.
+fn copy_facts(record: &StoredRecord) -> (Option<String>, Option<u64>) {
+    let Ok((message, _)) = MessageRecord::decode_shared(&record.payload, CrcCheck::Skip) else {
+        return (None, None);
+    };
+    let topic = message.properties.get(keys::REAL_TOPIC).map(str::to_owned);
+    (topic, roll::roll_from(&message.properties))
+}
+
+fn remember_roll(shard: &Shard, origin: u64) {
+    let mut dedup = shard.timer.roll_dedup.borrow_mut();
+    if dedup.len() < TIMER_ROLL_DEDUP_MAX {
+        dedup.insert(origin);
+    } else {
+        tracing::warn!(
+            shard = shard.id.0,
+            origin,
+            "TIMER_ROLL_DEDUP_MAX reached: this roll may be repeated (one extra delivery)"
+        );
+    }
 }
 
 /// Fires due slots at the wheel's precision, forever.
 async fn deliver_loop(shard: Rc<Shard>) {
     let queue_id = timer_queue(shard.id, shard.shard_count());
+    while !shard.timer.recovered.get() {
+        if shard.stopping.is_set() {
+            return;
+        }
+        compio::time::sleep(TIMER_RECOVERY_POLL).await;
+    }
     loop {
         let fires_at = shard.timer.wheel.borrow().fires_at_ms();
         let wait_ms = fires_at.saturating_sub(now_ms());
@@ -491,12 +706,13 @@ async fn deliver_slot(shard: &Rc<Shard>, queue_id: i32) -> Result<(), Failure> {
     let timer = &shard.timer;
     let _step = timer.step.lock().await;
     let wheel_failure = |e: WheelError| Failure::Code(ResponseCode::SystemError, e.to_string());
-    let start = {
+    let (start, slot_end_ms, before) = {
         let wheel = timer.wheel.borrow();
         if wheel.due_slot(now_ms()).is_none() {
             return Ok(());
         }
-        wheel.due_chain()
+        let before = (wheel.pending(), wheel.log_len());
+        (wheel.due_chain(), wheel.fires_at_ms(), before)
     };
     let mut chain = start;
     while !chain.is_done() {
@@ -506,19 +722,33 @@ async fn deliver_slot(shard: &Rc<Shard>, queue_id: i32) -> Result<(), Failure> {
             .read_chain(&mut chain, TIMER_DELIVER_BATCH)
             .map_err(wheel_failure)?;
         for entry in batch {
-            deliver_entry(shard, queue_id, entry).await?;
+            deliver_entry(shard, queue_id, entry, slot_end_ms).await?;
         }
     }
-    timer
-        .wheel
-        .borrow_mut()
-        .finish_slot(start)
-        .map_err(wheel_failure)?;
-    timer.dirty.set(true);
+    {
+        let mut wheel = timer.wheel.borrow_mut();
+        wheel.finish_slot(start).map_err(wheel_failure)?;
+        if (wheel.pending(), wheel.log_len()) == before {
+            // An empty slot and no promotion: recovery re-walks it, no checkpoint owed.
+            timer.cursor_moved.set(true);
+        } else {
+            timer.dirty.set(true);
+        }
+        if wheel.cursor_ms() > timer.opened_ms && !timer.roll_dedup.borrow().is_empty() {
+            // Every slot a roll could have been made in before the restart has fired again.
+            timer.roll_dedup.borrow_mut().clear();
+        }
+    }
+    write_log_or_warn(shard).await;
     Ok(())
 }
 
-async fn deliver_entry(shard: &Rc<Shard>, queue_id: i32, entry: TimerEntry) -> Result<(), Failure> {
+async fn deliver_entry(
+    shard: &Rc<Shard>,
+    queue_id: i32,
+    entry: TimerEntry,
+    slot_end_ms: i64,
+) -> Result<(), Failure> {
     let timer = &shard.timer;
     let get = GetRequest {
         topic: TIMER_TOPIC,
@@ -547,11 +777,23 @@ async fn deliver_entry(shard: &Rc<Shard>, queue_id: i32, entry: TimerEntry) -> R
         timer.counters.dropped.set(timer.counters.dropped.get() + 1);
         return Ok(());
     };
-    assert_eq!(
-        record.tags_code, entry.deliver_ms,
-        "a wheel entry points at its own timer message"
+    assert!(
+        record.tags_code >= entry.deliver_ms,
+        "a wheel entry is placed at its copy's due time or earlier (a roll)"
     );
     let topic = real_topic(record).unwrap_or_default();
+    if timer.roll_dedup.borrow().contains(&entry.queue_offset) {
+        // Rolled before a crash and its rolled copy found again: that copy carries the timer
+        // (to a roll or, if due by now, to its delivery).
+        bump(&timer.counters.rolls_deduplicated);
+        timer.count(&topic, false);
+        return Ok(());
+    }
+    if roll::is_roll(record.tags_code, slot_end_ms) {
+        roll_copy(shard, queue_id, record, entry.queue_offset).await?;
+        timer.count(&topic, false);
+        return Ok(());
+    }
     let owner = deliver_one(shard, record).await?;
     if let Some(owner) = owner {
         timer.flush_targets.borrow_mut().insert(owner.0);
@@ -566,11 +808,37 @@ async fn deliver_entry(shard: &Rc<Shard>, queue_id: i32, entry: TimerEntry) -> R
     Ok(())
 }
 
+/// Rolls the copy at `from` (not due yet): a fresh copy in this shard's timer queue.
+async fn roll_copy(
+    shard: &Rc<Shard>,
+    queue_id: i32,
+    record: &StoredRecord,
+    from: u64,
+) -> Result<(), Failure> {
+    let timer = &shard.timer;
+    match roll::roll_entry(shard, queue_id, record, from).await? {
+        roll::Rolled::Stored => {
+            timer.flush_targets.borrow_mut().insert(shard.id.0);
+            bump(&timer.counters.rolled);
+        }
+        roll::Rolled::Undeliverable(reason) => {
+            tracing::error!(
+                shard = shard.id.0,
+                phys = record.phys_offset,
+                reason,
+                "timer message that cannot be rolled dropped"
+            );
+            bump(&timer.counters.dropped);
+        }
+    }
+    Ok(())
+}
+
 /// Re-stores one due timer message in its real topic and queue. `Ok(None)`: it can never be
 /// delivered (not a message, no real topic, refused as illegal) and is dropped with an error
 /// log.
 async fn deliver_one(shard: &Rc<Shard>, stored: &StoredRecord) -> Result<Option<ShardId>, Failure> {
-    let strip = [keys::REAL_TOPIC, keys::REAL_QID];
+    let strip = [keys::REAL_TOPIC, keys::REAL_QID, roll::ROLL_FROM];
     match restore_in_real_queue(shard, stored, &strip, false).await? {
         Restored::Stored(owner) => Ok(Some(owner)),
         Restored::Undeliverable(reason) => {
@@ -702,6 +970,12 @@ mod tests {
         assert_eq!(config.timer_max_delay_sec, 3_456_000);
         assert_eq!(config.timer_precision_ms, 100);
         assert!(!config.timer_wheel_enable);
+        assert_eq!(
+            config.timer_roll_window_slot,
+            crate::limits::TIMER_ROLL_WINDOW_SLOT_DEFAULT
+        );
+        let rolled = parse("timerRollWindowSlot=2").expect("valid");
+        assert_eq!(rolled.timer_roll_window_slot, 2);
         let wheel = settings(&config);
         assert!(wheel.validate().is_ok());
         assert_eq!(wheel.fine_slots(), 72_000);
@@ -712,6 +986,8 @@ mod tests {
             "timerMaxDelaySec=0",
             "timerMaxDelaySec=63072001",
             "timerWheelEnable=maybe",
+            "timerRollWindowSlot=1",
+            "timerRollWindowSlot=3456001",
         ] {
             assert!(parse(bad).is_err(), "{bad} must be refused");
         }

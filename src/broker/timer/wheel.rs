@@ -10,15 +10,22 @@
 //! Memory is the two slot arrays, the per-segment live counts and one write buffer: bounded by
 //! the configuration, never by the number of pending timers.
 //!
-//! Durability: nothing is durable until [`TimerWheel::checkpoint`] (log written and fsynced,
-//! then the wheel file replaced atomically). After a crash [`TimerWheel::open`] returns the
-//! last checkpoint; the caller re-schedules what it enqueued since (its source is the system
-//! topic) and re-delivers what it delivered since (at-least-once).
+//! Durability: nothing is durable until a checkpoint completes. The wheel is sans-io for it:
+//! [`TimerWheel::prepare_checkpoint`] writes the buffered log entries out (page cache) and
+//! returns a [`CheckpointPlan`] (the segment files to fdatasync, the wheel file's bytes, the
+//! segment files to delete); the caller carries it out (io_uring in the broker,
+//! `super::io::write_checkpoint`) and reports back with [`TimerWheel::checkpoint_done`] or
+//! [`TimerWheel::checkpoint_failed`]. After a crash [`TimerWheel::open`] returns the last
+//! checkpoint; the caller re-schedules what it enqueued since (its source is the system topic)
+//! and re-delivers what it delivered since (at-least-once).
 //!
 //! Must never: hold per-timer memory, fire a slot before its time, lose an entry of a slot
-//! not yet finished, or change precision/round of an existing wheel (refused at open). It uses
-//! blocking positional file I/O on small buffered entries (the timer log is not the CommitLog;
-//! its reads hit the page cache), a known deviation from the io_uring rule of `rmq-storage`.
+//! not yet finished, or change precision/round of an existing wheel (refused at open), or
+//! fsync or replace a file itself (the plan's executor does). The broker writes the buffered
+//! entries out on io_uring too ([`TimerWheel::log_writes`]). What stays blocking here, on
+//! small buffered entries: opening the wheel at start-up, the backstop write of a buffer
+//! filled to [`WRITE_BUFFER_BYTES_MAX`] inside one operation (page cache, no sync) and chain
+//! reads (page cache: the log is written shortly before it is read); `docs/timer.md` says so.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -30,8 +37,15 @@ pub const ENTRY_SIZE: usize = 32;
 /// Entries per timer-log segment file (32 MiB): a segment is deleted once none of its entries
 /// is pending.
 pub const SEGMENT_ENTRIES: u64 = 1 << 20;
-/// Bytes the log buffers before writing them out (bounded memory; reads see the buffer).
+/// Bytes the log buffers before writing them out itself, with a blocking page-cache write
+/// (bounded memory; reads see the buffer). The broker writes the buffer out on io_uring from
+/// [`WRITE_BUFFER_BYTES_ASYNC`] on, between wheel operations, so this is reached only inside
+/// one large operation (a round promotion of many timers).
 pub const WRITE_BUFFER_BYTES_MAX: usize = 256 * 1024;
+/// Buffered bytes from which the broker writes the log out on io_uring after a wheel
+/// operation (`super::io::write_log`).
+pub const WRITE_BUFFER_BYTES_ASYNC: usize = 64 * 1024;
+const _: () = assert!(WRITE_BUFFER_BYTES_ASYNC < WRITE_BUFFER_BYTES_MAX);
 /// Most fine slots (precision 100 ms over two one-hour rounds is 72,000).
 pub const FINE_SLOTS_MAX: u64 = 1 << 20;
 /// Most coarse slots (one per round: 2^16 one-hour rounds is over 7 years).
@@ -195,6 +209,26 @@ pub struct TimerWheel {
     segment_entries: u64,
     /// The segment file last read (chains are read segment after segment).
     reader: Option<(u64, File)>,
+    /// Segments written since the last checkpoint, not yet fdatasynced (at most the segments
+    /// one checkpoint interval of appends spans).
+    unsynced: Vec<u64>,
+}
+
+/// The durable writes of one checkpoint, in order: fdatasync every file of `sync`, replace
+/// `wheel_path` with `wheel_bytes` atomically, then delete every file of `remove`. Produced by
+/// [`TimerWheel::prepare_checkpoint`]; nothing in it is durable until its executor says so.
+#[derive(Debug)]
+pub struct CheckpointPlan {
+    /// Timer-log segment files written since the last checkpoint.
+    pub sync: Vec<PathBuf>,
+    /// The wheel file.
+    pub wheel_path: PathBuf,
+    /// Its new contents (shape, cursor, log length, live counts, the caller's bytes, slots).
+    pub wheel_bytes: Vec<u8>,
+    /// Segment files holding nothing pending: deleted only after the wheel file is durable.
+    pub remove: Vec<PathBuf>,
+    synced_segments: Vec<u64>,
+    removed_segments: Vec<u64>,
 }
 
 impl TimerWheel {
@@ -241,6 +275,7 @@ impl TimerWheel {
             dead: Vec::new(),
             segment_entries,
             reader: None,
+            unsynced: Vec::new(),
         };
         let path = wheel.wheel_path();
         let extra = match std::fs::read(&path) {
@@ -273,6 +308,12 @@ impl TimerWheel {
     #[must_use]
     pub fn pending(&self) -> u64 {
         self.pending
+    }
+
+    /// Entries ever appended to the log (grows with every schedule, promotion and move).
+    #[must_use]
+    pub fn log_len(&self) -> u64 {
+        self.log_len
     }
 
     /// The next slot to fire, ms.
@@ -562,6 +603,48 @@ impl TimerWheel {
         })
     }
 
+    /// Bytes of log entries buffered, not yet written out.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// The buffered log entries as positional writes, one per segment file they fall in
+    /// (path, byte offset, bytes), for the caller to write (io_uring in the broker) before
+    /// [`Self::log_written`]. The wheel is unchanged until then: a failed write leaves the
+    /// entries buffered (reads keep seeing them) and the next call hands them out again.
+    #[must_use]
+    pub fn log_writes(&self) -> Vec<(PathBuf, u64, Vec<u8>)> {
+        let mut writes = Vec::new();
+        let mut start = 0;
+        while start < self.buffer.len() {
+            let at = self.written + (start / ENTRY_SIZE) as u64;
+            let room =
+                usize::try_from(self.segment_entries - at % self.segment_entries).expect("bounded");
+            let end = self.buffer.len().min(start + room * ENTRY_SIZE);
+            let offset = (at % self.segment_entries) * ENTRY_SIZE as u64;
+            let path = self.segment_path(at / self.segment_entries);
+            writes.push((path, offset, self.buffer[start..end].to_vec()));
+            start = end;
+        }
+        writes
+    }
+
+    /// The writes [`Self::log_writes`] returned are done: the entries are in their segment
+    /// files (to be fdatasynced by the next checkpoint) and leave the buffer.
+    pub fn log_written(&mut self) {
+        let mut at = self.written;
+        while at < self.log_len {
+            let segment = at / self.segment_entries;
+            if !self.unsynced.contains(&segment) {
+                self.unsynced.push(segment);
+            }
+            at = (segment + 1) * self.segment_entries;
+        }
+        self.written = self.log_len;
+        self.buffer.clear();
+    }
+
     fn write_out(&mut self) -> Result<(), WheelError> {
         let mut start = 0;
         while start < self.buffer.len() {
@@ -571,10 +654,12 @@ impl TimerWheel {
                 usize::try_from(self.segment_entries - at % self.segment_entries).expect("bounded");
             let end = self.buffer.len().min(start + room * ENTRY_SIZE);
             let path = self.segment_path(segment);
+            if !self.unsynced.contains(&segment) {
+                self.unsynced.push(segment);
+            }
             if self.segment.as_ref().map(|(s, _)| *s) != Some(segment) {
-                if let Some((_, old)) = self.segment.take() {
-                    old.sync_data().map_err(io("fdatasync", &path))?;
-                }
+                // The previous segment is fdatasynced by the next checkpoint's plan.
+                self.segment = None;
                 let file = OpenOptions::new()
                     .create(true)
                     .write(true)
@@ -594,38 +679,97 @@ impl TimerWheel {
         Ok(())
     }
 
-    /// Makes the wheel durable: the log written and fsynced, then the wheel file (slots,
-    /// cursor, log length, live counts and the caller's `extra` bytes) replaced atomically.
+    /// Starts a checkpoint: writes the buffered log entries out (page cache) and returns what
+    /// must be made durable, in order ([`CheckpointPlan`]). The wheel must not change until
+    /// the plan is reported back ([`Self::checkpoint_done`] or [`Self::checkpoint_failed`]):
+    /// the broker holds its step lock throughout.
+    ///
+    /// # Errors
+    /// [`WheelError::Io`] writing the buffer out.
+    pub fn prepare_checkpoint(&mut self, extra: &[u8]) -> Result<CheckpointPlan, WheelError> {
+        self.write_out()?;
+        let synced_segments = std::mem::take(&mut self.unsynced);
+        let removed_segments = std::mem::take(&mut self.dead);
+        Ok(CheckpointPlan {
+            sync: synced_segments
+                .iter()
+                .map(|s| self.segment_path(*s))
+                .collect(),
+            wheel_path: self.wheel_path(),
+            wheel_bytes: self.encode(extra),
+            remove: removed_segments
+                .iter()
+                .map(|s| self.segment_path(*s))
+                .collect(),
+            synced_segments,
+            removed_segments,
+        })
+    }
+
+    /// The plan was carried out: every file synced, the wheel replaced, the dead segments
+    /// deleted.
+    pub fn checkpoint_done(&mut self, plan: CheckpointPlan) {
+        assert!(
+            self.dead.is_empty(),
+            "the wheel changed during a checkpoint"
+        );
+        if let Some((segment, _)) = &self.reader {
+            if plan.removed_segments.contains(segment) {
+                self.reader = None;
+            }
+        }
+    }
+
+    /// The plan failed part-way: its syncs and deletions are owed again by the next
+    /// checkpoint (a deletion that already happened is skipped then).
+    pub fn checkpoint_failed(&mut self, plan: CheckpointPlan) {
+        for segment in plan.synced_segments {
+            if !self.unsynced.contains(&segment) {
+                self.unsynced.push(segment);
+            }
+        }
+        self.dead.extend(plan.removed_segments);
+    }
+
+    /// A whole checkpoint with blocking `std::fs` calls, for the wheel used alone (its tests,
+    /// `examples/timer_wheel_bench.rs`). Never on a shard thread: the broker carries the plan
+    /// out on io_uring (`super::io::write_checkpoint`).
     ///
     /// # Errors
     /// [`WheelError::Io`].
-    pub fn checkpoint(&mut self, extra: &[u8]) -> Result<(), WheelError> {
-        self.write_out()?;
-        if let Some((segment, file)) = &self.segment {
-            let path = self.segment_path(*segment);
-            file.sync_data().map_err(io("fdatasync", &path))?;
+    pub fn checkpoint_blocking(&mut self, extra: &[u8]) -> Result<(), WheelError> {
+        let plan = self.prepare_checkpoint(extra)?;
+        let executed = (|| {
+            for path in &plan.sync {
+                File::open(path)
+                    .and_then(|f| f.sync_data())
+                    .map_err(io("fdatasync", path))?;
+            }
+            rmq_storage::atomic_file::replace_blocking(&plan.wheel_path, &plan.wheel_bytes, false)
+                .map_err(|e| WheelError::Io {
+                    op: "replace",
+                    path: plan.wheel_path.clone(),
+                    source: e.source,
+                })?;
+            for path in &plan.remove {
+                match std::fs::remove_file(path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io("remove", path)(e)),
+                }
+            }
+            Ok(())
+        })();
+        match executed {
+            Ok(()) => {
+                self.checkpoint_done(plan);
+                Ok(())
+            }
+            Err(e) => {
+                self.checkpoint_failed(plan);
+                Err(e)
+            }
         }
-        let bytes = self.encode(extra);
-        let path = self.wheel_path();
-        rmq_storage::atomic_file::replace_blocking(&path, &bytes, false).map_err(|e| {
-            WheelError::Io {
-                op: "replace",
-                path: path.clone(),
-                source: e.source,
-            }
-        })?;
-        for segment in std::mem::take(&mut self.dead) {
-            if self.reader.as_ref().map(|(s, _)| *s) == Some(segment) {
-                self.reader = None;
-            }
-            let path = self.segment_path(segment);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io("remove", &path)(e)),
-            }
-        }
-        Ok(())
     }
 
     fn encode(&self, extra: &[u8]) -> Vec<u8> {
@@ -843,7 +987,7 @@ mod tests {
         let fired = fire(&mut wheel, start + 10);
         let offsets: Vec<u64> = fired.iter().map(|(_, e)| e.queue_offset).collect();
         assert_eq!(offsets, vec![3, 0]);
-        wheel.checkpoint(b"caller").expect("checkpoint");
+        wheel.checkpoint_blocking(b"caller").expect("checkpoint");
         drop(wheel);
         let (mut wheel, extra) = TimerWheel::open(&dir, SETTINGS, start + 500).expect("reopen");
         assert_eq!(extra, b"caller");
@@ -862,7 +1006,7 @@ mod tests {
         assert_eq!(fired, vec![(start + 990, entry(start + 999, 2))]);
         assert_eq!(wheel.pending(), 0);
         assert_eq!(wheel.next_due_ms(), None);
-        wheel.checkpoint(&[]).expect("checkpoint");
+        wheel.checkpoint_blocking(&[]).expect("checkpoint");
         let other = WheelSettings {
             precision_ms: 20,
             ..SETTINGS
@@ -893,11 +1037,51 @@ mod tests {
     }
 
     #[test]
+    fn log_writes_handed_out_are_read_back_after_log_written() {
+        let dir = temp_dir("handed");
+        let (mut wheel, _) = TimerWheel::open_segmented(&dir, SETTINGS, 0, 4).expect("open");
+        for offset in 0..10u64 {
+            wheel.schedule(entry(500, offset)).expect("schedule");
+        }
+        let writes = wheel.log_writes();
+        assert_eq!(writes.len(), 3, "10 entries over segments of 4");
+        assert_eq!(
+            wheel.buffered_bytes(),
+            10 * ENTRY_SIZE,
+            "unchanged until written"
+        );
+        for (path, offset, bytes) in &writes {
+            let file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(path)
+                .expect("open");
+            file.write_all_at(bytes, *offset).expect("write");
+        }
+        wheel.log_written();
+        assert_eq!(wheel.buffered_bytes(), 0);
+        assert!(wheel.log_writes().is_empty());
+        let mut fired: Vec<u64> = fire(&mut wheel, 1_000)
+            .into_iter()
+            .map(|(_, e)| e.queue_offset)
+            .collect();
+        fired.sort_unstable();
+        assert_eq!(
+            fired,
+            (0..10).collect::<Vec<_>>(),
+            "read back from the files"
+        );
+        wheel.checkpoint_blocking(&[]).expect("checkpoint");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_corrupt_wheel_file_is_refused() {
         let dir = temp_dir("corrupt");
         let (mut wheel, _) = TimerWheel::open(&dir, SETTINGS, 0).expect("open");
         wheel.schedule(entry(500, 1)).expect("schedule");
-        wheel.checkpoint(&[]).expect("checkpoint");
+        wheel.checkpoint_blocking(&[]).expect("checkpoint");
         drop(wheel);
         let path = dir.join("wheel");
         let mut bytes = std::fs::read(&path).expect("read");
@@ -964,7 +1148,7 @@ mod tests {
                         }
                     }
                     Op::Checkpoint => {
-                        wheel.checkpoint(&[]).expect("checkpoint");
+                        wheel.checkpoint_blocking(&[]).expect("checkpoint");
                         since_checkpoint.clear();
                         fired_since_checkpoint.clear();
                     }
@@ -986,7 +1170,7 @@ mod tests {
                 *fired.entry(timer.queue_offset).or_default() += 1;
             }
             prop_assert_eq!(wheel.pending(), 0);
-            wheel.checkpoint(&[]).expect("checkpoint");
+            wheel.checkpoint_blocking(&[]).expect("checkpoint");
             let files = std::fs::read_dir(dir.join("timerlog")).expect("list").count();
             prop_assert!(files <= 1, "{} timer-log segments left with nothing pending", files);
             for offset in scheduled.keys() {
