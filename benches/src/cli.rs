@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
 
+use crate::timer::{DelayRange, TimerAnchor};
+
 /// Most harness threads (one compio runtime each).
 pub const THREADS_MAX: usize = 256;
 /// Most producers, connections or consumer connections per group: each is a task or a socket.
@@ -154,6 +156,14 @@ pub struct BenchArgs {
     /// answered. Sync send mode, batch 1.
     #[arg(long)]
     pub transactional: bool,
+    /// Timer messages: every send carries `TIMER_DELIVER_MS` due `MIN..MAX` ms (uniformly
+    /// spread) after `--timer-anchor`. Batch 1, not transactional. Consumers then measure
+    /// end-to-end latency from each message's due time (its lateness).
+    #[arg(long, value_name = "MIN..MAX")]
+    pub timer_delay_ms: Option<DelayRange>,
+    /// What `--timer-delay-ms` counts from: each message's born time, or the run's start.
+    #[arg(long, value_enum, default_value = "born")]
+    pub timer_anchor: TimerAnchor,
     /// Consumer connections per group (consume modes default to 1).
     #[arg(long)]
     pub consumers: Option<usize>,
@@ -352,6 +362,9 @@ impl BenchArgs {
         if self.transactional && (self.send_mode != SendMode::Sync || self.batch != 1) {
             return fail("--transactional needs --send-mode sync and --batch 1".into());
         }
+        if self.timer_delay_ms.is_some() && (self.transactional || self.batch != 1) {
+            return fail("--timer-delay-ms needs --batch 1 and no --transactional".into());
+        }
         if self.mode == Mode::Backlog
             && (self.count.is_none() || self.send_mode == SendMode::Oneway)
         {
@@ -424,6 +437,8 @@ mod tests {
             vec!["--tags", "a,,b"],
             vec!["--transactional", "--send-mode", "async"],
             vec!["--transactional", "--batch", "2"],
+            vec!["--timer-delay-ms", "10..20", "--batch", "2"],
+            vec!["--timer-delay-ms", "10..20", "--transactional"],
         ] {
             assert!(parse(&bad).validate().is_err(), "{bad:?} must be rejected");
         }
@@ -431,5 +446,22 @@ mod tests {
         assert_eq!(tags.tags, vec!["a".to_owned(), "b".to_owned()]);
         assert!(tags.has_consumers());
         assert_eq!(tags.validate(), Ok(()));
+        let timer = parse(&[
+            "--timer-delay-ms",
+            "3600000..7200000",
+            "--timer-anchor",
+            "start",
+        ]);
+        assert_eq!(timer.validate(), Ok(()));
+        assert_eq!(
+            timer.timer_delay_ms,
+            Some(DelayRange {
+                min_ms: 3_600_000,
+                max_ms: 7_200_000
+            })
+        );
+        assert_eq!(timer.timer_anchor, TimerAnchor::Start);
+        let bad = ["rmq-bench", "--timer-delay-ms", "9..1"];
+        assert!(BenchArgs::try_parse_from(bad).is_err());
     }
 }

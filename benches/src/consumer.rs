@@ -1,7 +1,8 @@
 //! Consumer loops on one harness thread: one pull loop per (group, queue), as a Java push
 //! consumer runs them (PROTOCOL.md §4.4, §9.2): PULL_MESSAGE with the subscription in the
 //! request (`SUBSCRIPTION|SUSPEND`, plus `COMMIT_OFFSET` once past 0), long-polled, bodies
-//! decoded with `RecordIter`, end-to-end latency taken from each record's born timestamp.
+//! decoded with `RecordIter`, end-to-end latency taken from each record's born timestamp (a
+//! delivered timer message's from its due time, `TIMER_DELIVER_MS`: its lateness).
 //! Start offsets come from QUERY_CONSUMER_OFFSET / GET_MAX_OFFSET or 0; the final offset is
 //! committed with UPDATE_CONSUMER_OFFSET. Keeps counters and histograms only.
 //! Must never keep a message, nor stop counting on a malformed body (it is counted as an
@@ -29,7 +30,7 @@ use rmq_net::codec::header::pull::{
     PullMessageRequestHeader, PullMessageResponseHeader, PullSysFlag,
 };
 use rmq_net::codec::header::CommandHeader;
-use rmq_net::codec::message::{CrcCheck, RecordIter};
+use rmq_net::codec::message::{keys, CrcCheck, RecordIter};
 use rmq_net::conn::{ClientError, RemotingClient};
 
 use crate::cli::ConsumeFrom;
@@ -348,7 +349,8 @@ impl QueueConsumer {
     }
 }
 
-/// Counts the records of a pull body and records their end-to-end latency.
+/// Counts the records of a pull body and records their end-to-end latency: from the born
+/// timestamp, or from `TIMER_DELIVER_MS` when the record carries one (a delivered timer).
 fn count_records(body: bytes::Bytes, stats: &mut IntervalStats) {
     let now_us = wall_clock_us();
     for record in RecordIter::new(body, CrcCheck::Skip) {
@@ -356,7 +358,12 @@ fn count_records(body: bytes::Bytes, stats: &mut IntervalStats) {
             Ok(record) => {
                 stats.consumed.messages += 1;
                 stats.consumed.bytes += record.body.len() as u64;
-                let born_us = record.born_timestamp.saturating_mul(1_000);
+                let start_ms = record
+                    .properties
+                    .get(keys::TIMER_DELIVER_MS)
+                    .and_then(|due| due.parse::<i64>().ok())
+                    .unwrap_or(record.born_timestamp);
+                let born_us = start_ms.saturating_mul(1_000);
                 let latency_us = u64::try_from(now_us.saturating_sub(born_us)).unwrap_or(0);
                 record_latency(
                     &mut stats.end_to_end_latency,

@@ -589,6 +589,7 @@ mod tests {
                     tags: Vec::new(),
                     key_space: 0,
                     transactional: false,
+                    timer: None,
                 };
                 let mut factory = MessageFactory::new(spec, &queues, 0, 1).expect("factory");
                 let mut request = factory.request(3, batch, 2).expect("request");

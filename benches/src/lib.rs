@@ -13,6 +13,7 @@
 //!   per-second samples and whole-run totals; nothing is kept per message.
 //! - [`report`], [`svg`], [`progress`], [`sysinfo`], [`usage`]: what a run leaves behind;
 //!   [`procwatch`]: the broker process's RSS and CPU per sample (`--broker-pid`).
+//! - [`timer`]: the due times of a timer-message load (`--timer-delay-ms`).
 //! - [`echo`]: the in-process echo server that measures the harness's own cost.
 //!
 //! Must never keep per-message state (a billion-message run needs O(1) memory), nor share
@@ -35,5 +36,6 @@ pub mod stats;
 pub mod svg;
 pub mod sync;
 pub mod sysinfo;
+pub mod timer;
 pub mod usage;
 pub mod worker;

@@ -17,6 +17,7 @@ use rmq_net::codec::message::properties::{NAME_VALUE_SEPARATOR, PROPERTY_SEPARAT
 use rmq_net::codec::message::{encode_batch, keys, BatchEntry, Properties, UniqKeyGenerator};
 
 use crate::route::{QueueTarget, DEFAULT_TOPIC};
+use crate::timer::TimerSpec;
 
 /// What every message of a run looks like.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct MessageSpec {
     pub key_space: u64,
     /// Half messages: `TRAN_MSG=true`, `PGROUP`, sysFlag PREPARED (batch 1 only).
     pub transactional: bool,
+    /// Timer messages: each single send carries `TIMER_DELIVER_MS` (batch 1 only).
+    pub timer: Option<TimerSpec>,
 }
 
 /// Makes one producer's requests.
@@ -47,6 +50,8 @@ pub struct MessageFactory {
     uniq: UniqKeyGenerator,
     /// Messages made so far; picks the tag and key.
     sequence: u64,
+    /// The producer's index: with `sequence`, picks a timer's due time.
+    producer_index: usize,
     /// The fixed header fields, per queue index of the caller's queue list.
     templates: Vec<ExtFields>,
 }
@@ -73,6 +78,10 @@ impl MessageFactory {
     ) -> Result<Self, CodecError> {
         assert!(!queues.is_empty(), "a producer needs a queue");
         assert!(spec.batch > 0, "batch of zero messages");
+        assert!(
+            spec.timer.is_none() || (spec.batch == 1 && !spec.transactional),
+            "timer messages are single, non-transactional sends"
+        );
         for tag in &spec.tags {
             Properties::new().insert(keys::TAGS, tag.as_str())?;
         }
@@ -84,6 +93,7 @@ impl MessageFactory {
             body,
             uniq,
             sequence: 0,
+            producer_index,
             templates,
         })
     }
@@ -122,6 +132,10 @@ impl MessageFactory {
             if self.spec.transactional {
                 push_property(&mut properties, keys::TRAN_MSG, "true");
                 push_property(&mut properties, keys::PGROUP, &self.spec.producer_group);
+            }
+            if let Some(timer) = &self.spec.timer {
+                let due = timer.deliver_ms(self.producer_index, self.sequence, now_ms);
+                push_property(&mut properties, keys::TIMER_DELIVER_MS, &due.to_string());
             }
             self.push_message_properties(&mut properties, now_ms);
             ext.insert(PROPERTIES_KEY, properties);
@@ -232,6 +246,7 @@ mod tests {
             tags: vec!["a".into(), "b".into()],
             key_space: 3,
             transactional: false,
+            timer: None,
         }
     }
 
@@ -298,6 +313,39 @@ mod tests {
         let request = plain.request(0, 1, 2).expect("request");
         let properties = Properties::decode(request.ext("i").expect("i"));
         assert_eq!(properties.get(keys::TRAN_MSG), None);
+    }
+
+    #[test]
+    fn a_timer_send_carries_its_due_time_in_range() {
+        let mut timer = spec(1);
+        timer.timer = Some(TimerSpec {
+            delay: "60000..120000".parse().expect("range"),
+            start_anchor_ms: None,
+        });
+        let mut factory = MessageFactory::new(timer, &queues(), 2, 1_700_000_000_000).expect("ok");
+        let born = 1_700_000_000_500;
+        let mut dues = Vec::new();
+        for _ in 0..8 {
+            let request = factory.request(0, 1, born).expect("request");
+            let header = SendMessageRequestHeader::decode_for_code(
+                RequestCode::SendMessageV2,
+                &request.ext_fields,
+            )
+            .expect("decodes");
+            let properties = Properties::decode(header.properties.as_deref().expect("props"));
+            let due: i64 = properties
+                .get(keys::TIMER_DELIVER_MS)
+                .expect("a timer property")
+                .parse()
+                .expect("an integer");
+            assert!((born + 60_000..=born + 120_000).contains(&due), "{due}");
+            assert_eq!(properties.get(keys::WAIT), Some("true"));
+            assert_eq!(properties.uniq_key().map(str::len), Some(32));
+            dues.push(due);
+        }
+        dues.sort_unstable();
+        dues.dedup();
+        assert!(dues.len() > 1, "due times are spread: {dues:?}");
     }
 
     #[test]

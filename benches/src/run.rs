@@ -23,6 +23,7 @@ use crate::message::MessageSpec;
 use crate::procwatch::{cpu_seconds, ProcessProbe};
 use crate::route::{resolve, ResolvedRoute, RouteError};
 use crate::stats::IntervalStats;
+use crate::timer::{TimerAnchor, TimerSpec};
 use crate::usage::ThreadUsage;
 use crate::worker::{plan_threads, spawn_worker, Control, RunShared, WorkerEvent};
 
@@ -272,6 +273,11 @@ fn run_with_namesrv(
             tags: args.tags.clone(),
             key_space: args.key_space,
             transactional: args.transactional,
+            timer: args.timer_delay_ms.map(|delay| TimerSpec {
+                delay,
+                start_anchor_ms: (args.timer_anchor == TimerAnchor::Start)
+                    .then(|| i64::try_from(started_at_unix_ms).unwrap_or(i64::MAX)),
+            }),
         },
         consumer: ConsumerSpec {
             topic: args.topic.clone(),

@@ -2,17 +2,26 @@
 //! later) completes. A shard uses it to tell its own tasks that shutdown has begun (held pulls
 //! answer, the serve loop ends).
 //!
-//! Must never: be shared across threads (`Rc`/`RefCell` inside), or be reset.
+//! Must never: be shared across threads (`Rc`/`RefCell` inside), be reset, or keep the waker
+//! of a wait that was dropped (a shard's latch lives as long as the process, and every held
+//! pull races a wait on it).
 
 use std::cell::{Cell, RefCell};
-use std::future::poll_fn;
-use std::task::{Poll, Waker};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 
 /// See the module docs.
 #[derive(Debug, Default)]
 pub struct Latch {
     set: Cell<bool>,
-    wakers: RefCell<Vec<Waker>>,
+    /// Registration id of the next waiter.
+    next_id: Cell<u64>,
+    /// One waker per pending [`LatchWait`], removed when it is dropped: a latch outlives
+    /// millions of short waits (every held pull races one), and a waker left behind keeps its
+    /// whole task (the pull's request future) allocated until the latch is set.
+    wakers: RefCell<HashMap<u64, Waker>>,
 }
 
 impl Latch {
@@ -21,7 +30,8 @@ impl Latch {
         if self.set.replace(true) {
             return;
         }
-        for waker in self.wakers.take() {
+        let wakers = std::mem::take(&mut *self.wakers.borrow_mut());
+        for waker in wakers.into_values() {
             waker.wake();
         }
     }
@@ -32,21 +42,62 @@ impl Latch {
         self.set.get()
     }
 
-    /// Completes once the latch is set. A waiter dropped before that leaves a stale waker
-    /// behind until the latch is set; a latch is set once per process lifetime, and waiters
-    /// are bounded by the tasks that wait (held pulls, the serve loop), so this is bounded too.
-    pub async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.set.get() {
-                return Poll::Ready(());
+    /// Completes once the latch is set. Dropping the future before that removes its waker.
+    pub fn wait(&self) -> LatchWait<'_> {
+        LatchWait {
+            latch: self,
+            id: None,
+        }
+    }
+
+    /// Wakers registered by pending waits (for tests and assertions).
+    #[must_use]
+    pub fn waiters(&self) -> usize {
+        self.wakers.borrow().len()
+    }
+}
+
+/// The future of [`Latch::wait`].
+#[derive(Debug)]
+#[must_use = "a latch wait does nothing unless polled"]
+pub struct LatchWait<'a> {
+    latch: &'a Latch,
+    /// This wait's registration, once polled while the latch was unset.
+    id: Option<u64>,
+}
+
+impl Future for LatchWait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.latch.set.get() {
+            if let Some(id) = this.id.take() {
+                this.latch.wakers.borrow_mut().remove(&id);
             }
-            let mut wakers = self.wakers.borrow_mut();
-            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                wakers.push(cx.waker().clone());
+            return Poll::Ready(());
+        }
+        let id = *this.id.get_or_insert_with(|| {
+            let id = this.latch.next_id.get();
+            this.latch.next_id.set(id + 1);
+            id
+        });
+        let mut wakers = this.latch.wakers.borrow_mut();
+        match wakers.get_mut(&id) {
+            Some(known) => known.clone_from(cx.waker()),
+            None => {
+                wakers.insert(id, cx.waker().clone());
             }
-            Poll::Pending
-        })
-        .await;
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for LatchWait<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.latch.wakers.borrow_mut().remove(&id);
+        }
     }
 }
 
@@ -71,6 +122,32 @@ mod tests {
             early.await.expect("early waiter");
             latch.wait().await;
             assert!(latch.is_set());
+            assert_eq!(latch.waiters(), 0);
+        });
+    }
+
+    /// A wait dropped before the latch is set leaves no waker behind (a held pull that ends
+    /// by a message arrival or its timeout must not keep its task allocated).
+    #[test]
+    fn dropped_waits_leave_no_waker_behind() {
+        let runtime = compio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async {
+            let latch = Latch::default();
+            for _ in 0..1000 {
+                let mut wait = Box::pin(latch.wait());
+                assert!(futures_util::poll!(wait.as_mut()).is_pending());
+                assert!(futures_util::poll!(wait.as_mut()).is_pending());
+                assert_eq!(latch.waiters(), 1, "one waker per wait, refreshed");
+                drop(wait);
+                assert_eq!(latch.waiters(), 0);
+            }
+            let mut held = Box::pin(latch.wait());
+            let polled = futures_util::poll!(held.as_mut());
+            assert!(polled.is_pending());
+            assert_eq!(latch.waiters(), 1);
+            latch.set();
+            assert_eq!(latch.waiters(), 0);
+            held.await;
         });
     }
 }

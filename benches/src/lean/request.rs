@@ -1,7 +1,8 @@
 //! One producer's send requests rendered from templates: SEND_MESSAGE_V2 (310) for single
 //! messages and SEND_BATCH_MESSAGE (320) for batches, one [`FrameTemplate`] per queue, encoded
 //! once at start-up. Per request only the opaque, the born timestamp (`g`), the properties
-//! (`i`: `WAIT`, a fresh `UNIQ_KEY`, the `TAGS`/`KEYS` in turn) and the body are written.
+//! (`i`: `WAIT`, a timer's `TIMER_DELIVER_MS`, a fresh `UNIQ_KEY`, the `TAGS`/`KEYS` in turn)
+//! and the body are written.
 //! The bytes are exactly those of [`MessageFactory`](crate::message::MessageFactory) encoded
 //! by `rmq-net` (a unit test compares them), so the broker sees what a Java producer sends.
 //! Must never allocate per request once its scratch buffers have grown, nor keep a request.
@@ -13,7 +14,7 @@ use rmq_net::codec::message::properties::{NAME_VALUE_SEPARATOR, PROPERTY_SEPARAT
 use rmq_net::codec::message::{keys, UniqKeyGenerator};
 
 use super::template::{
-    push_decimal, unsigned_decimal, FrameTemplate, TemplateError, DECIMAL_TEXT_MAX,
+    push_decimal, signed_decimal, unsigned_decimal, FrameTemplate, TemplateError, DECIMAL_TEXT_MAX,
 };
 use crate::message::{
     payload, producer_uniq_keys, push_property, template, MessageSpec, BORN_TIMESTAMP_KEY,
@@ -29,6 +30,8 @@ pub struct LeanRequests {
     uniq: UniqKeyGenerator,
     /// Messages made so far; picks the tag and key (as `MessageFactory` does).
     sequence: u64,
+    /// The producer's index: with `sequence`, picks a timer's due time.
+    producer_index: usize,
     /// Per queue index of the caller's queue list.
     templates: Vec<FrameTemplate>,
     /// Reused per request: the properties text, and the born timestamp's digits.
@@ -56,6 +59,10 @@ impl LeanRequests {
     ) -> Result<Self, TemplateError> {
         assert!(!queues.is_empty(), "a producer needs a queue");
         assert!(spec.batch > 0, "batch of zero messages");
+        assert!(
+            spec.timer.is_none() || (spec.batch == 1 && !spec.transactional),
+            "timer messages are single, non-transactional sends"
+        );
         let uniq = producer_uniq_keys(producer_index, now_ms);
         let (code, slots): (RequestCode, &[&str]) = if spec.batch == 1 {
             (
@@ -83,6 +90,7 @@ impl LeanRequests {
             spec,
             uniq,
             sequence: 0,
+            producer_index,
             templates,
             properties: String::with_capacity(128),
             born: Vec::with_capacity(20),
@@ -118,6 +126,13 @@ impl LeanRequests {
         if self.spec.batch == 1 {
             self.properties.clear();
             push_property(&mut self.properties, keys::WAIT, "true");
+            if let Some(timer) = &self.spec.timer {
+                let due = timer.deliver_ms(self.producer_index, self.sequence, now_ms);
+                let mut digits = [0_u8; DECIMAL_TEXT_MAX];
+                let due = signed_decimal(&mut digits, due);
+                let due = std::str::from_utf8(due).expect("ASCII digits");
+                push_property(&mut self.properties, keys::TIMER_DELIVER_MS, due);
+            }
             self.push_message_properties(now_ms);
             self.templates[queue_index].render(
                 out,
@@ -187,10 +202,13 @@ fn push_batch_entry(out: &mut Vec<u8>, body: &[u8], properties: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use rmq_net::codec::frame::encode_to_bytes;
+    use rmq_net::codec::frame::{decode, encode_to_bytes};
+    use rmq_net::codec::header::send::SendMessageRequestHeader;
+    use rmq_net::codec::message::Properties;
 
     use super::*;
     use crate::message::MessageFactory;
+    use crate::timer::TimerSpec;
 
     fn spec(batch: u32, tags: &[&str], key_space: u64) -> MessageSpec {
         MessageSpec {
@@ -202,6 +220,7 @@ mod tests {
             tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
             key_space,
             transactional: false,
+            timer: None,
         }
     }
 
@@ -226,31 +245,100 @@ mod tests {
                 (16, &[][..], 0),
                 (4, &["x"][..], 1000),
             ] {
-                let spec = spec(batch, tags, key_space);
                 let queues = queues();
-                let mut factory =
-                    MessageFactory::new(spec.clone(), &queues, 5, start_ms).expect("factory");
-                let mut lean =
-                    LeanRequests::new(spec, &queues, 5, start_ms, serialize_type).expect("lean");
-                let mut out = Vec::new();
-                for step in 0..40_u32 {
-                    let queue_index = (step as usize * 7) % queues.len();
-                    let messages = 1 + step % batch;
-                    let now_ms = start_ms + i64::from(step) * 997;
-                    let opaque = i32::try_from(step).expect("small") * 1_000_003 - 7;
-                    let mut request = factory
-                        .request(queue_index, messages, now_ms)
-                        .expect("request");
-                    request.opaque = opaque;
-                    request.serialize_type = serialize_type;
-                    let expected = encode_to_bytes(&request).expect("encodes");
-                    out.clear();
-                    lean.render(&mut out, opaque, queue_index, messages, now_ms);
-                    assert_eq!(
-                        out, expected,
-                        "{serialize_type:?} batch {batch} tags {tags:?} step {step}"
-                    );
+                let timers = [
+                    None,
+                    Some(timer_spec(None)),
+                    Some(timer_spec(Some(start_ms))),
+                ];
+                for timer in timers {
+                    if timer.is_some() && batch > 1 {
+                        continue;
+                    }
+                    let mut spec = spec(batch, tags, key_space);
+                    spec.timer = timer;
+                    let mut factory =
+                        MessageFactory::new(spec.clone(), &queues, 5, start_ms).expect("factory");
+                    let mut lean = LeanRequests::new(spec, &queues, 5, start_ms, serialize_type)
+                        .expect("lean");
+                    let mut out = Vec::new();
+                    for step in 0..40_u32 {
+                        let queue_index = (step as usize * 7) % queues.len();
+                        let messages = 1 + step % batch;
+                        let now_ms = start_ms + i64::from(step) * 997;
+                        let opaque = i32::try_from(step).expect("small") * 1_000_003 - 7;
+                        let mut request = factory
+                            .request(queue_index, messages, now_ms)
+                            .expect("request");
+                        request.opaque = opaque;
+                        request.serialize_type = serialize_type;
+                        let expected = encode_to_bytes(&request).expect("encodes");
+                        out.clear();
+                        lean.render(&mut out, opaque, queue_index, messages, now_ms);
+                        assert_eq!(
+                            out, expected,
+                            "{serialize_type:?} batch {batch} tags {tags:?} step {step}"
+                        );
+                    }
                 }
+            }
+        }
+    }
+
+    fn timer_spec(start_anchor_ms: Option<i64>) -> TimerSpec {
+        TimerSpec {
+            delay: "3600000..7200000".parse().expect("range"),
+            start_anchor_ms,
+        }
+    }
+
+    /// A timer frame rendered by the lean path decodes, and its `TIMER_DELIVER_MS` parses to
+    /// a due time inside the range, spread over it.
+    #[test]
+    fn timer_frames_decode_with_a_due_time_in_range() {
+        let start_ms = 1_764_000_000_000;
+        for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {
+            for anchor in [None, Some(start_ms - 60_000)] {
+                let mut spec = spec(1, &["TagA"], 0);
+                spec.timer = Some(timer_spec(anchor));
+                let queues = queues();
+                let mut lean =
+                    LeanRequests::new(spec, &queues, 1, start_ms, serialize_type).expect("lean");
+                let mut out = Vec::new();
+                let mut dues = Vec::new();
+                for step in 0..64_i32 {
+                    let born_ms = start_ms + i64::from(step);
+                    let frame_start = out.len();
+                    lean.render(&mut out, step, 0, 1, born_ms);
+                    let (command, consumed) = decode(&out[frame_start..], &Default::default())
+                        .expect("decodes")
+                        .expect("a whole frame");
+                    assert_eq!(consumed, out.len() - frame_start);
+                    assert_eq!(command.opaque, step);
+                    let header = SendMessageRequestHeader::decode_for_code(
+                        RequestCode::SendMessageV2,
+                        &command.ext_fields,
+                    )
+                    .expect("a send header");
+                    assert_eq!(header.born_timestamp, born_ms);
+                    let properties = Properties::decode(header.properties.as_deref().expect("i"));
+                    let due: i64 = properties
+                        .get(keys::TIMER_DELIVER_MS)
+                        .expect("TIMER_DELIVER_MS")
+                        .parse()
+                        .expect("an integer");
+                    let base = anchor.unwrap_or(born_ms);
+                    assert!(
+                        (base + 3_600_000..=base + 7_200_000).contains(&due),
+                        "{due}"
+                    );
+                    assert_eq!(properties.tags(), Some("TagA"));
+                    assert_eq!(properties.get(keys::WAIT), Some("true"));
+                    dues.push(due - base);
+                }
+                dues.sort_unstable();
+                dues.dedup();
+                assert!(dues.len() > 32, "due times are spread: {dues:?}");
             }
         }
     }
