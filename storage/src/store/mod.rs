@@ -42,6 +42,7 @@ use std::task::{Context, Poll};
 use crate::fifo_lock::FifoLock;
 
 use self::failure_log::{FailureStreak, Report};
+pub use replication::PlacedChunk;
 pub use get::{
     GetRequest, GetResult, GetStatus, QueryResult, RecordFilter, TagFilter, GET_SCAN_ENTRIES_MAX,
 };
@@ -255,6 +256,9 @@ pub struct Store {
     checkpoint_failures: RefCell<FailureStreak>,
     /// Consume-queue block writes after a reput failing in a row.
     block_write_failures: RefCell<FailureStreak>,
+    /// Truncations so far: a chunk placed before one is not dispatched after it (the
+    /// truncation dispatched or dropped its records).
+    truncations: Cell<u64>,
 }
 
 impl Store {
