@@ -7,6 +7,10 @@
 //! previous one's dispatch finished, so dispatches run in log order and the slave holds at most
 //! three Data frames (one dispatching, one being placed, one read ahead).
 //!
+//! The slave acknowledges only dispatched bytes (`slave::ack`), so a SYNC_MASTER send that got
+//! its slave's Ack finds its record pullable on the slave, as before the split; the session
+//! acknowledges again as soon as a dispatch finishes.
+//!
 //! Must never: drop a dispatch in flight on a normal return or an error (the session drains it
 //! before it returns, so a truncation or the next session starts from a quiesced reput), or
 //! let a chunk be dispatched before the one placed ahead of it.
@@ -82,6 +86,23 @@ impl<'a> Pipeline<'a> {
             store.dispatch_replicated(&data.bytes, placed).await
         }));
         Ok(())
+    }
+
+    /// Resolves when the dispatch in flight finishes (never, if there is none). Cancel-safe:
+    /// dropped before that, the dispatch stays in flight.
+    ///
+    /// # Errors
+    /// The dispatch's error.
+    pub(super) async fn settled(&mut self) -> Result<(), StorageError> {
+        poll_fn(|cx| {
+            let Some(in_flight) = self.in_flight.as_mut() else {
+                return Poll::Pending;
+            };
+            let result = std::task::ready!(in_flight.as_mut().poll(cx));
+            self.in_flight = None;
+            Poll::Ready(result)
+        })
+        .await
     }
 
     /// Waits for the dispatch in flight (if any) to finish.

@@ -264,8 +264,8 @@ impl CatchUp {
 /// the socket while one is appended (pipelining: a catching-up slave's socket copy and CRC
 /// check overlap its placement, reput and disk writes), at most one frame ahead. A frame's
 /// records are placed, acknowledged, and dispatched (consume queues, index) while the next
-/// frame is placed ([`Pipeline`]): an Ack covers placed bytes, and a pull returns only
-/// dispatched records. The read stays pending across the timer, the durability wait and the
+/// frame is placed ([`Pipeline`]): an Ack covers dispatched bytes only ([`ack`]; another Ack
+/// goes out when a dispatch finishes), and a pull returns only dispatched records. The read stays pending across the timer, the durability wait and the
 /// append (a dropped read would lose bytes). The dispatch in flight is finished before this
 /// returns, whatever it returns.
 async fn apply(
@@ -318,10 +318,10 @@ async fn apply_frames<'a>(
                         std::future::pending().await
                     }
                 });
-                let waited = pipeline
-                    .alongside(select(pending, select(timer, more_durable)))
-                    .await?;
-                match waited {
+                // A finished dispatch makes more of the log acknowledgeable (see `ack`).
+                let settled = std::pin::pin!(pipeline.settled());
+                let news = select(timer, select(more_durable, settled));
+                match select(pending, news).await {
                     Either::Left((received, _)) => Some(received),
                     Either::Right((Either::Left(((), _)), pending)) => {
                         if last_heard.elapsed() >= params.silence_timeout {
@@ -330,8 +330,13 @@ async fn apply_frames<'a>(
                         reading = Some(pending);
                         None
                     }
-                    Either::Right((Either::Right((durable, _)), pending)) => {
+                    Either::Right((Either::Right((Either::Left((durable, _)), _)), pending)) => {
                         durable?;
+                        reading = Some(pending);
+                        None
+                    }
+                    Either::Right((Either::Right((Either::Right((settled, _)), _)), pending)) => {
+                        settled?;
                         reading = Some(pending);
                         None
                     }
@@ -412,16 +417,19 @@ async fn place(store: &Store, data: &Data) -> Result<Option<PlacedChunk>, HaErro
     Ok(Some(placed))
 }
 
-/// Acknowledges this log's ends. A SYNC_FLUSH slave reports as appended only what is durable:
-/// a master waiting on the appended end (a SYNC_MASTER send) then waits on this slave's disk,
+/// Acknowledges this log's ends. Only dispatched bytes count: a master waiting on the
+/// acknowledged end (a SYNC_MASTER send) finds the record pullable on this slave once it has
+/// the Ack, while the slave places the next frame ahead of its dispatch. A SYNC_FLUSH slave
+/// reports as appended only what is durable: such a master then waits on this slave's disk,
 /// and the acknowledged end never counts bytes this slave could lose.
 async fn ack(store: &Store, stream: &TcpStream, params: &SlaveParams) -> Result<(), HaError> {
     let log = store.commitlog();
-    let durable_end = log.durable_offset().min(log.appended_offset());
+    let visible_end = log.appended_offset().min(store.dispatched_offset());
+    let durable_end = log.durable_offset().min(visible_end);
     let appended_end = if log.config().flush_policy == FlushPolicy::Sync {
         durable_end
     } else {
-        log.appended_offset()
+        visible_end
     };
     let ack = Ack {
         appended_end,

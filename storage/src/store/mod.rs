@@ -470,6 +470,14 @@ impl Store {
         checkpoint_file::write(&self.disk, &self.root, &snapshot).await
     }
 
+    /// The CommitLog offset below which every record is dispatched (in its consume queue and
+    /// the index): pulls and key queries see exactly the records below it. At most
+    /// `commitlog().appended_offset()`.
+    #[must_use]
+    pub fn dispatched_offset(&self) -> u64 {
+        self.reput_phys.get()
+    }
+
     /// Checkpoints failed in a row so far (0 once one succeeded).
     #[must_use]
     pub fn checkpoint_failures(&self) -> u64 {
