@@ -404,7 +404,9 @@ async fn place(store: &Store, data: &Data) -> Result<Option<PlacedChunk>, HaErro
     if data.bytes.is_empty() {
         return Ok(None);
     }
-    let placed = store.place_replicated(data.start_offset, &data.bytes).await?;
+    let placed = store
+        .place_replicated(data.start_offset, &data.bytes)
+        .await?;
     if placed.end() <= end {
         // The storage refuses bytes that are not whole entries; this is the master's fault.
         return Err(HaError::Protocol(format!(

@@ -44,11 +44,12 @@ async fn visible_below(slave: &Store, sent: &[Sent], end: u64) {
             .iter()
             .filter(|s| s.topic == topic && s.queue_id == queue_id)
             .collect();
-        let below = mine
-            .iter()
-            .filter(|s| s.outcome.phys_offset < end)
-            .count() as u64;
-        assert_eq!(slave.max_offset(topic, queue_id), below, "{topic}/{queue_id}");
+        let below = mine.iter().filter(|s| s.outcome.phys_offset < end).count() as u64;
+        assert_eq!(
+            slave.max_offset(topic, queue_id),
+            below,
+            "{topic}/{queue_id}"
+        );
         let request = GetRequest {
             topic,
             queue_id,

@@ -158,7 +158,10 @@ impl ActiveTable {
             steps += 1;
             assert!(steps <= self.entries.len(), "index chain must not loop");
             let slot = &self.entries[cursor as usize];
-            assert!(slot.previous == CHAIN_END || slot.previous < cursor, "chains go back");
+            assert!(
+                slot.previous == CHAIN_END || slot.previous < cursor,
+                "chains go back"
+            );
             let store_timestamp = slot.entry.store_timestamp;
             if slot.entry.key_hash == key_hash && (begin..=end).contains(&store_timestamp) {
                 out.push(slot.entry.phys_offset);

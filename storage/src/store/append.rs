@@ -456,8 +456,7 @@ impl Store {
             offset: record.phys_offset,
             reason: reason.to_string(),
         };
-        let topic =
-            std::str::from_utf8(record.topic).map_err(|_| corrupt("topic is not UTF-8"))?;
+        let topic = std::str::from_utf8(record.topic).map_err(|_| corrupt("topic is not UTF-8"))?;
         let queue_offset =
             u64::try_from(record.queue_offset).map_err(|_| corrupt("negative queue offset"))?;
         if record.queue_id < 0 || validate_topic(topic).is_err() {

@@ -42,10 +42,10 @@ use std::task::{Context, Poll};
 use crate::fifo_lock::FifoLock;
 
 use self::failure_log::{FailureStreak, Report};
-pub use replication::PlacedChunk;
 pub use get::{
     GetRequest, GetResult, GetStatus, QueryResult, RecordFilter, TagFilter, GET_SCAN_ENTRIES_MAX,
 };
+pub use replication::PlacedChunk;
 
 use crate::commitlog::{
     CommitLog, CommitLogConfig, RecoveryReport, RetentionClock, RetentionOutcome, RetentionPolicy,

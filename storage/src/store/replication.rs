@@ -299,7 +299,8 @@ impl Store {
                 );
                 self.dispatch_record(&record.dispatch(bytes), DISPATCH_ALL)
                     .await?;
-                self.reput_phys.set(record.phys_offset + u64::from(record.size));
+                self.reput_phys
+                    .set(record.phys_offset + u64::from(record.size));
             }
             if self.reput_phys.get() < placed.end {
                 self.reput_phys.set(placed.end); // a trailing filler
