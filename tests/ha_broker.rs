@@ -122,16 +122,23 @@ async fn send(client: &RemotingClient, i: usize) -> RemotingCommand {
     .await
 }
 
-/// Sends until one is answered SUCCESS (the slave has connected), at most `limit`.
+/// Sends until every queue answered SUCCESS in a row (the slave of every shard has connected:
+/// with 2 shards one shard's slave may connect after the other's), at most `limit`.
 async fn until_replicated(client: &RemotingClient, limit: Duration) -> usize {
     let deadline = Instant::now() + limit;
     let mut sent = 0;
+    let mut in_a_row = 0;
     loop {
         let reply = send(client, 10_000 + sent).await;
         sent += 1;
         if reply.response_code() == ResponseCode::Success {
-            return sent;
+            in_a_row += 1;
+            if in_a_row == QUEUES {
+                return sent;
+            }
+            continue;
         }
+        in_a_row = 0;
         assert!(
             matches!(
                 reply.response_code(),

@@ -15,6 +15,7 @@
 //! next chunk while it writes one; the slave reads the next frame while it appends one).
 
 pub(crate) mod conn;
+mod dispatch;
 pub mod master;
 pub mod progress;
 pub mod slave;

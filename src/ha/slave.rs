@@ -19,9 +19,10 @@ use rmq_net::ha::{
 };
 use rmq_storage::commitlog::FlushPolicy;
 use rmq_storage::error::StorageError;
-use rmq_storage::store::{Store, WaitForFlush};
+use rmq_storage::store::{PlacedChunk, Store};
 
 use super::conn::{peer_of, write_frame, FrameReader};
+use super::dispatch::Pipeline;
 use super::master::{next_before, out_of_turn, summary};
 use super::HaError;
 
@@ -261,15 +262,33 @@ impl CatchUp {
 /// once and the next fdatasync covers them all (group commit across frames), and a SYNC_FLUSH
 /// slave acknowledges as appended only what is durable ([`ack`]). The next frame is read off
 /// the socket while one is appended (pipelining: a catching-up slave's socket copy and CRC
-/// check overlap its placement, reput and disk writes), at most one frame ahead. The read stays
-/// pending across the timer, the durability wait and the append (a dropped read would lose
-/// bytes).
+/// check overlap its placement, reput and disk writes), at most one frame ahead. A frame's
+/// records are placed, acknowledged, and dispatched (consume queues, index) while the next
+/// frame is placed ([`Pipeline`]): an Ack covers dispatched bytes only ([`ack`]; another Ack
+/// goes out when a dispatch finishes), and a pull returns only dispatched records. The read stays pending across the timer, the durability wait and the
+/// append (a dropped read would lose bytes). The dispatch in flight is finished before this
+/// returns, whatever it returns.
 async fn apply(
     store: &Store,
     stream: &TcpStream,
     reader: FrameReader,
     params: &SlaveParams,
     catch_up: &CatchUp,
+) -> Result<(), HaError> {
+    let mut pipeline = Pipeline::new(store);
+    let result = apply_frames(store, stream, reader, params, catch_up, &mut pipeline).await;
+    let drained = pipeline.drain().await;
+    result?;
+    drained.map_err(HaError::from)
+}
+
+async fn apply_frames<'a>(
+    store: &'a Store,
+    stream: &TcpStream,
+    reader: FrameReader,
+    params: &SlaveParams,
+    catch_up: &CatchUp,
+    pipeline: &mut Pipeline<'a>,
 ) -> Result<(), HaError> {
     let log = store.commitlog();
     let sync_flush = log.config().flush_policy == FlushPolicy::Sync;
@@ -299,7 +318,10 @@ async fn apply(
                         std::future::pending().await
                     }
                 });
-                match select(pending, select(timer, more_durable)).await {
+                // A finished dispatch makes more of the log acknowledgeable (see `ack`).
+                let settled = std::pin::pin!(pipeline.settled());
+                let news = select(timer, select(more_durable, settled));
+                match select(pending, news).await {
                     Either::Left((received, _)) => Some(received),
                     Either::Right((Either::Left(((), _)), pending)) => {
                         if last_heard.elapsed() >= params.silence_timeout {
@@ -308,8 +330,13 @@ async fn apply(
                         reading = Some(pending);
                         None
                     }
-                    Either::Right((Either::Right((durable, _)), pending)) => {
+                    Either::Right((Either::Right((Either::Left((durable, _)), _)), pending)) => {
                         durable?;
+                        reading = Some(pending);
+                        None
+                    }
+                    Either::Right((Either::Right((Either::Right((settled, _)), _)), pending)) => {
+                        settled?;
                         reading = Some(pending);
                         None
                     }
@@ -326,37 +353,47 @@ async fn apply(
             assert!(reading.is_none(), "one read at a time");
             let appending_since = Instant::now();
             let next = Box::pin(reader.next_owned(stream));
-            let appending = std::pin::pin!(append(store, &data));
-            match select(appending, next).await {
-                Either::Left((appended, next)) => {
-                    appended?;
-                    reading = Some(next);
+            let placed = {
+                let placing = std::pin::pin!(place(store, &data));
+                match pipeline.alongside(select(placing, next)).await? {
+                    Either::Left((placed, next)) => {
+                        reading = Some(next);
+                        placed?
+                    }
+                    Either::Right((received, placing)) => {
+                        read_ahead = Some(received);
+                        pipeline.alongside(placing).await??
+                    }
                 }
-                Either::Right((received, appending)) => {
-                    appending.await?;
-                    read_ahead = Some(received);
-                }
+            };
+            let placed_us = appending_since.elapsed().as_micros();
+            let (offset, bytes) = (data.start_offset, data.bytes.len());
+            let master_end = data.master_appended_end;
+            if let Some(placed) = placed {
+                pipeline.hand_over(data, placed).await?;
             }
             tracing::trace!(
                 shard = params.shard_id,
-                offset = data.start_offset,
-                bytes = data.bytes.len(),
+                offset,
+                bytes,
                 waited_us = last_heard.duration_since(idle_since).as_micros(),
+                placed_us,
                 append_us = appending_since.elapsed().as_micros(),
                 read_ahead = read_ahead.is_some(),
                 "HA Data frame applied"
             );
-            params.follow.data(data.master_appended_end);
+            params.follow.data(master_end);
             catch_up.check(store, stream, params);
         }
-        ack(store, stream, params).await?;
+        pipeline.alongside(ack(store, stream, params)).await??;
         last_acked = Instant::now();
         idle_since = last_acked;
     }
 }
 
-/// Appends one Data frame's entries at this log's end (a heartbeat appends nothing).
-async fn append(store: &Store, data: &Data) -> Result<(), HaError> {
+/// Places one Data frame's entries at this log's end (a heartbeat places nothing: `None`);
+/// the caller dispatches them.
+async fn place(store: &Store, data: &Data) -> Result<Option<PlacedChunk>, HaError> {
     let end = store.commitlog().appended_offset();
     if data.start_offset != end {
         return Err(HaError::Protocol(format!(
@@ -365,31 +402,36 @@ async fn append(store: &Store, data: &Data) -> Result<(), HaError> {
         )));
     }
     if data.bytes.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
-    let new_end = store
-        .append_replicated_waiting(data.start_offset, &data.bytes, WaitForFlush::No)
+    let placed = store
+        .place_replicated(data.start_offset, &data.bytes)
         .await?;
-    if new_end <= end {
+    if placed.end() <= end {
         // The storage refuses bytes that are not whole entries; this is the master's fault.
         return Err(HaError::Protocol(format!(
             "Data at {end} with {} bytes placed no entry",
             data.bytes.len()
         )));
     }
-    Ok(())
+    // Appends do not wait for the fdatasync here (see `apply`); the flusher runs at once.
+    store.commitlog().request_flush();
+    Ok(Some(placed))
 }
 
-/// Acknowledges this log's ends. A SYNC_FLUSH slave reports as appended only what is durable:
-/// a master waiting on the appended end (a SYNC_MASTER send) then waits on this slave's disk,
+/// Acknowledges this log's ends. Only dispatched bytes count: a master waiting on the
+/// acknowledged end (a SYNC_MASTER send) finds the record pullable on this slave once it has
+/// the Ack, while the slave places the next frame ahead of its dispatch. A SYNC_FLUSH slave
+/// reports as appended only what is durable: such a master then waits on this slave's disk,
 /// and the acknowledged end never counts bytes this slave could lose.
 async fn ack(store: &Store, stream: &TcpStream, params: &SlaveParams) -> Result<(), HaError> {
     let log = store.commitlog();
-    let durable_end = log.durable_offset().min(log.appended_offset());
+    let visible_end = log.appended_offset().min(store.dispatched_offset());
+    let durable_end = log.durable_offset().min(visible_end);
     let appended_end = if log.config().flush_policy == FlushPolicy::Sync {
         durable_end
     } else {
-        log.appended_offset()
+        visible_end
     };
     let ack = Ack {
         appended_end,

@@ -29,7 +29,7 @@ async fn index_records(index: &Index, range: std::ops::Range<u64>) {
             index.seal().await.expect("seal");
         }
         let ts = i64::try_from(i).expect("small");
-        assert!(index.dispatch("T", &keys, i * 100, i * 100 + 100, ts));
+        assert!(index.dispatch("T", keys.iter().copied(), i * 100, i * 100 + 100, ts));
         assert!(
             index.active_len() <= CAP,
             "active table stays within its cap"

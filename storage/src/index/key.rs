@@ -35,7 +35,7 @@ fn finalise(mut hash: u64) -> u64 {
 
 /// Splits a record's `keys` field (space-separated, as Java's `KEYS` property plus the
 /// `UNIQ_KEY`) into the individual keys, skipping empty pieces.
-pub fn split_keys(keys: &str) -> impl Iterator<Item = &str> {
+pub fn split_keys(keys: &str) -> impl Iterator<Item = &str> + Clone {
     keys.split(' ').filter(|key| !key.is_empty())
 }
 

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use crate::commitlog::record::RecordView;
 use crate::commitlog::{AppendRecord, Appended, FlushPolicy, StoredRecord};
 use crate::consume_queue::entry::CqEntry;
 use crate::consume_queue::ops::EntryRead;
@@ -29,10 +30,61 @@ pub(super) struct Targets {
     pub(super) index: bool,
 }
 
-const ALL: Targets = Targets {
+pub(super) const DISPATCH_ALL: Targets = Targets {
     consume_queue: true,
     index: true,
 };
+
+/// What the reput needs of one record: its place in the log and the fields that route it to a
+/// consume queue and the index. Built from a record read back from the CommitLog, or from a
+/// replicated record checked (CRC included) right before it was placed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Dispatch<'a> {
+    pub(super) phys_offset: u64,
+    pub(super) size: u32,
+    pub(super) queue_id: i32,
+    pub(super) queue_offset: i64,
+    pub(super) tags_code: i64,
+    pub(super) store_timestamp_ms: i64,
+    pub(super) topic: &'a [u8],
+    pub(super) keys: &'a [u8],
+}
+
+impl Dispatch<'_> {
+    pub(super) fn end_offset(&self) -> u64 {
+        self.phys_offset + u64::from(self.size)
+    }
+}
+
+impl<'a> From<&'a StoredRecord> for Dispatch<'a> {
+    fn from(record: &'a StoredRecord) -> Self {
+        Self {
+            phys_offset: record.phys_offset,
+            size: record.size,
+            queue_id: record.queue_id,
+            queue_offset: record.queue_offset,
+            tags_code: record.tags_code,
+            store_timestamp_ms: record.store_timestamp_ms,
+            topic: &record.topic,
+            keys: &record.keys,
+        }
+    }
+}
+
+impl<'a> From<&RecordView<'a>> for Dispatch<'a> {
+    fn from(record: &RecordView<'a>) -> Self {
+        Self {
+            phys_offset: record.phys_offset,
+            size: record.total_len,
+            queue_id: record.queue_id,
+            queue_offset: record.queue_offset,
+            tags_code: record.tags_code,
+            store_timestamp_ms: record.store_timestamp_ms,
+            topic: record.topic,
+            keys: record.keys,
+        }
+    }
+}
 
 /// Next queue offset of queues whose placed records are not all dispatched yet. Bounded by the
 /// number of queues; entries go away as reput catches up.
@@ -321,6 +373,11 @@ impl Store {
             return Ok(());
         }
         let _guard = self.reput_lock.lock().await;
+        self.reput_locked(target).await
+    }
+
+    /// [`Self::reput_to`] for a caller holding the reput lock.
+    pub(super) async fn reput_locked(&self, target: u64) -> Result<()> {
         while self.reput_phys.get() < target {
             let from = self.reput_phys.get();
             let batch = self.log.read_batch(from, REPUT_BATCH_BYTES).await?;
@@ -335,7 +392,8 @@ impl Store {
                     "records come back in log order"
                 );
                 expected = record.end_offset();
-                self.dispatch_record(record, ALL).await?;
+                self.dispatch_record(&Dispatch::from(record), DISPATCH_ALL)
+                    .await?;
             }
             assert!(
                 batch.next_offset >= expected,
@@ -352,7 +410,7 @@ impl Store {
     }
 
     /// Logs a failed block write after a reput, rate-limited, and the recovery.
-    fn report_block_writes(&self, error: Option<&StorageError>) {
+    pub(super) fn report_block_writes(&self, error: Option<&StorageError>) {
         let now = std::time::Instant::now();
         let mut streak = self.block_write_failures.borrow_mut();
         let report = match error {
@@ -390,7 +448,7 @@ impl Store {
     /// consume queue that lost entries.
     pub(super) async fn dispatch_record(
         &self,
-        record: &StoredRecord,
+        record: &Dispatch<'_>,
         targets: Targets,
     ) -> Result<()> {
         let corrupt = |reason: &str| StorageError::Corrupt {
@@ -398,8 +456,7 @@ impl Store {
             offset: record.phys_offset,
             reason: reason.to_string(),
         };
-        let topic =
-            std::str::from_utf8(&record.topic).map_err(|_| corrupt("topic is not UTF-8"))?;
+        let topic = std::str::from_utf8(record.topic).map_err(|_| corrupt("topic is not UTF-8"))?;
         let queue_offset =
             u64::try_from(record.queue_offset).map_err(|_| corrupt("negative queue offset"))?;
         if record.queue_id < 0 || validate_topic(topic).is_err() {
@@ -421,7 +478,7 @@ impl Store {
         &self,
         topic: &str,
         queue_offset: u64,
-        record: &StoredRecord,
+        record: &Dispatch<'_>,
     ) -> Result<()> {
         let entry = CqEntry {
             phys_offset: record.phys_offset,
@@ -443,8 +500,8 @@ impl Store {
         Ok(())
     }
 
-    async fn dispatch_index(&self, topic: &str, record: &StoredRecord) {
-        let Ok(keys) = std::str::from_utf8(&record.keys) else {
+    async fn dispatch_index(&self, topic: &str, record: &Dispatch<'_>) {
+        let Ok(keys) = std::str::from_utf8(record.keys) else {
             tracing::warn!(
                 phys_offset = record.phys_offset,
                 "record keys are not UTF-8; not indexed"
@@ -452,17 +509,18 @@ impl Store {
             self.index.advance(record.end_offset());
             return;
         };
-        let keys: Vec<&str> = split_keys(keys).collect();
-        if keys.is_empty() {
+        // No collected Vec per record: the keys are split again where they are hashed.
+        let key_count = split_keys(keys).count();
+        if key_count == 0 {
             self.index.advance(record.end_offset());
             return;
         }
-        if self.index.needs_seal(keys.len()) {
+        if self.index.needs_seal(key_count) {
             self.start_index_seal().await;
         }
         let indexed = self.index.dispatch(
             topic,
-            &keys,
+            split_keys(keys),
             record.phys_offset,
             record.end_offset(),
             record.store_timestamp_ms,

@@ -45,6 +45,7 @@ use self::failure_log::{FailureStreak, Report};
 pub use get::{
     GetRequest, GetResult, GetStatus, QueryResult, RecordFilter, TagFilter, GET_SCAN_ENTRIES_MAX,
 };
+pub use replication::PlacedChunk;
 
 use crate::commitlog::{
     CommitLog, CommitLogConfig, RecoveryReport, RetentionClock, RetentionOutcome, RetentionPolicy,
@@ -255,6 +256,9 @@ pub struct Store {
     checkpoint_failures: RefCell<FailureStreak>,
     /// Consume-queue block writes after a reput failing in a row.
     block_write_failures: RefCell<FailureStreak>,
+    /// Truncations so far: a chunk placed before one is not dispatched after it (the
+    /// truncation dispatched or dropped its records).
+    truncations: Cell<u64>,
 }
 
 impl Store {
@@ -464,6 +468,14 @@ impl Store {
         };
         self.cqs.flush().await?;
         checkpoint_file::write(&self.disk, &self.root, &snapshot).await
+    }
+
+    /// The CommitLog offset below which every record is dispatched (in its consume queue and
+    /// the index): pulls and key queries see exactly the records below it. At most
+    /// `commitlog().appended_offset()`.
+    #[must_use]
+    pub fn dispatched_offset(&self) -> u64 {
+        self.reput_phys.get()
     }
 
     /// Checkpoints failed in a row so far (0 once one succeeded).

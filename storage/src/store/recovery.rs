@@ -116,6 +116,7 @@ pub(super) async fn open(config: StoreConfig, disk: Disk) -> Result<(Store, Stor
         last_dispatch: Cell::new((0, 0)),
         checkpoint_failures: RefCell::default(),
         block_write_failures: RefCell::default(),
+        truncations: Cell::new(0),
     };
     let replay_from = cq_start.min(index_start);
     let records_replayed = store
@@ -167,7 +168,8 @@ impl Store {
                     consume_queue: record.phys_offset >= cq_start,
                     index: record.phys_offset >= index_start,
                 };
-                self.dispatch_record(record, targets).await?;
+                self.dispatch_record(&super::append::Dispatch::from(record), targets)
+                    .await?;
                 records += 1;
             }
             offset = batch.next_offset.min(end);

@@ -21,7 +21,83 @@ use crate::commitlog::{Appended, FlushPolicy};
 use crate::commitlog::{EntryHeader, LogChunk, ReplicatedEntry, ShipLimit};
 use crate::error::{ReplicationRefusal, Result, StorageError};
 
+use super::append::{Dispatch, DISPATCH_ALL};
 use super::{validate_topic, Store, WaitForFlush};
+
+/// A replicated chunk placed in the CommitLog by [`Store::place_replicated`] whose records are
+/// not dispatched yet: hand it to [`Store::dispatch_replicated`] with the same bytes. Holds
+/// each record's routing fields and byte ranges in the chunk (no copy of the bytes).
+#[derive(Debug)]
+#[must_use = "placed records stay undispatched (unpullable) until the chunk is dispatched"]
+pub struct PlacedChunk {
+    start: u64,
+    end: u64,
+    /// The store's truncation count when the chunk was placed.
+    truncations: u64,
+    /// Address and length of the chunk's bytes (the pair check of the dispatch).
+    chunk: (usize, usize),
+    records: Vec<PlacedRecord>,
+    /// Per queue the chunk writes to, the index in `records` of its last record.
+    queue_last: Vec<usize>,
+}
+
+impl PlacedChunk {
+    /// The log offset the chunk was placed at.
+    #[must_use]
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// The append mark after the chunk (equal to [`Self::start`] for an empty chunk).
+    #[must_use]
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+}
+
+/// One placed replicated record: its routing fields, and where its topic and keys sit in the
+/// chunk's bytes.
+#[derive(Debug, Clone, Copy)]
+struct PlacedRecord {
+    phys_offset: u64,
+    size: u32,
+    queue_id: i32,
+    queue_offset: i64,
+    tags_code: i64,
+    store_timestamp_ms: i64,
+    topic: (usize, usize),
+    keys: (usize, usize),
+}
+
+impl PlacedRecord {
+    fn of(chunk: &[u8], record: &crate::commitlog::record::RecordView<'_>) -> Self {
+        let base = chunk.as_ptr() as usize;
+        let range = |field: &[u8]| (field.as_ptr() as usize - base, field.len());
+        Self {
+            phys_offset: record.phys_offset,
+            size: record.total_len,
+            queue_id: record.queue_id,
+            queue_offset: record.queue_offset,
+            tags_code: record.tags_code,
+            store_timestamp_ms: record.store_timestamp_ms,
+            topic: range(record.topic),
+            keys: range(record.keys),
+        }
+    }
+
+    fn dispatch<'a>(&self, chunk: &'a [u8]) -> Dispatch<'a> {
+        Dispatch {
+            phys_offset: self.phys_offset,
+            size: self.size,
+            queue_id: self.queue_id,
+            queue_offset: self.queue_offset,
+            tags_code: self.tags_code,
+            store_timestamp_ms: self.store_timestamp_ms,
+            topic: &chunk[self.topic.0..self.topic.0 + self.topic.1],
+            keys: &chunk[self.keys.0..self.keys.0 + self.keys.1],
+        }
+    }
+}
 
 /// A queue a replicated chunk writes to, and the offset of its last record in the chunk.
 struct QueueUse<'a> {
@@ -94,48 +170,11 @@ impl Store {
         wait: WaitForFlush,
     ) -> Result<u64> {
         let started = std::time::Instant::now();
-        self.ensure_dispatch_room().await?;
-        let (end, queues) = {
-            let _guard = self.append_lock.lock().await;
-            let entries = self.log.check_replicated(offset, bytes)?;
-            if entries.is_empty() {
-                return Ok(offset);
-            }
-            let queues = self.check_replicated_records(&entries)?;
-            for queue in &queues {
-                // An idle queue's tail block is read back now, so a failed read refuses the
-                // chunk with nothing placed.
-                self.cqs.ensure_tail(queue.topic, queue.queue_id).await?;
-            }
-            for queue in &queues {
-                self.cqs
-                    .with(|cqs| cqs.ensure_queue(queue.topic, queue.queue_id))?;
-            }
-            let mut end = offset;
-            for entry in &entries {
-                end = self.log.place_replicated(entry).await?;
-                if let Some(record) = &entry.record {
-                    let topic = std::str::from_utf8(record.topic).expect("checked UTF-8");
-                    let queue_offset = u64::try_from(record.queue_offset).expect("checked >= 0");
-                    self.inflight
-                        .borrow_mut()
-                        .placed(topic, record.queue_id, queue_offset);
-                }
-            }
-            (end, queues)
-        };
-        let placed = started.elapsed();
-        self.reput_to(end).await?;
-        let reput = started.elapsed();
-        for queue in &queues {
-            self.check_dispatched(
-                queue.topic,
-                queue.queue_id,
-                queue.last_queue_offset,
-                &queue.last,
-            )
-            .await?;
-        }
+        let placed = self.place_replicated(offset, bytes).await?;
+        let end = placed.end;
+        let placed_at = started.elapsed();
+        self.dispatch_replicated(bytes, placed).await?;
+        let dispatched_at = started.elapsed();
         match wait {
             WaitForFlush::AsPolicy if self.log.config().flush_policy == FlushPolicy::Sync => {
                 self.durability(end).await?;
@@ -146,12 +185,143 @@ impl Store {
         tracing::trace!(
             offset,
             bytes = bytes.len(),
-            placed_us = placed.as_micros(),
-            reput_us = (reput - placed).as_micros(),
+            placed_us = placed_at.as_micros(),
+            reput_us = (dispatched_at - placed_at).as_micros(),
             total_us = started.elapsed().as_micros(),
             "replicated chunk appended"
         );
         Ok(end)
+    }
+
+    /// Slave side, first half of [`Store::append_replicated`]: checks the chunk whole (as
+    /// there) and places its entries in the CommitLog, without dispatching them. The returned
+    /// [`PlacedChunk`] must be given to [`Store::dispatch_replicated`] with the same bytes;
+    /// until then its records are in the log (acknowledgeable, flushed as any append) but in
+    /// no consume queue, so no pull returns them. The next chunk may be placed before this
+    /// one is dispatched: that is the point of the split (a catching-up slave places frame
+    /// N + 1 while frame N's consume-queue and index work runs). A later reput (a checkpoint,
+    /// a truncation, the next dispatch) dispatches whatever is left if the dispatch never
+    /// comes, by reading the records back.
+    ///
+    /// # Errors
+    /// As [`Store::append_replicated`]; an empty chunk is placed as nothing (`end == offset`).
+    pub async fn place_replicated(&self, offset: u64, bytes: &[u8]) -> Result<PlacedChunk> {
+        self.ensure_dispatch_room().await?;
+        let _guard = self.append_lock.lock().await;
+        let entries = self.log.check_replicated(offset, bytes)?;
+        let mut placed = PlacedChunk {
+            start: offset,
+            end: offset,
+            truncations: self.truncations.get(),
+            chunk: (bytes.as_ptr() as usize, bytes.len()),
+            records: Vec::with_capacity(entries.len()),
+            queue_last: Vec::new(),
+        };
+        if entries.is_empty() {
+            return Ok(placed);
+        }
+        let queues = self.check_replicated_records(&entries)?;
+        for queue in &queues {
+            // An idle queue's tail block is read back now, so a failed read refuses the
+            // chunk with nothing placed.
+            self.cqs.ensure_tail(queue.topic, queue.queue_id).await?;
+        }
+        for queue in &queues {
+            self.cqs
+                .with(|cqs| cqs.ensure_queue(queue.topic, queue.queue_id))?;
+        }
+        for entry in &entries {
+            placed.end = self.log.place_replicated(entry).await?;
+            if let Some(record) = &entry.record {
+                let topic = std::str::from_utf8(record.topic).expect("checked UTF-8");
+                let queue_offset = u64::try_from(record.queue_offset).expect("checked >= 0");
+                self.inflight
+                    .borrow_mut()
+                    .placed(topic, record.queue_id, queue_offset);
+                placed.records.push(PlacedRecord::of(bytes, record));
+            }
+        }
+        placed.queue_last = queues
+            .iter()
+            .map(|queue| {
+                // Records are in log order: a binary search by offset.
+                placed
+                    .records
+                    .binary_search_by_key(&queue.last.phys_offset, |record| record.phys_offset)
+                    .expect("a queue's last record is in the chunk")
+            })
+            .collect();
+        Ok(placed)
+    }
+
+    /// Slave side, second half of [`Store::append_replicated`]: dispatches the records of a
+    /// chunk placed by [`Store::place_replicated`] into consume queues and index, from the
+    /// chunk's bytes (checked, CRC included, right before they were placed) instead of
+    /// reading them back from the CommitLog. Records before the chunk still undispatched are
+    /// dispatched first by the read-back reput; records a reput already dispatched are
+    /// skipped. Chunks are dispatched in log order (the reput lock).
+    ///
+    /// # Errors
+    /// As the reput: [`StorageError::Corrupt`] for a consume queue that lost entries,
+    /// consume-queue and CommitLog read errors.
+    ///
+    /// # Panics
+    /// If `bytes` are not the bytes `placed` was placed from.
+    pub async fn dispatch_replicated(&self, bytes: &[u8], placed: PlacedChunk) -> Result<()> {
+        assert_eq!(
+            placed.chunk,
+            (bytes.as_ptr() as usize, bytes.len()),
+            "a chunk is dispatched from the bytes it was placed from"
+        );
+        if placed.end == placed.start {
+            return Ok(());
+        }
+        {
+            let _guard = self.reput_lock.lock().await;
+            if placed.truncations != self.truncations.get() {
+                tracing::debug!(
+                    start = placed.start,
+                    end = placed.end,
+                    "a truncation dispatched or cut this placed chunk; nothing left to dispatch"
+                );
+                return Ok(());
+            }
+            // A prefix placed by a chunk that failed part-way was never dispatched.
+            self.reput_locked(placed.start).await?;
+            for record in &placed.records {
+                if record.phys_offset < self.reput_phys.get() {
+                    continue; // a read-back reput (checkpoint, truncation) got there first
+                }
+                assert_eq!(
+                    record.phys_offset,
+                    self.reput_phys.get(),
+                    "replicated records dispatched in log order, none skipped"
+                );
+                self.dispatch_record(&record.dispatch(bytes), DISPATCH_ALL)
+                    .await?;
+                self.reput_phys
+                    .set(record.phys_offset + u64::from(record.size));
+            }
+            if self.reput_phys.get() < placed.end {
+                self.reput_phys.set(placed.end); // a trailing filler
+            }
+            let written = self.cqs.write_pending().await;
+            self.report_block_writes(written.as_ref().err());
+        }
+        for &last in &placed.queue_last {
+            let record = &placed.records[last];
+            let dispatch = record.dispatch(bytes);
+            let topic = std::str::from_utf8(dispatch.topic).expect("checked UTF-8");
+            let queue_offset = u64::try_from(record.queue_offset).expect("checked >= 0");
+            let appended = Appended {
+                phys_offset: record.phys_offset,
+                size: record.size,
+                end_offset: record.phys_offset + u64::from(record.size),
+            };
+            self.check_dispatched(topic, record.queue_id, queue_offset, &appended)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Checks the records of a chunk against the consume queues: valid topic and queue id,
@@ -267,6 +437,9 @@ impl Store {
             self.inflight.borrow().is_empty(),
             "every placed record dispatched"
         );
+        // A chunk placed before now is dispatched (above) or cut (below): its own dispatch,
+        // if it is still to come, has nothing left to do.
+        self.truncations.set(self.truncations.get() + 1);
         self.log.flush().await?;
         let cuts = self.cqs.plan_truncation(offset).await?;
         let result = self.truncate_planned(offset, &cuts).await;
