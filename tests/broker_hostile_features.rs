@@ -16,6 +16,8 @@
 //! - UPDATE_BROKER_CONFIG with too many keys, unknown keys (a huge name is not echoed whole),
 //!   huge values, non-UTF-8 bodies; reset-offset-by-time with absurd timestamps;
 //!   SEND_REPLY_MESSAGE to nobody.
+//! - STATS_ITEM_KEYS_MAX: pulls by more distinct groups than the per-shard cap of
+//!   VIEW_BROKER_STATS_DATA keys; the first keep counting, the rest answer "not exist".
 //! - A `plain_acl.yml` replaced by a deeply nested, an aliased ("billion laughs") or an
 //!   oversized file: the broker keeps the previous accounts and keeps serving.
 
@@ -895,4 +897,103 @@ fn a_hostile_acl_file_keeps_the_previous_accounts_in_force() {
         .await;
         assert_code(&reply, ResponseCode::Success);
     });
+}
+
+// ---- STATS_ITEM_KEYS_MAX ------------------------------------------------------------------------
+
+/// `src/limits.rs` `STATS_ITEM_KEYS_MAX` (per shard).
+const STATS_ITEM_KEYS_MAX: usize = 4096;
+
+fn view_stats(name: &str, key: &str) -> RemotingCommand {
+    let header = rmq_net::codec::header::admin::ViewBrokerStatsDataRequestHeader {
+        stats_name: name.into(),
+        stats_key: key.into(),
+    };
+    RemotingCommand::request(RequestCode::ViewBrokerStatsData, header.to_ext())
+}
+
+fn stats_keys_stay_capped(shards: usize) {
+    let broker = Broker::start(shards, "");
+    block_on(async {
+        let client = broker.client();
+        // One queue: every pull lands on one shard, whose map fills.
+        create_topic(&client, TOPIC, 1, 6).await;
+        still_served(&broker, 0).await;
+        let rss_before = rss_kib(broker.server.pid());
+        let groups: Vec<String> = (0..STATS_ITEM_KEYS_MAX + 200)
+            .map(|i| format!("HostileStatsGroup{i}"))
+            .collect();
+        for (i, group) in groups.iter().enumerate() {
+            let spec = PullSpec {
+                group,
+                max: 1,
+                ..PullSpec::new(TOPIC, 0, 0)
+            };
+            let pulled = common::pulled(&call(&client, spec.request()).await);
+            assert_eq!(pulled.records.len(), 1, "group {i}");
+            if i % 1000 == 0 {
+                still_served(&broker, 1).await;
+            }
+        }
+        let view = |group: &str| view_stats("GROUP_GET_NUMS", &format!("{TOPIC}@{group}"));
+        let first = call(&client, view(&groups[0])).await;
+        assert_code(&first, ResponseCode::Success);
+        let last = &groups[groups.len() - 1];
+        let beyond = call(&client, view(last)).await;
+        assert_refused(
+            &beyond,
+            ResponseCode::SystemError,
+            &format!("The stats <GROUP_GET_NUMS> <{TOPIC}@{last}> not exist"),
+        );
+        // Exactly the cap is held (the well-behaved client's group `CG` pulled first and holds
+        // one key): the last counted key answers, the next does not.
+        let held = STATS_ITEM_KEYS_MAX - 1;
+        let counted = (0..groups.len())
+            .filter(|&i| i % 50 == 0 || i + 2 >= held)
+            .filter(|&i| i < held + 2)
+            .map(|i| (i, &groups[i]))
+            .collect::<Vec<_>>();
+        for (i, group) in counted {
+            let reply = call(&client, view(group)).await;
+            let expected = if i < held {
+                ResponseCode::Success
+            } else {
+                ResponseCode::SystemError
+            };
+            assert_eq!(reply.response_code(), expected, "group {i}: {reply:?}");
+        }
+        // Held keys keep counting past the cap.
+        let spec = PullSpec {
+            group: &groups[0],
+            max: 1,
+            ..PullSpec::new(TOPIC, 0, 0)
+        };
+        assert_eq!(
+            common::pulled(&call(&client, spec.request()).await)
+                .records
+                .len(),
+            1
+        );
+        let again = call(&client, view(&groups[0])).await;
+        let data = rmq_net::codec::body::broker_stats::BrokerStatsData::from_json(&again.body)
+            .expect("stats body");
+        assert_eq!(data.stats_day.sum, 2, "{data:?}");
+        let rss_after = rss_kib(broker.server.pid());
+        assert!(
+            rss_after < rss_before + 128 * 1024,
+            "RSS grew {} KiB",
+            rss_after.saturating_sub(rss_before)
+        );
+        still_served(&broker, 2).await;
+    });
+}
+
+#[test]
+fn stats_keys_stay_capped_with_one_shard() {
+    stats_keys_stay_capped(1);
+}
+
+#[test]
+fn stats_keys_stay_capped_with_two_shards() {
+    stats_keys_stay_capped(2);
 }
