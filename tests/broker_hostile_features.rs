@@ -6,6 +6,8 @@
 //!   `METRICS_HTTP_CONNECTIONS_MAX` (the oldest idle one gives its slot to a newcomer, so a
 //!   scraper is served while they are held), a slowloris head, an oversized head (431), garbage
 //!   methods and request lines (405/400).
+//! - METRICS_CONSUMER_SERIES_MAX: pulls by more (topic, group) pairs than the exporter keeps
+//!   series for; the rest is summed under `_other`, totals stay exact, the scrape stays valid.
 //! - SQL92 selectors: 100,000 nested parentheses or NOTs, over-long IN lists and literals
 //!   (SUBSCRIPTION_PARSE_FAILED naming the limit, never a crashed shard), and more distinct
 //!   expressions than `SQL92_SELECTOR_CACHE_MAX` through CHECK_CLIENT_CONFIG and pulls.
@@ -214,6 +216,79 @@ fn the_metrics_port_serves_scrapers_past_idle_slowloris_and_garbage_clients() {
             RemotingCommand::request(RequestCode::GetBrokerRuntimeInfo, ExtFields::new()),
         )
         .await;
+        assert_code(&reply, ResponseCode::Success);
+    });
+}
+
+/// `src/limits.rs` `METRICS_CONSUMER_SERIES_MAX` (per shard, and per scrape).
+const METRICS_CONSUMER_SERIES_MAX: usize = 10_000;
+
+/// `(labels, value)` of every sample of `metric` in a scrape's text.
+fn metric_samples<'a>(text: &'a str, metric: &str) -> Vec<(&'a str, f64)> {
+    let prefix = format!("{metric}{{");
+    text.lines()
+        .filter_map(|line| line.strip_prefix(prefix.as_str()))
+        .map(|rest| {
+            let (labels, value) = rest.rsplit_once("} ").expect("labels and value");
+            (labels, value.trim().parse().expect("a number"))
+        })
+        .collect()
+}
+
+#[test]
+fn consumer_series_past_the_cap_are_summed_under_other() {
+    let dir = TempDir::new("hostile-metrics-series");
+    let (_server, broker_addr, metrics) = start_with_metrics(&dir);
+    let client = RemotingClient::new(broker_addr.to_string(), Default::default());
+    let extra = 50;
+    let groups = METRICS_CONSUMER_SERIES_MAX + extra;
+    block_on(async {
+        // One queue: every pair lands on one shard's map.
+        create_topic(&client, TOPIC, 1, 6).await;
+        let reply = send_v2(&client, TOPIC, 0, b"m", &properties(None, None, None)).await;
+        assert_code(&reply, ResponseCode::Success);
+        for i in 0..groups {
+            let group = format!("HostileSeriesGroup{i}");
+            let spec = PullSpec {
+                group: &group,
+                max: 1,
+                ..PullSpec::new(TOPIC, 0, 0)
+            };
+            let pulled = common::pulled(&call(&client, spec.request()).await);
+            assert_eq!(pulled.records.len(), 1, "group {i}");
+        }
+    });
+    let answer = http(metrics, b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{}", &answer[..200]);
+    let (_, text) = answer.split_once("\r\n\r\n").expect("head and body");
+    let out = metric_samples(text, "rocketmq_messages_out_total");
+    let ours: Vec<_> = out
+        .iter()
+        .filter(|(labels, _)| labels.contains(TOPIC) || labels.contains("_other"))
+        .collect();
+    assert!(
+        ours.len() <= METRICS_CONSUMER_SERIES_MAX + 1,
+        "{} series for the pulled pairs",
+        ours.len()
+    );
+    let other: f64 = ours
+        .iter()
+        .filter(|(labels, _)| labels.contains("consumer_group=\"_other\""))
+        .map(|(_, value)| value)
+        .sum();
+    assert!(
+        other >= f64::from(u32::try_from(extra).expect("small")),
+        "_other holds {other}"
+    );
+    let total: f64 = ours.iter().map(|(_, value)| value).sum();
+    assert!(
+        (total - f64::from(u32::try_from(groups).expect("small"))).abs() < 0.5,
+        "every pulled message is counted once: {total}"
+    );
+    // The broker and the exporter keep serving.
+    scrape_ok(metrics);
+    block_on(async {
+        let reply = send_v2(&client, TOPIC, 0, b"after", &properties(None, None, None)).await;
         assert_code(&reply, ResponseCode::Success);
     });
 }
