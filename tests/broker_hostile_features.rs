@@ -1072,3 +1072,89 @@ fn stats_keys_stay_capped_with_one_shard() {
 fn stats_keys_stay_capped_with_two_shards() {
     stats_keys_stay_capped(2);
 }
+
+// ---- TIMER_TOPICS_COUNTED_MAX (long: by hand) -----------------------------------------------
+
+/// `src/limits.rs` `TIMER_TOPICS_COUNTED_MAX` (per shard).
+const TIMER_TOPICS_COUNTED_MAX: usize = 4_096;
+
+async fn timer_status(client: &RemotingClient) -> serde_json::Value {
+    let reply = call(
+        client,
+        RemotingCommand::request(RequestCode::TimerStatus, ExtFields::new()),
+    )
+    .await;
+    assert_code(&reply, ResponseCode::Success);
+    serde_json::from_slice(&reply.body).expect("timer report")
+}
+
+/// Timers over more topics than the admin view counts: the view stays capped with `<other>`,
+/// and once every timer is delivered it is empty again.
+///
+/// Fails today (reported, src/broker/timer/ is another engineer's): `TimerState::count` files
+/// a timer under `<other>` when the map is full at enqueue, but at delivery looks the topic up
+/// again; the map has room by then, so it decrements the (absent) topic and `<other>` keeps
+/// the count forever (`pending` 0, `pendingByTopic` `{"<other>": 1}`, checkpointed too).
+#[test]
+#[ignore = "long (creates 4,097 topics, ~70 s); fails until the timer view's <other> drains"]
+fn timer_topics_past_the_counted_cap_fold_into_other_and_drain() {
+    let broker = Broker::start(1, "");
+    block_on(async {
+        let client = broker.client();
+        let topics: Vec<String> = (0..=TIMER_TOPICS_COUNTED_MAX)
+            .map(|i| format!("HostileTimer{i}"))
+            .collect();
+        for topic in &topics {
+            create_topic(&client, topic, 1, 6).await;
+        }
+        // All are due after every send is parked (sending 4,097 takes seconds); the last topic's
+        // timer is due later than the others, so it is delivered after they left the view.
+        let due = now_ms() + 25_000;
+        for (i, topic) in topics.iter().enumerate() {
+            let at = if i == TIMER_TOPICS_COUNTED_MAX {
+                due + 3_000
+            } else {
+                due
+            };
+            let properties = props(&[(keys::TIMER_DELIVER_MS, &at.to_string())]);
+            let reply = send_v2(&client, topic, 0, b"t", &properties).await;
+            assert_code(&reply, ResponseCode::Success);
+        }
+        let all = u64::try_from(topics.len()).expect("small");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while timer_status(&client).await["pending"].as_u64() != Some(all) {
+            assert!(std::time::Instant::now() < deadline, "timers not parked");
+            compio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let report = timer_status(&client).await;
+        let by_topic = report["pendingByTopic"].as_object().expect("map");
+        assert!(
+            by_topic.len() <= TIMER_TOPICS_COUNTED_MAX + 1,
+            "{}",
+            by_topic.len()
+        );
+        assert_eq!(
+            by_topic.get("<other>").and_then(serde_json::Value::as_u64),
+            Some(1)
+        );
+        // Everything is delivered within the delays plus a few wheel ticks.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let report = timer_status(&client).await;
+            if report["pending"].as_u64() == Some(0) {
+                let by_topic = report["pendingByTopic"].as_object().expect("map");
+                assert!(
+                    by_topic.is_empty(),
+                    "nothing pending, yet the view holds {by_topic:?}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timers not delivered: {report}"
+            );
+            compio::time::sleep(Duration::from_millis(500)).await;
+        }
+        still_served(&broker, 0).await;
+    });
+}
