@@ -902,6 +902,81 @@ fn admin_requests_with_absurd_input_are_refused_and_change_nothing() {
     });
 }
 
+/// SEND_REPLY_MESSAGE whose requester takes the push and vanishes without answering: the
+/// responder is answered SYSTEM_ERROR (Java's remark), the broker keeps serving, and a later
+/// reply to the same id finds nobody.
+fn reply_requester_vanishes(shards: usize) {
+    let broker = Broker::start(shards, "");
+    block_on(async {
+        let client = broker.client();
+        create_topic(&client, TOPIC, 2, 6).await;
+        let requester_id = "127.0.0.1@vanishing-requester";
+        let (requester, inbox) = common::recording_client(broker.addr);
+        let heartbeat = common::heartbeat_request(requester_id, "VanishGroup", TOPIC, "*");
+        assert_code(&call(&requester, heartbeat).await, ResponseCode::Success);
+        let reply_topic = format!("{}_REPLY_TOPIC", common::CLUSTER_NAME);
+        let mut p = props(&[(keys::CORRELATION_ID, "corr-vanish")]);
+        p.insert(keys::REPLY_TO_CLIENT, requester_id)
+            .expect("reply to");
+        let header = send_header(&reply_topic, 0, &p);
+        let request = send_request(
+            RequestCode::SendReplyMessageV2,
+            &header,
+            Bytes::from_static(b"r"),
+        );
+        let responder = broker.client();
+        let pending = responder.invoke(request, Duration::from_secs(30));
+        let vanish = async {
+            let pushed = || {
+                inbox
+                    .borrow()
+                    .iter()
+                    .any(|r| r.request_code() == RequestCode::PushReplyMessageToClient)
+            };
+            assert!(
+                common::eventually(Duration::from_secs(10), pushed).await,
+                "the push reached the requester"
+            );
+            requester.close();
+        };
+        let (answer, ()) = futures_util::future::join(pending, vanish).await;
+        let answer = answer.expect("the responder is answered");
+        assert_refused(
+            &answer,
+            ResponseCode::SystemError,
+            &format!("push reply message to {requester_id}fail."),
+        );
+        still_served(&broker, 0).await;
+        // Once the broker has seen the close, the requester is gone from the registry (until
+        // then a push to the closed connection fails the same way).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let again = send_request(
+                RequestCode::SendReplyMessageV2,
+                &header,
+                Bytes::from_static(b"r"),
+            );
+            let reply = call(&client, again).await;
+            assert_code(&reply, ResponseCode::SystemError);
+            if remark(&reply).contains("not found") {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{reply:?}");
+            compio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
+#[test]
+fn a_reply_requester_vanishing_mid_push_with_one_shard() {
+    reply_requester_vanishes(1);
+}
+
+#[test]
+fn a_reply_requester_vanishing_mid_push_with_two_shards() {
+    reply_requester_vanishes(2);
+}
+
 // ---- plain_acl.yml replaced by hostile files --------------------------------------------------
 
 const ACL_GOOD: &str =
