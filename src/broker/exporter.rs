@@ -304,6 +304,28 @@ mod tests {
     use std::collections::BTreeMap;
 
     #[test]
+    fn a_newcomer_at_the_limit_takes_the_oldest_head_waiting_slot() {
+        let slots = Slots::default();
+        let taken: Vec<(u64, Rc<Latch>)> = (0..METRICS_HTTP_CONNECTIONS_MAX)
+            .map(|_| slots.take().expect("a free slot"))
+            .collect();
+        assert_eq!(slots.active.get(), METRICS_HTTP_CONNECTIONS_MAX);
+        // Full: the newcomer evicts the oldest, the count stays at the limit.
+        let newcomer = slots.take().expect("the oldest idle slot");
+        assert!(taken[0].1.is_set() && !taken[1].1.is_set());
+        assert_eq!(slots.active.get(), METRICS_HTTP_CONNECTIONS_MAX);
+        // Every holder has its head (being answered): nothing can be evicted.
+        for (id, _) in taken.iter().skip(1).chain(std::iter::once(&newcomer)) {
+            slots.head_done(*id);
+        }
+        assert!(slots.take().is_none());
+        // One answered: its slot is free again.
+        slots.release();
+        assert!(slots.take().is_some());
+        assert_eq!(slots.active.get(), METRICS_HTTP_CONNECTIONS_MAX);
+    }
+
+    #[test]
     fn request_lines_map_to_answers() {
         let cases: [(&[u8], Request); 8] = [
             (
