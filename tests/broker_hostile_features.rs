@@ -17,7 +17,9 @@
 //!   messages; TIMER_STATUS (60001) with malformed input.
 //! - UPDATE_BROKER_CONFIG with too many keys, unknown keys (a huge name is not echoed whole),
 //!   huge values, non-UTF-8 bodies; reset-offset-by-time with absurd timestamps;
-//!   SEND_REPLY_MESSAGE to nobody.
+//!   SEND_REPLY_MESSAGE to nobody, or to a requester that vanishes mid-push; broker-to-client
+//!   codes sent to the broker and the private admin codes sent to the NameServer.
+//! - TIMER_TOPICS_COUNTED_MAX (ignored: long, run by hand): timers over 4,097 topics.
 //! - STATS_ITEM_KEYS_MAX: pulls by more distinct groups than the per-shard cap of
 //!   VIEW_BROKER_STATS_DATA keys; the first keep counting, the rest answer "not exist".
 //! - A `plain_acl.yml` replaced by a deeply nested, an aliased ("billion laughs") or an
@@ -975,6 +977,48 @@ fn a_reply_requester_vanishing_mid_push_with_one_shard() {
 #[test]
 fn a_reply_requester_vanishing_mid_push_with_two_shards() {
     reply_requester_vanishes(2);
+}
+
+/// Codes a broker sends to clients (check-backs, reply pushes, notifications) and the private
+/// admin codes sent the wrong way: REQUEST_CODE_NOT_SUPPORTED, on either port, every time.
+#[test]
+fn wrong_way_and_private_codes_are_not_supported() {
+    let broker = Broker::start(2, "");
+    block_on(async {
+        let client = broker.client();
+        create_topic(&client, TOPIC, 2, 6).await;
+        let wrong_way = [
+            RequestCode::CheckTransactionState,
+            RequestCode::PushReplyMessageToClient,
+            RequestCode::NotifyConsumerIdsChanged,
+        ];
+        for _ in 0..50 {
+            for code in wrong_way {
+                let mut ext = ExtFields::new();
+                ext.insert("tranStateTableOffset", "0");
+                ext.insert("commitLogOffset", "-1");
+                let reply = call(
+                    &client,
+                    RemotingCommand::request(code, ext).with_body(Bytes::from_static(b"\x00")),
+                )
+                .await;
+                assert_refused(
+                    &reply,
+                    ResponseCode::RequestCodeNotSupported,
+                    "not supported",
+                );
+            }
+        }
+        let namesrv = broker.namesrv_client();
+        for code in [
+            RequestCode::TransactionPendingStats,
+            RequestCode::TimerStatus,
+        ] {
+            let reply = call(&namesrv, RemotingCommand::request(code, ExtFields::new())).await;
+            assert_code(&reply, ResponseCode::RequestCodeNotSupported);
+        }
+        still_served(&broker, 0).await;
+    });
 }
 
 // ---- plain_acl.yml replaced by hostile files --------------------------------------------------
