@@ -312,6 +312,9 @@ pub const CLOSED_CONNS_BATCH_DELAY: Duration = Duration::from_millis(10);
 
 // ---- admin ----
 
+/// Most bytes of a client's key or value an admin refusal's remark echoes (the rest is cut,
+/// with the full length named): a remark travels in the reply header, which clients cap.
+pub const ADMIN_REMARK_ECHO_MAX: usize = 256;
 /// Most keys one UPDATE_BROKER_CONFIG body may carry (only two can change at run time; a
 /// body with more is refused with INVALID_PARAMETER before its keys are looked at).
 pub const UPDATE_BROKER_CONFIG_KEYS_MAX: usize = 64;
@@ -404,6 +407,10 @@ pub const ACL_ACCOUNTS_MAX: usize = 4096;
 pub const ACL_RESOURCE_PERMS_MAX: usize = 65_536;
 /// Most entries in `globalWhiteRemoteAddresses`, and most addresses in one list pattern.
 pub const ACL_ADDRESS_ENTRIES_MAX: usize = 1024;
+/// Deepest nesting of YAML sequences and mappings in `plain_acl.yml` (the format needs 4: the
+/// top mapping, `accounts`, an account, its `topicPerms`). The YAML loader recurses per level,
+/// so a deeper file is refused before it is loaded.
+pub const ACL_YAML_DEPTH_MAX: usize = 16;
 /// Shortest accessKey and secretKey (Java's `checkPlainAccessConfig`: longer than 6).
 pub const ACL_ACCESS_KEY_LENGTH_MIN: usize = 7;
 /// How often the control shard re-reads `plain_acl.yml` for changes (Java's FileWatchService

@@ -7,20 +7,23 @@
 //! YAML is read with `yaml-rust2` (pure Rust, maintained; `serde_yaml` is deprecated and the
 //! file is small and untyped enough that walking the tree is simpler than serde). Anchors and
 //! aliases are refused: the loader expands them by copying, which a hostile file could turn into
-//! an exponential blow-up, and `plain_acl.yml` never needs them.
+//! an exponential blow-up, and `plain_acl.yml` never needs them. Nesting deeper than
+//! [`ACL_YAML_DEPTH_MAX`] is refused too, from the parser's event stream (a state machine),
+//! before the recursive loader sees the file: `- - - ... x` nests one block sequence per two
+//! bytes, and a 200 KB file of it overflowed the stack (aborting the broker) in the loader.
 //!
 //! Must never: put a secret key in an error, or accept a file over the named limits.
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, EventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::{Yaml, YamlLoader};
 
 use super::address::{AddressError, AddressPattern};
 use super::{group_resource, Account, AclConfig, Perm};
 use crate::limits::{
     ACL_ACCESS_KEY_LENGTH_MIN, ACL_ACCOUNTS_MAX, ACL_ADDRESS_ENTRIES_MAX, ACL_FILE_BYTES_MAX,
-    ACL_RESOURCE_PERMS_MAX,
+    ACL_RESOURCE_PERMS_MAX, ACL_YAML_DEPTH_MAX,
 };
 
 /// Why a `plain_acl.yml` was refused. Never holds a secret key.
@@ -40,6 +43,12 @@ pub enum AclFileError {
     /// An anchor or alias.
     #[error("the ACL file uses YAML aliases (`*name`), which are not supported; quote a `*` white address")]
     Aliases,
+    /// Sequences and mappings nested deeper than [`ACL_YAML_DEPTH_MAX`].
+    #[error("the ACL file nests sequences and mappings deeper than {max} levels")]
+    TooDeep {
+        /// The limit.
+        max: usize,
+    },
     /// A key holds the wrong kind of value, or a list is too long.
     #[error("the ACL file's `{key}` {reason}")]
     Shape {
@@ -63,14 +72,32 @@ pub enum AclFileError {
     Address(#[from] AddressError),
 }
 
-/// Counts alias events: run before loading so the loader never expands one.
-#[derive(Default)]
-struct AliasCounter(usize);
-
-impl EventReceiver for AliasCounter {
-    fn on_event(&mut self, event: Event) {
-        if matches!(event, Event::Alias(_)) {
-            self.0 += 1;
+/// Walks the parser's events (no tree, no recursion) before loading: refuses aliases and
+/// nesting past [`ACL_YAML_DEPTH_MAX`], so the recursive loader only sees shallow files.
+fn check_events(text: &str) -> Result<(), AclFileError> {
+    let mut parser = Parser::new(text.chars());
+    let mut depth = 0usize;
+    loop {
+        let (event, _) = parser
+            .next_token()
+            .map_err(|err| AclFileError::Yaml(err.to_string()))?;
+        match event {
+            Event::StreamEnd => return Ok(()),
+            Event::Alias(_) => return Err(AclFileError::Aliases),
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                depth += 1;
+                if depth > ACL_YAML_DEPTH_MAX {
+                    return Err(AclFileError::TooDeep {
+                        max: ACL_YAML_DEPTH_MAX,
+                    });
+                }
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                depth = depth
+                    .checked_sub(1)
+                    .expect("the parser balances its events");
+            }
+            _ => {}
         }
     }
 }
@@ -86,13 +113,7 @@ pub fn parse(text: &str) -> Result<AclConfig, AclFileError> {
             max: ACL_FILE_BYTES_MAX,
         });
     }
-    let mut aliases = AliasCounter::default();
-    Parser::new(text.chars())
-        .load(&mut aliases, true)
-        .map_err(|err| AclFileError::Yaml(err.to_string()))?;
-    if aliases.0 > 0 {
-        return Err(AclFileError::Aliases);
-    }
+    check_events(text)?;
     let documents =
         YamlLoader::load_from_str(text).map_err(|err| AclFileError::Yaml(err.to_string()))?;
     let root = match documents.as_slice() {
@@ -346,6 +367,19 @@ accounts:
 
     fn refusal(text: &str) -> String {
         parse(text).expect_err(text).to_string()
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_recursive_loader() {
+        // One block sequence per two bytes: 400 KB, under the size limit, 200,000 levels.
+        let deep = format!("accounts:\n  {}x\n", "- ".repeat(200_000));
+        assert!(deep.len() < ACL_FILE_BYTES_MAX);
+        assert!(refusal(&deep).contains("deeper than 16 levels"));
+        let flow = format!("accounts: {}", "[".repeat(ACL_YAML_DEPTH_MAX + 1));
+        assert!(refusal(&flow).contains("deeper than 16 levels"));
+        // The format's own depth (4) loads.
+        let shallow = "accounts:\n  - accessKey: account1\n    secretKey: secret-key-1\n    topicPerms: [ 'a=PUB' ]\n";
+        assert!(parse(shallow).is_ok());
     }
 
     #[test]

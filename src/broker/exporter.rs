@@ -2,7 +2,10 @@
 //! server on one shard's runtime that answers `GET /metrics` (and `HEAD`) with a scrape
 //! ([`super::stats::prom::scrape`]), one request per connection (`Connection: close`).
 //!
-//! Limits: [`METRICS_HTTP_CONNECTIONS_MAX`] scrapes at once (more are closed at accept),
+//! Limits: [`METRICS_HTTP_CONNECTIONS_MAX`] scrapes at once; a connection arriving at the
+//! limit takes the slot of the oldest connection still waiting for its request head (closed
+//! without an answer), so idle sockets cannot lock scrapers out for [`METRICS_HTTP_IO_TIMEOUT`];
+//! when every slot is past its head (scrapes being answered), the new connection is closed.
 //! [`METRICS_HTTP_HEAD_BYTES_MAX`] bytes of request head (431 past it), and
 //! [`METRICS_HTTP_IO_TIMEOUT`] for reading the head and for writing the answer, so a slow or
 //! stuck scraper holds one task and one slot, never the shard. Other paths get 404, other
@@ -12,7 +15,8 @@
 //! more than one request head per connection, or read another shard's state but through the
 //! scrape's map-reduce.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
@@ -27,6 +31,7 @@ pub use crate::limits::{
 
 use super::shard::Shard;
 use super::stats::prom;
+use crate::runtime::latch::Latch;
 
 /// The one path served.
 pub const METRICS_PATH: &str = "/metrics";
@@ -143,9 +148,80 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Result<Option<Vec<
     }
 }
 
-/// Serves one scrape connection.
-async fn serve_connection(shard: &Rc<Shard>, mut stream: TcpStream, peer: SocketAddr) {
-    let head = compio::time::timeout(METRICS_HTTP_IO_TIMEOUT, read_head(&mut stream)).await;
+/// The exporter's connection slots: how many are taken, and the connections still waiting for
+/// their request head, oldest first (each with the latch that evicts it).
+#[derive(Default)]
+struct Slots {
+    active: Cell<usize>,
+    reading: RefCell<VecDeque<(u64, Rc<Latch>)>>,
+    next_id: Cell<u64>,
+}
+
+impl Slots {
+    /// Takes a slot for a new connection: a free one, else the slot of the oldest connection
+    /// still reading its head (evicted: its task ends without touching the count). `None` when
+    /// every slot is serving a scrape.
+    fn take(&self) -> Option<(u64, Rc<Latch>)> {
+        if self.active.get() >= METRICS_HTTP_CONNECTIONS_MAX {
+            let (_, oldest) = self.reading.borrow_mut().pop_front()?;
+            oldest.set();
+        } else {
+            self.active.set(self.active.get() + 1);
+        }
+        assert!(self.active.get() <= METRICS_HTTP_CONNECTIONS_MAX);
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        let evict = Rc::new(Latch::default());
+        self.reading.borrow_mut().push_back((id, Rc::clone(&evict)));
+        assert!(self.reading.borrow().len() <= METRICS_HTTP_CONNECTIONS_MAX);
+        Some((id, evict))
+    }
+
+    /// The connection `id` has its head (or gave up): it can no longer be evicted.
+    fn head_done(&self, id: u64) {
+        self.reading.borrow_mut().retain(|(held, _)| *held != id);
+    }
+
+    /// A connection that was not evicted ends.
+    fn release(&self) {
+        assert!(self.active.get() > 0, "scrape count underflow");
+        self.active.set(self.active.get() - 1);
+    }
+}
+
+/// Serves one scrape connection; returns `false` when it was evicted before its head arrived
+/// (its slot went to a newer connection).
+async fn serve_connection(
+    shard: &Rc<Shard>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    (slots, id, evict): (&Slots, u64, &Latch),
+) -> bool {
+    let head = {
+        let read = std::pin::pin!(compio::time::timeout(
+            METRICS_HTTP_IO_TIMEOUT,
+            read_head(&mut stream)
+        ));
+        let evicted = std::pin::pin!(evict.wait());
+        match select(read, evicted).await {
+            Either::Left((head, _)) => {
+                slots.head_done(id);
+                head
+            }
+            Either::Right(((), _)) => {
+                tracing::debug!(%peer, "metrics scrape: idle connection closed for a newer one");
+                return false;
+            }
+        }
+    };
+    serve_head(shard, stream, peer, head).await;
+    true
+}
+
+type HeadRead = Result<std::io::Result<Result<Option<Vec<u8>>, Vec<u8>>>, compio::time::Elapsed>;
+
+/// Answers a connection whose head was read (or timed out, or failed).
+async fn serve_head(shard: &Rc<Shard>, mut stream: TcpStream, peer: SocketAddr, head: HeadRead) {
     let response = match head {
         Err(_) => {
             tracing::debug!(%peer, "metrics scrape: request head timed out");
@@ -188,7 +264,7 @@ async fn serve_connection(shard: &Rc<Shard>, mut stream: TcpStream, peer: Socket
 /// Accepts scrapes on `listener` until shutdown begins. Runs on one shard; each connection is
 /// its own task, at most [`METRICS_HTTP_CONNECTIONS_MAX`] at once.
 pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
-    let active = Rc::new(Cell::new(0usize));
+    let slots = Rc::new(Slots::default());
     loop {
         let accepted = {
             let accept = std::pin::pin!(listener.accept());
@@ -200,16 +276,16 @@ pub async fn serve(shard: Rc<Shard>, listener: TcpListener) {
         };
         match accepted {
             Ok((stream, peer)) => {
-                if active.get() >= METRICS_HTTP_CONNECTIONS_MAX {
+                let Some((id, evict)) = slots.take() else {
                     tracing::warn!(%peer, limit = METRICS_HTTP_CONNECTIONS_MAX, "metrics scrapes at their limit; connection closed");
                     continue;
-                }
-                active.set(active.get() + 1);
-                let (shard, active) = (Rc::clone(&shard), Rc::clone(&active));
+                };
+                let (shard, slots) = (Rc::clone(&shard), Rc::clone(&slots));
                 compio::runtime::spawn(async move {
-                    serve_connection(&shard, stream, peer).await;
-                    assert!(active.get() > 0, "scrape count underflow");
-                    active.set(active.get() - 1);
+                    let served = serve_connection(&shard, stream, peer, (&slots, id, &evict)).await;
+                    if served {
+                        slots.release();
+                    }
                 })
                 .detach();
             }
@@ -226,6 +302,28 @@ mod tests {
     use super::*;
     use crate::config::{BrokerConfig, ConfigError, MetricsExporterType};
     use std::collections::BTreeMap;
+
+    #[test]
+    fn a_newcomer_at_the_limit_takes_the_oldest_head_waiting_slot() {
+        let slots = Slots::default();
+        let taken: Vec<(u64, Rc<Latch>)> = (0..METRICS_HTTP_CONNECTIONS_MAX)
+            .map(|_| slots.take().expect("a free slot"))
+            .collect();
+        assert_eq!(slots.active.get(), METRICS_HTTP_CONNECTIONS_MAX);
+        // Full: the newcomer evicts the oldest, the count stays at the limit.
+        let newcomer = slots.take().expect("the oldest idle slot");
+        assert!(taken[0].1.is_set() && !taken[1].1.is_set());
+        assert_eq!(slots.active.get(), METRICS_HTTP_CONNECTIONS_MAX);
+        // Every holder has its head (being answered): nothing can be evicted.
+        for (id, _) in taken.iter().skip(1).chain(std::iter::once(&newcomer)) {
+            slots.head_done(*id);
+        }
+        assert!(slots.take().is_none());
+        // One answered: its slot is free again.
+        slots.release();
+        assert!(slots.take().is_some());
+        assert_eq!(slots.active.get(), METRICS_HTTP_CONNECTIONS_MAX);
+    }
 
     #[test]
     fn request_lines_map_to_answers() {

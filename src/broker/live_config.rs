@@ -26,7 +26,22 @@ use super::{success, Failure, Outcome};
 /// The keys UPDATE_BROKER_CONFIG accepts.
 pub const RUNTIME_KEYS: &[&str] = &["brokerPermission", "slaveReadEnable"];
 
+use crate::limits::ADMIN_REMARK_ECHO_MAX;
 pub use crate::limits::UPDATE_BROKER_CONFIG_KEYS_MAX as UPDATE_KEYS_MAX;
+
+/// `text` cut to [`ADMIN_REMARK_ECHO_MAX`] bytes (at a char boundary, marked with `...`), so
+/// a remark never echoes a client's megabyte key or value whole: the answer's header must stay
+/// under the clients' header limit (512 KiB for ours) or they drop the connection.
+fn echo(text: &str) -> String {
+    if text.len() <= ADMIN_REMARK_ECHO_MAX {
+        return text.to_owned();
+    }
+    let mut end = ADMIN_REMARK_ECHO_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &text[..end], text.len())
+}
 
 /// One shard's copy of the run-time settings, initialised from broker.conf.
 #[derive(Debug)]
@@ -88,7 +103,7 @@ pub fn parse_update(body: &[u8]) -> Result<Update, Failure> {
     let invalid = |remark: String| Failure::Code(ResponseCode::InvalidParameter, remark);
     let text = std::str::from_utf8(body)
         .map_err(|_| invalid("the broker config body is not UTF-8".into()))?;
-    let props = parse_properties(text).map_err(|e| invalid(e.to_string()))?;
+    let props = parse_properties(text).map_err(|e| invalid(echo(&e.to_string())))?;
     if props.is_empty() {
         return Err(invalid("no broker config key to update".into()));
     }
@@ -102,15 +117,16 @@ pub fn parse_update(body: &[u8]) -> Result<Update, Failure> {
         return Err(Failure::Code(
             ResponseCode::NoPermission,
             format!(
-                "can not update broker config {key} at run time (changeable: {}); set it in \
+                "can not update broker config {} at run time (changeable: {}); set it in \
                  broker.conf and restart",
+                echo(key),
                 RUNTIME_KEYS.join(", ")
             ),
         ));
     }
     // The broker.conf parser validates the values (ranges, booleans) exactly as at start.
     let parsed = BrokerConfig::from_properties(&props)
-        .map_err(|e| invalid(e.to_string()))?
+        .map_err(|e| invalid(echo(&e.to_string())))?
         .config;
     let has = |key: &str| props.contains_key(key);
     Ok(Update {
@@ -169,6 +185,20 @@ mod tests {
             Err(Failure::Code(code, remark)) => (code, remark),
             Ok(update) => panic!("accepted: {update:?}"),
         }
+    }
+
+    #[test]
+    fn refusals_echo_a_bounded_part_of_huge_keys_and_values() {
+        let key = format!("{}=1", "\u{e9}".repeat(1 << 19));
+        let (status, remark) = code(parse_update(key.as_bytes()));
+        assert_eq!(status, ResponseCode::NoPermission);
+        assert!(remark.len() < 2 * ADMIN_REMARK_ECHO_MAX, "{}", remark.len());
+        assert!(remark.contains("(1048576 bytes)"), "{remark}");
+        let value = format!("brokerPermission={}", "9".repeat(1 << 20));
+        let (status, remark) = code(parse_update(value.as_bytes()));
+        assert_eq!(status, ResponseCode::InvalidParameter);
+        assert!(remark.len() < 2 * ADMIN_REMARK_ECHO_MAX, "{}", remark.len());
+        assert_eq!(echo("short"), "short");
     }
 
     #[test]

@@ -32,6 +32,10 @@ use super::shard::{Shard, CONTROL_SHARD};
 use super::to_client;
 use super::{success, Failure, Outcome};
 
+/// Characters of a REPLY_TO_CLIENT a warning logs (a hostile 32 KB id is not logged whole per
+/// request).
+const REPLY_TO_LOGGED_CHARS_MAX: usize = 128;
+
 /// SEND_REPLY_MESSAGE(_V2) on the accepting shard.
 pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand, client: &ClientMeta) -> Outcome {
     assert!(matches!(
@@ -52,6 +56,8 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand, client: &Clie
         ));
     };
     let lookup = reply_to.clone();
+    // Logs name the requester by a bounded prefix: REPLY_TO_CLIENT is up to 32 KB of client text.
+    let logged: String = reply_to.chars().take(REPLY_TO_LOGGED_CHARS_MAX).collect();
     let requester = submit_to(shard, CONTROL_SHARD, move |control: Rc<Shard>| async move {
         control
             .control()
@@ -61,7 +67,7 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand, client: &Clie
     })
     .await?;
     let Some(requester) = requester else {
-        tracing::warn!(reply_to, "push reply message fail: requester not online");
+        tracing::warn!(reply_to = %logged, "push reply message fail: requester not online");
         return Err(Failure::Code(
             ResponseCode::SystemError,
             format!("push reply message fail, channel of <{reply_to}> not found."),
@@ -84,11 +90,11 @@ pub async fn process(shard: &Rc<Shard>, request: &RemotingCommand, client: &Clie
             );
         }
         Ok(answer) => {
-            tracing::warn!(reply_to, code = answer.code, remark = ?answer.remark, "push reply message refused");
+            tracing::warn!(reply_to = %logged, code = answer.code, remark = ?answer.remark, "push reply message refused");
             return Err(push_failed(&reply_to));
         }
         Err(err) => {
-            tracing::warn!(reply_to, %err, "push reply message failed");
+            tracing::warn!(reply_to = %logged, %err, "push reply message failed");
             return Err(push_failed(&reply_to));
         }
     }
