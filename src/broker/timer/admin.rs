@@ -84,7 +84,13 @@ pub fn shard_timers(shard: &Shard) -> ShardTimers {
         dropped_since_start: timer.counters.dropped.get(),
         rolled_since_start: timer.counters.rolled.get(),
         rolls_deduplicated_since_start: timer.counters.rolls_deduplicated.get(),
-        pending_by_topic: timer.pending_by_topic.borrow().clone(),
+        pending_by_topic: timer
+            .pending_by_topic
+            .borrow()
+            .iter()
+            .filter(|(_, count)| **count > 0)
+            .map(|(topic, count)| (topic.clone(), *count))
+            .collect(),
     }
 }
 

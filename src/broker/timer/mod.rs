@@ -347,20 +347,41 @@ impl TimerShard {
         })
     }
 
+    /// Counts a timer of `topic` in (`up`) or out of the per-topic view.
+    ///
+    /// Invariant: every pending timer of one topic is counted under one key, its own or
+    /// [`OTHER_TOPICS`], so a delivery decrements the key its enqueue incremented. A topic is
+    /// counted under [`OTHER_TOPICS`] only while the map is full; entries that drop to zero are
+    /// kept while [`OTHER_TOPICS`] is non-zero (so the map stays full and a folded topic never
+    /// gains its own entry with timers still counted under the fold), and are removed once it
+    /// drains.
     fn count(&self, topic: &str, up: bool) {
         let mut map = self.pending_by_topic.borrow_mut();
-        let key = if map.contains_key(topic) || map.len() < TIMER_TOPICS_COUNTED_MAX {
+        if up {
+            let key = if map.contains_key(topic) || map.len() < TIMER_TOPICS_COUNTED_MAX {
+                topic
+            } else {
+                OTHER_TOPICS
+            };
+            *map.entry(key.to_owned()).or_default() += 1;
+            return;
+        }
+        let key = if map.contains_key(topic) {
             topic
         } else {
             OTHER_TOPICS
         };
-        if up {
-            *map.entry(key.to_owned()).or_default() += 1;
-        } else if let Some(count) = map.get_mut(key) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                map.remove(key);
-            }
+        let Some(count) = map.get_mut(key) else {
+            return;
+        };
+        *count = count.saturating_sub(1);
+        if map.get(OTHER_TOPICS).is_some_and(|other| *other > 0) {
+            return;
+        }
+        if key == OTHER_TOPICS {
+            map.retain(|_, count| *count > 0);
+        } else if map.get(key) == Some(&0) {
+            map.remove(key);
         }
     }
 }
