@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use rmq_net::codec::codes::ResponseCode;
-use rmq_net::codec::message::{self, MessageRecord, Properties};
+use rmq_net::codec::message::keys::{KEYS, KEY_SEPARATOR};
+use rmq_net::codec::message::{self, Properties, RecordParts};
 use rmq_net::CodecError;
 use rmq_storage::commitlog::StoredRecord;
 
@@ -52,7 +53,7 @@ pub fn encode_payload(
     store_host: SocketAddr,
     store_timestamp: i64,
 ) -> Result<BytesMut, CodecError> {
-    let record = MessageRecord {
+    let parts = RecordParts {
         queue_id: inbound.queue_id,
         flag: inbound.flag,
         queue_offset: 0,
@@ -64,12 +65,14 @@ pub fn encode_payload(
         store_host,
         reconsume_times: inbound.reconsume_times,
         prepared_transaction_offset: 0,
-        body: inbound.body,
-        topic: inbound.topic.to_owned(),
-        properties: inbound.properties,
+        body: &inbound.body,
+        topic: inbound.topic,
     };
-    let mut out = BytesMut::with_capacity(record.encoded_len());
-    record.encode(&mut out)?;
+    let properties_len = inbound.properties.encoded_len();
+    let mut out = BytesMut::with_capacity(parts.encoded_len(properties_len));
+    parts.encode_with(properties_len, &mut out, |out| {
+        inbound.properties.encode(out);
+    })?;
     Ok(out)
 }
 
@@ -77,21 +80,26 @@ pub fn encode_payload(
 #[must_use]
 pub fn index_keys(properties: &Properties) -> String {
     let mut keys = String::new();
-    for key in properties.message_keys() {
-        if !key.is_empty() {
-            if !keys.is_empty() {
-                keys.push(' ');
-            }
-            keys.push_str(key);
-        }
-    }
-    if let Some(uniq) = properties.uniq_key() {
-        if !keys.is_empty() {
-            keys.push(' ');
-        }
-        keys.push_str(uniq);
-    }
+    push_index_keys(properties.get(KEYS), properties.uniq_key(), &mut keys);
     keys
+}
+
+/// Appends the index keys of a message whose `KEYS` value is `message_keys` and whose
+/// `UNIQ_KEY` is `uniq` to `out`: the non-empty space-separated keys, then the unique key,
+/// joined by single spaces (what [`index_keys`] returns).
+pub fn push_index_keys(message_keys: Option<&str>, uniq: Option<&str>, out: &mut String) {
+    let start = out.len();
+    let pieces = message_keys
+        .unwrap_or("")
+        .split(KEY_SEPARATOR)
+        .filter(|key| !key.is_empty())
+        .chain(uniq);
+    for key in pieces {
+        if out.len() > start {
+            out.push(' ');
+        }
+        out.push_str(key);
+    }
 }
 
 /// Appends a stored payload to a pull/view body with its queue offset and client-visible

@@ -31,6 +31,7 @@ pub mod reply;
 pub mod reset;
 pub mod schedule;
 pub mod send;
+pub mod send_batch;
 pub mod sendback;
 pub mod shard;
 pub mod slave_sync;

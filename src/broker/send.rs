@@ -19,9 +19,9 @@ use rmq_net::codec::codes::ResponseCode;
 use rmq_net::codec::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use rmq_net::codec::header::CommandHeader;
 use rmq_net::codec::limits::PROPERTIES_SIZE_MAX;
-use rmq_net::codec::message::{self, decode_batch, keys, msg_id, BatchLimits, Properties};
+use rmq_net::codec::message::{self, keys, msg_id, BatchLimits, Properties};
 use rmq_net::RemotingCommand;
-use rmq_storage::store::{AppendMessage, AppendOutcome, BatchMessage, Durability, WaitForFlush};
+use rmq_storage::store::{AppendMessage, AppendOutcome, Durability, WaitForFlush};
 
 use crate::runtime::clock::now_ms;
 use crate::runtime::placement::{global_offset, shard_for};
@@ -385,59 +385,31 @@ async fn send_batch(
         body_size_max: shard.config.max_message_size,
         ..BatchLimits::default()
     };
-    let entries = decode_batch(&request.body, &limits)
-        .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
-    if entries.is_empty() {
+    let now = now_ms();
+    let context = super::send_batch::BatchContext {
+        topic: &header.topic,
+        queue_id,
+        sys_flag: header.sys_flag,
+        born_timestamp: header.born_timestamp,
+        born_host,
+        store_host: shard.store_host,
+        now_ms: now,
+        cluster: &shard.config.broker_cluster_name,
+        properties: batch_properties,
+    };
+    let encoded = super::send_batch::encode(
+        &context,
+        &request.body,
+        &limits,
+        &mut shard.uniq_keys.borrow_mut(),
+    )?;
+    if encoded.is_empty() {
         return Err(Failure::Code(
             ResponseCode::MessageIllegal,
             "empty batch".into(),
         ));
     }
-    let now = now_ms();
-    let mut payloads = Vec::with_capacity(entries.len());
-    let mut uniq_keys = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let mut properties = entry.properties;
-        // Java 5.x appends the batch-level properties to each entry's own.
-        for (name, value) in batch_properties.iter() {
-            if !properties.contains(name) {
-                properties
-                    .insert(name, value)
-                    .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
-            }
-        }
-        super::timer::reject_batch_timer(&properties)?;
-        let uniq = ensure_uniq_key(shard, &mut properties)?;
-        properties
-            .insert(keys::CLUSTER, &shard.config.broker_cluster_name)
-            .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
-        let tags_code = message::tags_code_of(&properties);
-        let index = index_keys(&properties);
-        let inbound = Inbound {
-            topic: &header.topic,
-            queue_id,
-            flag: entry.flag,
-            sys_flag: header.sys_flag,
-            born_timestamp: header.born_timestamp,
-            born_host,
-            reconsume_times: 0,
-            properties,
-            body: entry.body,
-        };
-        let payload = encode_payload(inbound, shard.store_host, now)
-            .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
-        payloads.push((tags_code, index, payload));
-        uniq_keys.push(uniq);
-    }
-    let messages: Vec<BatchMessage<'_>> = payloads
-        .iter()
-        .map(|(tags_code, index, payload)| BatchMessage {
-            tags_code: *tags_code,
-            keys: index,
-            sys_flag: header.sys_flag,
-            payload,
-        })
-        .collect();
+    let messages = encoded.messages(header.sys_flag);
     super::append::refuse_on_slave(&shard.config)?;
     let outcome = shard
         .store
@@ -467,7 +439,7 @@ async fn send_batch(
         msg_id: ids,
         queue_id,
         queue_offset: i64::try_from(outcome.first_queue_offset).unwrap_or(i64::MAX),
-        transaction_id: Some(uniq_keys.join(",")),
+        transaction_id: Some(encoded.uniq_keys.clone()),
         batch_uniq_id: None,
         recall_handle: None,
         msg_region: DEFAULT_REGION.into(),

@@ -33,6 +33,12 @@ pub const GROUP_NAME_SIZE_MAX: usize = 120;
 /// Most messages in one batch send body.
 pub const BATCH_MESSAGES_MAX: usize = 64 * 1024;
 
+/// Most property pairs the in-place scanner ([`crate::codec::message::raw_properties`])
+/// indexes on its stack array. Real messages carry fewer than 10; a string with more takes
+/// the general `Properties` path (same bytes, more allocations), so this bounds stack use and
+/// the quadratic duplicate-name check, not what a client may send.
+pub const RAW_PROPERTIES_PAIRS_MAX: usize = 16;
+
 /// Largest body the object-key JSON reader ([`crate::codec::body::object_keys`]) accepts: a
 /// body never exceeds its frame.
 pub const OBJECT_KEY_BODY_SIZE_MAX: usize = FRAME_SIZE_MAX_DEFAULT;

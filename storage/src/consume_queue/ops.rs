@@ -115,12 +115,21 @@ impl CqStore {
             let uid = queue.uid();
             let position = queue.block_position(block_first);
             let entries_per_file = queue.entries_per_file();
+            // The path is built only for a disk read or an error: a cached block (the common
+            // case of an append's pair check) needs neither.
+            let cached = immutable
+                .then(|| queues.cached_block(uid, block_first))
+                .flatten();
+            if let Some(found) = cached
+                .as_deref()
+                .and_then(|block| entry::decode(offset, entry::slot(block, block_first, offset)))
+            {
+                return Ok(EntryRead::Found(found));
+            }
             let path = QueueState::file_path(&queues.queue_dir(topic, queue_id), file_first);
-            if immutable {
-                if let Some(block) = queues.cached_block(uid, block_first) {
-                    return decode_entry(&block, block_first, offset, &path, position)
-                        .map(EntryRead::Found);
-                }
+            if let Some(block) = cached {
+                return decode_entry(&block, block_first, offset, &path, position)
+                    .map(EntryRead::Found);
             }
             (
                 path,

@@ -222,16 +222,11 @@ impl Store {
         self.ensure_dispatch_room().await?;
         self.cqs.ensure_tail(topic, queue_id).await?;
         let store_timestamp_ms = store_timestamp_ms.unwrap_or_else(now_ms);
-        let mut placed = Vec::with_capacity(messages.len());
-        {
+        let placed = {
             let _guard = self.append_lock.lock().await;
-            for message in messages {
-                placed.push(
-                    self.place(topic, queue_id, message, store_timestamp_ms)
-                        .await?,
-                );
-            }
-        }
+            self.place_batch(topic, queue_id, messages, store_timestamp_ms)
+                .await?
+        };
         let first_queue_offset = placed[0].1;
         for (index, (_, queue_offset)) in placed.iter().enumerate() {
             assert_eq!(
@@ -304,6 +299,86 @@ impl Store {
             // A topic delete may have removed the queue while we waited.
             self.cqs
                 .with(|queues| queues.ensure_queue(topic, queue_id))?;
+        }
+    }
+
+    /// [`Self::place`] for consecutive messages of one queue: the queue is looked up and its
+    /// next offset computed once, not per message, while the CommitLog has room; after a wait
+    /// for room both are done again. On an error part-way, the messages placed before it stay
+    /// placed (and are recorded as in flight). The caller holds the append lock.
+    async fn place_batch(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        messages: &[BatchMessage<'_>],
+        store_timestamp_ms: i64,
+    ) -> Result<Vec<(Appended, u64)>> {
+        let mut placed: Vec<(Appended, u64)> = Vec::with_capacity(messages.len());
+        let record_size_max = self.log.config().record_size_max_bytes;
+        // The next queue offset while no await has happened since it was computed.
+        let mut next: Option<u64> = None;
+        let mut index = 0;
+        while index < messages.len() {
+            let message = &messages[index];
+            let mut record = AppendRecord {
+                topic: topic.as_bytes(),
+                queue_id,
+                queue_offset: 0,
+                tags_code: message.tags_code,
+                keys: message.keys.as_bytes(),
+                store_timestamp_ms,
+                sys_flag: message.sys_flag,
+                payload: message.payload,
+            };
+            // A record the CommitLog would refuse must not create its queue.
+            let validated = record.validate(record_size_max);
+            let queue_offset = match (validated, next) {
+                (Err(error), _) => {
+                    self.record_placed(topic, queue_id, placed.last());
+                    return Err(error);
+                }
+                (Ok(_), Some(offset)) => offset,
+                (Ok(_), None) => {
+                    if let Err(error) = self.cqs.with(|queues| queues.ensure_queue(topic, queue_id))
+                    {
+                        self.record_placed(topic, queue_id, placed.last());
+                        return Err(error);
+                    }
+                    self.next_queue_offset(topic, queue_id)
+                }
+            };
+            record.queue_offset =
+                i64::try_from(queue_offset).expect("queue offsets stay below 2^63");
+            // No await between next_queue_offset and try_append: offsets follow log order.
+            match self.log.try_append(&record) {
+                Ok(Some(appended)) => {
+                    placed.push((appended, queue_offset));
+                    next = Some(queue_offset + 1);
+                    index += 1;
+                }
+                Ok(None) => {
+                    // In-flight offsets must be visible before anything else runs.
+                    self.record_placed(topic, queue_id, placed.last());
+                    next = None;
+                    self.log.ready(record.encoded_size()).await?;
+                }
+                Err(error) => {
+                    self.record_placed(topic, queue_id, placed.last());
+                    return Err(error);
+                }
+            }
+        }
+        self.record_placed(topic, queue_id, placed.last());
+        Ok(placed)
+    }
+
+    /// Records the newest placed record of a queue as in flight (what [`Self::place`] does per
+    /// record), if any was placed.
+    fn record_placed(&self, topic: &str, queue_id: i32, last: Option<&(Appended, u64)>) {
+        if let Some((_, queue_offset)) = last {
+            self.inflight
+                .borrow_mut()
+                .placed(topic, queue_id, *queue_offset);
         }
     }
 

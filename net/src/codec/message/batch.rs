@@ -113,7 +113,34 @@ pub fn encode_batch(entries: &[BatchEntry], out: &mut BytesMut) -> Result<(), Co
     entries.iter().try_for_each(|entry| entry.encode(out))
 }
 
+/// One entry of a batch body, borrowed from it: what [`decode_batch_raw`] yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawBatchEntry<'a> {
+    /// User flag.
+    pub flag: i32,
+    /// Body.
+    pub body: &'a [u8],
+    /// The properties string as sent (checked UTF-8, not parsed).
+    pub properties: &'a str,
+}
+
 /// Decodes a batch body. Bodies share `body`. An empty body gives no entries.
+///
+/// # Errors
+/// As [`decode_batch_raw`].
+pub fn decode_batch(body: &Bytes, limits: &BatchLimits) -> Result<Vec<BatchEntry>, CodecError> {
+    Ok(decode_batch_raw(body, limits)?
+        .into_iter()
+        .map(|raw| BatchEntry {
+            flag: raw.flag,
+            body: body.slice_ref(raw.body),
+            properties: Properties::decode(raw.properties),
+        })
+        .collect())
+}
+
+/// Decodes a batch body into entries that borrow it, with the properties strings unparsed.
+/// An empty body gives no entries.
 ///
 /// # Errors
 /// [`CodecError::Length`] if the body exceeds `limits.body_size_max`, a length is negative or
@@ -123,7 +150,10 @@ pub fn encode_batch(entries: &[BatchEntry], out: &mut BytesMut) -> Result<(), Co
 ///
 /// # Panics
 /// Only on a broken internal invariant (an entry consuming fewer than 22 bytes).
-pub fn decode_batch(body: &Bytes, limits: &BatchLimits) -> Result<Vec<BatchEntry>, CodecError> {
+pub fn decode_batch_raw<'a>(
+    body: &'a [u8],
+    limits: &BatchLimits,
+) -> Result<Vec<RawBatchEntry<'a>>, CodecError> {
     if body.len() > limits.body_size_max {
         return Err(CodecError::Length {
             what: "batch body",
@@ -152,7 +182,7 @@ pub fn decode_batch(body: &Bytes, limits: &BatchLimits) -> Result<Vec<BatchEntry
 }
 
 /// Decodes the entry at `start` of `body`; returns it and its size.
-fn decode_entry(body: &Bytes, start: usize) -> Result<(BatchEntry, usize), CodecError> {
+fn decode_entry(body: &[u8], start: usize) -> Result<(RawBatchEntry<'_>, usize), CodecError> {
     let rest = &body[start..];
     let total_raw = Reader::new(rest, start).i32("batch TOTALSIZE")?;
     let total = Reader::length(i64::from(total_raw), start, rest.len(), "batch TOTALSIZE")?;
@@ -180,10 +210,13 @@ fn decode_entry(body: &Bytes, start: usize) -> Result<(BatchEntry, usize), Codec
         "batch PROPERTIES_LEN",
     )?;
     let properties_offset = r.offset();
-    let properties = Properties::decode_bytes(
-        r.take(properties_len, "batch PROPERTIES")?,
-        properties_offset,
-    )?;
+    let properties =
+        std::str::from_utf8(r.take(properties_len, "batch PROPERTIES")?).map_err(|_| {
+            CodecError::Utf8 {
+                what: "properties",
+                offset: properties_offset,
+            }
+        })?;
     if r.position() != total {
         return Err(CodecError::Length {
             what: "batch TOTALSIZE (larger than the parsed fields)",
@@ -192,9 +225,9 @@ fn decode_entry(body: &Bytes, start: usize) -> Result<(BatchEntry, usize), Codec
             max: r.position(),
         });
     }
-    let entry = BatchEntry {
+    let entry = RawBatchEntry {
         flag,
-        body: body.slice(body_start..body_start + body_len),
+        body: &body[body_start..body_start + body_len],
         properties,
     };
     Ok((entry, total))

@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 use std::ops::Range;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::super::error::CodecError;
 use super::super::limits::PROPERTIES_SIZE_MAX;
@@ -20,6 +20,7 @@ use super::layout::{
 };
 use super::properties::Properties;
 use super::reader::Reader;
+use super::record_writer::RecordParts;
 use super::sysflag::{self, BORNHOST_V6, STOREHOSTADDRESS_V6};
 
 /// Whether [`MessageRecord::decode`] checks BODYCRC. Java clients skip it by default; storage
@@ -105,62 +106,30 @@ impl MessageRecord {
     /// # Panics
     /// Only if the bytes written differ from [`Self::encoded_len`], a bug in this module.
     pub fn encode(&self, out: &mut BytesMut) -> Result<(), CodecError> {
-        let too_big = |what: &'static str, len: usize, max: usize| CodecError::Encode {
-            what,
-            detail: format!("{len} bytes, max {max}"),
+        let parts = RecordParts {
+            queue_id: self.queue_id,
+            flag: self.flag,
+            queue_offset: self.queue_offset,
+            physical_offset: self.physical_offset,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.born_timestamp,
+            born_host: self.born_host,
+            store_timestamp: self.store_timestamp,
+            store_host: self.store_host,
+            reconsume_times: self.reconsume_times,
+            prepared_transaction_offset: self.prepared_transaction_offset,
+            body: &self.body,
+            topic: &self.topic,
         };
-        let properties_len = self.properties.encoded_len();
-        if properties_len > PROPERTIES_SIZE_MAX {
-            return Err(too_big(
-                "record properties",
-                properties_len,
-                PROPERTIES_SIZE_MAX,
-            ));
-        }
-        if self.topic.len() > TOPIC_V2_SIZE_MAX {
-            return Err(too_big("record topic", self.topic.len(), TOPIC_V2_SIZE_MAX));
-        }
-        let total = self.encoded_len();
-        let total_i32 =
-            i32::try_from(total).map_err(|_| too_big("record", total, i32::MAX as usize))?;
-        let body_len = i32::try_from(self.body.len()).expect("body < total <= i32::MAX");
-        let layout = self.layout();
         let start = out.len();
-        out.reserve(total);
-        out.put_i32(total_i32);
-        out.put_u32(layout.version.magic());
-        out.put_i32(body_crc(&self.body));
-        out.put_i32(self.queue_id);
-        out.put_i32(self.flag);
-        out.put_i64(self.queue_offset);
-        out.put_i64(self.physical_offset);
-        out.put_i32(self.wire_sys_flag());
-        out.put_i64(self.born_timestamp);
-        put_host(out, &self.born_host);
-        out.put_i64(self.store_timestamp);
-        put_host(out, &self.store_host);
-        out.put_i32(self.reconsume_times);
-        out.put_i64(self.prepared_transaction_offset);
-        assert_eq!(out.len() - start, layout.body_len_offset());
-        out.put_i32(body_len);
-        out.put_slice(&self.body);
-        match layout.version {
-            MagicVersion::V1 => {
-                out.put_u8(u8::try_from(self.topic.len()).expect("v1 topic <= 127 bytes"));
-            }
-            MagicVersion::V2 => {
-                out.put_i16(i16::try_from(self.topic.len()).expect("topic checked above"));
-            }
-        }
-        out.put_slice(self.topic.as_bytes());
-        out.put_i16(i16::try_from(properties_len).expect("properties checked above"));
-        self.properties.encode(out);
-        assert_eq!(
-            out.len() - start,
-            total,
-            "TOTALSIZE must equal the bytes written"
+        let written = parts.encode_with(self.properties.encoded_len(), out, |out| {
+            self.properties.encode(out);
+        });
+        assert!(
+            written.is_err() || out.len() - start == self.encoded_len(),
+            "the writer and encoded_len agree"
         );
-        Ok(())
+        written
     }
 
     /// Decodes the record at the front of `buf`, copying the body. Returns it and the bytes
@@ -184,15 +153,6 @@ impl MessageRecord {
     pub fn decode_shared(buf: &Bytes, crc: CrcCheck) -> Result<(Self, usize), CodecError> {
         decode_at(buf, 0, crc, |range| buf.slice(range))
     }
-}
-
-/// Writes an IPv4 (4 bytes) or IPv6 (16 bytes) address and the port as an i32.
-fn put_host(out: &mut BytesMut, host: &SocketAddr) {
-    match host {
-        SocketAddr::V4(v4) => out.put_slice(&v4.ip().octets()),
-        SocketAddr::V6(v6) => out.put_slice(&v6.ip().octets()),
-    }
-    out.put_i32(i32::from(host.port()));
 }
 
 /// Decodes one record from the front of `buf`, which sits at `base` in the caller's buffer
