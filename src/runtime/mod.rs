@@ -13,7 +13,6 @@ pub mod listener;
 pub mod memory;
 pub mod mesh;
 pub mod placement;
-pub mod ring;
 pub mod signal;
 
 use std::future::Future;
@@ -31,12 +30,14 @@ pub use crate::limits::SHARDS_MAX;
 /// thread can wake at once (every outgoing cross-core call, the inbox loop, and spare), so a
 /// cross-thread wake never finds it full: compio spins in the waking thread while the queue is
 /// full, and two shards spinning on each other's full queues never recover (the heartbeat-storm
-/// deadlock). Its ring is set up by [`ring::build_runtime`].
+/// deadlock).
 ///
 /// # Errors
 /// When the io_uring driver cannot be created.
 pub fn new_runtime() -> io::Result<compio::runtime::Runtime> {
-    ring::build_runtime(mesh::REMOTE_WAKE_QUEUE_SIZE)
+    compio::runtime::RuntimeBuilder::new()
+        .sync_queue_size(mesh::REMOTE_WAKE_QUEUE_SIZE)
+        .build()
 }
 
 /// Default shard count: one per available core.
