@@ -21,7 +21,6 @@ use compio::buf::BufResult;
 use compio::io::{AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use futures_util::future::{Fuse, FusedFuture, FutureExt};
-use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use crate::codec::codes::SerializeType;
 use crate::codec::command::{RemotingCommand, FLAG_ONEWAY, FLAG_RESPONSE};
@@ -36,6 +35,7 @@ use super::config::{
 use super::error::{ClientError, ConnError};
 use super::frame_clock::FrameProgress;
 use super::handle::{ConnContext, ConnHandle, ConnShared, RequestEncoding};
+use super::quiet_set::QuietSet;
 use super::read_buffer::{announced_frame_size, ReadSizer};
 
 /// Serves the requests arriving on one connection. Runs on the connection's thread, so it
@@ -235,7 +235,7 @@ async fn read_loop<H: Handler>(
     let inflight_max = config.inflight_requests_per_connection_max;
     let _membership = budget.join(&ctx.handle().shared);
     // Every request being served; each future yields whether its request was oneway.
-    let mut inflight = FuturesUnordered::new();
+    let mut inflight = QuietSet::new();
     // Oneway requests among them: when the peer closes, these still run to completion (nobody
     // waits for an answer, so the request itself is all there is: a oneway send or offset
     // commit written just before the client's close must not be dropped). Java's Netty
@@ -317,7 +317,7 @@ async fn read_loop<H: Handler>(
                 // Collect every request that completed, not one per turn of the loop: the
                 // set is finite (nothing is pushed here), so this ends.
                 let mut served = false;
-                while let Poll::Ready(Some(oneway)) = inflight.poll_next_unpin(cx) {
+                while let Poll::Ready(Some(oneway)) = inflight.poll_next(cx) {
                     served = true;
                     oneways -= usize::from(oneway);
                 }
@@ -426,7 +426,7 @@ fn next_request(
 /// meanwhile and are dropped with the connection once the oneways are done: their answers
 /// could not be delivered, and a held pull must not hold the close up.
 async fn finish_oneways<F: std::future::Future<Output = bool>>(
-    inflight: &mut FuturesUnordered<F>,
+    inflight: &mut QuietSet<F>,
     mut oneways: usize,
 ) {
     while oneways > 0 {
