@@ -2,8 +2,10 @@
 //! and sends through its connection in one of three modes: sync (one request outstanding),
 //! async (requests outstanding bounded by the connection's [`Window`]) or oneway. Every
 //! outcome goes into the thread's [`IntervalStats`]; nothing is kept per message.
-//! Async sends take the lean path ([`crate::lean`]): frames rendered from templates into the
-//! connection's buffer, responses read in place; sync and oneway sends use `RemotingClient`.
+//! Async and sync sends take the lean path ([`crate::lean`]): frames rendered from templates
+//! into the connection's buffer, responses read in place; a sync producer holds a window of
+//! one, so it waits for each acknowledgement. Transactional sync sends and oneway sends use
+//! `RemotingClient`.
 //! Must never retry a send (a failure is counted, the next message goes on), nor outlive the
 //! stop event by more than the request timeout.
 
@@ -71,8 +73,11 @@ pub struct Producer {
     pub quota: Option<u64>,
     /// Messages per request.
     pub batch: u32,
-    /// Async mode: the same requests, rendered from templates.
+    /// Async and sync mode: the same requests, rendered from templates.
     pub lean: Option<LeanRequests>,
+    /// Sync mode on the lean path: this producer's own window of one request, so it waits
+    /// for each acknowledgement before the next send (the connection's window is for async).
+    pub own_window: Option<Window>,
 }
 
 /// Wall clock, ms since the epoch (the born timestamp).
@@ -193,8 +198,9 @@ impl Producer {
             }
             let queue_index = self.next_queue % self.queues.len();
             self.next_queue = self.next_queue.wrapping_add(1);
+            let window = self.own_window.as_ref().or(connection.window.as_ref());
             if let (Some(requests), Some(links), Some(window)) =
-                (&mut self.lean, &connection.lean, &connection.window)
+                (&mut self.lean, &connection.lean, window)
             {
                 let count = u64::from(messages);
                 sent += count;
@@ -239,7 +245,7 @@ impl Producer {
                 break;
             }
         }
-        if let Some(window) = &connection.window {
+        if let Some(window) = self.own_window.as_ref().or(connection.window.as_ref()) {
             window.drained().await;
         }
     }

@@ -295,10 +295,11 @@ fn clients_for(
 async fn lean_links(
     queues: &[QueueTarget],
     shared: &RunShared,
+    inflight_max: usize,
     stats: &Rc<RefCell<IntervalStats>>,
 ) -> Result<Rc<LeanLinks>, String> {
     let settings = LeanSettings {
-        inflight_max: shared.inflight,
+        inflight_max,
         stats: stats.clone(),
         timeout: shared.timeout,
         frame_limits: shared.client_config.conn.frame_limits,
@@ -320,10 +321,21 @@ async fn set_up(
     let mut producers = Vec::new();
     let mut producer_connections = Vec::new();
     let is_async = shared.send_mode == SendMode::Async;
+    // Sync sends take the lean path too (each producer with a window of one), so the
+    // unloaded round trip measures the broker, not the general client; a transactional run
+    // keeps the general client (it reads the half message's reply to commit it).
+    let is_lean_sync = shared.send_mode == SendMode::Sync && !shared.message.transactional;
+    let is_lean = is_async || is_lean_sync;
     for producer_plans in &plan.producer_connections {
         let addrs = queues.iter().map(|queue| queue.broker_addr.clone());
-        let lean = if is_async {
-            Some(lean_links(&queues, shared, stats).await?)
+        let lean = if is_lean {
+            // Async: the connection's window; sync: one request per producer on it.
+            let inflight_max = if is_async {
+                shared.inflight
+            } else {
+                producer_plans.len()
+            };
+            Some(lean_links(&queues, shared, inflight_max, stats).await?)
         } else {
             None
         };
@@ -336,7 +348,7 @@ async fn set_up(
             let factory =
                 MessageFactory::new(shared.message.clone(), &queues, producer_plan.index, now_ms)
                     .map_err(|error| format!("bad message parameters: {error}"))?;
-            let lean = if is_async {
+            let lean = if is_lean {
                 let requests = LeanRequests::new(
                     shared.message.clone(),
                     &queues,
@@ -356,6 +368,7 @@ async fn set_up(
                 quota: producer_plan.quota,
                 batch: shared.message.batch,
                 lean,
+                own_window: is_lean_sync.then(|| Window::new(1)),
             };
             producers.push((producer, connection.clone()));
         }

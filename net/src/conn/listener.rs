@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use compio::net::{TcpListener, TcpStream};
 use futures_util::future::{Fuse, FusedFuture, FutureExt};
-use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::budget::PartialFrameBudget;
 use super::config::{ConnConfig, ServeConfig};
 use super::connection::{Connection, Handler};
+use super::quiet_set::QuietSet;
 
 /// First pause after a failed accept.
 pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(1);
@@ -44,7 +44,7 @@ pub async fn serve<H: Handler>(listener: &TcpListener, handler: Rc<H>, config: S
     let budget = Rc::new(PartialFrameBudget::new(config.partial_frame_bytes_max));
     let handler = &*handler;
     let conn_config = &config.conn;
-    let mut connections = FuturesUnordered::new();
+    let mut connections = QuietSet::new();
     let mut accept = pin!(Fuse::terminated());
     let mut backoff = pin!(Fuse::terminated());
     let mut backoff_delay = ACCEPT_BACKOFF_MIN;
@@ -65,7 +65,7 @@ pub async fn serve<H: Handler>(listener: &TcpListener, handler: Rc<H>, config: S
                 return Poll::Ready(ServeEvent::BackoffOver);
             }
             if !connections.is_empty() {
-                if let Poll::Ready(Some(())) = connections.poll_next_unpin(cx) {
+                if let Poll::Ready(Some(())) = connections.poll_next(cx) {
                     return Poll::Ready(ServeEvent::ConnectionEnded);
                 }
             }

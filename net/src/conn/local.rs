@@ -110,6 +110,10 @@ pub(crate) struct LocalQueue<T> {
     closed: Cell<bool>,
     consumer: RefCell<Option<Waker>>,
     producers: RefCell<Vec<Waker>>,
+    /// Set while the consumer's task is being polled and will poll the consumer before it
+    /// returns: a push meanwhile leaves the consumer's waker in place instead of waking that
+    /// task (a self-wake costs the runtime another executor round and kernel entry).
+    consumer_polled_next: Cell<bool>,
 }
 
 impl<T> LocalQueue<T> {
@@ -126,7 +130,15 @@ impl<T> LocalQueue<T> {
             closed: Cell::new(false),
             consumer: RefCell::new(None),
             producers: RefCell::new(Vec::new()),
+            consumer_polled_next: Cell::new(false),
         }
+    }
+
+    /// Tells the queue whether the consumer is about to be polled by the task that is running
+    /// now (see `consumer_polled_next`). Whoever sets it must poll the consumer before the
+    /// task's poll returns, and clear it first.
+    pub(crate) fn set_consumer_polled_next(&self, polled_next: bool) {
+        self.consumer_polled_next.set(polled_next);
     }
 
     /// Items currently queued.
@@ -146,6 +158,9 @@ impl<T> LocalQueue<T> {
             }
             items.push_back(item);
             assert!(items.len() <= self.capacity);
+        }
+        if self.consumer_polled_next.get() {
+            return Ok(()); // the consumer is polled before its task yields: it sees the item
         }
         let consumer = self.consumer.borrow_mut().take();
         if let Some(waker) = consumer {
@@ -240,6 +255,35 @@ mod tests {
         let (tx, mut rx) = oneshot::<u32>();
         drop(tx);
         assert_eq!(poll_once(Pin::new(&mut rx)), Poll::Ready(None));
+    }
+
+    /// A waker that counts its wakes.
+    struct CountingWake(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWake {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_push_while_the_consumer_is_polled_next_wakes_nobody_and_is_seen() {
+        let queue = LocalQueue::new(4);
+        let counter = std::sync::Arc::new(CountingWake(0.into()));
+        let waker = Waker::from(counter.clone());
+        let mut cx = Context::from_waker(&waker);
+        let wakes = || counter.0.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(queue.poll_ready(&mut cx).is_pending());
+        queue.set_consumer_polled_next(true);
+        assert!(queue.try_push(1).is_ok());
+        queue.set_consumer_polled_next(false);
+        assert_eq!(wakes(), 0, "the running task polls the consumer itself");
+        assert_eq!(queue.poll_ready(&mut cx), Poll::Ready(true));
+        assert_eq!(queue.pop(), Some(1));
+        // Outside that window a push wakes the consumer as before.
+        assert!(queue.poll_ready(&mut cx).is_pending());
+        assert!(queue.try_push(2).is_ok());
+        assert_eq!(wakes(), 1);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! ([`RemotingClient`]), [`listener`] ([`serve`]: accept loop with a connection cap),
 //! [`config`] (every limit, named once), [`error`], `budget` (bytes of incomplete frames
 //! per serve loop, shedding past the limit), `read_buffer` (read buffer sizing),
-//! `frame_clock` (the frame completion timeout's clock) and `local` (single-thread oneshot
-//! and bounded queue).
+//! `frame_clock` (the frame completion timeout's clock), `local` (single-thread oneshot
+//! and bounded queue) and `quiet_set` (a set of futures that does not wake its task for
+//! nothing).
 //!
 //! Must never interpret a request (that is the dispatcher's job), answer a oneway request,
 //! move a connection to another core, or let any queue or map grow past its named limit.
@@ -21,6 +22,7 @@ mod frame_clock;
 pub mod handle;
 pub mod listener;
 mod local;
+mod quiet_set;
 mod read_buffer;
 
 pub use client::{RemotingClient, RequestCallback};
