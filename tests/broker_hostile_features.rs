@@ -1220,6 +1220,9 @@ fn timer_topics_past_the_counted_cap_fold_into_other_and_drain() {
     let broker = Broker::start(1, "");
     block_on(async {
         let client = broker.client();
+        // Created first: past 4,096 topics the well-behaved client's topic could not be
+        // auto-created any more (autoCreateTopicMax).
+        create_topic(&client, TOPIC, 1, 6).await;
         let topics: Vec<String> = (0..=TIMER_TOPICS_COUNTED_MAX)
             .map(|i| format!("HostileTimer{i}"))
             .collect();
