@@ -233,6 +233,57 @@ fn offset_too_small_and_message_removing_after_retention() {
 }
 
 #[test]
+fn a_reopened_store_raises_queue_min_offsets_past_segments_retention_deleted() {
+    let root = scratch_dir_on_real_disk("store-retention-reopen").expect("scratch");
+    run(async {
+        let faults = rmq_storage::file::FaultInjector::new();
+        let mut config = store_support::config(&root, FlushPolicy::Async);
+        config.commitlog.checkpoint_interval_ms = 0;
+        let (store, _) = Store::open(config.clone(), Disk::with_faults(faults.clone()))
+            .await
+            .expect("open");
+        for i in 0..6000 {
+            append(&store, "T", 0, i).await;
+        }
+        store.checkpoint().await.expect("checkpoint");
+        compio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // Only the CommitLog deletes (a crash before the consume queues follow).
+        faults.set_disk_used_percent(Some(99));
+        let clock = rmq_storage::commitlog::RetentionClock {
+            now: std::time::SystemTime::now(),
+            local_hour: 12,
+        };
+        let policy = rmq_storage::commitlog::RetentionPolicy::default();
+        let outcome = store
+            .commitlog()
+            .delete_expired(clock, &policy)
+            .await
+            .expect("retention");
+        assert!(!outcome.deleted_segments.is_empty(), "{outcome:?}");
+        assert_eq!(
+            store.offsets("T", 0).expect("queue").0,
+            0,
+            "not followed yet"
+        );
+        store.close().await.expect("close");
+        drop(store);
+        faults.set_disk_used_percent(None);
+        let (store, _) = Store::open(config, Disk::with_faults(faults))
+            .await
+            .expect("reopen");
+        let (min, max) = store.offsets("T", 0).expect("queue");
+        assert!(min > 0 && max == 6000, "min {min} max {max}");
+        let first = get(&store, min, 1, TagFilter::All).await;
+        assert_eq!(first.status, GetStatus::Found);
+        let below = get(&store, 0, 1, TagFilter::All).await;
+        assert_eq!(
+            (below.status, below.next_begin_offset),
+            (GetStatus::OffsetTooSmall, min)
+        );
+    });
+}
+
+#[test]
 fn missing_consume_queue_file_is_offset_found_null() {
     let root = scratch_dir_on_real_disk("store-found-null").expect("scratch");
     run(async {

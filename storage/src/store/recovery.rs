@@ -122,6 +122,11 @@ pub(super) async fn open(config: StoreConfig, disk: Disk) -> Result<(Store, Stor
     let records_replayed = store
         .replay(replay_from, log_end, cq_start, index_start)
         .await?;
+    // A crash between retention's segment deletion and the consume queues following it leaves
+    // queue min offsets pointing below the CommitLog's start (Java's `correctMinOffset` at
+    // recovery): raise them now, not at the first retention pass.
+    store.cqs.apply_commitlog_min(log_min).await?;
+    store.index.apply_commitlog_min(log_min).await?;
     store.checkpoint().await?;
     tracing::info!(
         replay_from,
