@@ -466,8 +466,14 @@ pub const TIMER_PRECISION_MS_MIN: u64 = 100;
 pub const TIMER_ROUND_MS: u64 = 3_600_000;
 /// Timer messages the enqueue task reads from the timer system queue per batch.
 pub const TIMER_ENQUEUE_BATCH: u32 = 256;
-/// Timers the delivery loop reads from a slot's chain per batch (delivered one by one).
+/// Timers the delivery loop reads from a slot's chain per batch (delivered by windows of
+/// [`TIMER_DELIVER_WINDOW`]).
 pub const TIMER_DELIVER_BATCH: usize = 256;
+/// Due timers whose records the delivery loop reads and re-stores at once (a window of a
+/// [`TIMER_DELIVER_BATCH`], sorted by timer-queue offset: adjacent copies share one ranged
+/// read, the others are reads in flight together; their re-stores are appends in flight
+/// together). Bounds the records a shard holds for delivery to this many.
+pub const TIMER_DELIVER_WINDOW: usize = 32;
 /// Topics the timer admin view counts pending timers for, per shard; timers of further
 /// topics are counted under `<other>` (the map is keyed by the senders' topics).
 pub const TIMER_TOPICS_COUNTED_MAX: usize = 4_096;

@@ -7,7 +7,9 @@
 //! before the producer is answered. Per shard, an enqueue task moves each stored timer into the
 //! shard's [`wheel::TimerWheel`] and a delivery loop, ticking at `timerPrecisionMs`, re-stores
 //! each due message in its real topic and queue (crossing the mesh when another shard owns it)
-//! with `TIMER_OUT_MS` added and `REAL_TOPIC`/`REAL_QID` removed.
+//! with `TIMER_OUT_MS` added and `REAL_TOPIC`/`REAL_QID` removed, a window of
+//! [`TIMER_DELIVER_WINDOW`] due timers at a time: their copies are read together (adjacent ones
+//! in one ranged read) and their re-stores are in flight together.
 //!
 //! A timer due further than one roll window after its copy was stored rolls ([`roll`]): the
 //! copy is re-stored in the timer queue at the roll time and scheduled again, so no copy
@@ -39,6 +41,8 @@ use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
+
 use rmq_net::codec::codes::ResponseCode;
 use rmq_net::codec::message::{keys, sysflag, CrcCheck, MessageRecord, Properties};
 use rmq_storage::commitlog::StoredRecord;
@@ -47,8 +51,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::BrokerConfig;
 use crate::limits::{
-    TIMER_DELIVER_BATCH, TIMER_ENQUEUE_BATCH, TIMER_ROLL_DEDUP_MAX, TIMER_ROUND_MS,
-    TIMER_TOPICS_COUNTED_MAX,
+    TIMER_DELIVER_BATCH, TIMER_DELIVER_WINDOW, TIMER_ENQUEUE_BATCH, TIMER_ROLL_DEDUP_MAX,
+    TIMER_ROUND_MS, TIMER_TOPICS_COUNTED_MAX,
 };
 use crate::runtime::clock::now_ms;
 use crate::runtime::mesh::submit_to;
@@ -742,9 +746,7 @@ async fn deliver_slot(shard: &Rc<Shard>, queue_id: i32) -> Result<(), Failure> {
             .borrow_mut()
             .read_chain(&mut chain, TIMER_DELIVER_BATCH)
             .map_err(wheel_failure)?;
-        for entry in batch {
-            deliver_entry(shard, queue_id, entry, slot_end_ms).await?;
-        }
+        deliver_batch(shard, queue_id, batch, slot_end_ms).await?;
     }
     {
         let mut wheel = timer.wheel.borrow_mut();
@@ -764,39 +766,135 @@ async fn deliver_slot(shard: &Rc<Shard>, queue_id: i32) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn deliver_entry(
+/// What one due entry of a window turns into, decided before any re-store is started.
+enum Due<'a> {
+    /// Its copy (at this timer-queue offset) is gone from the timer queue (logged, dropped).
+    Gone(u64),
+    /// Rolled before a crash and the rolled copy found again: that copy carries the timer.
+    Deduplicated(String),
+    /// Not due yet at the slot's end: rolled to a fresh copy.
+    Roll(&'a StoredRecord, u64, String),
+    /// Re-stored in its real topic and queue.
+    Deliver(&'a StoredRecord, String),
+}
+
+/// Delivers one batch of a slot's chain: sorted by timer-queue offset, then window by window
+/// ([`TIMER_DELIVER_WINDOW`]) the records are read with one get per run of consecutive
+/// offsets (adjacent copies come from one ranged read), all runs in flight together, and the
+/// window's rolls and re-stores are appended in flight together. Every one of them completes
+/// before the next window starts and before the caller finishes the slot; an error fails the
+/// slot, which is retried whole (at-least-once).
+async fn deliver_batch(
     shard: &Rc<Shard>,
     queue_id: i32,
-    entry: TimerEntry,
+    mut batch: Vec<TimerEntry>,
     slot_end_ms: i64,
 ) -> Result<(), Failure> {
+    batch.sort_unstable_by_key(|entry| entry.queue_offset);
+    for window in batch.chunks(TIMER_DELIVER_WINDOW) {
+        let records = read_window(shard, queue_id, window).await?;
+        assert_eq!(records.len(), window.len(), "one lookup per due entry");
+        let dues: Vec<Due<'_>> = window
+            .iter()
+            .zip(&records)
+            .map(|(entry, record)| classify(shard, *entry, record.as_ref(), slot_end_ms))
+            .collect();
+        let outcomes = join_all(dues.iter().map(|due| settle(shard, queue_id, due))).await;
+        outcomes.into_iter().collect::<Result<(), Failure>>()?;
+    }
+    Ok(())
+}
+
+/// The records of `window` (ascending timer-queue offsets), one per entry in its order, `None`
+/// for a copy no longer in the timer queue. Consecutive offsets are one get (the store reads
+/// adjacent records with one ranged read); the gets run in flight together.
+async fn read_window(
+    shard: &Rc<Shard>,
+    queue_id: i32,
+    window: &[TimerEntry],
+) -> Result<Vec<Option<StoredRecord>>, Failure> {
+    debug_assert!(window
+        .windows(2)
+        .all(|pair| pair[0].queue_offset <= pair[1].queue_offset));
+    // Runs of consecutive offsets: (first offset, last offset).
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for entry in window {
+        match runs.last_mut() {
+            Some((_, last)) if entry.queue_offset <= *last + 1 => *last = entry.queue_offset,
+            _ => runs.push((entry.queue_offset, entry.queue_offset)),
+        }
+    }
+    let gets = runs.iter().map(|&(first, last)| async move {
+        let get = GetRequest {
+            topic: TIMER_TOPIC,
+            queue_id,
+            queue_offset: first,
+            max_count: u32::try_from(last - first + 1).expect("a run is within a window"),
+            max_bytes: u64::MAX,
+            filter: TagFilter::All,
+        };
+        shard
+            .store
+            .get_messages(&get)
+            .await
+            .map_err(|e| storage_failure(&e))
+    });
+    let mut found: BTreeMap<u64, StoredRecord> = BTreeMap::new();
+    // Entries a run's scan stopped before (a consume-queue file boundary): read on their own.
+    let mut unscanned: Vec<u64> = Vec::new();
+    for (&(first, last), result) in runs.iter().zip(join_all(gets).await) {
+        let result = result?;
+        // Every offset of a run is a window entry's; those at or past where the scan stopped
+        // were not looked at.
+        unscanned.extend(result.next_begin_offset.max(first)..=last);
+        for record in result.records {
+            let offset = record.queue_offset.unsigned_abs();
+            if (first..=last).contains(&offset) {
+                found.insert(offset, record);
+            }
+        }
+    }
+    for offset in unscanned {
+        if found.contains_key(&offset) {
+            continue;
+        }
+        let get = GetRequest {
+            topic: TIMER_TOPIC,
+            queue_id,
+            queue_offset: offset,
+            max_count: 1,
+            max_bytes: 1,
+            filter: TagFilter::All,
+        };
+        let result = shard
+            .store
+            .get_messages(&get)
+            .await
+            .map_err(|e| storage_failure(&e))?;
+        if let Some(record) = result
+            .records
+            .into_iter()
+            .find(|r| r.queue_offset.unsigned_abs() == offset)
+        {
+            found.insert(offset, record);
+        }
+    }
+    Ok(window
+        .iter()
+        .map(|entry| found.get(&entry.queue_offset).cloned())
+        .collect())
+}
+
+/// Decides what a due entry turns into (no I/O).
+fn classify<'a>(
+    shard: &Shard,
+    entry: TimerEntry,
+    record: Option<&'a StoredRecord>,
+    slot_end_ms: i64,
+) -> Due<'a> {
     let timer = &shard.timer;
-    let get = GetRequest {
-        topic: TIMER_TOPIC,
-        queue_id,
-        queue_offset: entry.queue_offset,
-        max_count: 1,
-        max_bytes: 1,
-        filter: TagFilter::All,
-    };
-    let result = shard
-        .store
-        .get_messages(&get)
-        .await
-        .map_err(|e| storage_failure(&e))?;
-    let Some(record) = result
-        .records
-        .first()
-        .filter(|r| r.queue_offset.unsigned_abs() == entry.queue_offset)
-    else {
-        tracing::error!(
-            shard = shard.id.0,
-            offset = entry.queue_offset,
-            status = ?result.status,
-            "timer message no longer in the timer queue (retention?); dropped"
-        );
-        timer.counters.dropped.set(timer.counters.dropped.get() + 1);
-        return Ok(());
+    let Some(record) = record else {
+        return Due::Gone(entry.queue_offset);
     };
     assert!(
         record.tags_code >= entry.deliver_ms,
@@ -804,28 +902,44 @@ async fn deliver_entry(
     );
     let topic = real_topic(record).unwrap_or_default();
     if timer.roll_dedup.borrow().contains(&entry.queue_offset) {
-        // Rolled before a crash and its rolled copy found again: that copy carries the timer
-        // (to a roll or, if due by now, to its delivery).
-        bump(&timer.counters.rolls_deduplicated);
-        timer.count(&topic, false);
-        return Ok(());
+        return Due::Deduplicated(topic);
     }
     if roll::is_roll(record.tags_code, slot_end_ms) {
-        roll_copy(shard, queue_id, record, entry.queue_offset).await?;
-        timer.count(&topic, false);
-        return Ok(());
+        return Due::Roll(record, entry.queue_offset, topic);
     }
-    let owner = deliver_one(shard, record).await?;
-    if let Some(owner) = owner {
-        timer.flush_targets.borrow_mut().insert(owner.0);
-        timer
-            .counters
-            .delivered
-            .set(timer.counters.delivered.get() + 1);
-    } else {
-        timer.counters.dropped.set(timer.counters.dropped.get() + 1);
+    Due::Deliver(record, topic)
+}
+
+/// Carries out one due entry's [`Due`]: the roll or re-store, then the counters.
+async fn settle(shard: &Rc<Shard>, queue_id: i32, due: &Due<'_>) -> Result<(), Failure> {
+    let timer = &shard.timer;
+    match due {
+        Due::Gone(offset) => {
+            tracing::error!(
+                shard = shard.id.0,
+                offset,
+                "timer message no longer in the timer queue (retention?); dropped"
+            );
+            bump(&timer.counters.dropped);
+        }
+        Due::Deduplicated(topic) => {
+            bump(&timer.counters.rolls_deduplicated);
+            timer.count(topic, false);
+        }
+        Due::Roll(record, from, topic) => {
+            roll_copy(shard, queue_id, record, *from).await?;
+            timer.count(topic, false);
+        }
+        Due::Deliver(record, topic) => {
+            if let Some(owner) = deliver_one(shard, record).await? {
+                timer.flush_targets.borrow_mut().insert(owner.0);
+                bump(&timer.counters.delivered);
+            } else {
+                bump(&timer.counters.dropped);
+            }
+            timer.count(topic, false);
+        }
     }
-    timer.count(&topic, false);
     Ok(())
 }
 
