@@ -13,7 +13,10 @@
    stopped and its store deleted before the next repeat.
 Writes OUT/catchup.json (every sample) and OUT/catchup-*.log (broker logs).
 Usage: catchup.py OUT   (env: RMQ_BIN, BENCH_BIN, COUNT=2100000, REPEATS=3; HA_BATCH=bytes sets
-haTransferBatchSize on both brokers, TAG=-x names the files catchup-x*.json for such a run)."""
+haTransferBatchSize on both brokers, TAG=-x names the files catchup-x*.json for such a run;
+SHARDS=2 runs both brokers with 2 shards, each free to use both cores: the backlog spreads over
+both shards' CommitLogs and each shard replicates on its own connection; SLAVE_STORE_DIR=path
+puts the slave's stores there, e.g. on another disk)."""
 import glob
 import json
 import os
@@ -38,6 +41,12 @@ repeats = int(os.environ.get("REPEATS", "3"))
 ha_batch = os.environ.get("HA_BATCH")
 extra_conf = f"haTransferBatchSize={ha_batch}\n" if ha_batch else ""
 tag = os.environ.get("TAG", "")
+shards = int(os.environ.get("SHARDS", "1"))
+# SLAVE_STORE_DIR=path puts the slave's store on another file system (another disk), so the
+# master's reads and the slave's writes do not share one device as they do by default.
+slave_root = Path(os.environ["SLAVE_STORE_DIR"]) if os.environ.get("SLAVE_STORE_DIR") else None
+# With one shard the master runs on core 1 and the slave on core 0; with more, both may use all.
+master_core, slave_core = ("1", "0") if shards == 1 else ("0-1", "0-1")
 procstat = here.parent / "2026-11-22-broker" / "procstat.py"
 work = Path("target/perf-ha/catchup")
 env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
@@ -152,15 +161,17 @@ def dd(path, bs):
 
 
 def main():
+    global slave_root
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    result = {"count": count, "ha_transfer_batch_size": int(ha_batch) if ha_batch else 32768, "repeats": []}
+    slave_root = slave_root or work
+    result = {"shards": shards, "slave_store_dir": str(slave_root), "count": count, "ha_transfer_batch_size": int(ha_batch) if ha_batch else 32768, "repeats": []}
     ns_p, ns = start([rmq, "namesrv", "--port", "0", "--bind", "127.0.0.1", "--kv-config",
                       str(work / "kv.json")], "namesrv", 0)
     mport, mha, sport, sha = free_ports(4)
     write_conf(work / "master.conf", "ASYNC_MASTER", 0, mport, mha, work / "master")
-    m_p, maddr = start([rmq, "broker", "-c", str(work / "master.conf"), "-n", ns, "--shards", "1"],
-                       "master", 1)
+    m_p, maddr = start([rmq, "broker", "-c", str(work / "master.conf"), "-n", ns, "--shards", str(shards)],
+                       "master", master_core)
     time.sleep(1)
     result["fill_background_busy_cores"], result["fill_gate_waited_s"] = quiet_gate()
     log(f"filling the master with {count} x 1 KiB")
@@ -178,9 +189,16 @@ def main():
     result["master_rss_kib_after_fill"] = rss_kib(m_p.pid)
     segments = sorted(p for p in glob.glob(str(work / "master" / "**" / "*"), recursive=True)
                       if os.path.isfile(p) and os.path.getsize(p) == 1 << 30)
-    # Segments wholly written (named by their start offset): the ones dd reads.
-    full = [p for p in segments if os.path.basename(p).isdigit()
-            and int(os.path.basename(p)) + (1 << 30) <= master_end]
+    # Segments wholly written (named by their start offset): the ones dd reads. With one shard
+    # the name and the max offset tell; with more (one directory per shard, the max offset a
+    # sum over shards) every segment but the last of its directory.
+    by_dir = {}
+    for p in segments:
+        if os.path.basename(p).isdigit():
+            by_dir.setdefault(os.path.dirname(p), []).append(p)
+    full = sorted(p for ps in by_dir.values()
+                  for p in sorted(ps, key=lambda q: int(os.path.basename(q)))[:-1]
+                  if shards > 1 or int(os.path.basename(p)) + (1 << 30) <= master_end)
     result["segments"], result["full_segments"] = segments, full
     log(f"master holds {master_end / 1e9:.2f} GB in {len(segments)} x 1 GiB segment files, "
         f"{len(full)} full")
@@ -194,13 +212,13 @@ def main():
         r = {"repeat": rep, "background_busy_cores": busy, "gate_waited_s": waited, "dd_segment": seg, "dd_before": [dd(seg, "1M"), dd(seg, "32K")]}
         log(f"repeat {rep}: dd O_DIRECT {seg}: {r['dd_before'][0]['mb_per_s']:.0f} MB/s (1M), "
             f"{r['dd_before'][1]['mb_per_s']:.0f} MB/s (32K)")
-        slave_store = work / f"slave{rep}"
+        slave_store = slave_root / f"slave{rep}"
         shutil.rmtree(slave_store, ignore_errors=True)
         write_conf(work / "slave.conf", "SLAVE", 1, sport, sha, slave_store)
         m_before = snap(m_p.pid)
         t0 = time.monotonic()
-        s_p, saddr = start([rmq, "broker", "-c", str(work / "slave.conf"), "-n", ns, "--shards", "1"],
-                           f"slave{rep}", 0)
+        s_p, saddr = start([rmq, "broker", "-c", str(work / "slave.conf"), "-n", ns, "--shards", str(shards)],
+                           f"slave{rep}", slave_core)
         r["slave_ready_s"] = time.monotonic() - t0
         s_before = snap(s_p.pid)
         rss, offsets = [], []
