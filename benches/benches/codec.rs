@@ -133,6 +133,20 @@ fn bench_send_decode(c: &mut Criterion, name: &str, command: &RemotingCommand) {
             black_box((decoded, header))
         });
     });
+    // The typed header alone, from extFields already decoded.
+    let mut buf = BytesMut::from(&encoded[..]);
+    let decoded = frame::decode_from(&mut buf, &limits)
+        .expect("decodes")
+        .expect("complete");
+    group.bench_function("header_from_ext", |b| {
+        b.iter(|| {
+            SendMessageRequestHeader::decode_for_code(
+                black_box(decoded.request_code()),
+                black_box(&decoded.ext_fields),
+            )
+            .expect("a send header")
+        });
+    });
     group.finish();
 }
 

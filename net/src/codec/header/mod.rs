@@ -294,7 +294,13 @@ pub(crate) trait HeaderField: Sized {
     const REQUIRED: bool;
 
     /// Reads field `name` from `ext`.
-    fn read(ext: &ExtFields, name: &'static str) -> Result<Self, CodecError>;
+    fn read(ext: &ExtFields, name: &'static str) -> Result<Self, CodecError> {
+        Self::from_text(name, ext.get(name))
+    }
+
+    /// The field from its text, `None` when the key is absent (`name` only names it in
+    /// errors).
+    fn from_text(name: &'static str, text: Option<&str>) -> Result<Self, CodecError>;
 
     /// Writes field `name` into `out` (nothing for `None`).
     fn write(&self, name: &'static str, out: &mut ExtFields);
@@ -305,8 +311,8 @@ macro_rules! header_field_impls {
         impl HeaderField for $ty {
             const REQUIRED: bool = true;
 
-            fn read(ext: &ExtFields, name: &'static str) -> Result<Self, CodecError> {
-                match ext.get(name) {
+            fn from_text(name: &'static str, text: Option<&str>) -> Result<Self, CodecError> {
+                match text {
                     Some(text) => <$ty as FieldValue>::parse_text(name, text),
                     None => Err(CodecError::MissingField(name)),
                 }
@@ -320,8 +326,8 @@ macro_rules! header_field_impls {
         impl HeaderField for Option<$ty> {
             const REQUIRED: bool = false;
 
-            fn read(ext: &ExtFields, name: &'static str) -> Result<Self, CodecError> {
-                read_optional::<$ty>(ext, name)
+            fn from_text(name: &'static str, text: Option<&str>) -> Result<Self, CodecError> {
+                optional_from_text::<$ty>(name, text)
             }
 
             fn write(&self, name: &'static str, out: &mut ExtFields) {
@@ -339,7 +345,14 @@ fn read_optional<T: FieldValue>(
     ext: &ExtFields,
     name: &'static str,
 ) -> Result<Option<T>, CodecError> {
-    match ext.get(name) {
+    optional_from_text(name, ext.get(name))
+}
+
+fn optional_from_text<T: FieldValue>(
+    name: &'static str,
+    text: Option<&str>,
+) -> Result<Option<T>, CodecError> {
+    match text {
         None => Ok(None),
         Some(text) if T::EMPTY_IS_ABSENT && text.trim().is_empty() => Ok(None),
         Some(text) => T::parse_text(name, text).map(Some),

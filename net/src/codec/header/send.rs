@@ -38,6 +38,16 @@ impl SendHeaderForm {
             Self::V2 => &SEND_NAMES_V2,
         }
     }
+
+    /// Position of `key` among [`Self::names`], `None` for a key of no field of this form.
+    fn index_of(self, key: &str) -> Option<usize> {
+        match (self, key.as_bytes()) {
+            // `a`..`n` in field order (checked by `v2_names_are_the_letters_a_to_n`).
+            (Self::V2, &[letter @ b'a'..=b'n']) => Some(usize::from(letter - b'a')),
+            (Self::V2, _) => None,
+            (Self::V1, _) => SEND_NAMES_V1.iter().position(|name| *name == key),
+        }
+    }
 }
 
 /// Number of fields in the send header.
@@ -123,22 +133,31 @@ impl SendMessageRequestHeader {
     /// [`CodecError::MissingField`] for a missing `a`..`h` field (named in the form's
     /// spelling), [`CodecError::InvalidField`] for text that does not parse.
     pub fn from_ext_fields_in(form: SendHeaderForm, ext: &ExtFields) -> Result<Self, CodecError> {
+        // One pass over the map (its keys are unique) instead of a lookup per field; the fields
+        // are then parsed in order, so the first error is the one a lookup per field gives.
+        let mut texts: [Option<&str>; SEND_FIELD_COUNT] = [None; SEND_FIELD_COUNT];
+        for (key, value) in ext.iter() {
+            if let Some(index) = form.index_of(key) {
+                texts[index] = Some(value);
+            }
+        }
         let [a, b, c, d, e, f, g, h, i, j, k, l, m, n] = *form.names();
+        let [ta, tb, tc, td, te, tf, tg, th, ti, tj, tk, tl, tm, tn] = texts;
         Ok(Self {
-            producer_group: HeaderField::read(ext, a)?,
-            topic: HeaderField::read(ext, b)?,
-            default_topic: HeaderField::read(ext, c)?,
-            default_topic_queue_nums: HeaderField::read(ext, d)?,
-            queue_id: HeaderField::read(ext, e)?,
-            sys_flag: HeaderField::read(ext, f)?,
-            born_timestamp: HeaderField::read(ext, g)?,
-            flag: HeaderField::read(ext, h)?,
-            properties: HeaderField::read(ext, i)?,
-            reconsume_times: HeaderField::read(ext, j)?,
-            unit_mode: HeaderField::read(ext, k)?,
-            max_reconsume_times: HeaderField::read(ext, l)?,
-            batch: HeaderField::read(ext, m)?,
-            broker_name: HeaderField::read(ext, n)?,
+            producer_group: HeaderField::from_text(a, ta)?,
+            topic: HeaderField::from_text(b, tb)?,
+            default_topic: HeaderField::from_text(c, tc)?,
+            default_topic_queue_nums: HeaderField::from_text(d, td)?,
+            queue_id: HeaderField::from_text(e, te)?,
+            sys_flag: HeaderField::from_text(f, tf)?,
+            born_timestamp: HeaderField::from_text(g, tg)?,
+            flag: HeaderField::from_text(h, th)?,
+            properties: HeaderField::from_text(i, ti)?,
+            reconsume_times: HeaderField::from_text(j, tj)?,
+            unit_mode: HeaderField::from_text(k, tk)?,
+            max_reconsume_times: HeaderField::from_text(l, tl)?,
+            batch: HeaderField::from_text(m, tm)?,
+            broker_name: HeaderField::from_text(n, tn)?,
         })
     }
 
@@ -311,6 +330,95 @@ mod tests {
                 SendMessageRequestHeader::decode_for_code(RequestCode::SendBatchMessage, &v2),
                 Ok(header.clone())
             );
+        }
+    }
+
+    /// The decode before the single pass: one map lookup per field, in field order.
+    fn decode_by_lookup(
+        form: SendHeaderForm,
+        ext: &ExtFields,
+    ) -> Result<SendMessageRequestHeader, CodecError> {
+        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n] = *form.names();
+        Ok(SendMessageRequestHeader {
+            producer_group: HeaderField::read(ext, a)?,
+            topic: HeaderField::read(ext, b)?,
+            default_topic: HeaderField::read(ext, c)?,
+            default_topic_queue_nums: HeaderField::read(ext, d)?,
+            queue_id: HeaderField::read(ext, e)?,
+            sys_flag: HeaderField::read(ext, f)?,
+            born_timestamp: HeaderField::read(ext, g)?,
+            flag: HeaderField::read(ext, h)?,
+            properties: HeaderField::read(ext, i)?,
+            reconsume_times: HeaderField::read(ext, j)?,
+            unit_mode: HeaderField::read(ext, k)?,
+            max_reconsume_times: HeaderField::read(ext, l)?,
+            batch: HeaderField::read(ext, m)?,
+            broker_name: HeaderField::read(ext, n)?,
+        })
+    }
+
+    /// Maps that start empty or from a valid header in either form, then get keys of either
+    /// form, near misses and others, with values that parse, fail to parse, are blank or are
+    /// padded.
+    fn arb_ext() -> impl Strategy<Value = ExtFields> {
+        let key = prop_oneof![
+            prop::sample::select(SEND_NAMES_V1.to_vec()).prop_map(str::to_owned),
+            prop::sample::select(SEND_NAMES_V2.to_vec()).prop_map(str::to_owned),
+            "[a-p]{0,2}",
+            "[A-Za-z]{1,14}",
+        ];
+        let value = prop_oneof![
+            "-?[0-9]{1,20}",
+            Just(String::new()),
+            Just(" 7 ".to_owned()),
+            Just("true".to_owned()),
+            Just("TRUE".to_owned()),
+            any::<String>(),
+        ];
+        let start = prop_oneof![Just(None), (arb_send(), any::<bool>()).prop_map(Some),];
+        let pairs = prop::collection::vec((key, value), 0..24);
+        (start, pairs).prop_map(|(start, pairs)| {
+            let mut ext = match start {
+                None => ExtFields::new(),
+                Some((header, long_names)) => header.to_ext_in(if long_names {
+                    SendHeaderForm::V1
+                } else {
+                    SendHeaderForm::V2
+                }),
+            };
+            for (key, value) in pairs {
+                ext.insert(key, value);
+            }
+            ext
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn single_pass_decode_equals_a_lookup_per_field(ext in arb_ext()) {
+            for form in [SendHeaderForm::V1, SendHeaderForm::V2] {
+                prop_assert_eq!(
+                    SendMessageRequestHeader::from_ext_fields_in(form, &ext),
+                    decode_by_lookup(form, &ext)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn v2_names_are_the_letters_a_to_n() {
+        for (index, name) in SEND_NAMES_V2.iter().enumerate() {
+            let letter = char::from(b'a' + u8::try_from(index).expect("14 fields"));
+            assert_eq!(*name, letter.to_string());
+            assert_eq!(SendHeaderForm::V2.index_of(name), Some(index));
+        }
+        for (index, name) in SEND_NAMES_V1.iter().enumerate() {
+            assert_eq!(SendHeaderForm::V1.index_of(name), Some(index));
+            assert_eq!(SendHeaderForm::V2.index_of(name), None);
+        }
+        for key in ["", "o", "A", "ab", "brokerName"] {
+            assert_eq!(SendHeaderForm::V1.index_of(key), None);
+            assert_eq!(SendHeaderForm::V2.index_of(key), None);
         }
     }
 
