@@ -14,71 +14,19 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use common::{
-    assert_code, block_on, call, create_topic, pull, send_header, send_request, send_v2, sent,
-    Broker, PullSpec,
+    assert_code, block_on, call, create_and_wait, props, pull_records, send_header, send_request,
+    send_v2, sent, timer_status, Broker,
 };
 use rmq::broker::timer::admin::TimerReport;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::message::{encode_batch, keys, BatchEntry, MessageRecord, Properties};
 use rmq_net::conn::RemotingClient;
-use rmq_net::ExtFields;
 
 /// 40 days of maximum delay (the "at least 40 days"), durable sends.
 const EXTRA_CONF: &str = "timerMaxDelaySec=3456000\nflushDiskType=SYNC_FLUSH";
 /// Longest wait for a due timer in these tests.
 const DELIVERY_WAIT_MAX: Duration = Duration::from_secs(30);
 const DAY_MS: i64 = 24 * 3600 * 1000;
-
-fn props(pairs: &[(&str, &str)]) -> Properties {
-    let mut properties = Properties::new();
-    for (name, value) in pairs {
-        properties.insert(*name, *value).expect("valid property");
-    }
-    properties
-}
-
-/// Creates `topic` with `queues` queues and waits until every queue serves pulls.
-async fn create_and_wait(client: &RemotingClient, topic: &str, queues: i32) {
-    create_topic(client, topic, queues, 6).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for queue_id in 0..queues {
-        loop {
-            let reply = pull(client, &PullSpec::new(topic, queue_id, 0)).await;
-            if reply.code == ResponseCode::PullNotFound {
-                break;
-            }
-            assert_eq!(
-                reply.code,
-                ResponseCode::TopicNotExist,
-                "{topic}/{queue_id}"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "topic {topic} never became pullable"
-            );
-            compio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-/// Every record of `topic`/`queue_id` from offset 0.
-async fn records(client: &RemotingClient, topic: &str, queue_id: i32) -> Vec<MessageRecord> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let mut spec = PullSpec::new(topic, queue_id, offset);
-        spec.max = 32;
-        let reply = pull(client, &spec).await;
-        match reply.code {
-            ResponseCode::Success => {
-                offset = reply.header.next_begin_offset;
-                out.extend(reply.records);
-            }
-            ResponseCode::PullNotFound | ResponseCode::TopicNotExist => return out,
-            other => panic!("pull {topic}/{queue_id}@{offset}: {other:?}"),
-        }
-    }
-}
 
 /// Waits until `topic`/`queue_id` holds at least `count` records; returns them.
 async fn wait_for(
@@ -89,7 +37,7 @@ async fn wait_for(
 ) -> Vec<MessageRecord> {
     let deadline = Instant::now() + DELIVERY_WAIT_MAX;
     loop {
-        let found = records(client, topic, queue_id).await;
+        let found = pull_records(client, topic, queue_id).await;
         if found.len() >= count {
             return found;
         }
@@ -100,16 +48,6 @@ async fn wait_for(
         );
         compio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn timer_status(client: &RemotingClient) -> TimerReport {
-    let reply = call(
-        client,
-        rmq_net::RemotingCommand::request(RequestCode::TimerStatus, ExtFields::new()),
-    )
-    .await;
-    assert_code(&reply, ResponseCode::Success);
-    serde_json::from_slice(&reply.body).expect("a timer report")
 }
 
 async fn refused(client: &RemotingClient, topic: &str, properties: &Properties, needle: &str) {
@@ -212,7 +150,7 @@ fn timers_are_delivered(shards: usize) {
         }
         for queue_id in 0..4 {
             assert!(
-                records(&client, topic, queue_id).await.is_empty(),
+                pull_records(&client, topic, queue_id).await.is_empty(),
                 "not yet due"
             );
         }
@@ -258,7 +196,7 @@ fn timers_are_delivered(shards: usize) {
         compio::time::sleep(Duration::from_secs(3)).await;
         for queue_id in 0..4 {
             assert_eq!(
-                records(&client, topic, queue_id).await.len(),
+                pull_records(&client, topic, queue_id).await.len(),
                 1,
                 "no re-delivery"
             );
@@ -318,7 +256,7 @@ fn timers_survive_sigkill(shards: usize) {
             assert_eq!(found.len(), 1);
             assert!(found[0].store_timestamp >= now + 3_000);
         }
-        assert!(records(&client, long, 0).await.is_empty());
+        assert!(pull_records(&client, long, 0).await.is_empty());
         let deadline = Instant::now() + Duration::from_secs(10);
         let status = loop {
             let status = timer_status(&client).await;
@@ -469,7 +407,7 @@ fn scale_scenario(shards: usize, count: usize, range: Duration, conf: &str) -> S
             seen.clear();
             lateness_ms.clear();
             for queue_id in 0..queues {
-                for record in records(&client, topic, queue_id).await {
+                for record in pull_records(&client, topic, queue_id).await {
                     let id: usize = record.properties.get("id").expect("id").parse().expect("n");
                     let due: i64 = record
                         .properties
@@ -581,7 +519,7 @@ fn timer_burst_throughput() {
             stamps.clear();
             for queue_id in 0..queues {
                 stamps.extend(
-                    records(&client, topic, queue_id)
+                    pull_records(&client, topic, queue_id)
                         .await
                         .iter()
                         .map(|r| r.store_timestamp),

@@ -9,12 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{assert_code, block_on, call, create_topic, pull, send_v2, Broker, PullSpec};
-use rmq::broker::timer::admin::TimerReport;
-use rmq_net::codec::codes::{RequestCode, ResponseCode};
-use rmq_net::codec::message::{keys, MessageRecord, Properties};
-use rmq_net::conn::RemotingClient;
-use rmq_net::ExtFields;
+use common::{assert_code, block_on, create_and_wait, pull_records, send_v2, timer_status, Broker};
+use rmq_net::codec::codes::ResponseCode;
+use rmq_net::codec::message::{keys, Properties};
 
 const TOPIC: &str = "TimerBatch";
 const QUEUES: i32 = 2;
@@ -24,48 +21,11 @@ const BLOCK_A: usize = 300;
 const BLOCK_B: usize = 100;
 const DELIVERY_WAIT_MAX: Duration = Duration::from_secs(60);
 
-async fn records(client: &RemotingClient, queue_id: i32) -> Vec<MessageRecord> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let mut spec = PullSpec::new(TOPIC, queue_id, offset);
-        spec.max = 32;
-        let reply = pull(client, &spec).await;
-        match reply.code {
-            ResponseCode::Success => {
-                offset = reply.header.next_begin_offset;
-                out.extend(reply.records);
-            }
-            ResponseCode::PullNotFound | ResponseCode::TopicNotExist => return out,
-            other => panic!("pull {TOPIC}/{queue_id}@{offset}: {other:?}"),
-        }
-    }
-}
-
-async fn timer_status(client: &RemotingClient) -> TimerReport {
-    let reply = call(
-        client,
-        rmq_net::RemotingCommand::request(RequestCode::TimerStatus, ExtFields::new()),
-    )
-    .await;
-    assert_code(&reply, ResponseCode::Success);
-    serde_json::from_slice(&reply.body).expect("a timer report")
-}
-
 fn interleaved_and_blocked_slots_deliver_exactly_once(shards: usize) {
     let broker = Broker::start(shards, "flushDiskType=ASYNC_FLUSH");
     block_on(async {
         let client = broker.client();
-        create_topic(&client, TOPIC, QUEUES, 6).await;
-        let ready_by = Instant::now() + Duration::from_secs(10);
-        for queue_id in 0..QUEUES {
-            while pull(&client, &PullSpec::new(TOPIC, queue_id, 0)).await.code
-                != ResponseCode::PullNotFound
-            {
-                assert!(Instant::now() < ready_by, "{TOPIC} never became pullable");
-                compio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        create_and_wait(&client, TOPIC, QUEUES).await;
         let total = INTERLEAVED + BLOCK_A + BLOCK_B;
         // Slots A and B 2 s apart, late enough for every send (debug build, one connection).
         let due_a = common::now_ms() + 8_000;
@@ -108,7 +68,7 @@ fn interleaved_and_blocked_slots_deliver_exactly_once(shards: usize) {
         }
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         for queue_id in 0..QUEUES {
-            for record in records(&client, queue_id).await {
+            for record in pull_records(&client, TOPIC, queue_id).await {
                 let body = String::from_utf8(record.body.to_vec()).expect("utf-8 body");
                 let &(due, queue) = expected.get(&body).expect("a body that was sent");
                 assert_eq!(queue, queue_id, "{body} delivered to its real queue");

@@ -12,13 +12,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{
-    block_on, call, create_topic, free_port, send_v2, sent, start_namesrv, Server, TempDir,
+    block_on, create_topic, free_port, props, send_v2, sent, start_namesrv, timer_status, Server,
+    TempDir,
 };
-use rmq::broker::timer::admin::TimerReport;
-use rmq_net::codec::codes::{RequestCode, ResponseCode};
+use rmq_net::codec::codes::ResponseCode;
 use rmq_net::codec::message::{keys, MessageRecord, Properties};
 use rmq_net::conn::{ClientConfig, RemotingClient};
-use rmq_net::ExtFields;
 
 const TOPIC: &str = "TimerPromoted";
 const ROLL: &str = "timerRollWindowSlot=2\nflushDiskType=SYNC_FLUSH";
@@ -77,24 +76,6 @@ impl Node {
             server.kill();
         }
     }
-}
-
-fn props(pairs: &[(&str, &str)]) -> Properties {
-    let mut properties = Properties::new();
-    for (name, value) in pairs {
-        properties.insert(*name, *value).expect("valid property");
-    }
-    properties
-}
-
-async fn timer_status(client: &RemotingClient) -> TimerReport {
-    let reply = call(
-        client,
-        rmq_net::RemotingCommand::request(RequestCode::TimerStatus, ExtFields::new()),
-    )
-    .await;
-    common::assert_code(&reply, ResponseCode::Success);
-    serde_json::from_slice(&reply.body).expect("a timer report")
 }
 
 async fn queue_records(client: &RemotingClient, queue_id: i32) -> Vec<MessageRecord> {

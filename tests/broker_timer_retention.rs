@@ -22,14 +22,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::{
-    block_on, call, create_topic, offset_of, pull, queue_request, send_v2, sent, Broker, PullSpec,
+    block_on, call, create_and_wait, offset_of, props, pull, queue_request, send_v2, sent,
+    timer_status, Broker, PullSpec,
 };
-use rmq::broker::timer::admin::TimerReport;
 use rmq::broker::timer::roll::ROLL_FROM;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::message::{keys, msg_id, MessageRecord, Properties};
 use rmq_net::conn::RemotingClient;
-use rmq_net::ExtFields;
 
 /// CommitLog segment size (the smallest accepted, `SEGMENT_SIZE_MIN`).
 const SEGMENT_BYTES: u64 = 1 << 20;
@@ -56,38 +55,6 @@ const DELIVERY_WAIT_MAX: Duration = Duration::from_secs(60);
 /// The shard bits of a physical offset (docs/architecture.md).
 const SHARD_SHIFT: u32 = 56;
 const UNIQ: &str = "7F00000100002A9F0000000000000042";
-
-fn props(pairs: &[(&str, &str)]) -> Properties {
-    let mut properties = Properties::new();
-    for (name, value) in pairs {
-        properties.insert(*name, *value).expect("valid property");
-    }
-    properties
-}
-
-async fn create_and_wait(client: &RemotingClient, topic: &str) {
-    create_topic(client, topic, 1, 6).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let reply = pull(client, &PullSpec::new(topic, 0, 0)).await;
-        if reply.code == ResponseCode::PullNotFound {
-            return;
-        }
-        assert_eq!(reply.code, ResponseCode::TopicNotExist, "{topic}");
-        assert!(Instant::now() < deadline, "{topic} never became pullable");
-        compio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn timer_status(client: &RemotingClient) -> TimerReport {
-    let reply = call(
-        client,
-        rmq_net::RemotingCommand::request(RequestCode::TimerStatus, ExtFields::new()),
-    )
-    .await;
-    common::assert_code(&reply, ResponseCode::Success);
-    serde_json::from_slice(&reply.body).expect("a timer report")
-}
 
 async fn rolled(client: &RemotingClient) -> u64 {
     let status = timer_status(client).await;
@@ -174,7 +141,7 @@ fn timer_copy_outlives_its_deleted_segment(shards: usize) {
     let due = common::now_ms() + DELAY_MS;
     let (shard, original_segment) = block_on(async {
         let client = broker.client();
-        create_and_wait(&client, topic).await;
+        create_and_wait(&client, topic, 1).await;
         let properties = props(&[
             (keys::TIMER_DELIVER_MS, &due.to_string()),
             (keys::UNIQ_KEY, UNIQ),

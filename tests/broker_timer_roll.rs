@@ -9,13 +9,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{block_on, call, create_topic, pull, send_v2, sent, Broker, PullSpec};
+use common::{block_on, create_and_wait, props, pull_records, send_v2, sent, timer_status, Broker};
 use rmq::broker::timer::admin::TimerReport;
 use rmq::broker::timer::roll::ROLL_FROM;
-use rmq_net::codec::codes::{RequestCode, ResponseCode};
-use rmq_net::codec::message::{keys, MessageRecord, Properties};
+use rmq_net::codec::message::{keys, MessageRecord};
 use rmq_net::conn::RemotingClient;
-use rmq_net::ExtFields;
 
 /// A roll every two 1 s slots; durable sends.
 const ROLL_CONF: &str = "timerRollWindowSlot=2\nflushDiskType=SYNC_FLUSH";
@@ -24,56 +22,10 @@ const LONG_DELAY_MS: i64 = 11_000;
 /// Longest wait for a due timer.
 const DELIVERY_WAIT_MAX: Duration = Duration::from_secs(40);
 
-fn props(pairs: &[(&str, &str)]) -> Properties {
-    let mut properties = Properties::new();
-    for (name, value) in pairs {
-        properties.insert(*name, *value).expect("valid property");
-    }
-    properties
-}
-
-async fn create_and_wait(client: &RemotingClient, topic: &str, queues: i32) {
-    create_topic(client, topic, queues, 6).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for queue_id in 0..queues {
-        loop {
-            let reply = pull(client, &PullSpec::new(topic, queue_id, 0)).await;
-            if reply.code == ResponseCode::PullNotFound {
-                break;
-            }
-            assert_eq!(
-                reply.code,
-                ResponseCode::TopicNotExist,
-                "{topic}/{queue_id}"
-            );
-            assert!(Instant::now() < deadline, "{topic} never became pullable");
-            compio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-async fn records(client: &RemotingClient, topic: &str, queue_id: i32) -> Vec<MessageRecord> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let mut spec = PullSpec::new(topic, queue_id, offset);
-        spec.max = 32;
-        let reply = pull(client, &spec).await;
-        match reply.code {
-            ResponseCode::Success => {
-                offset = reply.header.next_begin_offset;
-                out.extend(reply.records);
-            }
-            ResponseCode::PullNotFound | ResponseCode::TopicNotExist => return out,
-            other => panic!("pull {topic}/{queue_id}@{offset}: {other:?}"),
-        }
-    }
-}
-
 async fn wait_for(client: &RemotingClient, topic: &str, queue_id: i32) -> Vec<MessageRecord> {
     let deadline = Instant::now() + DELIVERY_WAIT_MAX;
     loop {
-        let found = records(client, topic, queue_id).await;
+        let found = pull_records(client, topic, queue_id).await;
         if !found.is_empty() {
             return found;
         }
@@ -83,16 +35,6 @@ async fn wait_for(client: &RemotingClient, topic: &str, queue_id: i32) -> Vec<Me
         );
         compio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn timer_status(client: &RemotingClient) -> TimerReport {
-    let reply = call(
-        client,
-        rmq_net::RemotingCommand::request(RequestCode::TimerStatus, ExtFields::new()),
-    )
-    .await;
-    common::assert_code(&reply, ResponseCode::Success);
-    serde_json::from_slice(&reply.body).expect("a timer report")
 }
 
 /// Waits until the broker (since its start) rolled at least `count` copies.
@@ -147,7 +89,10 @@ fn long_timers_roll_and_survive_sigkills(shards: usize) {
         .await;
         sent(&reply, b"short");
         let status = wait_rolled(&client, u64::try_from(queues).expect("small")).await;
-        assert!(records(&client, topic, 0).await.is_empty(), "{status:?}");
+        assert!(
+            pull_records(&client, topic, 0).await.is_empty(),
+            "{status:?}"
+        );
     });
     // Killed right after the first rolls (likely before their checkpoint), then once more
     // after the restarted broker rolled again.
@@ -207,7 +152,7 @@ fn long_timers_roll_and_survive_sigkills(shards: usize) {
         compio::time::sleep(Duration::from_secs(4)).await;
         for queue_id in 0..queues {
             assert_eq!(
-                records(&client, topic, queue_id).await.len(),
+                pull_records(&client, topic, queue_id).await.len(),
                 1,
                 "{topic}/{queue_id}: delivered once"
             );

@@ -754,6 +754,75 @@ pub async fn pull_all(client: &RemotingClient, topic: &str, queue_id: i32) -> Ve
     }
 }
 
+/// Every record of `topic`/`queue_id` from offset 0, 32 per pull; a topic that does not exist
+/// (yet) has none. Other codes fail the test.
+pub async fn pull_records(
+    client: &RemotingClient,
+    topic: &str,
+    queue_id: i32,
+) -> Vec<MessageRecord> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let mut spec = PullSpec::new(topic, queue_id, offset);
+        spec.max = 32;
+        let reply = pull(client, &spec).await;
+        match reply.code {
+            ResponseCode::Success => {
+                offset = reply.header.next_begin_offset;
+                out.extend(reply.records);
+            }
+            ResponseCode::PullNotFound | ResponseCode::TopicNotExist => return out,
+            other => panic!("pull {topic}/{queue_id}@{offset}: {other:?}"),
+        }
+    }
+}
+
+/// Creates `topic` with `queues` queues and waits (at most 10 s) until every queue serves
+/// pulls: TOPIC_NOT_EXIST until then, PULL_NOT_FOUND after.
+pub async fn create_and_wait(client: &RemotingClient, topic: &str, queues: i32) {
+    create_topic(client, topic, queues, 6).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for queue_id in 0..queues {
+        loop {
+            let reply = pull(client, &PullSpec::new(topic, queue_id, 0)).await;
+            if reply.code == ResponseCode::PullNotFound {
+                break;
+            }
+            assert_eq!(
+                reply.code,
+                ResponseCode::TopicNotExist,
+                "{topic}/{queue_id}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "topic {topic} never became pullable"
+            );
+            compio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Properties made of `pairs` (each must be a valid property).
+pub fn props(pairs: &[(&str, &str)]) -> Properties {
+    let mut properties = Properties::new();
+    for (name, value) in pairs {
+        properties.insert(*name, *value).expect("valid property");
+    }
+    properties
+}
+
+/// The broker's TIMER_STATUS report (must answer SUCCESS).
+pub async fn timer_status(client: &RemotingClient) -> rmq::broker::timer::admin::TimerReport {
+    let reply = call(
+        client,
+        RemotingCommand::request(RequestCode::TimerStatus, ExtFields::new()),
+    )
+    .await;
+    assert_code(&reply, ResponseCode::Success);
+    serde_json::from_slice(&reply.body).expect("a timer report")
+}
+
 /// Every queue's records of `topic` (queues `0..queues`), pulled from `client`.
 pub async fn all_records(
     client: &RemotingClient,
