@@ -19,7 +19,9 @@ use std::time::Duration;
 use rmq_net::codec::body::topic::TopicConfig;
 use rmq_net::codec::message::UniqKeyGenerator;
 use rmq_net::conn::{serve, ClientConfig, ConnConfig, RemotingClient, ServeConfig};
-use rmq_storage::commitlog::{CommitLogConfig, FlushPolicy, RetentionClock, RetentionPolicy};
+use rmq_storage::commitlog::{
+    CommitLogConfig, FlushPolicy, Preallocation, RetentionClock, RetentionPolicy,
+};
 use rmq_storage::file::Disk;
 use rmq_storage::store::{Store, StoreConfig};
 
@@ -147,6 +149,14 @@ fn commitlog_config(config: &BrokerConfig) -> CommitLogConfig {
             .unwrap_or(rmq_storage::limits::COMMIT_INTERVAL_MS_DEFAULT),
         sync_flush_timeout_ms: u64::try_from(config.sync_flush_timeout.as_millis()).unwrap_or(5000),
         record_size_max_bytes: crate::limits::record_size_max_bytes(config.max_message_size),
+        // A slave starts out behind its master (it was down, or is new): its segments are
+        // reserved, not zero-filled, until it has caught up (`ha::slave`), so a catch-up does
+        // not write every byte twice.
+        preallocation: if config.broker_role == crate::config::BrokerRole::Slave {
+            Preallocation::Sparse
+        } else {
+            Preallocation::Zeroed
+        },
         ..CommitLogConfig::default()
     }
 }

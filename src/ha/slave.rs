@@ -17,7 +17,7 @@ use rmq_net::ha::limits::HA_PROBES_PER_HANDSHAKE_MAX;
 use rmq_net::ha::{
     Ack, Body, Data, EntrySummary, Frame, Hello, ProbeReply, Sender, Welcome, HA_PROTOCOL_VERSION,
 };
-use rmq_storage::commitlog::FlushPolicy;
+use rmq_storage::commitlog::{FlushPolicy, Preallocation};
 use rmq_storage::error::StorageError;
 use rmq_storage::store::{PlacedChunk, Store};
 
@@ -169,6 +169,15 @@ pub async fn follow_master(
                 )));
             }
             params.follow.begin_session(master_appended_end);
+            // Behind: new segments are reserved, not zero-filled, until caught up (the
+            // catch-up's writes are large, and nothing waits on this slave's fdatasyncs yet).
+            store
+                .commitlog()
+                .set_preallocation(if master_appended_end > end {
+                    Preallocation::Sparse
+                } else {
+                    Preallocation::Zeroed
+                });
             let catch_up = CatchUp {
                 from: start_offset,
                 to: master_appended_end,
@@ -245,6 +254,8 @@ impl CatchUp {
             return;
         }
         params.follow.caught_up.set(true);
+        // Caught up: fdatasync latency matters again (a SYNC_MASTER waits on this slave).
+        store.commitlog().set_preallocation(Preallocation::Zeroed);
         tracing::info!(
             shard = params.shard_id,
             master = %peer_of(stream),

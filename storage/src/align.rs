@@ -3,16 +3,35 @@
 //! Owns [`AlignedBuf`], a zero-initialised heap block whose address and capacity are multiples of
 //! an I/O alignment (the device's logical block size, at least [`crate::limits::BLOCK_SIZE_MIN`]),
 //! and the `align_up` / `align_down` helpers. It implements compio's `IoBuf` / `IoBufMut`, so it
-//! can be handed to io_uring reads and writes by value.
+//! can be handed to io_uring reads and writes by value. Large read buffers are recycled through a
+//! small per-thread pool ([`AlignedBuf::for_read`]): a fresh multi-MiB block costs a page fault
+//! and a kernel page clear per 4 KiB on its first touch (the allocator hands freed large blocks
+//! back to the kernel), which was a third of a master's CPU while it shipped a catch-up.
 //!
 //! Must never: hand out uninitialised bytes (every byte is zeroed at allocation), reallocate
-//! (its address is pinned for in-flight I/O), or accept an alignment that is not a power of two.
+//! (its address is pinned for in-flight I/O), accept an alignment that is not a power of two,
+//! or hold more than [`READ_POOL_BYTES_MAX`] per thread in the pool.
 
 use std::alloc::{self, Layout};
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
 use compio::buf::{IoBuf, IoBufMut, SetLen};
+
+/// Read buffers smaller than this are allocated (zeroed) each time, not pooled: small blocks
+/// come from the allocator's caches, already faulted in.
+pub const READ_POOL_MIN_BYTES: usize = 256 * 1024;
+/// Pooled read buffers are rounded up to a multiple of this, so nearby sizes share buffers.
+pub const READ_POOL_GRANULE_BYTES: usize = 256 * 1024;
+/// Most bytes a thread keeps in its pool of idle read buffers (a buffer freed past it is
+/// returned to the allocator).
+pub const READ_POOL_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+thread_local! {
+    /// This thread's idle read buffers (see [`AlignedBuf::for_read`]).
+    static READ_POOL: RefCell<Vec<AlignedBuf>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Rounds `value` down to a multiple of `alignment` (a power of two).
 ///
@@ -63,6 +82,8 @@ pub struct AlignedBuf {
     capacity: usize,
     len: usize,
     alignment: usize,
+    /// Returned to the freeing thread's read pool when dropped (if there is room).
+    pooled: bool,
 }
 
 impl AlignedBuf {
@@ -90,7 +111,44 @@ impl AlignedBuf {
             capacity,
             len: 0,
             alignment,
+            pooled: false,
         }
+    }
+
+    /// A buffer of at least `capacity` bytes for a read to fill, with `len` 0: a pooled one
+    /// left by an earlier read on this thread when one fits (its bytes are that read's data,
+    /// initialised), else a new zeroed one. Buffers of [`READ_POOL_MIN_BYTES`] or more go back
+    /// to the pool of the thread that drops them, up to [`READ_POOL_BYTES_MAX`] per thread.
+    ///
+    /// # Panics
+    /// As [`AlignedBuf::new_zeroed`].
+    #[must_use]
+    pub fn for_read(capacity: usize, alignment: usize) -> Self {
+        if capacity < READ_POOL_MIN_BYTES {
+            return Self::new_zeroed(capacity, alignment);
+        }
+        let rounded = usize::try_from(align_up(
+            capacity as u64,
+            READ_POOL_GRANULE_BYTES.max(alignment) as u64,
+        ))
+        .expect("a read buffer fits usize");
+        let reused = READ_POOL
+            .try_with(|pool| {
+                let mut pool = pool.try_borrow_mut().ok()?;
+                // The smallest idle buffer that fits, of the same alignment.
+                let (index, _) = pool
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.alignment == alignment && b.capacity >= rounded)
+                    .min_by_key(|(_, b)| b.capacity)?;
+                Some(pool.swap_remove(index))
+            })
+            .ok()
+            .flatten();
+        let mut buffer = reused.unwrap_or_else(|| Self::new_zeroed(rounded, alignment));
+        buffer.len = 0;
+        buffer.pooled = true;
+        buffer
     }
 
     /// The alignment of the start address and of the capacity.
@@ -191,9 +249,40 @@ impl AlignedBuf {
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
+        if self.pooled && self.park() {
+            return;
+        }
         let layout = Layout::from_size_align(self.capacity, self.alignment).expect("valid layout");
         // SAFETY: `ptr` was returned by `alloc_zeroed` with exactly this layout and is freed once.
         unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
+    }
+}
+
+impl AlignedBuf {
+    /// Moves this buffer's block into the thread's read pool if it has room: `true` if parked
+    /// (the block is then owned by the pooled entry and must not be freed by `self`).
+    fn park(&mut self) -> bool {
+        let (ptr, capacity, alignment) = (self.ptr, self.capacity, self.alignment);
+        READ_POOL
+            .try_with(|pool| {
+                let Ok(mut pool) = pool.try_borrow_mut() else {
+                    return false;
+                };
+                let held: usize = pool.iter().map(|b| b.capacity).sum();
+                if held + capacity > READ_POOL_BYTES_MAX {
+                    return false;
+                }
+                pool.push(Self {
+                    ptr,
+                    capacity,
+                    len: 0,
+                    alignment,
+                    pooled: true,
+                });
+                true
+            })
+            // The pool is gone (thread exit): `self` frees the block.
+            .unwrap_or(false)
     }
 }
 
@@ -250,6 +339,51 @@ mod tests {
         assert_eq!(align_up(0, 512), 0);
         assert!(is_aligned(8192, 4096));
         assert!(!is_aligned(8193, 4096));
+    }
+
+    fn pool_bytes() -> usize {
+        READ_POOL.with(|pool| pool.borrow().iter().map(AlignedBuf::capacity).sum())
+    }
+
+    #[test]
+    fn read_buffers_are_recycled_per_thread_within_the_bound() {
+        // Small buffers are never pooled.
+        drop(AlignedBuf::for_read(READ_POOL_MIN_BYTES - 4096, 4096));
+        assert_eq!(pool_bytes(), 0);
+
+        let mut first = AlignedBuf::for_read(1 << 20, 4096);
+        assert!(first.capacity() >= 1 << 20 && first.is_empty());
+        first.as_full_mut_slice()[..4].copy_from_slice(b"data");
+        first.set_len_initialised(4);
+        let address = first.as_ptr();
+        drop(first);
+        assert_eq!(pool_bytes(), 1 << 20);
+        // A nearby size reuses the block, handed out empty; another alignment does not.
+        let other_alignment = AlignedBuf::for_read(1 << 20, 8192);
+        assert_ne!(other_alignment.as_ptr(), address);
+        let again = AlignedBuf::for_read((1 << 20) - 12_288, 4096);
+        assert_eq!(again.as_ptr(), address);
+        assert!(again.is_empty());
+        assert_eq!(pool_bytes(), 0);
+        drop(again);
+        drop(other_alignment);
+
+        // The pool never holds more than its bound; the rest is freed.
+        let many: Vec<_> = (0..READ_POOL_BYTES_MAX / (1 << 20) + 8)
+            .map(|_| AlignedBuf::for_read(1 << 20, 4096))
+            .collect();
+        drop(many);
+        assert!(pool_bytes() <= READ_POOL_BYTES_MAX);
+        assert!(pool_bytes() >= READ_POOL_BYTES_MAX - (2 << 20));
+
+        // A buffer freed on another thread goes to that thread's pool (or is freed there).
+        let sent = AlignedBuf::for_read(1 << 20, 4096);
+        std::thread::spawn(move || {
+            drop(sent);
+            assert_eq!(pool_bytes(), 1 << 20);
+        })
+        .join()
+        .expect("thread");
     }
 
     #[test]

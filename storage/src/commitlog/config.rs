@@ -27,6 +27,21 @@ pub enum FlushPolicy {
     Async,
 }
 
+/// How a new segment file's space is prepared before records are placed in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preallocation {
+    /// Written with zeros (O_DIRECT) and fdatasynced: later appends never hit unwritten
+    /// extents, so an fdatasync never also commits extent conversions (SYNC_FLUSH latency).
+    /// Costs a full segment of disk writes per segment.
+    Zeroed,
+    /// Reserved with `fallocate` (unwritten extents, no data written) and fdatasynced: the
+    /// segment costs no writes of its own, but the first fdatasync after each write into it
+    /// also commits that extent's conversion. For a slave that is catching up, whose writes
+    /// are large and whose fdatasync latency delays nothing, zero-filling would double its
+    /// disk writes. Falls back to [`Preallocation::Zeroed`] where `fallocate` is unsupported.
+    Sparse,
+}
+
 /// Configuration of one shard's CommitLog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitLogConfig {
@@ -55,6 +70,9 @@ pub struct CommitLogConfig {
     pub sync_flush_timeout_ms: u64,
     /// Minimum time between checkpoint rewrites while the durable mark advances.
     pub checkpoint_interval_ms: u64,
+    /// How segments are prepared when the log opens (changed later with
+    /// `CommitLog::set_preallocation`, e.g. by a slave once it caught up).
+    pub preallocation: Preallocation,
 }
 
 impl Default for CommitLogConfig {
@@ -71,6 +89,7 @@ impl Default for CommitLogConfig {
             flush_thorough_interval_ms: 10 * 1_000,
             sync_flush_timeout_ms: SYNC_FLUSH_TIMEOUT_MS_DEFAULT,
             checkpoint_interval_ms: CHECKPOINT_INTERVAL_MS_DEFAULT,
+            preallocation: Preallocation::Zeroed,
         }
     }
 }

@@ -77,7 +77,7 @@ use std::time::{Duration, Instant};
 
 use compio::runtime::JoinHandle;
 
-pub use config::{CommitLogConfig, FlushPolicy};
+pub use config::{CommitLogConfig, FlushPolicy, Preallocation};
 pub use read::{ReadBatch, StoredRecord};
 pub use record::{AppendRecord, EntryHeader, EntryKind};
 pub use recovery::RecoveryReport;
@@ -202,6 +202,8 @@ struct Inner {
     stop: Rc<Cell<bool>>,
     /// A checkpoint write is in progress (they share a temp file name: one at a time).
     checkpoint_busy: Cell<bool>,
+    /// How the next segment preparation prepares its file ([`CommitLog::set_preallocation`]).
+    preallocation: Cell<Preallocation>,
     /// Woken when a checkpoint write ends.
     checkpoint_idle: WaitList,
     /// Truncations so far: a write or fdatasync that started before one must not move the
@@ -237,6 +239,23 @@ impl CommitLog {
     #[must_use]
     pub fn config(&self) -> &CommitLogConfig {
         &self.inner.config
+    }
+
+    /// How segments prepared from now on get their space (a preparation already running keeps
+    /// its mode; a segment already prepared is used as it is). A slave sets
+    /// [`Preallocation::Sparse`] while it catches up and [`Preallocation::Zeroed`] once it
+    /// has.
+    pub fn set_preallocation(&self, mode: Preallocation) {
+        let previous = self.inner.preallocation.replace(mode);
+        if previous != mode {
+            tracing::debug!(?mode, "segment preallocation mode changed");
+        }
+    }
+
+    /// The mode segments are prepared with now.
+    #[must_use]
+    pub fn preallocation(&self) -> Preallocation {
+        self.inner.preallocation.get()
     }
 
     /// The I/O alignment (device logical block size, at least 4 KiB).
@@ -843,12 +862,15 @@ impl Inner {
         let dir = self.dir.clone();
         let size = self.config.segment_size_bytes;
         let alignment = self.alignment;
+        let mode = self.preallocation.get();
         let stop = Rc::clone(&self.stop);
         let handle = compio::runtime::spawn(async move {
             let stop_flag = Rc::clone(&stop);
             let result =
-                segment::preallocate(&disk, &dir, start, size, alignment, move || stop_flag.get())
-                    .await;
+                segment::preallocate(&disk, &dir, start, size, alignment, mode, move || {
+                    stop_flag.get()
+                })
+                .await;
             let Some(inner) = weak.upgrade() else { return };
             let next = match result {
                 Ok(segment) => NextSegment::Ready(segment),

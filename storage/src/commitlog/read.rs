@@ -420,7 +420,9 @@ pub(super) async fn read_disk(
     let aligned_start = align_down(file_pos, block);
     let aligned_end = align_up(file_pos + len, block);
     let span = (aligned_end - aligned_start) as usize;
-    let buffer = AlignedBuf::new_zeroed(span, alignment);
+    // A recycled buffer: a catch-up or cold pull reads MiBs per call, and a fresh block would
+    // be faulted in and cleared page by page by the read itself.
+    let buffer = AlignedBuf::for_read(span, alignment);
     let (result, buffer) = file.read_exact_at(buffer, aligned_start, span).await;
     result?;
     let skip = (file_pos - aligned_start) as usize;

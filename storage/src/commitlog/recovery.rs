@@ -140,6 +140,7 @@ pub(super) async fn open(
             end,
             config.segment_size_bytes,
             alignment,
+            config.preallocation,
             || false,
         )
         .await?;
@@ -243,6 +244,7 @@ fn start(
     };
     let inner = Rc::new(Inner {
         dir: dir.to_path_buf(),
+        preallocation: Cell::new(config.preallocation),
         config,
         disk,
         alignment,

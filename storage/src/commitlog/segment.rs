@@ -2,16 +2,18 @@
 //!
 //! Owns [`Segment`] (start offset, size, its O_DIRECT file, where it was sealed) and
 //! [`preallocate`]: create the file, zero-fill it with O_DIRECT writes (so later appends never
-//! hit unwritten extents, which would make every fdatasync also commit extent conversions), then
-//! fdatasync and fsync the directory, all before any record is placed in it.
+//! hit unwritten extents, which would make every fdatasync also commit extent conversions) or,
+//! for [`Preallocation::Sparse`], reserve it with `fallocate`, then fdatasync and fsync the
+//! directory, all before any record is placed in it.
 //!
-//! Must never: hand out a segment whose zero-fill or syncs did not complete, or leave a partly
-//! filled new file behind on failure (it is removed so the space comes back).
+//! Must never: hand out a segment whose zero-fill, reservation or syncs did not complete, or
+//! leave a partly filled new file behind on failure (it is removed so the space comes back).
 
 use std::cell::Cell;
 use std::path::Path;
 use std::rc::Rc;
 
+use super::config::Preallocation;
 use crate::align::AlignedBuf;
 use crate::error::{Result, StorageError};
 use crate::file::{DirectFile, Disk, OpenMode};
@@ -64,8 +66,9 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     name.parse().ok()
 }
 
-/// Creates and zero-fills the segment `[start, start + size)` in `dir`, then fdatasyncs it and
-/// fsyncs the directory. A stale file of that name (a preallocation interrupted by a crash) is
+/// Creates the segment `[start, start + size)` in `dir` and prepares its space as `mode` says
+/// (zero-filled, or reserved with `fallocate`, falling back to zero-filling where that is not
+/// supported), then fdatasyncs it and fsyncs the directory. A stale file of that name (a preallocation interrupted by a crash) is
 /// replaced. `should_stop` is polled between writes (shutdown).
 ///
 /// # Errors
@@ -77,6 +80,7 @@ pub(crate) async fn preallocate(
     start: u64,
     size: u64,
     alignment: usize,
+    mode: Preallocation,
     should_stop: impl Fn() -> bool,
 ) -> Result<Segment> {
     let path = dir.join(segment_file_name(start));
@@ -85,7 +89,15 @@ pub(crate) async fn preallocate(
         .open(&path, OpenMode::CreateNew, alignment)
         .await
         .map_err(|e| with_size(e, size))?;
-    let result = zero_fill(&file, size, alignment, &should_stop).await;
+    let reserved = match mode {
+        Preallocation::Sparse => file.allocate(size).await,
+        Preallocation::Zeroed => Ok(false),
+    };
+    let result = match reserved {
+        Ok(true) => Ok(()),
+        Ok(false) => zero_fill(&file, size, alignment, &should_stop).await,
+        Err(error) => Err(error),
+    };
     let result = match result {
         Ok(()) => file.sync_data().await,
         Err(error) => Err(error),
@@ -163,7 +175,10 @@ mod tests {
             .block_on(async {
                 let disk = Disk::real();
                 let size = 256 * 1024;
-                let segment = preallocate(&disk, &dir, size, size, 4096, || false)
+                let segment =
+                    preallocate(&disk, &dir, size, size, 4096, Preallocation::Zeroed, || {
+                        false
+                    })
                     .await
                     .expect("prealloc");
                 assert_eq!(segment.start, size);
@@ -171,6 +186,49 @@ mod tests {
                 let bytes = std::fs::read(dir.join(segment_file_name(size))).expect("read back");
                 assert_eq!(bytes.len() as u64, size);
                 assert!(bytes.iter().all(|b| *b == 0));
+            });
+    }
+
+    #[test]
+    fn sparse_preallocation_reserves_without_writing() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = scratch_dir_on_real_disk("segment-sparse").expect("scratch dir");
+        compio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(async {
+                let faults = FaultInjector::new();
+                let disk = Disk::with_faults(faults.clone());
+                let size = 4 << 20;
+                let segment =
+                    preallocate(&disk, &dir, 0, size, 4096, Preallocation::Sparse, || false)
+                        .await
+                        .expect("prealloc");
+                assert_eq!(segment.file.len(), size);
+                assert_eq!(faults.writes(), 0, "no zero-fill writes");
+                let path = dir.join(segment_file_name(0));
+                let metadata = std::fs::metadata(&path).expect("stat");
+                assert_eq!(metadata.len(), size);
+                assert!(
+                    metadata.blocks() * 512 >= size,
+                    "the space is reserved: {} blocks",
+                    metadata.blocks()
+                );
+                let bytes = std::fs::read(&path).expect("read back");
+                assert!(
+                    bytes.iter().all(|b| *b == 0),
+                    "unwritten extents read as zeros"
+                );
+                drop(segment);
+
+                faults.set_disk_full(true);
+                let error =
+                    preallocate(&disk, &dir, size, size, 4096, Preallocation::Sparse, || {
+                        false
+                    })
+                    .await
+                    .expect_err("full");
+                assert!(error.is_disk_full(), "{error}");
+                assert!(!dir.join(segment_file_name(size)).exists());
             });
     }
 
@@ -183,9 +241,10 @@ mod tests {
                 let faults = FaultInjector::new();
                 let disk = Disk::with_faults(faults.clone());
                 faults.set_disk_full(true);
-                let error = preallocate(&disk, &dir, 0, 65536, 4096, || false)
-                    .await
-                    .expect_err("full");
+                let error =
+                    preallocate(&disk, &dir, 0, 65536, 4096, Preallocation::Zeroed, || false)
+                        .await
+                        .expect_err("full");
                 assert!(
                     matches!(
                         error,
@@ -200,15 +259,23 @@ mod tests {
                 // Space appears once the file exists but is empty: writes past its end still fail.
                 faults.set_disk_full(false);
                 faults.fail_nth_write(2);
-                let error = preallocate(&disk, &dir, 0, 65536 * 128, 4096, || false)
-                    .await
-                    .expect_err("EIO");
+                let error = preallocate(
+                    &disk,
+                    &dir,
+                    0,
+                    65536 * 128,
+                    4096,
+                    Preallocation::Zeroed,
+                    || false,
+                )
+                .await
+                .expect_err("EIO");
                 assert!(matches!(error, StorageError::Io { .. }), "{error}");
                 assert!(
                     !dir.join(segment_file_name(0)).exists(),
                     "partial file removed"
                 );
-                preallocate(&disk, &dir, 0, 65536, 4096, || false)
+                preallocate(&disk, &dir, 0, 65536, 4096, Preallocation::Zeroed, || false)
                     .await
                     .expect("works again");
             });

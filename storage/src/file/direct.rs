@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::SystemTime;
@@ -250,6 +250,58 @@ impl DirectFile {
             faults.synced(&self.path);
         }
         Ok(())
+    }
+
+    /// Reserves `[0, len)` on disk with `fallocate(2)` (mode 0: blocks allocated as unwritten
+    /// extents, which read as zeros, and the size set to `len`), without writing them. `Ok(false)`
+    /// if the file system does not support it (the caller zero-fills instead).
+    ///
+    /// # Errors
+    /// [`StorageError::DiskFull`] when the disk has no room (or the fault injector says it is
+    /// full), [`StorageError::Io`] otherwise.
+    pub async fn allocate(&self, len: u64) -> Result<bool> {
+        if self.faults.as_ref().is_some_and(|f| f.disk_full()) {
+            return Err(StorageError::io(
+                "fallocate",
+                &self.path,
+                0,
+                io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+        }
+        let length = libc::off_t::try_from(len).expect("a segment size fits off_t");
+        // A duplicate descriptor for the blocking thread: if this future is dropped while the
+        // call runs, the call still targets this file, never a reused descriptor number.
+        // SAFETY: `raw_fd` is this open file's descriptor; `dup` returns a new one or -1.
+        let duplicate = unsafe { libc::dup(self.raw_fd()) };
+        if duplicate < 0 {
+            return Err(StorageError::io(
+                "dup",
+                &self.path,
+                0,
+                io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: `duplicate` is a descriptor this process just opened and nothing else owns.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(duplicate) };
+        let result = compio::runtime::spawn_blocking(move || {
+            // SAFETY: `owned` is an open descriptor for the duration of the call.
+            let rc = unsafe { libc::fallocate(owned.as_raw_fd(), 0, 0, length) };
+            if rc == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        })
+        .await
+        .map_err(|_| StorageError::Closed)?;
+        match result {
+            Ok(()) => {
+                self.len.set(self.len.get().max(len));
+                Ok(true)
+            }
+            Err(error) if error.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(false),
+            Err(error) => Err(StorageError::io("fallocate", &self.path, 0, error)),
+        }
     }
 
     /// Truncates or extends the file.
