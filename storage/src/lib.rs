@@ -25,3 +25,8 @@ pub mod file;
 pub mod index;
 pub mod limits;
 pub mod store;
+
+/// The hash map of the per-record paths (queues and in-flight offsets keyed by topic):
+/// foldhash, seeded per process, instead of std's SipHash, which showed in the append and
+/// replication profiles. Its keys are bounded by the queue limits.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -212,3 +212,90 @@ fn disk_full_fails_the_roll_cleanly_and_appends_resume_when_space_returns() {
             .expect("close");
     });
 }
+
+/// `true` if the file at `path` has data (written blocks) anywhere: `SEEK_DATA` reports
+/// unwritten extents (reserved by `fallocate`, never written) as holes on ext4.
+fn has_data(path: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).expect("open segment");
+    // SAFETY: a valid open descriptor; lseek has no memory effects.
+    let at = unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_DATA) };
+    if at < 0 {
+        let error = std::io::Error::last_os_error();
+        assert_eq!(error.raw_os_error(), Some(libc::ENXIO), "{error}");
+        return false;
+    }
+    true
+}
+
+/// Waits (up to 10 s) until the segment after the active one is prepared.
+async fn next_prepared(log: &CommitLog) {
+    for _ in 0..5000 {
+        if log.next_segment_ready() {
+            return;
+        }
+        compio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    panic!("the next segment was never prepared");
+}
+
+#[test]
+fn sparse_segments_are_reserved_unwritten_until_zero_filling_resumes() {
+    use rmq_storage::commitlog::segment::segment_file_name;
+    use rmq_storage::commitlog::{CommitLogConfig, Preallocation};
+    let dir = scratch("sparse-segments");
+    run(async {
+        let config = CommitLogConfig {
+            preallocation: Preallocation::Sparse,
+            ..small_config(FlushPolicy::Sync)
+        };
+        let size = config.segment_size_bytes;
+        let (log, _) = CommitLog::open(&dir, config, Disk::real())
+            .await
+            .expect("open");
+        assert_eq!(log.preallocation(), Preallocation::Sparse);
+        next_prepared(&log).await;
+        // Reserved, full size, nothing written: neither the active segment nor the next.
+        for start in [0, size] {
+            let path = dir.join(segment_file_name(start));
+            assert_eq!(std::fs::metadata(&path).expect("stat").len(), size);
+            assert!(!has_data(&path), "segment {start} was written");
+        }
+        // Records go into sparse segments and read back, across a roll.
+        let mut acknowledged = Vec::new();
+        let mut seq = 0;
+        while log.segment_starts().len() < 2 {
+            let record = TestRecord::new(seq, 3000);
+            acknowledged.push((append_durable(&log, &record).await.expect("append"), record));
+            seq += 1;
+        }
+        next_prepared(&log).await;
+        assert!(!has_data(&dir.join(segment_file_name(2 * size))));
+
+        // Caught up: the next segment prepared is zero-filled again.
+        log.set_preallocation(Preallocation::Zeroed);
+        while log.segment_starts().len() < 3 {
+            let record = TestRecord::new(seq, 3000);
+            acknowledged.push((append_durable(&log, &record).await.expect("append"), record));
+            seq += 1;
+        }
+        next_prepared(&log).await;
+        assert!(
+            has_data(&dir.join(segment_file_name(3 * size))),
+            "prepared after the switch: zero-filled"
+        );
+        for (appended, record) in &acknowledged {
+            assert_same(
+                &log.read(appended.phys_offset, None).await.expect("read"),
+                record,
+            );
+        }
+        log.close().await.expect("close");
+        // Recovery scans through the sparse segments' unwritten tails as through zeros.
+        check_acknowledged(&dir, &acknowledged)
+            .await
+            .close()
+            .await
+            .expect("close");
+    });
+}

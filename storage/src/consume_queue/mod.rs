@@ -27,7 +27,9 @@ pub mod recovery;
 pub mod search;
 pub mod topic_queues;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use crate::FastMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -186,7 +188,7 @@ pub enum Dispatched {
 #[derive(Debug)]
 pub struct ConsumeQueues {
     config: ConsumeQueueConfig,
-    topics: HashMap<Rc<str>, TopicQueues>,
+    topics: FastMap<Rc<str>, TopicQueues>,
     queue_count: usize,
     pending: BTreeSet<QueueKey>,
     pending_blocks: usize,
@@ -209,7 +211,7 @@ impl ConsumeQueues {
         let cache = BlockCache::new(config.block_cache_blocks);
         Ok(Self {
             config,
-            topics: HashMap::new(),
+            topics: FastMap::default(),
             queue_count: 0,
             pending: BTreeSet::new(),
             pending_blocks: 0,

@@ -6,7 +6,7 @@
 //! must follow CommitLog order), dispatch out of log order, or let a record's read-back differ
 //! from what was appended (pair assertion).
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::rc::Rc;
 
 use crate::commitlog::record::RecordView;
@@ -90,7 +90,7 @@ impl<'a> From<&RecordView<'a>> for Dispatch<'a> {
 /// number of queues; entries go away as reput catches up.
 #[derive(Debug, Default)]
 pub(super) struct Inflight {
-    topics: HashMap<Rc<str>, HashMap<i32, u64>>,
+    topics: FastMap<Rc<str>, FastMap<i32, u64>>,
 }
 
 impl Inflight {
@@ -100,7 +100,7 @@ impl Inflight {
         } else {
             self.topics.insert(
                 Rc::from(topic),
-                HashMap::from([(queue_id, queue_offset + 1)]),
+                FastMap::from_iter([(queue_id, queue_offset + 1)]),
             );
         }
     }

@@ -15,7 +15,7 @@
 //! queue offset other than the one it carries, or let a consume queue, the index or the store
 //! checkpoint point at or past a truncation point once `truncate_to` returned.
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use crate::commitlog::{Appended, FlushPolicy};
 use crate::commitlog::{EntryHeader, LogChunk, ReplicatedEntry, ShipLimit};
@@ -331,7 +331,7 @@ impl Store {
         &self,
         entries: &[ReplicatedEntry<'a>],
     ) -> Result<Vec<QueueUse<'a>>> {
-        let mut next: HashMap<(&'a str, i32), usize> = HashMap::new();
+        let mut next: FastMap<(&'a str, i32), usize> = FastMap::default();
         let mut queues: Vec<QueueUse<'a>> = Vec::new();
         let mut expected_offsets: Vec<u64> = Vec::new();
         for entry in entries {
