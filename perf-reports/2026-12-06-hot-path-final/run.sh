@@ -7,7 +7,9 @@
 #   A_RMQ=<before rmq> B_RMQ=<after rmq> BENCH=<rmq-bench> PASSES=3 DURATION=10 ./run.sh
 #
 # Writes raw/<config>-<build>-pass<N>.json (the harness report, with the broker's CPU from
-# /proc via --broker-pid) and summary.md (summarize.py: medians and B/A ratios).
+# /proc via --broker-pid) and summary.md (summarize.py: medians and B/A ratios). Later reports
+# reuse it: OUT=<their raw dir> SUMMARY=<their summary.md>, and CONFIGS="async-128 async-1024"
+# runs only those configs.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 a_rmq="${A_RMQ:?before broker binary}"
@@ -55,6 +57,14 @@ configs=(
   "sync-1024 SYNC_FLUSH 1024 1"
   "sync-16384 SYNC_FLUSH 16384 1"
 )
+if [[ -n "${CONFIGS:-}" ]]; then
+  chosen=()
+  for config in "${configs[@]}"; do
+    [[ " $CONFIGS " == *" ${config%% *} "* ]] && chosen+=("$config")
+  done
+  configs=("${chosen[@]}")
+fi
+summary="${SUMMARY:-$here/summary.md}"
 for pass in $(seq 1 "$passes"); do
   for config in "${configs[@]}"; do
     if (( pass % 2 == 1 )); then order=("A $a_rmq" "B $b_rmq"); else order=("B $b_rmq" "A $a_rmq"); fi
@@ -65,5 +75,5 @@ for pass in $(seq 1 "$passes"); do
     done
   done
 done
-python3 "$here/summarize.py" "$out" >"$here/summary.md"
-cat "$here/summary.md"
+python3 "$here/summarize.py" "$out" >"$summary"
+cat "$summary"
