@@ -19,14 +19,7 @@ use std::ptr::NonNull;
 
 use compio::buf::{IoBuf, IoBufMut, SetLen};
 
-/// Read buffers smaller than this are allocated (zeroed) each time, not pooled: small blocks
-/// come from the allocator's caches, already faulted in.
-pub const READ_POOL_MIN_BYTES: usize = 256 * 1024;
-/// Pooled read buffers are rounded up to a multiple of this, so nearby sizes share buffers.
-pub const READ_POOL_GRANULE_BYTES: usize = 256 * 1024;
-/// Most bytes a thread keeps in its pool of idle read buffers (a buffer freed past it is
-/// returned to the allocator).
-pub const READ_POOL_BYTES_MAX: usize = 32 * 1024 * 1024;
+use crate::limits::{READ_POOL_BYTES_MAX, READ_POOL_GRANULE_BYTES, READ_POOL_MIN_BYTES};
 
 thread_local! {
     /// This thread's idle read buffers (see [`AlignedBuf::for_read`]).

@@ -109,6 +109,18 @@ pub const READ_BATCH_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// enough that per-chunk costs (a round trip, a dispatch) stay small next to 8 MiB of copying.
 pub const REPLICATION_CHUNK_BYTES_MAX: usize = 8 * 1024 * 1024;
 
+/// Read buffers smaller than this are allocated (zeroed) each time, not pooled
+/// (`AlignedBuf::for_read`): small blocks come from the allocator's caches, already faulted in.
+pub const READ_POOL_MIN_BYTES: usize = 256 * 1024;
+
+/// Pooled read buffers are rounded up to a multiple of this, so nearby sizes share buffers.
+pub const READ_POOL_GRANULE_BYTES: usize = 256 * 1024;
+
+/// Most bytes a thread keeps in its pool of idle read buffers (a buffer freed past it is
+/// returned to the allocator): at most this much memory per shard beyond what reads in flight
+/// hold, whatever the backlog.
+pub const READ_POOL_BYTES_MAX: usize = 32 * 1024 * 1024;
+
 /// One coalesced read of `CommitLog::read_many` (a pull of one queue's records) covers at most
 /// this many bytes, gaps between the wanted records included: one 1 MiB O_DIRECT read instead of
 /// hundreds of 4 KiB ones for a cold pull.
