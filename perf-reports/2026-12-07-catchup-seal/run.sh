@@ -3,10 +3,11 @@
 # builds, three setups each (1 shard with the slave's store on a second file system, 2 shards
 # likewise, 1 shard on the one shared disk), 2 passes, 2 catch-ups per session.
 #   A=<dir with rmq, rmq-bench> B=<dir> SLAVE_DISK=/mnt/slave-disk ./run.sh
+# OUT=<raw dir> and SUMMARY=<file> override where the reports and the summary go.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
-OUT="$here/raw"
+OUT="${OUT:-$here/raw}"
 S=perf-reports/2026-12-06-replication/catchup.py
 slave_disk="${SLAVE_DISK:?mount point of the second file system}"
 for pass in 1 2; do
@@ -22,4 +23,4 @@ for pass in 1 2; do
       python3 $S "$OUT"
   done
 done
-python3 "$here/summarize.py" "$OUT" > "$here/summary.md"
+python3 "$here/summarize.py" "$OUT" > "${SUMMARY:-$here/summary.md}"
