@@ -68,8 +68,9 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
 
 /// Creates the segment `[start, start + size)` in `dir` and prepares its space as `mode` says
 /// (zero-filled, or reserved with `fallocate`, falling back to zero-filling where that is not
-/// supported), then fdatasyncs it and fsyncs the directory. A stale file of that name (a preallocation interrupted by a crash) is
-/// replaced. `should_stop` is polled between writes (shutdown).
+/// supported), then fdatasyncs it and fsyncs the directory. A stale file of that name (a
+/// preallocation interrupted by a crash) is replaced. `should_stop` is polled between writes
+/// (shutdown).
 ///
 /// # Errors
 /// [`StorageError::DiskFull`] when the disk has no room (the partial file is removed),

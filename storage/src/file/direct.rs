@@ -271,8 +271,9 @@ impl DirectFile {
         let length = libc::off_t::try_from(len).expect("a segment size fits off_t");
         // A duplicate descriptor for the blocking thread: if this future is dropped while the
         // call runs, the call still targets this file, never a reused descriptor number.
-        // SAFETY: `raw_fd` is this open file's descriptor; `dup` returns a new one or -1.
-        let duplicate = unsafe { libc::dup(self.raw_fd()) };
+        // SAFETY: `raw_fd` is this open file's descriptor; F_DUPFD_CLOEXEC returns a new one
+        // (close-on-exec, as every descriptor the store opens) or -1.
+        let duplicate = unsafe { libc::fcntl(self.raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
         if duplicate < 0 {
             return Err(StorageError::io(
                 "dup",
