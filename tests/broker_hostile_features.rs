@@ -34,7 +34,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use common::{
     assert_code, block_on, call, create_topic, now_ms, properties, pull, send_header, send_request,
-    send_v2, write_broker_conf, Broker, PullSpec, Server, TempDir,
+    send_v2, timer_status, write_broker_conf, Broker, PullSpec, Server, TempDir,
 };
 use rmq_net::codec::body::client::CheckClientRequestBody;
 use rmq_net::codec::body::subscription::{SubscriptionData, EXPRESSION_TYPE_SQL92};
@@ -1197,16 +1197,6 @@ fn stats_keys_stay_capped_with_two_shards() {
 /// `src/limits.rs` `TIMER_TOPICS_COUNTED_MAX` (per shard).
 const TIMER_TOPICS_COUNTED_MAX: usize = 4_096;
 
-async fn timer_status(client: &RemotingClient) -> serde_json::Value {
-    let reply = call(
-        client,
-        RemotingCommand::request(RequestCode::TimerStatus, ExtFields::new()),
-    )
-    .await;
-    assert_code(&reply, ResponseCode::Success);
-    serde_json::from_slice(&reply.body).expect("timer report")
-}
-
 /// Timers over more topics than the admin view counts: the view stays capped with `<other>`,
 /// and once every timer is delivered it is empty again.
 ///
@@ -1244,27 +1234,23 @@ fn timer_topics_past_the_counted_cap_fold_into_other_and_drain() {
         }
         let all = u64::try_from(topics.len()).expect("small");
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while timer_status(&client).await["pending"].as_u64() != Some(all) {
+        while timer_status(&client).await.pending != all {
             assert!(std::time::Instant::now() < deadline, "timers not parked");
             compio::time::sleep(Duration::from_millis(200)).await;
         }
-        let report = timer_status(&client).await;
-        let by_topic = report["pendingByTopic"].as_object().expect("map");
+        let by_topic = timer_status(&client).await.pending_by_topic;
         assert!(
             by_topic.len() <= TIMER_TOPICS_COUNTED_MAX + 1,
             "{}",
             by_topic.len()
         );
-        assert_eq!(
-            by_topic.get("<other>").and_then(serde_json::Value::as_u64),
-            Some(1)
-        );
+        assert_eq!(by_topic.get("<other>"), Some(&1));
         // Everything is delivered within the delays plus a few wheel ticks.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let report = timer_status(&client).await;
-            if report["pending"].as_u64() == Some(0) {
-                let by_topic = report["pendingByTopic"].as_object().expect("map");
+            if report.pending == 0 {
+                let by_topic = &report.pending_by_topic;
                 assert!(
                     by_topic.is_empty(),
                     "nothing pending, yet the view holds {by_topic:?}"
@@ -1273,7 +1259,7 @@ fn timer_topics_past_the_counted_cap_fold_into_other_and_drain() {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "timers not delivered: {report}"
+                "timers not delivered: {report:?}"
             );
             compio::time::sleep(Duration::from_millis(500)).await;
         }

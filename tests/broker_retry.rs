@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use common::{
-    assert_code, block_on, call, create_topic, pull, pull_all, send_header, send_request, send_v2,
-    sent, shard_of_offset, Broker, PullSpec,
+    assert_code, block_on, call, create_and_wait_within, props, pull, pull_all, send_header,
+    send_request, send_v2, sent, shard_of_offset, Broker, PullSpec,
 };
 use rmq::runtime::placement::shard_for;
 use rmq::tables::topics::{dlq_topic, retry_topic, SCHEDULE_TOPIC};
@@ -39,36 +39,9 @@ fn cross_shard_topic(prefix: &str, level: i32, shards: usize) -> String {
         .expect("some name lands elsewhere")
 }
 
-fn props(pairs: &[(&str, &str)]) -> Properties {
-    let mut properties = Properties::new();
-    for (name, value) in pairs {
-        properties.insert(*name, *value).expect("valid property");
-    }
-    properties
-}
-
 /// Creates `topic` (4 queues) and waits until every shard serves pulls of it.
 async fn create_and_wait(client: &RemotingClient, topic: &str) {
-    create_topic(client, topic, 4, 6).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for queue_id in 0..4 {
-        loop {
-            let reply = pull(client, &PullSpec::new(topic, queue_id, 0)).await;
-            if reply.code == ResponseCode::PullNotFound {
-                break;
-            }
-            assert_eq!(
-                reply.code,
-                ResponseCode::TopicNotExist,
-                "{topic}/{queue_id}"
-            );
-            assert!(
-                Instant::now() < deadline,
-                "topic {topic} never became pullable"
-            );
-            compio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    create_and_wait_within(client, topic, 4, Duration::from_secs(5)).await;
 }
 
 /// Asserts `topic`/`queue_id` holds nothing yet (an unknown topic counts as empty).

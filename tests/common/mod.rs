@@ -781,8 +781,18 @@ pub async fn pull_records(
 /// Creates `topic` with `queues` queues and waits (at most 10 s) until every queue serves
 /// pulls: TOPIC_NOT_EXIST until then, PULL_NOT_FOUND after.
 pub async fn create_and_wait(client: &RemotingClient, topic: &str, queues: i32) {
+    create_and_wait_within(client, topic, queues, Duration::from_secs(10)).await;
+}
+
+/// [`create_and_wait`] with the wait bounded by `within`.
+pub async fn create_and_wait_within(
+    client: &RemotingClient,
+    topic: &str,
+    queues: i32,
+    within: Duration,
+) {
     create_topic(client, topic, queues, 6).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + within;
     for queue_id in 0..queues {
         loop {
             let reply = pull(client, &PullSpec::new(topic, queue_id, 0)).await;
