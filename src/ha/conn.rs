@@ -1,17 +1,21 @@
 //! Framed reads and writes of HA frames on a `compio` TCP stream (shared by both sides).
 //!
 //! Owns the per-connection read buffer: it grows to the frame the buffered header announces
-//! (at most `HA_FRAME_SIZE_MAX`), never more. Must never: hand out a frame from the wrong side
+//! (at most `HA_FRAME_SIZE_MAX`), never more; a frame of `HA_POOLED_FRAME_BYTES_MIN` or more
+//! is read into a block of the store's per-thread buffer pool instead (no fresh pages per
+//! catch-up frame). Must never: hand out a frame from the wrong side
 //! of the connection or for another shard, or write a frame the codec did not check.
 
 use bytes::{Bytes, BytesMut};
-use compio::buf::BufResult;
-use compio::io::{AsyncReadExt, AsyncWriteExt};
+use compio::buf::{BufResult, IntoInner, IoBuf};
+use compio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use compio::net::TcpStream;
 use rmq_net::ha::{self, Frame, Sender};
 
 use super::HaError;
-use crate::limits::HA_READ_SIZE_MIN;
+use rmq_storage::align::AlignedBuf;
+
+use crate::limits::{HA_POOLED_FRAME_ALIGNMENT, HA_POOLED_FRAME_BYTES_MIN, HA_READ_SIZE_MIN};
 
 /// Reads the frames one peer sends on one shard's connection.
 #[derive(Debug)]
@@ -71,6 +75,10 @@ impl FrameReader {
                 return self.checked(frame);
             }
             let wanted = match ha::peek_header(&self.buf)? {
+                Some(header) if header.frame_size() >= HA_POOLED_FRAME_BYTES_MIN => {
+                    let frame = self.read_pooled(stream, header.frame_size()).await?;
+                    return self.checked(frame);
+                }
                 Some(header) => header.frame_size() - self.buf.len(),
                 None => HA_READ_SIZE_MIN,
             };
@@ -84,6 +92,36 @@ impl FrameReader {
                 return Err(HaError::Closed);
             }
         }
+    }
+
+    /// Reads the frame of `size` bytes that starts the buffer into a pooled block (every
+    /// buffered byte is part of it: fewer than `size` are buffered) and decodes it; a Data
+    /// frame's bytes keep the block, which goes back to this thread's pool when they drop.
+    async fn read_pooled(&mut self, stream: &TcpStream, size: usize) -> Result<Frame, HaError> {
+        let buffered = self.buf.len();
+        assert!(
+            buffered < size,
+            "a whole buffered frame is decoded in place"
+        );
+        let mut block = AlignedBuf::for_read(size, HA_POOLED_FRAME_ALIGNMENT);
+        block.as_full_mut_slice()[..buffered].copy_from_slice(&self.buf);
+        block.set_len_initialised(buffered);
+        self.buf.clear();
+        let mut filled = buffered;
+        let mut reader = stream;
+        while filled < size {
+            // A slice starts at most at the block's length; a read into it writes from its
+            // start and sets the block's length to the slice start plus what was read.
+            let BufResult(result, slice) = reader.read(block.slice(filled..size)).await;
+            block = slice.into_inner();
+            let read = result?;
+            if read == 0 {
+                return Err(HaError::Closed);
+            }
+            filled += read;
+        }
+        block.set_len_initialised(size);
+        Ok(ha::decode_whole(&block.into_bytes(0, size))?)
     }
 
     /// [`FrameReader::next`] for a reader moved into the future (so a `select` can keep the
@@ -142,4 +180,72 @@ pub(crate) fn peer_of(stream: &TcpStream) -> std::net::SocketAddr {
     stream
         .peer_addr()
         .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use compio::net::TcpListener;
+    use rmq_net::ha::{Body, Data, Probe};
+
+    use super::*;
+
+    fn data(start_offset: u64, len: usize) -> Frame {
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        Frame {
+            shard_id: 1,
+            body: Body::Data(Data {
+                start_offset,
+                master_appended_end: start_offset + len as u64,
+                bytes: Bytes::from(bytes),
+            }),
+        }
+    }
+
+    /// Frames above and below the pooled size, sent in pieces that split headers and
+    /// payloads, come out whole and in order: a pooled read starts from the bytes already
+    /// buffered and leaves the next frame's bytes in the socket.
+    #[test]
+    fn pooled_and_buffered_frames_read_back_in_order() {
+        let runtime = crate::runtime::new_runtime().expect("runtime");
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let address = listener.local_addr().expect("address");
+            let big = HA_POOLED_FRAME_BYTES_MIN + 12_345;
+            let frames = vec![
+                data(0, 100),
+                data(100, big),
+                Frame {
+                    shard_id: 1,
+                    body: Body::Probe(Probe { offset: 7 }),
+                },
+                data(100 + big as u64, big * 3),
+                data(100 + 4 * big as u64, 10),
+            ];
+            let mut wire = BytesMut::new();
+            for frame in &frames {
+                ha::encode(frame, &mut wire).expect("encodes");
+            }
+            let wire = wire.freeze();
+            let sender = compio::runtime::spawn(async move {
+                let stream = TcpStream::connect(address).await.expect("connect");
+                let mut writer = &stream;
+                // Uneven pieces, so reads end inside headers and payloads.
+                for piece in wire.chunks(100_003) {
+                    let BufResult(result, _) = writer.write_all(piece.to_vec()).await;
+                    result.expect("write");
+                    compio::time::sleep(std::time::Duration::from_millis(2)).await;
+                }
+                stream
+            });
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut reader = FrameReader::new(1, Sender::Master);
+            for expected in &frames {
+                let frame = reader.next(&stream).await.expect("a frame");
+                assert_eq!(&frame, expected);
+            }
+            drop(sender.await);
+            assert!(matches!(reader.next(&stream).await, Err(HaError::Closed)));
+        });
+    }
 }

@@ -3,10 +3,11 @@
 //! Owns [`AlignedBuf`], a zero-initialised heap block whose address and capacity are multiples of
 //! an I/O alignment (the device's logical block size, at least [`crate::limits::BLOCK_SIZE_MIN`]),
 //! and the `align_up` / `align_down` helpers. It implements compio's `IoBuf` / `IoBufMut`, so it
-//! can be handed to io_uring reads and writes by value. Large read buffers are recycled through a
-//! small per-thread pool ([`AlignedBuf::for_read`]): a fresh multi-MiB block costs a page fault
-//! and a kernel page clear per 4 KiB on its first touch (the allocator hands freed large blocks
-//! back to the kernel), which was a third of a master's CPU while it shipped a catch-up.
+//! can be handed to io_uring reads and writes by value. Large buffers that are filled whole
+//! before use (disk reads, sealed index files, HA frames) are recycled through a small
+//! per-thread pool ([`AlignedBuf::for_read`]): a fresh multi-MiB block costs a page fault and a
+//! kernel page clear per 4 KiB on its first touch (the allocator hands freed large blocks back
+//! to the kernel), which was a third of a master's CPU while it shipped a catch-up.
 //!
 //! Must never: hand out uninitialised bytes (every byte is zeroed at allocation), reallocate
 //! (its address is pinned for in-flight I/O), accept an alignment that is not a power of two,

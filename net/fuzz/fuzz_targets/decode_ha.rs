@@ -1,12 +1,12 @@
 //! Fuzz target: the HA decoder on arbitrary bytes (back-to-back frames), fed in two reads split
 //! where the input's first byte says. It must never panic; nothing is consumed while a frame is
 //! incomplete or refused; every frame that decodes passes the field rules and re-encodes to
-//! exactly the bytes it was decoded from. `smoke.sh` runs it with a malloc limit, so an
-//! allocation past the HA limits crashes.
+//! exactly the bytes it was decoded from, and decodes alike through `decode_whole`. `smoke.sh`
+//! runs it with a malloc limit, so an allocation past the HA limits crashes.
 
 #![no_main]
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use rmq_net::ha::{self, Frame};
 
@@ -32,6 +32,8 @@ fn drain(buf: &mut BytesMut, input: &[u8], consumed: &mut usize) {
 
 fn check(frame: &Frame, bytes: &[u8]) {
     frame.check().expect("a decoded frame passes the field rules");
+    let whole = ha::decode_whole(&Bytes::copy_from_slice(bytes)).expect("a whole frame decodes");
+    assert_eq!(&whole, frame, "decode_whole agrees with the streaming decoder");
     let mut again = BytesMut::new();
     ha::encode(frame, &mut again).expect("a decoded frame re-encodes");
     assert_eq!(&again[..], bytes, "encode(decode(bytes)) == bytes");

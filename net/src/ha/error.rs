@@ -25,6 +25,9 @@ pub enum HaCodecError {
         length: usize,
         max: usize,
     },
+    /// A buffer handed to [`super::frame::decode_whole`] that is not exactly one frame.
+    #[error("{length} bytes are not one whole frame of {frame_size}")]
+    NotWholeFrame { length: usize, frame_size: usize },
     /// The CRC-32C over header and payload does not match the one sent.
     #[error("CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
     Crc { stored: u32, computed: u32 },

@@ -225,24 +225,53 @@ pub fn decode(buf: &mut BytesMut) -> Result<Option<Frame>, HaCodecError> {
     if buf.len() < frame_size {
         return Ok(None);
     }
-    let payload = &buf[HA_HEADER_SIZE..frame_size];
-    let computed = crc(&buf[..CRC_COVERED_HEADER], payload, &[]);
+    let mut frame = decode_checked(&header, &buf[..frame_size])?;
+    let bytes = buf.split_to(frame_size);
+    if let Body::Data(data) = &mut frame.body {
+        data.bytes = bytes.freeze().slice(HA_HEADER_SIZE + HA_DATA_FIXED_SIZE..);
+    }
+    Ok(Some(frame))
+}
+
+/// Decodes `whole`, which must be exactly one frame (a reader that sized its buffer from
+/// [`peek_header`]); a Data frame's bytes are a slice of `whole`, not a copy.
+///
+/// # Errors
+/// As [`decode`], and [`HaCodecError::NotWholeFrame`] when `whole` is not exactly the frame
+/// its header announces.
+pub fn decode_whole(whole: &bytes::Bytes) -> Result<Frame, HaCodecError> {
+    let not_whole = |frame_size| HaCodecError::NotWholeFrame {
+        length: whole.len(),
+        frame_size,
+    };
+    let header = peek_header(whole)?.ok_or_else(|| not_whole(HA_HEADER_SIZE))?;
+    if whole.len() != header.frame_size() {
+        return Err(not_whole(header.frame_size()));
+    }
+    let mut frame = decode_checked(&header, whole)?;
+    if let Body::Data(data) = &mut frame.body {
+        data.bytes = whole.slice(HA_HEADER_SIZE + HA_DATA_FIXED_SIZE..);
+    }
+    Ok(frame)
+}
+
+/// Checks the CRC of `whole` (the frame `header` was peeked from) and decodes its body; a Data
+/// frame's bytes are left empty for the caller to point into its buffer.
+fn decode_checked(header: &Header, whole: &[u8]) -> Result<Frame, HaCodecError> {
+    let payload = &whole[HA_HEADER_SIZE..header.frame_size()];
+    let computed = crc(&whole[..CRC_COVERED_HEADER], payload, &[]);
     if computed != header.crc {
         return Err(HaCodecError::Crc {
             stored: header.crc,
             computed,
         });
     }
-    let mut frame = Frame {
+    let frame = Frame {
         shard_id: header.shard_id,
         body: body::decode(header.frame_type, payload)?,
     };
     frame.check()?;
-    let bytes = buf.split_to(frame_size);
-    if let Body::Data(data) = &mut frame.body {
-        data.bytes = bytes.freeze().slice(HA_HEADER_SIZE + HA_DATA_FIXED_SIZE..);
-    }
-    Ok(Some(frame))
+    Ok(frame)
 }
 
 /// Appends `frame` to `out`. A Data frame's bytes are copied into `out` once; to send them
@@ -321,4 +350,54 @@ fn seal(out: &mut BytesMut, start: usize, tail: &[u8]) {
 fn crc(header: &[u8], payload: &[u8], tail: &[u8]) -> u32 {
     let crc = crc32c::crc32c_append(crc32c::crc32c(header), payload);
     crc32c::crc32c_append(crc, tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::ha::Data;
+
+    fn data_frame() -> BytesMut {
+        let frame = Frame {
+            shard_id: 3,
+            body: Body::Data(Data {
+                start_offset: 4096,
+                master_appended_end: 8192,
+                bytes: Bytes::from(vec![7u8; 1000]),
+            }),
+        };
+        let mut out = BytesMut::new();
+        encode(&frame, &mut out).expect("encodes");
+        out
+    }
+
+    #[test]
+    fn decode_whole_matches_decode_and_needs_exactly_one_frame() {
+        let encoded = data_frame();
+        let whole = decode_whole(&Bytes::copy_from_slice(&encoded)).expect("one whole frame");
+        let streamed = decode(&mut encoded.clone()).expect("valid").expect("whole");
+        assert_eq!(whole, streamed);
+        let Body::Data(data) = &whole.body else {
+            panic!("a Data frame");
+        };
+        assert_eq!(data.bytes, Bytes::from(vec![7u8; 1000]));
+
+        let short = Bytes::copy_from_slice(&encoded[..encoded.len() - 1]);
+        let long = Bytes::from([&encoded[..], &[0u8]].concat());
+        let empty = Bytes::new();
+        for not_whole in [short, long, empty] {
+            assert!(matches!(
+                decode_whole(&not_whole),
+                Err(HaCodecError::NotWholeFrame { .. })
+            ));
+        }
+        let mut corrupt = encoded.to_vec();
+        *corrupt.last_mut().expect("non-empty") ^= 1;
+        assert!(matches!(
+            decode_whole(&Bytes::from(corrupt)),
+            Err(HaCodecError::Crc { .. })
+        ));
+    }
 }

@@ -19,8 +19,8 @@ pub mod limits;
 pub use body::{Ack, Body, Data, EntrySummary, Hello, Probe, ProbeReply, RefuseReason, Welcome};
 pub use error::HaCodecError;
 pub use frame::{
-    decode, encode, encode_data_prefix, peek_header, Frame, FrameType, Header, Sender,
-    HA_FRAMING_VERSION, HA_MAGIC,
+    decode, decode_whole, encode, encode_data_prefix, peek_header, Frame, FrameType, Header,
+    Sender, HA_FRAMING_VERSION, HA_MAGIC,
 };
 
 /// The protocol level a slave announces in its Hello. The master refuses levels it does not

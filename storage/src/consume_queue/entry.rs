@@ -62,11 +62,13 @@ impl CqEntry {
 }
 
 fn entry_crc(queue_offset: u64, bytes: &[u8; ENTRY_SIZE]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&queue_offset.to_le_bytes());
-    hasher.update(&bytes[0..12]);
-    hasher.update(&bytes[16..32]);
-    hasher.finalize() ^ ENTRY_CRC_XOR
+    // One update over the 36 covered bytes laid out contiguously: the same CRC as three
+    // updates, without three calls' setup on inputs of 8-16 bytes.
+    let mut covered = [0u8; 8 + ENTRY_SIZE - 4];
+    covered[..8].copy_from_slice(&queue_offset.to_le_bytes());
+    covered[8..20].copy_from_slice(&bytes[0..12]);
+    covered[20..].copy_from_slice(&bytes[16..32]);
+    crc32fast::hash(&covered) ^ ENTRY_CRC_XOR
 }
 
 /// Encodes `entry` as the unit for `queue_offset` into `out`.
@@ -151,6 +153,24 @@ mod tests {
             size: 77,
             tags_code: -5,
             store_timestamp: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn entry_crc_is_the_on_disk_definition() {
+        // The format: CRC32 over queue offset, bytes 0..12 and 16..32, in that order, xor a
+        // constant. Files written before the one-update form must still validate.
+        let mut bytes = [0u8; ENTRY_SIZE];
+        encode(42, &sample(), &mut bytes);
+        for queue_offset in [0, 42, u64::MAX] {
+            let mut hasher = crc32fast::Hasher::new();
+            hasher.update(&queue_offset.to_le_bytes());
+            hasher.update(&bytes[0..12]);
+            hasher.update(&bytes[16..32]);
+            assert_eq!(
+                entry_crc(queue_offset, &bytes),
+                hasher.finalize() ^ ENTRY_CRC_XOR
+            );
         }
     }
 

@@ -68,8 +68,38 @@ impl ActiveTable {
         );
         Self {
             capacity,
-            entries: Vec::new(),
+            // Reserved whole: growing by doubling copied the entries (up to 8 MiB) and
+            // faulted in every new block again.
+            entries: Vec::with_capacity(capacity as usize),
             heads: vec![0u32; slot_count(capacity)].into_boxed_slice(),
+            covered_begin,
+            covered_end: covered_begin,
+            store_timestamp_min: i64::MAX,
+            store_timestamp_max: i64::MIN,
+        }
+    }
+
+    /// An empty table like [`ActiveTable::new`], in the memory of `old` (a table that was
+    /// sealed and written) when its capacity is the one asked: its entry vector is cleared
+    /// and its slots zeroed instead of a fresh allocation whose every page faults in on first
+    /// touch (~4.5 % of a catching-up slave's CPU went to faulting in new tables' pages).
+    #[must_use]
+    pub fn recycled(old: Self, capacity: usize, covered_begin: u64) -> Self {
+        if old.capacity as usize != capacity {
+            return Self::new(capacity, covered_begin);
+        }
+        let Self {
+            capacity,
+            mut entries,
+            mut heads,
+            ..
+        } = old;
+        entries.clear();
+        heads.fill(0);
+        Self {
+            capacity,
+            entries,
+            heads,
             covered_begin,
             covered_end: covered_begin,
             store_timestamp_min: i64::MAX,

@@ -11,13 +11,61 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// Stable hash of the index key `topic#key`.
 #[must_use]
 pub fn key_hash(topic: &str, key: &str) -> u64 {
-    finalise(fnv1a(
-        topic.as_bytes().iter().chain(b"#").chain(key.as_bytes()),
-    ))
+    TopicKeyHasher::new(topic.as_bytes()).hash(key.as_bytes())
 }
 
+/// [`key_hash`] for many keys of one topic: the FNV state after `topic#` is computed once and
+/// each key continues from it (FNV-1a is a byte-serial chain, so this is the same hash).
+#[derive(Debug, Clone, Copy)]
+pub struct TopicKeyHasher {
+    prefix: u64,
+}
+
+impl TopicKeyHasher {
+    /// The hasher of keys of `topic`.
+    #[must_use]
+    pub fn new(topic: &[u8]) -> Self {
+        Self {
+            prefix: fnv1a_from(fnv1a_from(FNV_OFFSET_BASIS, topic), b"#"),
+        }
+    }
+
+    /// The hash of `topic#key`.
+    #[must_use]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        finalise(fnv1a_from(self.prefix, key))
+    }
+}
+
+/// Hashes the keys of a record's `keys` field (split as [`split_keys`] does, on the raw bytes:
+/// the hash needs no UTF-8) into `out`, at most `out.len()` of them; returns how many.
+pub fn hash_keys(topic: &str, keys: &[u8], out: &mut [u64]) -> usize {
+    let hasher = TopicKeyHasher::new(topic.as_bytes());
+    let mut count = 0;
+    for key in keys
+        .split(|&byte| byte == b' ')
+        .filter(|key| !key.is_empty())
+    {
+        if count == out.len() {
+            break;
+        }
+        out[count] = hasher.hash(key);
+        count += 1;
+    }
+    count
+}
+
+#[cfg(test)]
 fn fnv1a<'a>(bytes: impl Iterator<Item = &'a u8>) -> u64 {
     let mut hash = FNV_OFFSET_BASIS;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+fn fnv1a_from(mut hash: u64, bytes: &[u8]) -> u64 {
     for &byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(FNV_PRIME);
@@ -60,6 +108,25 @@ mod tests {
         assert_eq!(fnv1a(b"".iter()), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a(b"a".iter()), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a(b"foobar".iter()), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn hash_keys_matches_key_hash_per_key() {
+        let topic = "TopicA";
+        let mut out = [0u64; 4];
+        let count = hash_keys(topic, b" k1  7F00000100A1 x ", &mut out);
+        assert_eq!(count, 3);
+        for (hash, key) in out.iter().zip(["k1", "7F00000100A1", "x"]) {
+            assert_eq!(*hash, key_hash(topic, key));
+        }
+        // Capped at the output's length; nothing for an empty field.
+        let mut two = [0u64; 2];
+        assert_eq!(hash_keys(topic, b"a b c", &mut two), 2);
+        assert_eq!(two, [key_hash(topic, "a"), key_hash(topic, "b")]);
+        assert_eq!(hash_keys(topic, b"   ", &mut out), 0);
+        // Keys that are not UTF-8 hash by their bytes (no query can name them).
+        assert_eq!(hash_keys(topic, &[0xff, b' ', b'k'], &mut out), 2);
+        assert_eq!(out[1], key_hash(topic, "k"));
     }
 
     #[test]

@@ -114,6 +114,9 @@ struct SealedFile {
 struct IndexState {
     active: ActiveTable,
     sealing: Option<Rc<ActiveTable>>,
+    /// The last written table's memory, kept for the next [`Index::begin_seal`] (never held
+    /// together with `sealing`: still at most two tables in memory).
+    spare: Option<ActiveTable>,
     /// Oldest first.
     sealed: Vec<SealedFile>,
     cache: BlockCache,
@@ -178,6 +181,7 @@ impl Index {
         let state = IndexState {
             active: ActiveTable::new(config.active_entries_max, resume.unwrap_or(0)),
             sealing: None,
+            spare: None,
             sealed,
             cache: BlockCache::new(INDEX_BLOCK_CACHE_BLOCKS),
             next_uid,
@@ -264,7 +268,29 @@ impl Index {
     pub fn dispatch<'k>(
         &self,
         topic: &str,
-        keys: impl Iterator<Item = &'k str> + Clone,
+        keys: impl Iterator<Item = &'k str>,
+        phys_offset: u64,
+        phys_end: u64,
+        store_timestamp: i64,
+    ) -> bool {
+        let hasher = key::TopicKeyHasher::new(topic.as_bytes());
+        let mut hashes = [0u64; INDEX_KEYS_PER_RECORD_MAX];
+        let mut count = 0;
+        for key in keys.take(INDEX_KEYS_PER_RECORD_MAX) {
+            hashes[count] = hasher.hash(key.as_bytes());
+            count += 1;
+        }
+        self.dispatch_hashed(&hashes[..count], phys_offset, phys_end, store_timestamp)
+    }
+
+    /// [`Self::dispatch`] with the keys already hashed ([`key::hash_keys`]), at most
+    /// [`INDEX_KEYS_PER_RECORD_MAX`] of them (the rest are ignored).
+    ///
+    /// # Panics
+    /// If records arrive out of CommitLog order.
+    pub fn dispatch_hashed(
+        &self,
+        key_hashes: &[u64],
         phys_offset: u64,
         phys_end: u64,
         store_timestamp: i64,
@@ -274,11 +300,10 @@ impl Index {
             phys_offset >= state.active.covered().1,
             "index dispatch out of CommitLog order"
         );
-        let keys = keys.take(INDEX_KEYS_PER_RECORD_MAX);
-        let fits = state.active.remaining() >= keys.clone().count();
+        let key_hashes = &key_hashes[..key_hashes.len().min(INDEX_KEYS_PER_RECORD_MAX)];
+        let fits = state.active.remaining() >= key_hashes.len();
         if fits {
-            for key in keys {
-                let key_hash = key::key_hash(topic, key);
+            for &key_hash in key_hashes {
                 state.active.insert(IndexEntry {
                     key_hash,
                     phys_offset,
@@ -323,7 +348,11 @@ impl Index {
             return false;
         }
         let start = state.active.covered().1;
-        let fresh = ActiveTable::new(self.config.active_entries_max, start);
+        let capacity = self.config.active_entries_max;
+        let fresh = match state.spare.take() {
+            Some(old) => ActiveTable::recycled(old, capacity, start),
+            None => ActiveTable::new(capacity, start),
+        };
         state.sealing = Some(Rc::new(std::mem::replace(&mut state.active, fresh)));
         true
     }
@@ -347,14 +376,23 @@ impl Index {
         let mut state = self.state.borrow_mut();
         state.sealing = None;
         state.sealed.push(file);
+        // Queries borrow the table only while the state is borrowed, so this is the last
+        // reference; were it not, the memory would simply be freed with the last one.
+        if let Ok(table) = Rc::try_unwrap(table) {
+            state.spare = Some(table);
+        }
         Ok(())
     }
 
     async fn write_sealed(&self, table: &ActiveTable) -> Result<SealedFile> {
         let header = sealed::header_for(table);
         let size = usize::try_from(header.file_size()).expect("sealed file fits memory");
-        let mut buffer = AlignedBuf::new_zeroed(size, BLOCK_SIZE);
-        let written = sealed::encode_file(table, &mut buffer.as_full_mut_slice()[..size]);
+        // A pooled block (the read pool's), zeroed here: a fresh one faulted in a zero page and
+        // then a copy-on-write page per 4 KiB of a ~10 MiB file.
+        let mut buffer = AlignedBuf::for_read(size, BLOCK_SIZE);
+        let out = &mut buffer.as_full_mut_slice()[..size];
+        out.fill(0);
+        let written = sealed::encode_file(table, out);
         assert_eq!(written, header, "encoded header matches the planned one");
         buffer.set_len_initialised(size);
         let name = file_name(header.covered_begin);

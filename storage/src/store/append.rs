@@ -15,12 +15,13 @@ use crate::consume_queue::entry::CqEntry;
 use crate::consume_queue::ops::EntryRead;
 use crate::consume_queue::Dispatched;
 use crate::error::{Result, StorageError};
-use crate::index::key::split_keys;
+use crate::index::key::hash_keys;
+use crate::index::INDEX_KEYS_PER_RECORD_MAX;
 
 use super::failure_log::Report;
 use super::{
-    now_ms, validate_queue_id, validate_topic, AppendMessage, AppendOutcome, BatchMessage,
-    BatchOutcome, Durability, Store, WaitForFlush, REPUT_BATCH_BYTES,
+    checked_topic, now_ms, validate_queue_id, validate_topic, AppendMessage, AppendOutcome,
+    BatchMessage, BatchOutcome, Durability, Store, WaitForFlush, REPUT_BATCH_BYTES,
 };
 
 /// Which structures a dispatched record goes to (recovery replays may skip one of them).
@@ -531,11 +532,11 @@ impl Store {
             offset: record.phys_offset,
             reason: reason.to_string(),
         };
-        let topic = std::str::from_utf8(record.topic).map_err(|_| corrupt("topic is not UTF-8"))?;
+        let topic = checked_topic(record.topic).ok_or_else(|| corrupt("record topic invalid"))?;
         let queue_offset =
             u64::try_from(record.queue_offset).map_err(|_| corrupt("negative queue offset"))?;
-        if record.queue_id < 0 || validate_topic(topic).is_err() {
-            return Err(corrupt("record topic or queue id invalid"));
+        if record.queue_id < 0 {
+            return Err(corrupt("record queue id invalid"));
         }
         if targets.consume_queue {
             self.dispatch_consume_queue(topic, queue_offset, record)
@@ -576,16 +577,10 @@ impl Store {
     }
 
     async fn dispatch_index(&self, topic: &str, record: &Dispatch<'_>) {
-        let Ok(keys) = std::str::from_utf8(record.keys) else {
-            tracing::warn!(
-                phys_offset = record.phys_offset,
-                "record keys are not UTF-8; not indexed"
-            );
-            self.index.advance(record.end_offset());
-            return;
-        };
-        // No collected Vec per record: the keys are split again where they are hashed.
-        let key_count = split_keys(keys).count();
+        // Hashed once, from the raw bytes: a key that is not UTF-8 is indexed by its bytes
+        // (no query, always UTF-8, can name it), without a validation pass per record.
+        let mut key_hashes = [0u64; INDEX_KEYS_PER_RECORD_MAX];
+        let key_count = hash_keys(topic, record.keys, &mut key_hashes);
         if key_count == 0 {
             self.index.advance(record.end_offset());
             return;
@@ -593,9 +588,8 @@ impl Store {
         if self.index.needs_seal(key_count) {
             self.start_index_seal().await;
         }
-        let indexed = self.index.dispatch(
-            topic,
-            split_keys(keys),
+        let indexed = self.index.dispatch_hashed(
+            &key_hashes[..key_count],
             record.phys_offset,
             record.end_offset(),
             record.store_timestamp_ms,

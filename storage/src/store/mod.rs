@@ -631,14 +631,29 @@ fn now_ms() -> i64 {
 
 /// Topic names become directory names: RocketMQ's charset only (no `/`, no `.`).
 fn validate_topic(topic: &str) -> Result<()> {
-    let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '%' | '|' | '_' | '-');
-    if topic.is_empty() || !topic.chars().all(valid_char) {
-        return Err(StorageError::InvalidRecord {
-            field: "topic",
-            reason: format!("{topic:?} is empty or outside [%|a-zA-Z0-9_-]"),
-        });
+    if topic_bytes_valid(topic.as_bytes()) {
+        return Ok(());
     }
-    Ok(())
+    Err(StorageError::InvalidRecord {
+        field: "topic",
+        reason: format!("{topic:?} is empty or outside [%|a-zA-Z0-9_-]"),
+    })
+}
+
+/// A stored record's topic as text if it is a valid topic name ([`validate_topic`]): one pass
+/// over the bytes, as every valid name is ASCII (the UTF-8 check after it is ASCII's fast path).
+fn checked_topic(topic: &[u8]) -> Option<&str> {
+    if topic_bytes_valid(topic) {
+        std::str::from_utf8(topic).ok()
+    } else {
+        None
+    }
+}
+
+fn topic_bytes_valid(topic: &[u8]) -> bool {
+    let valid =
+        |byte: &u8| byte.is_ascii_alphanumeric() || matches!(byte, b'%' | b'|' | b'_' | b'-');
+    !topic.is_empty() && topic.iter().all(valid)
 }
 
 fn validate_queue_id(queue_id: i32) -> Result<()> {

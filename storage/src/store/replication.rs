@@ -22,7 +22,7 @@ use crate::commitlog::{EntryHeader, LogChunk, ReplicatedEntry, ShipLimit};
 use crate::error::{ReplicationRefusal, Result, StorageError};
 
 use super::append::{Dispatch, DISPATCH_ALL};
-use super::{validate_topic, Store, WaitForFlush};
+use super::{checked_topic, Store, WaitForFlush};
 
 /// A replicated chunk placed in the CommitLog by [`Store::place_replicated`] whose records are
 /// not dispatched yet: hand it to [`Store::dispatch_replicated`] with the same bytes. Holds
@@ -342,9 +342,13 @@ impl Store {
             let refused = |refusal| StorageError::ReplicationRefused { offset, refusal };
             let invalid =
                 |field, reason: String| refused(ReplicationRefusal::InvalidField { field, reason });
-            let topic = std::str::from_utf8(record.topic)
-                .map_err(|_| invalid("topic", "not UTF-8".into()))?;
-            validate_topic(topic).map_err(|error| invalid("topic", error.to_string()))?;
+            let topic = checked_topic(record.topic).ok_or_else(|| {
+                let shown = String::from_utf8_lossy(record.topic);
+                invalid(
+                    "topic",
+                    format!("{shown:?} is empty or outside [%|a-zA-Z0-9_-]"),
+                )
+            })?;
             if record.queue_id < 0 {
                 return Err(invalid(
                     "queue_id",
