@@ -223,7 +223,7 @@ pub async fn process(
         )
         .await;
     }
-    let wait = properties.get(keys::WAIT).map(str::to_owned);
+    let wait = wait_for_flush(properties.get(keys::WAIT));
     let now = now_ms();
     // §4.1 steps 5 and 8: an exhausted retry goes to the DLQ, a DELAY to its schedule level.
     let diverted = if is_retry_topic(&header.topic) {
@@ -286,8 +286,7 @@ pub async fn process(
     };
     // Local unless diverted or parked into a queue another shard owns.
     let (owner, outcome, slave) =
-        super::append::append_routed_replicated(shard, &message, wait_for_flush(wait.as_deref()))
-            .await?;
+        super::append::append_routed_replicated(shard, &message, wait).await?;
     Ok(stored_reply(
         shard, request, owner, &outcome, &slave, queue_id, uniq,
     ))

@@ -23,10 +23,47 @@ pub const PROPERTY_SEPARATOR: u8 = 0x02;
 /// hash index, so a hostile string of thousands of tiny pairs stays linear time.
 const DEDUP_LINEAR_SCAN_MAX: usize = 16;
 
+/// Arena bytes reserved past a decoded string, for the pairs the broker adds to every sent
+/// message (`MSG_REGION`, `TRACE_ON`, `CLUSTER`, sometimes `UNIQ_KEY`) without regrowing.
+const TEXT_HEADROOM: usize = 128;
+
+/// Replaced and removed text is dropped from the arena once it exceeds this much and the live
+/// text: the arena stays within twice what the map holds plus this.
+const TEXT_GARBAGE_MAX: usize = 1024;
+
+/// A range of the arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
 /// An ordered property map. Lookups are linear: real messages carry fewer than 20 entries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The entries are ranges of one text arena (a decoded string is copied once and pointed
+/// into; an inserted pair is appended), not a `String` pair each: a send decodes, extends and
+/// re-encodes one map, and the per-pair allocations and frees were a visible share of a
+/// loaded broker's allocator time.
+#[derive(Clone, Default)]
 pub struct Properties {
-    entries: Vec<(String, String)>,
+    text: String,
+    entries: Vec<(Span, Span)>,
+}
+
+impl PartialEq for Properties {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Properties {}
+
+impl std::fmt::Debug for Properties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Properties")
+            .field("entries", &self.iter().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl Properties {
@@ -45,7 +82,15 @@ impl Properties {
     /// record holds at most [`crate::codec::limits::PROPERTIES_SIZE_MAX`] bytes).
     #[must_use]
     pub fn decode(text: &str) -> Self {
-        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        let base = text.as_ptr() as usize;
+        let span_of = |part: &str| {
+            let start = part.as_ptr() as usize - base;
+            Span {
+                start,
+                end: start + part.len(),
+            }
+        };
+        let mut entries: Vec<(Span, Span)> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
         for segment in text.split(char::from(PROPERTY_SEPARATOR)) {
             let Some((name, value)) = segment.split_once(char::from(NAME_VALUE_SEPARATOR)) else {
@@ -54,28 +99,36 @@ impl Properties {
             if name.is_empty() || value.is_empty() {
                 continue;
             }
-            let found = if pairs.len() <= DEDUP_LINEAR_SCAN_MAX {
-                pairs.iter().position(|(n, _)| *n == name)
+            let found = if entries.len() <= DEDUP_LINEAR_SCAN_MAX {
+                entries
+                    .iter()
+                    .position(|(n, _)| &text[n.start..n.end] == name)
             } else {
                 if index.is_empty() {
-                    index.extend(pairs.iter().enumerate().map(|(i, (n, _))| (*n, i)));
+                    index.extend(
+                        entries
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (n, _))| (&text[n.start..n.end], i)),
+                    );
                 }
                 index.get(name).copied()
             };
             if let Some(i) = found {
-                pairs[i].1 = value;
+                entries[i].1 = span_of(value);
             } else {
                 if !index.is_empty() {
-                    index.insert(name, pairs.len());
+                    index.insert(name, entries.len());
                 }
-                pairs.push((name, value));
+                entries.push((span_of(name), span_of(value)));
             }
         }
-        let entries = pairs
-            .into_iter()
-            .map(|(n, v)| (n.to_owned(), v.to_owned()))
-            .collect();
-        Self { entries }
+        let mut arena = String::with_capacity(text.len() + TEXT_HEADROOM);
+        arena.push_str(text);
+        Self {
+            text: arena,
+            entries,
+        }
     }
 
     /// Decodes properties bytes (as stored in a record) that sit at `offset` in the caller's
@@ -91,19 +144,35 @@ impl Properties {
         Ok(Self::decode(text))
     }
 
+    fn str_of(&self, span: Span) -> &str {
+        &self.text[span.start..span.end]
+    }
+
+    fn push_text(&mut self, part: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(part);
+        Span {
+            start,
+            end: self.text.len(),
+        }
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|(n, _)| self.str_of(*n) == name)
+    }
+
     /// Bytes of the encoded string.
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        self.entries
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 2)
-            .sum()
+        self.iter().map(|(n, v)| n.len() + v.len() + 2).sum()
     }
 
     /// Appends the encoded string to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
         out.reserve(self.encoded_len());
-        for (name, value) in &self.entries {
+        for (name, value) in self.iter() {
             out.put_slice(name.as_bytes());
             out.put_u8(NAME_VALUE_SEPARATOR);
             out.put_slice(value.as_bytes());
@@ -115,7 +184,7 @@ impl Properties {
     #[must_use]
     pub fn to_wire_string(&self) -> String {
         let mut out = String::with_capacity(self.encoded_len());
-        for (name, value) in &self.entries {
+        for (name, value) in self.iter() {
             out.push_str(name);
             out.push(char::from(NAME_VALUE_SEPARATOR));
             out.push_str(value);
@@ -127,16 +196,13 @@ impl Properties {
     /// The value of `name`.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.position(name).map(|i| self.str_of(self.entries[i].1))
     }
 
     /// Whether `name` is present.
     #[must_use]
     pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.position(name).is_some()
     }
 
     /// Sets `name` to `value`, in place if present (keeping its position), else at the end.
@@ -147,37 +213,64 @@ impl Properties {
     /// value, 0x01 or 0x02 in the name, or 0x02 in the value. The map is unchanged then.
     pub fn insert(
         &mut self,
-        name: impl Into<String>,
-        value: impl Into<String>,
+        name: impl AsRef<str>,
+        value: impl AsRef<str>,
     ) -> Result<Option<String>, CodecError> {
-        let name = name.into();
-        let value = value.into();
-        check_pair(&name, &value)?;
-        if let Some(slot) = self.entries.iter_mut().find(|(n, _)| *n == name) {
-            return Ok(Some(std::mem::replace(&mut slot.1, value)));
+        let (name, value) = (name.as_ref(), value.as_ref());
+        check_pair(name, value)?;
+        Ok(self.insert_checked(name, value))
+    }
+
+    /// [`Self::insert`] of a pair known to satisfy the invariant.
+    fn insert_checked(&mut self, name: &str, value: &str) -> Option<String> {
+        if let Some(i) = self.position(name) {
+            let previous = self.str_of(self.entries[i].1).to_owned();
+            self.entries[i].1 = self.push_text(value);
+            self.drop_garbage();
+            return Some(previous);
         }
+        let name = self.push_text(name);
+        let value = self.push_text(value);
         self.entries.push((name, value));
-        Ok(None)
+        None
     }
 
     /// Removes `name`, keeping the order of the rest. Returns its value.
     pub fn remove(&mut self, name: &str) -> Option<String> {
-        let i = self.entries.iter().position(|(n, _)| n == name)?;
-        Some(self.entries.remove(i).1)
+        let i = self.position(name)?;
+        let (_, value) = self.entries.remove(i);
+        let removed = self.str_of(value).to_owned();
+        self.drop_garbage();
+        Some(removed)
     }
 
     /// Copies every entry of `other` in, `other` winning on equal names. This is what Java's
     /// decoder yields for `self`'s string followed by `other`'s (Java 5.x appends a batch's
     /// header properties to each entry's properties this way).
     pub fn extend_from(&mut self, other: &Self) {
-        for (name, value) in &other.entries {
+        for (name, value) in other.iter() {
             // Both pairs already satisfy the invariant, so no check is needed.
-            if let Some(slot) = self.entries.iter_mut().find(|(n, _)| n == name) {
-                slot.1.clone_from(value);
-            } else {
-                self.entries.push((name.clone(), value.clone()));
-            }
+            self.insert_checked(name, value);
         }
+    }
+
+    /// Rewrites the arena with the live text only, once replaced and removed text outweighs
+    /// it by [`TEXT_GARBAGE_MAX`].
+    fn drop_garbage(&mut self) {
+        let live: usize = self.encoded_len();
+        if self.text.len() <= live + TEXT_GARBAGE_MAX {
+            return;
+        }
+        let mut compact = Self {
+            text: String::with_capacity(live + TEXT_HEADROOM),
+            entries: Vec::with_capacity(self.entries.len()),
+        };
+        for (name, value) in self.iter() {
+            let name = compact.push_text(name);
+            let value = compact.push_text(value);
+            compact.entries.push((name, value));
+        }
+        *self = compact;
     }
 
     /// Number of entries.
@@ -194,7 +287,9 @@ impl Properties {
 
     /// Entries in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.entries
+            .iter()
+            .map(|(n, v)| (self.str_of(*n), self.str_of(*v)))
     }
 
     /// The `TAGS` value.
@@ -265,5 +360,30 @@ mod tests {
         assert_eq!(names[3], "k3");
         assert_eq!(names[39], "k39");
         assert_eq!(names[40], "new");
+    }
+
+    #[test]
+    fn replaced_text_stays_bounded_and_equality_ignores_the_arena() {
+        let mut p = Properties::decode("a\x01x\x02b\x01y\x02");
+        for i in 0..10_000 {
+            let previous = p.insert("a", format!("value-{i}")).expect("valid");
+            assert!(previous.is_some());
+            assert!(
+                p.text.len() <= p.encoded_len() + TEXT_GARBAGE_MAX + 64,
+                "the arena keeps at most the garbage bound"
+            );
+        }
+        p.insert("c", "z").expect("valid");
+        assert_eq!(p.remove("b").as_deref(), Some("y"));
+        let expected = Properties::decode("a\x01value-9999\x02c\x01z\x02");
+        assert_eq!(p, expected, "same entries, different arenas");
+        assert_eq!(p.to_wire_string(), "a\x01value-9999\x02c\x01z\x02");
+        assert_eq!(format!("{p:?}"), format!("{expected:?}"));
+        let mut other = Properties::decode("c\x01w\x02d\x01v\x02");
+        other.extend_from(&p);
+        assert_eq!(
+            other.iter().collect::<Vec<_>>(),
+            [("c", "z"), ("d", "v"), ("a", "value-9999")]
+        );
     }
 }
