@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use rmq_storage::file::{scratch_dir_on_real_disk, Disk};
+use rmq_storage::index::key::key_hash;
 use rmq_storage::index::{Index, IndexConfig};
 
 const CAP: usize = 64;
@@ -29,7 +30,8 @@ async fn index_records(index: &Index, range: std::ops::Range<u64>) {
             index.seal().await.expect("seal");
         }
         let ts = i64::try_from(i).expect("small");
-        assert!(index.dispatch("T", keys.iter().copied(), i * 100, i * 100 + 100, ts));
+        let hashes: Vec<u64> = keys.iter().map(|key| key_hash("T", key)).collect();
+        assert!(index.dispatch_hashed(&hashes, i * 100, i * 100 + 100, ts));
         assert!(
             index.active_len() <= CAP,
             "active table stays within its cap"

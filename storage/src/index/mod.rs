@@ -252,39 +252,17 @@ impl Index {
     }
 
     /// True when a record with `key_count` keys does not fit the active table: seal
-    /// ([`Self::begin_seal`] or [`Self::seal`]) before [`Self::dispatch`].
+    /// ([`Self::begin_seal`] or [`Self::seal`]) before [`Self::dispatch_hashed`].
     #[must_use]
     pub fn needs_seal(&self, key_count: usize) -> bool {
         self.state.borrow().active.remaining() < key_count.min(INDEX_KEYS_PER_RECORD_MAX)
     }
 
-    /// Indexes one record (at `phys_offset`, ending at `phys_end`) under each of its keys
-    /// (at most [`INDEX_KEYS_PER_RECORD_MAX`]). Returns false, indexing nothing, when the keys
-    /// do not fit: the caller should have sealed ([`Self::needs_seal`]); if sealing failed
-    /// (disk error) the record stays unindexed rather than memory growing.
-    ///
-    /// # Panics
-    /// If records arrive out of CommitLog order.
-    pub fn dispatch<'k>(
-        &self,
-        topic: &str,
-        keys: impl Iterator<Item = &'k str>,
-        phys_offset: u64,
-        phys_end: u64,
-        store_timestamp: i64,
-    ) -> bool {
-        let hasher = key::TopicKeyHasher::new(topic.as_bytes());
-        let mut hashes = [0u64; INDEX_KEYS_PER_RECORD_MAX];
-        let mut count = 0;
-        for key in keys.take(INDEX_KEYS_PER_RECORD_MAX) {
-            hashes[count] = hasher.hash(key.as_bytes());
-            count += 1;
-        }
-        self.dispatch_hashed(&hashes[..count], phys_offset, phys_end, store_timestamp)
-    }
-
-    /// [`Self::dispatch`] with the keys already hashed ([`key::hash_keys`]), at most
-    /// [`INDEX_KEYS_PER_RECORD_MAX`] of them (the rest are ignored).
+    /// Indexes one record (at `phys_offset`, ending at `phys_end`) under each of its keys,
+    /// given as their hashes ([`key::hash_keys`]; at most [`INDEX_KEYS_PER_RECORD_MAX`], the
+    /// rest are ignored). Returns false, indexing nothing, when the keys do not fit: the
+    /// caller should have sealed ([`Self::needs_seal`]); if sealing failed (disk error) the
+    /// record stays unindexed rather than memory growing.
     ///
     /// # Panics
     /// If records arrive out of CommitLog order.
