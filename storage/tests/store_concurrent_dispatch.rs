@@ -1,6 +1,7 @@
 //! Appends from many concurrent tasks, single and batched, over small segments: a record is
-//! dispatched straight from its append when the reput has reached it and is free, and read back
-//! from the CommitLog otherwise (another task dispatching, a filler before it). Whichever path
+//! dispatched straight from its append when the reput has reached it and is free (a batch in
+//! windows whose keys are hashed ahead), and read back from the CommitLog otherwise (another
+//! task dispatching, a filler before it). Whichever path
 //! each took, every queue must hold exactly the records its appends reported, in order, with the
 //! right payloads, tags and store times, every key must be indexed once, and a reopened store
 //! (which rebuilds nothing that was dispatched, and replays what was not) must agree.
@@ -50,10 +51,22 @@ async fn append_task(store: &Store, task: u64, sent: &RefCell<Sent3>) {
         let (topic, queue_id) = QUEUES[((task + round) % QUEUES.len() as u64) as usize];
         let store_timestamp_ms = 10_000 + (task * 1_000 + round) as i64;
         if round % 3 == 2 {
-            let items: Vec<_> = (0..1 + (round % 5))
-                .map(|i| message(task, round, i))
+            // Some batches span several dispatch windows (16 records); some carry 20 keys per
+            // message, more than a window hashes ahead (the rest are hashed at dispatch).
+            let count = if round % 9 == 8 { 37 } else { 1 + (round % 5) };
+            let items: Vec<_> = (0..count).map(|i| message(task, round, i)).collect();
+            let many = round % 6 == 5;
+            let keys: Vec<String> = items
+                .iter()
+                .map(|(_, u, _)| {
+                    if many {
+                        let extra: Vec<String> = (0..19).map(|x| format!("x{x}{u}")).collect();
+                        format!("k {u} {}", extra.join(" "))
+                    } else {
+                        format!("k {u}")
+                    }
+                })
                 .collect();
-            let keys: Vec<String> = items.iter().map(|(_, u, _)| format!("k {u}")).collect();
             let batch: Vec<BatchMessage<'_>> = items
                 .iter()
                 .zip(&keys)

@@ -1,6 +1,7 @@
-//! Block I/O for consume-queue files: one 4 KiB O_DIRECT read or write at a time, each opening
-//! the file through [`Disk`] and closing it again (no file handle is kept per queue, so the
-//! number of open fds never grows with the number of queues).
+//! Block I/O for consume-queue files: one O_DIRECT read of a 4 KiB block, or one write of a run
+//! of consecutive blocks of one file, at a time, each opening the file through [`Disk`] and
+//! closing it again (no file handle is kept per queue, so the number of open fds never grows
+//! with the number of queues).
 //!
 //! Must never: write anything but whole blocks at block-aligned positions, or treat a missing
 //! file as empty data (the caller decides what a missing file means).
@@ -21,18 +22,24 @@ pub fn is_not_found(error: &StorageError) -> bool {
     matches!(error, StorageError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
 }
 
-/// Writes one whole block at `position` of `path`, creating the file (and its directory) if
-/// missing. Returns true if the file was created (its directory then needs an fsync).
+/// Writes whole consecutive blocks at `position` of `path` in one write, creating the file
+/// (and its directory) if missing. Returns true if the file was created (its directory then
+/// needs an fsync).
 ///
 /// # Errors
 /// [`StorageError::Io`] / [`StorageError::DiskFull`].
 ///
 /// # Panics
-/// If `bytes` is not one block, or `position` is not block aligned.
-pub async fn write_block(disk: &Disk, path: &Path, position: u64, bytes: &[u8]) -> Result<bool> {
-    assert_eq!(
-        bytes.len(),
-        BLOCK_SIZE,
+/// If `blocks` is empty or holds anything but whole blocks, or `position` is not block aligned.
+pub async fn write_blocks(
+    disk: &Disk,
+    path: &Path,
+    position: u64,
+    blocks: &[Rc<[u8]>],
+) -> Result<bool> {
+    assert!(!blocks.is_empty(), "a block write writes blocks");
+    assert!(
+        blocks.iter().all(|block| block.len() == BLOCK_SIZE),
         "consume-queue writes are whole blocks"
     );
     assert_eq!(
@@ -53,9 +60,16 @@ pub async fn write_block(disk: &Disk, path: &Path, position: u64, bytes: &[u8]) 
         }
         Err(error) => return Err(error),
     };
-    let mut buffer = AlignedBuf::new_zeroed(BLOCK_SIZE, BLOCK_SIZE);
-    buffer.as_full_mut_slice().copy_from_slice(bytes);
-    buffer.set_len_initialised(BLOCK_SIZE);
+    let len = blocks.len() * BLOCK_SIZE;
+    let mut buffer = AlignedBuf::new_zeroed(len, BLOCK_SIZE);
+    for (chunk, block) in buffer
+        .as_full_mut_slice()
+        .chunks_mut(BLOCK_SIZE)
+        .zip(blocks)
+    {
+        chunk.copy_from_slice(block);
+    }
+    buffer.set_len_initialised(len);
     let (result, _) = file.write_all_at(buffer, position).await;
     result?;
     Ok(created)

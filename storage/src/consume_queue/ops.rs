@@ -217,8 +217,11 @@ impl CqStore {
         self.with(|queues| queues.dispatch(topic, queue_id, queue_offset, cq_entry))
     }
 
-    /// Writes full blocks waiting in memory. Returns at once if another task is writing (it
-    /// will write ours too) unless the pending budget is exhausted, in which case it waits.
+    /// Writes full blocks waiting in memory: as many as were pending when it got the write
+    /// lock, not the ones that become pending meanwhile, so the task calling it (an append
+    /// whose reply waits) is held for a bounded number of writes while dispatch goes on.
+    /// Returns at once if another task is writing (the next call writes what that one
+    /// leaves) unless the pending budget is exhausted, in which case it waits.
     ///
     /// # Errors
     /// The first failed write; its block stays pending and is retried by the next call.
@@ -233,17 +236,27 @@ impl CqStore {
             None if over_budget => self.write_lock.lock().await,
             None => return Ok(()),
         };
-        self.drain_locked().await
+        let pending = self.with(|queues| queues.pending_blocks());
+        self.drain_locked(Some(pending)).await
     }
 
-    /// Drains every pending block, up to [`CQ_WRITES_IN_FLIGHT_MAX`] queues' blocks at once;
+    /// Drains pending blocks, one write for each of up to [`CQ_WRITES_IN_FLIGHT_MAX`] queues
+    /// at once: all of them (`None`, until none is left) or about `limit` blocks (whole rounds);
     /// the caller holds the write lock.
-    async fn drain_locked(&self) -> Result<()> {
+    async fn drain_locked(&self, limit: Option<usize>) -> Result<()> {
+        let mut written = 0usize;
         loop {
+            if limit.is_some_and(|limit| written >= limit) {
+                return Ok(());
+            }
             let writes = self.with(|queues| queues.next_pending_writes(CQ_WRITES_IN_FLIGHT_MAX));
             if writes.is_empty() {
                 return Ok(());
             }
+            written += writes
+                .iter()
+                .map(|(_, write)| write.blocks.len())
+                .sum::<usize>();
             let results = futures_util::future::join_all(
                 writes
                     .iter()
@@ -257,7 +270,7 @@ impl CqStore {
     }
 
     async fn write_locked(&self, key: &QueueKey, write: &BlockWrite) -> Result<()> {
-        match io::write_block(&self.disk, &write.path, write.position, &write.bytes).await {
+        match io::write_blocks(&self.disk, &write.path, write.position, &write.blocks).await {
             Ok(created) => {
                 self.with(|queues| queues.complete_write(key, write, created));
                 Ok(())
@@ -282,7 +295,7 @@ impl CqStore {
         self.check_sync_failure()?;
         {
             let _guard = self.write_lock.lock().await;
-            self.drain_locked().await?;
+            self.drain_locked(None).await?;
             let tails = self.with(|queues| queues.tail_writes());
             for chunk in tails.chunks(CQ_WRITES_IN_FLIGHT_MAX) {
                 let writes = chunk
@@ -556,7 +569,7 @@ impl CqStore {
         }
         // Deletions run under the write lock so no block write can re-create a deleted file.
         let _guard = self.write_lock.lock().await;
-        self.drain_locked().await?;
+        self.drain_locked(None).await?;
         let doomed = self.with(|queues| {
             // Re-read under the lock: another retention pass (the periodic one and an admin's
             // CLEAN_EXPIRED_CONSUMEQUEUE may overlap) or a topic deletion may have run while

@@ -52,8 +52,9 @@ pub struct BlockWrite {
     pub block_first: u64,
     /// Byte position of the block in the file.
     pub position: u64,
-    /// Block bytes (4 KiB).
-    pub bytes: Rc<[u8]>,
+    /// The bytes of consecutive blocks of the file from `block_first` on (4 KiB each; one for
+    /// a tail write).
+    pub blocks: Vec<Rc<[u8]>>,
     /// Tail version the bytes were taken at (partial tail writes only).
     pub tail_version: Option<u64>,
 }
@@ -452,16 +453,28 @@ impl QueueState {
 
     /// The oldest full block waiting to be written (`dir`: the queue's directory).
     #[must_use]
-    pub fn next_pending_write(&self, dir: &Path) -> Option<BlockWrite> {
-        let (block_first, bytes) = self.pending.front()?;
-        let file_first = self.file_first(*block_first);
+    pub fn next_pending_write(&self, dir: &Path, max_blocks: usize) -> Option<BlockWrite> {
+        let &(block_first, _) = self.pending.front()?;
+        let file_first = self.file_first(block_first);
+        let mut expected = block_first;
+        let blocks = self
+            .pending
+            .iter()
+            .take(max_blocks.max(1))
+            .take_while(|(first, _)| {
+                let next = *first == expected && self.file_first(*first) == file_first;
+                expected += ENTRIES_PER_BLOCK;
+                next
+            })
+            .map(|(_, bytes)| Rc::clone(bytes))
+            .collect();
         Some(BlockWrite {
             uid: self.uid,
             path: Self::file_path(dir, file_first),
             file_first,
-            block_first: *block_first,
-            position: self.block_position(*block_first),
-            bytes: Rc::clone(bytes),
+            block_first,
+            position: self.block_position(block_first),
+            blocks,
             tail_version: None,
         })
     }
@@ -487,17 +500,18 @@ impl QueueState {
             file_first,
             block_first: self.tail_first,
             position: self.block_position(self.tail_first),
-            bytes: Rc::from(tail.clone()),
+            blocks: vec![Rc::from(tail.clone())],
             tail_version: Some(self.tail_version),
         })
     }
 
-    /// Records that `write` reached the file. Returns the block bytes when the block is full
-    /// (immutable from now on, so the caller may cache them).
+    /// Records that `write` reached the file. Returns the blocks it wrote when they are full
+    /// (`(block_first, bytes)`: immutable from now on, so the caller may cache them); none for
+    /// a tail write.
     ///
     /// # Panics
-    /// If `write` is not the oldest pending block nor a tail write of this queue.
-    pub fn complete_write(&mut self, write: &BlockWrite) -> Option<Rc<[u8]>> {
+    /// If `write` is not the oldest pending blocks nor a tail write of this queue.
+    pub fn complete_write(&mut self, write: &BlockWrite) -> Vec<(u64, Rc<[u8]>)> {
         assert_eq!(
             write.uid, self.uid,
             "a block write completes on its own queue"
@@ -507,17 +521,20 @@ impl QueueState {
             if write.block_first == self.tail_first {
                 self.tail_written_version = self.tail_written_version.max(version);
             }
-            return None;
+            return Vec::new();
         }
-        let (block_first, bytes) = self
-            .pending
-            .pop_front()
-            .expect("a pending block was written");
-        assert_eq!(
-            block_first, write.block_first,
-            "pending blocks are written in order"
-        );
-        Some(bytes)
+        let mut expected = write.block_first;
+        let mut completed = Vec::with_capacity(write.blocks.len());
+        for _ in &write.blocks {
+            let (block_first, bytes) = self
+                .pending
+                .pop_front()
+                .expect("a pending block was written");
+            assert_eq!(block_first, expected, "pending blocks are written in order");
+            completed.push((block_first, bytes));
+            expected += ENTRIES_PER_BLOCK;
+        }
+        completed
     }
 
     /// Files written since the last sync (in the queue's directory `dir`); clears the set.
@@ -565,6 +582,42 @@ mod tests {
     }
 
     #[test]
+    fn consecutive_full_blocks_of_one_file_are_written_together() {
+        // 256 entries per file = 2 blocks: five full blocks span three files.
+        let mut queue = queue((0, 0));
+        for offset in 0..(5 * 128 + 7) {
+            queue.push(offset, &cq_entry(offset));
+        }
+        assert_eq!(queue.pending_blocks(), 5);
+        let first = queue.next_pending_write(dir(), 64).expect("pending");
+        assert_eq!(
+            (first.block_first, first.position, first.file_first),
+            (0, 0, 0)
+        );
+        assert_eq!(first.blocks.len(), 2, "up to the file's end");
+        let limited = queue.next_pending_write(dir(), 1).expect("pending");
+        assert_eq!(limited.blocks.len(), 1, "at most max_blocks");
+        let written: Vec<u64> = queue.complete_write(&first).iter().map(|b| b.0).collect();
+        assert_eq!(written, [0, 128]);
+        assert_eq!(queue.pending_blocks(), 3);
+        let second = queue.next_pending_write(dir(), 64).expect("pending");
+        assert_eq!(
+            (second.block_first, second.file_first, second.position),
+            (256, 256, 0)
+        );
+        assert_eq!(second.blocks.len(), 2);
+        let mut slot = [0u8; entry::ENTRY_SIZE];
+        entry::encode(384, &cq_entry(384), &mut slot);
+        assert_eq!(&second.blocks[1][..entry::ENTRY_SIZE], &slot[..]);
+        queue.complete_write(&second);
+        let third = queue.next_pending_write(dir(), 64).expect("pending");
+        assert_eq!((third.block_first, third.blocks.len()), (512, 1));
+        queue.complete_write(&third);
+        assert!(queue.next_pending_write(dir(), 64).is_none());
+        assert_eq!(queue.pending_blocks(), 0);
+    }
+
+    #[test]
     fn geometry_is_arithmetic() {
         let queue = queue((0, 0));
         assert_eq!(queue.file_first(0), 0);
@@ -590,12 +643,12 @@ mod tests {
         for offset in 0..300 {
             assert_eq!(queue.locate(offset), Located::Memory(cq_entry(offset)));
         }
-        let first = queue.next_pending_write(dir()).expect("pending");
+        let first = queue.next_pending_write(dir(), 1).expect("pending");
         assert_eq!(
             (first.block_first, first.position, first.file_first),
             (0, 0, 0)
         );
-        let cached = queue.complete_write(&first).expect("full block");
+        let (_, cached) = queue.complete_write(&first).pop().expect("full block");
         assert_eq!(cached.len(), BLOCK_SIZE);
         assert_eq!(
             queue.locate(5),
@@ -605,10 +658,10 @@ mod tests {
                 immutable: true
             }
         );
-        let second = queue.next_pending_write(dir()).expect("pending");
+        let second = queue.next_pending_write(dir(), 1).expect("pending");
         assert_eq!((second.block_first, second.position), (128, 4096));
         queue.complete_write(&second);
-        assert!(queue.next_pending_write(dir()).is_none());
+        assert!(queue.next_pending_write(dir(), 1).is_none());
         let tail = queue.tail_write(dir()).expect("tail changed");
         assert_eq!(
             (tail.block_first, tail.file_first, tail.position),
@@ -636,7 +689,7 @@ mod tests {
         assert!(queue.tail_in_memory());
         assert!(!queue.evict_idle_tail(), "pushed since the last flush");
         assert!(!queue.evict_idle_tail(), "not written yet");
-        let full = queue.next_pending_write(dir()).expect("full block");
+        let full = queue.next_pending_write(dir(), 1).expect("full block");
         queue.complete_write(&full);
         let tail = queue.tail_write(dir()).expect("tail changed");
         queue.complete_write(&tail);
@@ -660,7 +713,7 @@ mod tests {
         );
         assert_eq!(load.last_entry, Some(cq_entry(129)));
         // The disk block as written, with a stale entry past max_offset that must not survive.
-        let mut bytes = tail.bytes.to_vec().into_boxed_slice();
+        let mut bytes = tail.blocks[0].to_vec().into_boxed_slice();
         entry::encode(130, &cq_entry(130), entry::slot_mut(&mut bytes, 128, 130));
         let stale_load = TailLoad {
             max_offset: 129,
@@ -725,7 +778,7 @@ mod tests {
         );
         assert_eq!(queue.locate(289), Located::Memory(cq_entry(289)));
         let tail = queue.tail_write(dir()).expect("tail rewritten");
-        assert!(entry::decode(290, entry::slot(&tail.bytes, 256, 290)).is_none());
+        assert!(entry::decode(290, entry::slot(&tail.blocks[0], 256, 290)).is_none());
         // Into a pending full block: it becomes the tail, the blocks after it are dropped.
         assert_eq!(queue.truncate(200, Some(cq_entry(199))), 1);
         assert_eq!(
@@ -737,7 +790,7 @@ mod tests {
         queue.push(200, &cq_entry(1000));
         assert_eq!(queue.locate(200), Located::Memory(cq_entry(1000)));
         // Into a written block: loaded from disk before the next push.
-        let first = queue.next_pending_write(dir()).expect("pending");
+        let first = queue.next_pending_write(dir(), 1).expect("pending");
         queue.complete_write(&first);
         assert_eq!(queue.truncate(100, Some(cq_entry(99))), 0);
         assert!(queue.needs_tail_load());

@@ -178,6 +178,20 @@ impl ActiveTable {
         self.store_timestamp_max = self.store_timestamp_max.max(entry.store_timestamp);
     }
 
+    /// Hints the CPU to load the chain head an insert of `key_hash` will update.
+    pub fn prefetch(&self, key_hash: u64) {
+        let head: &u32 = &self.heads[self.slot_of(key_hash)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is a hint: it never faults, reads nothing into the program and
+        // writes nothing; the pointer comes from a live reference.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(head).cast::<i8>());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = head;
+    }
+
     /// Physical offsets for `key_hash` with `begin <= store_timestamp <= end`, newest first,
     /// appended to `out` until it holds `limit` items.
     pub fn query(&self, key_hash: u64, begin: i64, end: i64, limit: usize, out: &mut Vec<u64>) {

@@ -28,6 +28,13 @@ use super::{
     BatchMessage, BatchOutcome, Durability, Store, WaitForFlush, REPUT_BATCH_BYTES,
 };
 
+/// Records per [`Store::dispatch_window`]: enough to overlap their index inserts' cache misses.
+pub(super) const DISPATCH_WINDOW_RECORDS: usize = 16;
+
+/// Key hashes a dispatch window computes ahead (four per record on average; a record whose keys
+/// do not fit is hashed at its own dispatch).
+const DISPATCH_WINDOW_KEYS: usize = 4 * DISPATCH_WINDOW_RECORDS;
+
 /// Which structures a dispatched record goes to (recovery replays may skip one of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Targets {
@@ -484,7 +491,7 @@ impl Store {
         let consecutive = placed
             .windows(2)
             .all(|pair| pair[0].end_offset() == pair[1].phys_offset);
-        if consecutive && self.reput_phys.get() == first.phys_offset {
+        if placed.len() == 1 && consecutive && self.reput_phys.get() == first.phys_offset {
             if let Some(guard) = self.reput_lock.try_lock() {
                 // No await since the check: the reput is still at the first record.
                 assert_eq!(
@@ -492,10 +499,9 @@ impl Store {
                     first.phys_offset,
                     "reput at the record"
                 );
-                for record in placed {
-                    self.dispatch_record(record, DISPATCH_ALL).await?;
+                for window in placed.chunks(DISPATCH_WINDOW_RECORDS) {
+                    self.dispatch_window(window).await?;
                 }
-                self.reput_phys.set(end);
                 // Full consume-queue blocks are written without the reput lock (they have their
                 // own), so the sends placed meanwhile still dispatch directly.
                 drop(guard);
@@ -584,6 +590,51 @@ impl Store {
         }
     }
 
+    /// Dispatches consecutive records (at most [`DISPATCH_WINDOW_RECORDS`]) into consume queues
+    /// and index, advancing the reput past each one; the caller holds the reput lock and the
+    /// reput is at the first record. Every record's keys are hashed first and the index chain
+    /// heads they will update are prefetched, so the window's inserts wait for memory once, not
+    /// once per key (an insert into the active table is a cache miss: its heads span MiBs).
+    pub(super) async fn dispatch_window(&self, records: &[Dispatch<'_>]) -> Result<()> {
+        assert!(
+            records.len() <= DISPATCH_WINDOW_RECORDS,
+            "a dispatch window holds at most {DISPATCH_WINDOW_RECORDS} records"
+        );
+        let mut pool = [0u64; DISPATCH_WINDOW_KEYS];
+        let mut spans: [Option<(usize, usize)>; DISPATCH_WINDOW_RECORDS] =
+            [None; DISPATCH_WINDOW_RECORDS];
+        let mut used = 0;
+        if records.len() > 1 {
+            let mut own = [0u64; INDEX_KEYS_PER_RECORD_MAX];
+            for (span, record) in spans.iter_mut().zip(records) {
+                // A record with a bad topic is refused by its dispatch; one whose keys do not
+                // fit the pool's rest is hashed there.
+                let Some(topic) = checked_topic(record.topic) else {
+                    continue;
+                };
+                let count = hash_keys(topic, record.keys, &mut own);
+                if count <= pool.len() - used {
+                    pool[used..used + count].copy_from_slice(&own[..count]);
+                    *span = Some((used, used + count));
+                    used += count;
+                }
+            }
+            self.index.prefetch(&pool[..used]);
+        }
+        for (span, record) in spans.iter().zip(records) {
+            assert_eq!(
+                self.reput_phys.get(),
+                record.phys_offset,
+                "records dispatched in log order, none skipped"
+            );
+            let hashed = span.map(|(start, end)| &pool[start..end]);
+            self.dispatch_record_hashed(record, DISPATCH_ALL, hashed)
+                .await?;
+            self.reput_phys.set(record.end_offset());
+        }
+        Ok(())
+    }
+
     /// Dispatches one record into the consume queue and/or the index.
     ///
     /// # Errors
@@ -593,6 +644,17 @@ impl Store {
         &self,
         record: &Dispatch<'_>,
         targets: Targets,
+    ) -> Result<()> {
+        self.dispatch_record_hashed(record, targets, None).await
+    }
+
+    /// [`Self::dispatch_record`] with the record's key hashes computed beforehand (`None`:
+    /// hashed here), as [`Self::dispatch_window`] does.
+    async fn dispatch_record_hashed(
+        &self,
+        record: &Dispatch<'_>,
+        targets: Targets,
+        key_hashes: Option<&[u64]>,
     ) -> Result<()> {
         let corrupt = |reason: &str| StorageError::Corrupt {
             path: self.log_dir(),
@@ -610,7 +672,7 @@ impl Store {
                 .await?;
         }
         if targets.index {
-            self.dispatch_index(topic, record).await;
+            self.dispatch_index(topic, record, key_hashes).await;
         }
         self.last_dispatch
             .set((record.store_timestamp_ms, record.phys_offset));
@@ -643,11 +705,18 @@ impl Store {
         Ok(())
     }
 
-    async fn dispatch_index(&self, topic: &str, record: &Dispatch<'_>) {
+    async fn dispatch_index(&self, topic: &str, record: &Dispatch<'_>, hashed: Option<&[u64]>) {
         // Hashed once, from the raw bytes: a key that is not UTF-8 is indexed by its bytes
         // (no query, always UTF-8, can name it), without a validation pass per record.
-        let mut key_hashes = [0u64; INDEX_KEYS_PER_RECORD_MAX];
-        let key_count = hash_keys(topic, record.keys, &mut key_hashes);
+        let mut own = [0u64; INDEX_KEYS_PER_RECORD_MAX];
+        let key_hashes = match hashed {
+            Some(key_hashes) => key_hashes,
+            None => {
+                let count = hash_keys(topic, record.keys, &mut own);
+                &own[..count]
+            }
+        };
+        let key_count = key_hashes.len();
         if key_count == 0 {
             self.index.advance(record.end_offset());
             return;
@@ -656,7 +725,7 @@ impl Store {
             self.start_index_seal().await;
         }
         let indexed = self.index.dispatch_hashed(
-            &key_hashes[..key_count],
+            key_hashes,
             record.phys_offset,
             record.end_offset(),
             record.store_timestamp_ms,

@@ -21,7 +21,7 @@ use crate::commitlog::{Appended, FlushPolicy};
 use crate::commitlog::{EntryHeader, LogChunk, ReplicatedEntry, ShipLimit};
 use crate::error::{ReplicationRefusal, Result, StorageError};
 
-use super::append::{Dispatch, DISPATCH_ALL};
+use super::append::{Dispatch, DISPATCH_WINDOW_RECORDS};
 use super::{checked_topic, Store, WaitForFlush};
 
 /// A replicated chunk placed in the CommitLog by [`Store::place_replicated`] whose records are
@@ -231,15 +231,36 @@ impl Store {
                 .with(|cqs| cqs.ensure_queue(queue.topic, queue.queue_id))?;
         }
         for entry in &entries {
-            placed.end = self.log.place_replicated(entry).await?;
+            match self.log.place_replicated(entry).await {
+                Ok(end) => placed.end = end,
+                Err(error) => {
+                    // The prefix placed so far stays (a later reput dispatches it): its queues'
+                    // next offsets must count what no reput dispatched while it was placed.
+                    let reput = self.reput_phys.get();
+                    for record in placed.records.iter().filter(|r| r.phys_offset >= reput) {
+                        let dispatch = record.dispatch(bytes);
+                        let topic = std::str::from_utf8(dispatch.topic).expect("checked UTF-8");
+                        let queue_offset =
+                            u64::try_from(record.queue_offset).expect("checked >= 0");
+                        self.inflight
+                            .borrow_mut()
+                            .placed(topic, record.queue_id, queue_offset);
+                    }
+                    return Err(error);
+                }
+            }
             if let Some(record) = &entry.record {
-                let topic = std::str::from_utf8(record.topic).expect("checked UTF-8");
-                let queue_offset = u64::try_from(record.queue_offset).expect("checked >= 0");
-                self.inflight
-                    .borrow_mut()
-                    .placed(topic, record.queue_id, queue_offset);
                 placed.records.push(PlacedRecord::of(bytes, record));
             }
+        }
+        // Once per queue, not per record: only each queue's last placed offset counts. A read-back
+        // reput (a checkpoint) that ran while the chunk was placed may have dispatched it
+        // already: such a queue is not in flight.
+        let reput = self.reput_phys.get();
+        for queue in queues.iter().filter(|q| q.last.phys_offset >= reput) {
+            self.inflight
+                .borrow_mut()
+                .placed(queue.topic, queue.queue_id, queue.last_queue_offset);
         }
         placed.queue_last = queues
             .iter()
@@ -288,19 +309,16 @@ impl Store {
             }
             // A prefix placed by a chunk that failed part-way was never dispatched.
             self.reput_locked(placed.start).await?;
-            for record in &placed.records {
-                if record.phys_offset < self.reput_phys.get() {
-                    continue; // a read-back reput (checkpoint, truncation) got there first
-                }
-                assert_eq!(
-                    record.phys_offset,
-                    self.reput_phys.get(),
-                    "replicated records dispatched in log order, none skipped"
-                );
-                self.dispatch_record(&record.dispatch(bytes), DISPATCH_ALL)
-                    .await?;
-                self.reput_phys
-                    .set(record.phys_offset + u64::from(record.size));
+            // A read-back reput (checkpoint, truncation) may have dispatched a prefix already.
+            let reput = self.reput_phys.get();
+            let first = placed
+                .records
+                .partition_point(|record| record.phys_offset < reput);
+            let mut window = Vec::with_capacity(DISPATCH_WINDOW_RECORDS);
+            for records in placed.records[first..].chunks(DISPATCH_WINDOW_RECORDS) {
+                window.clear();
+                window.extend(records.iter().map(|record| record.dispatch(bytes)));
+                self.dispatch_window(&window).await?;
             }
             if self.reput_phys.get() < placed.end {
                 self.reput_phys.set(placed.end); // a trailing filler
