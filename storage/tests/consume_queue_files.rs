@@ -358,6 +358,40 @@ fn pending_blocks_are_bounded_and_file_missing_is_reported() {
     });
 }
 
+/// Rounds of block writes take the queues in turn, wrapping around: a queue early in the order
+/// that keeps filling blocks cannot keep the later ones waiting.
+#[test]
+fn pending_block_writes_take_turns_across_queues() {
+    let root = scratch_dir_on_real_disk("cq-turns").expect("scratch");
+    run(async {
+        let store = CqStore::new(Disk::real(), config(&root)).expect("store");
+        for queue_id in 0..12 {
+            for k in 0..128 {
+                store
+                    .with(|q| q.dispatch("T", queue_id, k, &cq_entry(k)))
+                    .expect("dispatch");
+            }
+        }
+        let round = |max: usize| {
+            store.with(|q| {
+                q.next_pending_writes(max)
+                    .iter()
+                    .map(|(key, write)| {
+                        assert_eq!(write.blocks.len(), 1);
+                        key.1
+                    })
+                    .collect::<Vec<i32>>()
+            })
+        };
+        assert_eq!(round(8), (0..8).collect::<Vec<_>>());
+        assert_eq!(round(8), [8, 9, 10, 11, 0, 1, 2, 3]);
+        assert_eq!(round(3), [4, 5, 6]);
+        assert_eq!(round(20).len(), 12, "each pending queue once per round");
+        store.write_pending().await.expect("write");
+        assert_eq!(store.with(|q| q.pending_blocks()), 0);
+    });
+}
+
 /// Full blocks of many queues are written several at once: a failed write leaves only its own
 /// blocks pending (the other queues' blocks are written), the next `write_pending` writes it,
 /// and every entry reads back, from memory meanwhile and from disk after a reload.

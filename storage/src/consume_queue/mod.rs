@@ -28,6 +28,7 @@ pub mod search;
 pub mod topic_queues;
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use crate::FastMap;
 use std::path::{Path, PathBuf};
@@ -196,6 +197,9 @@ pub struct ConsumeQueues {
     topics: FastMap<Rc<str>, TopicQueues>,
     queue_count: usize,
     pending: BTreeSet<QueueKey>,
+    /// The last queue [`Self::next_pending_writes`] handed out: the next round starts after
+    /// it, so every queue with pending blocks gets its turn while others keep filling blocks.
+    write_cursor: Option<QueueKey>,
     pending_blocks: usize,
     cache: BlockCache,
     next_uid: u64,
@@ -219,6 +223,7 @@ impl ConsumeQueues {
             topics: FastMap::default(),
             queue_count: 0,
             pending: BTreeSet::new(),
+            write_cursor: None,
             pending_blocks: 0,
             cache,
             next_uid: 1,
@@ -421,10 +426,23 @@ impl ConsumeQueues {
     /// The next full blocks to write of each of up to `max` queues (one write per queue: up to
     /// [`CQ_WRITE_BLOCKS_MAX`] consecutive blocks of one file).
     #[must_use]
-    pub fn next_pending_writes(&self, max: usize) -> Vec<(QueueKey, BlockWrite)> {
-        self.pending
+    pub fn next_pending_writes(&mut self, max: usize) -> Vec<(QueueKey, BlockWrite)> {
+        // Round robin from after the queue last handed out, wrapping around.
+        let chosen: Vec<QueueKey> = match &self.write_cursor {
+            Some(cursor) => self
+                .pending
+                .range::<QueueKey, _>((Bound::Excluded(cursor), Bound::Unbounded))
+                .chain(self.pending.range::<QueueKey, _>(..=cursor))
+                .take(max)
+                .cloned()
+                .collect(),
+            None => self.pending.iter().take(max).cloned().collect(),
+        };
+        if let Some(last) = chosen.last() {
+            self.write_cursor = Some(last.clone());
+        }
+        chosen
             .iter()
-            .take(max)
             .map(|key| {
                 let dir = self.queue_dir(&key.0, key.1);
                 let write = self

@@ -491,7 +491,7 @@ impl Store {
         let consecutive = placed
             .windows(2)
             .all(|pair| pair[0].end_offset() == pair[1].phys_offset);
-        if placed.len() == 1 && consecutive && self.reput_phys.get() == first.phys_offset {
+        if consecutive && self.reput_phys.get() == first.phys_offset {
             if let Some(guard) = self.reput_lock.try_lock() {
                 // No await since the check: the reput is still at the first record.
                 assert_eq!(
@@ -543,6 +543,9 @@ impl Store {
                 expected = record.end_offset();
                 self.dispatch_record(&Dispatch::from(record), DISPATCH_ALL)
                     .await?;
+                // Per record: after an error part-way, the next reput resumes after the last
+                // record dispatched, never offering a record to the index twice.
+                self.reput_phys.set(expected);
             }
             assert!(
                 batch.next_offset >= expected,
