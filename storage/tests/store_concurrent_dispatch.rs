@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use rmq_storage::commitlog::FlushPolicy;
 use rmq_storage::file::{scratch_dir_on_real_disk, Disk};
-use rmq_storage::store::{AppendMessage, BatchMessage, GetRequest, Store, TagFilter};
+use rmq_storage::store::{AppendMessage, BatchMessage, GetRequest, GetResult, Store, TagFilter};
 use store_support::run;
 
 const QUEUES: [(&str, i32); 3] = [("T", 0), ("T", 1), ("U", 0)];
@@ -136,6 +136,25 @@ async fn append_task(store: &Store, task: u64, sent: &RefCell<Sent3>) {
     }
 }
 
+/// Up to 32 records of a queue from `queue_offset`.
+async fn pull(
+    store: &Store,
+    topic: &str,
+    queue_id: i32,
+    queue_offset: u64,
+    filter: TagFilter<'_>,
+) -> GetResult {
+    let request = GetRequest {
+        topic,
+        queue_id,
+        queue_offset,
+        max_count: 32,
+        max_bytes: 1 << 20,
+        filter,
+    };
+    store.get_messages(&request).await.expect("get")
+}
+
 async fn check(store: &Store, sent: &Sent3) {
     for (&(topic, queue_id), messages) in sent {
         let mut messages = messages.clone();
@@ -148,17 +167,7 @@ async fn check(store: &Store, sent: &Sent3) {
         }
         let mut next = 0u64;
         while next < messages.len() as u64 {
-            let result = store
-                .get_messages(&GetRequest {
-                    topic,
-                    queue_id,
-                    queue_offset: next,
-                    max_count: 32,
-                    max_bytes: 1 << 20,
-                    filter: TagFilter::All,
-                })
-                .await
-                .expect("get");
+            let result = pull(store, topic, queue_id, next, TagFilter::All).await;
             assert_eq!(
                 result.max_offset,
                 messages.len() as u64,
@@ -184,17 +193,7 @@ async fn check(store: &Store, sent: &Sent3) {
             let mut got = Vec::new();
             let mut next = 0u64;
             while next < messages.len() as u64 {
-                let result = store
-                    .get_messages(&GetRequest {
-                        topic,
-                        queue_id,
-                        queue_offset: next,
-                        max_count: 32,
-                        max_bytes: 1 << 20,
-                        filter: TagFilter::Codes(&codes),
-                    })
-                    .await
-                    .expect("filtered get");
+                let result = pull(store, topic, queue_id, next, TagFilter::Codes(&codes)).await;
                 got.extend(result.records.iter().map(|r| r.phys_offset));
                 assert!(result.next_begin_offset > next, "the scan advances");
                 next = result.next_begin_offset;

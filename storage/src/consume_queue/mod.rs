@@ -55,9 +55,10 @@ pub const CQ_ENTRIES_PER_FILE_DEFAULT: u64 = 1 << 18;
 /// most 65,536 x 277 bytes = 17.3 MiB with 255-byte topic names (`checkpoint_file.rs`).
 pub const CQ_QUEUES_MAX: usize = 65_536;
 
-/// Consecutive full blocks of one queue's file written in one write (256 KiB): a queue taking
-/// 100k entries/s fills ~800 blocks/s, more than one open-write-close per block keeps up with
-/// behind CommitLog writes (measured: 2-3 s send stalls at 570k msgs/s in 4 queues).
+/// Consecutive full blocks of one queue's file written in one write (256 KiB). A queue taking
+/// 100k entries/s fills ~780 blocks/s; written one block per file open, write and close, the
+/// blocks of a broker taking 540k+ msgs/s fell behind and sends waited 2-3 s for the pending
+/// budget (`perf-reports/2026-12-07-direct-dispatch/`).
 pub const CQ_WRITE_BLOCKS_MAX: usize = 64;
 
 /// Full blocks (all queues together) allowed to wait for their write before dispatch stops and
