@@ -68,6 +68,30 @@ impl Dispatch<'_> {
     }
 }
 
+impl<'a> Dispatch<'a> {
+    /// A record this task just placed (at `queue_offset` of `topic`/`queue_id`, stored at
+    /// `store_timestamp_ms`), from the fields it was encoded from.
+    fn placed(
+        appended: &Appended,
+        topic: &'a str,
+        queue_id: i32,
+        queue_offset: u64,
+        message: &BatchMessage<'a>,
+        store_timestamp_ms: i64,
+    ) -> Self {
+        Self {
+            phys_offset: appended.phys_offset,
+            size: appended.size,
+            queue_id,
+            queue_offset: i64::try_from(queue_offset).expect("queue offsets stay below 2^63"),
+            tags_code: message.tags_code,
+            store_timestamp_ms,
+            topic: topic.as_bytes(),
+            keys: message.keys.as_bytes(),
+        }
+    }
+}
+
 impl<'a> From<&'a StoredRecord> for Dispatch<'a> {
     fn from(record: &'a StoredRecord) -> Self {
         Self {
@@ -180,27 +204,25 @@ impl Store {
             .ensure_tail(message.topic, message.queue_id)
             .await?;
         let store_timestamp_ms = message.store_timestamp_ms.unwrap_or_else(now_ms);
+        let batch = BatchMessage {
+            tags_code: message.tags_code,
+            keys: message.keys,
+            sys_flag: message.sys_flag,
+            payload: message.payload,
+        };
         let (appended, queue_offset) = {
             let _guard = self.append_lock.lock().await;
-            let batch = BatchMessage {
-                tags_code: message.tags_code,
-                keys: message.keys,
-                sys_flag: message.sys_flag,
-                payload: message.payload,
-            };
             self.place(message.topic, message.queue_id, &batch, store_timestamp_ms)
                 .await?
         };
-        let placed = Dispatch {
-            phys_offset: appended.phys_offset,
-            size: appended.size,
-            queue_id: message.queue_id,
-            queue_offset: i64::try_from(queue_offset).expect("queue offsets stay below 2^63"),
-            tags_code: message.tags_code,
+        let placed = Dispatch::placed(
+            &appended,
+            message.topic,
+            message.queue_id,
+            queue_offset,
+            &batch,
             store_timestamp_ms,
-            topic: message.topic.as_bytes(),
-            keys: message.keys.as_bytes(),
-        };
+        );
         self.reput_placed(std::slice::from_ref(&placed)).await?;
         self.check_dispatched(message.topic, message.queue_id, queue_offset, &appended)
             .await?;
@@ -261,15 +283,15 @@ impl Store {
         let dispatches: Vec<Dispatch<'_>> = placed
             .iter()
             .zip(messages)
-            .map(|((appended, queue_offset), message)| Dispatch {
-                phys_offset: appended.phys_offset,
-                size: appended.size,
-                queue_id,
-                queue_offset: i64::try_from(*queue_offset).expect("queue offsets stay below 2^63"),
-                tags_code: message.tags_code,
-                store_timestamp_ms,
-                topic: topic.as_bytes(),
-                keys: message.keys.as_bytes(),
+            .map(|((appended, queue_offset), message)| {
+                Dispatch::placed(
+                    appended,
+                    topic,
+                    queue_id,
+                    *queue_offset,
+                    message,
+                    store_timestamp_ms,
+                )
             })
             .collect();
         self.reput_placed(&dispatches).await?;
@@ -493,12 +515,8 @@ impl Store {
             .all(|pair| pair[0].end_offset() == pair[1].phys_offset);
         if consecutive && self.reput_phys.get() == first.phys_offset {
             if let Some(guard) = self.reput_lock.try_lock() {
-                // No await since the check: the reput is still at the first record.
-                assert_eq!(
-                    self.reput_phys.get(),
-                    first.phys_offset,
-                    "reput at the record"
-                );
+                // No await since the check: the reput is still at the first record
+                // (`dispatch_window` asserts it per record).
                 for window in placed.chunks(DISPATCH_WINDOW_RECORDS) {
                     self.dispatch_window(window).await?;
                 }
