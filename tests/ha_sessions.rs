@@ -8,7 +8,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use compio::io::{AsyncReadExt, AsyncWriteExt};
@@ -164,7 +164,11 @@ async fn while_following_with<T>(
 /// wait for durable acks only from a SYNC_FLUSH slave, which acks durable bytes at once.)
 async fn caught_up(master: &Store, progress: &SlaveProgress, level: AckLevel) {
     let end = master.commitlog().appended_offset();
-    progress.wait_acked(end, level).await.expect("room to wait");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    progress
+        .wait_acked(end, level, Some(deadline))
+        .await
+        .expect("acknowledged within two minutes");
 }
 
 /// The two logs hold the same entries (compared as shipped: whole records, fillers by their
@@ -173,6 +177,12 @@ async fn caught_up(master: &Store, progress: &SlaveProgress, level: AckLevel) {
 async fn assert_same(master: &Store, slave: &Store) {
     let (log, copy) = (master.commitlog(), slave.commitlog());
     assert_eq!(log.appended_offset(), copy.appended_offset());
+    // The slave acknowledges what it placed; its dispatch (consume queues, index) follows.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while slave.dispatched_offset() < copy.appended_offset() {
+        assert!(Instant::now() < deadline, "the slave never dispatched its log");
+        compio::time::sleep(Duration::from_millis(1)).await;
+    }
     assert_eq!(log.segment_starts(), copy.segment_starts());
     let mut at = log.min_offset();
     let mut entries = 0;

@@ -409,14 +409,18 @@ pub async fn await_slave(shard: &Shard, end_offset: u64) -> SlaveAck {
     if gap > shard.config.ha_max_gap_not_in_sync {
         return SlaveAck::NotAvailable("the slave is further behind than haMaxGapNotInSync");
     }
-    let waiting = ha.progress.wait_acked(end_offset, AckLevel::Appended);
-    match compio::time::timeout(shard.config.sync_flush_timeout, waiting).await {
-        Ok(Ok(())) => SlaveAck::Acked,
-        Ok(Err(AckWaitError::WaitersFull)) => {
+    let deadline = Instant::now() + shard.config.sync_flush_timeout;
+    match ha
+        .progress
+        .wait_acked(end_offset, AckLevel::Appended, Some(deadline))
+        .await
+    {
+        Ok(()) => SlaveAck::Acked,
+        Err(AckWaitError::WaitersFull) => {
             SlaveAck::NotAvailable("too many sends wait on the slave")
         }
-        Ok(Err(AckWaitError::SessionEnded)) => SlaveAck::NotAvailable("the slave disconnected"),
-        Err(_elapsed) => SlaveAck::Timeout,
+        Err(AckWaitError::SessionEnded) => SlaveAck::NotAvailable("the slave disconnected"),
+        Err(AckWaitError::TimedOut) => SlaveAck::Timeout,
     }
 }
 

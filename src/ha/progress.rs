@@ -3,16 +3,20 @@
 //! send will wait on). Single-shard (`Rc`, `Cell`): the session and the waiters run on the
 //! shard that owns the store.
 //!
-//! Owns the waiter list, bounded by [`HA_PROGRESS_WAITERS_MAX`]; woken on each Ack. Must
-//! never: keep a waker after its future was dropped, wake a waiter before its offset is
-//! acknowledged at its level, or grow past the bound (a waiter past it is refused at once).
-//! Timeouts are the caller's (race the future against a timer).
+//! Owns the waiter lists (one per [`AckLevel`], each bounded by [`HA_PROGRESS_WAITERS_MAX`]);
+//! an Ack wakes exactly the waiters it satisfies. A waiter's deadline (`syncFlushTimeout`) is
+//! kept by its list's one reaper ([`OffsetWaiters`]), not by a timer per send. Must never:
+//! keep a waker after its future was dropped, wake a waiter before its offset is acknowledged
+//! at its level (other than to end it: session over, deadline passed), or grow past the bound
+//! (a waiter past it is refused at once).
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Instant;
+
+use rmq_storage::offset_wait::{OffsetWaiters, Waited, Waiter};
 
 use crate::limits::HA_PROGRESS_WAITERS_MAX;
 
@@ -34,14 +38,9 @@ pub enum AckWaitError {
     /// The session the waiter started under ended ([`SlaveProgress::end_session`]).
     #[error("the slave's session ended")]
     SessionEnded,
-}
-
-#[derive(Debug)]
-struct Waiter {
-    id: u64,
-    offset: u64,
-    level: AckLevel,
-    waker: Waker,
+    /// Its deadline passed first.
+    #[error("no acknowledgement before the deadline")]
+    TimedOut,
 }
 
 /// One slave's acknowledged ends on one shard, and who waits on them.
@@ -51,11 +50,11 @@ pub struct SlaveProgress {
     durable: Cell<u64>,
     acks: Cell<u64>,
     last_ack: Cell<Option<Instant>>,
-    next_id: Cell<u64>,
     /// Sessions ended so far: a waiter from an earlier epoch is answered
     /// [`AckWaitError::SessionEnded`].
     epoch: Cell<u64>,
-    waiters: RefCell<Vec<Waiter>>,
+    appended_waiters: OffsetWaiters,
+    durable_waiters: OffsetWaiters,
 }
 
 impl SlaveProgress {
@@ -92,7 +91,7 @@ impl SlaveProgress {
     /// Tasks waiting now.
     #[must_use]
     pub fn waiters(&self) -> usize {
-        self.waiters.borrow().len()
+        self.appended_waiters.len() + self.durable_waiters.len()
     }
 
     /// Records where an accepted session starts (the slave's ends from its Hello; they may be
@@ -122,24 +121,30 @@ impl SlaveProgress {
     /// wait out their timeout for a slave that is gone.
     pub fn end_session(&self) {
         self.epoch.set(self.epoch.get() + 1);
-        let woken: Vec<Waker> = self
-            .waiters
-            .borrow_mut()
-            .drain(..)
-            .map(|waiter| waiter.waker)
-            .collect();
-        woken.into_iter().for_each(Waker::wake);
+        self.appended_waiters.wake_all();
+        self.durable_waiters.wake_all();
     }
 
     /// Resolves once the slave acknowledged `offset` at `level` (already done: at once), or
-    /// with an error when the session ends first or the waiter list is full.
-    pub fn wait_acked(&self, offset: u64, level: AckLevel) -> AckWait<'_> {
+    /// with an error when the session ends first, `deadline` passes first, or the waiter list
+    /// is full. Polled on the shard's runtime (a deadline may spawn the list's reaper).
+    pub fn wait_acked(
+        &self,
+        offset: u64,
+        level: AckLevel,
+        deadline: Option<Instant>,
+    ) -> AckWait<'_> {
+        let waiters = match level {
+            AckLevel::Appended => &self.appended_waiters,
+            AckLevel::Durable => &self.durable_waiters,
+        };
         AckWait {
             progress: self,
             offset,
             level,
+            deadline,
             epoch: self.epoch.get(),
-            id: None,
+            waiter: waiters.waiter(),
         }
     }
 
@@ -151,16 +156,8 @@ impl SlaveProgress {
     }
 
     fn wake_reached(&self) {
-        let mut woken = Vec::new();
-        self.waiters.borrow_mut().retain(|waiter| {
-            let reached = self.reached(waiter.offset, waiter.level);
-            if reached {
-                woken.push(waiter.waker.clone());
-            }
-            !reached
-        });
-        // Woken after the borrow ends: a waker may poll its future inline.
-        woken.into_iter().for_each(Waker::wake);
+        self.appended_waiters.wake_reached(self.appended.get());
+        self.durable_waiters.wake_reached(self.durable.get());
     }
 }
 
@@ -170,8 +167,10 @@ pub struct AckWait<'a> {
     progress: &'a SlaveProgress,
     offset: u64,
     level: AckLevel,
+    deadline: Option<Instant>,
     epoch: u64,
-    id: Option<u64>,
+    /// Its place in the level's list (leaves when the future is dropped).
+    waiter: Waiter<'a>,
 }
 
 impl Future for AckWait<'_> {
@@ -181,52 +180,21 @@ impl Future for AckWait<'_> {
         let this = self.get_mut();
         let progress = this.progress;
         if progress.reached(this.offset, this.level) {
-            this.forget();
+            this.waiter.leave();
             return Poll::Ready(Ok(()));
         }
         if progress.epoch.get() != this.epoch {
-            this.forget();
+            this.waiter.leave();
             return Poll::Ready(Err(AckWaitError::SessionEnded));
         }
-        let mut waiters = progress.waiters.borrow_mut();
-        if let Some(id) = this.id {
-            if let Some(waiter) = waiters.iter_mut().find(|waiter| waiter.id == id) {
-                waiter.waker.clone_from(cx.waker());
-                return Poll::Pending;
-            }
-            // Removed by a wake whose ack a later session's start then undid: register anew.
-        }
-        if waiters.len() >= HA_PROGRESS_WAITERS_MAX {
-            this.id = None;
+        if !this.waiter.registered() && this.waiter.list_len() >= HA_PROGRESS_WAITERS_MAX {
             return Poll::Ready(Err(AckWaitError::WaitersFull));
         }
-        let id = progress.next_id.get();
-        progress.next_id.set(id + 1);
-        waiters.push(Waiter {
-            id,
-            offset: this.offset,
-            level: this.level,
-            waker: cx.waker().clone(),
-        });
-        this.id = Some(id);
-        Poll::Pending
-    }
-}
-
-impl AckWait<'_> {
-    fn forget(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.progress
-                .waiters
-                .borrow_mut()
-                .retain(|waiter| waiter.id != id);
+        // A waiter woken by an ack that a later session's start undid registers anew.
+        match this.waiter.wait(this.offset, this.deadline, cx.waker()) {
+            Waited::Pending => Poll::Pending,
+            Waited::Expired => Poll::Ready(Err(AckWaitError::TimedOut)),
         }
-    }
-}
-
-impl Drop for AckWait<'_> {
-    fn drop(&mut self) {
-        self.forget();
     }
 }
 
@@ -245,8 +213,8 @@ mod tests {
     fn a_waiter_resolves_once_its_level_is_acked() {
         let progress = SlaveProgress::new();
         progress.begin_session(100, 50);
-        let mut appended = pin!(progress.wait_acked(300, AckLevel::Appended));
-        let mut durable = pin!(progress.wait_acked(300, AckLevel::Durable));
+        let mut appended = pin!(progress.wait_acked(300, AckLevel::Appended, None));
+        let mut durable = pin!(progress.wait_acked(300, AckLevel::Durable, None));
         assert!(poll_once(appended.as_mut()).is_pending());
         assert!(poll_once(durable.as_mut()).is_pending());
         assert_eq!(progress.waiters(), 2);
@@ -268,10 +236,10 @@ mod tests {
         let progress = SlaveProgress::new();
         progress.begin_session(10, 10);
         assert_eq!(progress.last_ack(), None, "a Hello is not an Ack");
-        let mut done = pin!(progress.wait_acked(10, AckLevel::Durable));
+        let mut done = pin!(progress.wait_acked(10, AckLevel::Durable, None));
         assert_eq!(poll_once(done.as_mut()), Poll::Ready(Ok(())));
         {
-            let mut waiting = Box::pin(progress.wait_acked(11, AckLevel::Appended));
+            let mut waiting = Box::pin(progress.wait_acked(11, AckLevel::Appended, None));
             assert!(poll_once(waiting.as_mut()).is_pending());
             assert_eq!(progress.waiters(), 1);
         }
@@ -282,8 +250,8 @@ mod tests {
     fn ending_the_session_answers_every_waiter() {
         let progress = SlaveProgress::new();
         progress.begin_session(10, 10);
-        let mut early = Box::pin(progress.wait_acked(20, AckLevel::Appended));
-        let mut late = Box::pin(progress.wait_acked(30, AckLevel::Appended));
+        let mut early = Box::pin(progress.wait_acked(20, AckLevel::Appended, None));
+        let mut late = Box::pin(progress.wait_acked(30, AckLevel::Appended, None));
         assert!(poll_once(early.as_mut()).is_pending());
         progress.end_session();
         assert_eq!(progress.waiters(), 0);
@@ -297,7 +265,7 @@ mod tests {
             "created before the end, polled after"
         );
         progress.begin_session(40, 40);
-        let mut next = pin!(progress.wait_acked(30, AckLevel::Appended));
+        let mut next = pin!(progress.wait_acked(30, AckLevel::Appended, None));
         assert_eq!(poll_once(next.as_mut()), Poll::Ready(Ok(())));
     }
 
@@ -305,12 +273,12 @@ mod tests {
     fn the_waiter_list_is_bounded() {
         let progress = SlaveProgress::new();
         let mut waits: Vec<_> = (0..HA_PROGRESS_WAITERS_MAX)
-            .map(|_| Box::pin(progress.wait_acked(1, AckLevel::Appended)))
+            .map(|_| Box::pin(progress.wait_acked(1, AckLevel::Appended, None)))
             .collect();
         for wait in &mut waits {
             assert!(poll_once(wait.as_mut()).is_pending());
         }
-        let mut extra = pin!(progress.wait_acked(1, AckLevel::Appended));
+        let mut extra = pin!(progress.wait_acked(1, AckLevel::Appended, None));
         assert_eq!(
             poll_once(extra.as_mut()),
             Poll::Ready(Err(AckWaitError::WaitersFull))

@@ -10,7 +10,8 @@
 //!
 //! Map: [`mod@file`] (positioned aligned I/O + fault injection), [`fifo_lock`] (the fair async lock), [`align`] (aligned buffers),
 //! [`commitlog`] (records, segments, append, flush, tail cache, recovery scan),
-//! [`atomic_file`] (atomic replacement of a small file), [`checkpoint`] (framed checkpoints
+//! [`atomic_file`] (atomic replacement of a small file), [`offset_wait`] (tasks waiting for a
+//! mark to reach their offset, with deadlines), [`checkpoint`] (framed checkpoints
 //! and markers), [`consume_queue`], [`index`], [`store`] (the facade:
 //! append -> commitlog -> reput into consume queues and index), [`limits`], [`error`].
 
@@ -24,6 +25,7 @@ pub mod fifo_lock;
 pub mod file;
 pub mod index;
 pub mod limits;
+pub mod offset_wait;
 pub mod store;
 
 /// The hash map of the per-record paths (queues and in-flight offsets keyed by topic):

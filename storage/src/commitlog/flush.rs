@@ -151,7 +151,7 @@ impl Inner {
                 undurable: state.appended - state.durable,
                 since_sync: now.saturating_duration_since(state.last_sync),
                 since_write: now.saturating_duration_since(state.last_write),
-                sync_wanted: self.flush_requested.get() || self.durable_waiters.has_waiters(),
+                sync_wanted: self.flush_requested.get() || !self.durable_waiters.is_empty(),
                 room_wanted: self.room.has_waiters(),
                 sync_in_flight: self.sync_in_flight.get(),
             }
@@ -228,7 +228,7 @@ impl Inner {
         // fdatasync runs there is nothing to start, so streaming goes on.
         let interval = Duration::from_millis(self.config.flush_interval_ms);
         if !self.sync_in_flight.get()
-            && (self.durable_waiters.has_waiters()
+            && (!self.durable_waiters.is_empty()
                 || self.flush_requested.get()
                 || state.last_sync.elapsed() >= interval)
         {
@@ -344,7 +344,7 @@ impl Inner {
             state.durable = target;
             state.last_sync = Instant::now();
         }
-        self.durable_waiters.wake_all();
+        self.durable_waiters.wake_reached(target);
         self.maybe_checkpoint();
     }
 

@@ -89,6 +89,7 @@ use crate::align::align_down;
 use crate::error::{Result, StorageError};
 use crate::file::Disk;
 use crate::limits::{FLUSH_EAGER_DIVISOR, LOCAL_OFFSET_LIMIT};
+use crate::offset_wait::{OffsetWaiters, Waited};
 use record::{encode_filler, encode_header, padding_len, FILLER_BYTES, RECORD_HEADER_BYTES, ZEROS};
 use ring::Ring;
 use segment::Segment;
@@ -193,8 +194,8 @@ struct Inner {
     sync_latency: sync_latency::SyncLatency,
     /// Appends waiting for ring room or the next segment.
     room: WaitList,
-    /// Callers waiting for the durable mark.
-    durable_waiters: WaitList,
+    /// Callers waiting for the durable mark (each woken once the mark reaches its offset).
+    durable_waiters: OffsetWaiters,
     /// Callers waiting for the append mark to move ([`CommitLog::wait_appended_past`]: the
     /// replication sessions of a caught-up master).
     appended_waiters: WaitList,
@@ -488,15 +489,29 @@ impl CommitLog {
     /// # Panics
     /// If `end_offset` is past the append mark (nothing to wait for: caller bug).
     pub async fn wait_durable(&self, end_offset: u64) -> Result<()> {
+        match self.wait_durable_until(end_offset, None).await? {
+            FlushOutcome::Durable => Ok(()),
+            FlushOutcome::Timeout => unreachable!("no deadline"),
+        }
+    }
+
+    /// [`CommitLog::wait_durable`], giving up at `deadline` (`Ok(FlushOutcome::Timeout)`).
+    /// The deadline is kept by the waiter registry's one reaper, not a timer per call.
+    async fn wait_durable_until(
+        &self,
+        end_offset: u64,
+        deadline: Option<Instant>,
+    ) -> Result<FlushOutcome> {
         let inner = &self.inner;
         assert!(
             end_offset <= inner.state.borrow().appended,
             "waiting for bytes never appended"
         );
+        let mut waiter = inner.durable_waiters.waiter();
         poll_fn(|cx| {
             let state = inner.state.borrow();
             if state.durable >= end_offset {
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(Ok(FlushOutcome::Durable));
             }
             if let Some(cause) = &state.poison {
                 return Poll::Ready(Err(StorageError::Poisoned {
@@ -507,9 +522,13 @@ impl CommitLog {
                 return Poll::Ready(Err(StorageError::Closed));
             }
             drop(state);
-            inner.durable_waiters.register(cx.waker());
-            inner.flusher_signal.notify();
-            Poll::Pending
+            match waiter.wait(end_offset, deadline, cx.waker()) {
+                Waited::Pending => {
+                    inner.flusher_signal.notify();
+                    Poll::Pending
+                }
+                Waited::Expired => Poll::Ready(Ok(FlushOutcome::Timeout)),
+            }
         })
         .await
     }
@@ -544,10 +563,8 @@ impl CommitLog {
         end_offset: u64,
         timeout: Duration,
     ) -> Result<FlushOutcome> {
-        match compio::time::timeout(timeout, self.wait_durable(end_offset)).await {
-            Ok(result) => result.map(|()| FlushOutcome::Durable),
-            Err(_elapsed) => Ok(FlushOutcome::Timeout),
-        }
+        self.wait_durable_until(end_offset, Some(Instant::now() + timeout))
+            .await
     }
 
     /// Asks the flusher to write and fdatasync what is pending now, without waiting (RocketMQ's

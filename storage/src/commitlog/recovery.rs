@@ -31,6 +31,7 @@ use crate::align::{align_down, align_up, AlignedBuf};
 use crate::error::{Result, StorageError};
 use crate::file::{io_alignment, Disk, OpenMode};
 use crate::limits::RECOVERY_READ_CHUNK_BYTES;
+use crate::offset_wait::OffsetWaiters;
 
 /// What [`CommitLog::open`] found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -256,7 +257,7 @@ fn start(
         sync_in_flight: Cell::new(false),
         sync_latency: super::sync_latency::SyncLatency::default(),
         room: WaitList::default(),
-        durable_waiters: WaitList::default(),
+        durable_waiters: OffsetWaiters::new(),
         appended_waiters: WaitList::default(),
         stop: Rc::new(Cell::new(false)),
         checkpoint_busy: Cell::new(false),
