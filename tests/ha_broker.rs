@@ -180,8 +180,8 @@ fn sync_master_replicates_and_recovers(shards: usize, flush: &str) {
             let reply = send(&client, i).await;
             assert_code(&reply, ResponseCode::Success);
         }
-        // SUCCESS means the slave had each record when the reply left: no waiting needed
-        // beyond its reput, which runs before its ack.
+        // SUCCESS means the slave had each record in its log when the reply left; its
+        // dispatch into consume queues follows its ack, hence the short wait.
         slave_equals_master(&client, &slave.client(), Duration::from_secs(5)).await;
     });
     assert!(master.log_has(&["HA slave connected"]));

@@ -274,11 +274,11 @@ impl CatchUp {
 /// slave acknowledges as appended only what is durable ([`ack`]). The next frame is read off
 /// the socket while one is appended (pipelining: a catching-up slave's socket copy and CRC
 /// check overlap its placement, reput and disk writes), at most one frame ahead. A frame's
-/// records are placed, acknowledged, and dispatched (consume queues, index) while the next
-/// frame is placed ([`Pipeline`]): an Ack covers dispatched bytes only ([`ack`]; another Ack
-/// goes out when a dispatch finishes), and a pull returns only dispatched records. The read stays pending across the timer, the durability wait and the
-/// append (a dropped read would lose bytes). The dispatch in flight is finished before this
-/// returns, whatever it returns.
+/// records are placed and acknowledged at once, then dispatched (consume queues, index) while
+/// the next frame is placed ([`Pipeline`]); a pull returns only dispatched records. The read
+/// stays pending across the timer, the durability wait, the dispatch and the append (a
+/// dropped read would lose bytes). The dispatch in flight is finished before this returns,
+/// whatever it returns.
 async fn apply(
     store: &Store,
     stream: &TcpStream,
@@ -310,12 +310,15 @@ async fn apply_frames<'a>(
     let mut reading = Some(Box::pin(reader.next_owned(stream)));
     // A frame read while the previous one was appended; never more than this one.
     let mut read_ahead = None;
-    // What the last Ack said. A dispatch or an fdatasync that finished while that Ack was
-    // being written (after its ends were read) is acknowledged at once instead of waiting for
-    // the next frame or heartbeat: a SYNC_MASTER whose sends all waited on it stalled for
-    // seconds (256-1,280 send timeouts in 15 s runs of SYNC_MASTER + SYNC_FLUSH at 128 B).
+    // What the last Ack said. An fdatasync that finished while that Ack was being written
+    // (after its ends were read) is acknowledged at once instead of waiting for the next frame
+    // or heartbeat: a SYNC_MASTER whose sends all waited on it stalled for seconds (256-1,280
+    // send timeouts in 15 s runs of SYNC_MASTER + SYNC_FLUSH at 128 B).
     let mut last_ack: Option<Ack> = None;
     loop {
+        // Whether this turn must send an Ack even if it says what the last one said: after a
+        // frame, and when the heartbeat is due.
+        let mut ack_anyway = true;
         let received = match read_ahead.take() {
             Some(received) => Some(received),
             None if last_ack.is_some_and(|sent| sent != current_ack(store)) => None,
@@ -335,7 +338,8 @@ async fn apply_frames<'a>(
                         std::future::pending().await
                     }
                 });
-                // A finished dispatch makes more of the log acknowledgeable (see `ack`).
+                // Polled here so that the dispatch in flight progresses while the session waits
+                // (it changes nothing an Ack says).
                 let settled = std::pin::pin!(pipeline.settled());
                 let news = select(timer, select(more_durable, settled));
                 match select(pending, news).await {
@@ -355,6 +359,7 @@ async fn apply_frames<'a>(
                     Either::Right((Either::Right((Either::Right((settled, _)), _)), pending)) => {
                         settled?;
                         reading = Some(pending);
+                        ack_anyway = false;
                         None
                     }
                 }
@@ -386,6 +391,10 @@ async fn apply_frames<'a>(
             let placed_us = appending_since.elapsed().as_micros();
             let (offset, bytes) = (data.start_offset, data.bytes.len());
             let master_end = data.master_appended_end;
+            // Acknowledged before the previous chunk's dispatch is awaited (`hand_over`).
+            last_ack = Some(pipeline.alongside(ack(store, stream, params)).await??);
+            last_acked = Instant::now();
+            ack_anyway = false;
             if let Some(placed) = placed {
                 pipeline.hand_over(data, placed).await?;
             }
@@ -402,9 +411,11 @@ async fn apply_frames<'a>(
             params.follow.data(master_end);
             catch_up.check(store, stream, params);
         }
-        last_ack = Some(pipeline.alongside(ack(store, stream, params)).await??);
-        last_acked = Instant::now();
-        idle_since = last_acked;
+        if ack_anyway || last_ack != Some(current_ack(store)) {
+            last_ack = Some(pipeline.alongside(ack(store, stream, params)).await??);
+            last_acked = Instant::now();
+        }
+        idle_since = Instant::now();
     }
 }
 
@@ -436,11 +447,13 @@ async fn place(store: &Store, data: &Data) -> Result<Option<PlacedChunk>, HaErro
     Ok(Some(placed))
 }
 
-/// Acknowledges this log's ends. Only dispatched bytes count: a master waiting on the
-/// acknowledged end (a SYNC_MASTER send) finds the record pullable on this slave once it has
-/// the Ack, while the slave places the next frame ahead of its dispatch. A SYNC_FLUSH slave
-/// reports as appended only what is durable: such a master then waits on this slave's disk,
-/// and the acknowledged end never counts bytes this slave could lose.
+/// Acknowledges this log's ends: what it placed, before its dispatch (as RocketMQ's slave
+/// reports its CommitLog's end, not its reput's), so a SYNC_MASTER's round trip does not
+/// include this slave's consume-queue and index work. A record acknowledged and not yet
+/// dispatched is not pullable here for that long; a crash of this slave loses no dispatch
+/// (recovery re-dispatches from the log). A SYNC_FLUSH slave reports as appended only what is
+/// durable: such a master then waits on this slave's disk, and the acknowledged end never
+/// counts bytes this slave could lose.
 async fn ack(store: &Store, stream: &TcpStream, params: &SlaveParams) -> Result<Ack, HaError> {
     let ack = current_ack(store);
     write_frame(stream, &frame_of(params, Body::Ack(ack))).await?;
@@ -450,12 +463,12 @@ async fn ack(store: &Store, stream: &TcpStream, params: &SlaveParams) -> Result<
 /// What an Ack sent now would say (see [`ack`]).
 fn current_ack(store: &Store) -> Ack {
     let log = store.commitlog();
-    let visible_end = log.appended_offset().min(store.dispatched_offset());
-    let durable_end = log.durable_offset().min(visible_end);
+    let placed_end = log.appended_offset();
+    let durable_end = log.durable_offset().min(placed_end);
     let appended_end = if log.config().flush_policy == FlushPolicy::Sync {
         durable_end
     } else {
-        visible_end
+        placed_end
     };
     Ack {
         appended_end,
