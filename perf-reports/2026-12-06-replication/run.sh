@@ -165,9 +165,56 @@ run_one() {
   fi
   python3 "$procstat" "$m_pid" >"$dir/m.before"
   [[ -n "$s_pid" ]] && python3 "$procstat" "$s_pid" >"$dir/s.before"
+  # TCP segment counters of the master's sockets, sampled 2 s into the bench and 1 s before
+  # its end (the producers' connections exist only then).
+  local ss_window=$((duration - 3))
+  (
+    sleep 2
+    ss -tinH state established "( sport = :${ports[1]} )" >"$dir/ha-ss.before" 2>/dev/null
+    ss -tinH state established "( sport = :${ports[0]} )" >"$dir/client-ss.before" 2>/dev/null
+    sleep "$ss_window"
+    ss -tinH state established "( sport = :${ports[1]} )" >"$dir/ha-ss.after" 2>/dev/null
+    ss -tinH state established "( sport = :${ports[0]} )" >"$dir/client-ss.after" 2>/dev/null
+  ) &
+  local ss_pid=$!
+  local perf_pid=""
+  if [[ -n "${PERF_MASTER:-}" ]]; then
+    # Diagnostic: a cpu-clock profile of the master (and the slave) over the bench.
+    perf record -q -e cpu-clock -g -p "$m_pid" -o "$out/$tag.master.perf.data" 2>/dev/null &
+    perf_pid=$!
+    if [[ -n "$s_pid" ]]; then
+      perf record -q -e cpu-clock -g -p "$s_pid" -o "$out/$tag.slave.perf.data" 2>/dev/null &
+      perf_pid="$perf_pid $!"
+    fi
+  fi
   "$bench" --mode produce --namesrv "$ns" --send-mode async --producers 4 --connections 4 \
     --inflight 64 --size "$size" --duration "$duration" --threads 1 --first-core 0 \
     --store-dir "$dir/master" --o-direct on --quiet --label "$tag" --report "$out/$tag.json"
+  if [[ -n "$perf_pid" ]]; then
+    # shellcheck disable=SC2086
+    kill -INT $perf_pid; wait $perf_pid || true
+  fi
+  wait "$ss_pid" || true
+  # TCP segments per second out of / into the master's sockets (summed over connections): on
+  # the HA connection ~ Data frames and Acks, on the producers' ~ reply and request writes.
+  for side in ha client; do
+    [[ -s "$dir/$side-ss.before" ]] || continue
+    python3 - "$dir/$side-ss.before" "$dir/$side-ss.after" "$ss_window" >"$out/$tag.$side-segments.json" <<'EOF'
+import json, re, sys
+def counts(path):
+    text = open(path).read()
+    def get(key):
+        return sum(int(v) for v in re.findall(r"\b" + key + r":(\d+)", text))
+    return {k: get(k) for k in ("data_segs_out", "data_segs_in", "bytes_acked", "bytes_received")}
+a, b = counts(sys.argv[1]), counts(sys.argv[2])
+d = {k: b[k] - a[k] for k in a}
+secs = float(sys.argv[3])
+print(json.dumps({"data_segments_out_per_s": round(d["data_segs_out"] / secs),
+                  "data_segments_in_per_s": round(d["data_segs_in"] / secs),
+                  "bytes_per_segment_out": round(d["bytes_acked"] / max(d["data_segs_out"], 1)),
+                  "bytes_per_segment_in": round(d["bytes_received"] / max(d["data_segs_in"], 1))}))
+EOF
+  done
   python3 "$procstat" "$m_pid" >"$dir/m.after"
   [[ -n "$s_pid" ]] && python3 "$procstat" "$s_pid" >"$dir/s.after"
   python3 "$procstat" --diff "$dir/m.before" "$dir/m.after" >"$out/$tag.master-cpu.json"
@@ -229,6 +276,12 @@ run_pass() { # PASS ORDER
       # brokers SYNC_FLUSH in both), same sizes (../2026-12-06-catchup/).
       runs+=("async-syncflush ASYNC_MASTER yes SYNC_FLUSH $size -")
       runs+=("sync-syncflush SYNC_MASTER yes SYNC_FLUSH $size -")
+      continue
+    fi
+    if [[ "${DIAG:-}" == pair ]]; then
+      # ASYNC_MASTER against SYNC_MASTER only (both ASYNC_FLUSH): issue 13's throughput pair.
+      runs+=("async ASYNC_MASTER yes ASYNC_FLUSH $size -")
+      runs+=("sync SYNC_MASTER yes ASYNC_FLUSH $size -")
       continue
     fi
     if [[ "${DIAG:-}" == batch ]]; then

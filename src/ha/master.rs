@@ -449,6 +449,9 @@ async fn ship(
             let appended = std::pin::pin!(store.commitlog().wait_appended_past(next));
             let heartbeat = std::pin::pin!(compio::time::sleep(heartbeat_due));
             futures_util::future::select(appended, heartbeat).await;
+            // Let the tasks that are ready now (requests being appended) run first: a frame
+            // then carries all they append, and one Ack completes them all.
+            crate::runtime::cooperate::yield_now().await;
             continue;
         }
         assert_eq!(chunk.from, next, "a chunk starts where it was asked");

@@ -93,8 +93,11 @@ pub const STREAM_WRITES_IN_FLIGHT: usize = 4;
 /// pending before it submits another write (no trickle of tiny writes).
 pub const STREAM_PIECE_BYTES_MIN: usize = 256 * 1024;
 
-/// Zero-fill of a new segment is done in writes of this size (one buffer, reused).
-pub const PREALLOCATE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Zero-fill of a new segment is done in writes of this size, one in flight (one buffer,
+/// reused). Small enough that the log's and consume queues' own writes, queued behind one,
+/// wait ~0.2 ms instead of the ~3 ms a 4 MiB write took (measured: 1.5 GB/s of fill here
+/// instead of 2.0, and a SYNC_MASTER's p99 at 1 KiB 7.9 ms -> 3.4 ms).
+pub const PREALLOCATE_CHUNK_BYTES: usize = 256 * 1024;
 
 /// The recovery scan reads the log in O_DIRECT reads of this size.
 pub const RECOVERY_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
