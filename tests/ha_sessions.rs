@@ -180,7 +180,10 @@ async fn assert_same(master: &Store, slave: &Store) {
     // The slave acknowledges what it placed; its dispatch (consume queues, index) follows.
     let deadline = Instant::now() + Duration::from_secs(60);
     while slave.dispatched_offset() < copy.appended_offset() {
-        assert!(Instant::now() < deadline, "the slave never dispatched its log");
+        assert!(
+            Instant::now() < deadline,
+            "the slave never dispatched its log"
+        );
         compio::time::sleep(Duration::from_millis(1)).await;
     }
     assert_eq!(log.segment_starts(), copy.segment_starts());

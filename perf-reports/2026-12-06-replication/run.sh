@@ -30,6 +30,13 @@
 #       # with SYNC_FLUSH, with and without a slave
 #   OUT=perf-reports/2026-12-06-replication/raw-diag perf-reports/2026-12-06-replication/run.sh disk
 #       # fdatasync latency of the disk (dd oflag=direct,dsync)
+#   OUT=DIR DIAG=pair perf-reports/2026-12-06-replication/run.sh pass N forward|reverse
+#       # ASYNC_MASTER and SYNC_MASTER only (ASYNC_FLUSH), both sizes: issue 13's ratio
+#   PERF_MASTER=1 ...   # also a `perf record -e cpu-clock -g` of the master and the slave over
+#                       # each bench (<label>.master.perf.data / .slave.perf.data in OUT)
+# Every run also writes <label>.client-segments.json (and, with a slave, .ha-segments.json):
+# TCP segments per second out of/into the master's producer (HA) sockets (`ss -ti`, sampled
+# from 2 s into the bench to 1 s before its end).
 # DURATION=s (default 15); OUT=DIR (default raw/ here); RMQ_BIN / BENCH_BIN; GATE_BUSY=cores
 # (0.5) / GATE_MAX=s (180): before each run, wait up to GATE_MAX s while other work uses more
 # than GATE_BUSY cores (recorded per run in <label>.background.json).
