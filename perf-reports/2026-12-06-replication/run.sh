@@ -32,6 +32,7 @@
 #       # fdatasync latency of the disk (dd oflag=direct,dsync)
 #   OUT=DIR DIAG=pair perf-reports/2026-12-06-replication/run.sh pass N forward|reverse
 #       # ASYNC_MASTER and SYNC_MASTER only (ASYNC_FLUSH), both sizes: issue 13's ratio
+#   OUT=DIR DIAG=roll ... pass N forward|reverse   # none/async/sync at 1 KiB only
 #   PERF_MASTER=1 ...   # also a `perf record -e cpu-clock -g` of the master and the slave over
 #                       # each bench (<label>.master.perf.data / .slave.perf.data in OUT)
 # Every run also writes <label>.client-segments.json (and, with a slave, .ha-segments.json):
@@ -283,6 +284,15 @@ run_pass() { # PASS ORDER
       # brokers SYNC_FLUSH in both), same sizes (../2026-12-06-catchup/).
       runs+=("async-syncflush ASYNC_MASTER yes SYNC_FLUSH $size -")
       runs+=("sync-syncflush SYNC_MASTER yes SYNC_FLUSH $size -")
+      continue
+    fi
+    if [[ "${DIAG:-}" == roll ]]; then
+      # 1 KiB only, the three ASYNC_FLUSH configurations: segment rolls come every ~2 s here
+      # (256 MiB segments), so their zero-fill's effect on latency shows.
+      [[ "$size" == 1024 ]] || continue
+      runs+=("none ASYNC_MASTER no ASYNC_FLUSH $size -")
+      runs+=("async ASYNC_MASTER yes ASYNC_FLUSH $size -")
+      runs+=("sync SYNC_MASTER yes ASYNC_FLUSH $size -")
       continue
     fi
     if [[ "${DIAG:-}" == pair ]]; then
