@@ -18,7 +18,8 @@ from pathlib import Path
 CONFIGS = ["none", "async", "sync", "sync-syncflush", "sync-syncflush-b1m", "none-syncflush", "async-syncflush",
            "sync-masterflush", "sync-slaveflush"]
 SIZES = [128, 1024]
-SIDE_FILES = (".master-cpu.json", ".slave-cpu.json", ".lag.json", ".background.json")
+SIDE_FILES = (".master-cpu.json", ".slave-cpu.json", ".lag.json", ".background.json",
+              ".ha-segments.json", ".client-segments.json")
 
 
 def fmt(v, d=0):
@@ -49,6 +50,8 @@ def load_rows(raw):
         scpu = load_json(raw / f"{label}.slave-cpu.json")
         lag = load_json(raw / f"{label}.lag.json")
         bg = load_json(raw / f"{label}.background.json")
+        ha = load_json(raw / f"{label}.ha-segments.json")
+        client = load_json(raw / f"{label}.client-segments.json")
         events, errors = res.get("events") or {}, res.get("errors") or {}
         h = res["harness_threads"][0]
         rows.append({
@@ -64,6 +67,8 @@ def load_rows(raw):
             "lag_mb": lag and lag["at_end"]["lag_bytes"] / 1e6, "drain": lag and lag["drain_s"],
             "lag_ok": None if lag is None else lag["equal"],
             "events": events, "errors": errors, "valid": not events and not errors,
+            "acks": ha and ha["data_segments_in_per_s"],
+            "replies": client and client["data_segments_out_per_s"],
         })
     return rows
 
@@ -71,8 +76,9 @@ def load_rows(raw):
 def print_runs(rows):
     print("| config | size | pass | msgs/s | p50 µs | p99 µs | p99.9 µs | max µs | master cores | slave cores "
           "| master µs/msg | slave µs/msg | harness busy | harness wait | master wait | lag at end MB "
-          "| drained in s | events / errors | other load before (cores) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+          "| drained in s | events / errors | other load before (cores) | HA segments in/s (~Acks) "
+          "| producer segments out/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
     for x in sorted(rows, key=lambda x: (x["size"], CONFIGS.index(x["config"]), x["pass"])):
         ev = " ".join(f"{k}={v}" for k, v in {**x["events"], **x["errors"]}.items()) or "none"
         drained = fmt(x["drain"], 2) + ("" if x["lag_ok"] in (None, True) else " (NOT equal)")
@@ -80,7 +86,7 @@ def print_runs(rows):
               f"| {fmt(x['p99'])} | {fmt(x['p999'])} | {fmt(x['max'])} | {fmt(x['mcores'], 2)} "
               f"| {fmt(x['scores'], 2)} | {fmt(x['mus'], 1)} | {fmt(x['sus'], 1)} | {pct(x['hbusy'])} "
               f"| {pct(x['hwait'])} | {pct(x['mwait'])} | {fmt(x['lag_mb'], 1)} | {drained} | {ev} "
-              f"| {fmt(x['bg'], 2)} |")
+              f"| {fmt(x['bg'], 2)} | {fmt(x['acks'])} | {fmt(x['replies'])} |")
 
 
 class Medians:

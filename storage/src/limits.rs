@@ -93,13 +93,13 @@ pub const STREAM_WRITES_IN_FLIGHT: usize = 4;
 /// pending before it submits another write (no trickle of tiny writes).
 pub const STREAM_PIECE_BYTES_MIN: usize = 256 * 1024;
 
-/// Zero-fill of a new segment is done in writes of this size, one in flight (one buffer,
-/// reused). Small enough that the log's and consume queues' own writes, queued behind one,
-/// wait ~0.5 ms instead of the ~2-3 ms a 4 MiB write took (a slave dispatching behind them
-/// delayed its Acks: SYNC_MASTER p99 at 1 KiB 8.0 ms -> 4.5 ms), large enough to keep the
-/// fill at ~1.9 GB/s. 256 KiB was worse: 4x the extending writes, and a lone master at 1 KiB
-/// lost ~10 % of its throughput with p99.9 at 38-58 ms (`perf-reports/2026-12-07-sync-waits/`).
-pub const PREALLOCATE_CHUNK_BYTES: usize = 1024 * 1024;
+/// Zero-fill of a new segment is done in writes of this size (one buffer, reused). Smaller
+/// writes were measured and rejected (`perf-reports/2026-12-07-sync-waits/`): 256 KiB and
+/// 1 MiB cost a broker writing 16 KiB messages 10-20 % more CPU per message (4x or 16x the
+/// extending writes, each handed to an io_uring worker on the shard's core), and 256 KiB cost
+/// a 1 KiB workload p99.9 of 38-58 ms. What they were tried for, a slave's Acks stalling
+/// behind its own zero-fill, is solved by not zero-filling there (`src/ha/slave.rs`).
+pub const PREALLOCATE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// The recovery scan reads the log in O_DIRECT reads of this size.
 pub const RECOVERY_READ_CHUNK_BYTES: usize = 4 * 1024 * 1024;
