@@ -94,10 +94,10 @@ pub const STREAM_WRITES_IN_FLIGHT: usize = 4;
 pub const STREAM_PIECE_BYTES_MIN: usize = 256 * 1024;
 
 /// Zero-fill of a new segment is done in writes of this size (one buffer, reused). Smaller
-/// writes were measured and rejected (`perf-reports/2026-12-07-sync-waits/`): 256 KiB and
-/// 1 MiB cost a broker writing 16 KiB messages 10-20 % more CPU per message (4x or 16x the
-/// extending writes, each handed to an io_uring worker on the shard's core), and 256 KiB cost
-/// a 1 KiB workload p99.9 of 38-58 ms. What they were tried for, a slave's Acks stalling
+/// writes were measured and rejected (`perf-reports/2026-12-07-sync-waits/`): 1 MiB cost a
+/// broker writing 16 KiB messages 10-21 % more CPU per message (4x the extending writes, each
+/// handed to an io_uring worker on the shard's core), and 256 KiB cost a 1 KiB workload ~10 %
+/// of its throughput and p99.9 of 38-58 ms. What they were tried for, a slave's Acks stalling
 /// behind its own zero-fill, is solved by not zero-filling there (`src/ha/slave.rs`).
 pub const PREALLOCATE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
