@@ -44,7 +44,7 @@ pub enum AckWaitError {
 }
 
 /// One slave's acknowledged ends on one shard, and who waits on them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SlaveProgress {
     appended: Cell<u64>,
     durable: Cell<u64>,
@@ -61,7 +61,15 @@ impl SlaveProgress {
     /// Nothing acknowledged yet.
     #[must_use]
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            appended: Cell::new(0),
+            durable: Cell::new(0),
+            acks: Cell::new(0),
+            last_ack: Cell::new(None),
+            epoch: Cell::new(0),
+            appended_waiters: OffsetWaiters::bounded(HA_PROGRESS_WAITERS_MAX),
+            durable_waiters: OffsetWaiters::bounded(HA_PROGRESS_WAITERS_MAX),
+        }
     }
 
     /// The slave's appended end in its last Ack (or its Hello, at a session's start).
@@ -161,6 +169,12 @@ impl SlaveProgress {
     }
 }
 
+impl Default for SlaveProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The future of [`SlaveProgress::wait_acked`].
 #[derive(Debug)]
 pub struct AckWait<'a> {
@@ -187,13 +201,11 @@ impl Future for AckWait<'_> {
             this.waiter.leave();
             return Poll::Ready(Err(AckWaitError::SessionEnded));
         }
-        if !this.waiter.registered() && this.waiter.list_len() >= HA_PROGRESS_WAITERS_MAX {
-            return Poll::Ready(Err(AckWaitError::WaitersFull));
-        }
         // A waiter woken by an ack that a later session's start undid registers anew.
         match this.waiter.wait(this.offset, this.deadline, cx.waker()) {
             Waited::Pending => Poll::Pending,
             Waited::Expired => Poll::Ready(Err(AckWaitError::TimedOut)),
+            Waited::Full => Poll::Ready(Err(AckWaitError::WaitersFull)),
         }
     }
 }

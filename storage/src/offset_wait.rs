@@ -12,8 +12,9 @@
 //! Must never: wake a waiter whose offset the mark has not reached (unless told to wake all,
 //! or its deadline passed), keep a waker after its waiter left, hold a `RefCell` borrow while
 //! calling a waker (a woken task may run inline and register again), or be used across
-//! threads. Its size is the number of tasks waiting at once, which the callers bound (the
-//! sends in flight per connection, or a waiter limit of their own).
+//! threads. Its size is the number of tasks waiting at once: bounded by the registry's limit
+//! when it has one ([`OffsetWaiters::bounded`]; a waiter past it is refused with
+//! [`Waited::Full`]), otherwise by its callers (the sends in flight per connection).
 
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
@@ -44,6 +45,8 @@ struct Slots {
     free: Vec<usize>,
     live: usize,
     next_id: u64,
+    /// At most this many waiters at once (`None`: the callers bound them).
+    limit: Option<usize>,
     /// When the reaper that is due first wakes (`None`: no reaper is sleeping).
     reaper_due: Option<Instant>,
     /// Bumped whenever a new reaper is spawned: an older one finds itself stale and ends.
@@ -64,13 +67,23 @@ pub enum Waited {
     Pending,
     /// Its deadline passed; it has left the registry.
     Expired,
+    /// It was not registered: the registry holds its limit of waiters.
+    Full,
 }
 
 impl OffsetWaiters {
-    /// An empty registry.
+    /// An empty registry whose callers bound the number of waiters.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty registry that refuses a waiter past `limit` ([`Waited::Full`]).
+    #[must_use]
+    pub fn bounded(limit: usize) -> Self {
+        let waiters = Self::default();
+        waiters.shared.borrow_mut().limit = Some(limit);
+        waiters
     }
 
     /// Waiters registered now (including expired ones whose tasks have not looked yet).
@@ -120,6 +133,10 @@ impl OffsetWaiters {
         if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
             *key = None;
             return Waited::Expired;
+        }
+        if slots.limit.is_some_and(|limit| slots.live >= limit) {
+            *key = None;
+            return Waited::Full;
         }
         let id = slots.next_id;
         slots.next_id += 1;
@@ -207,24 +224,12 @@ pub struct Waiter<'a> {
 
 impl Waiter<'_> {
     /// The poll step of a waiter whose condition is not met: registers it (or, when it still
-    /// holds its slot, only updates its waker), or reports that its deadline passed (it has
-    /// left then). `offset` and `deadline` must be the same at every call.
+    /// holds its slot, only updates its waker), or reports that its deadline passed or that
+    /// the registry is full (it holds no slot then). `offset` and `deadline` must be the same at every call.
     ///
     /// Must be called on a compio runtime when `deadline` is set (a reaper may be spawned).
     pub fn wait(&mut self, offset: u64, deadline: Option<Instant>, waker: &Waker) -> Waited {
         self.waiters.wait(&mut self.key, offset, deadline, waker)
-    }
-
-    /// Whether it holds a slot (it may have been woken since: then it registers anew).
-    #[must_use]
-    pub fn registered(&self) -> bool {
-        self.key.is_some()
-    }
-
-    /// Waiters in its registry now.
-    #[must_use]
-    pub fn list_len(&self) -> usize {
-        self.waiters.len()
     }
 
     /// Leaves now (done): the same as dropping it.
@@ -322,6 +327,7 @@ mod tests {
             match waiter.wait(offset, deadline, cx.waker()) {
                 Waited::Pending => Poll::Pending,
                 Waited::Expired => Poll::Ready(false),
+                Waited::Full => unreachable!("unbounded in these tests"),
             }
         })
         .await
@@ -415,6 +421,26 @@ mod tests {
             assert!(!wait_for(&waiters, &mark, 7, past).await);
             assert!(waiters.is_empty());
         });
+    }
+
+    #[test]
+    fn a_bounded_registry_refuses_a_waiter_past_its_limit() {
+        let waiters = OffsetWaiters::bounded(2);
+        let waker = Waker::noop();
+        let (mut first, mut second, mut third) =
+            (waiters.waiter(), waiters.waiter(), waiters.waiter());
+        assert_eq!(first.wait(1, None, waker), Waited::Pending);
+        assert_eq!(second.wait(2, None, waker), Waited::Pending);
+        assert_eq!(third.wait(3, None, waker), Waited::Full);
+        assert_eq!(waiters.len(), 2, "the refused waiter holds no slot");
+        assert_eq!(
+            first.wait(1, None, waker),
+            Waited::Pending,
+            "a held slot is kept"
+        );
+        waiters.wake_reached(1);
+        assert_eq!(third.wait(3, None, waker), Waited::Pending, "room again");
+        assert_eq!(waiters.len(), 2);
     }
 
     #[test]

@@ -528,6 +528,7 @@ impl CommitLog {
                     Poll::Pending
                 }
                 Waited::Expired => Poll::Ready(Ok(FlushOutcome::Timeout)),
+                Waited::Full => unreachable!("the durable waiters have no limit of their own"),
             }
         })
         .await
