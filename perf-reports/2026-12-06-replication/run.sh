@@ -33,6 +33,7 @@
 #   OUT=DIR DIAG=pair perf-reports/2026-12-06-replication/run.sh pass N forward|reverse
 #       # ASYNC_MASTER and SYNC_MASTER only (ASYNC_FLUSH), both sizes: issue 13's ratio
 #   OUT=DIR DIAG=roll ... pass N forward|reverse   # none/async/sync at 1 KiB only
+#   OUT=DIR DIAG=pair1k ... pass N forward|reverse # the same pair at 1 KiB only
 #   PERF_MASTER=1 ...   # also a `perf record -e cpu-clock -g` of the master and the slave over
 #                       # each bench (<label>.master.perf.data / .slave.perf.data in OUT)
 # Every run also writes <label>.client-segments.json (and, with a slave, .ha-segments.json):
@@ -188,10 +189,10 @@ run_one() {
   local perf_pid=""
   if [[ -n "${PERF_MASTER:-}" ]]; then
     # Diagnostic: a cpu-clock profile of the master (and the slave) over the bench.
-    perf record -q -e cpu-clock -g -p "$m_pid" -o "$out/$tag.master.perf.data" 2>/dev/null &
+    perf record -q -e cpu-clock ${PERF_CALLGRAPH:--g} -p "$m_pid" -o "$out/$tag.master.perf.data" 2>/dev/null &
     perf_pid=$!
     if [[ -n "$s_pid" ]]; then
-      perf record -q -e cpu-clock -g -p "$s_pid" -o "$out/$tag.slave.perf.data" 2>/dev/null &
+      perf record -q -e cpu-clock ${PERF_CALLGRAPH:--g} -p "$s_pid" -o "$out/$tag.slave.perf.data" 2>/dev/null &
       perf_pid="$perf_pid $!"
     fi
   fi
@@ -291,6 +292,13 @@ run_pass() { # PASS ORDER
       # (256 MiB segments), so their zero-fill's effect on latency shows.
       [[ "$size" == 1024 ]] || continue
       runs+=("none ASYNC_MASTER no ASYNC_FLUSH $size -")
+      runs+=("async ASYNC_MASTER yes ASYNC_FLUSH $size -")
+      runs+=("sync SYNC_MASTER yes ASYNC_FLUSH $size -")
+      continue
+    fi
+    if [[ "${DIAG:-}" == pair1k ]]; then
+      # The same pair at 1 KiB only.
+      [[ "$size" == 1024 ]] || continue
       runs+=("async ASYNC_MASTER yes ASYNC_FLUSH $size -")
       runs+=("sync SYNC_MASTER yes ASYNC_FLUSH $size -")
       continue

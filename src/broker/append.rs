@@ -13,8 +13,9 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use rmq_net::codec::codes::ResponseCode;
+use rmq_net::{ExtFields, RemotingCommand};
 use rmq_storage::commitlog::FlushPolicy;
-use rmq_storage::store::{AppendMessage, AppendOutcome, WaitForFlush};
+use rmq_storage::store::{AppendMessage, AppendOutcome, Durability, WaitForFlush};
 
 use crate::config::{BrokerConfig, BrokerRole};
 
@@ -103,9 +104,9 @@ pub async fn append_routed_waiting(
     message: &AppendMessage<'_>,
     wait: WaitForFlush,
 ) -> Result<(ShardId, AppendOutcome), Failure> {
-    append_on_owner(shard, message, wait, false)
-        .await
-        .map(|(owner, outcome, _)| (owner, outcome))
+    let (owner, mut outcome, _, settle) = append_on_owner(shard, message, wait, false).await?;
+    settle.wait(shard, &mut outcome).await?;
+    Ok((owner, outcome))
 }
 
 /// [`append_routed_waiting`] for a producer's send: on a SYNC_MASTER it also waits, on the
@@ -119,7 +120,141 @@ pub async fn append_routed_replicated(
     message: &AppendMessage<'_>,
     wait: WaitForFlush,
 ) -> Result<(ShardId, AppendOutcome, SlaveAck), Failure> {
+    let (owner, mut outcome, ack, settle) = append_routed_deferred(shard, message, wait).await?;
+    let ack = match settle.wait(shard, &mut outcome).await? {
+        SlaveAck::NotAsked => ack,
+        settled => settled,
+    };
+    Ok((owner, outcome, ack))
+}
+
+/// [`append_routed_replicated`] that, when the record lands on this shard, returns before its
+/// SYNC_FLUSH and slave waits: the caller answers once [`Settle`] is done, after dropping what
+/// the append needed (the request, its encoded record). On another shard the waits happen
+/// there and the [`Settle`] is [`Settle::Done`].
+///
+/// # Errors
+/// As [`append_routed`].
+pub async fn append_routed_deferred(
+    shard: &Rc<Shard>,
+    message: &AppendMessage<'_>,
+    wait: WaitForFlush,
+) -> Result<(ShardId, AppendOutcome, SlaveAck, Settle), Failure> {
     append_on_owner(shard, message, wait, wait == WaitForFlush::AsPolicy).await
+}
+
+/// What a stored record still waits for before the send that stored it is answered: its
+/// end becoming durable (SYNC_FLUSH) and the slave's acknowledgement (SYNC_MASTER), both on
+/// the shard that stored it, at once (the reply waits for the slower, not the sum).
+///
+/// A send deferring these ([`append_routed_deferred`]) holds nothing of its request while it
+/// waits: with hundreds of sends waiting at once, their frames' read buffers, encoded records
+/// and decoded headers were what crowded the shard's caches and allocator
+/// (`perf-reports/2026-12-07-settle/`).
+#[derive(Debug)]
+#[must_use = "a stored send is answered only once its Settle is done"]
+pub enum Settle {
+    /// Nothing left: the outcome and the slave's answer are final.
+    Done,
+    /// The record ending at `end`, stored on `shard`, still waits.
+    Wait {
+        /// The shard that stored the record (the waits run there).
+        shard: ShardId,
+        /// The record's end offset in that shard's CommitLog.
+        end: u64,
+        /// Wait for the CommitLog to make `end` durable (SYNC_FLUSH).
+        durable: bool,
+        /// Wait for the slave's acknowledgement of `end` (SYNC_MASTER).
+        slave: bool,
+    },
+}
+
+impl Settle {
+    /// Waits; returns the durability (`None`: unchanged) and the slave's answer.
+    async fn settle(self, shard: &Shard) -> (Result<Option<Durability>, Failure>, SlaveAck) {
+        let Self::Wait {
+            shard: stored_on,
+            end,
+            durable,
+            slave,
+        } = self
+        else {
+            return (Ok(None), SlaveAck::NotAsked);
+        };
+        assert_eq!(
+            stored_on, shard.id,
+            "a record settles on the shard that stored it"
+        );
+        let flushed = async {
+            if !durable {
+                return Ok(None);
+            }
+            shard
+                .store
+                .wait_durability(end)
+                .await
+                .map(Some)
+                .map_err(|e| storage_failure(&e))
+        };
+        let acked = async {
+            if slave {
+                super::ha::await_slave(shard, end).await
+            } else {
+                SlaveAck::NotAsked
+            }
+        };
+        futures_util::future::join(flushed, acked).await
+    }
+
+    /// Waits, then folds the result into `outcome`.
+    ///
+    /// # Errors
+    /// The failed durability wait's response code.
+    pub async fn wait(
+        self,
+        shard: &Shard,
+        outcome: &mut AppendOutcome,
+    ) -> Result<SlaveAck, Failure> {
+        let (durability, ack) = self.settle(shard).await;
+        if let Some(durability) = durability? {
+            outcome.durability = durability;
+        }
+        Ok(ack)
+    }
+
+    /// Waits, then folds the result into `response`, the stored send's reply: FLUSH_DISK_TIMEOUT,
+    /// FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE as [`super::send::stored_reply`] would have
+    /// answered; a failed durability wait replaces it with the error response.
+    pub async fn finish(self, shard: &Shard, response: RemotingCommand) -> RemotingCommand {
+        if matches!(self, Self::Done) {
+            return response;
+        }
+        let (durability, ack) = self.settle(shard).await;
+        settled_reply(response, durability, &ack)
+    }
+}
+
+/// A stored send's reply once its waits ended (see [`Settle::finish`]).
+fn settled_reply(
+    response: RemotingCommand,
+    durability: Result<Option<Durability>, Failure>,
+    ack: &SlaveAck,
+) -> RemotingCommand {
+    match durability {
+        Ok(durability) => {
+            let response = match durability {
+                Some(durability) => super::send::with_durability(response, durability),
+                None => response,
+            };
+            super::send::with_slave_ack(response, ack)
+        }
+        Err(Failure::Code(code, remark)) => RemotingCommand {
+            code: code.value(),
+            remark: Some(remark),
+            ext_fields: ExtFields::new(),
+            ..response
+        },
+    }
 }
 
 async fn append_on_owner(
@@ -127,12 +262,12 @@ async fn append_on_owner(
     message: &AppendMessage<'_>,
     wait: WaitForFlush,
     replicated: bool,
-) -> Result<(ShardId, AppendOutcome, SlaveAck), Failure> {
+) -> Result<(ShardId, AppendOutcome, SlaveAck, Settle), Failure> {
     refuse_on_slave(&shard.config)?;
     let owner = shard_for(message.topic, message.queue_id, shard.shard_count());
     if owner == shard.id {
-        let (outcome, ack) = append_here(shard, message, wait, replicated).await?;
-        return Ok((owner, outcome, ack));
+        let (outcome, settle) = append_here(shard, message, wait, replicated).await?;
+        return Ok((owner, outcome, SlaveAck::NotAsked, settle));
     }
     let owned = OwnedAppend::of(message);
     let result = submit_to(shard, owner, move |target: Rc<Shard>| async move {
@@ -142,44 +277,102 @@ async fn append_on_owner(
             target.id,
             "routed append reached a shard that does not own the queue"
         );
-        append_here(&target, &message, wait, replicated).await
+        let (mut outcome, settle) = append_here(&target, &message, wait, replicated).await?;
+        drop(owned);
+        let ack = settle.wait(&target, &mut outcome).await?;
+        Ok((outcome, ack))
     })
     .await?;
-    result.map(|(outcome, ack)| (owner, outcome, ack))
+    result.map(|(outcome, ack)| (owner, outcome, ack, Settle::Done))
 }
 
-/// Appends on the owner. On a SYNC_MASTER asked to replicate, the slave's acknowledgement is
-/// awaited too; under SYNC_FLUSH at once with the master's own fdatasync (the reply waits for
-/// the slower, not the sum).
+/// Appends on the owner and says what the reply still waits for ([`Settle`]): the fdatasync
+/// under SYNC_FLUSH (unless `WAIT=false`), and on a SYNC_MASTER asked to replicate the slave's
+/// acknowledgement.
 async fn append_here(
     shard: &Shard,
     message: &AppendMessage<'_>,
     wait: WaitForFlush,
     replicated: bool,
-) -> Result<(AppendOutcome, SlaveAck), Failure> {
-    let await_slave = replicated
+) -> Result<(AppendOutcome, Settle), Failure> {
+    let slave = replicated
         && wait == WaitForFlush::AsPolicy
         && shard.config.broker_role == BrokerRole::SyncMaster;
-    let joined = await_slave && shard.store.commitlog().config().flush_policy == FlushPolicy::Sync;
-    // Joined: the append does not wait for the fdatasync itself; it is awaited below.
-    let append_wait = if joined { WaitForFlush::No } else { wait };
-    let mut outcome = shard
+    let durable = wait == WaitForFlush::AsPolicy
+        && shard.store.commitlog().config().flush_policy == FlushPolicy::Sync;
+    // A durable wait is settled later: the append only asks the flusher to run.
+    let append_wait = if durable { WaitForFlush::No } else { wait };
+    let outcome = shard
         .store
         .append_waiting(message, append_wait)
         .await
         .map_err(|e| storage_failure(&e))?;
-    if !await_slave {
-        return Ok((outcome, SlaveAck::NotAsked));
+    if !durable && !slave {
+        return Ok((outcome, Settle::Done));
     }
-    let end = outcome.phys_offset + u64::from(outcome.size);
-    if !joined {
-        return Ok((outcome, super::ha::await_slave(shard, end).await));
+    let settle = Settle::Wait {
+        shard: shard.id,
+        end: outcome.phys_offset + u64::from(outcome.size),
+        durable,
+        slave,
+    };
+    Ok((outcome, settle))
+}
+
+#[cfg(test)]
+mod tests {
+    use rmq_net::codec::codes::RequestCode;
+
+    use super::*;
+
+    fn stored() -> RemotingCommand {
+        let mut request = RemotingCommand::request(RequestCode::SendMessageV2, ExtFields::new());
+        request.opaque = 7;
+        let mut fields = ExtFields::new();
+        fields.insert("msgId", "0A00000100002A9F0000000000000000");
+        super::super::success(&request).with_ext_fields(fields)
     }
-    let (durability, ack) = futures_util::future::join(
-        shard.store.wait_durability(end),
-        super::ha::await_slave(shard, end),
-    )
-    .await;
-    outcome.durability = durability.map_err(|e| storage_failure(&e))?;
-    Ok((outcome, ack))
+
+    #[test]
+    fn a_settled_reply_carries_the_flush_and_slave_outcomes_as_stored_reply_does() {
+        let done = settled_reply(stored(), Ok(Some(Durability::Durable)), &SlaveAck::Acked);
+        assert_eq!(done.response_code(), ResponseCode::Success);
+        assert!(done.ext("msgId").is_some());
+        assert_eq!(done.opaque, 7);
+        let unchanged = settled_reply(stored(), Ok(None), &SlaveAck::NotAsked);
+        assert_eq!(unchanged.response_code(), ResponseCode::Success);
+        let disk = settled_reply(
+            stored(),
+            Ok(Some(Durability::FlushTimeout)),
+            &SlaveAck::Acked,
+        );
+        assert_eq!(disk.response_code(), ResponseCode::FlushDiskTimeout);
+        assert!(
+            disk.ext("msgId").is_some(),
+            "the message is stored: its msgId stays"
+        );
+        let slave = settled_reply(stored(), Ok(None), &SlaveAck::Timeout);
+        assert_eq!(slave.response_code(), ResponseCode::FlushSlaveTimeout);
+        assert!(slave.ext("msgId").is_some());
+        let gone = settled_reply(
+            stored(),
+            Ok(None),
+            &SlaveAck::NotAvailable("no slave connected"),
+        );
+        assert_eq!(gone.response_code(), ResponseCode::SlaveNotAvailable);
+        assert_eq!(
+            gone.remark.as_deref(),
+            Some("slave not available: no slave connected")
+        );
+    }
+
+    #[test]
+    fn a_failed_flush_wait_answers_the_error_without_the_stored_fields() {
+        let failure = Failure::Code(ResponseCode::SystemError, "fdatasync failed".into());
+        let reply = settled_reply(stored(), Err(failure), &SlaveAck::Acked);
+        assert_eq!(reply.response_code(), ResponseCode::SystemError);
+        assert_eq!(reply.remark.as_deref(), Some("fdatasync failed"));
+        assert!(reply.ext("msgId").is_none());
+        assert_eq!(reply.opaque, 7);
+    }
 }

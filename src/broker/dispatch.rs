@@ -15,6 +15,7 @@ use crate::runtime::mesh::{submit_to, ClientMeta, ConnKey};
 use crate::runtime::placement::{shard_for, split_offset};
 use crate::runtime::ShardId;
 
+use super::append::Settle;
 use super::shard::{Shard, CONTROL_SHARD};
 use super::{
     consumer_status, control, error_response, offset, offset_tables, pull, query, reply, reset,
@@ -80,15 +81,30 @@ impl Handler for BrokerHandler {
             version: ctx.version().unwrap_or(request.version),
             serialize_type: ctx.last_serialize_type(),
         };
+        let oneway = request.is_oneway();
+        let code = request.request_code();
         let response = match route(shard, &request).await {
             Ok(Route { target, plan }) if target == shard.id => {
-                Some(process_local(shard, &request, &client, plan).await)
+                let (response, settle) = process_local(shard, &request, &client, plan).await;
+                // What a stored send still waits for (its fdatasync, its slave) is waited for
+                // without the request: its frame's read buffer is released now.
+                drop(request);
+                Some(settle.finish(shard, response).await)
             }
             Ok(Route { target, plan }) => {
-                let forwarded = request.clone();
+                // The body travels only with the forwarded copy, so this shard does not hold
+                // the frame's read buffer while the owner works.
+                let mut request = request;
+                let forwarded = RemotingCommand {
+                    body: std::mem::take(&mut request.body),
+                    ..request.clone()
+                };
                 let processed = submit_to(shard, target, move |owner: Rc<Shard>| async move {
-                    let response = process_local(&owner, &forwarded, &client, plan).await;
-                    (!forwarded.is_oneway()).then_some(response)
+                    let (response, settle) = process_local(&owner, &forwarded, &client, plan).await;
+                    let oneway = forwarded.is_oneway();
+                    drop(forwarded);
+                    let response = settle.finish(&owner, response).await;
+                    (!oneway).then_some(response)
                 });
                 match processed.await {
                     Ok(response) => response,
@@ -100,10 +116,10 @@ impl Handler for BrokerHandler {
             }
             Err(Failure::Code(code, remark)) => Some(error_response(&request, code, &remark)),
         };
-        if request.is_oneway() {
+        if oneway {
             return None;
         }
-        stats::observe_rpc(shard, &request, response.as_ref(), started);
+        stats::observe_rpc(shard, code, response.as_ref(), started);
         response
     }
 
@@ -280,19 +296,26 @@ async fn route(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<Route, Fa
     })
 }
 
-/// Runs a request's processor on this shard (it owns the request's state).
+/// Runs a request's processor on this shard (it owns the request's state). The reply is final
+/// once the returned [`Settle`] is done (a stored send's SYNC_FLUSH and slave waits).
 pub async fn process_local(
     shard: &Rc<Shard>,
     request: &RemotingCommand,
     client: &ClientMeta,
     plan: Plan,
-) -> RemotingCommand {
+) -> (RemotingCommand, Settle) {
+    let mut settle = Settle::Done;
     let outcome: Outcome = match family(request.request_code()) {
         Family::Send => {
             let Plan::Send(plan) = plan else {
                 unreachable!("every send is planned by route()")
             };
-            send::process(shard, request, plan, client.peer_addr).await
+            send::process_deferred(shard, request, plan, client.peer_addr)
+                .await
+                .map(|(response, pending)| {
+                    settle = pending;
+                    response
+                })
         }
         Family::Pull => pull::process(shard, request).await,
         Family::QueueOffset => offset::process(shard, request).await,
@@ -318,6 +341,7 @@ pub async fn process_local(
     };
     let response = outcome
         .unwrap_or_else(|Failure::Code(code, remark)| error_response(request, code, &remark));
+    // Before the settle: every stored send counts, whatever its flush or slave outcome.
     stats::observe(shard, request, &response);
-    response
+    (response, settle)
 }

@@ -28,10 +28,12 @@ use crate::runtime::placement::{global_offset, shard_for};
 use crate::runtime::ShardId;
 use crate::tables::topics::{is_retry_topic, queue_id_in_range, validate_topic_name};
 
+use super::append::Settle;
 use super::ha::SlaveAck;
 use super::message::{encode_payload, index_keys, Inbound};
 use super::shard::Shard;
 use super::{storage_failure, success, Failure, Outcome};
+use crate::config::BrokerRole;
 
 /// `MSG_REGION` value in send replies.
 pub const DEFAULT_REGION: &str = "DefaultRegion";
@@ -161,6 +163,21 @@ pub async fn process(
     plan: SendPlan,
     born_host: SocketAddr,
 ) -> Outcome {
+    let (response, settle) = process_deferred(shard, request, plan, born_host).await?;
+    Ok(settle.finish(shard, response).await)
+}
+
+/// [`process`] up to the reply: the SYNC_FLUSH and slave waits of a record stored on this shard
+/// are left to the returned [`Settle`], so the caller can drop the request before they end.
+///
+/// # Errors
+/// The response Java gives for a refused send.
+pub async fn process_deferred(
+    shard: &Rc<Shard>,
+    request: &RemotingCommand,
+    plan: SendPlan,
+    born_host: SocketAddr,
+) -> Result<(RemotingCommand, Settle), Failure> {
     let SendPlan {
         header, queue_id, ..
     } = plan;
@@ -218,10 +235,10 @@ pub async fn process(
         .map_err(|e| Failure::Code(ResponseCode::MessageIllegal, e.to_string()))?;
     if half {
         super::timer::reject_half_timer(&properties)?;
-        return super::transaction::send_half(
-            shard, request, &header, queue_id, properties, born_host,
-        )
-        .await;
+        let response =
+            super::transaction::send_half(shard, request, &header, queue_id, properties, born_host)
+                .await?;
+        return Ok((response, Settle::Done));
     }
     let wait = wait_for_flush(properties.get(keys::WAIT));
     let now = now_ms();
@@ -285,11 +302,10 @@ pub async fn process(
         payload: &payload,
     };
     // Local unless diverted or parked into a queue another shard owns.
-    let (owner, outcome, slave) =
-        super::append::append_routed_replicated(shard, &message, wait).await?;
-    Ok(stored_reply(
-        shard, request, owner, &outcome, &slave, queue_id, uniq,
-    ))
+    let (owner, outcome, slave, settle) =
+        super::append::append_routed_deferred(shard, &message, wait).await?;
+    let response = stored_reply(shard, request, owner, &outcome, &slave, queue_id, uniq);
+    Ok((response, settle))
 }
 
 /// The reply to a stored send (plain, parked or half): the offset msgId of the record on the
@@ -379,7 +395,7 @@ async fn send_batch(
     queue_id: i32,
     batch_properties: &Properties,
     born_host: SocketAddr,
-) -> Outcome {
+) -> Result<(RemotingCommand, Settle), Failure> {
     let limits = BatchLimits {
         body_size_max: shard.config.max_message_size,
         ..BatchLimits::default()
@@ -421,10 +437,18 @@ async fn send_batch(
         .map(|(phys, size)| phys + u64::from(*size))
         .max()
         .expect("a stored batch has records");
-    let slave = if wait_for_flush(batch_properties.get(keys::WAIT)) == WaitForFlush::AsPolicy {
-        super::ha::await_slave(shard, end).await
+    // The batch's own SYNC_FLUSH wait is in `append_batch`; the slave's is settled by the caller.
+    let settle = if wait_for_flush(batch_properties.get(keys::WAIT)) == WaitForFlush::AsPolicy
+        && shard.config.broker_role == BrokerRole::SyncMaster
+    {
+        Settle::Wait {
+            shard: shard.id,
+            end,
+            durable: false,
+            slave: true,
+        }
     } else {
-        SlaveAck::NotAsked
+        Settle::Done
     };
     let mut ids = String::new();
     for (index, (phys, _)) in outcome.records.iter().enumerate() {
@@ -444,9 +468,6 @@ async fn send_batch(
         msg_region: DEFAULT_REGION.into(),
         trace_on: true,
     };
-    let response = with_slave_ack(
-        with_durability(success(request), outcome.durability),
-        &slave,
-    );
-    Ok(response.with_ext_fields(reply.to_ext()))
+    let response = with_durability(success(request), outcome.durability);
+    Ok((response.with_ext_fields(reply.to_ext()), settle))
 }

@@ -108,18 +108,17 @@ pub fn rpc_started(shard: &Shard, request: &RemotingCommand) -> Option<std::time
 /// accepted it (a forwarded request's time includes its trip to the owner shard).
 pub fn observe_rpc(
     shard: &Shard,
-    request: &RemotingCommand,
+    code: RequestCode,
     response: Option<&RemotingCommand>,
     started: Option<std::time::Instant>,
 ) {
     let (Some(started), Some(response)) = (started, response) else {
         return;
     };
-    shard.stats.metrics.record_rpc(
-        request.request_code(),
-        response.response_code(),
-        started.elapsed(),
-    );
+    shard
+        .stats
+        .metrics
+        .record_rpc(code, response.response_code(), started.elapsed());
 }
 
 /// Runs `work` on every shard (this one directly, the others through the mesh, all at once)
