@@ -355,6 +355,10 @@ pub struct BrokerConfig {
     pub ha_transfer_batch_size: usize,
     /// `shards` (ours): shard count; default = number of cores.
     pub shards: Option<usize>,
+    /// `idlePollMicros` (ours): how long a shard that just served something polls its ring
+    /// before it sleeps (`crate::runtime::poll_loop`; [`limits::IDLE_POLL_DEFAULT`], at most
+    /// [`limits::IDLE_POLL_MAX`]).
+    pub idle_poll: Duration,
     /// `frameCompletionTimeoutMillis` (ours): how long one frame may take to arrive once its
     /// first bytes did (`rmq_net::conn::config::FRAME_COMPLETION_TIMEOUT_DEFAULT`, 60 s).
     pub frame_completion_timeout: Duration,
@@ -445,6 +449,7 @@ impl Default for BrokerConfig {
             ha_max_lag: limits::HA_MAX_LAG_DEFAULT,
             ha_transfer_batch_size: limits::HA_TRANSFER_BATCH_SIZE_DEFAULT,
             shards: None,
+            idle_poll: limits::IDLE_POLL_DEFAULT,
             frame_completion_timeout: rmq_net::conn::config::FRAME_COMPLETION_TIMEOUT_DEFAULT,
             partial_frame_bytes_max: rmq_net::conn::config::PARTIAL_FRAME_BYTES_MAX_DEFAULT,
             message_delay_level: parse_delay_levels(MESSAGE_DELAY_LEVEL_DEFAULT)
@@ -712,6 +717,10 @@ impl BrokerConfig {
                 }
                 "shards" | "shardCount" => {
                     c.shards = Some(parse_range(key, v, 1, limits::SHARDS_MAX)?);
+                }
+                "idlePollMicros" => {
+                    let max = u64::try_from(limits::IDLE_POLL_MAX.as_micros()).unwrap_or(u64::MAX);
+                    c.idle_poll = Duration::from_micros(parse_range(key, v, 0, max)?);
                 }
                 "frameCompletionTimeoutMillis" => c.frame_completion_timeout = millis(key, v)?,
                 "partialFrameBytesMax" => {
@@ -1351,6 +1360,26 @@ Key = continued\\u0041
             refused_key(&[("brokerRole", "SYNC_MASTER"), ("haMasterAddress", "h:1")]),
             "haMasterAddress"
         );
+    }
+
+    #[test]
+    fn idle_poll_is_off_by_default_and_range_checked() {
+        assert_eq!(load(&[]).expect("defaults").idle_poll, Duration::ZERO);
+        assert_eq!(
+            load(&[("idlePollMicros", "50")]).expect("50 µs").idle_poll,
+            Duration::from_micros(50)
+        );
+        let max = limits::IDLE_POLL_MAX.as_micros().to_string();
+        assert_eq!(
+            load(&[("idlePollMicros", max.as_str())])
+                .expect("the maximum")
+                .idle_poll,
+            limits::IDLE_POLL_MAX
+        );
+        let over = (limits::IDLE_POLL_MAX.as_micros() + 1).to_string();
+        for value in [over.as_str(), "-1", "50us"] {
+            assert_eq!(refused_key(&[("idlePollMicros", value)]), "idlePollMicros");
+        }
     }
 
     #[test]

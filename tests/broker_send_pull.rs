@@ -194,8 +194,8 @@ fn check_record(
     assert!(record.store_timestamp > 0);
 }
 
-fn send_forms_and_pull_round_trip(shards: usize) {
-    let broker = Broker::start(shards, "");
+fn send_forms_and_pull_round_trip(shards: usize, extra: &str) {
+    let broker = Broker::start(shards, extra);
     block_on(async {
         let client = broker.client();
         let topic = "SendPull";
@@ -306,12 +306,18 @@ fn send_forms_and_pull_round_trip(shards: usize) {
 
 #[test]
 fn send_forms_and_pull_round_trip_1_shard() {
-    send_forms_and_pull_round_trip(1);
+    send_forms_and_pull_round_trip(1, "");
 }
 
 #[test]
 fn send_forms_and_pull_round_trip_2_shards() {
-    send_forms_and_pull_round_trip(2);
+    send_forms_and_pull_round_trip(2, "");
+}
+
+/// The shards' polling event loop (`idlePollMicros`) serves the same requests.
+#[test]
+fn send_forms_and_pull_round_trip_2_polling_shards() {
+    send_forms_and_pull_round_trip(2, "idlePollMicros=50");
 }
 
 fn tag_filter_and_pull_statuses(shards: usize) {
@@ -419,8 +425,8 @@ fn tag_filter_and_pull_statuses_2_shards() {
     tag_filter_and_pull_statuses(2);
 }
 
-fn long_polling(shards: usize) {
-    let broker = Broker::start(shards, "");
+fn long_polling(shards: usize, extra: &str) {
+    let broker = Broker::start(shards, extra);
     block_on(async {
         let client = broker.client();
         let topic = "LongPoll";
@@ -502,12 +508,19 @@ fn long_polling(shards: usize) {
 
 #[test]
 fn long_polling_1_shard() {
-    long_polling(1);
+    long_polling(1, "");
 }
 
 #[test]
 fn long_polling_2_shards() {
-    long_polling(2);
+    long_polling(2, "");
+}
+
+/// Held pulls and their timeouts on polling shards (`idlePollMicros`): a shard that polls
+/// still sleeps, and still wakes for a timer.
+#[test]
+fn long_polling_2_polling_shards() {
+    long_polling(2, "idlePollMicros=50");
 }
 
 /// A held pull with a tag filter: any new message on the queue wakes it (the store's

@@ -229,7 +229,7 @@ pub fn start_broker(
         .collect();
     let seeds = Arc::new(std::sync::Mutex::new(seeds));
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, StartError>>();
-    let threads = spawn_shards("rmq-shard", shards, move |id: ShardId| {
+    let threads = spawn_shards("rmq-shard", shards, config.idle_poll, move |id: ShardId| {
         let seed = seeds
             .lock()
             .expect("seed lock")

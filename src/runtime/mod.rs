@@ -13,6 +13,7 @@ pub mod listener;
 pub mod memory;
 pub mod mesh;
 pub mod placement;
+pub mod poll_loop;
 pub mod signal;
 
 use std::future::Future;
@@ -49,14 +50,20 @@ pub fn default_shard_count() -> usize {
 }
 
 /// Starts `count` shard threads. Each is pinned to core `index % cores`, builds its own
-/// compio runtime and runs `main(shard)` to completion.
+/// compio runtime and runs `main(shard)` to completion, polling its ring for `idle_poll` after
+/// each wake-up before it sleeps ([`poll_loop`]).
 ///
 /// # Errors
 /// When a thread cannot be spawned.
 ///
 /// # Panics
 /// If `count` is 0 or above [`SHARDS_MAX`].
-pub fn spawn_shards<F, Fut>(name: &str, count: usize, main: F) -> io::Result<Vec<JoinHandle<()>>>
+pub fn spawn_shards<F, Fut>(
+    name: &str,
+    count: usize,
+    idle_poll: std::time::Duration,
+    main: F,
+) -> io::Result<Vec<JoinHandle<()>>>
 where
     F: Fn(ShardId) -> Fut + Send + Clone + 'static,
     Fut: Future<Output = ()> + 'static,
@@ -83,7 +90,7 @@ where
                         std::process::exit(70);
                     }
                 };
-                runtime.block_on(main(ShardId(index)));
+                poll_loop::block_on(&runtime, main(ShardId(index)), idle_poll);
             })?;
         handles.push(handle);
     }
