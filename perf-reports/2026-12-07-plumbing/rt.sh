@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Unloaded round trip (issue 14): 1 producer, 1 request in flight, 128 B, ASYNC_FLUSH (or
 # FLUSH=SYNC_FLUSH), a 1-shard broker pinned to core 1 and rmq-bench on core 0. For each build
-# in RUNS (a space-separated list of TAG=BINARY, run in that order) it prints the harness's
+# in RUNS (a space-separated list of TAG=BINARY or TAG=BINARY@KEY=VALUE, the broker.conf line
+# added for that run; run in that order) it prints the harness's
 # msgs/s and latency percentiles, the broker's CPU per message (from /proc via --broker-pid)
 # and, from `perf stat` on the broker process over the middle of the run, syscalls,
 # io_uring_enter calls and context switches per acknowledged message.
@@ -22,9 +23,11 @@ work="${WORK:-target/perf-plumbing}"
 mkdir -p "$out" "$work"
 
 for run in ${RUNS:?TAG=BINARY ...}; do
-  tag="${run%%=*}"; rmq="${run#*=}"; name="$mode-$flush-$size-p$producers-i$inflight-$tag"
+  tag="${run%%=*}"; rmq="${run#*=}"; extra=""
+  if [[ "$rmq" == *@* ]]; then extra="${rmq#*@}"; rmq="${rmq%%@*}"; fi
+  name="$mode-$flush-$size-p$producers-i$inflight-$tag"
   dir="$work/store"; rm -rf "$dir"; mkdir -p "$dir"
-  printf 'brokerName=broker-a\nmappedFileSizeCommitLog=268435456\nflushDiskType=%s\n' "$flush" >"$work/broker.conf"
+  printf 'brokerName=broker-a\nmappedFileSizeCommitLog=268435456\nflushDiskType=%s\n%s\n' "$flush" "$extra" >"$work/broker.conf"
   taskset -c 1 "$rmq" standalone --namesrv-port 0 --broker-port 0 --store-dir "$dir" \
     --shards 1 -c "$work/broker.conf" >"$work/stdout" 2>"$out/$name.broker.log" &
   pid=$!; addr=""
