@@ -148,8 +148,8 @@ pub async fn append_routed_deferred(
 /// the shard that stored it, at once (the reply waits for the slower, not the sum).
 ///
 /// A send deferring these ([`append_routed_deferred`]) holds nothing of its request while it
-/// waits: with hundreds of sends waiting at once, their frames' read buffers, encoded records
-/// and decoded headers were what crowded the shard's caches and allocator
+/// waits: under load hundreds of sends wait at once, and each held a share of its frame's
+/// 64 KiB read buffer, its encoded record and its decoded header
 /// (`perf-reports/2026-12-07-settle/`).
 #[derive(Debug)]
 #[must_use = "a stored send is answered only once its Settle is done"]
