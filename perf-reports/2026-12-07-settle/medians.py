@@ -18,8 +18,6 @@ for tag in sorted(A):
     a, b = A[tag], B.get(tag, [])
     med = lambda xs, i: statistics.median(x[i] for x in xs)
     print(f'| {tag} | {med(a,0):,.0f} | {med(b,0):,.0f} | {med(b,0)/med(a,0):.2f} | {med(a,1):,.0f} / {med(b,1):,.0f} | {med(a,2):.1f} / {med(b,2):.1f} | {len(a)} / {len(b)} |')
-for tag in ('', ):
-    pass
 sizes = sorted({t.split('-')[1] for t in A})
 for s in sizes:
     for name, X in (('A', A), ('B', B)):

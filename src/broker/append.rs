@@ -170,6 +170,21 @@ pub enum Settle {
 }
 
 impl Settle {
+    /// What a record appended on `shard`, ending at `end`, still waits for: its durability if
+    /// `durable`, and the slave's acknowledgement if `replicate` and this is a SYNC_MASTER.
+    pub fn after_append(shard: &Shard, end: u64, durable: bool, replicate: bool) -> Self {
+        let slave = replicate && shard.config.broker_role == BrokerRole::SyncMaster;
+        if !durable && !slave {
+            return Self::Done;
+        }
+        Self::Wait {
+            shard: shard.id,
+            end,
+            durable,
+            slave,
+        }
+    }
+
     /// Waits; returns the durability (`None`: unchanged) and the slave's answer.
     async fn settle(self, shard: &Shard) -> (Result<Option<Durability>, Failure>, SlaveAck) {
         let Self::Wait {
@@ -226,9 +241,6 @@ impl Settle {
     /// FLUSH_SLAVE_TIMEOUT or SLAVE_NOT_AVAILABLE as [`super::send::stored_reply`] would have
     /// answered; a failed durability wait replaces it with the error response.
     pub async fn finish(self, shard: &Shard, response: RemotingCommand) -> RemotingCommand {
-        if matches!(self, Self::Done) {
-            return response;
-        }
         let (durability, ack) = self.settle(shard).await;
         settled_reply(response, durability, &ack)
     }
@@ -295,9 +307,6 @@ async fn append_here(
     wait: WaitForFlush,
     replicated: bool,
 ) -> Result<(AppendOutcome, Settle), Failure> {
-    let slave = replicated
-        && wait == WaitForFlush::AsPolicy
-        && shard.config.broker_role == BrokerRole::SyncMaster;
     let durable = wait == WaitForFlush::AsPolicy
         && shard.store.commitlog().config().flush_policy == FlushPolicy::Sync;
     // A durable wait is settled later: the append only asks the flusher to run.
@@ -307,15 +316,13 @@ async fn append_here(
         .append_waiting(message, append_wait)
         .await
         .map_err(|e| storage_failure(&e))?;
-    if !durable && !slave {
-        return Ok((outcome, Settle::Done));
-    }
-    let settle = Settle::Wait {
-        shard: shard.id,
-        end: outcome.phys_offset + u64::from(outcome.size),
+    let end = outcome.phys_offset + u64::from(outcome.size);
+    let settle = Settle::after_append(
+        shard,
+        end,
         durable,
-        slave,
-    };
+        replicated && wait == WaitForFlush::AsPolicy,
+    );
     Ok((outcome, settle))
 }
 

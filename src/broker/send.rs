@@ -33,7 +33,6 @@ use super::ha::SlaveAck;
 use super::message::{encode_payload, index_keys, Inbound};
 use super::shard::Shard;
 use super::{storage_failure, success, Failure, Outcome};
-use crate::config::BrokerRole;
 
 /// `MSG_REGION` value in send replies.
 pub const DEFAULT_REGION: &str = "DefaultRegion";
@@ -438,18 +437,8 @@ async fn send_batch(
         .max()
         .expect("a stored batch has records");
     // The batch's own SYNC_FLUSH wait is in `append_batch`; the slave's is settled by the caller.
-    let settle = if wait_for_flush(batch_properties.get(keys::WAIT)) == WaitForFlush::AsPolicy
-        && shard.config.broker_role == BrokerRole::SyncMaster
-    {
-        Settle::Wait {
-            shard: shard.id,
-            end,
-            durable: false,
-            slave: true,
-        }
-    } else {
-        Settle::Done
-    };
+    let replicate = wait_for_flush(batch_properties.get(keys::WAIT)) == WaitForFlush::AsPolicy;
+    let settle = Settle::after_append(shard, end, false, replicate);
     let mut ids = String::new();
     for (index, (phys, _)) in outcome.records.iter().enumerate() {
         if index > 0 {
