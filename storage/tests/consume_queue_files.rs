@@ -484,3 +484,73 @@ fn idle_tail_is_dropped_read_back_and_checked() {
         expect_entries(&store, "T", 1, 0..131).await;
     });
 }
+
+/// The append path's `write_batched` leaves full blocks in memory (readable) until
+/// `CQ_WRITE_START_BLOCKS` of them wait, then writes them all, each file's consecutive blocks
+/// in one write; the checkpoint's flush writes a smaller remainder.
+#[test]
+fn write_batched_waits_for_a_batch_of_blocks() {
+    use rmq_storage::consume_queue::CQ_WRITE_START_BLOCKS;
+    let root = scratch_dir_on_real_disk("cq-batched").expect("scratch");
+    let queues = 4;
+    let per_queue_blocks = (CQ_WRITE_START_BLOCKS / 4) as u64;
+    run(async {
+        let faults = rmq_storage::file::FaultInjector::new();
+        let store = CqStore::new(Disk::with_faults(faults.clone()), config(&root)).expect("store");
+        let dispatch_block = |queue_id: i32, block: u64| {
+            for k in block * 128..(block + 1) * 128 {
+                store
+                    .with(|q| q.dispatch("T", queue_id, k, &cq_entry(k)))
+                    .expect("dispatch");
+            }
+        };
+        // One block short of a batch.
+        for queue_id in 0..queues {
+            let blocks = if queue_id == 0 {
+                per_queue_blocks - 1
+            } else {
+                per_queue_blocks
+            };
+            for block in 0..blocks {
+                dispatch_block(queue_id, block);
+            }
+        }
+        assert_eq!(
+            store.with(|q| q.pending_blocks()),
+            CQ_WRITE_START_BLOCKS - 1
+        );
+        store.write_batched().await.expect("below the batch");
+        assert_eq!(faults.writes(), 0, "nothing written below a batch");
+        assert!(!queue_file(&root, "T", 1, 0).exists());
+        expect_entries(&store, "T", 1, 0..per_queue_blocks * 128).await;
+        // The block that completes the batch: all go out, each file's run of consecutive blocks
+        // in one write.
+        dispatch_block(0, per_queue_blocks - 1);
+        store.write_batched().await.expect("a batch");
+        assert_eq!(store.with(|q| q.pending_blocks()), 0);
+        let blocks_per_file = PER_FILE / 128;
+        assert_eq!(
+            faults.writes(),
+            CQ_WRITE_START_BLOCKS as u64 / blocks_per_file,
+            "one write per file"
+        );
+        // A remainder below the batch waits for the flush.
+        dispatch_block(2, per_queue_blocks);
+        store.write_batched().await.expect("below the batch");
+        assert_eq!(store.with(|q| q.pending_blocks()), 1);
+        store.flush().await.expect("flush");
+        assert_eq!(store.with(|q| q.pending_blocks()), 0);
+        let snapshots = store.with(|q| q.snapshot());
+        let (reopened, _) = reopen(&root, &snapshots, u64::MAX).await;
+        for queue_id in 0..queues {
+            expect_entries(&reopened, "T", queue_id, 0..per_queue_blocks * 128).await;
+        }
+        expect_entries(
+            &reopened,
+            "T",
+            2,
+            per_queue_blocks * 128..(per_queue_blocks + 1) * 128,
+        )
+        .await;
+    });
+}

@@ -65,6 +65,14 @@ pub const CQ_WRITE_BLOCKS_MAX: usize = 64;
 /// writes them: 1024 x 4 KiB = 4 MiB.
 pub const CQ_PENDING_BLOCKS_MAX: usize = 1024;
 
+/// Default full blocks (all queues together) that make a write round worth starting from the
+/// append path ([`ops::CqStore::write_batched`]): 256 x 4 KiB = 1 MiB. Fewer wait in memory for the
+/// next round or the store checkpoint's flush. Written as each one filled, a 1-shard broker
+/// taking 170k msgs/s into 8 queues made ~1,400 block writes a second, each an open, an fstat,
+/// an extending O_DIRECT write (which ext4 cannot complete without blocking: io_uring runs it on
+/// a worker thread) and a close, ~8 % of the shard's CPU (`perf-reports/2026-12-07-cq-batch/`).
+pub const CQ_WRITE_START_BLOCKS: usize = 256;
+
 /// Block writes of different queues in flight at once (one per queue, so each queue's blocks
 /// are still written in order). Written one at a time, each 4 KiB write waited 1–2 ms behind
 /// the next CommitLog segment's zero-fill, and every append waits for the reput that writes
@@ -93,6 +101,10 @@ const _: () = {
         "dispatch needs room for at least one full block"
     );
     assert!(
+        CQ_WRITE_START_BLOCKS >= 1 && CQ_WRITE_START_BLOCKS <= CQ_PENDING_BLOCKS_MAX,
+        "a write round starts before dispatch has to stop for one"
+    );
+    assert!(
         CQ_QUEUES_MAX * std::mem::size_of::<QueueState>() <= 16 * 1024 * 1024,
         "the state of all queues, idle, stays within 16 MiB"
     );
@@ -113,6 +125,9 @@ pub struct ConsumeQueueConfig {
     pub block_cache_blocks: usize,
     /// Most queues.
     pub queues_max: usize,
+    /// Full blocks that start a write round from the append path
+    /// ([`CQ_WRITE_START_BLOCKS`]; 1..=[`CQ_PENDING_BLOCKS_MAX`]).
+    pub write_start_blocks: usize,
 }
 
 impl ConsumeQueueConfig {
@@ -124,6 +139,7 @@ impl ConsumeQueueConfig {
             entries_per_file: CQ_ENTRIES_PER_FILE_DEFAULT,
             block_cache_blocks: CQ_BLOCK_CACHE_BLOCKS_DEFAULT,
             queues_max: CQ_QUEUES_MAX,
+            write_start_blocks: CQ_WRITE_START_BLOCKS,
         }
     }
 
@@ -142,6 +158,12 @@ impl ConsumeQueueConfig {
             return Err(StorageError::InvalidConfig(format!(
                 "consume queue queues_max {} must be in 1..={CQ_QUEUES_MAX}",
                 self.queues_max
+            )));
+        }
+        if self.write_start_blocks == 0 || self.write_start_blocks > CQ_PENDING_BLOCKS_MAX {
+            return Err(StorageError::InvalidConfig(format!(
+                "consume queue write_start_blocks {} must be in 1..={CQ_PENDING_BLOCKS_MAX}",
+                self.write_start_blocks
             )));
         }
         Ok(())
@@ -422,6 +444,13 @@ impl ConsumeQueues {
     #[must_use]
     pub fn pending_over_budget(&self) -> bool {
         self.pending_blocks >= CQ_PENDING_BLOCKS_MAX
+    }
+
+    /// True when enough full blocks wait to start a write round from the append path
+    /// ([`ConsumeQueueConfig::write_start_blocks`]), or dispatch must wait for one.
+    #[must_use]
+    pub fn write_round_ready(&self) -> bool {
+        self.pending_blocks >= self.config.write_start_blocks || self.pending_over_budget()
     }
 
     /// The next full blocks to write of each of up to `max` queues (one write per queue: up to

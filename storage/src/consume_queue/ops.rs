@@ -240,6 +240,20 @@ impl CqStore {
         self.drain_locked(Some(pending)).await
     }
 
+    /// [`Self::write_pending`] once [`ConsumeQueueConfig::write_start_blocks`] full blocks
+    /// wait (or the pending budget is exhausted); otherwise nothing: the blocks stay readable
+    /// in memory until a later call or the next [`Self::flush`] writes them, each file's run
+    /// of consecutive blocks in one write.
+    ///
+    /// # Errors
+    /// As [`Self::write_pending`].
+    pub async fn write_batched(&self) -> Result<()> {
+        if !self.with(|queues| queues.write_round_ready()) {
+            return Ok(());
+        }
+        self.write_pending().await
+    }
+
     /// Drains pending blocks, one write for each of up to [`CQ_WRITES_IN_FLIGHT_MAX`] queues
     /// at once: all of them (`None`, until none is left) or about `limit` blocks (whole rounds);
     /// the caller holds the write lock.

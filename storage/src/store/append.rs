@@ -314,7 +314,7 @@ impl Store {
     /// Refuses new appends while consume-queue blocks cannot be written (memory bound).
     pub(super) async fn ensure_dispatch_room(&self) -> Result<()> {
         if self.cqs.with(|queues| queues.pending_over_budget()) {
-            self.cqs.write_pending().await?;
+            self.cqs.write_batched().await?;
         }
         Ok(())
     }
@@ -523,7 +523,7 @@ impl Store {
                 // Full consume-queue blocks are written without the reput lock (they have their
                 // own), so the sends placed meanwhile still dispatch directly.
                 drop(guard);
-                let written = self.cqs.write_pending().await;
+                let written = self.cqs.write_batched().await;
                 self.report_block_writes(written.as_ref().err());
                 return Ok(());
             }
@@ -573,7 +573,7 @@ impl Store {
             // The records are stored whatever happens to their consume-queue blocks: a failed
             // block write stays pending (retried), and once the pending budget is exhausted new
             // appends are refused up front (`ensure_dispatch_room`) instead.
-            let written = self.cqs.write_pending().await;
+            let written = self.cqs.write_batched().await;
             self.report_block_writes(written.as_ref().err());
         }
         Ok(())

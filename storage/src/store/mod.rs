@@ -103,6 +103,9 @@ pub struct StoreConfig {
     pub cq_entries_per_file: u64,
     /// Consume-queue block cache, in 4 KiB blocks.
     pub cq_block_cache_blocks: usize,
+    /// Full consume-queue blocks that start a write round from the append path
+    /// ([`crate::consume_queue::CQ_WRITE_START_BLOCKS`] by default).
+    pub cq_write_start_blocks: usize,
     /// Most queues this store owns.
     pub queues_max: usize,
     /// Index entries held in memory before a sealed file is written.
@@ -118,6 +121,7 @@ impl StoreConfig {
             commitlog: CommitLogConfig::default(),
             cq_entries_per_file: CQ_ENTRIES_PER_FILE_DEFAULT,
             cq_block_cache_blocks: CQ_BLOCK_CACHE_BLOCKS_DEFAULT,
+            cq_write_start_blocks: crate::consume_queue::CQ_WRITE_START_BLOCKS,
             queues_max: CQ_QUEUES_MAX,
             index_active_entries_max: INDEX_ACTIVE_ENTRIES_DEFAULT,
         }

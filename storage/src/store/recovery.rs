@@ -45,6 +45,7 @@ pub(super) async fn open(config: StoreConfig, disk: Disk) -> Result<(Store, Stor
     let mut cq_config = ConsumeQueueConfig::new(root.join(CONSUME_QUEUE_DIR));
     cq_config.entries_per_file = config.cq_entries_per_file;
     cq_config.block_cache_blocks = config.cq_block_cache_blocks;
+    cq_config.write_start_blocks = config.cq_write_start_blocks;
     cq_config.queues_max = config.queues_max;
     let mut index_config = IndexConfig::new(root.join(INDEX_DIR));
     index_config.active_entries_max = config.index_active_entries_max;
@@ -178,7 +179,7 @@ impl Store {
                 records += 1;
             }
             offset = batch.next_offset.min(end);
-            self.cqs.write_pending().await?;
+            self.cqs.write_batched().await?;
         }
         Ok(records)
     }

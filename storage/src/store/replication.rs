@@ -323,7 +323,7 @@ impl Store {
             if self.reput_phys.get() < placed.end {
                 self.reput_phys.set(placed.end); // a trailing filler
             }
-            let written = self.cqs.write_pending().await;
+            let written = self.cqs.write_batched().await;
             self.report_block_writes(written.as_ref().err());
         }
         for &last in &placed.queue_last {
