@@ -87,6 +87,21 @@ impl ExtFields {
         start..self.text.len()
     }
 
+    /// Appends what `write` pushes onto the arena's end and returns its range; if `write`
+    /// gives up (`None`), the arena is cut back to where it was. An unescaping decoder writes
+    /// a value straight into the arena this way (no copy of its own).
+    pub(crate) fn push_with(
+        &mut self,
+        write: impl FnOnce(&mut String) -> Option<()>,
+    ) -> Option<Range<usize>> {
+        let start = self.text.len();
+        if write(&mut self.text).is_none() {
+            self.text.truncate(start);
+            return None;
+        }
+        Some(start..self.text.len())
+    }
+
     fn str_of(&self, span: Span) -> &str {
         &self.text[span.range()]
     }

@@ -39,8 +39,9 @@ pub const READ_BUFFER_SIZE_MIN: usize = 4 * 1024;
 /// come back small gets it halved back to [`READ_BUFFER_SIZE_MIN`].
 pub const READ_BUFFER_SIZE_MAX: usize = 64 * 1024;
 
-/// Room the writer starts a batch with when it holds no buffer (a quiet connection holds
-/// none); encoding grows it as needed, up to about [`WRITE_BATCH_BYTES_MAX`].
+/// Least room the writer starts a batch with when it holds no buffer (a quiet connection
+/// holds none): it starts with its last batch's size within this and
+/// [`WRITE_BATCH_BYTES_MAX`]; encoding grows it as needed, up to about the latter.
 pub const WRITE_BUFFER_SIZE_MIN: usize = 4 * 1024;
 
 /// The writer stops draining its queue into one buffer once it holds this many bytes, so one

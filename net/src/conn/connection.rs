@@ -478,13 +478,17 @@ async fn serve_request<H: Handler>(
 async fn write_loop(stream: &TcpStream, shared: &ConnShared) -> Result<(), ConnError> {
     let mut writer = stream;
     let mut buf = BytesMut::new();
+    // The last batch's size: a buffer given back when the queue went quiet comes back at
+    // that size (growing it from the minimum reallocated and copied it several times for
+    // every burst of replies).
+    let mut last_batch = 0_usize;
     loop {
         let open = poll_fn(|cx| shared.outbound.poll_ready(cx)).await;
         if !open {
             return Ok(());
         }
         if buf.capacity() == 0 {
-            buf.reserve(WRITE_BUFFER_SIZE_MIN);
+            buf.reserve(last_batch.clamp(WRITE_BUFFER_SIZE_MIN, WRITE_BATCH_BYTES_MAX));
         }
         let frames = fill_batch(shared, &mut buf);
         if buf.is_empty() {
@@ -497,6 +501,7 @@ async fn write_loop(stream: &TcpStream, shared: &ConnShared) -> Result<(), ConnE
             source,
         })?;
         shared.record_write(frames, buf.len());
+        last_batch = buf.len();
         buf.clear();
         if shared.outbound.len() == 0 {
             // Quiet: hold nothing until the next command.

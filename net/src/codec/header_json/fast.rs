@@ -192,8 +192,33 @@ impl<'a> Scanner<'a> {
     }
 
     /// The rest of a string that has an escape at `escape`; `start` is its first byte.
-    fn escaped_string(&mut self, start: usize, mut escape: usize) -> Option<String> {
-        let mut text = String::with_capacity(escape - start + 16);
+    fn escaped_string(&mut self, start: usize, escape: usize) -> Option<String> {
+        // Unescaping never lengthens: the rest of the header bounds the string.
+        let mut text = String::with_capacity(self.text.len() - start);
+        self.unescape_onto(start, escape, &mut text)?;
+        Some(text)
+    }
+
+    /// A string (the opening quote next) pushed onto `arena`'s end, unescaped; its range of
+    /// `arena`, or of the header when it has no escapes (nothing is pushed then).
+    fn string_onto(&mut self, fields: &mut ExtFields) -> Option<Range<usize>> {
+        self.eat(b'"')?;
+        let start = self.position;
+        let special = next_special(self.bytes(), start)?;
+        match self.bytes()[special] {
+            b'"' => {
+                self.position = special + 1;
+                Some(start..special)
+            }
+            b'\\' => fields.push_with(|arena| self.unescape_onto(start, special, arena)),
+            _ => None,
+        }
+    }
+
+    /// Appends the string that starts at `start` and has its first escape at `escape` to
+    /// `text`, unescaped, and moves past its closing quote. Gives up (`None`, `text` possibly
+    /// extended) on control bytes, bad escapes and surrogates.
+    fn unescape_onto(&mut self, start: usize, mut escape: usize, text: &mut String) -> Option<()> {
         let mut run = start;
         loop {
             text.push_str(&self.text[run..escape]);
@@ -226,7 +251,7 @@ impl<'a> Scanner<'a> {
                 b'"' => {
                     text.push_str(&self.text[run..special]);
                     self.position = special + 1;
-                    return Some(text);
+                    return Some(());
                 }
                 b'\\' => escape = special,
                 _ => return None,
@@ -253,10 +278,7 @@ impl<'a> Scanner<'a> {
             self.skip_whitespace();
             self.eat(b':')?;
             self.skip_whitespace();
-            let value = match self.string()? {
-                Text::Plain(range) => range,
-                Text::Unescaped(text) => fields.push_text(&text),
-            };
+            let value = self.string_onto(&mut fields)?;
             // Duplicate keys: the last one wins, as in the serde path.
             fields.insert_spans(key, value);
             self.skip_whitespace();
@@ -298,8 +320,11 @@ mod tests {
 
     #[test]
     fn takes_the_common_shapes() {
-        let headers: [&[u8]; 4] = [
+        let headers: [&[u8]; 5] = [
             br#"{"code":310,"extFields":{"a":"pg","b":"T","i":"TAGS\u0001A\u0002KEYS\u0001k\u0002"},"flag":0,"language":"JAVA","opaque":-7,"serializeTypeCurrentRPC":"JSON","version":403}"#,
+            // Escaped values unescaped onto the arena between plain ones; a later duplicate
+            // replaces an escaped one.
+            br#"{"code":1,"extFields":{"p":"x\u0001y\\","q":"z","r":"\t","p":"\u00e9"}}"#,
             br#"{"code":0,"flag":1,"language":"RUST","opaque":5,"remark":null,"serializeTypeCurrentRPC":"JSON","version":1}"#,
             b" {\"code\" : 1 , \"remark\":\"a\\\"b\\\\c\\/\\n\\u00e9\\u4e2d\", \"extFields\":{}}\n",
             br#"{"extFields":null,"code":2,"extFields":{"k":"v","k":"w","a":""}}"#,
