@@ -41,8 +41,14 @@ pub const READ_BUFFER_SIZE_MAX: usize = 64 * 1024;
 
 /// Least room the writer starts a batch with when it holds no buffer (a quiet connection
 /// holds none): it starts with its last batch's size within this and
-/// [`WRITE_BATCH_BYTES_MAX`]; encoding grows it as needed, up to about the latter.
+/// [`WRITE_BUFFER_START_MAX`]; encoding grows it as needed, up to about
+/// [`WRITE_BATCH_BYTES_MAX`].
 pub const WRITE_BUFFER_SIZE_MIN: usize = 4 * 1024;
+
+/// Most room the writer starts a batch with (its last batch's size, at most this): a burst of
+/// send replies (~15 KiB for 64) starts in a buffer that holds it, and a connection whose last
+/// batch was a large pull reply does not take that much again for a heartbeat's reply.
+pub const WRITE_BUFFER_START_MAX: usize = 64 * 1024;
 
 /// The writer stops draining its queue into one buffer once it holds this many bytes, so one
 /// syscall stays bounded and the queue frees room in steps.
@@ -82,6 +88,10 @@ const _: () = assert!(WRITE_QUEUE_CAPACITY_DEFAULT >= INFLIGHT_REQUESTS_PER_CONN
 const _: () = assert!(READ_BUFFER_SIZE_MIN >= crate::codec::frame::FRAME_SIZE_MIN);
 const _: () = assert!(READ_BUFFER_SIZE_MIN < READ_BUFFER_SIZE_MAX);
 const _: () = assert!(READ_BUFFER_SIZE_MAX <= WRITE_BATCH_BYTES_MAX);
+const _: () = assert!(
+    WRITE_BUFFER_SIZE_MIN <= WRITE_BUFFER_START_MAX
+        && WRITE_BUFFER_START_MAX <= WRITE_BATCH_BYTES_MAX
+);
 const _: () = assert!(WRITE_BUFFER_SIZE_MIN <= WRITE_BATCH_BYTES_MAX);
 const _: () = assert!(WRITE_BATCH_BYTES_MAX <= WRITE_BUFFER_RETAIN_MAX);
 const _: () = assert!(

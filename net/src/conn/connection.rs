@@ -30,7 +30,7 @@ use crate::codec::limits::FrameLimits;
 use super::budget::{PartialFrameBudget, ShedRecord};
 use super::config::{
     ConnConfig, PARTIAL_FRAME_BYTES_MAX_DEFAULT, WRITE_BATCH_BYTES_MAX, WRITE_BUFFER_RETAIN_MAX,
-    WRITE_BUFFER_SIZE_MIN,
+    WRITE_BUFFER_SIZE_MIN, WRITE_BUFFER_START_MAX,
 };
 use super::error::{ClientError, ConnError};
 use super::frame_clock::FrameProgress;
@@ -488,7 +488,7 @@ async fn write_loop(stream: &TcpStream, shared: &ConnShared) -> Result<(), ConnE
             return Ok(());
         }
         if buf.capacity() == 0 {
-            buf.reserve(last_batch.clamp(WRITE_BUFFER_SIZE_MIN, WRITE_BATCH_BYTES_MAX));
+            buf.reserve(last_batch.clamp(WRITE_BUFFER_SIZE_MIN, WRITE_BUFFER_START_MAX));
         }
         let frames = fill_batch(shared, &mut buf);
         if buf.is_empty() {
