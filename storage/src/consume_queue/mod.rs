@@ -65,12 +65,13 @@ pub const CQ_WRITE_BLOCKS_MAX: usize = 64;
 /// writes them: 1024 x 4 KiB = 4 MiB.
 pub const CQ_PENDING_BLOCKS_MAX: usize = 1024;
 
-/// Default full blocks (all queues together) that make a write round worth starting from the
-/// append path ([`ops::CqStore::write_batched`]): 256 x 4 KiB = 1 MiB. Fewer wait in memory for the
-/// next round or the store checkpoint's flush. Written as each one filled, a 1-shard broker
-/// taking 170k msgs/s into 8 queues made ~1,400 block writes a second, each an open, an fstat,
-/// an extending O_DIRECT write (which ext4 cannot complete without blocking: io_uring runs it on
-/// a worker thread) and a close, ~8 % of the shard's CPU (`perf-reports/2026-12-07-cq-batch/`).
+/// Default full blocks (all queues together) that make a write round worth starting from
+/// the append path ([`ops::CqStore::write_batched`]): 256 x 4 KiB = 1 MiB. Fewer wait in
+/// memory for the next round or the store checkpoint's flush. Written as each one filled, a
+/// 1-shard broker taking 190k msgs/s into 8 queues made ~1,480 block writes a second, each an
+/// open, an fstat, an extending O_DIRECT write (which ext4 cannot complete without blocking:
+/// io_uring runs it on a worker thread) and a close, ~8 % of the shard's CPU
+/// (`perf-reports/2026-12-07-cq-batch/`).
 pub const CQ_WRITE_START_BLOCKS: usize = 256;
 
 /// Block writes of different queues in flight at once (one per queue, so each queue's blocks

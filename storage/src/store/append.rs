@@ -314,7 +314,7 @@ impl Store {
     /// Refuses new appends while consume-queue blocks cannot be written (memory bound).
     pub(super) async fn ensure_dispatch_room(&self) -> Result<()> {
         if self.cqs.with(|queues| queues.pending_over_budget()) {
-            self.cqs.write_batched().await?;
+            self.cqs.write_pending().await?;
         }
         Ok(())
     }
