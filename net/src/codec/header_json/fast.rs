@@ -178,15 +178,25 @@ impl<'a> Scanner<'a> {
     /// A string: its range when it has no escapes, else its unescaped copy. Gives up on
     /// control bytes and surrogate escapes.
     fn string(&mut self) -> Option<Text> {
+        match self.string_head()? {
+            Ok(range) => Some(Text::Plain(range)),
+            Err((start, escape)) => self.escaped_string(start, escape).map(Text::Unescaped),
+        }
+    }
+
+    /// Opens a string (the opening quote next): `Ok` with its range when it has no escapes
+    /// (and moves past it), `Err((start, first escape))` when it has; `None` on a control
+    /// byte or the header's end.
+    fn string_head(&mut self) -> Option<Result<Range<usize>, (usize, usize)>> {
         self.eat(b'"')?;
         let start = self.position;
         let special = next_special(self.bytes(), start)?;
         match self.bytes()[special] {
             b'"' => {
                 self.position = special + 1;
-                Some(Text::Plain(start..special))
+                Some(Ok(start..special))
             }
-            b'\\' => self.escaped_string(start, special).map(Text::Unescaped),
+            b'\\' => Some(Err((start, special))),
             _ => None,
         }
     }
@@ -202,16 +212,11 @@ impl<'a> Scanner<'a> {
     /// A string (the opening quote next) pushed onto `arena`'s end, unescaped; its range of
     /// `arena`, or of the header when it has no escapes (nothing is pushed then).
     fn string_onto(&mut self, fields: &mut ExtFields) -> Option<Range<usize>> {
-        self.eat(b'"')?;
-        let start = self.position;
-        let special = next_special(self.bytes(), start)?;
-        match self.bytes()[special] {
-            b'"' => {
-                self.position = special + 1;
-                Some(start..special)
+        match self.string_head()? {
+            Ok(range) => Some(range),
+            Err((start, escape)) => {
+                fields.push_with(|arena| self.unescape_onto(start, escape, arena))
             }
-            b'\\' => fields.push_with(|arena| self.unescape_onto(start, special, arena)),
-            _ => None,
         }
     }
 
