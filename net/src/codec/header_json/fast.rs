@@ -203,8 +203,7 @@ impl<'a> Scanner<'a> {
 
     /// The rest of a string that has an escape at `escape`; `start` is its first byte.
     fn escaped_string(&mut self, start: usize, escape: usize) -> Option<String> {
-        // Unescaping never lengthens: the rest of the header bounds the string.
-        let mut text = String::with_capacity(self.text.len() - start);
+        let mut text = String::with_capacity(escape - start + 16);
         self.unescape_onto(start, escape, &mut text)?;
         Some(text)
     }
