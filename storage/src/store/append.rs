@@ -60,6 +60,9 @@ pub(super) struct Dispatch<'a> {
     pub(super) store_timestamp_ms: i64,
     pub(super) topic: &'a [u8],
     pub(super) keys: &'a [u8],
+    /// The keys' index hashes when the appending task computed them already (and prefetched
+    /// the chain heads they update, see [`Store::append_waiting`]); `None`: hashed at dispatch.
+    pub(super) key_hashes: Option<&'a [u64]>,
 }
 
 impl Dispatch<'_> {
@@ -78,6 +81,7 @@ impl<'a> Dispatch<'a> {
         queue_offset: u64,
         message: &BatchMessage<'a>,
         store_timestamp_ms: i64,
+        key_hashes: Option<&'a [u64]>,
     ) -> Self {
         Self {
             phys_offset: appended.phys_offset,
@@ -88,6 +92,7 @@ impl<'a> Dispatch<'a> {
             store_timestamp_ms,
             topic: topic.as_bytes(),
             keys: message.keys.as_bytes(),
+            key_hashes,
         }
     }
 }
@@ -103,6 +108,7 @@ impl<'a> From<&'a StoredRecord> for Dispatch<'a> {
             store_timestamp_ms: record.store_timestamp_ms,
             topic: &record.topic,
             keys: &record.keys,
+            key_hashes: None,
         }
     }
 }
@@ -118,6 +124,7 @@ impl<'a> From<&RecordView<'a>> for Dispatch<'a> {
             store_timestamp_ms: record.store_timestamp_ms,
             topic: record.topic,
             keys: record.keys,
+            key_hashes: None,
         }
     }
 }
@@ -197,6 +204,13 @@ impl Store {
     ) -> Result<AppendOutcome> {
         validate_topic(message.topic)?;
         validate_queue_id(message.queue_id)?;
+        // The index chain heads this record's keys will update are loaded while the record is
+        // placed: the insert at dispatch was a cache miss of its own for every unbatched send
+        // (the heads span MiBs; a batch's window prefetches its heads together instead).
+        let mut own_hashes = [0u64; INDEX_KEYS_PER_RECORD_MAX];
+        let key_count = hash_keys(message.topic, message.keys.as_bytes(), &mut own_hashes);
+        let key_hashes = &own_hashes[..key_count];
+        self.index.prefetch(key_hashes);
         self.ensure_dispatch_room().await?;
         // An idle queue's tail block is read back before the record is placed, so a failed
         // read refuses the append with nothing stored (the reput would otherwise fail after).
@@ -222,6 +236,7 @@ impl Store {
             queue_offset,
             &batch,
             store_timestamp_ms,
+            Some(key_hashes),
         );
         self.reput_placed(std::slice::from_ref(&placed)).await?;
         self.check_dispatched(message.topic, message.queue_id, queue_offset, &appended)
@@ -291,6 +306,7 @@ impl Store {
                     *queue_offset,
                     message,
                     store_timestamp_ms,
+                    None,
                 )
             })
             .collect();
@@ -648,7 +664,9 @@ impl Store {
                 record.phys_offset,
                 "records dispatched in log order, none skipped"
             );
-            let hashed = span.map(|(start, end)| &pool[start..end]);
+            let hashed = span
+                .map(|(start, end)| &pool[start..end])
+                .or(record.key_hashes);
             self.dispatch_record_hashed(record, DISPATCH_ALL, hashed)
                 .await?;
             self.reput_phys.set(record.end_offset());

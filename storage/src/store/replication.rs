@@ -95,6 +95,7 @@ impl PlacedRecord {
             store_timestamp_ms: self.store_timestamp_ms,
             topic: &chunk[self.topic.0..self.topic.0 + self.topic.1],
             keys: &chunk[self.keys.0..self.keys.0 + self.keys.1],
+            key_hashes: None,
         }
     }
 }
