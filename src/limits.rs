@@ -215,6 +215,15 @@ pub const FD_RESERVED_PER_SHARD: u64 = 1024;
 /// protocol crate's default cap).
 pub const CONNECTIONS_PER_LISTENER_MAX: usize = rmq_net::conn::config::CONNECTIONS_MAX_DEFAULT;
 
+// ---- SYNC_FLUSH replies (src/broker/durable_replies.rs) -------------------------------------
+
+/// Most SYNC_FLUSH replies one shard holds parked for their fdatasync, counting answered ones
+/// still waiting for room in a slow reader's write queue. A reply is a few hundred bytes, so
+/// this is a few MiB; past it a send waits in its request (bounded per connection by the
+/// requests it may have in flight), so a peer that never reads cannot grow it.
+pub const PARKED_REPLIES_MAX: usize = 16_384;
+const _: () = assert!(PARKED_REPLIES_MAX > 0);
+
 // ---- the mesh (src/runtime/mesh.rs) ---------------------------------------------------------
 
 /// Capacity of each shard's inbound channel: calls waiting for the target's inbox loop. 4096

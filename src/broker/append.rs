@@ -185,6 +185,21 @@ impl Settle {
         }
     }
 
+    /// The record's end when all that is left is its fdatasync on this shard (SYNC_FLUSH, no
+    /// slave wait): such a reply can be parked ([`super::durable_replies`]).
+    #[must_use]
+    pub fn durable_only_end(&self, shard: &Shard) -> Option<u64> {
+        match *self {
+            Self::Wait {
+                shard: stored_on,
+                end,
+                durable: true,
+                slave: false,
+            } if stored_on == shard.id => Some(end),
+            _ => None,
+        }
+    }
+
     /// Waits; returns the durability (`None`: unchanged) and the slave's answer.
     async fn settle(self, shard: &Shard) -> (Result<Option<Durability>, Failure>, SlaveAck) {
         let Self::Wait {
@@ -247,7 +262,7 @@ impl Settle {
 }
 
 /// A stored send's reply once its waits ended (see [`Settle::finish`]).
-fn settled_reply(
+pub(super) fn settled_reply(
     response: RemotingCommand,
     durability: Result<Option<Durability>, Failure>,
     ack: &SlaveAck,

@@ -18,8 +18,8 @@ use crate::runtime::ShardId;
 use super::append::Settle;
 use super::shard::{Shard, CONTROL_SHARD};
 use super::{
-    consumer_status, control, error_response, offset, offset_tables, pull, query, reply, reset,
-    send, sendback, sql92, stats, transaction, view, Failure, Outcome,
+    consumer_status, control, durable_replies, error_response, offset, offset_tables, pull, query,
+    reply, reset, send, sendback, sql92, stats, transaction, view, Failure, Outcome,
 };
 
 /// What routing learned about a request, carried to the shard that processes it so nothing is
@@ -85,7 +85,16 @@ impl Handler for BrokerHandler {
         let code = request.request_code();
         let response = match route(shard, &request).await {
             Ok(Route { target, plan }) if target == shard.id => {
-                let (response, settle) = process_local(shard, &request, &client, plan).await;
+                let (mut response, settle) = process_local(shard, &request, &client, plan).await;
+                if let (Some(end), false) = (settle.durable_only_end(shard), oneway) {
+                    // Only its fdatasync left: parked, answered by the shard's one task for
+                    // them; this request ends now.
+                    let reply = response.answering(request.opaque, request.serialize_type);
+                    match durable_replies::park(shard, end, ctx.handle(), reply, code, started) {
+                        None => return None,
+                        Some(reply) => response = reply,
+                    }
+                }
                 // What a stored send still waits for (its fdatasync, its slave) is waited for
                 // without the request: its frame's read buffer is released now.
                 drop(request);

@@ -18,6 +18,7 @@ pub mod clean_cq;
 pub mod consumer_status;
 pub mod control;
 pub mod dispatch;
+pub mod durable_replies;
 pub mod exporter;
 pub mod ha;
 pub mod live_config;

@@ -82,8 +82,11 @@ pub struct Shard {
     pub closed_conns: RefCell<Vec<crate::runtime::mesh::ConnKey>>,
     /// A task is sending `closed_conns`.
     pub closed_conns_flushing: std::cell::Cell<bool>,
-    /// Client requests this shard's connections are being answered for (the drain waits).
+    /// Client requests this shard's connections are being answered for (the drain waits);
+    /// parked SYNC_FLUSH replies count until they are sent.
     pub requests_in_flight: std::cell::Cell<usize>,
+    /// SYNC_FLUSH replies waiting for their fdatasync ([`super::durable_replies`]).
+    pub parked_replies: super::durable_replies::ParkedReplies,
     /// Replication state (master: the slave's session and progress; slave: the follow loop).
     pub ha: super::ha::HaShard,
     /// The HA address registered with the NameServers (`brokerIP2:<bound haListenPort>`).

@@ -515,6 +515,7 @@ async fn run_shard(mut seed: ShardSeed, ready: mpsc::Sender<Result<usize, StartE
     };
     compio::runtime::spawn(serve_inbox(Rc::clone(&shard), inbox)).detach();
     compio::runtime::spawn(maintenance(Rc::clone(&shard))).detach();
+    compio::runtime::spawn(super::durable_replies::run(Rc::clone(&shard))).detach();
     // As Java's ScheduleMessageService: only a master delivers delayed messages; a slave's
     // schedule queues are its master's, delivered there and replicated.
     if shard.config.broker_role.is_master() {
@@ -698,6 +699,7 @@ async fn open_shard(seed: ShardSeed) -> Result<Opened, StartError> {
         stopping: crate::runtime::latch::Latch::default(),
         stop_serving: crate::runtime::latch::Latch::default(),
         requests_in_flight: Cell::new(0),
+        parked_replies: super::durable_replies::ParkedReplies::default(),
         closed_conns: RefCell::new(Vec::new()),
         closed_conns_flushing: Cell::new(false),
         conns: RefCell::new(HashMap::new()),

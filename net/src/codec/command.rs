@@ -93,6 +93,18 @@ impl RemotingCommand {
         self
     }
 
+    /// This response made the answer to the request with `opaque` and `serialize_type`: the
+    /// request's opaque and encoding, flag RESPONSE (never ONEWAY). What a server connection
+    /// does to every handler's response, and what a handler answering later through the
+    /// connection's handle must do itself.
+    #[must_use]
+    pub fn answering(mut self, opaque: i32, serialize_type: SerializeType) -> Self {
+        self.opaque = opaque;
+        self.flag = (self.flag | FLAG_RESPONSE) & !FLAG_ONEWAY;
+        self.serialize_type = serialize_type;
+        self
+    }
+
     /// Builder: mark as oneway.
     #[must_use]
     pub fn oneway(mut self) -> Self {

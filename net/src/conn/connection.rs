@@ -23,7 +23,7 @@ use compio::net::TcpStream;
 use futures_util::future::{Fuse, FusedFuture, FutureExt};
 
 use crate::codec::codes::SerializeType;
-use crate::codec::command::{RemotingCommand, FLAG_ONEWAY, FLAG_RESPONSE};
+use crate::codec::command::RemotingCommand;
 use crate::codec::frame;
 use crate::codec::limits::FrameLimits;
 
@@ -454,7 +454,7 @@ async fn serve_request<H: Handler>(
     let code = request.code;
     let oneway = request.is_oneway();
     let serialize_type = request.serialize_type;
-    let Some(mut response) = handler.handle(ctx, request).await else {
+    let Some(response) = handler.handle(ctx, request).await else {
         return oneway;
     };
     if oneway {
@@ -462,9 +462,7 @@ async fn serve_request<H: Handler>(
         tracing::debug!(%peer, code, opaque, "response to a oneway request dropped");
         return oneway;
     }
-    response.opaque = opaque;
-    response.flag = (response.flag | FLAG_RESPONSE) & !FLAG_ONEWAY;
-    response.serialize_type = serialize_type;
+    let response = response.answering(opaque, serialize_type);
     if ctx.handle().shared.outbound.push(response).await.is_err() {
         let peer = ctx.peer_addr();
         tracing::debug!(%peer, code, opaque, "connection closed before the response was sent");

@@ -295,6 +295,17 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// What [`ConnHandle::try_queue`] did with a command.
+#[derive(Debug)]
+pub enum SendAttempt {
+    /// In the write queue.
+    Queued,
+    /// The write queue is full: the command comes back.
+    Full(RemotingCommand),
+    /// The connection is closed: the command was dropped.
+    Closed,
+}
+
 /// A cheap, cloneable reference to one live connection: send commands on it, send requests
 /// to the peer and await their responses, or close it. Held by handlers (e.g. the broker's
 /// consumer table, to send `NOTIFY_CONSUMER_IDS_CHANGED`) and by [`super::RemotingClient`].
@@ -393,12 +404,23 @@ impl ConnHandle {
     /// # Errors
     /// [`ClientError::WriteQueueFull`] or [`ClientError::ConnectionClosed`].
     pub fn try_send(&self, command: RemotingCommand) -> Result<(), ClientError> {
-        self.shared.outbound.try_push(command).map_err(|e| match e {
-            PushError::Full(_) => ClientError::WriteQueueFull {
+        match self.try_queue(command) {
+            SendAttempt::Queued => Ok(()),
+            SendAttempt::Full(_) => Err(ClientError::WriteQueueFull {
                 capacity: self.shared.write_queue_capacity,
-            },
-            PushError::Closed(_) => self.shared.closed_error(),
-        })
+            }),
+            SendAttempt::Closed => Err(self.shared.closed_error()),
+        }
+    }
+
+    /// Like [`Self::try_send`], for a caller that will wait for room elsewhere: a command the
+    /// full write queue cannot take comes back.
+    pub fn try_queue(&self, command: RemotingCommand) -> SendAttempt {
+        match self.shared.outbound.try_push(command) {
+            Ok(()) => SendAttempt::Queued,
+            Err(PushError::Full(command)) => SendAttempt::Full(command),
+            Err(PushError::Closed(_)) => SendAttempt::Closed,
+        }
     }
 
     /// Sends `request` as a oneway request (no response expected), with a fresh opaque and

@@ -29,5 +29,5 @@ pub use client::{RemotingClient, RequestCallback};
 pub use config::{ClientConfig, ConnConfig, ServeConfig};
 pub use connection::{serve_connection, Connection, Handler};
 pub use error::{ClientError, ConnError};
-pub use handle::{ConnContext, ConnHandle, ConnStats};
+pub use handle::{ConnContext, ConnHandle, ConnStats, SendAttempt};
 pub use listener::serve;

@@ -497,7 +497,10 @@ impl CommitLog {
 
     /// [`CommitLog::wait_durable`], giving up at `deadline` (`Ok(FlushOutcome::Timeout)`).
     /// The deadline is kept by the waiter registry's one reaper, not a timer per call.
-    async fn wait_durable_until(
+    ///
+    /// # Errors
+    /// As [`CommitLog::wait_durable`].
+    pub async fn wait_durable_until(
         &self,
         end_offset: u64,
         deadline: Option<Instant>,

@@ -12,6 +12,7 @@
 
 use crate::FastMap;
 use std::rc::Rc;
+use std::time::Instant;
 
 use crate::commitlog::record::RecordView;
 use crate::commitlog::{AppendRecord, Appended, FlushPolicy, StoredRecord};
@@ -503,13 +504,30 @@ impl Store {
     }
 
     pub(super) async fn durability(&self, end_offset: u64) -> Result<Durability> {
+        self.wait_durability_since(end_offset, Instant::now()).await
+    }
+
+    /// [`Self::wait_durability`] for a wait that began at `since`: the SYNC_FLUSH timeout
+    /// counts from then (a reply parked before its wait starts keeps its own deadline).
+    ///
+    /// # Errors
+    /// As [`Self::wait_durability`].
+    pub async fn wait_durability_since(
+        &self,
+        end_offset: u64,
+        since: Instant,
+    ) -> Result<Durability> {
         // Pair with `WaitForFlush::No`: only SYNC_FLUSH waits here.
         let config = self.log.config();
         if config.flush_policy == FlushPolicy::Async {
             return Ok(Durability::Appended);
         }
-        let timeout = config.sync_flush_timeout();
-        match self.log.wait_durable_timeout(end_offset, timeout).await? {
+        let deadline = since + config.sync_flush_timeout();
+        match self
+            .log
+            .wait_durable_until(end_offset, Some(deadline))
+            .await?
+        {
             crate::commitlog::FlushOutcome::Durable => Ok(Durability::Durable),
             crate::commitlog::FlushOutcome::Timeout => Ok(Durability::FlushTimeout),
         }

@@ -1,0 +1,224 @@
+//! Black-box tests of SYNC_FLUSH replies, with 1 and 2 shards: sends pipelined on several
+//! connections are each answered once, SUCCESS with their own offsets, and everything
+//! answered is stored; a flush wait that times out (`syncFlushTimeout=1`) answers
+//! FLUSH_DISK_TIMEOUT, and such a message is stored all the same (Java's meaning of the code);
+//! a clean stop answers every send it accepted (`src/broker/durable_replies.rs`).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{
+    block_on, create_topic, properties, pull_all, send_header, send_request, send_v2, sent, Broker,
+    TIMEOUT,
+};
+use futures_util::future::join_all;
+use rmq_net::codec::codes::{RequestCode, ResponseCode};
+use rmq_net::codec::header::send::SendMessageResponseHeader;
+use rmq_net::codec::header::CommandHeader;
+use rmq_net::conn::{ClientConfig, RemotingClient};
+
+const TOPIC: &str = "SyncFlushReplies";
+const QUEUES: i32 = 4;
+/// Connections sending at once.
+const CONNECTIONS: usize = 3;
+/// Sends each connection has in flight at once.
+const PIPELINED: usize = 64;
+/// Rounds of `PIPELINED` sends per connection.
+const ROUNDS: usize = 3;
+/// Most rounds of pipelined sends waiting for one to time out with a 1 ms flush timeout.
+const TIMEOUT_ROUNDS_MAX: usize = 200;
+
+fn body_of(conn: usize, index: usize) -> Vec<u8> {
+    format!("sync-flush-{conn}-{index}-{}", "x".repeat(index % 97)).into_bytes()
+}
+
+fn pipelined_sends_are_answered_once_each(shards: usize) {
+    let broker = Broker::start(shards, "flushDiskType=SYNC_FLUSH");
+    let clients: Vec<_> = (0..CONNECTIONS).map(|_| broker.client()).collect();
+    block_on(async {
+        create_topic(&clients[0], TOPIC, QUEUES, 6).await;
+        let mut answered = Vec::new();
+        for round in 0..ROUNDS {
+            let sends = clients.iter().enumerate().flat_map(|(conn, client)| {
+                (0..PIPELINED).map(move |i| {
+                    let index = round * PIPELINED + i;
+                    let body = body_of(conn, index);
+                    let queue_id = (index % QUEUES as usize) as i32;
+                    async move {
+                        let props =
+                            properties(Some("TagA"), Some(&format!("k-{conn}-{index}")), None);
+                        let reply = send_v2(client, TOPIC, queue_id, &body, &props).await;
+                        (queue_id, sent(&reply, &body))
+                    }
+                })
+            });
+            answered.extend(join_all(sends).await);
+        }
+        assert_eq!(answered.len(), CONNECTIONS * PIPELINED * ROUNDS);
+        let mut places = HashSet::new();
+        for (queue_id, sent) in &answered {
+            assert_eq!(sent.header.queue_id, *queue_id);
+            assert!(
+                places.insert((*queue_id, sent.header.queue_offset)),
+                "two sends answered with one queue offset: {:?}",
+                sent.header
+            );
+        }
+        for queue_id in 0..QUEUES {
+            let records = pull_all(&clients[0], TOPIC, queue_id).await;
+            let expected = answered.iter().filter(|(q, _)| *q == queue_id).count();
+            assert_eq!(
+                records.len(),
+                expected,
+                "queue {queue_id}: every answered send stored"
+            );
+            for (queue_id_sent, sent) in answered.iter().filter(|(q, _)| *q == queue_id) {
+                let record = &records[usize::try_from(sent.header.queue_offset).unwrap()];
+                assert_eq!(record.queue_id, *queue_id_sent);
+                assert_eq!(
+                    record.body, sent.body,
+                    "the answered offset holds that body"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn pipelined_sends_are_answered_once_each_1_shard() {
+    pipelined_sends_are_answered_once_each(1);
+}
+
+#[test]
+fn pipelined_sends_are_answered_once_each_2_shards() {
+    pipelined_sends_are_answered_once_each(2);
+}
+
+/// With a 1 ms flush timeout (the least `syncFlushTimeout`) some sends' waits expire before
+/// their group commit ends: they are answered FLUSH_DISK_TIMEOUT, with the send header (the
+/// message is stored, as Java's reply means). Rounds of pipelined sends continue until one
+/// was, at most [`TIMEOUT_ROUNDS_MAX`].
+fn flush_timeout_answers_flush_disk_timeout(shards: usize) {
+    let broker = Broker::start(shards, "flushDiskType=SYNC_FLUSH\nsyncFlushTimeout=1");
+    let client = broker.client();
+    block_on(async {
+        create_topic(&client, TOPIC, 1, 6).await;
+        let mut timeouts = 0;
+        let mut replies = Vec::new();
+        for round in 0..TIMEOUT_ROUNDS_MAX {
+            let sends = (0..PIPELINED).map(|index| {
+                let client = &client;
+                async move {
+                    let body = body_of(round, index);
+                    let props = properties(None, None, None);
+                    (send_v2(client, TOPIC, 0, &body, &props).await, body)
+                }
+            });
+            for (reply, body) in join_all(sends).await {
+                match reply.response_code() {
+                    ResponseCode::Success => {}
+                    ResponseCode::FlushDiskTimeout => timeouts += 1,
+                    other => panic!("a send answered {other:?}: {:?}", reply.remark),
+                }
+                replies.push((reply, body));
+            }
+            if timeouts > 0 {
+                break;
+            }
+        }
+        assert!(timeouts > 0, "no send timed out waiting for its fdatasync");
+        let records = pull_all(&client, TOPIC, 0).await;
+        assert_eq!(
+            records.len(),
+            replies.len(),
+            "timed-out sends are stored too"
+        );
+        let mut offsets = HashSet::new();
+        for (reply, body) in &replies {
+            let header = SendMessageResponseHeader::decode_command(reply)
+                .expect("a stored send's reply carries its send header");
+            assert!(offsets.insert(header.queue_offset), "one offset per send");
+            let record = &records[usize::try_from(header.queue_offset).unwrap()];
+            assert_eq!(record.body.as_ref(), body.as_slice());
+        }
+    });
+}
+
+#[test]
+fn flush_timeout_answers_flush_disk_timeout_1_shard() {
+    flush_timeout_answers_flush_disk_timeout(1);
+}
+
+#[test]
+fn flush_timeout_answers_flush_disk_timeout_2_shards() {
+    flush_timeout_answers_flush_disk_timeout(2);
+}
+
+/// A clean stop (SIGTERM) while sends wait for their fdatasync answers every send it stored
+/// before the connections close: after a restart, the stored messages are exactly the ones
+/// answered SUCCESS (a stored send left unanswered would be stored without its SUCCESS).
+#[test]
+fn clean_stop_answers_every_stored_send() {
+    let mut broker = Broker::start(1, "flushDiskType=SYNC_FLUSH");
+    block_on(create_topic(&broker.client(), TOPIC, 1, 6));
+    let addr = broker.addr.to_string();
+    let acknowledged = std::thread::scope(|scope| {
+        let sending = scope.spawn(move || {
+            let client = RemotingClient::new(addr, ClientConfig::default());
+            block_on(async {
+                let mut acknowledged = HashSet::new();
+                for round in 0.. {
+                    let sends = (0..PIPELINED).map(|i| {
+                        let client = &client;
+                        async move {
+                            let body = body_of(round, i);
+                            let header = send_header(TOPIC, 0, &properties(None, None, None));
+                            let request = send_request(
+                                RequestCode::SendMessageV2,
+                                &header,
+                                Bytes::from(body.clone()),
+                            );
+                            (client.invoke(request, TIMEOUT).await, body)
+                        }
+                    });
+                    let mut stopped = false;
+                    for (reply, body) in join_all(sends).await {
+                        match reply.map(|reply| reply.response_code()) {
+                            Ok(ResponseCode::Success) => {
+                                acknowledged.insert(body);
+                            }
+                            Ok(ResponseCode::ServiceNotAvailable) | Err(_) => stopped = true,
+                            Ok(other) => panic!("a send answered {other:?}"),
+                        }
+                    }
+                    if stopped {
+                        return acknowledged;
+                    }
+                }
+                unreachable!("the broker stops")
+            })
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        broker.terminate_and_restart();
+        sending.join().expect("sender thread")
+    });
+    assert!(
+        !acknowledged.is_empty(),
+        "sends were answered before the stop"
+    );
+    let stored: HashSet<Vec<u8>> = block_on(pull_all(&broker.client(), TOPIC, 0))
+        .into_iter()
+        .map(|record| record.body.to_vec())
+        .collect();
+    assert_eq!(
+        stored.len(),
+        acknowledged.len(),
+        "stored messages are exactly the acknowledged ones ({} stored, {} acknowledged)",
+        stored.len(),
+        acknowledged.len()
+    );
+    assert_eq!(stored, acknowledged);
+}
