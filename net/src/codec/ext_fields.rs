@@ -128,16 +128,18 @@ impl ExtFields {
         let _checked = &self.text[value.clone()];
         let key = Self::span(key.start, key.end);
         let value = Self::span(value.start, value.end);
-        let key_text = self.str_of(key);
+        let _checked = self.str_of(key);
+        let text = self.text.as_bytes();
+        let key_bytes = &text[key.range()];
         if self
             .entries
             .last()
-            .is_none_or(|(last, _)| text_cmp(self.str_of(*last), key_text).is_lt())
+            .is_none_or(|(last, _)| text_cmp(&text[last.range()], key_bytes).is_lt())
         {
             self.entries.push((key, value));
             return None;
         }
-        match self.position(key_text) {
+        match self.position_bytes(key_bytes) {
             Ok(index) => Some(std::mem::replace(&mut self.entries[index].1, value).range()),
             Err(index) => {
                 self.entries.insert(index, (key, value));
@@ -147,8 +149,15 @@ impl ExtFields {
     }
 
     fn position(&self, key: &str) -> Result<usize, usize> {
+        self.position_bytes(key.as_bytes())
+    }
+
+    /// [`Self::position`] on bytes: byte order is `str` order, and the arena's ranges were
+    /// checked for character boundaries when inserted.
+    fn position_bytes(&self, key: &[u8]) -> Result<usize, usize> {
+        let text = self.text.as_bytes();
         self.entries
-            .binary_search_by(|(existing, _)| text_cmp(self.str_of(*existing), key))
+            .binary_search_by(|(existing, _)| text_cmp(&text[existing.range()], key))
     }
 
     /// The value of `key`.
@@ -259,15 +268,16 @@ impl ExactSizeIterator for Iter<'_> {}
 
 /// `a.cmp(b)`, deciding on the first bytes when they differ (no `memcmp` call): keys are
 /// short and mostly differ there.
-fn text_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    match (a.as_bytes().first(), b.as_bytes().first()) {
+fn text_cmp(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    match (a.first(), b.first()) {
         (Some(x), Some(y)) if x != y => x.cmp(y),
         _ => a.cmp(b),
     }
 }
 
-/// Equality of two short texts without a `memcmp` call for the common mismatches.
-fn same_text(a: &[u8], b: &[u8]) -> bool {
+/// Equality of two short texts without a `memcmp` call for the common mismatches (names
+/// that differ in length or first byte).
+pub(crate) fn same_text(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.first() == b.first() && a == b
 }
 

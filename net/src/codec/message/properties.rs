@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use bytes::{BufMut, BytesMut};
 
 use super::super::error::CodecError;
+use super::super::ext_fields::same_text;
 use super::keys;
 
 /// Byte between a name and its value.
@@ -102,7 +103,7 @@ impl Properties {
             let found = if entries.len() <= DEDUP_LINEAR_SCAN_MAX {
                 entries
                     .iter()
-                    .position(|(n, _)| &text[n.start..n.end] == name)
+                    .position(|(n, _)| same_text(&text.as_bytes()[n.start..n.end], name.as_bytes()))
             } else {
                 if index.is_empty() {
                     index.extend(
@@ -148,6 +149,12 @@ impl Properties {
         &self.text[span.start..span.end]
     }
 
+    /// The span's bytes: for comparing and encoding, without `str` slicing's char-boundary
+    /// checks (every span lies on boundaries: it was cut at ASCII separators or pushed whole).
+    fn bytes_of(&self, span: Span) -> &[u8] {
+        &self.text.as_bytes()[span.start..span.end]
+    }
+
     fn push_text(&mut self, part: &str) -> Span {
         let start = self.text.len();
         self.text.push_str(part);
@@ -160,22 +167,25 @@ impl Properties {
     fn position(&self, name: &str) -> Option<usize> {
         self.entries
             .iter()
-            .position(|(n, _)| self.str_of(*n) == name)
+            .position(|(n, _)| same_text(self.bytes_of(*n), name.as_bytes()))
     }
 
     /// Bytes of the encoded string.
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        self.iter().map(|(n, v)| n.len() + v.len() + 2).sum()
+        self.entries
+            .iter()
+            .map(|(n, v)| n.end - n.start + v.end - v.start + 2)
+            .sum()
     }
 
     /// Appends the encoded string to `out`.
     pub fn encode(&self, out: &mut BytesMut) {
         out.reserve(self.encoded_len());
-        for (name, value) in self.iter() {
-            out.put_slice(name.as_bytes());
+        for &(name, value) in &self.entries {
+            out.put_slice(self.bytes_of(name));
             out.put_u8(NAME_VALUE_SEPARATOR);
-            out.put_slice(value.as_bytes());
+            out.put_slice(self.bytes_of(value));
             out.put_u8(PROPERTY_SEPARATOR);
         }
     }
