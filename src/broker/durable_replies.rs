@@ -73,20 +73,6 @@ impl std::fmt::Debug for ParkedReplies {
     }
 }
 
-impl ParkedReplies {
-    /// Replies parked now.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.queue.borrow().len()
-    }
-
-    /// `true` if nothing is parked.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// Parks `reply` (already made the answer to its request: see [`RemotingCommand::answering`])
 /// until this shard's CommitLog is durable up to `end`. The send counts as in flight until it
 /// is answered (a clean stop waits for it). Gives the reply back (`Some`) when the queue is
