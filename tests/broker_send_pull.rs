@@ -314,6 +314,18 @@ fn send_forms_and_pull_round_trip_2_shards() {
     send_forms_and_pull_round_trip(2, "");
 }
 
+/// Under SYNC_FLUSH every form is answered once its record is durable (single sends and
+/// batches parked for their fdatasync, `src/broker/durable_replies.rs`).
+#[test]
+fn send_forms_and_pull_round_trip_sync_flush_1_shard() {
+    send_forms_and_pull_round_trip(1, "flushDiskType=SYNC_FLUSH");
+}
+
+#[test]
+fn send_forms_and_pull_round_trip_sync_flush_2_shards() {
+    send_forms_and_pull_round_trip(2, "flushDiskType=SYNC_FLUSH");
+}
+
 /// The shards' polling event loop (`idlePollMicros`) serves the same requests.
 #[test]
 fn send_forms_and_pull_round_trip_2_polling_shards() {

@@ -1,7 +1,8 @@
 //! Black-box tests of SYNC_FLUSH replies, with 1 and 2 shards: sends pipelined on several
 //! connections are each answered once, SUCCESS with their own offsets, and everything
 //! answered is stored; a flush wait that times out (`syncFlushTimeout=1`) answers
-//! FLUSH_DISK_TIMEOUT, and such a message is stored all the same (Java's meaning of the code);
+//! FLUSH_DISK_TIMEOUT, and such a message (or batch) is stored all the same (Java's meaning of
+//! the code);
 //! a clean stop answers every send it accepted (`src/broker/durable_replies.rs`).
 
 mod common;
@@ -9,15 +10,16 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use common::{
-    block_on, create_topic, properties, pull_all, send_header, send_request, send_v2, sent, Broker,
-    TIMEOUT,
+    block_on, call, create_topic, properties, pull_all, send_header, send_request, send_v2, sent,
+    Broker, TIMEOUT,
 };
 use futures_util::future::join_all;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
 use rmq_net::codec::header::send::SendMessageResponseHeader;
 use rmq_net::codec::header::CommandHeader;
+use rmq_net::codec::message::{encode_batch, BatchEntry};
 use rmq_net::conn::{ClientConfig, RemotingClient};
 
 const TOPIC: &str = "SyncFlushReplies";
@@ -145,6 +147,71 @@ fn flush_timeout_answers_flush_disk_timeout(shards: usize) {
             assert_eq!(record.body.as_ref(), body.as_slice());
         }
     });
+}
+
+/// A SYNC_FLUSH batch is answered the same way: FLUSH_DISK_TIMEOUT with one msgId per entry,
+/// every entry stored.
+fn batch_flush_timeout_answers_flush_disk_timeout(shards: usize) {
+    const ENTRIES: usize = 3;
+    let broker = Broker::start(shards, "flushDiskType=SYNC_FLUSH\nsyncFlushTimeout=1");
+    let client = broker.client();
+    block_on(async {
+        create_topic(&client, TOPIC, 1, 6).await;
+        let mut stored = 0;
+        for round in 0..TIMEOUT_ROUNDS_MAX {
+            let sends = (0..PIPELINED / 8).map(|index| {
+                let client = &client;
+                async move {
+                    let entries: Vec<BatchEntry> = (0..ENTRIES)
+                        .map(|entry| BatchEntry {
+                            flag: 0,
+                            body: Bytes::from(body_of(round, index * ENTRIES + entry)),
+                            properties: properties(None, None, None),
+                        })
+                        .collect();
+                    let mut body = BytesMut::new();
+                    encode_batch(&entries, &mut body).expect("encode batch");
+                    let mut header = send_header(TOPIC, 0, &properties(None, None, None));
+                    header.batch = Some(true);
+                    let request =
+                        send_request(RequestCode::SendBatchMessage, &header, body.freeze());
+                    call(client, request).await
+                }
+            });
+            let mut timed_out = false;
+            for reply in join_all(sends).await {
+                match reply.response_code() {
+                    ResponseCode::Success => {}
+                    ResponseCode::FlushDiskTimeout => timed_out = true,
+                    other => panic!("a batch answered {other:?}: {:?}", reply.remark),
+                }
+                let header = SendMessageResponseHeader::decode_command(&reply)
+                    .expect("a stored batch's reply carries its send header");
+                assert_eq!(
+                    header.msg_id.split(',').count(),
+                    ENTRIES,
+                    "one msgId per entry"
+                );
+                stored += ENTRIES;
+            }
+            if timed_out {
+                let records = pull_all(&client, TOPIC, 0).await;
+                assert_eq!(records.len(), stored, "timed-out batches are stored too");
+                return;
+            }
+        }
+        panic!("no batch timed out waiting for its fdatasync");
+    });
+}
+
+#[test]
+fn batch_flush_timeout_answers_flush_disk_timeout_1_shard() {
+    batch_flush_timeout_answers_flush_disk_timeout(1);
+}
+
+#[test]
+fn batch_flush_timeout_answers_flush_disk_timeout_2_shards() {
+    batch_flush_timeout_answers_flush_disk_timeout(2);
 }
 
 #[test]

@@ -313,6 +313,15 @@ async fn append_on_owner(
     result.map(|(outcome, ack)| (owner, outcome, ack, Settle::Done))
 }
 
+/// How an append on this shard with `wait` waits for its fdatasync: under SYNC_FLUSH (unless
+/// `WAIT=false`) not in the store but in the caller's [`Settle`] (`true`), the store only
+/// asking the flusher to run. Returns the store's wait and whether the settle is durable.
+pub fn deferred_flush(shard: &Shard, wait: WaitForFlush) -> (WaitForFlush, bool) {
+    let durable = wait == WaitForFlush::AsPolicy
+        && shard.store.commitlog().config().flush_policy == FlushPolicy::Sync;
+    (if durable { WaitForFlush::No } else { wait }, durable)
+}
+
 /// Appends on the owner and says what the reply still waits for ([`Settle`]): the fdatasync
 /// under SYNC_FLUSH (unless `WAIT=false`), and on a SYNC_MASTER asked to replicate the slave's
 /// acknowledgement.
@@ -322,10 +331,7 @@ async fn append_here(
     wait: WaitForFlush,
     replicated: bool,
 ) -> Result<(AppendOutcome, Settle), Failure> {
-    let durable = wait == WaitForFlush::AsPolicy
-        && shard.store.commitlog().config().flush_policy == FlushPolicy::Sync;
-    // A durable wait is settled later: the append only asks the flusher to run.
-    let append_wait = if durable { WaitForFlush::No } else { wait };
+    let (append_wait, durable) = deferred_flush(shard, wait);
     let outcome = shard
         .store
         .append_waiting(message, append_wait)

@@ -425,9 +425,13 @@ async fn send_batch(
     }
     let messages = encoded.messages(header.sys_flag);
     super::append::refuse_on_slave(&shard.config)?;
+    // A SYNC_FLUSH batch's fdatasync is settled by the caller, with the slave's Ack if any
+    // (so the reply can be parked): the store does not wait for it.
+    let wait = wait_for_flush(batch_properties.get(keys::WAIT));
+    let (append_wait, durable) = super::append::deferred_flush(shard, wait);
     let outcome = shard
         .store
-        .append_batch(&header.topic, queue_id, &messages, Some(now))
+        .append_batch_waiting(&header.topic, queue_id, &messages, Some(now), append_wait)
         .await
         .map_err(|e| storage_failure(&e))?;
     let end = outcome
@@ -436,9 +440,7 @@ async fn send_batch(
         .map(|(phys, size)| phys + u64::from(*size))
         .max()
         .expect("a stored batch has records");
-    // The batch's own SYNC_FLUSH wait is in `append_batch`; the slave's is settled by the caller.
-    let replicate = wait_for_flush(batch_properties.get(keys::WAIT)) == WaitForFlush::AsPolicy;
-    let settle = Settle::after_append(shard, end, false, replicate);
+    let settle = Settle::after_append(shard, end, durable, wait == WaitForFlush::AsPolicy);
     let mut ids = String::new();
     for (index, (phys, _)) in outcome.records.iter().enumerate() {
         if index > 0 {

@@ -242,13 +242,7 @@ impl Store {
         self.reput_placed(std::slice::from_ref(&placed)).await?;
         self.check_dispatched(message.topic, message.queue_id, queue_offset, &appended)
             .await?;
-        let durability = match wait {
-            WaitForFlush::AsPolicy => self.durability(appended.end_offset).await?,
-            WaitForFlush::No => {
-                self.log.request_flush();
-                Durability::Appended
-            }
-        };
+        let durability = self.durability_for(wait, appended.end_offset).await?;
         Ok(AppendOutcome {
             phys_offset: appended.phys_offset,
             queue_offset,
@@ -270,6 +264,29 @@ impl Store {
         queue_id: i32,
         messages: &[BatchMessage<'_>],
         store_timestamp_ms: Option<i64>,
+    ) -> Result<BatchOutcome> {
+        self.append_batch_waiting(
+            topic,
+            queue_id,
+            messages,
+            store_timestamp_ms,
+            WaitForFlush::AsPolicy,
+        )
+        .await
+    }
+
+    /// Like [`Store::append_batch`], but `wait` may skip the SYNC_FLUSH durability wait, as
+    /// [`Store::append_waiting`] does.
+    ///
+    /// # Errors
+    /// As [`Store::append_batch`].
+    pub async fn append_batch_waiting(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        messages: &[BatchMessage<'_>],
+        store_timestamp_ms: Option<i64>,
+        wait: WaitForFlush,
     ) -> Result<BatchOutcome> {
         validate_topic(topic)?;
         validate_queue_id(queue_id)?;
@@ -316,7 +333,7 @@ impl Store {
             self.check_dispatched(topic, queue_id, *queue_offset, appended)
                 .await?;
         }
-        let durability = self.durability(end).await?;
+        let durability = self.durability_for(wait, end).await?;
         Ok(BatchOutcome {
             first_queue_offset,
             records: placed
@@ -501,6 +518,19 @@ impl Store {
     /// If `end_offset` is past the append mark.
     pub async fn wait_durability(&self, end_offset: u64) -> Result<Durability> {
         self.durability(end_offset).await
+    }
+
+    /// The durability wait an append asked for: under SYNC_FLUSH, `end_offset` made durable
+    /// ([`WaitForFlush::AsPolicy`]); or none, the flusher only asked to run
+    /// ([`WaitForFlush::No`], [`Durability::Appended`]).
+    async fn durability_for(&self, wait: WaitForFlush, end_offset: u64) -> Result<Durability> {
+        match wait {
+            WaitForFlush::AsPolicy => self.durability(end_offset).await,
+            WaitForFlush::No => {
+                self.log.request_flush();
+                Ok(Durability::Appended)
+            }
+        }
     }
 
     pub(super) async fn durability(&self, end_offset: u64) -> Result<Durability> {
