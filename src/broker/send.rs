@@ -303,7 +303,7 @@ pub async fn process_deferred(
     // Local unless diverted or parked into a queue another shard owns.
     let (owner, outcome, slave, settle) =
         super::append::append_routed_deferred(shard, &message, wait).await?;
-    let response = stored_reply(shard, request, owner, &outcome, &slave, queue_id, &uniq);
+    let response = stored_reply(shard, request, owner, &outcome, &slave, queue_id, uniq);
     Ok((response, settle))
 }
 
@@ -318,21 +318,24 @@ pub(crate) fn stored_reply(
     outcome: &AppendOutcome,
     slave: &SlaveAck,
     queue_id: i32,
-    uniq: &str,
+    uniq: String,
 ) -> RemotingCommand {
     let phys = global_offset(
         owner,
         i64::try_from(outcome.phys_offset).unwrap_or(i64::MAX),
     );
-    let reply = SendMessageResponseHeader::stored_ext(
-        shard.store_host,
-        phys,
+    let reply = SendMessageResponseHeader {
+        msg_id: msg_id::encode(shard.store_host, phys),
         queue_id,
-        i64::try_from(outcome.queue_offset).unwrap_or(i64::MAX),
-        uniq,
-    );
+        queue_offset: i64::try_from(outcome.queue_offset).unwrap_or(i64::MAX),
+        transaction_id: Some(uniq),
+        batch_uniq_id: None,
+        recall_handle: None,
+        msg_region: DEFAULT_REGION.into(),
+        trace_on: true,
+    };
     let response = with_slave_ack(with_durability(success(request), outcome.durability), slave);
-    response.with_ext_fields(reply)
+    response.with_ext_fields(reply.to_ext())
 }
 
 /// `WAIT=false` (any case) skips the SYNC_FLUSH wait; absent or anything else waits (Java's

@@ -340,7 +340,7 @@ pub async fn send_half(
     })
     .await??;
     Ok(super::send::stored_reply(
-        shard, request, owner, &outcome, &slave, queue_id, &uniq,
+        shard, request, owner, &outcome, &slave, queue_id, uniq,
     ))
 }
 

@@ -4,12 +4,9 @@
 //! CONSUMER_SEND_MSG_BACK (36). Must never pick the batch path from the request code: the
 //! `batch` flag (`m`) decides (§4.1).
 
-use std::net::SocketAddr;
-
 use crate::codec::codes::RequestCode;
 use crate::codec::command::ExtFields;
 use crate::codec::error::CodecError;
-use crate::codec::message::msg_id;
 
 use super::HeaderField;
 
@@ -236,33 +233,6 @@ command_header! {
     }
 }
 
-impl SendMessageResponseHeader {
-    /// The extFields of one stored message's reply, written straight into the map: the msgId of
-    /// `physical_offset` on `store_host`, `queue_id`, `queue_offset`, `uniq_key` as
-    /// `transactionId`, the default region and trace switch. Equal to the `to_ext()` of the
-    /// header with those fields (tested), without the header's own `String`s (a send's reply
-    /// built them for every message).
-    #[must_use]
-    pub fn stored_ext(
-        store_host: SocketAddr,
-        physical_offset: i64,
-        queue_id: i32,
-        queue_offset: i64,
-        uniq_key: &str,
-    ) -> ExtFields {
-        let mut out = ExtFields::with_capacity(6);
-        out.insert_with("msgId", |text| {
-            msg_id::encode_into(store_host, physical_offset, text);
-        });
-        queue_id.write("queueId", &mut out);
-        queue_offset.write("queueOffset", &mut out);
-        out.insert_with("transactionId", |text| text.push_str(uniq_key));
-        out.insert_with("MSG_REGION", |text| text.push_str(DEFAULT_REGION));
-        true.write("TRACE_ON", &mut out);
-        out
-    }
-}
-
 command_header! {
     /// CONSUMER_SEND_MSG_BACK (36) request; no response header.
     pub struct ConsumerSendMsgBackRequestHeader {
@@ -292,30 +262,6 @@ mod tests {
     use super::*;
     use crate::codec::header::testing::ArbField;
     use crate::codec::header::CommandHeader;
-
-    #[test]
-    fn stored_ext_is_the_headers_ext() {
-        for (host, phys, uniq) in [
-            ("10.0.0.7:10911", 0_i64, "7F0000010001B4AA1B6C2D0C58B90000"),
-            ("[2001:db8::1]:10911", 1 << 40, "X"),
-        ] {
-            let host: SocketAddr = host.parse().expect("address");
-            let header = SendMessageResponseHeader {
-                msg_id: msg_id::encode(host, phys),
-                queue_id: 3,
-                queue_offset: 12_345,
-                transaction_id: Some(uniq.to_owned()),
-                batch_uniq_id: None,
-                recall_handle: None,
-                msg_region: DEFAULT_REGION.into(),
-                trace_on: true,
-            };
-            assert_eq!(
-                SendMessageResponseHeader::stored_ext(host, phys, 3, 12_345, uniq),
-                header.to_ext()
-            );
-        }
-    }
 
     header_round_trip! {
         send_message_response: SendMessageResponseHeader,
