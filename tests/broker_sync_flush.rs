@@ -1,9 +1,8 @@
-//! Black-box tests of SYNC_FLUSH replies, with 1 and 2 shards: sends pipelined on several
-//! connections are each answered once, SUCCESS with their own offsets, and everything
-//! answered is stored; a flush wait that times out (`syncFlushTimeout=1`) answers
-//! FLUSH_DISK_TIMEOUT, and such a message (or batch) is stored all the same (Java's meaning of
-//! the code);
-//! a clean stop answers every send it accepted (`src/broker/durable_replies.rs`).
+//! Black-box tests of SYNC_FLUSH replies (`src/broker/durable_replies.rs`), with 1 and 2
+//! shards: sends pipelined on several connections are each answered once, SUCCESS with their
+//! own offsets, and everything answered is stored; a flush wait that times out
+//! (`syncFlushTimeout=1`) answers FLUSH_DISK_TIMEOUT, and such a message (or batch) is stored
+//! all the same (Java's meaning of the code); a clean stop answers every send it stored.
 
 mod common;
 
