@@ -127,21 +127,17 @@ pub async fn run(shard: Rc<Shard>) {
             }
         })
         .await;
-        let durable = shard.store.commitlog().durable_offset();
-        if durable < end {
-            match shard.store.wait_durability_since(end, since).await {
-                Ok(Durability::Durable) => {}
-                outcome => {
-                    // Timed out or failed: the oldest is answered as its own wait would have
-                    // been; the next ones get their own wait (and deadline).
-                    let front = parked.queue.borrow_mut().pop_front();
-                    let front = front.expect("only this task removes parked replies");
-                    answer(&shard, front, outcome);
-                    continue;
-                }
+        // Ready at once when the durable mark is already there.
+        match shard.store.wait_durability_since(end, since).await {
+            Ok(Durability::Durable) => answer_durable(&shard),
+            outcome => {
+                // Timed out or failed: the oldest is answered as its own wait would have
+                // been; the next ones get their own wait (and deadline).
+                let front = parked.queue.borrow_mut().pop_front();
+                let front = front.expect("only this task removes parked replies");
+                answer(&shard, front, outcome);
             }
         }
-        answer_durable(&shard);
     }
 }
 

@@ -125,10 +125,11 @@ impl ExtFields {
         key: Range<usize>,
         value: Range<usize>,
     ) -> Option<Range<usize>> {
-        let _checked = &self.text[value.clone()];
+        // Both ranges on character boundaries (slicing panics otherwise): every later read
+        // compares or copies their bytes without checking again.
+        let _checked = (&self.text[key.clone()], &self.text[value.clone()]);
         let key = Self::span(key.start, key.end);
         let value = Self::span(value.start, value.end);
-        let _checked = self.str_of(key);
         let text = self.text.as_bytes();
         let key_bytes = &text[key.range()];
         if self
