@@ -2,12 +2,16 @@
 //! shards: sends pipelined on several connections are each answered once, SUCCESS with their
 //! own offsets, and everything answered is stored; a flush wait that times out
 //! (`syncFlushTimeout=1`) answers FLUSH_DISK_TIMEOUT, and such a message (or batch) is stored
-//! all the same (Java's meaning of the code); a clean stop answers every send it stored.
+//! all the same (Java's meaning of the code); a clean stop answers every send it stored; a
+//! client that pipelines more sends than the shard parks (`PARKED_REPLIES_MAX`) and does not
+//! read its replies holds up no other client, and still gets every reply once it reads.
 
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use common::{
@@ -15,9 +19,12 @@ use common::{
     Broker, TIMEOUT,
 };
 use futures_util::future::join_all;
+use rmq::broker::durable_replies::PARKED_REPLIES_MAX;
 use rmq_net::codec::codes::{RequestCode, ResponseCode};
+use rmq_net::codec::frame;
 use rmq_net::codec::header::send::SendMessageResponseHeader;
 use rmq_net::codec::header::CommandHeader;
+use rmq_net::codec::limits::FrameLimits;
 use rmq_net::codec::message::{encode_batch, BatchEntry};
 use rmq_net::conn::{ClientConfig, RemotingClient};
 
@@ -287,4 +294,105 @@ fn clean_stop_answers_every_stored_send() {
         acknowledged.len()
     );
     assert_eq!(stored, acknowledged);
+}
+
+/// Sends the hostile client pipelines without reading a reply: more than one shard parks, so
+/// both the full-queue fallback (a send waiting in its request) and the replies waiting for
+/// room in the reader's write queue are reached.
+const UNREAD_SENDS: usize = PARKED_REPLIES_MAX * 2 + 8_192;
+/// The hostile connection's receive buffer: small, so its replies back up into the broker.
+const UNREAD_RECEIVE_BUFFER: usize = 4096;
+/// How long the hostile client keeps writing before the others are checked (it blocks once
+/// the broker stops reading it).
+const UNREAD_WRITE_GRACE: Duration = Duration::from_secs(3);
+
+/// A client pipelines [`UNREAD_SENDS`] SYNC_FLUSH sends on one connection and reads none of
+/// the replies. Meanwhile another connection's sends are answered SUCCESS. Once the hostile
+/// client reads, it gets every reply exactly once, SUCCESS, and everything answered is stored.
+fn a_client_that_does_not_read_holds_up_no_one(shards: usize) {
+    let broker = Broker::start(shards, "flushDiskType=SYNC_FLUSH");
+    let client = broker.client();
+    block_on(create_topic(&client, TOPIC, QUEUES, 6));
+    let mut frames = BytesMut::new();
+    for index in 0..UNREAD_SENDS {
+        let queue_id = (index % QUEUES as usize) as i32;
+        let header = send_header(TOPIC, queue_id, &properties(None, None, None));
+        let mut request = send_request(
+            RequestCode::SendMessageV2,
+            &header,
+            Bytes::from(body_of(0, index)),
+        );
+        request.opaque = i32::try_from(index).expect("opaque");
+        frame::encode(&request, &mut frames).expect("encode");
+    }
+    let stream =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    stream
+        .set_recv_buffer_size(UNREAD_RECEIVE_BUFFER)
+        .expect("SO_RCVBUF");
+    stream.connect(&broker.addr.into()).expect("connect");
+    let mut stream = TcpStream::from(stream);
+    let mut writer = stream.try_clone().expect("clone");
+    let writing = std::thread::spawn(move || writer.write_all(&frames).expect("write sends"));
+    let started = Instant::now();
+    while !writing.is_finished() && started.elapsed() < UNREAD_WRITE_GRACE {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The broker serves another connection while the hostile one's replies pile up.
+    let others = block_on(async {
+        let sends = (0..PIPELINED).map(|index| {
+            let client = &client;
+            async move {
+                let body = body_of(1, index);
+                let props = properties(None, None, None);
+                let reply = send_v2(client, TOPIC, (index % 2) as i32, &body, &props).await;
+                sent(&reply, &body)
+            }
+        });
+        join_all(sends).await
+    });
+    // Now the hostile client reads: every send answered once, SUCCESS.
+    stream
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("read timeout");
+    let limits = FrameLimits::default();
+    let mut answered = vec![false; UNREAD_SENDS];
+    let mut buffer = BytesMut::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut count = 0;
+    while count < UNREAD_SENDS {
+        let read = stream.read(&mut chunk).expect("read replies");
+        assert!(read > 0, "closed after {count} replies");
+        buffer.extend_from_slice(&chunk[..read]);
+        while let Some(reply) = frame::decode_from(&mut buffer, &limits).expect("reply frame") {
+            let index = usize::try_from(reply.opaque).expect("opaque");
+            assert_eq!(reply.response_code(), ResponseCode::Success, "send {index}");
+            assert!(!answered[index], "send {index} answered twice");
+            answered[index] = true;
+            count += 1;
+        }
+    }
+    writing.join().expect("writer thread");
+    let stored: usize = block_on(async {
+        let mut stored = 0;
+        for queue_id in 0..QUEUES {
+            stored += pull_all(&client, TOPIC, queue_id).await.len();
+        }
+        stored
+    });
+    assert_eq!(
+        stored,
+        UNREAD_SENDS + others.len(),
+        "every answered send stored"
+    );
+}
+
+#[test]
+fn a_client_that_does_not_read_holds_up_no_one_1_shard() {
+    a_client_that_does_not_read_holds_up_no_one(1);
+}
+
+#[test]
+fn a_client_that_does_not_read_holds_up_no_one_2_shards() {
+    a_client_that_does_not_read_holds_up_no_one(2);
 }
