@@ -356,7 +356,7 @@ pub struct BrokerConfig {
     /// `shards` (ours): shard count; default = number of cores.
     pub shards: Option<usize>,
     /// `idlePollMicros` (ours): how long a shard that just served something polls its ring
-    /// before it sleeps (`crate::runtime::poll_loop`; [`limits::IDLE_POLL_DEFAULT`], at most
+    /// before it sleeps (`rmq_net::poll_loop`; [`limits::IDLE_POLL_DEFAULT`], at most
     /// [`limits::IDLE_POLL_MAX`]).
     pub idle_poll: Duration,
     /// `frameCompletionTimeoutMillis` (ours): how long one frame may take to arrive once its

@@ -132,6 +132,11 @@ pub struct BenchArgs {
     /// Async mode: requests outstanding per connection.
     #[arg(long, default_value_t = 64)]
     pub inflight: usize,
+    /// Harness threads never sleep: each polls its io_uring ring until the run ends, a core
+    /// each. A round trip then measures the broker without the harness's own wake-up (the
+    /// broker's `idlePollMicros` polls with the same loop, within a budget).
+    #[arg(long)]
+    pub busy_poll: bool,
     /// Total send rate cap, messages/s (0 = unlimited).
     #[arg(long, default_value_t = 0)]
     pub rate: u64,

@@ -294,6 +294,7 @@ fn run_with_namesrv(
         send_mode: args.send_mode,
         inflight: args.inflight,
         timeout: args.request_timeout(),
+        busy_poll: args.busy_poll,
     });
     let plans = plan_threads(args, &prepared.route.read_queues);
     let (events_tx, events) = mpsc::channel();

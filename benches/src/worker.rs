@@ -58,6 +58,8 @@ pub struct RunShared {
     pub inflight: usize,
     /// Send timeout.
     pub timeout: Duration,
+    /// Threads poll their ring until the run ends instead of sleeping (`--busy-poll`).
+    pub busy_poll: bool,
 }
 
 /// One producer of a thread.
@@ -259,7 +261,15 @@ pub fn spawn_worker(
             }
             let thread = plan.index;
             match compio::runtime::Runtime::new() {
-                Ok(runtime) => runtime.block_on(run_worker(plan, shared, control, events)),
+                Ok(runtime) => {
+                    let idle_poll = if shared.busy_poll {
+                        rmq_net::poll_loop::NEVER_SLEEP
+                    } else {
+                        Duration::ZERO
+                    };
+                    let worker = run_worker(plan, shared, control, events);
+                    rmq_net::poll_loop::block_on(&runtime, worker, idle_poll);
+                }
                 Err(error) => {
                     let _ = events.send(WorkerEvent::SetupFailed {
                         thread,

@@ -1,5 +1,5 @@
 //! End-to-end runs of the harness against its in-process echo server: every send mode,
-//! batches, the rate cap, consumers, the TBW102 route fallback, and the binary writing its
+//! batches, the rate cap, busy-polling threads, consumers, the TBW102 route fallback, and the binary writing its
 //! report. Threads are not pinned so parallel tests do not fight over cores.
 
 use std::process::Command;
@@ -110,6 +110,29 @@ fn duration_and_rate_cap_hold() {
     assert!(
         (360.0..=440.0).contains(&full_second.acked_msgs_per_s),
         "{full_second:?}"
+    );
+}
+
+/// `--busy-poll` threads never sleep, yet their timers still fire: a counted run ends with
+/// every send acknowledged, and a rate-capped run holds its cap and its duration.
+#[test]
+fn busy_polling_threads_send_and_keep_their_timers() {
+    let counted = echo_run(&["--busy-poll", "--count", "500"]);
+    assert_eq!(counted.stats.acked.messages, 500);
+    assert_eq!(
+        counted.stats.errors.total(),
+        0,
+        "{:?}",
+        counted.stats.errors
+    );
+    let capped = echo_run(&["--busy-poll", "--duration", "1", "--rate", "400"]);
+    let acked = capped.stats.acked.messages;
+    // 1 s at 400/s, plus the bucket's initial burst; allow timer slack.
+    assert!((360..=440).contains(&acked), "acked {acked}");
+    assert!(
+        capped.produce_secs >= 1.0 && capped.produce_secs < 2.5,
+        "{}",
+        capped.produce_secs
     );
 }
 

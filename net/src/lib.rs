@@ -10,6 +10,8 @@
 //!   Java peer): framing with CRC-32C, handshake, data and acks.
 //! - `conn` (feature `runtime`): framed connections and the `RemotingClient` on compio.
 //!   It must never interpret a request: it moves `RemotingCommand`s.
+//! - `poll_loop` (feature `runtime`): a thread's event loop with an optional bounded busy-poll,
+//!   shared by the broker's shards and the benchmark harness.
 //!
 //! Must never: panic on input bytes, allocate beyond the limits in [`codec::limits`] and
 //! [`ha::limits`], or depend on the broker or the storage crate.
@@ -19,6 +21,9 @@ pub mod ha;
 
 #[cfg(feature = "runtime")]
 pub mod conn;
+
+#[cfg(feature = "runtime")]
+pub mod poll_loop;
 
 pub use codec::command::{ExtFields, RemotingCommand};
 pub use codec::error::CodecError;

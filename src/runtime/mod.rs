@@ -13,7 +13,7 @@ pub mod listener;
 pub mod memory;
 pub mod mesh;
 pub mod placement;
-pub mod poll_loop;
+pub use rmq_net::poll_loop;
 pub mod signal;
 
 use std::future::Future;

@@ -1,14 +1,19 @@
-//! A shard's event loop: compio's `block_on` loop, with a bounded busy-poll of the ring before
-//! the thread sleeps (`idlePollMicros`, ours, off by default; Seastar's and Redpanda's
-//! reactors poll the same way). A shard that was woken less than that long ago polls its
-//! io_uring completion queue, yielding its core to any other runnable thread between polls,
-//! instead of sleeping in `io_uring_enter`: a request arriving meanwhile is picked up without
-//! the thread's wake-up (on a VM, tens of µs for an idle vCPU). Under load it costs
-//! throughput: completions are reaped in smaller batches (`perf-reports/2026-12-07-settle/`).
+//! An event loop for one thread's compio runtime: compio's `block_on` loop, with a bounded
+//! busy-poll of the ring before the thread sleeps (Seastar's and Redpanda's reactors poll the
+//! same way).
 //!
-//! Owns: the loop only. Must never: poll without bound (it sleeps once the shard was idle for
-//! the whole budget), or poll the shard's main future without a wake (the runtime's own loop
-//! polls it every turn; this one polls it when its waker fired, as a future expects).
+//! - The broker's shards run on it (`idlePollMicros`, ours, off by default). A shard woken less
+//!   than that long ago polls its io_uring completion queue, yielding its core to any other
+//!   runnable thread between polls, instead of sleeping in `io_uring_enter`: a request arriving
+//!   meanwhile is picked up without the thread's wake-up (on a VM, tens of µs for an idle
+//!   vCPU). The budget restarts when the main future (the shard's serve loop) is woken.
+//! - `rmq-bench --busy-poll` runs on it with [`NEVER_SLEEP`], so that a round trip can be
+//!   measured without the harness's own wake-up.
+//!
+//! Owns: the loop only. Must never: poll without bound (it sleeps once the thread was idle for
+//! the whole budget) unless the caller asked for [`NEVER_SLEEP`]; wait in the kernel while it
+//! polls; or poll the main future without a wake (the runtime's own loop polls it every turn;
+//! this one polls it when its waker fired, as a future expects).
 
 use std::future::Future;
 use std::pin::pin;
@@ -36,6 +41,10 @@ impl Wake for Flag {
         self.driver.wake_by_ref();
     }
 }
+
+/// An `idle_poll` that never runs out: the thread polls until the future completes and never
+/// sleeps. For a benchmark harness on its own core (`rmq-bench --busy-poll`), never a broker.
+pub const NEVER_SLEEP: Duration = Duration::MAX;
 
 /// Runs `future` to completion on `runtime`. With a zero `idle_poll` this is compio's own
 /// `block_on`; otherwise, while the shard was woken less than `idle_poll` ago, an idle turn
@@ -76,8 +85,8 @@ pub fn block_on<F: Future>(runtime: &Runtime, future: F, idle_poll: Duration) ->
 /// Submits what is queued and reaps what has completed, without waiting for a completion.
 ///
 /// `poll_with(Some(ZERO))` alone asks the kernel for at least one completion with a zero
-/// timeout: with none ready, `io_uring_enter` arms and cancels a timer, which on a VM is a
-/// trap to the host each time (28 % of a polling shard's samples, `perf-reports/2026-12-08-poll/`).
+/// timeout: with none ready, `io_uring_enter` goes through its timed wait, which on this VM
+/// was 28 % of a polling shard's samples (`perf-reports/2026-12-08-poll/`).
 /// Marking the driver notified first (its own waker: a flag store while the driver is awake,
 /// as it is between polls on this thread) makes the same call ask for none.
 fn poll_without_waiting(runtime: &Runtime, driver: &Waker) {
@@ -91,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_polling_loop_runs_timers_io_and_spawned_tasks_to_completion() {
-        let runtime = crate::runtime::new_runtime().expect("runtime");
+        let runtime = Runtime::new().expect("runtime");
         let started = Instant::now();
         let answer = block_on(
             &runtime,
@@ -120,7 +129,7 @@ mod tests {
 
     #[test]
     fn a_zero_budget_is_the_runtime_s_own_loop() {
-        let runtime = crate::runtime::new_runtime().expect("runtime");
+        let runtime = Runtime::new().expect("runtime");
         assert_eq!(block_on(&runtime, async { 7 }, Duration::ZERO), 7);
     }
 }
