@@ -85,17 +85,16 @@ pub fn resolve_queue(config: &TopicConfig, queue_id: i32) -> Result<i32, Failure
     Ok(queue_id)
 }
 
-/// The send's topic config: from this shard's replica, else from the control shard, which
-/// auto-creates it from the request's template topic when allowed (PROTOCOL.md §4.1 step 3).
+/// The queue a send goes to, from its topic's config: this shard's replica, else the control
+/// shard's, which auto-creates the topic from the request's template topic when allowed
+/// (PROTOCOL.md §4.1 step 3). The replica's config is read in place, not cloned.
 ///
 /// # Errors
-/// TOPIC_NOT_EXIST (no template or auto-create off) or the control shard's refusal.
-pub async fn ensure_send_topic(
-    shard: &Rc<Shard>,
-    header: &SendMessageRequestHeader,
-) -> Result<TopicConfig, Failure> {
+/// TOPIC_NOT_EXIST (no template or auto-create off) or the control shard's refusal;
+/// NO_PERMISSION (the topic is not writeable); INVALID_PARAMETER (a queue id out of range).
+async fn send_queue(shard: &Rc<Shard>, header: &SendMessageRequestHeader) -> Result<i32, Failure> {
     if let Some(config) = shard.topics.get().get(&header.topic) {
-        return Ok(config.clone());
+        return writeable_queue(config, header);
     }
     // Unknown `%RETRY%` topics are created with one queue.
     let queues = if is_retry_topic(&header.topic) {
@@ -103,18 +102,32 @@ pub async fn ensure_send_topic(
     } else {
         header.default_topic_queue_nums
     };
-    super::control::ensure_topic(shard, &header.topic, &header.default_topic, queues).await
+    let config =
+        super::control::ensure_topic(shard, &header.topic, &header.default_topic, queues).await?;
+    writeable_queue(&config, header)
 }
 
-/// A send decoded and checked once, on the accepting shard: the header, the topic's config and
-/// the queue chosen. It crosses the mesh with the request, so the owner neither decodes the
-/// header again nor looks the topic up.
+/// The queue a send to `config`'s topic goes to, if the topic is writeable.
+fn writeable_queue(
+    config: &TopicConfig,
+    header: &SendMessageRequestHeader,
+) -> Result<i32, Failure> {
+    if !perm::is_writeable(config.perm) {
+        return Err(Failure::Code(
+            ResponseCode::NoPermission,
+            format!("the topic[{}] sending message is forbidden", header.topic),
+        ));
+    }
+    resolve_queue(config, header.queue_id)
+}
+
+/// A send decoded and checked once, on the accepting shard: the header and the queue chosen.
+/// It crosses the mesh with the request, so the owner neither decodes the header again nor
+/// looks the topic up.
 #[derive(Debug, Clone)]
 pub struct SendPlan {
     /// The decoded header (`queue_id` as the client sent it).
     pub header: SendMessageRequestHeader,
-    /// The topic's config when the send was planned.
-    pub config: TopicConfig,
     /// The queue the send goes to (picked here when the client sent a negative one).
     pub queue_id: i32,
 }
@@ -132,19 +145,8 @@ pub async fn plan(shard: &Rc<Shard>, request: &RemotingCommand) -> Result<SendPl
     // Before the topic checks: a slave must not auto-create topics either.
     super::append::refuse_on_slave(&shard.config)?;
     check_topic(shard, &header)?;
-    let config = ensure_send_topic(shard, &header).await?;
-    if !perm::is_writeable(config.perm) {
-        return Err(Failure::Code(
-            ResponseCode::NoPermission,
-            format!("the topic[{}] sending message is forbidden", header.topic),
-        ));
-    }
-    let queue_id = resolve_queue(&config, header.queue_id)?;
-    Ok(SendPlan {
-        header,
-        config,
-        queue_id,
-    })
+    let queue_id = send_queue(shard, &header).await?;
+    Ok(SendPlan { header, queue_id })
 }
 
 impl SendPlan {

@@ -12,8 +12,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::task::Waker;
 
-use crate::consume_queue::QueueKey;
-
 /// Parked pulls per queue (Java holds them in an unbounded list; a queue with more than this
 /// many consumers parked at once is abnormal and those extra pulls are answered at once).
 pub const LONG_POLL_WAITERS_PER_QUEUE_MAX: usize = 1024;
@@ -25,12 +23,19 @@ pub const LONG_POLL_WAITERS_MAX: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WaitersFull;
 
+/// One topic's waker lists, per queue id.
+type TopicWaiters = HashMap<i32, Vec<(u64, Waker)>>;
+
 /// Waker lists per queue.
+///
+/// Keyed by topic, then queue id, so that a dispatch looks its queue up by `&str` (a
+/// `(Rc<str>, i32)` key needed an `Rc<str>` allocated per dispatched record while anyone
+/// waited anywhere).
 #[derive(Debug, Default)]
 pub struct Notifier {
     next_id: Cell<u64>,
     total: Cell<usize>,
-    queues: RefCell<HashMap<QueueKey, Vec<(u64, Waker)>>>,
+    topics: RefCell<HashMap<Rc<str>, TopicWaiters>>,
 }
 
 impl Notifier {
@@ -57,8 +62,9 @@ impl Notifier {
         id: Option<u64>,
         waker: &Waker,
     ) -> Result<u64, WaitersFull> {
-        let mut queues = self.queues.borrow_mut();
-        let waiters = queues.entry((Rc::clone(topic), queue_id)).or_default();
+        let mut topics = self.topics.borrow_mut();
+        let queues = topics.entry(Rc::clone(topic)).or_default();
+        let waiters = queues.entry(queue_id).or_default();
         if let Some(id) = id {
             if let Some((_, existing)) = waiters.iter_mut().find(|(known, _)| *known == id) {
                 existing.clone_from(waker);
@@ -69,7 +75,10 @@ impl Notifier {
             || self.total.get() >= LONG_POLL_WAITERS_MAX
         {
             if waiters.is_empty() {
-                queues.remove(&(Rc::clone(topic), queue_id));
+                queues.remove(&queue_id);
+                if queues.is_empty() {
+                    topics.remove(&**topic);
+                }
             }
             return Err(WaitersFull);
         }
@@ -82,16 +91,21 @@ impl Notifier {
 
     /// Removes a registration (the future completed or was dropped).
     pub fn remove(&self, topic: &str, queue_id: i32, id: u64) {
-        let mut queues = self.queues.borrow_mut();
-        let key = (Rc::<str>::from(topic), queue_id);
-        let Some(waiters) = queues.get_mut(&key) else {
+        let mut topics = self.topics.borrow_mut();
+        let Some(queues) = topics.get_mut(topic) else {
+            return;
+        };
+        let Some(waiters) = queues.get_mut(&queue_id) else {
             return;
         };
         let before = waiters.len();
         waiters.retain(|(known, _)| *known != id);
         self.total.set(self.total.get() - (before - waiters.len()));
         if waiters.is_empty() {
-            queues.remove(&key);
+            queues.remove(&queue_id);
+            if queues.is_empty() {
+                topics.remove(topic);
+            }
         }
     }
 
@@ -100,10 +114,17 @@ impl Notifier {
         if self.is_empty() {
             return;
         }
-        let removed = self
-            .queues
-            .borrow_mut()
-            .remove(&(Rc::<str>::from(topic), queue_id));
+        let removed = {
+            let mut topics = self.topics.borrow_mut();
+            let Some(queues) = topics.get_mut(topic) else {
+                return;
+            };
+            let removed = queues.remove(&queue_id);
+            if queues.is_empty() {
+                topics.remove(topic);
+            }
+            removed
+        };
         if let Some(waiters) = removed {
             self.total.set(self.total.get() - waiters.len());
             for (_, waker) in waiters {
@@ -116,9 +137,9 @@ impl Notifier {
 impl Notifier {
     /// Wakes every waiter of every queue (store closing).
     pub fn wake_all(&self) {
-        let queues = std::mem::take(&mut *self.queues.borrow_mut());
+        let topics = std::mem::take(&mut *self.topics.borrow_mut());
         self.total.set(0);
-        for (_, waiters) in queues {
+        for waiters in topics.into_values().flat_map(HashMap::into_values) {
             for (_, waker) in waiters {
                 waker.wake();
             }

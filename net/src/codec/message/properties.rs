@@ -28,6 +28,10 @@ const DEDUP_LINEAR_SCAN_MAX: usize = 16;
 /// message (`MSG_REGION`, `TRACE_ON`, `CLUSTER`, sometimes `UNIQ_KEY`) without regrowing.
 const TEXT_HEADROOM: usize = 128;
 
+/// Entries a decoded map starts with room for: a sent message's own (TAGS, KEYS, UNIQ_KEY,
+/// WAIT) and the ones the broker adds (MSG_REGION, TRACE_ON, CLUSTER) fit without regrowing.
+const ENTRIES_START: usize = 8;
+
 /// Replaced and removed text is dropped from the arena once it exceeds this much and the live
 /// text: the arena stays within twice what the map holds plus this.
 const TEXT_GARBAGE_MAX: usize = 1024;
@@ -91,7 +95,7 @@ impl Properties {
                 end: start + part.len(),
             }
         };
-        let mut entries: Vec<(Span, Span)> = Vec::new();
+        let mut entries: Vec<(Span, Span)> = Vec::with_capacity(ENTRIES_START);
         let mut index: HashMap<&str, usize> = HashMap::new();
         for segment in text.split(char::from(PROPERTY_SEPARATOR)) {
             let Some((name, value)) = segment.split_once(char::from(NAME_VALUE_SEPARATOR)) else {
