@@ -86,7 +86,7 @@ pub fn block_on<F: Future>(runtime: &Runtime, future: F, idle_poll: Duration) ->
 ///
 /// `poll_with(Some(ZERO))` alone asks the kernel for at least one completion with a zero
 /// timeout: with none ready, `io_uring_enter` goes through its timed wait, which on this VM
-/// was 28 % of a polling shard's samples (`perf-reports/2026-12-08-poll/`).
+/// was 28 % of a polling shard's samples (`perf-reports/2026-12-08-poll-allocs/`).
 /// Marking the driver notified first (its own waker: a flag store while the driver is awake,
 /// as it is between polls on this thread) makes the same call ask for none.
 fn poll_without_waiting(runtime: &Runtime, driver: &Waker) {
