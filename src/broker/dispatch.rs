@@ -25,10 +25,6 @@ use super::{
 /// What routing learned about a request, carried to the shard that processes it so nothing is
 /// decoded or checked twice.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "moved once per request and never stored in bulk; boxing would allocate per send"
-)]
 pub enum Plan {
     /// Nothing: the processor decodes the request itself.
     None,
