@@ -512,9 +512,10 @@ const _: () = assert!(TIMER_ROUND_MS % TIMER_PRECISION_MS_MIN == 0);
 const _: () = assert!(TIMER_MAX_DELAY_SEC_DEFAULT <= TIMER_MAX_DELAY_SEC_LIMIT);
 
 /// `idlePollMicros` (ours) default: how long a shard that just served something polls its
-/// ring before it sleeps (`rmq_net::poll_loop`). Off: 50 µs took the p50 of 1-in-flight
-/// round trips from ~80 to ~52 µs, but cost 4-22 % of loaded throughput
-/// (`perf-reports/2026-12-07-settle/`).
+/// ring before it sleeps (`rmq_net::poll_loop`). Off: polling spends the core's idle time,
+/// which an operator chooses; 50 µs took the p50 of 1-in-flight round trips from 151–171 to
+/// 118–130 µs here, at 0.94–1.23× the loaded throughput of off
+/// (`perf-reports/2026-12-08-poll-allocs/`).
 pub const IDLE_POLL_DEFAULT: Duration = Duration::ZERO;
 
 /// `idlePollMicros` maximum: a shard never spins longer than this without sleeping.
