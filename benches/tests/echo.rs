@@ -1,6 +1,7 @@
 //! End-to-end runs of the harness against its in-process echo server: every send mode,
-//! batches, the rate cap, busy-polling threads, consumers, the TBW102 route fallback, and the binary writing its
-//! report. Threads are not pinned so parallel tests do not fight over cores.
+//! batches, the rate cap, busy-polling threads, consumers, the TBW102 route fallback, and the
+//! binary writing its report. Threads are not pinned so parallel tests do not fight over
+//! cores.
 
 use std::process::Command;
 use std::time::Duration;

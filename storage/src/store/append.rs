@@ -133,8 +133,8 @@ impl<'a> From<&RecordView<'a>> for Dispatch<'a> {
 /// Next queue offset of queues whose placed records are not all dispatched yet.
 ///
 /// A topic's entry stays, emptied, once its queues catch up: a stream of single sends to one
-/// topic then neither allocates nor frees here per message (the entry's key, map and slot
-/// were three allocations and three frees per send). Bounded by the topics placed to and not
+/// topic then neither allocates nor frees here per message (the entry's `Rc<str>` key and
+/// its queue map were two allocations and two frees per send). Bounded by the topics placed to and not
 /// removed ([`Inflight::remove_topic`]), plus one slot per queue with undispatched records.
 #[derive(Debug, Default)]
 pub(super) struct Inflight {
